@@ -1,0 +1,82 @@
+/**
+ * Exit codes are part of foobar's interface: scripts and cron depend on them.
+ *
+ * | code | meaning                                          |
+ * |------|--------------------------------------------------|
+ * | 0    | success (or nothing to do)                       |
+ * | 1    | failure                                          |
+ * | 2    | bad input or usage: nothing was changed          |
+ * | 3    | partial: some hosts failed, the others were done |
+ * | 4    | `plan --detailed-exitcode`: changes are pending  |
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  badInput: 2,
+  partial: 3,
+  changesPending: 4,
+} as const
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
+
+/** An error the user can fix: bad inventory, bad flag, missing secret. Exit 2. */
+export class UserError extends Error {
+  readonly exitCode: ExitCodeValue = ExitCode.badInput
+  constructor(
+    message: string,
+    readonly details: string[] = [],
+    readonly suggestions: string[] = [],
+  ) {
+    super(message)
+    this.name = 'UserError'
+  }
+}
+
+/** A remote command failed on a host. */
+export class RemoteError extends Error {
+  readonly exitCode: ExitCodeValue = ExitCode.failure
+  constructor(
+    readonly host: string,
+    readonly command: string,
+    readonly code: number | null,
+    readonly stderr: string,
+    message?: string,
+  ) {
+    super(message ?? `${host}: \`${command}\` failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`)
+    this.name = 'RemoteError'
+  }
+}
+
+/** Some hosts failed and the others were done. Exit 3. */
+export class PartialFailure extends Error {
+  readonly exitCode: ExitCodeValue = ExitCode.partial
+  constructor(
+    message: string,
+    readonly failed: Record<string, string>,
+  ) {
+    super(message)
+    this.name = 'PartialFailure'
+  }
+}
+
+/** A failure with a chosen exit code (1 unless told). */
+export class Failure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue = ExitCode.failure,
+  ) {
+    super(message)
+    this.name = 'Failure'
+  }
+}
+
+export function exitCodeOf(err: unknown): number {
+  if (err && typeof err === 'object' && 'exitCode' in err && typeof (err as {exitCode: unknown}).exitCode === 'number') {
+    return (err as {exitCode: number}).exitCode
+  }
+  if (err && typeof err === 'object' && 'oclif' in err) {
+    const exit = (err as {oclif?: {exit?: number}}).oclif?.exit
+    if (typeof exit === 'number') return exit
+  }
+  return ExitCode.failure
+}

@@ -1,0 +1,24 @@
+import {FoobarCommand} from '../../cli/base.js'
+import {type Host, loadInventory, selectHosts} from '../../inventory/index.js'
+
+export default class InventoryShow extends FoobarCommand<typeof InventoryShow> {
+  static summary = 'Print the resolved hosts (host > role > top level > defaults). Secrets are only references.'
+
+  async run(): Promise<{site: unknown; mysql: unknown; hosts: Host[]}> {
+    const inv = await loadInventory(this.flags.inventory)
+    const hosts = selectHosts(inv, this.flags.limit)
+    if (!this.jsonEnabled()) {
+      this.log(`site: ${inv.site.domain}${inv.site.aliases.length ? ` (+ ${inv.site.aliases.join(', ')})` : ''}`)
+      for (const h of hosts) {
+        this.log(`\n${h.name}  ${h.address}  roles: ${h.roles.join(', ')}${h.db ? `  (mysql ${h.db.role}, server_id ${h.db.serverId})` : ''}`)
+        this.log(`  ssh: ${h.ssh.user}@${h.address}:${h.ssh.port}${h.ssh.sudo ? ' (sudo)' : ''}${h.ssh.jumpHost ? ` via ${h.ssh.jumpHost}` : ''}`)
+        this.log(`  firewall: ${h.firewall.backend}, ssh from ${h.firewall.adminCidrs.join(', ')}`)
+        this.log(`  tls: ${h.tls.profile}, certificate ${h.tls.source.type}, HSTS ${h.tls.hsts.enabled ? `max-age=${h.tls.hsts.maxAge}` : 'off'}`)
+        if (h.roles.includes('lb')) this.log(`  lb: ${h.lb.balance}, health ${h.lb.healthCheck}, re-encrypt ${h.lb.reencrypt ? 'on' : 'OFF'}`)
+        this.log(`  monitoring: ${h.monitoring.enabled ? 'on' : 'off'}${h.apt.proxy ? `; apt proxy ${h.apt.proxy}` : ''}`)
+      }
+    }
+    // Secrets appear only as references ({env} / {file}); the values are read at apply time and never printed.
+    return {site: inv.site, mysql: inv.mysql, hosts}
+  }
+}

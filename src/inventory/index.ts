@@ -1,0 +1,5 @@
+export {loadInventory, parseInventory} from './loader.js'
+export {InventoryError} from './errors.js'
+export {selectHosts} from './select.js'
+export type * from './model.js'
+export {ROLES, type Role} from './schema.js'

@@ -1,0 +1,110 @@
+import type {SecretRef} from './primitives.js'
+import type {Role} from './schema.js'
+
+export interface PortRule {
+  port: number
+  proto: 'tcp' | 'udp'
+  /** Networks allowed; empty means anywhere. */
+  from: string[]
+  comment?: string
+}
+
+export interface SshSettings {
+  user: string
+  port: number
+  identityFile?: string
+  sudo: boolean
+  jumpHost?: string
+  knownHosts?: string
+  connectTimeout: number
+}
+
+export interface FirewallSettings {
+  backend: 'ufw' | 'iptables'
+  adminCidrs: string[]
+  extraPorts: Partial<Record<Role, PortRule[]>>
+  ipv6: boolean
+  revertAfter: number
+}
+
+export type TlsSource =
+  | {
+      type: 'acme'
+      directory: string
+      email: string
+      challenge: 'http-01' | 'dns-01'
+      dnsHook?: string
+      keyType: 'ecdsa' | 'rsa'
+      apiCaFile?: string
+      chainCaFile?: string
+      stateDir?: string
+    }
+  | {type: 'files'; cert: string; key: string; caFile?: string}
+  | {type: 'self-signed'; stateDir?: string}
+
+export interface TlsSettings {
+  profile: 'intermediate' | 'modern'
+  hsts: {enabled: boolean; maxAge: number; includeSubdomains: boolean; preload: boolean}
+  source: TlsSource
+}
+
+export interface LbSettings {
+  balance: 'roundrobin' | 'leastconn' | 'source' | 'first' | 'random'
+  healthCheck: string
+  reencrypt: boolean
+  backendPort: number
+}
+
+export interface MonitoringSettings {
+  enabled: boolean
+  sources: string[]
+}
+
+export interface AptSettings {
+  proxy?: string
+}
+
+export interface DbMembership {
+  role: 'primary' | 'replica'
+  /** Unique per database host: 1 for the primary, 2.. for replicas in inventory order. */
+  serverId: number
+}
+
+/** A host with every setting resolved (host > role > top level > defaults). */
+export interface Host {
+  name: string
+  address: string
+  family: 4 | 6
+  roles: Role[]
+  ssh: SshSettings
+  firewall: FirewallSettings
+  tls: TlsSettings
+  lb: LbSettings
+  monitoring: MonitoringSettings
+  apt: AptSettings
+  db?: DbMembership
+}
+
+export interface Site {
+  domain: string
+  aliases: string[]
+  email: string
+}
+
+export interface MysqlSettings {
+  engine: 'mariadb' | 'mysql'
+  primary?: string
+  replicas: string[]
+  replicationUser: string
+  replicationPassword?: SecretRef
+  monitorPassword?: SecretRef
+  port: number
+}
+
+export interface Inventory {
+  /** The file it was read from (absolute). */
+  file: string
+  site: Site
+  mysql?: MysqlSettings
+  hosts: Host[]
+}

@@ -1,0 +1,136 @@
+import {z} from 'zod'
+import {cidr, dnsName, email, envName, hostName, httpUrl, ipAddress, localPath, port, remotePath, secretRef, urlPath} from './primitives.js'
+
+export const ROLES = ['lb', 'web', 'db', 'monitoring'] as const
+export const role = z.enum(ROLES)
+export type Role = z.infer<typeof role>
+
+/*
+ * Settings come in layers: defaults <- top level <- role (`roles.<role>`) <- host. Every field of a layer is
+ * optional, so each layer is validated where it is written (errors point at the right line); the merged result
+ * is complete because defaults.ts fills every field.
+ */
+
+const portRule = z.strictObject({
+  port,
+  proto: z.enum(['tcp', 'udp']).optional(),
+  from: z.array(cidr).optional(),
+  comment: z.string().regex(/^[A-Za-z0-9 ._-]{0,60}$/, {error: 'must be letters, digits, spaces and . _ - (max 60)'}).optional(),
+})
+
+const sshLayer = z.strictObject({
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user name'}).optional(),
+  port: port.optional(),
+  identity_file: localPath.optional(),
+  sudo: z.boolean().optional(),
+  jump_host: z
+    .string()
+    .regex(/^(?:[a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9.:-]+(?::\d{1,5})?$/, {error: 'must be [user@]host[:port]'})
+    .optional(),
+  known_hosts: localPath.optional(),
+  connect_timeout: z.int().min(1).max(300).optional(),
+})
+
+const firewallLayer = z.strictObject({
+  backend: z.enum(['ufw', 'iptables']).optional(),
+  admin_cidrs: z.array(cidr).min(1, {error: 'must list at least one network allowed to reach SSH'}).optional(),
+  extra_ports: z.partialRecord(role, z.array(portRule)).optional(),
+  ipv6: z.boolean().optional(),
+  revert_after: z.int().min(30).max(3600).optional(),
+})
+
+const hstsLayer = z.strictObject({
+  enabled: z.boolean().optional(),
+  max_age: z.int().min(0).max(63072000 * 2).optional(),
+  include_subdomains: z.boolean().optional(),
+  preload: z.boolean().optional(),
+})
+
+const tlsSource = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({
+      type: z.literal('acme'),
+      directory: httpUrl,
+      email: email.optional(),
+      challenge: z.enum(['http-01', 'dns-01']).optional(),
+      dns_hook: localPath.optional(),
+      key_type: z.enum(['ecdsa', 'rsa']).optional(),
+      /** CA bundle to trust for the ACME directory's own API (pebble, a private CA). */
+      api_ca_file: localPath.optional(),
+      /** CA bundle that verifies the issued chain (backends' certificates, for HAProxy's re-encryption). */
+      chain_ca_file: localPath.optional(),
+      state_dir: localPath.optional(),
+    }),
+    z.strictObject({type: z.literal('files'), cert: localPath, key: localPath, ca_file: localPath.optional()}),
+    z.strictObject({type: z.literal('self-signed'), state_dir: localPath.optional()}),
+  ],
+  {error: 'must have type: acme, files or self-signed'},
+)
+
+const tlsLayer = z.strictObject({
+  profile: z.enum(['intermediate', 'modern']).optional(),
+  hsts: hstsLayer.optional(),
+  source: tlsSource.optional(),
+})
+
+const lbLayer = z.strictObject({
+  balance: z.enum(['roundrobin', 'leastconn', 'source', 'first', 'random']).optional(),
+  health_check: urlPath.optional(),
+  reencrypt: z.boolean().optional(),
+  backend_port: port.optional(),
+})
+
+const monitoringLayer = z.strictObject({
+  enabled: z.boolean().optional(),
+  /** Networks allowed to scrape the exporters (besides the monitoring host). */
+  sources: z.array(cidr).optional(),
+})
+
+const aptLayer = z.strictObject({
+  proxy: httpUrl.optional(),
+})
+
+export const layerShape = {
+  ssh: sshLayer.optional(),
+  firewall: firewallLayer.optional(),
+  tls: tlsLayer.optional(),
+  lb: lbLayer.optional(),
+  monitoring: monitoringLayer.optional(),
+  apt: aptLayer.optional(),
+}
+export const LAYER_KEYS = Object.keys(layerShape) as Array<keyof typeof layerShape>
+export const layer = z.strictObject(layerShape)
+export type Layer = z.infer<typeof layer>
+
+export const hostSchema = z.strictObject({
+  name: hostName,
+  address: ipAddress,
+  roles: z.array(role, {error: 'must be a list of roles: lb, web, db, monitoring'}).min(1, {error: 'must name at least one role'}),
+  ...layerShape,
+})
+
+export const mysqlSchema = z.strictObject({
+  engine: z.enum(['mariadb', 'mysql']).default('mariadb'),
+  // A list is accepted here only so that two primaries get their own clear error (one writer only).
+  primary: z.union([hostName, z.array(hostName)], {error: 'must be the name of one host'}).optional(),
+  replicas: z.array(hostName).default([]),
+  replication_user: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, {error: 'must be a MySQL user name (a-z, 0-9, _)'}).default('repl'),
+  replication_password: secretRef.optional(),
+  monitor_password: secretRef.optional(),
+  port: port.default(3306),
+})
+
+export const inventorySchema = z.strictObject({
+  site: z.strictObject({
+    domain: dnsName,
+    aliases: z.array(dnsName).default([]),
+    email,
+  }),
+  ...layerShape,
+  mysql: mysqlSchema.optional(),
+  roles: z.partialRecord(role, layer).optional(),
+  hosts: z.array(hostSchema).min(1, {error: 'must list at least one host'}),
+})
+export type InventoryFile = z.infer<typeof inventorySchema>
+export {envName}

@@ -1,0 +1,17 @@
+import {UserError} from '../cli/errors.js'
+import type {Host, Inventory} from './model.js'
+import {ROLES} from './schema.js'
+
+/** `--limit web1,lb`: host names or role names; unknown names are an error rather than silently nothing. */
+export function selectHosts(inventory: Inventory, limit: string[] | undefined): Host[] {
+  if (!limit || limit.length === 0) return inventory.hosts
+  const wanted = limit.map((l) => l.trim()).filter(Boolean)
+  const unknown = wanted.filter((w) => !inventory.hosts.some((h) => h.name === w) && !(ROLES as readonly string[]).includes(w))
+  if (unknown.length > 0) {
+    throw new UserError(`--limit: no host or role named ${unknown.map((u) => JSON.stringify(u)).join(', ')}`, [
+      `hosts: ${inventory.hosts.map((h) => h.name).join(', ')}`,
+      `roles: ${ROLES.join(', ')}`,
+    ])
+  }
+  return inventory.hosts.filter((h) => wanted.includes(h.name) || h.roles.some((r) => wanted.includes(r)))
+}
