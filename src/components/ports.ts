@@ -1,0 +1,14 @@
+/** Well-known ports foobar uses. Exporters listen on the host's private address only. */
+export const PORTS = {
+  http: 80,
+  https: 443,
+  app: 8080,
+  nginxStatus: 8081,
+  haproxyStats: 8404,
+  haproxyMetrics: 8405,
+  nodeExporter: 9100,
+  nginxExporter: 9113,
+  mysqldExporter: 9104,
+  prometheus: 9090,
+  syslogTls: 6514,
+} as const

@@ -1,0 +1,28 @@
+/*
+ * Second line of defence behind the inventory schema: a value that reaches a config file or a shell command must
+ * not be able to change its structure. Templates hold the syntax (quotes, braces, semicolons); values never do.
+ */
+
+const CONFIG_UNSAFE = /[\u0000-\u001f\u007f;{}"'`$\\<>|&]/
+
+/** Throws if any string in the view model could break out of its place in a config file. */
+export function assertSafeView(view: unknown, path = 'view'): void {
+  if (typeof view === 'string') {
+    if (CONFIG_UNSAFE.test(view)) throw new Error(`unsafe value at ${path}: ${JSON.stringify(view)} (control characters or config syntax)`)
+    return
+  }
+  if (Array.isArray(view)) {
+    view.forEach((v, i) => assertSafeView(v, `${path}[${i}]`))
+    return
+  }
+  if (view && typeof view === 'object') {
+    for (const [k, v] of Object.entries(view)) assertSafeView(v, `${path}.${k}`)
+  }
+}
+
+/** Quote one argument for a POSIX shell: the only way values enter remote commands. */
+export function shq(value: string | number): string {
+  const s = String(value)
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s
+  return `'${s.replace(/'/g, `'\\''`)}'`
+}

@@ -1,0 +1,29 @@
+import {readFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import Handlebars from 'handlebars'
+import {assertSafeView} from './safe.js'
+
+/** templates/ at the repository root (dist/render/ -> ../../templates). */
+export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates')
+
+const hb = Handlebars.create()
+hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ' ') : ''))
+hb.registerHelper('eq', (a: unknown, b: unknown) => a === b)
+
+const cache = new Map<string, Handlebars.TemplateDelegate>()
+
+/**
+ * Renders templates/<name>.hbs. `strict` makes a missing key an error, `noEscape` keeps config syntax intact;
+ * the view model is checked for values that could inject syntax before anything is rendered.
+ */
+export function renderTemplate(name: string, view: Record<string, unknown>): string {
+  assertSafeView(view)
+  let template = cache.get(name)
+  if (!template) {
+    const source = readFileSync(join(TEMPLATE_DIR, `${name}.hbs`), 'utf8')
+    template = hb.compile(source, {strict: true, noEscape: true})
+    cache.set(name, template)
+  }
+  return template(view)
+}
