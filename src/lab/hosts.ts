@@ -1,0 +1,173 @@
+import {existsSync} from 'node:fs'
+import {chown, mkdir, readFile, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+import {Failure} from '../cli/errors.js'
+import {run, waitFor} from './exec.js'
+import {ADMIN_USER} from './image.js'
+import {netnsOf, netnsPath} from './network.js'
+import {IMAGE_DIR, NAME_PREFIX, type LabPaths} from './paths.js'
+import {childrenOf, livePid, startDetached, stopProcess, treePssMiB} from './process.js'
+import {sshRun} from './ssh.js'
+import type {LabHost} from './spec.js'
+
+const SUPERVISOR = 'foobar-lab-supervisor'
+const HOST_KEY_TYPES = ['ed25519', 'ecdsa', 'rsa'] as const
+
+// `systemctl reboot` in a guest makes nspawn exit 133: boot it again, so a guest reboot behaves like a VM's.
+// Any other exit (poweroff, SIGTERM from `lab down`) ends the loop. The current nspawn PID goes to $1.
+const SUPERVISOR_SCRIPT = `pidfile=$1; shift
+while :; do
+  "$@" &
+  echo $! > "$pidfile"
+  wait $!
+  rc=$?
+  [ "$rc" = 133 ] || exit "$rc"
+  echo "${SUPERVISOR}: guest rebooted (nspawn exit 133), booting it again"
+done`
+
+/** Overlay mounts under the lab directory (left by this lab or a crashed one). */
+export async function labMounts(paths: LabPaths): Promise<string[]> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8')
+  return mounts
+    .split('\n')
+    .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => m !== undefined && m.startsWith(paths.root + '/'))
+}
+
+/** The host's disk: its own upper dir over the shared read-only image (kept across `down` unless --purge). */
+async function mountOverlay(paths: LabPaths, name: string): Promise<void> {
+  const h = paths.host(name)
+  await Promise.all([h.upper, h.work, h.root].map((d) => mkdir(d, {recursive: true})))
+  if ((await labMounts(paths)).includes(h.root)) return
+  const options = `lowerdir=${IMAGE_DIR},upperdir=${h.upper},workdir=${h.work}`
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', options, h.root], {what: `${name}: mount overlay`})
+}
+
+function etcHosts(all: LabHost[]): string {
+  const lab = all.map((h) => `${h.address}\t${h.name} ${h.name}.lab.foobar.test`).join('\n')
+  return `127.0.0.1\tlocalhost
+::1\t\tlocalhost ip6-localhost ip6-loopback
+ff02::1\t\tip6-allnodes
+ff02::2\t\tip6-allrouters
+
+# foobar lab hosts
+${lab}
+`
+}
+
+async function idsOf(rootDir: string, user: string): Promise<{uid: number; gid: number}> {
+  const passwd = await readFile(path.join(rootDir, 'etc/passwd'), 'utf8')
+  const fields = passwd.split('\n').find((l) => l.startsWith(`${user}:`))?.split(':')
+  if (!fields) throw new Failure(`lab image has no user ${user}: delete ${IMAGE_DIR} to rebuild it`)
+  return {uid: Number(fields[2]), gid: Number(fields[3])}
+}
+
+async function authorize(rootDir: string, home: string, user: string, publicKey: string): Promise<void> {
+  const {uid, gid} = await idsOf(rootDir, user)
+  const dir = path.join(rootDir, home, '.ssh')
+  await mkdir(dir, {recursive: true, mode: 0o700})
+  await writeFile(path.join(dir, 'authorized_keys'), publicKey, {mode: 0o600})
+  await chown(dir, uid, gid)
+  await chown(path.join(dir, 'authorized_keys'), uid, gid)
+}
+
+/** Mount the host's overlay and give it its name, the lab's /etc/hosts and the lab key (root and deploy). */
+export async function prepareHost(paths: LabPaths, host: LabHost, all: LabHost[], publicKey: string): Promise<void> {
+  await mountOverlay(paths, host.name)
+  const rootDir = paths.host(host.name).root
+  await writeFile(path.join(rootDir, 'etc/hostname'), `${host.name}\n`)
+  await writeFile(path.join(rootDir, 'etc/hosts'), etcHosts(all))
+  await authorize(rootDir, 'root', 'root', publicKey)
+  await authorize(rootDir, `home/${ADMIN_USER}`, ADMIN_USER, publicKey)
+}
+
+export async function bootHost(paths: LabPaths, host: LabHost): Promise<void> {
+  const h = paths.host(host.name)
+  const nspawn = [
+    'systemd-nspawn', '--boot', '--quiet',
+    // The outer machine has no systemd/dbus to register with.
+    '--register=no', '--keep-unit',
+    '--console=read-only',
+    `--machine=${NAME_PREFIX}${host.name}`, `--hostname=${host.name}`,
+    // Both: the path alone drops CAP_NET_ADMIN (no ufw/nft inside); --private-network keeps the given netns.
+    `--network-namespace-path=${netnsPath(host.name)}`, '--private-network',
+    '-D', h.root,
+  ]
+  await startDetached({file: 'sh', args: ['-c', SUPERVISOR_SCRIPT, SUPERVISOR, h.nspawnPid, ...nspawn], log: h.log, pidFile: h.pid})
+}
+
+export interface HostProcesses {
+  supervisor?: number
+  nspawn?: number
+}
+
+export async function hostProcesses(paths: LabPaths, name: string): Promise<HostProcesses> {
+  const h = paths.host(name)
+  return {supervisor: await livePid(h.pid, h.root), nspawn: await livePid(h.nspawnPid, h.root)}
+}
+
+async function logTail(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return text.trim().split('\n').slice(-5).join(' | ')
+}
+
+async function assertBooting(paths: LabPaths, name: string): Promise<void> {
+  if ((await hostProcesses(paths, name)).supervisor === undefined) {
+    const h = paths.host(name)
+    throw new Failure(`${name}: systemd-nspawn exited while booting (${h.log}): ${await logTail(h.log)}`)
+  }
+}
+
+/** The host's own public host keys as known_hosts lines, once its first boot generated all of them. */
+async function readHostKeys(paths: LabPaths, host: LabHost): Promise<string[] | undefined> {
+  const lines: string[] = []
+  for (const type of HOST_KEY_TYPES) {
+    const file = path.join(paths.host(host.name).root, `etc/ssh/ssh_host_${type}_key.pub`)
+    if (!existsSync(file)) return undefined
+    const [kind, blob] = (await readFile(file, 'utf8')).trim().split(/\s+/)
+    if (!kind || !blob) return undefined
+    lines.push(`${host.address} ${kind} ${blob}`)
+  }
+  return lines
+}
+
+export function waitHostKeys(paths: LabPaths, host: LabHost, timeoutMs: number): Promise<string[]> {
+  return waitFor(
+    async () => {
+      await assertBooting(paths, host.name)
+      return readHostKeys(paths, host)
+    },
+    {timeoutMs, failure: () => `${host.name}: no SSH host keys after ${timeoutMs / 1000} s (see ${paths.host(host.name).log})`},
+  )
+}
+
+/** Ready = sshd accepts the lab key as deploy, with the host key verified against the lab's known_hosts. */
+export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number): Promise<void> {
+  let last = ''
+  await waitFor(
+    async () => {
+      await assertBooting(paths, host.name)
+      const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000})
+      last = r.stderr.trim()
+      return r.code === 0 ? true : undefined
+    },
+    {timeoutMs, intervalMs: 300, failure: () => `${host.name}: sshd not ready after ${timeoutMs / 1000} s: ${last}`},
+  )
+}
+
+/** Stop the supervisor first (so it cannot boot the guest again), then nspawn: SIGTERM halts the guest cleanly. */
+export async function stopHost(paths: LabPaths, name: string): Promise<void> {
+  const {supervisor, nspawn} = await hostProcesses(paths, name)
+  if (supervisor !== undefined) await stopProcess(supervisor, `${name}: supervisor`, {timeoutMs: 2000})
+  const current = (await hostProcesses(paths, name)).nspawn ?? nspawn
+  if (current !== undefined) {
+    // If nspawn must be killed, its child (the guest's PID 1) goes too, or the guest outlives it.
+    await stopProcess(current, `${name}: systemd-nspawn`, {timeoutMs: 20_000, alsoKill: await childrenOf(current)})
+  }
+}
+
+export async function hostMemoryMiB(paths: LabPaths, name: string): Promise<number | undefined> {
+  const {nspawn} = await hostProcesses(paths, name)
+  return nspawn === undefined ? undefined : treePssMiB(nspawn)
+}
+

@@ -1,0 +1,208 @@
+import {existsSync} from 'node:fs'
+import {readdir, rm, rmdir} from 'node:fs/promises'
+import path from 'node:path'
+import {Failure, UserError} from '../cli/errors.js'
+import {run, sleep} from './exec.js'
+import {bootHost, hostProcesses, labMounts, prepareHost, stopHost, waitHostKeys, waitSsh} from './hosts.js'
+import {ensureImage, type ImageResult} from './image.js'
+import {addHostNetwork, ensureBridge, labLinks, labNetns, netnsPids, removeNetwork} from './network.js'
+import {labPaths, NAME_PREFIX, type LabPaths} from './paths.js'
+import {allProcesses, childrenOf, killNow, stopProcess, type ProcessInfo} from './process.js'
+import {servicePid, services, startServices, stopServices} from './services.js'
+import {dnsRecords, planHosts, type LabHost, type LabSpec} from './spec.js'
+import {
+  assertLabSupported, ensureKey, ensureSecret, readState, withLock, writeKnownHosts, writeState, type LabState,
+} from './state.js'
+
+const PROPAGATE_DIR = '/run/systemd/nspawn/propagate'
+const SERVICE_PROGRAMS = new Set(['tinyproxy', 'pebble', 'pebble-challtestsrv'])
+
+export interface UpOptions {
+  /** How many hosts (default: the spec's); see planHosts. */
+  hosts?: number
+  /** Per host, from boot to sshd accepting the lab key. */
+  readyTimeoutMs?: number
+  log?: (line: string) => void
+}
+
+export interface UpResult {
+  alreadyUp: boolean
+  hosts: LabHost[]
+  seconds: number
+  /** Absent when the lab was already up. */
+  image?: ImageResult
+  sshKey: string
+  knownHosts: string
+}
+
+export interface DownResult {
+  stopped: string[]
+  purged: boolean
+  seconds: number
+}
+
+/** Run every task; if any failed, throw one error that names each failed host or service. */
+async function settleAll(tasks: Array<Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(tasks)
+  const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []))
+  if (errors.length > 0) throw new Failure(errors.join('\n'))
+}
+
+function sameHosts(a: LabHost[], b: LabHost[]): boolean {
+  const key = (hs: LabHost[]) => hs.map((h) => `${h.name}=${h.address}`).join(',')
+  return key(a) === key(b)
+}
+
+async function isRunning(paths: LabPaths, state: LabState): Promise<boolean> {
+  const hosts = await Promise.all(state.hosts.map((h) => hostProcesses(paths, h.name)))
+  const svcs = await Promise.all(services(paths).map((s) => servicePid(s)))
+  return hosts.every((p) => p.nspawn !== undefined && p.supervisor !== undefined) && svcs.every((p) => p !== undefined)
+}
+
+export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult> {
+  assertLabSupported()
+  const started = Date.now()
+  const hosts = planHosts(spec, opts.hosts)
+  const paths = labPaths()
+  const log = opts.log ?? (() => {})
+  return withLock(paths, async () => {
+    const base = {hosts, sshKey: paths.sshKey, knownHosts: paths.knownHosts}
+    const current = await readState(paths)
+    if (current?.status === 'up' && (await isRunning(paths, current))) {
+      if (!sameHosts(current.hosts, hosts)) {
+        const names = current.hosts.map((h) => h.name).join(', ')
+        throw new UserError(`the lab is already up with ${current.hosts.length} hosts (${names})`, [], [
+          'foobar lab down',
+          `foobar lab up --hosts ${hosts.length}`,
+        ])
+      }
+      return {...base, alreadyUp: true, seconds: (Date.now() - started) / 1000}
+    }
+    if (current !== undefined || (await leftovers(paths)).length > 0) {
+      log('cleaning up what an earlier lab left behind')
+      await cleanup(paths, current)
+    }
+    const image = await ensureImage(log)
+    const publicKey = await ensureKey(paths)
+    await ensureSecret(paths)
+    // Recorded before anything starts, so `lab down` after a Ctrl-C knows the hosts.
+    await writeState(paths, {status: 'starting', hosts, domain: spec.domain, aliases: spec.aliases, startedAt: new Date().toISOString()})
+    await bootAll(paths, hosts, spec, publicKey, opts.readyTimeoutMs ?? 60_000, log)
+    await writeState(paths, {status: 'up', hosts, domain: spec.domain, aliases: spec.aliases, startedAt: new Date().toISOString()})
+    return {...base, alreadyUp: false, seconds: (Date.now() - started) / 1000, image}
+  })
+}
+
+async function bootAll(paths: LabPaths, hosts: LabHost[], spec: LabSpec, publicKey: string, timeoutMs: number, log: (l: string) => void) {
+  log(`booting ${hosts.length} hosts: ${hosts.map((h) => `${h.name} ${h.address}`).join(', ')}`)
+  await ensureBridge()
+  for (const host of hosts) {
+    await addHostNetwork(host)
+    await prepareHost(paths, host, hosts, publicKey)
+    await bootHost(paths, host)
+  }
+  const deadline = Date.now() + timeoutMs
+  const left = () => Math.max(1000, deadline - Date.now())
+  const servicesStarted = startServices(paths, dnsRecords(spec, hosts))
+  const ready = (async () => {
+    const keys: string[][] = []
+    await settleAll(hosts.map(async (h, i) => (keys[i] = await waitHostKeys(paths, h, left()))))
+    await writeKnownHosts(paths, keys.flat())
+    await settleAll(hosts.map((h) => waitSsh(paths, h, left())))
+  })()
+  await settleAll([servicesStarted, ready])
+}
+
+/** Processes this lab (or a crashed earlier one) started: supervisors, nspawns and the lab services. */
+async function ourProcesses(paths: LabPaths): Promise<ProcessInfo[]> {
+  const marks = [paths.root + '/', ...services(paths).map((s) => s.marker)]
+  return (await allProcesses()).filter(({pid, argv}) => {
+    const program = path.basename(argv[0] ?? '')
+    const line = argv.join(' ')
+    if (pid === process.pid || !marks.some((m) => line.includes(m))) return false
+    if (program === 'sh') return argv.includes('foobar-lab-supervisor')
+    return program === 'systemd-nspawn' || SERVICE_PROGRAMS.has(program)
+  })
+}
+
+async function propagateDirs(): Promise<string[]> {
+  if (!existsSync(PROPAGATE_DIR)) return []
+  return (await readdir(PROPAGATE_DIR)).filter((d) => d.startsWith(NAME_PREFIX)).map((d) => path.join(PROPAGATE_DIR, d))
+}
+
+/** Everything of a lab still on this machine: empty after `lab down`. */
+export async function leftovers(paths = labPaths()): Promise<string[]> {
+  const [procs, mounts, netns, links, dirs] = await Promise.all([
+    ourProcesses(paths), labMounts(paths), labNetns(), labLinks(), propagateDirs(),
+  ])
+  return [
+    ...procs.map((p) => `process ${p.pid}: ${p.argv.join(' ').slice(0, 160)}`),
+    ...mounts.map((m) => `mount ${m}`),
+    ...netns.map((n) => `netns ${n}`),
+    ...links.map((l) => `link ${l}`),
+    ...dirs.map((d) => `directory ${d}`),
+  ]
+}
+
+async function hostNames(paths: LabPaths, state: LabState | undefined): Promise<string[]> {
+  const dirs = existsSync(paths.hostsDir) ? await readdir(paths.hostsDir) : []
+  return [...new Set([...(state?.hosts.map((h) => h.name) ?? []), ...dirs])]
+}
+
+/**
+ * Stop and remove everything of the lab, by PID first, then whatever a crash left (found by command line,
+ * namespace, mount and link names). Each step is idempotent, so this also clears a half-started lab.
+ */
+async function cleanup(paths: LabPaths, state: LabState | undefined): Promise<string[]> {
+  const names = await hostNames(paths, state)
+  await settleAll([...names.map((n) => stopHost(paths, n)), stopServices(paths)])
+  const stray = await ourProcesses(paths)
+  killNow(stray.filter((p) => path.basename(p.argv[0] ?? '') === 'sh').map((p) => p.pid))
+  await settleAll(
+    stray
+      .filter((p) => path.basename(p.argv[0] ?? '') !== 'sh')
+      .map(async (p) => stopProcess(p.pid, `${p.argv[0]} (stray)`, {timeoutMs: 10_000, alsoKill: await childrenOf(p.pid)})),
+  )
+  // A guest whose nspawn died keeps running inside its namespace.
+  for (const ns of await labNetns()) killNow(await netnsPids(ns))
+  await unmountAll(paths)
+  await removeNetwork()
+  for (const dir of await propagateDirs()) await rmdir(dir).catch(() => rm(dir, {recursive: true, force: true}))
+  for (const name of names) {
+    const h = paths.host(name)
+    await rm(h.pid, {force: true})
+    await rm(h.nspawnPid, {force: true})
+  }
+  await rm(paths.run, {recursive: true, force: true})
+  return names
+}
+
+async function unmountAll(paths: LabPaths): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const mounts = (await labMounts(paths)).sort().reverse()
+    if (mounts.length === 0) return
+    for (const m of mounts) {
+      const lazy = attempt >= 10 ? ['-l'] : []
+      await run('umount', [...lazy, m], {what: `umount ${m}`, allowFailure: attempt < 11})
+    }
+    await sleep(200)
+  }
+}
+
+export async function down(opts: {purge?: boolean} = {}): Promise<DownResult> {
+  assertLabSupported()
+  const started = Date.now()
+  const paths = labPaths()
+  return withLock(paths, async () => {
+    const state = await readState(paths)
+    const stopped = await cleanup(paths, state)
+    if (opts.purge) {
+      await rm(paths.root, {recursive: true, force: true})
+    } else if (state) {
+      await writeState(paths, {...state, status: 'down'})
+    }
+    const left = await leftovers(paths)
+    if (left.length > 0) throw new Failure(`lab down left these behind:\n  ${left.join('\n  ')}`)
+    return {stopped, purged: Boolean(opts.purge), seconds: (Date.now() - started) / 1000}
+  })
+}

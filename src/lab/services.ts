@@ -1,0 +1,198 @@
+import {existsSync} from 'node:fs'
+import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import https from 'node:https'
+import net from 'node:net'
+import path from 'node:path'
+import {Failure} from '../cli/errors.js'
+import {run, waitFor} from './exec.js'
+import {BRIDGE_ADDRESS, PORTS, SUBNET, URLS, type LabPaths} from './paths.js'
+import {livePid, startDetached, stopProcess} from './process.js'
+
+export type ServiceName = 'tinyproxy' | 'pebble-challtestsrv' | 'pebble'
+
+export interface ServiceInfo {
+  name: ServiceName
+  url: string
+  /** A string in the service's command line that makes it ours (PIDs get reused). */
+  marker: string
+  pidFile: string
+  log: string
+}
+
+export function services(paths: LabPaths): ServiceInfo[] {
+  const svc = (name: ServiceName, url: string, marker: string) => ({
+    name,
+    url,
+    marker,
+    pidFile: path.join(paths.run, `${name}.pid`),
+    log: path.join(paths.logs, `${name}.log`),
+  })
+  return [
+    svc('tinyproxy', URLS.proxy, paths.tinyproxy.config),
+    svc('pebble-challtestsrv', URLS.dnsManagement, `-management ${BRIDGE_ADDRESS}:${PORTS.dnsManagement}`),
+    svc('pebble', URLS.acmeDirectory, paths.pebble.config),
+  ]
+}
+
+const service = (paths: LabPaths, name: ServiceName) => services(paths).find((s) => s.name === name)!
+
+export function servicePid(s: ServiceInfo): Promise<number | undefined> {
+  return livePid(s.pidFile, s.marker)
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({host: BRIDGE_ADDRESS, port, timeout: 1000})
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.on('connect', () => done(true))
+    socket.on('error', () => done(false))
+    socket.on('timeout', () => done(false))
+  })
+}
+
+/** GET over HTTPS trusting only `ca` (pebble's listener CA). */
+export function httpsGet(url: string, ca: string | Buffer, timeoutMs = 5000): Promise<{status: number; body: string}> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, {ca, timeout: timeoutMs}, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, body}))
+    })
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)))
+    req.on('error', reject)
+  })
+}
+
+async function start(paths: LabPaths, s: ServiceInfo, file: string, args: string[], env?: NodeJS.ProcessEnv) {
+  await startDetached({file, args, log: s.log, pidFile: s.pidFile, env: env && {...process.env, ...env}})
+}
+
+/** Wait for a service, failing early (with its log) if it exited. */
+function waitService<T>(s: ServiceInfo, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  return waitFor(
+    async () => {
+      if ((await servicePid(s)) === undefined) {
+        const log = (await readFile(s.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ')
+        throw new Failure(`${s.name} exited at start (${s.log}): ${log}`)
+      }
+      return probe()
+    },
+    {timeoutMs, failure: () => `${s.name} did not answer on ${s.url} within ${timeoutMs / 1000} s (see ${s.log})`},
+  )
+}
+
+/** apt proxy for the hosts: only the lab subnet may use it, and only to reach the Debian mirror. */
+async function startTinyproxy(paths: LabPaths): Promise<void> {
+  const s = service(paths, 'tinyproxy')
+  await mkdir(path.dirname(paths.tinyproxy.config), {recursive: true})
+  await writeFile(paths.tinyproxy.filter, '^deb\\.debian\\.org$\n')
+  await writeFile(
+    paths.tinyproxy.config,
+    `User nobody
+Group nogroup
+Listen ${BRIDGE_ADDRESS}
+Port ${PORTS.proxy}
+Timeout 600
+MaxClients 100
+LogLevel Notice
+Allow ${SUBNET}
+ConnectPort 443
+Filter "${paths.tinyproxy.filter}"
+FilterType ere
+FilterURLs Off
+FilterDefaultDeny Yes
+DisableViaHeader Yes
+`,
+  )
+  await start(paths, s, 'tinyproxy', ['-d', '-c', paths.tinyproxy.config])
+  await waitService(s, async () => ((await tcpOpen(PORTS.proxy)) ? true : undefined))
+}
+
+/** Pebble's listener: Debian ships no test certificates, so the lab makes its own CA and a cert for 10.77.0.1. */
+async function ensurePebbleCerts(paths: LabPaths): Promise<void> {
+  const p = paths.pebble
+  await mkdir(p.dir, {recursive: true})
+  if (existsSync(p.ca) && existsSync(p.cert) && existsSync(p.key)) return
+  const openssl = (what: string, args: string[]) => run('openssl', args, {what: `pebble: ${what}`})
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+  await openssl('make the lab CA', [
+    'req', '-x509', ...ec, '-keyout', p.caKey, '-out', p.ca, '-days', '3650', '-subj', '/CN=foobar lab CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+  ])
+  await openssl('make the listener certificate', [
+    'req', '-x509', ...ec, '-keyout', p.key, '-out', p.cert, '-days', '825', '-subj', `/CN=${BRIDGE_ADDRESS}`,
+    '-CA', p.ca, '-CAkey', p.caKey,
+    '-addext', `subjectAltName=IP:${BRIDGE_ADDRESS}`, '-addext', 'basicConstraints=critical,CA:FALSE',
+    '-addext', 'extendedKeyUsage=serverAuth',
+  ])
+}
+
+/** challtestsrv is the DNS pebble validates with: the site on the LB, every host by name. */
+async function startChalltestsrv(paths: LabPaths, records: Array<{name: string; address: string}>): Promise<void> {
+  const s = service(paths, 'pebble-challtestsrv')
+  await start(paths, s, 'pebble-challtestsrv', [
+    '-dns01', `${BRIDGE_ADDRESS}:${PORTS.dns}`, '-http01', '', '-https01', '', '-tlsalpn01', '',
+    '-management', `${BRIDGE_ADDRESS}:${PORTS.dnsManagement}`, '-defaultIPv4', '', '-defaultIPv6', '',
+  ])
+  await waitService(s, async () => ((await tcpOpen(PORTS.dnsManagement)) ? true : undefined))
+  for (const r of records) {
+    const res = await fetch(`${URLS.dnsManagement}/add-a`, {
+      method: 'POST',
+      body: JSON.stringify({host: `${r.name}.`, addresses: [r.address]}),
+      signal: AbortSignal.timeout(5000),
+    })
+    if (!res.ok) throw new Failure(`pebble-challtestsrv: registering ${r.name} failed: HTTP ${res.status}`)
+  }
+}
+
+async function startPebble(paths: LabPaths): Promise<void> {
+  const s = service(paths, 'pebble')
+  const p = paths.pebble
+  await ensurePebbleCerts(paths)
+  const config = {
+    pebble: {
+      listenAddress: `${BRIDGE_ADDRESS}:${PORTS.acme}`,
+      managementListenAddress: `${BRIDGE_ADDRESS}:${PORTS.acmeManagement}`,
+      certificate: p.cert,
+      privateKey: p.key,
+      httpPort: 80,
+      tlsPort: 443,
+      ocspResponderURL: '',
+      externalAccountBindingRequired: false,
+    },
+  }
+  await writeFile(p.config, JSON.stringify(config, null, 2) + '\n')
+  await start(paths, s, 'pebble', ['-config', p.config, '-dnsserver', URLS.dns, '-strict=false'], {
+    PEBBLE_VA_NOSLEEP: '1',
+    PEBBLE_WFE_NONCEREJECT: '0',
+  })
+  const ca = await readFile(p.ca)
+  const ok = async (url: string) => {
+    const res = await httpsGet(url, ca).catch(() => undefined)
+    return res?.status === 200 ? res.body : undefined
+  }
+  await waitService(s, () => ok(URLS.acmeDirectory))
+  // Pebble makes a new issuing root at every start: publish the current one for clients of issued certs.
+  await writeFile(p.roots, await waitService(s, () => ok(URLS.acmeRoots)))
+}
+
+export async function startServices(paths: LabPaths, records: Array<{name: string; address: string}>) {
+  await mkdir(paths.run, {recursive: true})
+  await mkdir(paths.logs, {recursive: true})
+  await startTinyproxy(paths)
+  await startChalltestsrv(paths, records)
+  await startPebble(paths)
+}
+
+export async function stopServices(paths: LabPaths): Promise<void> {
+  await Promise.all(
+    services(paths).map(async (s) => {
+      const pid = await servicePid(s)
+      if (pid !== undefined) await stopProcess(pid, s.name, {timeoutMs: 5000})
+    }),
+  )
+}
