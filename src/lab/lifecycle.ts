@@ -78,7 +78,8 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
       }
       return {...base, alreadyUp: true, seconds: (Date.now() - started) / 1000}
     }
-    if (current !== undefined || (await leftovers(paths)).length > 0) {
+    // A lab that was not taken down cleanly (crash, Ctrl-C, reboot of this machine) is cleared first.
+    if ((current !== undefined && current.status !== 'down') || (await leftovers(paths)).length > 0) {
       log('cleaning up what an earlier lab left behind')
       await cleanup(paths, current)
     }

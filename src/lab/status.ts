@@ -3,7 +3,7 @@ import {hostMemoryMiB, hostProcesses} from './hosts.js'
 import {labPaths, type LabPaths} from './paths.js'
 import {servicePid, services, type ServiceName} from './services.js'
 import {sshRun} from './ssh.js'
-import {readState} from './state.js'
+import {assertLabSupported, readState} from './state.js'
 
 export interface HostStatus {
   name: string
@@ -35,6 +35,7 @@ export interface LabStatus {
 }
 
 export async function status(paths: LabPaths = labPaths()): Promise<LabStatus> {
+  assertLabSupported()
   const state = await readState(paths)
   const hosts = await Promise.all(
     (state?.hosts ?? []).map(async (h): Promise<HostStatus> => {

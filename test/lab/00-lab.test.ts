@@ -1,0 +1,129 @@
+import {execFile} from 'node:child_process'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {Resolver} from 'node:dns/promises'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {promisify} from 'node:util'
+import {beforeAll, describe, expect, it} from 'vitest'
+import {up, type LabHost, type LabStatus} from '../../src/lab/index.js'
+import {APT, labHosts, labIsUp, labSpec, paths, pebble, ssh, sshOk} from './support/lab.js'
+
+const run = promisify(execFile)
+
+describe.skipIf(!labIsUp())('the lab', () => {
+  let hosts: LabHost[]
+  beforeAll(async () => {
+    hosts = await labHosts()
+  })
+
+  it('boots the lab inventory: lb1, web1, web2', () => {
+    expect(hosts.map((h) => `${h.name} ${h.address}`)).toEqual(['lb1 10.77.0.11', 'web1 10.77.0.12', 'web2 10.77.0.13'])
+  })
+
+  it('lets deploy in on every host with the lab key and a verified host key, and deploy can sudo', async () => {
+    const knownHosts = await readFile(paths.knownHosts, 'utf8')
+    for (const h of hosts) {
+      expect(knownHosts).toMatch(new RegExp(`^${h.address.replace(/\./g, '\\.')} ssh-ed25519 AAAA`, 'm'))
+      expect(await sshOk(h, 'id -un && sudo -n true && echo sudo-ok')).toBe('deploy\nsudo-ok\n')
+    }
+  })
+
+  it('gives every host its own name, machine-id and SSH host keys, and no default route', async () => {
+    const seen = await Promise.all(
+      hosts.map((h) => sshOk(h, 'hostname; cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub; ip route show default')),
+    )
+    const [names, ids, keys] = [0, 1, 2].map((i) => seen.map((s) => s.split('\n')[i]))
+    expect(names).toEqual(hosts.map((h) => h.name))
+    expect(new Set(ids).size).toBe(hosts.length)
+    expect(new Set(keys).size).toBe(hosts.length)
+    for (const s of seen) expect(s.split('\n')[3]).toBe('')
+  })
+
+  it('refuses a host whose key does not match known_hosts, and a host not in it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'foobar-lab-'))
+    try {
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'other')])
+      const [kind, blob] = (await readFile(path.join(dir, 'other.pub'), 'utf8')).split(' ')
+      const wrong = path.join(dir, 'wrong_known_hosts')
+      await writeFile(wrong, `${hosts[0].address} ${kind} ${blob}\n`)
+      const mismatch = await ssh(hosts[0], 'true', {knownHosts: wrong})
+      expect(mismatch.code).toBe(255)
+      expect(mismatch.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/)
+
+      const empty = path.join(dir, 'empty_known_hosts')
+      await writeFile(empty, '')
+      const unknown = await ssh(hosts[0], 'true', {knownHosts: empty})
+      expect(unknown.code).toBe(255)
+      expect(unknown.stderr).toMatch(/Host key verification failed/)
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
+  })
+
+  it('installs a package through the apt proxy, which allows only the Debian mirror', async () => {
+    const host = hosts[hosts.length - 1]
+    // Offline, apt-get update still exits 0: the warnings are the failure signal.
+    const update = await sshOk(host, `${APT} update 2>&1`)
+    expect(update).not.toMatch(/^(W: Failed to fetch|Err:)/m)
+    await sshOk(host, `${APT} install -y --no-install-recommends sl 2>&1`)
+    expect(await sshOk(host, 'dpkg-query -W -f=\'${Status}\' sl')).toBe('install ok installed')
+    // Leave the host as bare as it was for the other lab tests.
+    await sshOk(host, `${APT} purge -y sl 2>&1`)
+
+    const elsewhere = await ssh(host, `curl -s -o /dev/null -w '%{http_code}' -x ${APT.match(/http:\/\/[\d.:]+/)![0]} http://example.com/`)
+    expect(elsewhere.stdout).toBe('403')
+  })
+
+  it('runs pebble: the ACME directory answers over TLS trusted by the lab CA, and its root is published', async () => {
+    const res = await pebble.get(pebble.directory)
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.body)).toMatchObject({newAccount: expect.any(String), newOrder: expect.any(String)})
+    expect(await readFile(pebble.rootsFile, 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/)
+  })
+
+  it('resolves the site on the LB and every host by name in the lab DNS', async () => {
+    const resolver = new Resolver({timeout: 2000, tries: 2})
+    resolver.setServers([pebble.dnsServer])
+    const spec = await labSpec()
+    for (const name of [spec.domain, ...spec.aliases]) expect(await resolver.resolve4(name)).toEqual(['10.77.0.11'])
+    for (const h of hosts) expect(await resolver.resolve4(`${h.name}.lab.foobar.test`)).toEqual([h.address])
+  })
+
+  it('boots a guest again after `systemctl reboot` in it', async () => {
+    const host = hosts[hosts.length - 1]
+    const before = await readFile(paths.host(host.name).nspawnPid, 'utf8')
+    const bootId = await sshOk(host, 'cat /proc/sys/kernel/random/boot_id')
+    await ssh(host, 'sudo systemctl reboot')
+    const deadline = Date.now() + 60_000
+    let after = ''
+    while (Date.now() < deadline) {
+      after = (await ssh(host, 'cat /proc/sys/kernel/random/boot_id', {timeoutMs: 10_000})).stdout
+      if (after !== '' && after !== bootId) break
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    expect(after).not.toBe('')
+    expect(after).not.toBe(bootId)
+    expect(await readFile(paths.host(host.name).nspawnPid, 'utf8')).not.toBe(before)
+  })
+
+  it('`foobar lab status --json` shows every host running and reachable, and the services', async () => {
+    const {stdout} = await run('node', ['bin/run.js', 'lab', 'status', '--json'])
+    const status = JSON.parse(stdout) as LabStatus
+    expect(status.up).toBe(true)
+    expect(status.hosts.map((h) => [h.name, h.state, h.ssh])).toEqual(hosts.map((h) => [h.name, 'running', true]))
+    expect(status.services.map((s) => [s.name, s.state])).toEqual([
+      ['tinyproxy', 'running'],
+      ['pebble-challtestsrv', 'running'],
+      ['pebble', 'running'],
+    ])
+  })
+
+  it('`lab up` on a running lab does nothing', async () => {
+    const pids = () => Promise.all(hosts.map((h) => readFile(paths.host(h.name).pid, 'utf8')))
+    const before = await pids()
+    const result = await up(await labSpec())
+    expect(result.alreadyUp).toBe(true)
+    expect(result.seconds).toBeLessThan(2)
+    expect(await pids()).toEqual(before)
+  })
+})

@@ -1,0 +1,39 @@
+import type {TestProject} from 'vitest/node'
+import {down, labSupported, leftovers, up} from '../../src/lab/index.js'
+import {labSpec} from './support/lab.js'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The lab is up for this run (root on Linux); lab tests skip otherwise. */
+    labUp: boolean
+  }
+}
+
+/** Teardown: purge host state, then prove nothing is left (process, mount, netns, link), loudly if something is. */
+async function tearDown(): Promise<void> {
+  const started = Date.now()
+  await down({purge: true})
+  const left = await leftovers()
+  if (left.length > 0) throw new Error(`lab teardown left these behind:\n  ${left.join('\n  ')}`)
+  const seconds = ((Date.now() - started) / 1000).toFixed(1)
+  console.log(`lab torn down in ${seconds} s: no process, mount, namespace or bridge left`)
+}
+
+/** One lab for the whole run, brought up through the library (not the CLI), always torn down. */
+export default async function setup(project: TestProject) {
+  if (!labSupported()) {
+    console.log('lab tests skipped: need root on Linux')
+    project.provide('labUp', false)
+    return
+  }
+  try {
+    const result = await up(await labSpec(), {log: (line) => console.log(`lab: ${line}`)})
+    const image = result.image?.built ? `, image built in ${result.image.seconds.toFixed(0)} s` : ''
+    console.log(`lab up in ${result.seconds.toFixed(1)} s (${result.hosts.map((h) => h.name).join(', ')}${image})`)
+  } catch (error) {
+    await tearDown().catch((e: Error) => console.error(e.message))
+    throw error
+  }
+  project.provide('labUp', true)
+  return tearDown
+}
