@@ -5,10 +5,11 @@ import {firewall} from './firewall/index.js'
 import {haproxy} from './haproxy/index.js'
 import {mysql} from './mysql/index.js'
 import {nginx} from './nginx/index.js'
+import {type TlsMaterial, tls} from './tls/index.js'
 import type {Component, ComponentState} from './types.js'
 
-/** In dependency order: base (apt) first, the app before nginx fronts it. */
-export const COMPONENTS: Component[] = [base, firewall, app, nginx, haproxy, mysql]
+/** In dependency order: base (apt) first, certificates before the daemons that load them, the app before nginx. */
+export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy, mysql]
 
 export interface HostDesired extends ComponentState {
   host: Host
@@ -16,11 +17,11 @@ export interface HostDesired extends ComponentState {
 }
 
 /** Everything a host should have, merged over the components that apply to it (pure). */
-export function desiredState(inventory: Inventory, host: Host): HostDesired {
+export function desiredState(inventory: Inventory, host: Host, material?: TlsMaterial): HostDesired {
   const out: HostDesired = {host, components: [], packages: [], files: [], absent: [], services: []}
   for (const c of COMPONENTS) {
     if (!c.appliesTo(host)) continue
-    const s = c.desired({inventory, host})
+    const s = c.desired({inventory, host, material})
     out.components.push(c.name)
     out.packages.push(...s.packages)
     out.files.push(...s.files)

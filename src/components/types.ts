@@ -1,4 +1,5 @@
 import type {Host, Inventory} from '../inventory/index.js'
+import type {TlsMaterial} from './tls/material.js'
 
 /** A file as it must be on the host. */
 export interface DesiredFile {
@@ -23,6 +24,8 @@ export interface ServiceSpec {
   name: string
   /** How to apply a config change: `reload` where the daemon supports it (hitless), else `restart`. */
   onChange: 'reload' | 'restart'
+  /** A shell snippet that exits 0 when the service really works (not just "active"). */
+  health?: string
 }
 
 /** Everything one component wants on one host. */
@@ -37,6 +40,8 @@ export interface ComponentState {
 export interface RenderContext {
   inventory: Inventory
   host: Host
+  /** Certificates and keys; absent when only rendering configs (`foobar render`). */
+  material?: TlsMaterial
 }
 
 export interface Component {

@@ -15,7 +15,7 @@ export const app: Component = {
         file('/etc/systemd/system/foobar-app.service', renderTemplate('app/foobar-app.service', view), {notify: ['foobar-app']}),
       ],
       absent: [],
-      services: [{name: 'foobar-app', onChange: 'restart'}],
+      services: [{name: 'foobar-app', onChange: 'restart', health: `curl -fsS -o /dev/null http://127.0.0.1:${PORTS.app}/healthz`}],
     }
   },
 }

@@ -36,7 +36,7 @@ export const haproxy: Component = {
         ),
       ],
       absent: [],
-      services: [{name: 'haproxy', onChange: 'reload'}],
+      services: [{name: 'haproxy', onChange: 'reload', health: `curl -fsS -o /dev/null http://127.0.0.1:${PORTS.haproxyStats}/stats`}],
     }
   },
 }

@@ -42,7 +42,7 @@ export const mysql: Component = {
         ),
       ],
       absent: [],
-      services: [{name: mysqlService(inventory), onChange: 'restart'}],
+      services: [{name: mysqlService(inventory), onChange: 'restart', health: 'mysqladmin --connect-timeout=5 ping'}],
     }
   },
 }

@@ -31,6 +31,12 @@ export const nginx: Component = {
     ],
     // Debian's default site also listens on :80 and would shadow ours for unknown names.
     absent: ['/etc/nginx/sites-enabled/default'],
-    services: [{name: 'nginx', onChange: 'reload'}],
+    services: [
+      {
+        name: 'nginx',
+        onChange: 'reload',
+        health: `curl -fsSk -o /dev/null --resolve ${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1 https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`,
+      },
+    ],
   }),
 }

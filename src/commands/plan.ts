@@ -1,0 +1,37 @@
+import {Flags} from '@oclif/core'
+import {FoobarCommand} from '../cli/base.js'
+import {ExitCode} from '../cli/errors.js'
+import {connectFlags} from '../cli/run-flags.js'
+import {failIfNeeded, runSession} from '../engine/session.js'
+import {loadInventory, selectHosts} from '../inventory/index.js'
+import {jsonChanges} from '../ui/plan-output.js'
+
+export default class Plan extends FoobarCommand<typeof Plan> {
+  static summary = 'Show what provision would change on each host, with diffs. Changes nothing.'
+  static examples = ['<%= config.bin %> plan -i inventories/lab.yml', '<%= config.bin %> plan --detailed-exitcode   # 0 nothing to do, 4 changes pending']
+
+  static flags = {
+    ...connectFlags,
+    'detailed-exitcode': Flags.boolean({summary: 'Exit 0 when there is nothing to do, 4 when changes are pending.'}),
+  }
+
+  async run() {
+    const inv = await loadInventory(this.flags.inventory)
+    const hosts = selectHosts(inv, this.flags.limit)
+    const {report, summary} = await runSession(inv, hosts, {
+      apply: false,
+      json: this.jsonEnabled(),
+      yes: true,
+      concurrency: this.flags.concurrency,
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      log: (s) => this.log(s),
+    })
+    failIfNeeded(summary, hosts.length)
+    const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, changes: jsonChanges(h.changes)}))}
+    if (this.flags['detailed-exitcode'] && summary.pending > 0) {
+      if (this.jsonEnabled()) this.logJson(result)
+      this.exit(ExitCode.changesPending)
+    }
+    return result
+  }
+}

@@ -1,0 +1,35 @@
+import {Flags} from '@oclif/core'
+import {FoobarCommand} from '../cli/base.js'
+import {connectFlags} from '../cli/run-flags.js'
+import {failIfNeeded, runSession} from '../engine/session.js'
+import {loadInventory, selectHosts} from '../inventory/index.js'
+import {jsonChanges} from '../ui/plan-output.js'
+
+export default class Provision extends FoobarCommand<typeof Provision> {
+  static summary = 'Bring every host to the inventory: packages, configs (validated, atomic), services; reload what changed.'
+  static examples = ['<%= config.bin %> provision -i inventories/lab.yml --yes', '<%= config.bin %> provision --limit web --serial 1']
+
+  static flags = {
+    ...connectFlags,
+    yes: Flags.boolean({char: 'y', summary: 'Apply without asking (required without a terminal).'}),
+    'dry-run': Flags.boolean({summary: 'Only show the plan (same as `foobar plan`).'}),
+    serial: Flags.integer({summary: 'Rolling batches of N hosts; stop at the first batch with a failure.', min: 1}),
+  }
+
+  async run() {
+    const inv = await loadInventory(this.flags.inventory)
+    const hosts = selectHosts(inv, this.flags.limit)
+    const apply = !this.flags['dry-run']
+    const {report, summary} = await runSession(inv, hosts, {
+      apply,
+      json: this.jsonEnabled(),
+      yes: this.flags.yes,
+      concurrency: this.flags.concurrency,
+      serial: this.flags.serial,
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      log: (s) => this.log(s),
+    })
+    failIfNeeded(summary, hosts.length)
+    return {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+  }
+}

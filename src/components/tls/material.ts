@@ -1,0 +1,97 @@
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {basename, dirname, extname, join} from 'node:path'
+import {UserError} from '../../cli/errors.js'
+import type {Inventory} from '../../inventory/index.js'
+
+/** TLS material for one run, read or made on the control machine; keys never leave it except to their hosts. */
+export interface TlsMaterial {
+  /** PEM: leaf + chain. */
+  siteChain: string
+  siteKey: string
+  /** The CA HAProxy trusts when re-encrypting to the backends. */
+  backendCa: string
+  /** foobar's internal CA, also used for database TLS. */
+  internalCa: string
+  dbCerts: Record<string, {cert: string; key: string}>
+}
+
+/** Per inventory, 0700: `.foobar/<inventory name>/` next to the inventory unless tls.source.state_dir says otherwise. */
+export function stateDir(inv: Inventory): string {
+  const src = inv.hosts[0]?.tls.source
+  const configured = src && 'stateDir' in src ? src.stateDir : undefined
+  const dir = configured ?? join(dirname(inv.file), '.foobar', basename(inv.file, extname(inv.file)))
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  return dir
+}
+
+function openssl(args: string[]): void {
+  try {
+    execFileSync('openssl', args, {stdio: ['ignore', 'ignore', 'pipe']})
+  } catch (error) {
+    const stderr = (error as {stderr?: Buffer}).stderr?.toString() ?? String(error)
+    throw new Error(`openssl ${args[0]} failed: ${stderr.trim()}`)
+  }
+}
+
+function ensureCa(dir: string, label: string): {cert: string; key: string} {
+  const cert = join(dir, 'internal-ca.crt')
+  const key = join(dir, 'internal-ca.key')
+  if (!existsSync(cert) || !existsSync(key)) {
+    openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+      '-days', '3650', '-subj', `/CN=foobar internal CA for ${label}`,
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
+  }
+  return {cert, key}
+}
+
+/** A leaf signed by the internal CA; kept while its names stay the same, so re-runs change nothing. */
+function ensureLeaf(dir: string, name: string, ca: {cert: string; key: string}, sans: string[]): {cert: string; key: string} {
+  const cert = join(dir, `${name}.crt`)
+  const key = join(dir, `${name}.key`)
+  const sansFile = join(dir, `${name}.sans`)
+  const want = sans.join(',')
+  if (existsSync(cert) && existsSync(key) && existsSync(sansFile) && readFileSync(sansFile, 'utf8') === want) return {cert, key}
+  const csr = join(dir, `${name}.csr`)
+  const ext = join(dir, `${name}.ext`)
+  writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${want}\n`)
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${sans[0]!.replace(/^(DNS|IP):/, '')}`])
+  openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '397', '-sha256', '-out', cert, '-extfile', ext])
+  writeFileSync(sansFile, want)
+  return {cert, key}
+}
+
+const read = (p: string) => readFileSync(p, 'utf8')
+
+export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
+  const dir = stateDir(inv)
+  const ca = ensureCa(dir, inv.site.domain)
+  const internalCa = read(ca.cert)
+  const dbCerts: TlsMaterial['dbCerts'] = {}
+  for (const h of inv.hosts.filter((x) => x.db)) {
+    const leaf = ensureLeaf(dir, `db-${h.name}`, ca, [`DNS:${h.name}`, `IP:${h.address}`])
+    dbCerts[h.name] = {cert: read(leaf.cert), key: read(leaf.key)}
+  }
+  const source = inv.hosts[0]!.tls.source
+  const names = [inv.site.domain, ...inv.site.aliases].map((n) => `DNS:${n}`)
+  switch (source.type) {
+    case 'self-signed': {
+      const leaf = ensureLeaf(dir, 'site', ca, names)
+      return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa: internalCa, internalCa, dbCerts}
+    }
+    case 'files': {
+      for (const p of [source.cert, source.key]) if (!existsSync(p)) throw new UserError(`tls.source: certificate file ${p} does not exist`)
+      const chain = read(source.cert)
+      return {siteChain: chain, siteKey: read(source.key), backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'), internalCa, dbCerts}
+    }
+    case 'acme': {
+      const chainFile = join(dir, 'acme', 'site.crt')
+      const keyFile = join(dir, 'acme', 'site.key')
+      if (!existsSync(chainFile) || !existsSync(keyFile)) {
+        throw new UserError(`no ACME certificate for ${inv.site.domain} yet (looked in ${dirname(chainFile)})`, [], ['Run `foobar cert issue` first.'])
+      }
+      const backendCa = source.chainCaFile ? read(source.chainCaFile) : read('/etc/ssl/certs/ca-certificates.crt')
+      return {siteChain: read(chainFile), siteKey: read(keyFile), backendCa, internalCa, dbCerts}
+    }
+  }
+}

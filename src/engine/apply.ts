@@ -1,0 +1,152 @@
+import {dirname} from 'node:path'
+import type {HostDesired} from '../components/index.js'
+import type {DesiredFile} from '../components/types.js'
+import {Failure} from '../cli/errors.js'
+import {shq} from '../render/safe.js'
+import type {Connection} from '../remote/connection.js'
+import {PENDING_FILE} from './facts.js'
+import type {Change, HostPlan} from './plan.js'
+
+export const BACKUP_DIR = '/var/lib/foobar/backup'
+
+export type Step = (title: string) => void
+
+const tempOf = (path: string) => `${dirname(path)}/.${path.split('/').pop()}.foobar-tmp`
+const backupOf = (path: string) => `${BACKUP_DIR}${path}`
+
+/**
+ * Writes one file atomically: temp file with the final mode and owner -> the daemon's checker on the candidate ->
+ * backup of the previous file -> rename. A `config`-mode checker (nginx -t) runs with the file in place and the
+ * previous file is put back if it fails. A dropped connection leaves at most a stray temp file, never a torn one.
+ */
+export function writeFileScript(f: DesiredFile): string {
+  const p = shq(f.path)
+  const tmp = shq(tempOf(f.path))
+  const bak = shq(backupOf(f.path))
+  const lines = [
+    'set -e',
+    'umask 077',
+    `mkdir -p ${shq(dirname(f.path))} ${shq(dirname(backupOf(f.path)))}`,
+    `cat > ${tmp}`,
+    `chown ${shq(`${f.owner}:${f.group}`)} ${tmp}`,
+    `chmod ${f.mode.toString(8)} ${tmp}`,
+  ]
+  if (f.validate?.mode === 'candidate') {
+    lines.push(`if ! ${f.validate.command.replaceAll('{}', tmp)} >/tmp/.foobar-validate.log 2>&1; then cat /tmp/.foobar-validate.log >&2; rm -f ${tmp}; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`)
+  }
+  lines.push(`if [ -f ${p} ]; then cp -p ${p} ${bak}; else rm -f ${bak}; : > ${bak}.absent; fi`)
+  lines.push(`mv -f ${tmp} ${p}`)
+  if (f.validate?.mode === 'config') {
+    lines.push(
+      `if ! ${f.validate.command} >/tmp/.foobar-validate.log 2>&1; then cat /tmp/.foobar-validate.log >&2; ` +
+        `if [ -f ${bak}.absent ]; then rm -f ${p}; else cp -p ${bak} ${p}; fi; echo "validation failed: ${f.path} (previous file restored)" >&2; exit 3; fi`,
+    )
+  }
+  lines.push(`rm -f ${bak}.absent`)
+  return lines.join('\n')
+}
+
+function restoreScript(paths: string[]): string {
+  return paths
+    .map((path) => {
+      const p = shq(path)
+      const bak = shq(backupOf(path))
+      return `if [ -f ${bak}.absent ]; then rm -f ${p}; elif [ -f ${bak} ]; then cp -p ${bak} ${p}; fi`
+    })
+    .join('\n')
+}
+
+async function waitHealthy(conn: Connection, name: string, health: string | undefined, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  for (;;) {
+    const active = await conn.run(`systemctl is-active ${shq(name)}`, {check: false})
+    if (active.stdout.trim() === 'active') {
+      if (!health) return undefined
+      const h = await conn.run(health, {check: false})
+      if (h.code === 0) return undefined
+      last = `health check failed: ${(h.stderr || h.stdout).trim().split('\n').pop()}`
+    } else {
+      last = `${name} is ${active.stdout.trim() || 'not active'}`
+    }
+    if (Date.now() > deadline) return last
+    await new Promise((r) => setTimeout(r, 1000))
+  }
+}
+
+/** Applies a host's plan. Throws Failure naming the host and what failed; the host is left as it was or converged. */
+export async function applyHost(conn: Connection, desired: HostDesired, plan: HostPlan, step: Step = () => {}): Promise<void> {
+  const host = desired.host
+  const reloads = plan.changes.filter((c): c is Extract<Change, {kind: 'reload'}> => c.kind === 'reload')
+  // Recorded before anything changes, so that a run cut short still reloads next time (the lost-handler problem).
+  if (reloads.length) {
+    await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${reloads.map((r) => shq(r.name)).join(' ')} >> ${shq(PENDING_FILE)}`)
+  }
+
+  const pkgs = plan.changes.find((c): c is Extract<Change, {kind: 'packages'}> => c.kind === 'packages')
+  if (pkgs) {
+    step(`installing ${pkgs.install.join(' ')}`)
+    const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
+    const update = await conn.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {check: false})
+    // Offline apt-get update exits 0 with only warnings: check for them.
+    if (update.code !== 0 || /^(W: Failed to fetch|E: )/m.test(update.stdout)) {
+      throw new Failure(`${host.name}: apt-get update failed: ${update.stdout.split('\n').filter((l) => /^(W|E):/.test(l)).slice(0, 3).join(' | ')}`)
+    }
+    await conn.run(
+      `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
+    )
+  }
+
+  const written: string[] = []
+  for (const c of plan.changes) {
+    if (c.kind === 'file') {
+      step(`${c.action === 'attributes' ? 'fixing' : 'writing'} ${c.path}`)
+      if (c.action === 'attributes') {
+        await conn.run(`chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`)
+        continue
+      }
+      const res = await conn.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
+      if (res.code !== 0) {
+        if (written.length) await conn.run(restoreScript(written), {check: false})
+        throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}`)
+      }
+      written.push(c.path)
+    } else if (c.kind === 'remove') {
+      step(`removing ${c.path}`)
+      await conn.run(`mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(c.path)}`)
+      written.push(c.path)
+    }
+  }
+  if (written.some((p) => p.startsWith('/etc/systemd/'))) await conn.run('systemctl daemon-reload')
+
+  const services = plan.changes.filter((c): c is Extract<Change, {kind: 'service'}> => c.kind === 'service')
+  const toReload = new Set(reloads.map((r) => r.name))
+  // In component order: the app is up before nginx's health check asks it.
+  for (const spec of desired.services) {
+    const svc = services.find((s) => s.name === spec.name)
+    const reload = reloads.find((r) => r.name === spec.name)
+    if (!svc && !reload) continue
+    if (svc?.enable) await conn.run(`systemctl enable ${shq(spec.name)} >/dev/null 2>&1 || systemctl enable ${shq(spec.name)}`)
+    const active = (await conn.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
+    if (!active) {
+      step(`starting ${spec.name}`)
+      await conn.run(`systemctl start ${shq(spec.name)}`, {check: false})
+    } else if (reload) {
+      step(`${reload.how}ing ${spec.name}`)
+      await conn.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
+    }
+    const problem = await waitHealthy(conn, spec.name, spec.health, 30_000)
+    if (problem) {
+      // Put the previous config back and reload again, so the service keeps serving.
+      if (written.length) {
+        step(`rolling back ${spec.name}`)
+        await conn.run(restoreScript(written), {check: false})
+        if (written.some((p) => p.startsWith('/etc/systemd/'))) await conn.run('systemctl daemon-reload', {check: false})
+        await conn.run(`systemctl ${spec.onChange === 'reload' && active ? 'reload' : 'restart'} ${shq(spec.name)}`, {check: false})
+      }
+      throw new Failure(`${host.name}: ${spec.name} unhealthy after the change (${problem}); previous config restored`)
+    }
+    toReload.delete(spec.name)
+  }
+  if (reloads.length) await conn.run(`rm -f ${shq(PENDING_FILE)}`)
+}

@@ -1,0 +1,109 @@
+import {shq} from '../render/safe.js'
+
+/** What the plan needs to know about a host, gathered in one round trip. */
+export interface FileFact {
+  exists: boolean
+  mode?: number
+  owner?: string
+  group?: string
+  sha256?: string
+  /** Present for small non-secret files, for diffs. */
+  content?: string
+}
+
+export interface HostFacts {
+  os: string
+  virt: string
+  packages: Record<string, 'installed' | 'absent'>
+  files: Record<string, FileFact>
+  services: Record<string, {enabled: string; active: string}>
+  /** Reloads recorded by an earlier run that did not finish them. */
+  pendingReloads: string[]
+}
+
+export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
+const MAX_CONTENT = 256 * 1024
+
+export interface FactQuery {
+  packages: string[]
+  files: Array<{path: string; secret?: boolean}>
+  services: string[]
+}
+
+/** One shell script whose output parseFacts reads. Every value is quoted. */
+export function factsScript(q: FactQuery): string {
+  const lines = [
+    'echo "@@os $( . /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID")"',
+    'echo "@@virt $(systemd-detect-virt 2>/dev/null || true)"',
+  ]
+  if (q.packages.length) {
+    lines.push(`dpkg-query -W -f='@@pkg \${Package} \${db:Status-Abbrev}\\n' ${q.packages.map(shq).join(' ')} 2>/dev/null || true`)
+  }
+  for (const f of q.files) {
+    const p = shq(f.path)
+    const content = f.secret ? '' : `; [ "$(stat -c %s ${p})" -le ${MAX_CONTENT} ] && echo "@@content $(base64 -w0 < ${p})"`
+    lines.push(
+      `if [ -f ${p} ] && [ ! -L ${p} ]; then echo "@@file ${f.path} $(stat -c '%a %U %G' ${p}) $(sha256sum < ${p} | cut -d' ' -f1)"${content}; ` +
+        `elif [ -e ${p} ] || [ -L ${p} ]; then echo "@@other ${f.path}"; else echo "@@nofile ${f.path}"; fi`,
+    )
+  }
+  for (const s of q.services) {
+    const u = shq(s)
+    lines.push(`echo "@@svc ${s} $(systemctl is-enabled ${u} 2>/dev/null || true) $(systemctl is-active ${u} 2>/dev/null || true)"`)
+  }
+  lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
+  return lines.join('\n')
+}
+
+/** Pure parser of factsScript's output. */
+export function parseFacts(output: string, q: FactQuery): HostFacts {
+  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: []}
+  for (const p of q.packages) facts.packages[p] = 'absent'
+  let last: FileFact | undefined
+  for (const line of output.split('\n')) {
+    const [tag, ...rest] = line.split(' ')
+    switch (tag) {
+      case '@@os':
+        facts.os = rest.join(' ').trim()
+        break
+      case '@@virt':
+        facts.virt = rest.join(' ').trim() || 'none'
+        break
+      case '@@pkg': {
+        const [name, status] = rest
+        // "ii" = installed; anything else (rc, un, iF, ...) needs an install.
+        if (name) facts.packages[name] = status === 'ii' ? 'installed' : 'absent'
+        break
+      }
+      case '@@file': {
+        const [path, mode, owner, group, sha] = rest
+        last = {exists: true, mode: parseInt(mode ?? '0', 8), owner, group, sha256: sha}
+        facts.files[path!] = last
+        break
+      }
+      case '@@content':
+        if (last) last.content = Buffer.from(rest[0] ?? '', 'base64').toString('utf8')
+        break
+      case '@@other':
+        // A directory or symlink where a file belongs: treat as different so it gets replaced.
+        facts.files[rest[0]!] = {exists: true, sha256: 'not-a-regular-file'}
+        last = undefined
+        break
+      case '@@nofile':
+        facts.files[rest[0]!] = {exists: false}
+        last = undefined
+        break
+      case '@@svc': {
+        const [name, enabled, active] = rest
+        facts.services[name!] = {enabled: enabled || 'not-found', active: active || 'inactive'}
+        break
+      }
+      case '@@pending':
+        if (rest[0]) facts.pendingReloads.push(rest[0])
+        break
+      default:
+    }
+  }
+  facts.pendingReloads = [...new Set(facts.pendingReloads)].sort()
+  return facts
+}

@@ -1,0 +1,95 @@
+import {createHash} from 'node:crypto'
+import type {HostDesired} from '../components/index.js'
+import type {DesiredFile, ServiceSpec} from '../components/types.js'
+import {unifiedDiff} from './diff.js'
+import type {FactQuery, HostFacts} from './facts.js'
+
+export type Change =
+  | {kind: 'packages'; install: string[]}
+  | {kind: 'file'; path: string; action: 'create' | 'update' | 'attributes'; diff?: string; file: DesiredFile; detail: string}
+  | {kind: 'remove'; path: string}
+  | {kind: 'service'; name: string; enable: boolean; start: boolean}
+  | {kind: 'reload'; name: string; how: 'reload' | 'restart'; reason: string}
+
+export interface HostPlan {
+  host: string
+  changes: Change[]
+}
+
+export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
+
+/** The facts a host's plan needs. */
+export function factQuery(d: HostDesired): FactQuery {
+  return {
+    packages: d.packages,
+    files: [...d.files.map((f) => ({path: f.path, secret: f.secret})), ...d.absent.map((path) => ({path, secret: true}))],
+    services: [...new Set(d.services.map((s) => s.name))],
+  }
+}
+
+/**
+ * Pure: (desired, facts) -> changes. Provision applies exactly this list; `plan` prints it. A second run on a
+ * converged host yields no change at all.
+ */
+export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
+  const changes: Change[] = []
+  const missing = d.packages.filter((p) => facts.packages[p] !== 'installed')
+  if (missing.length) changes.push({kind: 'packages', install: missing})
+
+  const notify = new Set<string>()
+  for (const f of d.files) {
+    const fact = facts.files[f.path] ?? {exists: false}
+    const wantSha = sha256(f.content)
+    let change: Change | undefined
+    if (!fact.exists) {
+      change = {kind: 'file', path: f.path, action: 'create', file: f, detail: 'create', diff: f.secret ? '(secret content not shown)' : unifiedDiff('', f.content, f.path)}
+    } else if (fact.sha256 !== wantSha) {
+      const diff = f.secret ? '(secret content changed; not shown)' : fact.content !== undefined ? unifiedDiff(fact.content, f.content, f.path) : '(content differs)'
+      change = {kind: 'file', path: f.path, action: 'update', file: f, detail: 'content', diff}
+    } else if (fact.mode !== f.mode || fact.owner !== f.owner || fact.group !== f.group) {
+      const was = `${fact.mode?.toString(8)} ${fact.owner}:${fact.group}`
+      change = {kind: 'file', path: f.path, action: 'attributes', file: f, detail: `mode/owner ${was} -> ${f.mode.toString(8)} ${f.owner}:${f.group}`}
+    }
+    if (change) {
+      changes.push(change)
+      if (change.kind === 'file' && change.action !== 'attributes') for (const s of f.notify ?? []) notify.add(s)
+    }
+  }
+  for (const path of d.absent) {
+    if (facts.files[path]?.exists) {
+      changes.push({kind: 'remove', path})
+      // Removing a file that a daemon reads (nginx's default site) needs the same reload as changing one.
+      for (const s of d.services) if (path.includes(`/${s.name}/`)) notify.add(s.name)
+    }
+  }
+
+  const byName = new Map<string, ServiceSpec>(d.services.map((s) => [s.name, s]))
+  for (const s of byName.values()) {
+    const fact = facts.services[s.name]
+    const enable = fact?.enabled !== 'enabled'
+    const start = fact?.active !== 'active'
+    if (enable || start) changes.push({kind: 'service', name: s.name, enable, start})
+  }
+  for (const name of [...new Set([...notify, ...facts.pendingReloads])].sort()) {
+    const spec = byName.get(name)
+    if (!spec) continue
+    const reason = notify.has(name) ? 'config changed' : 'pending from an interrupted run'
+    changes.push({kind: 'reload', name, how: spec.onChange, reason})
+  }
+  return {host: d.host.name, changes}
+}
+
+export function describe(change: Change): string {
+  switch (change.kind) {
+    case 'packages':
+      return `install packages: ${change.install.join(' ')}`
+    case 'file':
+      return `${change.action === 'create' ? 'create' : change.action === 'update' ? 'update' : 'fix'} ${change.path}${change.action === 'attributes' ? ` (${change.detail})` : ''}`
+    case 'remove':
+      return `remove ${change.path}`
+    case 'service':
+      return `${[change.enable ? 'enable' : '', change.start ? 'start' : ''].filter(Boolean).join(' and ')} ${change.name}`
+    case 'reload':
+      return `${change.how} ${change.name} (${change.reason})`
+  }
+}

@@ -1,0 +1,132 @@
+import {type HostDesired, desiredState} from '../components/index.js'
+import {type TlsMaterial, prepareTlsMaterial} from '../components/tls/index.js'
+import type {Host, Inventory} from '../inventory/index.js'
+import {Connection, type ConnectOptions} from '../remote/connection.js'
+import {applyHost} from './apply.js'
+import {type HostFacts, factsScript, parseFacts} from './facts.js'
+import {type Change, type HostPlan, factQuery, planHost} from './plan.js'
+
+export type HostStatus = 'unchanged' | 'changed' | 'pending' | 'failed' | 'skipped'
+
+export interface HostResult {
+  host: string
+  status: HostStatus
+  changes: Change[]
+  error?: string
+  durationMs: number
+}
+
+export interface RunOptions extends ConnectOptions {
+  apply: boolean
+  concurrency: number
+  /** Rolling batches of this many hosts; a batch with a failure stops the run. */
+  serial?: number
+  /** Progress for the UI: host, what it is doing. */
+  onStep?: (host: string, step: string) => void
+  /** Called after planning, before applying (for confirmation prompts). Return false to stop. */
+  beforeApply?: (plans: HostPlan[]) => Promise<boolean>
+}
+
+export interface RunReport {
+  hosts: HostResult[]
+  durationMs: number
+}
+
+export async function gatherFacts(conn: Connection, desired: HostDesired): Promise<HostFacts> {
+  const q = factQuery(desired)
+  const res = await conn.run(factsScript(q))
+  return parseFacts(res.stdout, q)
+}
+
+/** Runs `fn` over items with at most `limit` at once. */
+export async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length)
+  let next = 0
+  const workers = Array.from({length: Math.max(1, Math.min(limit, items.length))}, async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!)
+    }
+  })
+  await Promise.all(workers)
+  return out
+}
+
+/**
+ * plan (and provision): connect -> facts -> pure plan -> (apply). Hosts run in parallel up to --concurrency, or in
+ * rolling batches with --serial; a failing host never stops unrelated hosts within its batch.
+ */
+export async function runPlan(inventory: Inventory, hosts: Host[], options: RunOptions): Promise<RunReport> {
+  const started = Date.now()
+  const material: TlsMaterial = prepareTlsMaterial(inventory)
+  const batches = options.serial ? chunk(hosts, options.serial) : [hosts]
+  const results: HostResult[] = []
+  let stopped = false
+  for (const batch of batches) {
+    if (stopped) {
+      results.push(...batch.map((h) => ({host: h.name, status: 'skipped' as const, changes: [], error: 'not run: an earlier batch failed', durationMs: 0})))
+      continue
+    }
+    const connections = new Map<string, Connection>()
+    try {
+      const planned = await pool(batch, options.concurrency, async (host) => planOne(inventory, host, material, options, connections))
+      let proceed = options.apply
+      if (proceed && options.beforeApply) {
+        const pending = planned.filter((p) => p.plan && p.plan.changes.length > 0).map((p) => p.plan!)
+        if (pending.length > 0) proceed = await options.beforeApply(pending)
+      }
+      const batchResults = await pool(planned, options.concurrency, async (p) => {
+        if (p.result) return p.result
+        const t0 = Date.now()
+        const plan = p.plan!
+        if (plan.changes.length === 0) return {host: plan.host, status: 'unchanged' as const, changes: [], durationMs: Date.now() - t0 + p.ms}
+        if (!proceed) return {host: plan.host, status: 'pending' as const, changes: plan.changes, durationMs: p.ms}
+        try {
+          await applyHost(connections.get(plan.host)!, p.desired!, plan, (s) => options.onStep?.(plan.host, s))
+          options.onStep?.(plan.host, `done: ${plan.changes.length} changes`)
+          return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms}
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error)
+          options.onStep?.(plan.host, `FAILED: ${message}`)
+          return {host: plan.host, status: 'failed' as const, changes: plan.changes, error: message, durationMs: Date.now() - t0 + p.ms}
+        }
+      })
+      results.push(...batchResults)
+      if (options.serial && batchResults.some((r) => r.status === 'failed')) stopped = true
+    } finally {
+      for (const c of connections.values()) c.close()
+    }
+  }
+  return {hosts: results, durationMs: Date.now() - started}
+}
+
+async function planOne(
+  inventory: Inventory,
+  host: Host,
+  material: TlsMaterial,
+  options: RunOptions,
+  connections: Map<string, Connection>,
+): Promise<{plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}> {
+  const t0 = Date.now()
+  try {
+    options.onStep?.(host.name, 'connecting')
+    const conn = await Connection.open(host, options)
+    connections.set(host.name, conn)
+    const desired = desiredState(inventory, host, material)
+    options.onStep?.(host.name, 'gathering facts')
+    const facts = await gatherFacts(conn, desired)
+    const plan = planHost(desired, facts)
+    options.onStep?.(host.name, plan.changes.length ? `${plan.changes.length} changes planned` : 'no changes')
+    return {plan, desired, ms: Date.now() - t0}
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    options.onStep?.(host.name, `FAILED: ${message}`)
+    return {result: {host: host.name, status: 'failed', changes: [], error: message, durationMs: Date.now() - t0}, ms: 0}
+  }
+}
+
+function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}

@@ -1,0 +1,63 @@
+import {confirm} from '@inquirer/prompts'
+import {Failure, PartialFailure, UserError} from '../cli/errors.js'
+import type {Host, Inventory} from '../inventory/index.js'
+import {HostProgress} from '../ui/progress.js'
+import {type Summary, formatPlan, formatSummary, summarize} from '../ui/plan-output.js'
+import {type HostPlan, describe} from './plan.js'
+import {type RunOptions, type RunReport, runPlan} from './run.js'
+
+export interface SessionOptions {
+  apply: boolean
+  json: boolean
+  yes: boolean
+  concurrency: number
+  serial?: number
+  acceptNewHostKeys?: boolean
+  log: (s: string) => void
+}
+
+/**
+ * What `plan` and `provision` share: progress, the plan with diffs, the confirmation (never without a TTY), the
+ * summary, and the exit code (3 when some hosts failed, 1 when all did).
+ */
+export async function runSession(inventory: Inventory, hosts: Host[], o: SessionOptions): Promise<{report: RunReport; summary: Summary}> {
+  const interactive = process.stdin.isTTY && process.stdout.isTTY
+  if (o.apply && !o.yes && !interactive) {
+    throw new UserError('provision needs confirmation, and there is no terminal to ask on', [], ['Pass --yes to apply without asking, or run `foobar plan` to only see the changes.'])
+  }
+  const mode = o.json ? 'silent' : interactive && (o.yes || !o.apply) ? 'tty' : 'plain'
+  const progress = new HostProgress(hosts.map((h) => h.name), mode)
+  progress.start()
+  const options: RunOptions = {
+    apply: o.apply,
+    concurrency: o.concurrency,
+    serial: o.serial,
+    acceptNewHostKeys: o.acceptNewHostKeys,
+    onStep: (h, s) => progress.step(h, s),
+    beforeApply:
+      o.apply && !o.yes
+        ? async (plans: HostPlan[]) => {
+            o.log(plans.map((p) => `\n${p.host}:\n${p.changes.map((c) => `  ~ ${describe(c)}`).join('\n')}`).join(''))
+            return confirm({message: `Apply ${plans.reduce((n, p) => n + p.changes.length, 0)} changes to ${plans.length} hosts?`, default: false})
+          }
+        : undefined,
+  }
+  const report = await runPlan(inventory, hosts, options)
+  for (const r of report.hosts) progress.finish(r.host, r)
+  await progress.close()
+  const summary = summarize(report)
+  if (!o.json) {
+    if (!o.apply) o.log(formatPlan(report.hosts))
+    o.log(formatSummary(summary, o.apply ? 'provision' : 'plan'))
+  }
+  return {report, summary}
+}
+
+/** Exit codes: 1 when every host failed, 3 when some did. */
+export function failIfNeeded(summary: Summary, total: number): void {
+  const bad = summary.failed + summary.skipped
+  if (bad === 0) return
+  const list = Object.entries(summary.failedHosts).map(([h, e]) => `${h}: ${e}`).join('; ')
+  if (summary.failed >= total) throw new Failure(`all hosts failed: ${list}`)
+  throw new PartialFailure(`${bad} of ${total} hosts failed or were skipped: ${list}`, summary.failedHosts)
+}

@@ -1,0 +1,142 @@
+import {appendFileSync, existsSync, mkdirSync, readFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {dirname, resolve} from 'node:path'
+import {NodeSSH, type Config} from 'node-ssh'
+import {RemoteError, UserError} from '../cli/errors.js'
+import type {Host} from '../inventory/index.js'
+import {shq} from '../render/safe.js'
+import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
+import {readSshConfig} from './ssh-config.js'
+
+export interface ConnectOptions {
+  /** Trust on first use: record an unknown host's key (a changed key is still refused). */
+  acceptNewHostKeys?: boolean
+  /** Override ~/.ssh/config (tests). */
+  sshConfigFile?: string
+}
+
+export interface RunResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  stdin?: string
+  /** Run as root (through sudo for a non-root user). Default true: provisioning is root's work. */
+  root?: boolean
+  /** Throw RemoteError on a non-zero exit (default true). */
+  check?: boolean
+}
+
+/** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
+const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
+
+export class HostKeyError extends UserError {
+  constructor(host: string, verdict: HostKeyVerdict, blob: Buffer, knownHostsFile: string) {
+    const fp = fingerprint(blob)
+    if (verdict.status === 'changed') {
+      super(
+        `${host}: HOST KEY CHANGED: the ${keyTypeOf(blob)} key presented is ${fp}, which does not match ${verdict.sources.join(', ')}. Refusing to connect (possible man-in-the-middle).`,
+        [],
+        ['If the host was really reinstalled, remove its old line from known_hosts (ssh-keygen -R HOST) and verify the new fingerprint out of band.'],
+      )
+    } else if (verdict.status === 'revoked') {
+      super(`${host}: the host key ${fp} is marked @revoked in ${verdict.source}. Refusing to connect.`)
+    } else {
+      super(`${host}: unknown host key ${keyTypeOf(blob)} ${fp}. Refusing to connect to an unverified host.`, [], [
+        `Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then either add it to ${knownHostsFile}`,
+        'or run again with --accept-new-host-keys to record it (trust on first use).',
+      ])
+    }
+    this.name = 'HostKeyError'
+  }
+}
+
+/** One SSH connection per host, reused for every step; commands run through `sh -c` with a fixed PATH. */
+export class Connection {
+  private constructor(
+    readonly host: Host,
+    private readonly ssh: NodeSSH,
+    private readonly jump?: NodeSSH,
+  ) {}
+
+  static async open(host: Host, options: ConnectOptions = {}): Promise<Connection> {
+    const cfg = readSshConfig(host.name, options.sshConfigFile)
+    const address = host.address
+    const port = host.ssh.port ?? cfg.port ?? 22
+    const knownHostsFiles = [host.ssh.knownHosts, resolve(homedir(), '.ssh', 'known_hosts')].filter((f): f is string => !!f)
+    const recordFile = host.ssh.knownHosts ?? resolve(homedir(), '.ssh', 'known_hosts')
+    const names = [...new Set([lookupName(address, port), lookupName(host.name, port)])]
+    let refusal: HostKeyError | undefined
+    const hostVerifier = (blob: Buffer): boolean => {
+      const entries = knownHostsFiles.flatMap((f) => (existsSync(f) ? parseKnownHosts(readFileSync(f, 'utf8'), f) : []))
+      const verdict = checkHostKey(entries, names, blob)
+      if (verdict.status === 'trusted') return true
+      if (verdict.status === 'unknown' && options.acceptNewHostKeys) {
+        mkdirSync(dirname(recordFile), {recursive: true, mode: 0o700})
+        appendFileSync(recordFile, `${knownHostsLine(lookupName(address, port), blob)}\n`, {mode: 0o600})
+        return true
+      }
+      refusal = new HostKeyError(host.name, verdict, blob, recordFile)
+      return false
+    }
+
+    const identity = host.ssh.identityFile ?? cfg.identityFile?.find((f) => existsSync(f))
+    const base: Config = {
+      username: host.ssh.user,
+      readyTimeout: host.ssh.connectTimeout * 1000,
+      keepaliveInterval: 5000,
+      keepaliveCountMax: 3,
+      agent: process.env.SSH_AUTH_SOCK,
+      hostVerifier,
+    }
+    if (identity) {
+      if (!existsSync(identity)) throw new UserError(`${host.name}: ssh identity file ${identity} does not exist`, [], ['Set ssh.identity_file in the inventory.'])
+      base.privateKey = readFileSync(identity, 'utf8')
+    }
+
+    const ssh = new NodeSSH()
+    let jump: NodeSSH | undefined
+    try {
+      const jumpSpec = host.ssh.jumpHost ?? cfg.proxyJump
+      if (jumpSpec) {
+        jump = new NodeSSH()
+        const m = /^(?:([^@]+)@)?([^:]+)(?::(\d+))?$/.exec(jumpSpec)
+        if (!m) throw new UserError(`${host.name}: cannot read jump host ${JSON.stringify(jumpSpec)}`)
+        await jump.connect({...base, host: m[2], port: Number(m[3] ?? 22), username: m[1] ?? host.ssh.user, hostVerifier: () => true})
+        const sock = await new Promise<NodeJS.ReadWriteStream>((res, rej) =>
+          jump!.connection!.forwardOut('127.0.0.1', 0, address, port, (err, stream) => (err ? rej(err) : res(stream))),
+        )
+        await ssh.connect({...base, sock: sock as never})
+      } else {
+        await ssh.connect({...base, host: address, port})
+      }
+    } catch (error) {
+      jump?.dispose()
+      if (refusal) throw refusal
+      const msg = error instanceof Error ? error.message : String(error)
+      throw new RemoteError(host.name, 'ssh connect', null, msg, `${host.name}: cannot connect to ${host.ssh.user}@${address}:${port}: ${msg}`)
+    }
+    const conn = new Connection(host, ssh, jump)
+    return conn
+  }
+
+  /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
+  async run(script: string, options: RunOptions = {}): Promise<RunResult> {
+    const root = options.root ?? true
+    const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
+    const command = root && this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const res = await this.ssh.execCommand(command, {stdin: options.stdin, noTrim: true})
+    const result = {code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr}
+    if ((options.check ?? true) && result.code !== 0) {
+      throw new RemoteError(this.host.name, script.length > 120 ? `${script.slice(0, 117)}...` : script, result.code, result.stderr || result.stdout)
+    }
+    return result
+  }
+
+  close(): void {
+    this.ssh.dispose()
+    this.jump?.dispose()
+  }
+}
