@@ -49,6 +49,8 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
   }
 
   protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    // this.exit(n) throws oclif's ExitError: a chosen exit code, not a failure to report.
+    if ((err as {code?: string}).code === 'EEXIT') throw err
     const code = exitCodeOf(err)
     // oclif's own parse errors (unknown flag, missing arg) are usage errors.
     const isParse = (err as {oclif?: {exit?: number}}).oclif !== undefined && err.name !== 'UserError' && code === 2

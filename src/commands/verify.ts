@@ -1,0 +1,39 @@
+import {Flags} from '@oclif/core'
+import {FoobarCommand} from '../cli/base.js'
+import {Failure, PartialFailure} from '../cli/errors.js'
+import {connectFlags} from '../cli/run-flags.js'
+import {type CheckResult, verifyHosts} from '../engine/verify.js'
+import {loadInventory, selectHosts} from '../inventory/index.js'
+
+export default class Verify extends FoobarCommand<typeof Verify> {
+  static summary = 'Read-only checks of the live hosts, retried until settled: a table of host x check.'
+
+  static flags = {
+    ...connectFlags,
+    timeout: Flags.integer({summary: 'Seconds to wait for checks to settle.', default: 60, min: 0}),
+  }
+
+  async run(): Promise<{passed: number; failed: number; checks: CheckResult[]}> {
+    const inv = await loadInventory(this.flags.inventory)
+    const hosts = selectHosts(inv, this.flags.limit)
+    const checks = await verifyHosts(inv, hosts, {
+      timeoutMs: this.flags.timeout * 1000,
+      concurrency: this.flags.concurrency,
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+    })
+    const failed = checks.filter((c) => !c.ok)
+    if (!this.jsonEnabled()) {
+      const w = Math.max(...checks.map((c) => c.check.length), 5)
+      for (const c of checks) this.log(`${c.host.padEnd(10)} ${c.check.padEnd(w)}  ${c.ok ? 'pass' : 'FAIL'}  ${c.detail}`)
+      this.log(`\nverify: ${checks.length - failed.length} passed, ${failed.length} failed`)
+    }
+    const result = {passed: checks.length - failed.length, failed: failed.length, checks}
+    if (failed.length) {
+      const badHosts = new Set(failed.map((c) => c.host))
+      const detail = Object.fromEntries(failed.map((c) => [`${c.host} ${c.check}`, c.detail]))
+      if (badHosts.size >= hosts.length) throw new Failure(`verify failed on every host`)
+      throw new PartialFailure(`verify failed on ${[...badHosts].join(', ')}`, detail)
+    }
+    return result
+  }
+}

@@ -1,0 +1,96 @@
+import {request} from 'node:https'
+import {desiredState} from '../components/index.js'
+import {PORTS} from '../components/ports.js'
+import {prepareTlsMaterial} from '../components/tls/index.js'
+import type {Host, Inventory} from '../inventory/index.js'
+import {Connection, type ConnectOptions} from '../remote/connection.js'
+import {shq} from '../render/safe.js'
+import {planHost} from './plan.js'
+import {gatherFacts, pool} from './run.js'
+
+export interface CheckResult {
+  host: string
+  check: string
+  ok: boolean
+  detail: string
+}
+
+interface Check {
+  name: string
+  run: () => Promise<{ok: boolean; detail: string}>
+}
+
+/** GET https://address:port/path with SNI and Host set to the site name, trusting `ca`. */
+export function httpsProbe(address: string, port: number, servername: string, path: string, ca: string, timeoutMs = 5000): Promise<{status: number; headers: Record<string, unknown>; body: string}> {
+  return new Promise((resolve, reject) => {
+    const req = request({host: address, port, path, servername, ca, headers: {Host: servername}, timeout: timeoutMs, agent: false}, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body}))
+    })
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** Read-only checks per host and component, retried until they pass or the timeout runs out. */
+export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptions & {timeoutMs: number; concurrency: number}): Promise<CheckResult[]> {
+  const material = prepareTlsMaterial(inv)
+  const perHost = await pool(hosts, o.concurrency, async (host) => {
+    let conn: Connection
+    try {
+      conn = await Connection.open(host, o)
+    } catch (error) {
+      return [{host: host.name, check: 'ssh', ok: false, detail: error instanceof Error ? error.message : String(error)}]
+    }
+    try {
+      const desired = desiredState(inv, host, material)
+      const checks: Check[] = [
+        {
+          name: 'config',
+          run: async () => {
+            const plan = planHost(desired, await gatherFacts(conn, desired))
+            const drift = plan.changes.filter((c) => c.kind !== 'reload')
+            return drift.length ? {ok: false, detail: `${drift.length} differences from the inventory (run foobar plan)`} : {ok: true, detail: 'matches the inventory'}
+          },
+        },
+        ...desired.services.map((s) => ({
+          name: `service ${s.name}`,
+          run: async () => {
+            const r = await conn.run(`systemctl is-active ${shq(s.name)} && ${s.health ?? 'true'}`, {check: false})
+            return r.code === 0 ? {ok: true, detail: 'active and healthy'} : {ok: false, detail: (r.stderr || r.stdout).trim().split('\n').pop() || 'not active'}
+          },
+        })),
+      ]
+      if (host.roles.includes('lb')) {
+        checks.push({
+          name: 'https via lb',
+          run: async () => {
+            const r = await httpsProbe(host.address, PORTS.https, inv.site.domain, host.lb.healthCheck, material.backendCa)
+            return r.status === 200 ? {ok: true, detail: `200 from ${r.body.trim()}`} : {ok: false, detail: `HTTP ${r.status}`}
+          },
+        })
+      }
+      return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs)))
+    } finally {
+      conn.close()
+    }
+  })
+  return perHost.flat()
+}
+
+async function retry(host: string, check: Check, timeoutMs: number): Promise<CheckResult> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let r: {ok: boolean; detail: string}
+    try {
+      r = await check.run()
+    } catch (error) {
+      r = {ok: false, detail: error instanceof Error ? error.message : String(error)}
+    }
+    if (r.ok || Date.now() > deadline) return {host, check: check.name, ...r}
+    await new Promise((res) => setTimeout(res, 1000))
+  }
+}
