@@ -11,7 +11,7 @@ import {allProcesses, childrenOf, killNow, stopProcess, type ProcessInfo} from '
 import {servicePid, services, startServices, stopServices} from './services.js'
 import {dnsRecords, planHosts, type LabHost, type LabSpec} from './spec.js'
 import {
-  assertLabSupported, ensureKey, ensureSecret, readState, withLock, writeKnownHosts, writeState, type LabState,
+  assertLabSupported, assertLabTools, ensureKey, ensureSecret, readState, withLock, writeKnownHosts, writeState, type LabState,
 } from './state.js'
 
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate'
@@ -61,6 +61,7 @@ async function isRunning(paths: LabPaths, state: LabState): Promise<boolean> {
 
 export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult> {
   assertLabSupported()
+  assertLabTools()
   const started = Date.now()
   const hosts = planHosts(spec, opts.hosts)
   const paths = labPaths()
@@ -87,9 +88,10 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
     const publicKey = await ensureKey(paths)
     await ensureSecret(paths)
     // Recorded before anything starts, so `lab down` after a Ctrl-C knows the hosts.
-    await writeState(paths, {status: 'starting', hosts, domain: spec.domain, aliases: spec.aliases, startedAt: new Date().toISOString()})
+    const state: LabState = {status: 'starting', hosts, domain: spec.domain, aliases: spec.aliases, startedAt: new Date().toISOString()}
+    await writeState(paths, state)
     await bootAll(paths, hosts, spec, publicKey, opts.readyTimeoutMs ?? 60_000, log)
-    await writeState(paths, {status: 'up', hosts, domain: spec.domain, aliases: spec.aliases, startedAt: new Date().toISOString()})
+    await writeState(paths, {...state, status: 'up'})
     return {...base, alreadyUp: false, seconds: (Date.now() - started) / 1000, image}
   })
 }

@@ -4,11 +4,11 @@ import {run} from './exec.js'
 
 const ip = (what: string, ...args: string[]) => run('ip', args, {what, timeoutMs: 15_000})
 
-export const netnsOf = (host: string) => `${NAME_PREFIX}${host}`
-export const vethOf = (address: string) => `${VETH_PREFIX}${address.split('.').pop()}`
+const netnsOf = (host: string) => `${NAME_PREFIX}${host}`
+const vethOf = (address: string) => `${VETH_PREFIX}${address.split('.').pop()}`
 export const netnsPath = (host: string) => `/run/netns/${netnsOf(host)}`
 
-export async function bridgeExists(): Promise<boolean> {
+async function bridgeExists(): Promise<boolean> {
   return existsSync(`/sys/class/net/${BRIDGE}`)
 }
 

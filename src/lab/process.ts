@@ -25,7 +25,7 @@ export async function argvOf(pid: number): Promise<string[] | undefined> {
   return cmdline ? cmdline.split('\0').filter((a) => a !== '') : undefined
 }
 
-export async function readPid(file: string): Promise<number | undefined> {
+async function readPid(file: string): Promise<number | undefined> {
   try {
     const pid = Number.parseInt(await readFile(file, 'utf8'), 10)
     return Number.isInteger(pid) && pid > 1 ? pid : undefined

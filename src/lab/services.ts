@@ -67,7 +67,7 @@ export function httpsGet(url: string, ca: string | Buffer, timeoutMs = 5000): Pr
   })
 }
 
-async function start(paths: LabPaths, s: ServiceInfo, file: string, args: string[], env?: NodeJS.ProcessEnv) {
+async function start(s: ServiceInfo, file: string, args: string[], env?: NodeJS.ProcessEnv) {
   await startDetached({file, args, log: s.log, pidFile: s.pidFile, env: env && {...process.env, ...env}})
 }
 
@@ -108,7 +108,7 @@ FilterDefaultDeny Yes
 DisableViaHeader Yes
 `,
   )
-  await start(paths, s, 'tinyproxy', ['-d', '-c', paths.tinyproxy.config])
+  await start(s, 'tinyproxy', ['-d', '-c', paths.tinyproxy.config])
   await waitService(s, async () => ((await tcpOpen(PORTS.proxy)) ? true : undefined))
 }
 
@@ -134,7 +134,7 @@ async function ensurePebbleCerts(paths: LabPaths): Promise<void> {
 /** challtestsrv is the DNS pebble validates with: the site on the LB, every host by name. */
 async function startChalltestsrv(paths: LabPaths, records: Array<{name: string; address: string}>): Promise<void> {
   const s = service(paths, 'pebble-challtestsrv')
-  await start(paths, s, 'pebble-challtestsrv', [
+  await start(s, 'pebble-challtestsrv', [
     '-dns01', `${BRIDGE_ADDRESS}:${PORTS.dns}`, '-http01', '', '-https01', '', '-tlsalpn01', '',
     '-management', `${BRIDGE_ADDRESS}:${PORTS.dnsManagement}`, '-defaultIPv4', '', '-defaultIPv6', '',
   ])
@@ -166,7 +166,7 @@ async function startPebble(paths: LabPaths): Promise<void> {
     },
   }
   await writeFile(p.config, JSON.stringify(config, null, 2) + '\n')
-  await start(paths, s, 'pebble', ['-config', p.config, '-dnsserver', URLS.dns, '-strict=false'], {
+  await start(s, 'pebble', ['-config', p.config, '-dnsserver', URLS.dns, '-strict=false'], {
     PEBBLE_VA_NOSLEEP: '1',
     PEBBLE_WFE_NONCEREJECT: '0',
   })

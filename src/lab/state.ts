@@ -29,6 +29,30 @@ export function assertLabSupported(): void {
   }
 }
 
+/** Programs `lab up` runs on this machine, and the Debian packages that provide them. */
+const TOOLS: Record<string, string> = {
+  debootstrap: 'debootstrap',
+  'systemd-nspawn': 'systemd-container',
+  ip: 'iproute2',
+  ssh: 'openssh-client',
+  'ssh-keygen': 'openssh-client',
+  openssl: 'openssl',
+  tinyproxy: 'tinyproxy-bin',
+  pebble: 'pebble',
+  'pebble-challtestsrv': 'pebble',
+}
+
+export function assertLabTools(): void {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin']
+  const missing = Object.keys(TOOLS).filter((tool) => !dirs.some((d) => d && existsSync(path.join(d, tool))))
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map((t) => TOOLS[t]))].join(' ')
+    throw new UserError(`foobar lab needs these programs on this machine: ${missing.join(', ')}`, [], [
+      `apt-get install -y --no-install-recommends ${packages}`,
+    ])
+  }
+}
+
 export async function readState(paths: LabPaths): Promise<LabState | undefined> {
   try {
     return JSON.parse(await readFile(paths.state, 'utf8')) as LabState

@@ -106,6 +106,7 @@ describe.skipIf(!labIsUp())('the lab', () => {
     expect(await readFile(paths.host(host.name).nspawnPid, 'utf8')).not.toBe(before)
   })
 
+  // Runs the built CLI: `npm test` builds dist/ first.
   it('`foobar lab status --json` shows every host running and reachable, and the services', async () => {
     const {stdout} = await run('node', ['bin/run.js', 'lab', 'status', '--json'])
     const status = JSON.parse(stdout) as LabStatus

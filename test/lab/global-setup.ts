@@ -12,9 +12,16 @@ declare module 'vitest' {
 /** Teardown: purge host state, then prove nothing is left (process, mount, netns, link), loudly if something is. */
 async function tearDown(): Promise<void> {
   const started = Date.now()
-  await down({purge: true})
-  const left = await leftovers()
-  if (left.length > 0) throw new Error(`lab teardown left these behind:\n  ${left.join('\n  ')}`)
+  try {
+    await down({purge: true})
+    const left = await leftovers()
+    if (left.length > 0) throw new Error(`lab teardown left these behind:\n  ${left.join('\n  ')}`)
+  } catch (error) {
+    console.error(`LAB TEARDOWN FAILED: ${(error as Error).message}`)
+    // vitest reports an error thrown by a global teardown but still exits 0.
+    process.exitCode = 1
+    throw error
+  }
   const seconds = ((Date.now() - started) / 1000).toFixed(1)
   console.log(`lab torn down in ${seconds} s: no process, mount, namespace or bridge left`)
 }
