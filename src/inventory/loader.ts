@@ -105,7 +105,20 @@ function crossCheck(raw: unknown): InventoryProblem[] {
     problems.push({path: ['hosts'], message: 'at most one host may have the monitoring role'})
   }
   problems.push(...checkDatabase(doc, hosts, byName, rolesOf))
+  problems.push(...checkAdminNetworks(doc, hosts, rolesOf))
   return problems
+}
+
+/** Every host needs SSH allowed from somewhere: admin_cidrs at the top level, in one of its roles, or on the host. */
+function checkAdminNetworks(doc: Record<string, unknown>, hosts: Array<Record<string, unknown>>, rolesOf: (h: Record<string, unknown>) => string[]): InventoryProblem[] {
+  const hasAdmin = (layer: unknown) => isObj(layer) && isObj(layer.firewall) && layer.firewall.admin_cidrs !== undefined
+  if (hasAdmin(doc)) return []
+  const roles = isObj(doc.roles) ? doc.roles : {}
+  return hosts.flatMap((h, i) =>
+    hasAdmin(h) || rolesOf(h).some((r) => hasAdmin(roles[r]))
+      ? []
+      : [{path: ['hosts', i, 'firewall', 'admin_cidrs'], message: `no admin network for ${showValue(h?.name)}: set firewall.admin_cidrs (top level, roles.<role> or the host) so SSH is allowed from somewhere you control`}],
+  )
 }
 
 function checkDatabase(
@@ -156,8 +169,9 @@ function checkDatabase(
   return problems
 }
 
+/** One spelling per address: `2001:DB8:0:0::1` and `2001:db8::1` are the same host (the URL parser canonicalises v6). */
 function normaliseAddress(address: string): string {
-  return isIP(address) === 6 ? address.toLowerCase().replace(/(^|:)0+(?=[0-9a-f])/g, '$1') : address
+  return isIP(address) === 6 ? new URL(`http://[${address.split('%')[0]}]`).hostname : address
 }
 
 type Obj = Record<string, unknown>
@@ -236,12 +250,6 @@ function resolveInventory(data: InventoryFile, file: string): Inventory {
       db: dbIds.get(h.name),
     }
   })
-  const noAdmin = hosts.filter((h) => h.firewall.adminCidrs.length === 0)
-  if (noAdmin.length > 0) {
-    throw new InventoryError(file, [
-      {location: file, field: 'firewall.admin_cidrs', message: `no admin network for ${noAdmin.map((h) => h.name).join(', ')}: SSH must be allowed from somewhere you control`},
-    ])
-  }
   let mysql: MysqlSettings | undefined
   if (data.mysql) {
     mysql = {
