@@ -1,0 +1,32 @@
+#!/usr/bin/python3
+# Managed by foobar: the default app for www.foobar.com, used when the inventory names no app.
+# GET / -> a page; GET /healthz -> 200 "ok <hostname>". Listens on 127.0.0.1 only; nginx fronts it.
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOST = socket.gethostname()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "foobar-app"
+
+    def do_GET(self):
+        if self.path == "/healthz":
+            body = ("ok " + HOST + "\n").encode()
+            ctype = "text/plain"
+        else:
+            body = ("<!doctype html><title>www.foobar.com</title><h1>www.foobar.com</h1><p>served by " + HOST + "</p>\n").encode()
+            ctype = "text/html; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Served-By", HOST)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", 8080), Handler).serve_forever()

@@ -1,0 +1,398 @@
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, describe, expect, test} from 'vitest'
+import {desiredState} from '../../src/components/index.js'
+import {firewallRules, renderFirewall} from '../../src/components/firewall/index.js'
+import {aggregateCidrs} from '../../src/components/firewall/rules.js'
+import {parseInventory, type Inventory} from '../../src/inventory/index.js'
+import {assertSafeView, shq} from '../../src/render/safe.js'
+import {renderTemplate} from '../../src/render/templates.js'
+import {EXAMPLES, ROOT, fileOf, iptablesVariant, loadExample, renderAll} from './support/render.js'
+
+const TMP = mkdtempSync(join(tmpdir(), 'foobar-render-'))
+afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+
+describe('rendered files (snapshots)', () => {
+  const variants = [
+    ...EXAMPLES.map((name) => ({label: name, inv: loadExample(name)})),
+    ...EXAMPLES.map((name) => ({label: `${name}-iptables`, inv: loadExample(name, iptablesVariant)})),
+  ]
+  for (const {label, inv} of variants) {
+    for (const [host, files] of renderAll(inv)) {
+      for (const f of files) {
+        test(`${label}: ${host}${f.path}`, async () => {
+          await expect(f.content).toMatchFileSnapshot(join('__snapshots__', 'render', label, host, f.path))
+        })
+      }
+    }
+  }
+
+  test('foobar.yml: each host gets exactly the files for its roles', () => {
+    const files = renderAll(loadExample('foobar'))
+    const list = Object.fromEntries([...files].map(([h, fs]) => [h, fs.map((f) => `${f.mode.toString(8)} ${f.path}`).sort()]))
+    const web = [
+      '640 /etc/foobar/firewall/ufw.rules',
+      '644 /etc/mysql/mariadb.conf.d/60-foobar.cnf',
+      '644 /etc/nginx/conf.d/foobar.conf',
+      '644 /etc/systemd/system/foobar-app.service',
+      '644 /opt/foobar-app/app.py',
+    ]
+    expect(list).toEqual({lb1: ['640 /etc/foobar/firewall/ufw.rules', '644 /etc/haproxy/haproxy.cfg'], web1: web, web2: web})
+    const ipt = renderAll(loadExample('lab', iptablesVariant))
+    expect(ipt.get('lb1')!.map((f) => f.path).sort()).toEqual(['/etc/apt/apt.conf.d/80foobar-proxy', '/etc/haproxy/haproxy.cfg', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6'])
+  })
+
+  test('rendering twice gives identical bytes', () => {
+    for (const name of EXAMPLES) {
+      const a = renderAll(loadExample(name))
+      const b = renderAll(loadExample(name))
+      expect([...b]).toEqual([...a])
+    }
+  })
+
+  test('`foobar render` writes the same bytes to DIR/<host>/<path>, twice over', () => {
+    const outs = [join(TMP, 'cli-a'), join(TMP, 'cli-b')]
+    for (const out of outs) {
+      const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {cwd: ROOT, encoding: 'utf8'})
+      expect(run.status, run.stderr).toBe(0)
+      expect(run.stdout).toContain('12 files for 3 hosts')
+    }
+    const expected = renderAll(loadExample('foobar'))
+    for (const [host, files] of expected) {
+      for (const f of files) {
+        for (const out of outs) {
+          const target = join(out, host, f.path)
+          expect(readFileSync(target, 'utf8'), target).toBe(f.content)
+          expect(statSync(target).mode & 0o777, target).toBe(f.mode)
+        }
+      }
+    }
+    expect(readdirSync(outs[0]!).sort()).toEqual(['lb1', 'web1', 'web2'])
+  })
+
+  test('--host renders only that host', () => {
+    const out = join(TMP, 'cli-host')
+    const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/lab.yml', '--host', 'lb1', '--out', out], {cwd: ROOT, encoding: 'utf8'})
+    expect(run.status, run.stderr).toBe(0)
+    expect(readdirSync(out)).toEqual(['lb1'])
+  })
+})
+
+describe('what the configs say (foobar.yml)', () => {
+  const files = renderAll(loadExample('foobar'))
+
+  test('nginx: ACME http-01 is served before the redirect; HTTPS with HSTS proxies to the app; stub_status on localhost', () => {
+    const conf = fileOf(files, 'web1', '/etc/nginx/conf.d/foobar.conf')
+    const acme = conf.indexOf('location ^~ /.well-known/acme-challenge/')
+    const redirect = conf.indexOf('return 301 https://$host$request_uri;')
+    expect(acme).toBeGreaterThan(0)
+    expect(redirect).toBeGreaterThan(acme)
+    expect(conf).toContain('server_name www.foobar.com foobar.com;')
+    expect(conf).toContain('ssl_protocols TLSv1.2 TLSv1.3;')
+    expect(conf).toContain('add_header Strict-Transport-Security "max-age=63072000" always;')
+    expect(conf).toContain('proxy_pass http://foobar_app;')
+    expect(conf).toMatch(/listen 127\.0\.0\.1:8081;\s+location = \/stub_status \{\s+stub_status;\s+allow 127\.0\.0\.1;\s+deny all;/)
+  })
+
+  test('haproxy: re-encrypts to every web server and verifies their certificate; stats on localhost', () => {
+    const cfg = fileOf(files, 'lb1', '/etc/haproxy/haproxy.cfg')
+    expect(cfg).toContain('ssl verify required ca-file /etc/foobar/tls/backend-ca.pem verifyhost www.foobar.com')
+    expect(cfg).toContain('server web1 203.0.113.11:443')
+    expect(cfg).toContain('server web2 203.0.113.12:443')
+    expect(cfg).toContain('bind :::443 v4v6 ssl crt /etc/foobar/tls/site.pem alpn h2,http/1.1')
+    expect(cfg).toContain('http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.foobar.com')
+    expect(cfg).toContain('stats socket /run/haproxy/admin.sock')
+    expect(cfg).toContain('bind 127.0.0.1:8404')
+  })
+
+  test('mariadb: unique server_id, ROW binlog, GTID, the replica read-only, bound to the host address', () => {
+    const primary = fileOf(files, 'web1', '/etc/mysql/mariadb.conf.d/60-foobar.cnf')
+    const replica = fileOf(files, 'web2', '/etc/mysql/mariadb.conf.d/60-foobar.cnf')
+    expect(primary).toMatch(/^server_id = 1$/m)
+    expect(replica).toMatch(/^server_id = 2$/m)
+    expect(primary).toMatch(/^read_only = OFF$/m)
+    expect(replica).toMatch(/^read_only = ON$/m)
+    expect(primary).toMatch(/^bind-address = 203\.0\.113\.11$/m)
+    expect(replica).toMatch(/^bind-address = 203\.0\.113\.12$/m)
+    for (const cnf of [primary, replica]) {
+      expect(cnf).toMatch(/^binlog_format = ROW$/m)
+      expect(cnf).toMatch(/^log_bin = \/var\/lib\/mysql\/mysql-bin$/m)
+      expect(cnf).toMatch(/^gtid_strict_mode = ON$/m)
+    }
+  })
+})
+
+/*
+ * Firewall policy, from the pure rule list. An inventory with every role, IPv6 hosts and v6 admin networks.
+ */
+const FW = `site: {domain: www.example.com, email: admin@example.com}
+firewall:
+  admin_cidrs: [192.0.2.0/24, "2001:db8:a::/48"]
+  extra_ports:
+    db: [{port: 5555, proto: udp, from: [192.0.2.7], comment: backup agent}]
+monitoring:
+  sources: [198.51.100.10/32, "2001:db8:f::10"]
+mysql: {primary: db1, replicas: [db2, web2], replication_password: {env: REPL}}
+hosts:
+  - {name: lb1, address: 192.0.2.10, roles: [lb]}
+  - {name: lb2, address: "2001:db8::10", roles: [lb]}
+  - {name: web1, address: 192.0.2.11, roles: [web], ssh: {port: 2222}}
+  - {name: web2, address: "2001:db8::11", roles: [web, db]}
+  - {name: db1, address: 192.0.2.21, roles: [db]}
+  - {name: db2, address: 192.0.2.22, roles: [db]}
+  - {name: mon1, address: 192.0.2.30, roles: [monitoring]}
+`
+
+describe('firewall rules per role (firewallRules)', () => {
+  const inv = parseInventory(FW, '/srv/fw.yml')
+  const rulesOf = (name: string) => firewallRules(inv, inv.hosts.find((h) => h.name === name)!)
+  const port = (name: string, p: number, proto = 'tcp') => rulesOf(name).find((r) => r.port === p && r.proto === proto)
+  const from = (name: string, p: number, proto = 'tcp') => port(name, p, proto)?.from
+  const ports = (name: string) => rulesOf(name).map((r) => `${r.port}/${r.proto}`)
+
+  const ADMIN = ['192.0.2.0/24', '2001:db8:a::/48']
+  const SCRAPERS = ['192.0.2.30/32', '198.51.100.10/32', '2001:db8:f::10/128'].sort()
+  const LBS = ['192.0.2.10/32', '2001:db8::10/128'].sort()
+
+  test('only the ports each role needs are open', () => {
+    expect(ports('lb1')).toEqual(['22/tcp', '80/tcp', '443/tcp', '8405/tcp', '9100/tcp'])
+    expect(ports('web1')).toEqual(['80/tcp', '443/tcp', '2222/tcp', '9100/tcp', '9113/tcp'])
+    expect(ports('web2')).toEqual(['22/tcp', '80/tcp', '443/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp', '9113/tcp'])
+    expect(ports('db1')).toEqual(['22/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp'])
+    expect(ports('mon1')).toEqual(['22/tcp', '6514/tcp', '9090/tcp', '9100/tcp'])
+  })
+
+  test('SSH (at each host\'s own port) only from the admin networks', () => {
+    for (const h of inv.hosts) expect(from(h.name, h.ssh.port), h.name).toEqual(ADMIN)
+    expect(port('web1', 22)).toBeUndefined()
+  })
+
+  test('80 and 443 on the load balancers from anywhere', () => {
+    for (const lb of ['lb1', 'lb2']) {
+      expect(from(lb, 80)).toEqual([])
+      expect(from(lb, 443)).toEqual([])
+    }
+  })
+
+  test('the backend HTTPS port (and ACME on 80) on web servers only from the load balancers', () => {
+    for (const web of ['web1', 'web2']) {
+      expect(from(web, 443)).toEqual(LBS)
+      expect(from(web, 80)).toEqual(LBS)
+    }
+    const custom = parseInventory(FW.replace('roles: [web], ssh: {port: 2222}}', 'roles: [web], lb: {backend_port: 8443}}'), '/srv/fw.yml')
+    const web1 = custom.hosts.find((h) => h.name === 'web1')!
+    const rules = firewallRules(custom, web1)
+    expect(rules.find((r) => r.port === 8443)?.from).toEqual(LBS)
+    expect(rules.find((r) => r.port === 443)).toBeUndefined()
+  })
+
+  test('3306 only from the web hosts and the other database hosts', () => {
+    expect(from('db1', 3306)).toEqual(['192.0.2.11/32', '192.0.2.22/32', '2001:db8::11/128'])
+    expect(from('db2', 3306)).toEqual(['192.0.2.11/32', '192.0.2.21/32', '2001:db8::11/128'])
+    expect(from('web2', 3306)).toEqual(['192.0.2.11/32', '192.0.2.21/32', '192.0.2.22/32'])
+    expect(port('web1', 3306)).toBeUndefined()
+    expect(port('lb1', 3306)).toBeUndefined()
+  })
+
+  test('monitoring ports only from the monitoring sources and the monitoring host', () => {
+    for (const [h, p] of [['lb1', 9100], ['lb1', 8405], ['web1', 9113], ['db1', 9104], ['web2', 9104]] as const) expect(from(h, p), `${h}:${p}`).toEqual(SCRAPERS)
+    // the monitoring host does not need to scrape itself through its firewall
+    expect(from('mon1', 9100)).toEqual(['198.51.100.10/32', '2001:db8:f::10/128'])
+    expect(from('mon1', 9090)).toEqual(ADMIN)
+    // every other host, adjacent addresses merged into one network (.10 + .11 = .10/31)
+    expect(from('mon1', 6514)).toEqual(['192.0.2.10/31', '192.0.2.21/32', '192.0.2.22/32', '2001:db8::10/127'])
+  })
+
+  test('no monitoring sources and no monitoring host: no exporter port is open', () => {
+    const none = parseInventory(FW.replace('  sources: [198.51.100.10/32, "2001:db8:f::10"]\n', '  sources: []\n').replace('  - {name: mon1, address: 192.0.2.30, roles: [monitoring]}\n', ''), '/srv/fw.yml')
+    for (const h of none.hosts) expect(firewallRules(none, h).map((r) => r.port).filter((p) => p >= 8400), h.name).toEqual([])
+  })
+
+  test('extra ports per role go to hosts with that role only', () => {
+    expect(port('db1', 5555, 'udp')).toEqual({port: 5555, proto: 'udp', from: ['192.0.2.7/32'], comment: 'backup agent'})
+    expect(port('web1', 5555, 'udp')).toBeUndefined()
+  })
+
+  test('iptables: v4 sources in rules.v4, v6 sources in rules.v6, anywhere in both', () => {
+    const ipt = parseInventory(FW.replace('firewall:\n', 'firewall:\n  backend: iptables\n'), '/srv/fw.yml')
+    const tables = (name: string) => {
+      const files = renderFirewall(ipt, ipt.hosts.find((h) => h.name === name)!).files
+      return {v4: files.find((f) => f.path === '/etc/iptables/rules.v4')!.content, v6: files.find((f) => f.path === '/etc/iptables/rules.v6')!.content}
+    }
+    const accepts = (table: string) => table.split('\n').filter((l) => / --dport /.test(l))
+    const lb1 = tables('lb1')
+    expect(accepts(lb1.v4)).toEqual([
+      '-A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m comment --comment "ssh from admin networks" -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 80 -m comment --comment "http (redirect and ACME)" -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 443 -m comment --comment "https" -j ACCEPT',
+      '-A INPUT -s 192.0.2.30/32 -p tcp -m tcp --dport 8405 -m comment --comment "haproxy metrics from monitoring" -j ACCEPT',
+      '-A INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 8405 -m comment --comment "haproxy metrics from monitoring" -j ACCEPT',
+      '-A INPUT -s 192.0.2.30/32 -p tcp -m tcp --dport 9100 -m comment --comment "node exporter from monitoring" -j ACCEPT',
+      '-A INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 9100 -m comment --comment "node exporter from monitoring" -j ACCEPT',
+    ])
+    expect(accepts(lb1.v6)).toEqual([
+      '-A INPUT -s 2001:db8:a::/48 -p tcp -m tcp --dport 22 -m comment --comment "ssh from admin networks" -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 80 -m comment --comment "http (redirect and ACME)" -j ACCEPT',
+      '-A INPUT -p tcp -m tcp --dport 443 -m comment --comment "https" -j ACCEPT',
+      '-A INPUT -s 2001:db8:f::10/128 -p tcp -m tcp --dport 8405 -m comment --comment "haproxy metrics from monitoring" -j ACCEPT',
+      '-A INPUT -s 2001:db8:f::10/128 -p tcp -m tcp --dport 9100 -m comment --comment "node exporter from monitoring" -j ACCEPT',
+    ])
+    const web1 = tables('web1')
+    expect(accepts(web1.v4).filter((l) => l.includes('--dport 443 '))).toEqual([expect.stringContaining('-s 192.0.2.10/32 ')])
+    expect(accepts(web1.v6).filter((l) => l.includes('--dport 443 '))).toEqual([expect.stringContaining('-s 2001:db8::10/128 ')])
+    // A rule whose sources are all IPv4 opens nothing in IPv6 (and the reverse).
+    const db1 = tables('db1')
+    expect(db1.v6).not.toContain('--dport 5555')
+    expect(accepts(db1.v6).filter((l) => l.includes('--dport 3306 '))).toEqual([expect.stringContaining('-s 2001:db8::11/128 ')])
+    for (const h of ipt.hosts) {
+      const t = tables(h.name)
+      expect(t.v4, h.name).not.toMatch(/-s [0-9a-f]*:/)
+      expect(t.v6, h.name).not.toMatch(/-s \d+\.\d+/)
+      for (const table of [t.v4, t.v6]) {
+        expect(table).toContain(':INPUT DROP [0:0]')
+        expect(table).toContain('-A INPUT -i lo -j ACCEPT')
+        expect(table).toContain('-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT')
+      }
+    }
+  })
+
+  test('iptables with ipv6: false: rules.v6 still loads but opens nothing', () => {
+    const ipt = parseInventory(FW.replace('firewall:\n', 'firewall:\n  backend: iptables\n  ipv6: false\n'), '/srv/fw.yml')
+    const v6 = renderFirewall(ipt, ipt.hosts[0]!).files.find((f) => f.path === '/etc/iptables/rules.v6')!.content
+    expect(v6).toContain(':INPUT DROP [0:0]')
+    expect(v6).not.toContain('--dport')
+  })
+
+  test('ufw: one line per source, v4 and v6 alike, with the policy defaults first', () => {
+    const ufw = renderFirewall(inv, inv.hosts.find((h) => h.name === 'web1')!).files[0]!.content
+    const lines = ufw.split('\n').filter((l) => l && !l.startsWith('#'))
+    expect(lines.slice(0, 3)).toEqual(['default deny incoming', 'default allow outgoing', 'default deny routed'])
+    expect(lines).toContain("allow in proto tcp from 2001:db8::10/128 to any port 443 comment 'https from the load balancer'")
+    expect(lines).toContain("allow in proto tcp from 192.0.2.10/32 to any port 443 comment 'https from the load balancer'")
+    expect(lines.filter((l) => l.includes('port 443'))).toHaveLength(2)
+  })
+})
+
+describe('aggregateCidrs: fewer rules, exactly the same addresses', () => {
+  test('merges duplicates, overlaps and adjacent networks; keeps gaps', () => {
+    expect(aggregateCidrs([])).toEqual([])
+    expect(aggregateCidrs(['10.0.0.2/32', '10.0.0.3/32', '10.0.0.3/32'])).toEqual(['10.0.0.2/31'])
+    expect(aggregateCidrs(['10.0.0.1/32', '10.0.0.2/32'])).toEqual(['10.0.0.1/32', '10.0.0.2/32'])
+    expect(aggregateCidrs(['10.0.0.0/24', '10.0.0.77/32', '10.0.1.0/24'])).toEqual(['10.0.0.0/23'])
+    expect(aggregateCidrs(['10.0.0.5/24'])).toEqual(['10.0.0.0/24'])
+    expect(aggregateCidrs(['0.0.0.0/0', '10.0.0.1/32'])).toEqual(['0.0.0.0/0'])
+    expect(aggregateCidrs(['2001:db8::/128', '2001:db8::1/128', '192.0.2.1/32'])).toEqual(['192.0.2.1/32', '2001:db8::/127'])
+    expect(aggregateCidrs(['2001:DB8:0:0:0:0:0:2/128', '::ffff:192.0.2.1/128'])).toEqual(['2001:db8::2/128', '::ffff:c000:201/128'])
+  })
+
+  test('covers exactly the input addresses (exhaustive over random sets in a /26)', () => {
+    let seed = 7
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    const members = (cidrs: string[]) => {
+      const set = new Set<number>()
+      for (const c of cidrs) {
+        const [ip, len] = c.split('/')
+        const last = Number(ip!.split('.')[3])
+        const size = 2 ** (32 - Number(len))
+        for (let i = last - (last % size); i < last - (last % size) + size; i++) set.add(i)
+      }
+      return [...set].sort((a, b) => a - b)
+    }
+    for (let round = 0; round < 200; round++) {
+      const input = Array.from({length: 1 + Math.floor(rand() * 20)}, () => {
+        const len = 26 + Math.floor(rand() * 7)
+        return `10.9.8.${Math.floor(rand() * 64)}/${len}`
+      })
+      const out = aggregateCidrs(input)
+      expect(members(out), input.join(' ')).toEqual(members(input))
+      expect(out.length).toBeLessThanOrEqual(new Set(input).size)
+    }
+  })
+
+  test('a 1,000-host fleet: the database port is a handful of networks, not a line per peer', () => {
+    const hosts = Array.from({length: 1000}, (_, i) => `  - {name: h${i}, address: 10.1.${Math.floor(i / 250)}.${(i % 250) + 2}, roles: [${i === 0 ? 'lb' : i <= 800 ? 'web' : 'db'}]}`)
+    const dbs = Array.from({length: 199}, (_, i) => `h${801 + i}`)
+    const inv = parseInventory(
+      `site: {domain: www.example.com, email: admin@example.com}\nfirewall: {admin_cidrs: [192.0.2.0/24]}\nmysql: {primary: ${dbs[0]}, replicas: [${dbs.slice(1).join(', ')}], replication_password: {env: R}}\nhosts:\n${hosts.join('\n')}\n`,
+      '/srv/big.yml',
+    )
+    const db = inv.hosts.find((h) => h.name === 'h900')!
+    const sources = firewallRules(inv, db).find((r) => r.port === 3306)!.from
+    expect(sources.length).toBeLessThan(60) // instead of 998 lines
+    const num = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0)
+    const covered = (ip: string) =>
+      sources.some((c) => {
+        const [net, len] = c.split('/')
+        const size = 2 ** (32 - Number(len))
+        return Math.floor(num(ip) / size) === Math.floor(num(net!) / size)
+      })
+    for (const h of inv.hosts) expect(covered(h.address), h.name).toBe(h !== db && (h.roles.includes('web') || h.roles.includes('db')))
+    expect(covered('10.1.3.253')).toBe(false) // an address no host has
+  })
+})
+
+describe('second line of defence: the view-model safety check', () => {
+  test('refuses newlines, `;`, braces, quotes and shell syntax anywhere in a view, naming where', () => {
+    for (const bad of ['a\nb', 'a;b', 'a{b', 'a}b', 'a"b', "a'b", 'a`b`', 'a$(b)', 'a\\b', 'a\rb', 'a\u0000b', 'a|b', 'a&b', 'a<b']) {
+      expect(() => assertSafeView({ok: 'fine', nested: {list: ['x', bad]}}), JSON.stringify(bad)).toThrow(/unsafe value at view\.nested\.list\[1\]/)
+    }
+    expect(() => assertSafeView({domain: 'www.foobar.com', port: 443, on: true, list: ['a.b', '10.0.0.0/8'], none: undefined})).not.toThrow()
+  })
+
+  test('renderTemplate refuses a hostile value even if it got past the schema', () => {
+    expect(() => renderTemplate('base/apt-proxy.conf', {proxy: 'http://x";\nAcquire::http::Proxy "http://evil'})).toThrow(/unsafe value at view\.proxy/)
+  })
+
+  test('a schema-bypassing inventory renders nothing: desiredState throws on the bad domain', () => {
+    const inv: Inventory = loadExample('foobar')
+    const hacked: Inventory = {...inv, site: {...inv.site, domain: 'www.foobar.com; include /etc/passwd'}}
+    expect(() => desiredState(hacked, hacked.hosts[1]!)).toThrow(/unsafe value at view\.domain/)
+    const newline: Inventory = {...inv, hosts: inv.hosts.map((h) => ({...h, lb: {...h.lb, healthCheck: '/healthz\n    server evil 6.6.6.6:443'}}))}
+    expect(() => desiredState(newline, newline.hosts[0]!)).toThrow(/unsafe value at view\.healthCheck/)
+  })
+})
+
+describe('shq: shell quoting for remote commands', () => {
+  const hostile = [
+    'plain',
+    '',
+    'two words',
+    "it's",
+    "''",
+    '"double"',
+    '$(touch /tmp/foobar-shq-pwned)',
+    '`touch /tmp/foobar-shq-pwned`',
+    '${HOME}',
+    'a;b && c || d | e > f < g',
+    'new\nline',
+    'glob * ? [a]',
+    'back\\slash',
+    '~root',
+    '#comment',
+    'tab\there',
+    "'; touch /tmp/foobar-shq-pwned; echo '",
+  ]
+
+  test('sh -c "printf %s <quoted>" prints the value literally', () => {
+    for (const value of hostile) {
+      const run = spawnSync('sh', ['-c', `printf '%s' ${shq(value)}`], {encoding: 'utf8', cwd: TMP})
+      expect(run.status, value).toBe(0)
+      expect(run.stdout, JSON.stringify(value)).toBe(value)
+    }
+    expect(readdirSync('/tmp').filter((n) => n.startsWith('foobar-shq-pwned'))).toEqual([])
+  })
+
+  test('echo as in the brief: sh -c "echo $(shq x)"', () => {
+    const value = "x'y $(id) `id` ; \"z\""
+    const run = spawnSync('sh', ['-c', `echo ${shq(value)}`], {encoding: 'utf8'})
+    expect(run.stdout).toBe(`${value}\n`)
+  })
+
+  test('safe words stay unquoted, numbers work', () => {
+    expect(shq('/etc/nginx/conf.d/foobar.conf')).toBe('/etc/nginx/conf.d/foobar.conf')
+    expect(shq(443)).toBe('443')
+    expect(shq('')).toBe("''")
+  })
+})
