@@ -1,7 +1,9 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {ExitCode, UserError, exitCodeOf} from './errors.js'
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof FoobarCommand)['baseFlags'] & T['flags']>
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  Omit<(typeof FoobarCommand)['baseFlags'], keyof T['flags']> & T['flags']
+>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**

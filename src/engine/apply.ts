@@ -25,8 +25,8 @@ export function writeFileScript(f: DesiredFile): string {
   const bak = shq(backupOf(f.path))
   const lines = [
     'set -e',
-    'umask 077',
-    `mkdir -p ${shq(dirname(f.path))} ${shq(dirname(backupOf(f.path)))}`,
+    // New directories are world-readable (daemons running as other users read them); the temp file is not.
+    `umask 022; mkdir -p ${shq(dirname(f.path))}; umask 077; mkdir -p ${shq(dirname(backupOf(f.path)))}`,
     `cat > ${tmp}`,
     `chown ${shq(`${f.owner}:${f.group}`)} ${tmp}`,
     `chmod ${f.mode.toString(8)} ${tmp}`,
@@ -75,9 +75,16 @@ async function waitHealthy(conn: Connection, name: string, health: string | unde
 }
 
 /** Applies a host's plan. Throws Failure naming the host and what failed; the host is left as it was or converged. */
-export async function applyHost(conn: Connection, desired: HostDesired, plan: HostPlan, step: Step = () => {}): Promise<void> {
+export async function applyHost(
+  conn: Connection,
+  desired: HostDesired,
+  initialPlan: HostPlan,
+  step: Step = () => {},
+  replan?: () => Promise<HostPlan>,
+): Promise<void> {
   const host = desired.host
-  const reloads = plan.changes.filter((c): c is Extract<Change, {kind: 'reload'}> => c.kind === 'reload')
+  let plan = initialPlan
+  let reloads = plan.changes.filter((c): c is Extract<Change, {kind: 'reload'}> => c.kind === 'reload')
   // Recorded before anything changes, so that a run cut short still reloads next time (the lost-handler problem).
   if (reloads.length) {
     await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${reloads.map((r) => shq(r.name)).join(' ')} >> ${shq(PENDING_FILE)}`)
@@ -95,6 +102,14 @@ export async function applyHost(conn: Connection, desired: HostDesired, plan: Ho
     await conn.run(
       `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
     )
+    // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.
+    if (replan) {
+      const next = await replan()
+      const more = next.changes.filter((c): c is Extract<Change, {kind: 'reload'}> => c.kind === 'reload' && !reloads.some((r) => r.name === c.name))
+      if (more.length) await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${more.map((r) => shq(r.name)).join(' ')} >> ${shq(PENDING_FILE)}`)
+      reloads = [...reloads, ...more]
+      plan = {host: plan.host, changes: [...next.changes.filter((c) => c.kind !== 'reload' && c.kind !== 'packages'), ...reloads]}
+    }
   }
 
   const written: string[] = []
@@ -120,7 +135,6 @@ export async function applyHost(conn: Connection, desired: HostDesired, plan: Ho
   if (written.some((p) => p.startsWith('/etc/systemd/'))) await conn.run('systemctl daemon-reload')
 
   const services = plan.changes.filter((c): c is Extract<Change, {kind: 'service'}> => c.kind === 'service')
-  const toReload = new Set(reloads.map((r) => r.name))
   // In component order: the app is up before nginx's health check asks it.
   for (const spec of desired.services) {
     const svc = services.find((s) => s.name === spec.name)
@@ -146,7 +160,6 @@ export async function applyHost(conn: Connection, desired: HostDesired, plan: Ho
       }
       throw new Failure(`${host.name}: ${spec.name} unhealthy after the change (${problem}); previous config restored`)
     }
-    toReload.delete(spec.name)
   }
   if (reloads.length) await conn.run(`rm -f ${shq(PENDING_FILE)}`)
 }

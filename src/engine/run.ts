@@ -82,7 +82,9 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
         if (plan.changes.length === 0) return {host: plan.host, status: 'unchanged' as const, changes: [], durationMs: Date.now() - t0 + p.ms}
         if (!proceed) return {host: plan.host, status: 'pending' as const, changes: plan.changes, durationMs: p.ms}
         try {
-          await applyHost(connections.get(plan.host)!, p.desired!, plan, (s) => options.onStep?.(plan.host, s))
+          const conn = connections.get(plan.host)!
+          const replan = async () => planHost(p.desired!, await gatherFacts(conn, p.desired!))
+          await applyHost(conn, p.desired!, plan, (s) => options.onStep?.(plan.host, s), replan)
           options.onStep?.(plan.host, `done: ${plan.changes.length} changes`)
           return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms}
         } catch (error) {

@@ -5,7 +5,7 @@ import {run} from './exec.js'
 const ip = (what: string, ...args: string[]) => run('ip', args, {what, timeoutMs: 15_000})
 
 const netnsOf = (host: string) => `${NAME_PREFIX}${host}`
-const vethOf = (address: string) => `${VETH_PREFIX}${address.split('.').pop()}`
+export const vethOf = (address: string) => `${VETH_PREFIX}${address.split('.').pop()}`
 export const netnsPath = (host: string) => `/run/netns/${netnsOf(host)}`
 
 async function bridgeExists(): Promise<boolean> {

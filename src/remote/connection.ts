@@ -44,7 +44,7 @@ export class HostKeyError extends UserError {
     } else if (verdict.status === 'revoked') {
       super(`${host}: the host key ${fp} is marked @revoked in ${verdict.source}. Refusing to connect.`)
     } else {
-      super(`${host}: unknown host key ${keyTypeOf(blob)} ${fp}. Refusing to connect to an unverified host.`, [], [
+      super(`${host}: unknown host key ${keyTypeOf(blob)} ${fp}. Refusing to connect to an unverified host; check the fingerprint, then add it to known_hosts or pass --accept-new-host-keys.`, [], [
         `Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then either add it to ${knownHostsFile}`,
         'or run again with --accept-new-host-keys to record it (trust on first use).',
       ])

@@ -13,7 +13,10 @@ export class HostProgress {
   private readonly listr?: Listr<unknown, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
   private running?: Promise<unknown>
 
+  private readonly plain: boolean
+
   constructor(hosts: string[], mode: 'tty' | 'plain' | 'silent') {
+    this.plain = mode === 'plain'
     if (mode === 'silent') return
     this.listr = new Listr<unknown, any, any>(
       hosts.map((name) => ({
@@ -42,7 +45,8 @@ export class HostProgress {
 
   step(host: string, text: string): void {
     const t = this.tasks.get(host)
-    if (t) t.output = text
+    // Plain lines carry no tree, so each says which host it is about.
+    if (t) t.output = this.plain ? `${host}: ${text}` : text
   }
 
   finish(host: string, result: HostResult): void {

@@ -60,6 +60,9 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
   test('the site answers over HTTPS through the load balancer, from both web servers', async () => {
     const inv = await loadInventory(LAB_INVENTORY)
     const material = prepareTlsMaterial(inv)
+    // HAProxy marks a backend UP after two passing health checks (rise 2, inter 2s): allow it a few seconds.
+    const deadline = Date.now() + 20_000
+    while ((await siteStatus()) !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500))
     const seen = new Set<string>()
     for (let i = 0; i < 6; i++) {
       const r = await httpsProbe('10.77.0.11', 443, inv.site.domain, '/healthz', material.backendCa)

@@ -41,7 +41,7 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
     assertLabSupported()
     rejectLimit(this.flags.limit)
     // `!`: the flag has a default; BaseFlags' intersection with the base `inventory` flag loses that in the type.
-    const inv = await loadInventory(this.flags.inventory!)
+    const inv = await loadInventory(this.flags.inventory)
     const spec: LabSpec = {
       hosts: inv.hosts.map(({name, address, roles}) => ({name, address, roles})),
       domain: inv.site.domain,

@@ -1,3 +1,4 @@
+import {shq} from '../../render/safe.js'
 import {renderTemplate} from '../../render/templates.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
@@ -35,7 +36,7 @@ export const nginx: Component = {
       {
         name: 'nginx',
         onChange: 'reload',
-        health: `curl -fsSk -o /dev/null --resolve ${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1 https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`,
+        health: `curl -fsSk -o /dev/null --resolve ${shq(`${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1`)} ${shq(`https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`)}`,
       },
     ],
   }),
