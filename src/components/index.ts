@@ -1,7 +1,7 @@
 import type {Host, Inventory} from '../inventory/index.js'
 import {app} from './app/index.js'
 import {base} from './base/index.js'
-import {firewall} from './firewall/index.js'
+import {type FirewallRule, IPTABLES_V4_FILE, IPTABLES_V6_FILE, firewall, firewallRules} from './firewall/index.js'
 import {haproxy} from './haproxy/index.js'
 import {mysql} from './mysql/index.js'
 import {nginx} from './nginx/index.js'
@@ -14,19 +14,33 @@ export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy
 export interface HostDesired extends ComponentState {
   host: Host
   components: string[]
+  /** The firewall's rules, when the firewall component applies: the plan compares them with the live ones. */
+  firewall?: {rules: FirewallRule[]; v4?: string; v6?: string}
+}
+
+export interface DesiredOptions {
+  material?: TlsMaterial
+  controlAddress?: string
+  /** Only these components (e.g. `foobar firewall apply`). */
+  only?: string[]
 }
 
 /** Everything a host should have, merged over the components that apply to it (pure). */
-export function desiredState(inventory: Inventory, host: Host, material?: TlsMaterial): HostDesired {
+export function desiredState(inventory: Inventory, host: Host, options: DesiredOptions = {}): HostDesired {
+  const {material, controlAddress, only} = options
   const out: HostDesired = {host, components: [], packages: [], files: [], absent: [], services: []}
   for (const c of COMPONENTS) {
-    if (!c.appliesTo(host)) continue
-    const s = c.desired({inventory, host, material})
+    if (!c.appliesTo(host) || (only && !only.includes(c.name))) continue
+    const s = c.desired({inventory, host, material, controlAddress})
     out.components.push(c.name)
     out.packages.push(...s.packages)
     out.files.push(...s.files)
     out.absent.push(...s.absent)
     out.services.push(...s.services)
+  }
+  if (out.components.includes('firewall')) {
+    const content = (path: string) => out.files.find((f) => f.path === path)?.content
+    out.firewall = {rules: firewallRules(inventory, host, controlAddress), v4: content(IPTABLES_V4_FILE), v6: content(IPTABLES_V6_FILE)}
   }
   out.packages = [...new Set(out.packages)].sort()
   const paths = new Set<string>()

@@ -42,6 +42,8 @@ export interface RenderContext {
   host: Host
   /** Certificates and keys; absent when only rendering configs (`foobar render`). */
   material?: TlsMaterial
+  /** The address foobar connects from, as the host sees it (always allowed to reach SSH). */
+  controlAddress?: string
 }
 
 export interface Component {

@@ -2,6 +2,7 @@ import {dirname} from 'node:path'
 import type {HostDesired} from '../components/index.js'
 import type {DesiredFile} from '../components/types.js'
 import {Failure} from '../cli/errors.js'
+import {activateFirewall} from '../components/firewall/activate.js'
 import {shq} from '../render/safe.js'
 import type {Connection} from '../remote/connection.js'
 import {PENDING_FILE} from './facts.js'
@@ -81,6 +82,7 @@ export async function applyHost(
   initialPlan: HostPlan,
   step: Step = () => {},
   replan?: () => Promise<HostPlan>,
+  freshConnection?: () => Promise<void>,
 ): Promise<void> {
   const host = desired.host
   let plan = initialPlan
@@ -162,4 +164,10 @@ export async function applyHost(
     }
   }
   if (reloads.length) await conn.run(`rm -f ${shq(PENDING_FILE)}`)
+
+  // Last, so that a host whose services failed is not also re-firewalled; guarded by an automatic revert.
+  if (plan.changes.some((c) => c.kind === 'firewall')) {
+    if (!freshConnection) throw new Failure(`${host.name}: cannot confirm a firewall change without a fresh connection`)
+    await activateFirewall(conn, host, written, freshConnection, step)
+  }
 }

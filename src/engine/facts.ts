@@ -19,6 +19,8 @@ export interface HostFacts {
   services: Record<string, {enabled: string; active: string}>
   /** Reloads recorded by an earlier run that did not finish them. */
   pendingReloads: string[]
+  /** The firewall's live state, raw `@@fw` lines (see components/firewall/live.ts). */
+  firewall: string[]
 }
 
 export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
@@ -28,6 +30,8 @@ export interface FactQuery {
   packages: string[]
   files: Array<{path: string; secret?: boolean}>
   services: string[]
+  /** More fact lines from components (already quoted). */
+  extra?: string
 }
 
 /** One shell script whose output parseFacts reads. Every value is quoted. */
@@ -52,12 +56,13 @@ export function factsScript(q: FactQuery): string {
     lines.push(`echo "@@svc ${s} $(systemctl is-enabled ${u} 2>/dev/null || true) $(systemctl is-active ${u} 2>/dev/null || true)"`)
   }
   lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
+  if (q.extra) lines.push(q.extra)
   return lines.join('\n')
 }
 
 /** Pure parser of factsScript's output. */
 export function parseFacts(output: string, q: FactQuery): HostFacts {
-  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: []}
+  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], firewall: []}
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
   for (const line of output.split('\n')) {
@@ -98,6 +103,9 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         facts.services[name!] = {enabled: enabled || 'not-found', active: active || 'inactive'}
         break
       }
+      case '@@fw':
+        facts.firewall.push(rest.join(' '))
+        break
       case '@@pending':
         if (rest[0]) facts.pendingReloads.push(rest[0])
         break

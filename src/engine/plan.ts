@@ -1,6 +1,8 @@
 import {createHash} from 'node:crypto'
 import type {HostDesired} from '../components/index.js'
 import type {DesiredFile, ServiceSpec} from '../components/types.js'
+import {FIREWALL} from '../components/firewall/index.js'
+import {compareFirewall, firewallFactsScript, parseFirewallFacts} from '../components/firewall/live.js'
 import {unifiedDiff} from './diff.js'
 import type {FactQuery, HostFacts} from './facts.js'
 
@@ -10,6 +12,7 @@ export type Change =
   | {kind: 'remove'; path: string}
   | {kind: 'service'; name: string; enable: boolean; start: boolean}
   | {kind: 'reload'; name: string; how: 'reload' | 'restart'; reason: string}
+  | {kind: 'firewall'; backend: 'ufw' | 'iptables'; reason: string; missing: string[]; extra: string[]}
 
 export interface HostPlan {
   host: string
@@ -24,6 +27,7 @@ export function factQuery(d: HostDesired): FactQuery {
     packages: d.packages,
     files: [...d.files.map((f) => ({path: f.path, secret: f.secret})), ...d.absent.map((path) => ({path, secret: true}))],
     services: [...new Set(d.services.map((s) => s.name))],
+    extra: d.firewall ? firewallFactsScript(d.host) : undefined,
   }
 }
 
@@ -76,6 +80,14 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     const reason = notify.has(name) ? 'config changed' : 'pending from an interrupted run'
     changes.push({kind: 'reload', name, how: spec.onChange, reason})
   }
+  if (d.firewall) {
+    const rulesFileChanged = changes.some((c) => c.kind === 'file' && d.files.find((f) => f.path === c.path)?.notify?.includes(FIREWALL))
+    const drift = compareFirewall(d.host, d.firewall.rules, parseFirewallFacts(facts.firewall), d.firewall)
+    if (rulesFileChanged || !drift.inSync) {
+      const reason = [...drift.notes, ...(drift.missing.length ? [`${drift.missing.length} rules missing`] : []), ...(drift.extra.length ? [`${drift.extra.length} rules not in the inventory`] : [])]
+      changes.push({kind: 'firewall', backend: d.host.firewall.backend, reason: reason.join(', ') || 'rules changed', missing: drift.missing, extra: drift.extra})
+    }
+  }
   return {host: d.host.name, changes}
 }
 
@@ -91,5 +103,7 @@ export function describe(change: Change): string {
       return `${[change.enable ? 'enable' : '', change.start ? 'start' : ''].filter(Boolean).join(' and ')} ${change.name}`
     case 'reload':
       return `${change.how} ${change.name} (${change.reason})`
+    case 'firewall':
+      return `activate the ${change.backend} firewall (${change.reason})${change.missing.map((m) => `\n      + ${m}`).join('')}${change.extra.map((m) => `\n      - ${m}`).join('')}`
   }
 }

@@ -23,6 +23,8 @@ export interface RunOptions extends ConnectOptions {
   serial?: number
   /** Progress for the UI: host, what it is doing. */
   onStep?: (host: string, step: string) => void
+  /** Only these components (e.g. `firewall`). */
+  only?: string[]
   /** Called after planning, before applying (for confirmation prompts). Return false to stop. */
   beforeApply?: (plans: HostPlan[]) => Promise<boolean>
 }
@@ -84,7 +86,16 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
         try {
           const conn = connections.get(plan.host)!
           const replan = async () => planHost(p.desired!, await gatherFacts(conn, p.desired!))
-          await applyHost(conn, p.desired!, plan, (s) => options.onStep?.(plan.host, s), replan)
+          const host = p.desired!.host
+          const fresh = async () => {
+            const c = await Connection.open(host, options)
+            try {
+              await c.run('true', {root: false})
+            } finally {
+              c.close()
+            }
+          }
+          await applyHost(conn, p.desired!, plan, (s) => options.onStep?.(plan.host, s), replan, fresh)
           options.onStep?.(plan.host, `done: ${plan.changes.length} changes`)
           return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms}
         } catch (error) {
@@ -114,7 +125,8 @@ async function planOne(
     options.onStep?.(host.name, 'connecting')
     const conn = await Connection.open(host, options)
     connections.set(host.name, conn)
-    const desired = desiredState(inventory, host, material)
+    const controlAddress = await conn.clientAddress()
+    const desired = desiredState(inventory, host, {material, controlAddress, only: options.only})
     options.onStep?.(host.name, 'gathering facts')
     const facts = await gatherFacts(conn, desired)
     const plan = planHost(desired, facts)

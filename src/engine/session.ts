@@ -13,6 +13,9 @@ export interface SessionOptions {
   concurrency: number
   serial?: number
   acceptNewHostKeys?: boolean
+  /** Only these components (`foobar firewall apply`). */
+  only?: string[]
+  verb?: string
   log: (s: string) => void
 }
 
@@ -33,6 +36,7 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
     concurrency: o.concurrency,
     serial: o.serial,
     acceptNewHostKeys: o.acceptNewHostKeys,
+    only: o.only,
     onStep: (h, s) => progress.step(h, s),
     beforeApply:
       o.apply && !o.yes
@@ -48,7 +52,7 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
   const summary = summarize(report)
   if (!o.json) {
     if (!o.apply) o.log(formatPlan(report.hosts))
-    o.log(formatSummary(summary, o.apply ? 'provision' : 'plan'))
+    o.log(formatSummary(summary, o.verb ?? (o.apply ? 'provision' : 'plan')))
   }
   return {report, summary}
 }

@@ -46,14 +46,22 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
       return [{host: host.name, check: 'ssh', ok: false, detail: error instanceof Error ? error.message : String(error)}]
     }
     try {
-      const desired = desiredState(inv, host, material)
+      const desired = desiredState(inv, host, {material, controlAddress: await conn.clientAddress()})
       const checks: Check[] = [
         {
           name: 'config',
           run: async () => {
             const plan = planHost(desired, await gatherFacts(conn, desired))
-            const drift = plan.changes.filter((c) => c.kind !== 'reload')
+            const drift = plan.changes.filter((c) => c.kind !== 'reload' && c.kind !== 'firewall')
             return drift.length ? {ok: false, detail: `${drift.length} differences from the inventory (run foobar plan)`} : {ok: true, detail: 'matches the inventory'}
+          },
+        },
+        {
+          name: 'firewall',
+          run: async () => {
+            const plan = planHost(desired, await gatherFacts(conn, desired))
+            const fw = plan.changes.find((c) => c.kind === 'firewall')
+            return fw ? {ok: false, detail: `drift: ${fw.reason}`} : {ok: true, detail: `${host.firewall.backend} active, rules as in the inventory`}
           },
         },
         ...desired.services.map((s) => ({

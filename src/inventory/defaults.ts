@@ -3,7 +3,7 @@ import type {Layer} from './schema.js'
 /** The bottom layer: every field foobar needs, with the safe choice as the default. */
 export const DEFAULTS = {
   ssh: {user: 'root', port: 22, sudo: true, connect_timeout: 10},
-  firewall: {backend: 'ufw', extra_ports: {}, ipv6: true, revert_after: 90},
+  firewall: {backend: 'ufw', extra_ports: {}, ipv6: true, revert_after: 90, allow_control_address: true},
   tls: {
     profile: 'intermediate',
     hsts: {enabled: true, max_age: 63072000, include_subdomains: false, preload: false},

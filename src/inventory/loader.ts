@@ -238,6 +238,7 @@ function resolveInventory(data: InventoryFile, file: string): Inventory {
         ),
         ipv6: fw.ipv6 as boolean,
         revertAfter: fw.revert_after as number,
+        allowControlAddress: fw.allow_control_address as boolean,
       },
       tls: {
         profile: tls.profile as 'intermediate' | 'modern',

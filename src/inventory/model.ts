@@ -25,6 +25,7 @@ export interface FirewallSettings {
   extraPorts: Partial<Record<Role, PortRule[]>>
   ipv6: boolean
   revertAfter: number
+  allowControlAddress: boolean
 }
 
 export type TlsSource =

@@ -37,6 +37,8 @@ const firewallLayer = z.strictObject({
   extra_ports: z.partialRecord(role, z.array(portRule)).optional(),
   ipv6: z.boolean().optional(),
   revert_after: z.int().min(30).max(3600).optional(),
+  /** Also allow SSH from the address foobar connects from (default true). Off for ephemeral CI runners. */
+  allow_control_address: z.boolean().optional(),
 })
 
 const hstsLayer = z.strictObject({

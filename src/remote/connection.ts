@@ -135,6 +135,12 @@ export class Connection {
     return result
   }
 
+  /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */
+  async clientAddress(): Promise<string | undefined> {
+    const r = await this.run('echo "$SSH_CONNECTION"', {root: false, check: false})
+    return r.stdout.trim().split(' ')[0] || undefined
+  }
+
   close(): void {
     this.ssh.dispose()
     this.jump?.dispose()

@@ -15,22 +15,8 @@ import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
 import {httpsProbe} from '../../src/engine/verify.js'
 import {vethOf} from '../../src/lab/network.js'
+import {BIN, foobar, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
-
-const BIN = join(process.cwd(), 'bin', 'run.js')
-
-function foobar(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {encoding: 'utf8', env: {...process.env, ...env}, timeout: 900_000})
-  return {code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr}
-}
-
-/** A copy of the lab inventory with some text replaced, next to the original so relative paths still work. */
-function variant(name: string, edit: (text: string) => string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'foobar-inv-'))
-  const file = join(dir, `${name}.yml`)
-  writeFileSync(file, edit(readFileSync(LAB_INVENTORY, 'utf8')))
-  return file
-}
 
 async function siteStatus(): Promise<number> {
   const inv = await loadInventory(LAB_INVENTORY)
@@ -107,7 +93,7 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
   test('an invalid config fails validation: the old config stays and the site keeps serving', async () => {
     const inv = await loadInventory(LAB_INVENTORY)
     const web1 = inv.hosts.find((h) => h.name === 'web1')!
-    const desired = desiredState(inv, web1, prepareTlsMaterial(inv))
+    const desired = desiredState(inv, web1, {material: prepareTlsMaterial(inv)})
     const site = desired.files.find((f) => f.path === NGINX_SITE)!
     const broken = {...site, content: `${site.content}\nthis is not an nginx directive;\n`}
     const before = await sshOk('web1', `sha256sum ${NGINX_SITE}`)

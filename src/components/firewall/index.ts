@@ -5,6 +5,9 @@ import {type FirewallRule, firewallRules, sourcesFor} from './rules.js'
 
 export {firewallRules, type FirewallRule} from './rules.js'
 
+/** Pseudo-service notified by rule files: activation is the firewall's own step (with the automatic revert). */
+export const FIREWALL = 'firewall'
+
 export const UFW_RULES_FILE = '/etc/foobar/firewall/ufw.rules'
 export const IPTABLES_V4_FILE = '/etc/iptables/rules.v4'
 export const IPTABLES_V6_FILE = '/etc/iptables/rules.v6'
@@ -18,13 +21,13 @@ function expand(rules: FirewallRule[], family?: 4 | 6) {
   })
 }
 
-export function renderFirewall(inv: Inventory, host: Host): ComponentState {
-  const rules = firewallRules(inv, host)
+export function renderFirewall(inv: Inventory, host: Host, controlAddress?: string): ComponentState {
+  const rules = firewallRules(inv, host, controlAddress)
   const common = {host: host.name, roles: host.roles.join(', ')}
   if (host.firewall.backend === 'ufw') {
     return {
       packages: ['ufw'],
-      files: [file(UFW_RULES_FILE, renderTemplate('firewall/ufw.rules', {...common, rules: expand(rules)}), {mode: 0o640})],
+      files: [file(UFW_RULES_FILE, renderTemplate('firewall/ufw.rules', {...common, rules: expand(rules)}), {mode: 0o640, notify: [FIREWALL]})],
       absent: [],
       services: [],
     }
@@ -35,8 +38,8 @@ export function renderFirewall(inv: Inventory, host: Host): ComponentState {
   return {
     packages: ['iptables', 'netfilter-persistent', 'iptables-persistent'],
     files: [
-      file(IPTABLES_V4_FILE, rulesFor(4), {mode: 0o640, validate: {mode: 'candidate', command: 'iptables-restore --test {}'}}),
-      file(IPTABLES_V6_FILE, rulesFor(6), {mode: 0o640, validate: {mode: 'candidate', command: 'ip6tables-restore --test {}'}}),
+      file(IPTABLES_V4_FILE, rulesFor(4), {mode: 0o640, notify: [FIREWALL], validate: {mode: 'candidate', command: 'iptables-restore --test {}'}}),
+      file(IPTABLES_V6_FILE, rulesFor(6), {mode: 0o640, notify: [FIREWALL], validate: {mode: 'candidate', command: 'ip6tables-restore --test {}'}}),
     ],
     absent: [],
     services: [],
@@ -46,5 +49,5 @@ export function renderFirewall(inv: Inventory, host: Host): ComponentState {
 export const firewall: Component = {
   name: 'firewall',
   appliesTo: () => true,
-  desired: ({inventory, host}) => renderFirewall(inventory, host),
+  desired: ({inventory, host, controlAddress}) => renderFirewall(inventory, host, controlAddress),
 }

@@ -1,3 +1,4 @@
+import {isIP} from 'node:net'
 import type {Host, Inventory, Role} from '../../inventory/index.js'
 import {PORTS} from '../ports.js'
 
@@ -17,12 +18,14 @@ const withRole = (inv: Inventory, role: Role) => inv.hosts.filter((h) => h.roles
  * The rules a host needs, derived from its roles (pure). Sorted for stable output; the same list feeds ufw,
  * iptables and the port-matrix checks.
  */
-export function firewallRules(inv: Inventory, host: Host): FirewallRule[] {
+export function firewallRules(inv: Inventory, host: Host, controlAddress?: string): FirewallRule[] {
   const rules: FirewallRule[] = []
   const add = (port: number, from: string[], comment: string, proto: 'tcp' | 'udp' = 'tcp') =>
     rules.push({port, proto, from: aggregateCidrs(from), comment})
 
-  add(host.ssh.port, host.firewall.adminCidrs, 'ssh from admin networks')
+  // The address foobar connects from is always allowed too: a change must never cut off the one applying it.
+  const control = controlAddress && host.firewall.allowControlAddress ? [`${controlAddress}/${isIP(controlAddress) === 6 ? 128 : 32}`] : []
+  add(host.ssh.port, [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
   if (host.roles.includes('lb')) {
     add(PORTS.http, [], 'http (redirect and ACME)')
     add(PORTS.https, [], 'https')

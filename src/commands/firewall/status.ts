@@ -1,0 +1,33 @@
+import {FoobarCommand} from '../../cli/base.js'
+import {ExitCode} from '../../cli/errors.js'
+import {connectFlags} from '../../cli/run-flags.js'
+import {type FirewallStatus, firewallStatus} from '../../engine/firewall-status.js'
+import {loadInventory, selectHosts} from '../../inventory/index.js'
+
+export default class FirewallStatusCommand extends FoobarCommand<typeof FirewallStatusCommand> {
+  static summary = 'The live firewall on each host against the inventory; flags drift. Exit 4 when any host drifted.'
+  static flags = {...connectFlags}
+
+  async run(): Promise<{hosts: FirewallStatus[]}> {
+    const inv = await loadInventory(this.flags.inventory)
+    const hosts = selectHosts(inv, this.flags.limit)
+    const statuses = await firewallStatus(inv, hosts, {concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    if (!this.jsonEnabled()) {
+      for (const s of statuses) {
+        if (s.error) this.log(`${s.host}: ERROR ${s.error}`)
+        else if (s.inSync) this.log(`${s.host}: ${s.backend} in sync`)
+        else {
+          this.log(`${s.host}: ${s.backend} DRIFT${s.notes?.length ? ` (${s.notes.join(', ')})` : ''}`)
+          for (const m of s.missing ?? []) this.log(`  missing: ${m}`)
+          for (const m of s.extra ?? []) this.log(`  not in the inventory: ${m}`)
+        }
+      }
+    }
+    if (statuses.some((s) => s.error)) this.exit(statuses.every((s) => s.error) ? ExitCode.failure : ExitCode.partial)
+    if (statuses.some((s) => !s.inSync)) {
+      if (this.jsonEnabled()) this.logJson({hosts: statuses})
+      this.exit(ExitCode.changesPending)
+    }
+    return {hosts: statuses}
+  }
+}

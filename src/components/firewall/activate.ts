@@ -1,0 +1,112 @@
+import {Failure} from '../../cli/errors.js'
+import type {Host} from '../../inventory/index.js'
+import {shq} from '../../render/safe.js'
+import type {Connection} from '../../remote/connection.js'
+import {APPLIED_DIR} from './live.js'
+
+export const REVERT_UNIT = 'foobar-firewall-revert'
+const BACKUP_DIR = '/var/lib/foobar/backup'
+
+/** Files the activation depends on; the revert puts their previous versions back too. */
+function ruleFiles(host: Host, files: string[]): string[] {
+  return files.filter((f) => (host.firewall.backend === 'ufw' ? f.includes('/firewall/') : f.startsWith('/etc/iptables/')))
+}
+
+function restoreFiles(paths: string[]): string {
+  return paths
+    .map((p) => `if [ -f ${shq(`${BACKUP_DIR}${p}.absent`)} ]; then rm -f ${shq(p)}; elif [ -f ${shq(`${BACKUP_DIR}${p}`)} ]; then cp -p ${shq(`${BACKUP_DIR}${p}`)} ${shq(p)}; fi`)
+    .join('\n')
+}
+
+/** Saves the live firewall and writes the script that restores it. */
+function saveScript(host: Host, files: string[]): string {
+  const d = APPLIED_DIR
+  const revert =
+    host.firewall.backend === 'ufw'
+      ? [
+          `ufw --force disable >/dev/null 2>&1 || true`,
+          `if [ -f ${d}/prev/ufw.tar ]; then rm -rf /etc/ufw && tar -C /etc -xf ${d}/prev/ufw.tar; fi`,
+          `if [ "$(cat ${d}/prev/state)" = active ]; then ufw --force enable; fi`,
+        ]
+      : [`iptables-restore < ${d}/prev/v4`, `ip6tables-restore < ${d}/prev/v6`]
+  const open = `*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n`
+  const save =
+    host.firewall.backend === 'ufw'
+      ? [
+          `if [ -d /etc/ufw ]; then tar -C /etc -cf ${d}/prev/ufw.tar ufw; fi`,
+          `if ufw status 2>/dev/null | grep -q '^Status: active'; then echo active; else echo inactive; fi > ${d}/prev/state`,
+        ]
+      : [
+          // An empty ruleset saves as nothing: record "all open" explicitly so the revert really reverts.
+          `iptables-save -t filter > ${d}/prev/v4 2>/dev/null || true; [ -s ${d}/prev/v4 ] || printf '${open}' > ${d}/prev/v4`,
+          `ip6tables-save -t filter > ${d}/prev/v6 2>/dev/null || true; [ -s ${d}/prev/v6 ] || printf '${open}' > ${d}/prev/v6`,
+        ]
+  return [
+    `mkdir -p ${d} && chmod 700 ${d} && rm -rf ${d}/prev && mkdir ${d}/prev`,
+    ...save,
+    `cat > ${d}/revert.sh <<'FOOBAR_EOF'`,
+    '#!/bin/sh',
+    '# Written by foobar: puts back the firewall as it was before a change that was not confirmed in time.',
+    ...revert,
+    restoreFiles(ruleFiles(host, files)),
+    `logger -t foobar 'firewall change not confirmed: previous rules restored' || true`,
+    'FOOBAR_EOF',
+  ].join('\n')
+}
+
+function activateScript(host: Host): string {
+  if (host.firewall.backend === 'ufw') {
+    return [
+      'ufw --force reset >/dev/null',
+      // reset keeps timestamped copies of the old rules; the saved state above is the one that matters.
+      'rm -f /etc/ufw/*.rules.[0-9]*_[0-9]*',
+      // Each line of the rendered file is a ufw command (values were validated; the file is foobar's own).
+      `grep -v -e '^#' -e '^$' /etc/foobar/firewall/ufw.rules | sed 's/^/ufw /' | sh -e >/dev/null`,
+      'ufw --force enable >/dev/null',
+    ].join('\n')
+  }
+  return [
+    'iptables-restore < /etc/iptables/rules.v4',
+    'ip6tables-restore < /etc/iptables/rules.v6',
+    // Loaded again at boot from the same files: rules lost on reboot would mean a firewall that fails open.
+    'systemctl enable netfilter-persistent >/dev/null 2>&1',
+  ].join('\n')
+}
+
+/**
+ * Activates the rendered rules without ever locking the operator out: save the live rules, schedule an automatic
+ * revert on the host itself, activate, then prove a *fresh* SSH connection works before cancelling the revert.
+ */
+export async function activateFirewall(
+  conn: Connection,
+  host: Host,
+  changedFiles: string[],
+  freshConnection: () => Promise<void>,
+  step: (s: string) => void = () => {},
+): Promise<void> {
+  const pending = await conn.run(`systemctl is-active ${REVERT_UNIT}.timer`, {check: false})
+  if (pending.stdout.trim() === 'active') {
+    throw new Failure(`${host.name}: a firewall revert from an earlier unconfirmed change is still pending; wait ${host.firewall.revertAfter}s and run again`)
+  }
+  step('saving the live firewall')
+  await conn.run(saveScript(host, changedFiles))
+  await conn.run(`systemctl reset-failed ${REVERT_UNIT}.timer ${REVERT_UNIT}.service >/dev/null 2>&1 || true; ` +
+    `systemd-run --quiet --unit=${REVERT_UNIT} --on-active=${host.firewall.revertAfter}s --timer-property=AccuracySec=1s /bin/sh ${APPLIED_DIR}/revert.sh`)
+  step(`activating (${host.firewall.backend}); automatic revert in ${host.firewall.revertAfter}s unless confirmed`)
+  const act = await conn.run(`set -e\n${activateScript(host)}`, {check: false})
+  if (act.code !== 0) {
+    await conn.run(`systemctl stop ${REVERT_UNIT}.timer; /bin/sh ${APPLIED_DIR}/revert.sh`, {check: false})
+    throw new Failure(`${host.name}: activating the firewall failed, previous rules restored: ${act.stderr.trim().split('\n').pop()}`)
+  }
+  step('checking a fresh SSH connection')
+  try {
+    await freshConnection()
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error)
+    throw new Failure(
+      `${host.name}: a fresh SSH connection failed after the firewall change (${why}); the host restores its previous rules on its own within ${host.firewall.revertAfter}s`,
+    )
+  }
+  await conn.run(`systemctl stop ${REVERT_UNIT}.timer`)
+  step('firewall confirmed')
+}

@@ -1,0 +1,118 @@
+import type {Host} from '../../inventory/index.js'
+import type {FirewallRule} from './rules.js'
+import {familyOf} from './rules.js'
+
+/*
+ * The firewall as it is live on the host, compared with the desired rules (pure). ufw is read from its own rule
+ * files (`### tuple ###` lines) and its status; iptables from iptables-save, normalised.
+ */
+
+export const APPLIED_DIR = '/var/lib/foobar/firewall'
+
+/** Shell lines for the facts script: tagged with @@fw. */
+export function firewallFactsScript(host: Host): string {
+  if (host.firewall.backend === 'ufw') {
+    return [
+      `echo "@@fw status $(ufw status 2>/dev/null | head -1 | sed 's/^Status: //')"`,
+      `echo "@@fw policy $(sed -n 's/^DEFAULT_INPUT_POLICY="\\(.*\\)"/\\1/p' /etc/default/ufw 2>/dev/null)"`,
+      `cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null | sed -n 's/^### tuple ### /@@fw tuple /p'`,
+    ].join('\n')
+  }
+  return [
+    `command -v iptables-save >/dev/null && iptables-save -t filter | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' -e 's/^/@@fw v4 /'`,
+    `command -v ip6tables-save >/dev/null && ip6tables-save -t filter | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' -e 's/^/@@fw v6 /'`,
+    'true',
+  ].join('\n')
+}
+
+export interface LiveFirewall {
+  status?: string
+  policy?: string
+  tuples: string[]
+  v4: string[]
+  v6: string[]
+}
+
+export function parseFirewallFacts(lines: string[]): LiveFirewall {
+  const live: LiveFirewall = {tuples: [], v4: [], v6: []}
+  for (const line of lines) {
+    const [kind, ...rest] = line.split(' ')
+    const value = rest.join(' ')
+    if (kind === 'status') live.status = value.trim()
+    else if (kind === 'policy') live.policy = value.trim()
+    else if (kind === 'tuple') live.tuples.push(value)
+    else if (kind === 'v4') live.v4.push(value)
+    else if (kind === 'v6') live.v6.push(value)
+  }
+  return live
+}
+
+const stripHostPrefix = (cidr: string) => cidr.replace(/\/32$/, '').replace(/\/128$/, '')
+
+/** `allow tcp 22 from 10.0.0.1` keys, as ufw stores them (a bare address for a /32 or /128). */
+export function desiredUfwKeys(rules: FirewallRule[], ipv6: boolean): string[] {
+  const keys: string[] = []
+  for (const r of rules) {
+    if (r.from.length === 0) {
+      keys.push(`allow ${r.proto} ${r.port} from 0.0.0.0/0`)
+      if (ipv6) keys.push(`allow ${r.proto} ${r.port} from ::/0`)
+    } else {
+      for (const src of r.from) if (ipv6 || familyOf(src) === 4) keys.push(`allow ${r.proto} ${r.port} from ${stripHostPrefix(src)}`)
+    }
+  }
+  return [...new Set(keys)].sort()
+}
+
+/** `### tuple ### allow tcp 22 0.0.0.0/0 any 10.77.0.1 in comment=...` -> `allow tcp 22 from 10.77.0.1` */
+export function liveUfwKeys(tuples: string[]): string[] {
+  return [
+    ...new Set(
+      tuples.map((t) => {
+        const [action, proto, dport, , , src, direction] = t.split(' ')
+        return `${action}${direction === 'in' ? '' : ` ${direction}`} ${proto} ${dport} from ${src}`
+      }),
+    ),
+  ].sort()
+}
+
+/** iptables-restore text in the form iptables-save prints: no comments, no counters. */
+export function normaliseRules(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map(normaliseRule)
+}
+
+/** iptables-save drops counters' meaning and quotes a comment only when it has a space: compare without either. */
+export function normaliseRule(line: string): string {
+  return line.replace(/ \[\d+:\d+\]$/, '').replace(/--comment "([^" ]+)"/, '--comment $1')
+}
+
+export interface FirewallDrift {
+  inSync: boolean
+  missing: string[]
+  extra: string[]
+  notes: string[]
+}
+
+export function compareFirewall(host: Host, rules: FirewallRule[], live: LiveFirewall, desiredFiles: {v4?: string; v6?: string}): FirewallDrift {
+  const notes: string[] = []
+  let missing: string[]
+  let extra: string[]
+  if (host.firewall.backend === 'ufw') {
+    if (live.status !== 'active') notes.push(`ufw is ${live.status || 'not installed'}`)
+    if (live.policy !== 'DROP') notes.push(`default incoming policy is ${live.policy || 'unknown'}, want DROP`)
+    const want = desiredUfwKeys(rules, host.firewall.ipv6)
+    const have = liveUfwKeys(live.tuples)
+    missing = want.filter((k) => !have.includes(k))
+    extra = have.filter((k) => !want.includes(k))
+  } else {
+    const want = [...normaliseRules(desiredFiles.v4 ?? '').map((l) => `v4 ${l}`), ...normaliseRules(desiredFiles.v6 ?? '').map((l) => `v6 ${l}`)]
+    const have = [...live.v4.map((l) => `v4 ${normaliseRule(l)}`), ...live.v6.map((l) => `v6 ${normaliseRule(l)}`)]
+    missing = want.filter((k) => !have.includes(k))
+    extra = have.filter((k) => !want.includes(k))
+    if (have.length === 0) notes.push('no iptables rules loaded')
+  }
+  return {inSync: notes.length === 0 && missing.length === 0 && extra.length === 0, missing, extra, notes}
+}

@@ -1,0 +1,28 @@
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {LAB_INVENTORY} from './lab.js'
+
+export const BIN = join(process.cwd(), 'bin', 'run.js')
+
+/** Runs the real CLI (dist/, built by `npm test`). */
+export function foobar(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {encoding: 'utf8', env: {...process.env, ...env}, timeout: 900_000})
+  return {code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr}
+}
+
+/** A copy of the lab inventory with some text replaced (absolute paths inside it keep working). */
+export function variant(name: string, edit: (text: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'foobar-inv-'))
+  const file = join(dir, `${name}.yml`)
+  // Keep the lab inventory's TLS state (internal CA, certificates), or every variant would deploy new ones.
+  const state = join(process.cwd(), 'inventories', '.foobar', 'lab')
+  const text = readFileSync(LAB_INVENTORY, 'utf8').replace('    type: self-signed', `    type: self-signed\n    state_dir: ${state}`)
+  const edited = edit(text)
+  if (edited === text) throw new Error(`variant ${name}: the edit changed nothing`)
+  writeFileSync(file, edited)
+  return file
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
