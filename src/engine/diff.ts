@@ -15,8 +15,9 @@ export function unifiedDiff(before: string, after: string, path: string, context
   let j = 0
   while (i < n || j < m) {
     if (i < n && j < m && a[i] === b[j]) ops.push({t: ' ', line: a[i]!, ai: i++, bi: j++})
-    else if (j < m && (i === n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) ops.push({t: '+', line: b[j]!, ai: i, bi: j++})
-    else ops.push({t: '-', line: a[i]!, ai: i++, bi: j})
+    // On a tie, the deletion first: a changed block reads as its old lines, then its new ones (as diff -u prints it).
+    else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) ops.push({t: '-', line: a[i]!, ai: i++, bi: j})
+    else ops.push({t: '+', line: b[j]!, ai: i, bi: j++})
   }
   const out = [`--- ${path} (on host)`, `+++ ${path} (desired)`]
   let k = 0
@@ -46,17 +47,27 @@ export function unifiedDiff(before: string, after: string, path: string, context
     const bStart = hunk[0]!.bi + 1
     const aLen = hunk.filter((o) => o.t !== '+').length
     const bLen = hunk.filter((o) => o.t !== '-').length
-    out.push(`@@ -${aLen ? aStart : aStart - 1},${aLen} +${bLen ? bStart : bStart - 1},${bLen} @@`)
-    for (const o of hunk) out.push(`${o.t}${o.line}`)
+    out.push(`@@ -${range(aStart, aLen)} +${range(bStart, bLen)} @@`)
+    for (const o of hunk) {
+      // A last line without its newline differs from the same text with one; shown as diff -u shows it.
+      if (o.line.endsWith(NO_EOL)) out.push(`${o.t}${o.line.slice(0, -NO_EOL.length)}`, '\\ No newline at end of file')
+      else out.push(`${o.t}${o.line}`)
+    }
     k = end
     start = end
   }
   return out.join('\n')
 }
 
+const NO_EOL = '\u0000no-eol'
+
+/** diff -u's hunk range: `start,len`, just `start` for one line, the line before for none. */
+const range = (start: number, len: number) => (len === 1 ? `${start}` : `${len ? start : start - 1},${len}`)
+
 function splitLines(text: string): string[] {
   if (text === '') return []
   const lines = text.split('\n')
   if (lines[lines.length - 1] === '') lines.pop()
+  else lines[lines.length - 1] += NO_EOL
   return lines
 }

@@ -3,6 +3,7 @@ import {type TlsMaterial, prepareTlsMaterial} from '../components/tls/index.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {applyHost} from './apply.js'
+import {drain, drainedByFoobar, enable, haproxyServing} from '../components/haproxy/runtime.js'
 import {type HostFacts, factsScript, parseFacts} from './facts.js'
 import {type Change, type HostPlan, factQuery, planHost} from './plan.js'
 
@@ -77,7 +78,7 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
         const pending = planned.filter((p) => p.plan && p.plan.changes.length > 0).map((p) => p.plan!)
         if (pending.length > 0) proceed = await options.beforeApply(pending)
       }
-      const batchResults = await pool(planned, options.concurrency, async (p) => {
+      const applyOne = async (p: Planned): Promise<HostResult> => {
         if (p.result) return p.result
         const t0 = Date.now()
         const plan = p.plan!
@@ -103,7 +104,8 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
           options.onStep?.(plan.host, `FAILED: ${message}`)
           return {host: plan.host, status: 'failed' as const, changes: plan.changes, error: message, durationMs: Date.now() - t0 + p.ms}
         }
-      })
+      }
+      const batchResults = await applyBatch(inventory, planned, applyOne, proceed, options, connections)
       results.push(...batchResults)
       if (options.serial && batchResults.some((r) => r.status === 'failed')) stopped = true
     } finally {
@@ -113,13 +115,106 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
   return {hosts: results, durationMs: Date.now() - started}
 }
 
+export type Planned = {plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}
+
+/**
+ * Applies a batch. Web servers with changes behind a serving load balancer roll one at a time (or --serial at a
+ * time): drained in HAProxy, changed and reloaded, health-gated by the host's own checks and by HAProxy seeing
+ * them UP, then enabled. A server that fails its gate stops the roll and stays drained; the others keep serving.
+ */
+export async function applyBatch(
+  inventory: Inventory,
+  planned: Planned[],
+  applyOne: (p: Planned) => Promise<HostResult>,
+  proceed: boolean,
+  options: RunOptions,
+  connections: Map<string, Connection>,
+): Promise<HostResult[]> {
+  const isRolling = (p: Planned) =>
+    proceed && p.plan !== undefined && p.plan.changes.length > 0 && p.desired!.host.roles.includes('web') && !p.desired!.host.roles.includes('lb')
+  const hasWeb = planned.some((p) => p.desired?.host.roles.includes('web'))
+  const lbs = proceed && hasWeb ? await servingLbs(inventory, options, connections) : []
+  if (lbs.length === 0) {
+    return pool(planned, options.concurrency, applyOne)
+  }
+  const byHost = new Map<string, HostResult>()
+  const rest = planned.filter((p) => !isRolling(p))
+  for (const r of await pool(rest, options.concurrency, applyOne)) byHost.set(r.host, r)
+
+  const rolling = planned.filter(isRolling)
+  const size = options.serial ?? 1
+  let stoppedAt: string | undefined
+  for (let i = 0; i < rolling.length; i += size) {
+    const group = rolling.slice(i, i + size)
+    if (stoppedAt) {
+      for (const p of group) byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: the roll stopped at ${stoppedAt}`, durationMs: 0})
+      continue
+    }
+    for (const p of group) {
+      for (const lb of lbs) {
+        options.onStep?.(p.plan!.host, `draining in ${lb.host.name}`)
+        await drain(lb, p.plan!.host)
+      }
+    }
+    for (const r of await pool(group, options.concurrency, applyOne)) {
+      if (r.status === 'changed') {
+        try {
+          for (const lb of lbs) {
+            options.onStep?.(r.host, `health gate: waiting for ${lb.host.name} to see it UP`)
+            await enable(lb, r.host)
+          }
+        } catch (error) {
+          r.status = 'failed'
+          r.error = `health gate at the load balancer: ${error instanceof Error ? error.message : String(error)}; left drained`
+        }
+      } else if (r.status === 'failed') {
+        r.error = `${r.error}; left drained in the load balancer`
+      }
+      if (r.status === 'failed') stoppedAt ??= r.host
+      byHost.set(r.host, r)
+    }
+  }
+  // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
+  for (const lb of lbs) {
+    for (const name of await drainedByFoobar(lb)) {
+      const r = byHost.get(name)
+      if (r && (r.status === 'unchanged' || r.status === 'changed')) {
+        options.onStep?.(name, `enabling again in ${lb.host.name}`)
+        await enable(lb, name).catch((e: Error) => {
+          r.status = 'failed'
+          r.error = e.message
+        })
+      }
+    }
+  }
+  return planned.map((p) => byHost.get(p.plan?.host ?? p.result!.host) ?? p.result!)
+}
+
+/** Connections to the load balancers whose HAProxy is serving now (nothing to drain before the first provision). */
+async function servingLbs(inventory: Inventory, options: RunOptions, connections: Map<string, Connection>): Promise<Connection[]> {
+  const out: Connection[] = []
+  for (const lb of inventory.hosts.filter((h) => h.roles.includes('lb'))) {
+    let conn = connections.get(lb.name)
+    try {
+      if (!conn) {
+        conn = await Connection.open(lb, options)
+        connections.set(lb.name, conn)
+      }
+      if (await haproxyServing(conn)) out.push(conn)
+    } catch {
+      // An unreachable LB sends no traffic to drain; its own failure is reported where it is in the run.
+    }
+  }
+  return out
+}
+
 async function planOne(
   inventory: Inventory,
   host: Host,
   material: TlsMaterial,
   options: RunOptions,
   connections: Map<string, Connection>,
-): Promise<{plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}> {
+): Promise<Planned> {
   const t0 = Date.now()
   try {
     options.onStep?.(host.name, 'connecting')

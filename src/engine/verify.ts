@@ -1,11 +1,11 @@
 import {request} from 'node:https'
 import {desiredState} from '../components/index.js'
-import {PORTS} from '../components/ports.js'
 import {prepareTlsMaterial} from '../components/tls/index.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {shq} from '../render/safe.js'
 import {planHost} from './plan.js'
+import {webTierChecks} from './web-checks.js'
 import {gatherFacts, pool} from './run.js'
 
 export interface CheckResult {
@@ -72,15 +72,7 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
           },
         })),
       ]
-      if (host.roles.includes('lb')) {
-        checks.push({
-          name: 'https via lb',
-          run: async () => {
-            const r = await httpsProbe(host.address, PORTS.https, inv.site.domain, host.lb.healthCheck, material.backendCa)
-            return r.status === 200 ? {ok: true, detail: `200 from ${r.body.trim()}`} : {ok: false, detail: `HTTP ${r.status}`}
-          },
-        })
-      }
+      if (host.roles.includes('lb')) checks.push(...webTierChecks(inv, host, conn, material.backendCa))
       return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs)))
     } finally {
       conn.close()

@@ -22,7 +22,8 @@ export function parseSshConfig(text: string, name: string): SshConfigEntry {
   for (const raw of text.split('\n')) {
     const line = raw.trim()
     if (line === '' || line.startsWith('#')) continue
-    const m = /^(\S+)\s*=?\s*(.*)$/.exec(line)
+    // `Keyword value`, `Keyword = value` or `Keyword=value` (ssh accepts all three).
+    const m = /^([^\s=]+)\s*=?\s*(.*)$/.exec(line)
     if (!m) continue
     const key = m[1]!.toLowerCase()
     const value = m[2]!.replace(/^"(.*)"$/, '$1')

@@ -15,7 +15,8 @@ export const haproxy: Component = {
   desired: ({inventory, host}) => {
     const webs = inventory.hosts.filter((h) => h.roles.includes('web'))
     return {
-      packages: ['haproxy'],
+      // socat talks to the runtime API (drain and enable during rolling changes).
+      packages: ['haproxy', 'socat'],
       files: [
         file(
           HAPROXY_CFG,

@@ -1,0 +1,98 @@
+import {Failure} from '../../cli/errors.js'
+import {shq} from '../../render/safe.js'
+import type {Connection} from '../../remote/connection.js'
+
+/*
+ * HAProxy's runtime API on the LB (the stats socket in haproxy.cfg): drain a web server before changing it,
+ * enable it after its health gate, read backend states for verify.
+ */
+
+export const ADMIN_SOCKET = '/run/haproxy/admin.sock'
+export const BACKEND = 'web'
+const DRAINED_DIR = '/var/lib/foobar/drained'
+
+export interface ServerState {
+  name: string
+  /** 0 stopped, 1 starting, 2 running, 3 stopping */
+  opState: number
+  /** bit field: 0x01 forced maintenance, 0x08 forced drain, ... */
+  adminState: number
+  checkStatus: string
+  useSsl: boolean
+}
+
+export const isUp = (s: ServerState) => s.opState === 2 && s.adminState === 0
+export const isDrained = (s: ServerState) => (s.adminState & 0x08) !== 0
+
+async function api(conn: Connection, command: string): Promise<string> {
+  const r = await conn.run(`echo ${shq(command)} | socat stdio ${ADMIN_SOCKET}`)
+  return r.stdout
+}
+
+/** Parses `show servers state` (a version line, a `#` header naming the columns, then one line per server). */
+export function parseServersState(text: string): ServerState[] {
+  const lines = text.split('\n').filter((l) => l.trim() !== '')
+  const header = lines.find((l) => l.startsWith('#'))?.slice(1).trim().split(/\s+/) ?? []
+  const col = (fields: string[], name: string) => fields[header.indexOf(name)] ?? ''
+  return lines
+    .filter((l) => !l.startsWith('#') && l.split(/\s+/).length > 5)
+    .map((l) => l.trim().split(/\s+/))
+    .map((f) => ({
+      name: col(f, 'srv_name'),
+      opState: Number(col(f, 'srv_op_state')),
+      adminState: Number(col(f, 'srv_admin_state')),
+      checkStatus: col(f, 'srv_check_status'),
+      useSsl: col(f, 'srv_use_ssl') === '1',
+    }))
+}
+
+export async function serverStates(conn: Connection): Promise<ServerState[]> {
+  return parseServersState(await api(conn, `show servers state ${BACKEND}`))
+}
+
+export async function haproxyServing(conn: Connection): Promise<boolean> {
+  const r = await conn.run(`systemctl is-active haproxy && test -S ${ADMIN_SOCKET} && command -v socat`, {check: false})
+  return r.code === 0
+}
+
+async function waitState(conn: Connection, server: string, want: (s: ServerState) => boolean, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last: ServerState | undefined
+  for (;;) {
+    last = (await serverStates(conn)).find((s) => s.name === server)
+    if (last && want(last)) return
+    if (Date.now() > deadline) {
+      throw new Failure(`${conn.host.name}: backend ${server} not ${what} after ${timeoutMs / 1000}s (op state ${last?.opState}, admin state ${last?.adminState})`)
+    }
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
+
+/** Current sessions on a server, from the stats CSV. */
+async function sessions(conn: Connection, server: string): Promise<number> {
+  const csv = await api(conn, 'show stat')
+  const header = csv.split('\n')[0]?.replace(/^# /, '').split(',') ?? []
+  const row = csv.split('\n').map((l) => l.split(',')).find((f) => f[0] === BACKEND && f[1] === server)
+  return Number(row?.[header.indexOf('scur')] ?? 0)
+}
+
+/** No new requests go to the server; waits (bounded) for its current ones to finish. Recorded on the LB. */
+export async function drain(conn: Connection, server: string, timeoutMs = 15_000): Promise<void> {
+  await api(conn, `set server ${BACKEND}/${server} state drain`)
+  await conn.run(`mkdir -p ${DRAINED_DIR} && touch ${shq(`${DRAINED_DIR}/${server}`)}`)
+  const deadline = Date.now() + timeoutMs
+  while ((await sessions(conn, server)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250))
+}
+
+/** Back in rotation once HAProxy's own health check sees it UP: the LB side of the health gate. */
+export async function enable(conn: Connection, server: string, timeoutMs = 30_000): Promise<void> {
+  await api(conn, `set server ${BACKEND}/${server} state ready`)
+  await waitState(conn, server, isUp, 'UP', timeoutMs)
+  await conn.run(`rm -f ${shq(`${DRAINED_DIR}/${server}`)}`)
+}
+
+/** Servers that foobar drained and has not enabled again (a roll that stopped at a failed health gate). */
+export async function drainedByFoobar(conn: Connection): Promise<string[]> {
+  const r = await conn.run(`ls ${DRAINED_DIR} 2>/dev/null || true`)
+  return r.stdout.split('\n').filter(Boolean)
+}

@@ -1,0 +1,149 @@
+/**
+ * The web tier (issue 6): verify's web checks after provision, a rolling change of the web servers' config with a
+ * client loop counting failed requests through the LB, and a server that fails its health gate.
+ */
+import {spawn} from 'node:child_process'
+import {beforeAll, describe, expect, test} from 'vitest'
+import {desiredState} from '../../src/components/index.js'
+import {NGINX_SITE} from '../../src/components/nginx/index.js'
+import {serverStates} from '../../src/components/haproxy/runtime.js'
+import {prepareTlsMaterial} from '../../src/components/tls/index.js'
+import {applyHost} from '../../src/engine/apply.js'
+import {applyBatch, type Planned} from '../../src/engine/run.js'
+import {httpsProbe} from '../../src/engine/verify.js'
+import {loadInventory} from '../../src/inventory/index.js'
+import {Connection} from '../../src/remote/connection.js'
+import {BIN, foobar, variant} from './support/cli.js'
+import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
+
+/** HTTPS requests through the LB until stopped (bounded in count and time): counts what a user would see fail. */
+function clientLoop(domain: string, ca: string, maxRequests = 5000, maxMs = 180_000) {
+  let ok = 0
+  let failed = 0
+  const errors: string[] = []
+  let stop = false
+  const t0 = Date.now()
+  const worker = async () => {
+    while (!stop && ok + failed < maxRequests && Date.now() - t0 < maxMs) {
+      try {
+        const r = await httpsProbe('10.77.0.11', 443, domain, '/healthz', ca)
+        if (r.status === 200) ok++
+        else {
+          failed++
+          errors.push(`HTTP ${r.status}`)
+        }
+      } catch (error) {
+        failed++
+        errors.push((error as Error).message)
+      }
+    }
+  }
+  const done = Promise.all([worker(), worker()])
+  return {
+    async finish() {
+      stop = true
+      await done
+      return {ok, failed, errors}
+    },
+  }
+}
+
+function runCli(args: string[]): Promise<{code: number; out: string}> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    child.on('exit', (code) => resolve({code: code ?? -1, out}))
+  })
+}
+
+describe.skipIf(!labIsUp())('web tier', () => {
+  let domain: string
+  let ca: string
+
+  beforeAll(async () => {
+    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const inv = await loadInventory(LAB_INVENTORY)
+    domain = inv.site.domain
+    ca = prepareTlsMaterial(inv).backendCa
+  })
+
+  test('verify: HTTPS through the LB from every backend, valid chain, redirect, HSTS, no TLS 1.0/1.1, backends UP over TLS', () => {
+    const r = foobar(['verify', '-i', LAB_INVENTORY, '--limit', 'lb', '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const checks = JSON.parse(r.stdout).checks as Array<{check: string; ok: boolean; detail: string}>
+    const byName = Object.fromEntries(checks.map((c) => [c.check, c]))
+    for (const name of ['https: every backend answers', 'certificate valid for the site', 'http redirects to https', 'hsts', 'tls 1.0/1.1 refused', 'haproxy backends up', 'lb to backends over tls']) {
+      expect(byName[name], name).toMatchObject({ok: true})
+    }
+    expect(byName['https: every backend answers']!.detail).toBe('200 from web1, web2')
+  })
+
+  test('a rolling change of the web servers: one at a time, drained first, and 0 failed requests', async () => {
+    // Only the web servers' nginx config changes (HSTS max-age for the web role).
+    const changed = variant('rolling', (t) => t.replace('\nhosts:\n', '\nroles:\n  web:\n    tls: {hsts: {max_age: 31536000}}\n\nhosts:\n'))
+    const loop = clientLoop(domain, ca)
+    const r = await runCli(['provision', '-i', changed, '--yes'])
+    const counts = await loop.finish()
+    console.log(`rolling change: ${counts.ok} requests ok, ${counts.failed} failed through the LB${counts.errors.length ? ` (${counts.errors.slice(0, 3).join('; ')})` : ''}`)
+    expect(r.code, r.out).toBe(0)
+    const at = (s: string) => r.out.indexOf(s)
+    expect(at('web1: draining in lb1')).toBeGreaterThan(-1)
+    expect(at('web1: draining in lb1')).toBeLessThan(at('web1: health gate'))
+    expect(at('web1: health gate')).toBeLessThan(at('web2: draining in lb1'))
+    expect(counts.ok).toBeGreaterThan(20)
+    expect(counts.failed).toBe(0)
+    expect(await sshOk('web2', `grep -c 'max-age=31536000' ${NGINX_SITE}`)).toMatch(/^1/)
+
+    const back = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
+    expect(back.code, back.stdout + back.stderr).toBe(0)
+  })
+
+  test('a web server failing its health gate stops the roll, stays drained, and the site keeps answering 200', async () => {
+    const inv = await loadInventory(LAB_INVENTORY)
+    const material = prepareTlsMaterial(inv)
+    const hosts = inv.hosts.filter((h) => h.roles.includes('web'))
+    const conns = new Map<string, Connection>()
+    for (const h of [...hosts, inv.hosts.find((x) => x.name === 'lb1')!]) conns.set(h.name, await Connection.open(h))
+    try {
+      // nginx -t accepts it, but the app is not on port 9: /healthz answers 502.
+      const planned: Planned[] = hosts.map((host) => {
+        const desired = desiredState(inv, host, {material})
+        const site = desired.files.find((f) => f.path === NGINX_SITE)!
+        const broken = {...site, content: site.content.replace('server 127.0.0.1:8080;', 'server 127.0.0.1:9;')}
+        return {
+          ms: 0,
+          desired: {...desired, files: desired.files.map((f) => (f.path === NGINX_SITE ? broken : f))},
+          plan: {host: host.name, changes: [{kind: 'file', path: NGINX_SITE, action: 'update', file: broken, detail: 'content'}, {kind: 'reload', name: 'nginx', how: 'reload', reason: 'test'}]},
+        }
+      })
+      const results = await applyBatch(inv, planned, async (p) => {
+        try {
+          await applyHost(conns.get(p.plan!.host)!, p.desired!, p.plan!)
+          return {host: p.plan!.host, status: 'changed', changes: p.plan!.changes, durationMs: 0}
+        } catch (error) {
+          return {host: p.plan!.host, status: 'failed', changes: p.plan!.changes, error: (error as Error).message, durationMs: 0}
+        }
+      }, true, {apply: true, concurrency: 1}, conns)
+      expect(results.map((r) => r.status)).toEqual(['failed', 'skipped'])
+      expect(results[0]!.error).toMatch(/nginx unhealthy after the change .*previous config restored; left drained/)
+      expect(results[1]!.error).toMatch(/roll stopped at web1/)
+      const states = await serverStates(conns.get('lb1')!)
+      expect(states.find((s) => s.name === 'web1')!.adminState & 0x08).toBe(0x08)
+      for (let i = 0; i < 5; i++) {
+        const r = await httpsProbe('10.77.0.11', 443, domain, '/healthz', ca)
+        expect(r.status).toBe(200)
+        expect(r.body.trim()).toBe('ok web2')
+      }
+    } finally {
+      for (const c of conns.values()) c.close()
+    }
+    // The next provision finds web1 healthy and converged, and puts it back in rotation.
+    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const v = foobar(['verify', '-i', LAB_INVENTORY, '--limit', 'lb'])
+    expect(v.code, v.stdout).toBe(0)
+  })
+})
