@@ -33,21 +33,22 @@ export function writeFileScript(f: DesiredFile): string {
     `chmod ${f.mode.toString(8)} ${tmp}`,
   ]
   if (f.validate?.mode === 'candidate') {
-    lines.push(`if ! ${f.validate.command.replaceAll('{}', tmp)} >/tmp/.foobar-validate.log 2>&1; then cat /tmp/.foobar-validate.log >&2; rm -f ${tmp}; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`)
+    // The checker's output is kept in a variable, not a fixed-name file in /tmp (a local user could plant a symlink there).
+    lines.push(`if ! out=$(${f.validate.command.replaceAll('{}', tmp)} 2>&1); then printf '%s\\n' "$out" >&2; rm -f ${tmp}; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`)
   }
-  lines.push(`if [ -f ${p} ]; then cp -p ${p} ${bak}; else rm -f ${bak}; : > ${bak}.absent; fi`)
+  // `.absent` records that there was no previous file, so a rollback later in the run removes the new one.
+  lines.push(`if [ -f ${p} ]; then cp -p ${p} ${bak}; rm -f ${bak}.absent; else rm -f ${bak}; : > ${bak}.absent; fi`)
   lines.push(`mv -f ${tmp} ${p}`)
   if (f.validate?.mode === 'config') {
     lines.push(
-      `if ! ${f.validate.command} >/tmp/.foobar-validate.log 2>&1; then cat /tmp/.foobar-validate.log >&2; ` +
+      `if ! out=$(${f.validate.command} 2>&1); then printf '%s\\n' "$out" >&2; ` +
         `if [ -f ${bak}.absent ]; then rm -f ${p}; else cp -p ${bak} ${p}; fi; echo "validation failed: ${f.path} (previous file restored)" >&2; exit 3; fi`,
     )
   }
-  lines.push(`rm -f ${bak}.absent`)
   return lines.join('\n')
 }
 
-function restoreScript(paths: string[]): string {
+export function restoreScript(paths: string[]): string {
   return paths
     .map((path) => {
       const p = shq(path)
@@ -130,7 +131,7 @@ export async function applyHost(
       written.push(c.path)
     } else if (c.kind === 'remove') {
       step(`removing ${c.path}`)
-      await conn.run(`mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(c.path)}`)
+      await conn.run(`mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(`${backupOf(c.path)}.absent`)} ${shq(c.path)}`)
       written.push(c.path)
     }
   }

@@ -1,0 +1,146 @@
+/*
+ * writeFileScript and restoreScript run for real with /bin/sh against a temp directory, content on stdin as
+ * provision sends it: atomic replace with the final mode, a backup of the previous version, and the two kinds of
+ * validator failing (candidate: old file untouched; config: previous file put back, a new one removed).
+ * Root only (chown to root:root, backups under /var/lib/foobar/backup); cleans up what it creates there.
+ */
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {afterAll, beforeEach, describe, expect, test} from 'vitest'
+import type {DesiredFile} from '../../src/components/types.js'
+import {BACKUP_DIR, restoreScript, writeFileScript} from '../../src/engine/apply.js'
+
+const IS_ROOT = process.getuid?.() === 0
+if (!IS_ROOT) console.warn('apply-write.test.ts: not root, writeFileScript tests skipped (they chown to root:root and write under /var/lib/foobar/backup)')
+const TMP = mkdtempSync(join(tmpdir(), 'foobar-apply-'))
+const BACKUP_ROOT = join(BACKUP_DIR, TMP)
+// Directories above our backups that did not exist before: removed again if we leave them empty.
+const created = ['/var/lib/foobar', BACKUP_DIR, ...ancestors(BACKUP_ROOT)].filter((d) => !existsSync(d))
+afterAll(() => {
+  rmSync(TMP, {recursive: true, force: true})
+  rmSync(BACKUP_ROOT, {recursive: true, force: true})
+  for (const d of [...new Set(created)].sort((a, b) => b.length - a.length)) {
+    try {
+      rmdirSync(d)
+    } catch {}
+  }
+})
+
+function ancestors(p: string): string[] {
+  const out: string[] = []
+  for (let d = dirname(p); d !== '/' && d !== BACKUP_DIR; d = dirname(d)) out.push(d)
+  return out
+}
+
+const run = (script: string, stdin = '') => spawnSync('/bin/sh', ['-c', script], {input: stdin, encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}})
+const mode = (p: string) => statSync(p).mode & 0o7777
+const backupOf = (p: string) => `${BACKUP_DIR}${p}`
+
+let n = 0
+let path = ''
+beforeEach(() => {
+  path = join(TMP, `conf.d-${++n}`, 'site.conf')
+})
+const desired = (content: string, extra: Partial<DesiredFile> = {}): DesiredFile => ({path, content, mode: 0o640, owner: 'root', group: 'root', ...extra})
+/** Runs the script for `f` with its content on stdin, as provision does. */
+const write = (f: DesiredFile) => run(writeFileScript(f), f.content)
+/** No temp file left beside the target. */
+const strays = () => readdirSync(dirname(path)).filter((e) => e.includes('foobar-tmp'))
+
+describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
+  test('a new file: exactly the content (no newline added) and the mode; a new directory is world-readable', () => {
+    const content = 'line 1\nno newline at the end ✓'
+    const r = write(desired(content, {mode: 0o600}))
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(path, 'utf8')).toBe(content)
+    expect(mode(path)).toBe(0o600)
+    expect(statSync(path).uid).toBe(0)
+    expect(mode(dirname(path))).toBe(0o755)
+    expect(strays()).toEqual([])
+  })
+
+  test('replacing a file: new content and mode, the previous version kept as the backup', () => {
+    const first = write(desired('version 1\n', {mode: 0o644}))
+    expect(first.status, first.stderr).toBe(0)
+    const r = write(desired('version 2\n'))
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(path, 'utf8')).toBe('version 2\n')
+    expect(mode(path)).toBe(0o640)
+    expect(readFileSync(backupOf(path), 'utf8')).toBe('version 1\n')
+    expect(mode(backupOf(path))).toBe(0o644)
+    expect(mode(dirname(backupOf(path))) & 0o077).toBe(0)
+    expect(strays()).toEqual([])
+  })
+
+  test('a candidate validator that fails: the old file untouched, no temp file, the checker\'s output reported', () => {
+    write(desired('good\n', {mode: 0o644}))
+    const r = write(desired('bad\n', {validate: {mode: 'candidate', command: "sh -c 'echo checker says no; exit 1' {}"}}))
+    expect(r.status).toBe(3)
+    expect(r.stderr).toContain('checker says no')
+    expect(r.stderr).toContain(`validation failed: ${path} (previous file kept)`)
+    expect(readFileSync(path, 'utf8')).toBe('good\n')
+    expect(mode(path)).toBe(0o644)
+    expect(strays()).toEqual([])
+  })
+
+  test('a candidate validator sees the candidate content in {}', () => {
+    const ok = write(desired('listen 443;\n', {validate: {mode: 'candidate', command: 'grep -q "^listen 443;$" {}'}}))
+    expect(ok.status, ok.stderr).toBe(0)
+    const bad = write(desired('listen 80;\n', {validate: {mode: 'candidate', command: 'grep -q "^listen 443;$" {}'}}))
+    expect(bad.status).toBe(3)
+    expect(readFileSync(path, 'utf8')).toBe('listen 443;\n')
+  })
+
+  test('a config validator that fails: the previous file restored', () => {
+    write(desired('good\n', {mode: 0o644}))
+    const check = `grep -q good ${path}`
+    const r = write(desired('broken\n', {validate: {mode: 'config', command: check}}))
+    expect(r.status).toBe(3)
+    expect(r.stderr).toContain(`validation failed: ${path} (previous file restored)`)
+    expect(readFileSync(path, 'utf8')).toBe('good\n')
+    expect(mode(path)).toBe(0o644)
+    expect(strays()).toEqual([])
+  })
+
+  test('a config validator that fails on a new file: the file removed again', () => {
+    const r = write(desired('broken\n', {validate: {mode: 'config', command: 'false'}}))
+    expect(r.status).toBe(3)
+    expect(existsSync(path)).toBe(false)
+    expect(strays()).toEqual([])
+  })
+
+  test('a config validator that passes runs with the new file in place', () => {
+    const r = write(desired('new\n', {validate: {mode: 'config', command: `grep -q new ${path}`}}))
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(path, 'utf8')).toBe('new\n')
+  })
+
+  test('no fixed-name file in /tmp is written (a local user could plant a symlink there)', () => {
+    const f = (validate: DesiredFile['validate']): DesiredFile => ({path: '/etc/nginx/conf.d/foobar.conf', content: '', mode: 0o644, owner: 'root', group: 'root', validate})
+    const script = writeFileScript(f({mode: 'candidate', command: 'nginx -t -c {}'})) + writeFileScript(f({mode: 'config', command: 'nginx -t'}))
+    expect(script).not.toMatch(/\/tmp\b/)
+  })
+
+  test('restoreScript after a failed run: an updated file gets its previous version, a created one is removed', () => {
+    write(desired('v1\n'))
+    expect(write(desired('v2\n')).status).toBe(0)
+    const updated = path
+    path = join(TMP, `conf.d-${++n}`, 'new.conf')
+    expect(write(desired('created\n')).status).toBe(0)
+    const createdFile = path
+    const r = run(restoreScript([updated, createdFile]))
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(updated, 'utf8')).toBe('v1\n')
+    expect(existsSync(createdFile)).toBe(false)
+  })
+
+  test('a file created in an earlier run and updated now is restored, not deleted', () => {
+    write(desired('from an earlier run\n'))
+    expect(write(desired('now\n')).status).toBe(0)
+    run(restoreScript([path]))
+    expect(readFileSync(path, 'utf8')).toBe('from an earlier run\n')
+  })
+})
+

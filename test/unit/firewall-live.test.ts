@@ -1,0 +1,152 @@
+/*
+ * The live firewall compared with the desired rules (components/firewall/live.ts): ufw keys as ufw stores them,
+ * iptables-save normalisation, drift for both backends. One test loads the rendered iptables files into a
+ * throwaway network namespace (`unshare -n`, root only) and reads them back with foobar's own facts lines.
+ */
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, describe, expect, test} from 'vitest'
+import {desiredState} from '../../src/components/index.js'
+import type {FirewallRule} from '../../src/components/firewall/index.js'
+import {compareFirewall, desiredUfwKeys, firewallFactsScript, liveUfwKeys, type LiveFirewall, normaliseRule, normaliseRules, parseFirewallFacts} from '../../src/components/firewall/live.js'
+import {parseFacts} from '../../src/engine/facts.js'
+import {iptablesVariant, loadExample} from './support/render.js'
+
+const TMP = mkdtempSync(join(tmpdir(), 'foobar-fwlive-'))
+afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+
+const rule = (port: number, from: string[], comment = 'c'): FirewallRule => ({port, proto: 'tcp', from, comment})
+
+/** The `### tuple ###` body ufw writes for one allow rule (see ufw's backend_iptables.py). */
+const tuple = (port: number, src: string, comment = '6363') => `allow tcp ${port} ${src.includes(':') ? '::/0' : '0.0.0.0/0'} any ${src} in comment=${comment}`
+
+describe('ufw keys', () => {
+  test('a /32 or /128 source is a bare address; anywhere is 0.0.0.0/0 (and ::/0 with IPv6)', () => {
+    const rules = [rule(22, ['10.77.0.1/32', '198.51.100.0/24', '2001:db8::1/128', '2001:db8:1::/48']), rule(443, [])]
+    expect(desiredUfwKeys(rules, true)).toEqual([
+      'allow tcp 22 from 10.77.0.1',
+      'allow tcp 22 from 198.51.100.0/24',
+      'allow tcp 22 from 2001:db8:1::/48',
+      'allow tcp 22 from 2001:db8::1',
+      'allow tcp 443 from 0.0.0.0/0',
+      'allow tcp 443 from ::/0',
+    ])
+    expect(desiredUfwKeys(rules, false)).toEqual(['allow tcp 22 from 10.77.0.1', 'allow tcp 22 from 198.51.100.0/24', 'allow tcp 443 from 0.0.0.0/0'])
+  })
+
+  test('a /24 keeps its prefix; 10.0.0.32/27 is not mistaken for a /32', () => {
+    expect(desiredUfwKeys([rule(22, ['10.0.0.32/27'])], true)).toEqual(['allow tcp 22 from 10.0.0.32/27'])
+  })
+
+  test('live tuples read back to the same keys, comments and duplicates ignored; other directions kept apart', () => {
+    const tuples = [tuple(22, '10.77.0.1'), tuple(22, '10.77.0.1', 'ffff'), tuple(443, '0.0.0.0/0'), tuple(443, '::/0'), 'allow tcp 22 0.0.0.0/0 any 10.0.0.9 in_eth1']
+    expect(liveUfwKeys(tuples)).toEqual(['allow in_eth1 tcp 22 from 10.0.0.9', 'allow tcp 22 from 10.77.0.1', 'allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'])
+  })
+})
+
+describe('iptables normalisation', () => {
+  test('counters dropped; a one-word comment unquoted (iptables-save prints it bare); spaced comments stay quoted', () => {
+    expect(normaliseRule(':INPUT DROP [123:4567]')).toBe(':INPUT DROP')
+    expect(normaliseRule('-A INPUT -p tcp -m tcp --dport 8443 -m comment --comment "internal-api" -j ACCEPT')).toBe(
+      '-A INPUT -p tcp -m tcp --dport 8443 -m comment --comment internal-api -j ACCEPT',
+    )
+    const spaced = '-A INPUT -s 10.77.0.1/32 -p tcp -m tcp --dport 22 -m comment --comment "ssh from admin networks" -j ACCEPT'
+    expect(normaliseRule(spaced)).toBe(spaced)
+  })
+
+  test('normaliseRules drops comments and blank lines and keeps order', () => {
+    expect(normaliseRules('# Managed by foobar\n*filter\n:INPUT DROP [0:0]\n\n-A INPUT -i lo -j ACCEPT  \nCOMMIT\n')).toEqual(['*filter', ':INPUT DROP', '-A INPUT -i lo -j ACCEPT', 'COMMIT'])
+  })
+})
+
+describe('compareFirewall', () => {
+  const ufwInv = loadExample('lab')
+  const lb1 = ufwInv.hosts.find((h) => h.name === 'lb1')!
+  const ufwDesired = desiredState(ufwInv, lb1, {controlAddress: '10.77.0.1'})
+  const rules = ufwDesired.firewall!.rules
+  /** What a correctly activated ufw shows for these rules. */
+  const ufwInSync = (): LiveFirewall => ({
+    status: 'active',
+    policy: 'DROP',
+    tuples: rules.flatMap((r) => (r.from.length ? r.from.map((s) => tuple(r.port, s.replace(/\/32$/, ''))) : [tuple(r.port, '0.0.0.0/0'), tuple(r.port, '::/0')])),
+    v4: [],
+    v6: [],
+  })
+
+  test('ufw in sync', () => {
+    expect(compareFirewall(lb1, rules, ufwInSync(), {})).toEqual({inSync: true, missing: [], extra: [], notes: []})
+  })
+
+  test('ufw: a missing rule and a rule someone added by hand', () => {
+    const live = ufwInSync()
+    live.tuples = live.tuples.filter((t) => !t.startsWith('allow tcp 443 ')).concat(tuple(3306, '0.0.0.0/0'))
+    const drift = compareFirewall(lb1, rules, live, {})
+    expect(drift.inSync).toBe(false)
+    expect(drift.missing).toEqual(['allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'])
+    expect(drift.extra).toEqual(['allow tcp 3306 from 0.0.0.0/0'])
+  })
+
+  test('ufw inactive, not installed, or a default policy other than DROP is drift even with every rule present', () => {
+    expect(compareFirewall(lb1, rules, {...ufwInSync(), status: 'inactive'}, {})).toMatchObject({inSync: false, missing: [], extra: [], notes: ['ufw is inactive']})
+    expect(compareFirewall(lb1, rules, {...ufwInSync(), status: ''}, {}).notes).toEqual(['ufw is not installed'])
+    expect(compareFirewall(lb1, rules, {...ufwInSync(), policy: 'ACCEPT'}, {})).toMatchObject({inSync: false, notes: ['default incoming policy is ACCEPT, want DROP']})
+  })
+
+  test('the raw @@fw lines of the facts script feed it', () => {
+    const lines = ['status active', 'policy DROP', ...ufwInSync().tuples.map((t) => `tuple ${t}`)]
+    const live = parseFirewallFacts(lines)
+    expect(live.status).toBe('active')
+    expect(compareFirewall(lb1, rules, live, {}).inSync).toBe(true)
+  })
+
+  const iptInv = loadExample('lab', iptablesVariant)
+  const web1 = iptInv.hosts.find((h) => h.name === 'web1')!
+  const iptDesired = desiredState(iptInv, web1, {controlAddress: '10.77.0.1'})
+  const files = {v4: iptDesired.firewall!.v4!, v6: iptDesired.firewall!.v6!}
+  /** As iptables-save prints it after loading the files: counters stripped by the facts script, one-word comments bare. */
+  const saved = (text: string) => normaliseRules(text).map((l) => l.replace(/--comment "([A-Za-z0-9_-]+)"/, '--comment $1'))
+  const iptInSync = (): LiveFirewall => ({tuples: [], v4: saved(files.v4), v6: saved(files.v6)})
+
+  test('iptables in sync; the rendered rules really are opened', () => {
+    expect(files.v4).toContain('--dport 3306')
+    expect(compareFirewall(web1, iptDesired.firewall!.rules, iptInSync(), files)).toEqual({inSync: true, missing: [], extra: [], notes: []})
+  })
+
+  test('iptables: missing and extra rules per family; nothing loaded at all', () => {
+    const live = iptInSync()
+    const mysql = live.v4.find((l) => l.includes('--dport 3306'))!
+    live.v4 = live.v4.filter((l) => l !== mysql)
+    live.v6.push('-A INPUT -p tcp -m tcp --dport 23 -j ACCEPT')
+    const drift = compareFirewall(web1, iptDesired.firewall!.rules, live, files)
+    expect(drift).toMatchObject({inSync: false, missing: [`v4 ${mysql}`], extra: ['v6 -A INPUT -p tcp -m tcp --dport 23 -j ACCEPT'], notes: []})
+    const empty = compareFirewall(web1, iptDesired.firewall!.rules, {tuples: [], v4: [], v6: []}, files)
+    expect(empty.inSync).toBe(false)
+    expect(empty.notes).toEqual(['no iptables rules loaded'])
+    expect(empty.missing.length).toBe(normaliseRules(files.v4).length + normaliseRules(files.v6).length)
+  })
+
+  test('iptables: a wrong default policy is drift', () => {
+    const live = iptInSync()
+    live.v4 = live.v4.map((l) => (l === ':INPUT DROP' ? ':INPUT ACCEPT' : l))
+    const drift = compareFirewall(web1, iptDesired.firewall!.rules, live, files)
+    expect(drift.inSync).toBe(false)
+    expect(drift.missing).toEqual(['v4 :INPUT DROP'])
+    expect(drift.extra).toEqual(['v4 :INPUT ACCEPT'])
+  })
+
+  test('the rendered files loaded into a real (throwaway) netfilter and read back by the facts script are in sync', (ctx) => {
+    if (process.getuid?.() !== 0) return ctx.skip('needs root for a network namespace')
+    writeFileSync(join(TMP, 'v4'), files.v4)
+    writeFileSync(join(TMP, 'v6'), files.v6)
+    const script = `iptables-restore < ${TMP}/v4 && ip6tables-restore < ${TMP}/v6 && {\n${firewallFactsScript(web1)}\n}`
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', script], {encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}, timeout: 20_000})
+    if (r.status !== 0 && /unshare|Operation not permitted|can't initialize|not found/i.test(r.stderr)) return ctx.skip(`no network namespace / iptables here: ${r.stderr.trim()}`)
+    expect(r.status, r.stderr).toBe(0)
+    const facts = parseFacts(r.stdout, {packages: [], files: [], services: []})
+    const live = parseFirewallFacts(facts.firewall)
+    expect(live.v4).toContain(':INPUT DROP')
+    expect(compareFirewall(web1, iptDesired.firewall!.rules, live, files)).toEqual({inSync: true, missing: [], extra: [], notes: []})
+  })
+})

@@ -1,0 +1,230 @@
+/*
+ * planHost: (desired state of the lab inventory, hand-made facts) -> changes. A converged host plans nothing; each
+ * kind of drift plans exactly the change that repairs it; secrets never appear in what `plan` prints.
+ */
+import {describe as group, expect, test} from 'vitest'
+import {type HostDesired, desiredState} from '../../src/components/index.js'
+import {UFW_RULES_FILE} from '../../src/components/firewall/index.js'
+import {TLS_PATHS} from '../../src/components/tls/profile.js'
+import type {TlsMaterial} from '../../src/components/tls/index.js'
+import {NGINX_SITE} from '../../src/components/nginx/index.js'
+import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
+import type {HostFacts} from '../../src/engine/facts.js'
+import {type Change, describe, factQuery, planHost, sha256} from '../../src/engine/plan.js'
+import {jsonChanges} from '../../src/ui/plan-output.js'
+import {iptablesVariant, loadExample} from './support/render.js'
+
+const SITE_KEY = '-----BEGIN PRIVATE KEY-----\nSITE-SECRET-abc123\n-----END PRIVATE KEY-----\n'
+const MATERIAL: TlsMaterial = {
+  siteChain: '-----BEGIN CERTIFICATE-----\nSITE\n-----END CERTIFICATE-----\n',
+  siteKey: SITE_KEY,
+  backendCa: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n',
+  internalCa: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n',
+  dbCerts: {
+    web1: {cert: 'DB1 CERT\n', key: 'DB1-SECRET-KEY\n'},
+    web2: {cert: 'DB2 CERT\n', key: 'DB2-SECRET-KEY\n'},
+  },
+}
+
+const inv = loadExample('lab')
+const desired = (name: string, i = inv) => desiredState(i, i.hosts.find((h) => h.name === name)!, {material: MATERIAL, controlAddress: '10.77.0.1'})
+
+/** The @@fw lines of a host whose firewall is exactly as desired (ufw's tuples, or iptables-save's lines). */
+function liveFirewall(d: HostDesired): string[] {
+  if (!d.firewall) return []
+  if (d.host.firewall.backend === 'ufw') {
+    const t = (port: number, src: string) => `tuple allow tcp ${port} ${src.includes(':') ? '::/0' : '0.0.0.0/0'} any ${src} in comment=00`
+    return [
+      'status active',
+      'policy DROP',
+      ...d.firewall.rules.flatMap((r) => (r.from.length ? r.from.map((s) => t(r.port, s.replace(/\/(32|128)$/, ''))) : [t(r.port, '0.0.0.0/0'), t(r.port, '::/0')])),
+    ]
+  }
+  const saved = (text = '') => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/ \[0:0\]$/, ''))
+  return [...saved(d.firewall.v4).map((l) => `v4 ${l}`), ...saved(d.firewall.v6).map((l) => `v6 ${l}`)]
+}
+
+/** Facts of a host that is exactly as desired. */
+function converged(d: HostDesired): HostFacts {
+  const files: HostFacts['files'] = {}
+  for (const f of d.files) files[f.path] = {exists: true, mode: f.mode, owner: f.owner, group: f.group, sha256: sha256(f.content), ...(f.secret ? {} : {content: f.content})}
+  for (const p of d.absent) files[p] = {exists: false}
+  return {
+    os: 'debian 12',
+    virt: 'systemd-nspawn',
+    packages: Object.fromEntries(d.packages.map((p) => [p, 'installed' as const])),
+    files,
+    services: Object.fromEntries(d.services.map((s) => [s.name, {enabled: 'enabled', active: 'active'}])),
+    pendingReloads: [],
+    firewall: liveFirewall(d),
+  }
+}
+
+const kinds = (changes: Change[]) => changes.map((c) => c.kind)
+const printed = (changes: Change[]) => JSON.stringify(jsonChanges(changes)) + changes.map(describe).join('\n')
+
+group('planHost', () => {
+  test.each(['lb1', 'web1', 'web2'])('a converged host plans no change at all (%s)', (name) => {
+    const d = desired(name)
+    expect(d.files.some((f) => f.secret)).toBe(true)
+    expect(planHost(d, converged(d))).toEqual({host: name, changes: []})
+  })
+
+  test('a converged host with the iptables backend plans nothing either', () => {
+    const i = loadExample('lab', iptablesVariant)
+    for (const name of ['lb1', 'web1']) {
+      const d = desired(name, i)
+      expect(planHost(d, converged(d)).changes).toEqual([])
+    }
+  })
+
+  test('missing packages: one install of exactly those', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.packages.nginx = 'absent'
+    facts.packages.ufw = 'absent'
+    expect(planHost(d, facts).changes).toEqual([{kind: 'packages', install: ['nginx', 'ufw']}])
+  })
+
+  test('a missing config file is created (diff of all its lines) and its service reloaded once', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.files[NGINX_SITE] = {exists: false}
+    facts.files[TLS_PATHS.cert] = {exists: false}
+    const changes = planHost(d, facts).changes
+    expect(kinds(changes)).toEqual(['file', 'file', 'reload'])
+    const create = changes.find((c) => c.kind === 'file' && c.path === NGINX_SITE) as Extract<Change, {kind: 'file'}>
+    expect(create.action).toBe('create')
+    const body = d.files.find((f) => f.path === NGINX_SITE)!.content
+    expect(create.diff!.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++'))).toHaveLength(body.trimEnd().split('\n').length)
+    expect(changes.at(-1)).toEqual({kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed'})
+  })
+
+  test('a changed file: a diff of the lines that differ; without the old content only "differs"', () => {
+    const d = desired('lb1')
+    const facts = converged(d)
+    const want = d.files.find((f) => f.path === HAPROXY_CFG)!.content
+    const old = want.replace(/balance roundrobin/, 'balance leastconn')
+    expect(old).not.toBe(want)
+    facts.files[HAPROXY_CFG] = {...facts.files[HAPROXY_CFG]!, sha256: sha256(old), content: old}
+    const [update, reload] = planHost(d, facts).changes as [Extract<Change, {kind: 'file'}>, Change]
+    expect(update).toMatchObject({kind: 'file', action: 'update', path: HAPROXY_CFG})
+    expect(update.diff!.split('\n').filter((l) => /^[-+] /.test(l)).map((l) => l.replace(/\s+/g, ' '))).toEqual(['- balance leastconn', '+ balance roundrobin'])
+    expect(reload).toEqual({kind: 'reload', name: 'haproxy', how: 'reload', reason: 'config changed'})
+
+    delete facts.files[HAPROXY_CFG]!.content
+    expect((planHost(d, facts).changes[0] as Extract<Change, {kind: 'file'}>).diff).toBe('(content differs)')
+  })
+
+  test('only mode or owner wrong: fixed in place, no reload', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.files[NGINX_SITE] = {...facts.files[NGINX_SITE]!, mode: 0o666, owner: 'www-data'}
+    const changes = planHost(d, facts).changes
+    expect(changes).toHaveLength(1)
+    expect(changes[0]).toMatchObject({kind: 'file', action: 'attributes', path: NGINX_SITE, detail: 'mode/owner 666 www-data:root -> 644 root:root'})
+  })
+
+  test('a symlink or directory where a file belongs is replaced', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.files[NGINX_SITE] = {exists: true, sha256: 'not-a-regular-file'}
+    expect(planHost(d, facts).changes[0]).toMatchObject({kind: 'file', action: 'update', path: NGINX_SITE})
+  })
+
+  test('secret files: created or changed, their content is never in a diff, a description or the JSON', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.files[TLS_PATHS.key] = {exists: false}
+    facts.files[TLS_PATHS.dbKey] = {exists: true, mode: 0o640, owner: 'root', group: 'mysql', sha256: sha256('OLD-DB-SECRET\n')}
+    const changes = planHost(d, facts).changes
+    const files = changes.filter((c): c is Extract<Change, {kind: 'file'}> => c.kind === 'file')
+    expect(files.map((c) => [c.path, c.action])).toEqual([[TLS_PATHS.key, 'create'], [TLS_PATHS.dbKey, 'update']])
+    for (const c of files) expect(c.diff).toMatch(/^\(secret content/)
+    const out = printed(changes)
+    for (const secret of ['SITE-SECRET-abc123', 'DB1-SECRET-KEY', 'OLD-DB-SECRET']) expect(out).not.toContain(secret)
+    expect(kinds(changes).filter((k) => k === 'reload')).toHaveLength(2)
+  })
+
+  test('the fact query never asks for a secret file\'s content', () => {
+    const q = factQuery(desired('web1'))
+    expect(q.files.find((f) => f.path === TLS_PATHS.key)?.secret).toBe(true)
+    expect(q.files.find((f) => f.path === NGINX_SITE)?.secret).toBeFalsy()
+    expect(q.files.find((f) => f.path === '/etc/nginx/sites-enabled/default')?.secret).toBe(true)
+  })
+
+  test('several changed files of one service: one reload; every notified service once, sorted', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    for (const p of [NGINX_SITE, TLS_PATHS.cert, TLS_PATHS.key, '/opt/foobar-app/app.py', '/etc/systemd/system/foobar-app.service']) facts.files[p] = {exists: false}
+    const reloads = planHost(d, facts).changes.filter((c) => c.kind === 'reload')
+    expect(reloads).toEqual([
+      {kind: 'reload', name: 'foobar-app', how: 'restart', reason: 'config changed'},
+      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed'},
+    ])
+  })
+
+  test('reloads left pending by an interrupted run are planned; unknown names are ignored', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.pendingReloads = ['mariadb', 'nginx', 'not-a-service-here']
+    expect(planHost(d, facts).changes).toEqual([
+      {kind: 'reload', name: 'mariadb', how: 'restart', reason: 'pending from an interrupted run'},
+      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'pending from an interrupted run'},
+    ])
+  })
+
+  test('a file that must be absent is removed, and the daemon reading it reloaded', () => {
+    const d = desired('web1')
+    expect(d.absent).toContain('/etc/nginx/sites-enabled/default')
+    const facts = converged(d)
+    facts.files['/etc/nginx/sites-enabled/default'] = {exists: true, sha256: 'not-a-regular-file'}
+    expect(planHost(d, facts).changes).toEqual([
+      {kind: 'remove', path: '/etc/nginx/sites-enabled/default'},
+      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed'},
+    ])
+  })
+
+  test('services disabled or stopped are enabled and/or started', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.services.nginx = {enabled: 'disabled', active: 'active'}
+    facts.services.mariadb = {enabled: 'enabled', active: 'failed'}
+    delete facts.services['foobar-app']
+    const changes = planHost(d, facts).changes
+    expect(changes).toEqual([
+      {kind: 'service', name: 'foobar-app', enable: true, start: true},
+      {kind: 'service', name: 'nginx', enable: true, start: false},
+      {kind: 'service', name: 'mariadb', enable: false, start: true},
+    ])
+    expect(changes.map(describe)).toEqual(['enable and start foobar-app', 'enable nginx', 'start mariadb'])
+  })
+
+  test('firewall: live drift (missing rule, inactive) plans an activation naming what differs', () => {
+    const d = desired('lb1')
+    const facts = converged(d)
+    facts.firewall = facts.firewall.filter((l) => !l.includes(' 443 ')).map((l) => (l === 'status active' ? 'status inactive' : l))
+    const changes = planHost(d, facts).changes
+    expect(changes).toEqual([
+      {kind: 'firewall', backend: 'ufw', reason: 'ufw is inactive, 2 rules missing', missing: ['allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'], extra: []},
+    ])
+    expect(describe(changes[0]!)).toContain('+ allow tcp 443 from 0.0.0.0/0')
+  })
+
+  test('firewall: a changed rules file plans an activation even when the live rules still match', () => {
+    const d = desired('lb1')
+    const facts = converged(d)
+    facts.files[UFW_RULES_FILE] = {exists: false}
+    expect(kinds(planHost(d, facts).changes)).toEqual(['file', 'firewall'])
+    expect(planHost(d, facts).changes[1]).toMatchObject({reason: 'rules changed', missing: [], extra: []})
+  })
+
+  test('without the firewall component no firewall change is ever planned', () => {
+    const host = inv.hosts.find((h) => h.name === 'lb1')!
+    const d = desiredState(inv, host, {material: MATERIAL, only: ['haproxy']})
+    expect(d.firewall).toBeUndefined()
+    const facts = converged(d)
+    facts.firewall = ['status inactive']
+    expect(planHost(d, facts).changes).toEqual([])
+  })
+})
