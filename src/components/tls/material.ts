@@ -14,6 +14,8 @@ export interface TlsMaterial {
   /** foobar's internal CA, also used for database TLS. */
   internalCa: string
   dbCerts: Record<string, {cert: string; key: string}>
+  /** An internal-CA certificate standing in until the ACME one is issued. */
+  placeholder?: boolean
 }
 
 /** Per inventory, 0700: `.foobar/<inventory name>/` next to the inventory unless tls.source.state_dir says otherwise. */
@@ -87,10 +89,14 @@ export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
     case 'acme': {
       const chainFile = join(dir, 'acme', 'site.crt')
       const keyFile = join(dir, 'acme', 'site.key')
+      // HAProxy trusts the ACME chain's root and the internal CA, so a backend keeps verifying during the switch.
+      const backendCa = (source.chainCaFile ? read(source.chainCaFile) : read('/etc/ssl/certs/ca-certificates.crt')) + internalCa
       if (!existsSync(chainFile) || !existsSync(keyFile)) {
-        throw new UserError(`no ACME certificate for ${inv.site.domain} yet (looked in ${dirname(chainFile)})`, [], ['Run `foobar cert issue` first.'])
+        // Before the first `foobar cert issue` the daemons need a certificate to start with (and to answer the
+        // HTTP-01 challenge): a placeholder from the internal CA, replaced when the real one is issued.
+        const leaf = ensureLeaf(dir, 'site', ca, names)
+        return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa, internalCa, dbCerts, placeholder: true}
       }
-      const backendCa = source.chainCaFile ? read(source.chainCaFile) : read('/etc/ssl/certs/ca-certificates.crt')
       return {siteChain: read(chainFile), siteKey: read(keyFile), backendCa, internalCa, dbCerts}
     }
   }

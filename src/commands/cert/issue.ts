@@ -1,0 +1,30 @@
+import {FoobarCommand} from '../../cli/base.js'
+import {certFlags} from '../../cli/cert-flags.js'
+import {connectFlags} from '../../cli/run-flags.js'
+import {acmePaths, acmeSource} from '../../components/tls/acme.js'
+import {type RenewResult, renewCertificate} from '../../engine/certs.js'
+import {loadInventory} from '../../inventory/index.js'
+
+export default class CertIssue extends FoobarCommand<typeof CertIssue> {
+  static summary = 'Obtain the site certificate over ACME (HTTP-01 through the LB), deploy it to the LB and web servers, check it is served.'
+  static flags = {...connectFlags, ...certFlags}
+
+  async run(): Promise<RenewResult> {
+    const inv = await loadInventory(this.flags.inventory)
+    const source = acmeSource(inv, this.flags.directory)
+    const result = await renewCertificate(inv, source, acmePaths(inv), {
+      concurrency: this.flags.concurrency,
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      force: this.flags.force,
+      days: this.flags.days,
+      lockWaitMs: this.flags['lock-wait'] * 1000,
+      step: (s) => this.say(s),
+    })
+    this.say(
+      result.renewed
+        ? `issued ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')}`
+        : `a valid certificate exists (${result.reason}); use --force to replace it`,
+    )
+    return result
+  }
+}

@@ -1,0 +1,43 @@
+import {FoobarCommand} from '../../cli/base.js'
+import {ExitCode} from '../../cli/errors.js'
+import {connectFlags} from '../../cli/run-flags.js'
+import {acmePaths, acmeSource, readCurrent} from '../../components/tls/acme.js'
+import {normaliseSerial, servedSerials, type Served} from '../../engine/certs.js'
+import {loadInventory} from '../../inventory/index.js'
+
+export default class CertStatus extends FoobarCommand<typeof CertStatus> {
+  static summary = 'Per name: serial, issuer, expiry, days left, and the serial every LB and web server serves (checked live).'
+  static description = 'Exit 0 when every host serves the current certificate, 1 when there is none, 3 when some host serves another one.'
+  static flags = {...connectFlags}
+
+  async run() {
+    const inv = await loadInventory(this.flags.inventory)
+    acmeSource(inv)
+    const cert = readCurrent(acmePaths(inv))
+    const served: Served[] = await servedSerials(inv, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    const daysLeft = cert ? Math.floor((cert.notAfter.getTime() - Date.now()) / 86_400_000) : undefined
+    const consistent = cert !== undefined && served.every((s) => s.serial && normaliseSerial(s.serial) === normaliseSerial(cert.serial))
+    const names = [inv.site.domain, ...inv.site.aliases].map((name) => ({
+      name,
+      covered: cert?.names.includes(name) ?? false,
+      serial: cert?.serial,
+      issuer: cert?.issuer,
+      notAfter: cert?.notAfter.toISOString(),
+      daysLeft,
+    }))
+    const result = {names, served, consistent}
+    if (!this.jsonEnabled()) {
+      for (const n of names) this.log(`${n.name}: ${cert ? `serial ${n.serial}, issuer ${n.issuer}, expires ${n.notAfter} (${n.daysLeft} days left)${n.covered ? '' : ' NOT ON THE CERTIFICATE'}` : 'no certificate (run foobar cert issue)'}`)
+      for (const s of served) {
+        const same = cert && s.serial && normaliseSerial(s.serial) === normaliseSerial(cert.serial)
+        this.log(`  ${s.host}: ${s.error ? `ERROR ${s.error}` : `serves ${s.serial}${same ? '' : ' (NOT the current certificate)'}`}`)
+      }
+      this.log(consistent ? 'every host serves the current certificate' : 'hosts disagree or no certificate')
+    }
+    if (!consistent) {
+      if (this.jsonEnabled()) this.logJson(result)
+      this.exit(cert ? ExitCode.partial : ExitCode.failure)
+    }
+    return result
+  }
+}
