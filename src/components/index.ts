@@ -14,6 +14,8 @@ export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy
 export interface HostDesired extends ComponentState {
   host: Host
   components: string[]
+  /** Replication: the plan compares the database's live state with the topology (secrets stay in memory). */
+  replication?: {inventory: Inventory; password: string}
   /** The firewall's rules, when the firewall component applies: the plan compares them with the live ones. */
   firewall?: {rules: FirewallRule[]; v4?: string; v6?: string}
 }

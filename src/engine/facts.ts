@@ -21,6 +21,8 @@ export interface HostFacts {
   pendingReloads: string[]
   /** The firewall's live state, raw `@@fw` lines (see components/firewall/live.ts). */
   firewall: string[]
+  /** The database's replication state, raw `@@db` lines (see components/mysql/replication.ts). */
+  db: string[]
 }
 
 export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
@@ -62,7 +64,7 @@ export function factsScript(q: FactQuery): string {
 
 /** Pure parser of factsScript's output. */
 export function parseFacts(output: string, q: FactQuery): HostFacts {
-  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], firewall: []}
+  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], firewall: [], db: []}
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
   for (const line of output.split('\n')) {
@@ -103,6 +105,9 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         facts.services[name!] = {enabled: enabled || 'not-found', active: active || 'inactive'}
         break
       }
+      case '@@db':
+        facts.db.push(rest.join(' '))
+        break
       case '@@fw':
         facts.firewall.push(rest.join(' '))
         break

@@ -3,6 +3,7 @@ import type {HostDesired} from '../components/index.js'
 import type {DesiredFile, ServiceSpec} from '../components/types.js'
 import {FIREWALL} from '../components/firewall/index.js'
 import {compareFirewall, firewallFactsScript, parseFirewallFacts} from '../components/firewall/live.js'
+import {type DbAction, dbFactsScript, parseDbFacts, planReplication} from '../components/mysql/replication.js'
 import {unifiedDiff} from './diff.js'
 import type {FactQuery, HostFacts} from './facts.js'
 
@@ -13,6 +14,7 @@ export type Change =
   | {kind: 'service'; name: string; enable: boolean; start: boolean}
   | {kind: 'reload'; name: string; how: 'reload' | 'restart'; reason: string}
   | {kind: 'firewall'; backend: 'ufw' | 'iptables'; reason: string; missing: string[]; extra: string[]}
+  | {kind: 'replication'; action: DbAction}
 
 export interface HostPlan {
   host: string
@@ -27,7 +29,7 @@ export function factQuery(d: HostDesired): FactQuery {
     packages: d.packages,
     files: [...d.files.map((f) => ({path: f.path, secret: f.secret})), ...d.absent.map((path) => ({path, secret: true}))],
     services: [...new Set(d.services.map((s) => s.name))],
-    extra: d.firewall ? firewallFactsScript(d.host) : undefined,
+    extra: [d.firewall ? firewallFactsScript(d.host) : '', d.replication ? dbFactsScript(d.replication.inventory.mysql!.replicationUser) : ''].filter(Boolean).join('\n') || undefined,
   }
 }
 
@@ -88,6 +90,11 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
       changes.push({kind: 'firewall', backend: d.host.firewall.backend, reason: reason.join(', ') || 'rules changed', missing: drift.missing, extra: drift.extra})
     }
   }
+  if (d.replication && d.host.db) {
+    const inv = d.replication.inventory
+    const db = parseDbFacts(facts.db, inv.mysql!.replicationUser)
+    for (const action of planReplication(inv, d.host, db, d.replication.password)) changes.push({kind: 'replication', action})
+  }
   return {host: d.host.name, changes}
 }
 
@@ -103,6 +110,10 @@ export function describe(change: Change): string {
       return `${[change.enable ? 'enable' : '', change.start ? 'start' : ''].filter(Boolean).join(' and ')} ${change.name}`
     case 'reload':
       return `${change.how} ${change.name} (${change.reason})`
+    case 'replication': {
+      const a = change.action
+      return a.kind === 'users' ? `replication user for ${a.hosts.join(', ')} (TLS required)` : a.kind === 'seed' ? `seed from ${a.from} and replicate (GTID, TLS)` : `replicate from ${a.from}: ${a.why}`
+    }
     case 'firewall':
       return `activate the ${change.backend} firewall (${change.reason})${change.missing.map((m) => `\n      + ${m}`).join('')}${change.extra.map((m) => `\n      - ${m}`).join('')}`
   }

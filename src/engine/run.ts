@@ -3,6 +3,8 @@ import {type TlsMaterial, prepareTlsMaterial} from '../components/tls/index.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {applyHost} from './apply.js'
+import {convergeReplication} from './db.js'
+import {readSecret} from '../secrets/index.js'
 import {drain, drainedByFoobar, enable, haproxyServing} from '../components/haproxy/runtime.js'
 import {type HostFacts, factsScript, parseFacts} from './facts.js'
 import {type Change, type HostPlan, factQuery, planHost} from './plan.js'
@@ -62,6 +64,12 @@ export async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Pro
 export async function runPlan(inventory: Inventory, hosts: Host[], options: RunOptions): Promise<RunReport> {
   const started = Date.now()
   const material: TlsMaterial = prepareTlsMaterial(inventory)
+  // Secrets are read before anything is touched: a missing one is bad input (exit 2) and changes nothing.
+  const wantsDb = hosts.some((h) => h.db) && (!options.only || options.only.includes('mysql'))
+  const replication =
+    wantsDb && inventory.mysql && inventory.mysql.replicas.length > 0
+      ? {inventory, password: readSecret(inventory.mysql.replicationPassword, 'mysql.replication_password')}
+      : undefined
   const batches = options.serial ? chunk(hosts, options.serial) : [hosts]
   const results: HostResult[] = []
   let stopped = false
@@ -72,7 +80,7 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
     }
     const connections = new Map<string, Connection>()
     try {
-      const planned = await pool(batch, options.concurrency, async (host) => planOne(inventory, host, material, options, connections))
+      const planned = await pool(batch, options.concurrency, async (host) => planOne(inventory, host, material, options, connections, replication))
       let proceed = options.apply
       if (proceed && options.beforeApply) {
         const pending = planned.filter((p) => p.plan && p.plan.changes.length > 0).map((p) => p.plan!)
@@ -106,6 +114,7 @@ export async function runPlan(inventory: Inventory, hosts: Host[], options: RunO
         }
       }
       const batchResults = await applyBatch(inventory, planned, applyOne, proceed, options, connections)
+      if (replication) await replicationPhase(inventory, batchResults, replication.password, options, connections)
       results.push(...batchResults)
       if (options.serial && batchResults.some((r) => r.status === 'failed')) stopped = true
     } finally {
@@ -190,6 +199,29 @@ export async function applyBatch(
   return planned.map((p) => byHost.get(p.plan?.host ?? p.result!.host) ?? p.result!)
 }
 
+/** After the hosts' own changes: replication, primary first, for the database hosts that planned it. */
+async function replicationPhase(inventory: Inventory, results: HostResult[], password: string, options: RunOptions, connections: Map<string, Connection>): Promise<void> {
+  const todo = results.filter((r) => r.status === 'changed' && r.changes.some((c) => c.kind === 'replication'))
+  if (todo.length === 0) return
+  const connect = async (h: Host) => {
+    let c = connections.get(h.name)
+    if (!c) {
+      c = await Connection.open(h, options)
+      connections.set(h.name, c)
+    }
+    return c
+  }
+  const hosts = inventory.hosts.filter((h) => todo.some((r) => r.host === h.name))
+  const failed = await convergeReplication(inventory, hosts, connect, password, (h, s) => options.onStep?.(h, s))
+  for (const r of todo) {
+    if (failed[r.host]) {
+      r.status = 'failed'
+      r.error = failed[r.host]
+      options.onStep?.(r.host, `FAILED: ${r.error}`)
+    }
+  }
+}
+
 /** Connections to the load balancers whose HAProxy is serving now (nothing to drain before the first provision). */
 async function servingLbs(inventory: Inventory, options: RunOptions, connections: Map<string, Connection>): Promise<Connection[]> {
   const out: Connection[] = []
@@ -214,6 +246,7 @@ async function planOne(
   material: TlsMaterial,
   options: RunOptions,
   connections: Map<string, Connection>,
+  replication?: {inventory: Inventory; password: string},
 ): Promise<Planned> {
   const t0 = Date.now()
   try {
@@ -222,6 +255,7 @@ async function planOne(
     connections.set(host.name, conn)
     const controlAddress = await conn.clientAddress()
     const desired = desiredState(inventory, host, {material, controlAddress, only: options.only})
+    if (replication && host.db) desired.replication = replication
     options.onStep?.(host.name, 'gathering facts')
     const facts = await gatherFacts(conn, desired)
     const plan = planHost(desired, facts)

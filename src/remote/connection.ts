@@ -135,6 +135,25 @@ export class Connection {
     return result
   }
 
+  /**
+   * Streams `from` on this host into `to` on another host through the control machine (e.g. a database dump):
+   * nothing is written to disk on either side.
+   */
+  async pipe(from: string, target: Connection, to: string): Promise<{dump: RunResult; load: RunResult}> {
+    const {PassThrough} = await import('node:stream')
+    const stream = new PassThrough()
+    const load = target.execRaw(to, stream)
+    const dump = this.execRaw(from, undefined, (chunk) => stream.write(chunk)).finally(() => stream.end())
+    return {dump: await dump, load: await load}
+  }
+
+  private async execRaw(script: string, stdin?: import('node:stream').Readable, onStdout?: (chunk: Buffer) => void): Promise<RunResult> {
+    const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
+    const command = this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const res = await this.ssh.execCommand(command, {stdin, onStdout, noTrim: true})
+    return {code: res.code ?? -1, stdout: onStdout ? '' : res.stdout, stderr: res.stderr}
+  }
+
   /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */
   async clientAddress(): Promise<string | undefined> {
     const r = await this.run('echo "$SSH_CONNECTION"', {root: false, check: false})

@@ -1,0 +1,113 @@
+import {Failure} from '../cli/errors.js'
+import {
+  LIST_DATABASES,
+  MYSQL,
+  type DbAction,
+  type DbFacts,
+  changeMasterSql,
+  dbFactsScript,
+  dumpCommand,
+  parseDbFacts,
+  planReplication,
+  replicationPeers,
+  usersSql,
+} from '../components/mysql/replication.js'
+import type {Host, Inventory} from '../inventory/index.js'
+import type {Connection} from '../remote/connection.js'
+import {shq} from '../render/safe.js'
+
+export async function dbFacts(conn: Connection, inv: Inventory): Promise<DbFacts> {
+  const r = await conn.run(dbFactsScript(inv.mysql!.replicationUser))
+  return parseDbFacts(r.stdout.split('\n').filter((l) => l.startsWith('@@db ')).map((l) => l.slice(5)), inv.mysql!.replicationUser)
+}
+
+async function sql(conn: Connection, statements: string): Promise<string> {
+  return (await conn.run(`${MYSQL}`, {stdin: statements})).stdout
+}
+
+/** Streams a dump from the primary into the replica over the two SSH connections: no copy of the data on disk. */
+async function seed(primary: Connection, replica: Connection, step: (s: string) => void): Promise<void> {
+  const dbs = (await primary.run(LIST_DATABASES)).stdout.split('\n').filter(Boolean)
+  if (dbs.length === 0) {
+    // Nothing to copy: the replica starts from the primary's current GTID position.
+    const pos = (await sql(primary, 'SELECT @@gtid_binlog_pos;')).trim()
+    await sql(replica, `STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos = '${pos.replace(/[^0-9,-]/g, '')}';`)
+    return
+  }
+  step(`seeding from ${primary.host.name}: ${dbs.join(', ')}`)
+  const {dump, load} = await primary.pipe(dumpCommand(dbs), replica, `${MYSQL} --init-command='SET SESSION sql_log_bin=0'`)
+  if (dump.code !== 0) throw new Failure(`seeding from ${primary.host.name} failed: mysqldump: ${dump.stderr.trim()}`)
+  if (load.code !== 0) throw new Failure(`seeding ${replica.host.name} failed: ${load.stderr.trim()}`)
+}
+
+async function waitReplicating(replica: Connection, inv: Inventory, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const f = await dbFacts(replica, inv)
+    if (f.slave.Slave_IO_Running === 'Yes' && f.slave.Slave_SQL_Running === 'Yes') return
+    if (Date.now() > deadline) {
+      const err = f.slave.Last_IO_Error || f.slave.Last_SQL_Error || `IO ${f.slave.Slave_IO_Running}, SQL ${f.slave.Slave_SQL_Running}`
+      throw new Failure(`${replica.host.name}: replication did not start: ${err}`)
+    }
+    await new Promise((r) => setTimeout(r, 1000))
+  }
+}
+
+/** Can the replica open a TCP connection to the primary's MySQL port? Checked before anything changes. */
+async function assertReachable(replica: Connection, primary: Host, port: number): Promise<void> {
+  const r = await replica.run(`timeout 5 bash -c ${shq(`echo > /dev/tcp/${primary.address}/${port}`)}`, {check: false})
+  if (r.code !== 0) {
+    throw new Failure(`${replica.host.name} cannot reach the primary ${primary.name} at ${primary.address}:${port} (${r.code === 124 ? 'timed out: a firewall?' : 'refused'}); nothing was changed on ${replica.host.name}`)
+  }
+}
+
+/** Applies one host's replication actions (the primary's before the replicas'). */
+export async function applyReplication(
+  inv: Inventory,
+  host: Host,
+  actions: DbAction[],
+  conn: Connection,
+  connect: (h: Host) => Promise<Connection>,
+  password: string,
+  step: (s: string) => void,
+): Promise<void> {
+  const mysql = inv.mysql!
+  for (const a of actions) {
+    if (a.kind === 'users') {
+      step(`replication user ${mysql.replicationUser} for ${a.hosts.join(', ')} (TLS required)`)
+      await sql(conn, usersSql(mysql.replicationUser, password, a.hosts))
+      continue
+    }
+    const primary = inv.hosts.find((h) => h.name === a.from)!
+    await assertReachable(conn, primary, mysql.port)
+    if (a.kind === 'seed') await seed(await connect(primary), conn, step)
+    step(`replicating from ${primary.name} (GTID, TLS)${a.kind === 'configure' ? `: ${a.why}` : ''}`)
+    await sql(conn, changeMasterSql(primary, mysql.replicationUser, password, mysql.port))
+    await waitReplicating(conn, inv)
+  }
+}
+
+/** Plans and applies replication for the inventory's database hosts: primary first, then each replica. */
+export async function convergeReplication(
+  inv: Inventory,
+  hosts: Host[],
+  connect: (h: Host) => Promise<Connection>,
+  password: string,
+  step: (host: string, s: string) => void,
+): Promise<Record<string, string>> {
+  const failed: Record<string, string> = {}
+  const ordered = replicationPeers(inv)
+    .filter((h) => hosts.includes(h))
+    .sort((a, b) => (a.db!.role === 'primary' ? -1 : b.db!.role === 'primary' ? 1 : 0))
+  for (const host of ordered) {
+    try {
+      const conn = await connect(host)
+      const actions = planReplication(inv, host, await dbFacts(conn, inv), password)
+      if (actions.length) await applyReplication(inv, host, actions, conn, connect, password, (s) => step(host.name, s))
+    } catch (error) {
+      failed[host.name] = error instanceof Error ? error.message : String(error)
+      if (host.db!.role === 'primary') break
+    }
+  }
+  return failed
+}
