@@ -111,3 +111,124 @@ export async function convergeReplication(
   }
   return failed
 }
+
+export interface DbHostStatus {
+  host: string
+  role: string
+  up: boolean
+  readOnly?: boolean
+  replicatingFrom?: string
+  ioThread?: string
+  sqlThread?: string
+  lagSeconds?: number | null
+  gtidBinlogPos?: string
+  gtidSlavePos?: string
+  tls?: boolean
+  lastError?: string
+  error?: string
+}
+
+export function dbHostStatus(host: Host, f: DbFacts): DbHostStatus {
+  const s = f.slave
+  const replicating = Object.keys(s).length > 0
+  const lag = s.Seconds_Behind_Master
+  return {
+    host: host.name,
+    role: host.db?.role ?? 'none',
+    up: f.up,
+    readOnly: f.readOnly,
+    replicatingFrom: replicating ? s.Master_Host : undefined,
+    ioThread: replicating ? s.Slave_IO_Running : undefined,
+    sqlThread: replicating ? s.Slave_SQL_Running : undefined,
+    lagSeconds: replicating ? (lag === undefined || lag === 'NULL' ? null : Number(lag)) : undefined,
+    gtidBinlogPos: f.gtidBinlogPos,
+    gtidSlavePos: f.gtidSlavePos,
+    tls: replicating ? s.Master_SSL_Allowed === 'Yes' : undefined,
+    lastError: s.Last_IO_Error || s.Last_SQL_Error || undefined,
+  }
+}
+
+/** True when `have` (a GTID position list) includes every transaction of `want`, domain by domain. */
+export function gtidCovers(have: string, want: string): boolean {
+  const parse = (p: string) =>
+    new Map(
+      p
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+        .map((x) => {
+          const [d, , n] = x.split('-')
+          return [d!, Number(n)] as const
+        }),
+    )
+  const h = parse(have)
+  for (const [domain, seq] of parse(want)) if ((h.get(domain) ?? -1) < seq) return false
+  return true
+}
+
+export interface PromoteOptions {
+  force: boolean
+  timeoutMs: number
+  step: (s: string) => void
+}
+
+export interface PromoteResult {
+  newPrimary: string
+  oldPrimary: string
+  oldPrimaryFenced: boolean
+  repointed: string[]
+  position: string
+}
+
+/**
+ * A controlled failover: fence the old primary (read-only) if reachable, wait until the replica has every
+ * transaction the old primary committed, promote it, repoint the other database hosts (the old primary too).
+ * Refuses when that cannot be proven, unless forced.
+ */
+export async function promote(inv: Inventory, target: Host, connect: (h: Host) => Promise<Connection>, password: string, o: PromoteOptions): Promise<PromoteResult> {
+  const mysql = inv.mysql!
+  const old = inv.hosts.find((h) => h.name === mysql.primary)!
+  const replica = await connect(target)
+  let oldConn: Connection | undefined
+  try {
+    oldConn = await connect(old)
+  } catch (error) {
+    if (!o.force) throw new Failure(`the primary ${old.name} is unreachable (${(error as Error).message}): cannot prove ${target.name} has every committed transaction; use --force to promote anyway`)
+  }
+  let position = ''
+  if (oldConn) {
+    o.step(`fencing ${old.name}: read-only`)
+    await sql(oldConn, 'SET GLOBAL read_only = ON;')
+    position = (await sql(oldConn, 'SELECT @@gtid_binlog_pos;')).trim()
+    o.step(`waiting for ${target.name} to reach ${position}`)
+    const deadline = Date.now() + o.timeoutMs
+    for (;;) {
+      const f = await dbFacts(replica, inv)
+      if (gtidCovers(f.gtidSlavePos ?? '', position)) break
+      if (Date.now() > deadline) {
+        if (!o.force) {
+          await sql(oldConn, 'SET GLOBAL read_only = OFF;')
+          throw new Failure(`${target.name} has ${f.gtidSlavePos || 'nothing'} of ${old.name}'s ${position} after ${o.timeoutMs / 1000}s${f.slave.Last_IO_Error ? ` (${f.slave.Last_IO_Error})` : ''}: promoting would lose committed transactions; ${old.name} is writable again. Use --force to promote anyway.`)
+        }
+        break
+      }
+      await new Promise((r) => setTimeout(r, 500))
+    }
+  }
+  o.step(`promoting ${target.name}`)
+  await sql(replica, 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;')
+  // The new topology: the new primary needs replication users for every other database host (old primary too).
+  const others = replicationPeers(inv).filter((h) => h !== target)
+  await sql(replica, usersSql(mysql.replicationUser, password, others.map((h) => h.address)))
+  const repointed: string[] = []
+  for (const h of others) {
+    if (h === old && !oldConn) continue
+    o.step(`repointing ${h.name} to ${target.name}`)
+    const c = h === old ? oldConn! : await connect(h)
+    await sql(c, 'SET GLOBAL read_only = ON;')
+    await sql(c, changeMasterSql(target, mysql.replicationUser, password, mysql.port))
+    await waitReplicating(c, inv)
+    repointed.push(h.name)
+  }
+  return {newPrimary: target.name, oldPrimary: old.name, oldPrimaryFenced: oldConn !== undefined, repointed, position}
+}

@@ -6,6 +6,7 @@ import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {shq} from '../render/safe.js'
 import {planHost} from './plan.js'
 import {webTierChecks} from './web-checks.js'
+import {verifyDatabase} from './db-checks.js'
 import {gatherFacts, pool} from './run.js'
 
 export interface CheckResult {
@@ -78,7 +79,9 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
       conn.close()
     }
   })
-  return perHost.flat()
+  const replicas = hosts.filter((h) => h.db?.role === 'replica')
+  const dbChecks = inv.mysql?.primary && replicas.length ? await verifyDatabase(inv, replicas, {...o, timeoutMs: Math.max(o.timeoutMs, 5000)}) : []
+  return [...perHost.flat(), ...dbChecks]
 }
 
 async function retry(host: string, check: Check, timeoutMs: number): Promise<CheckResult> {

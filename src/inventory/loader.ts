@@ -8,6 +8,7 @@ import {UserError} from '../cli/errors.js'
 import {DEFAULTS} from './defaults.js'
 import {type FieldPath, InventoryError, type InventoryProblem, SourceLocator, formatPath, showValue} from './errors.js'
 import type {DbMembership, Host, Inventory, MysqlSettings, PortRule, TlsSource} from './model.js'
+import type {SecretRef} from './primitives.js'
 import {type InventoryFile, LAYER_KEYS, type Layer, type Role, inventorySchema} from './schema.js'
 
 /** Reads, validates and resolves an inventory file. Throws InventoryError (exit 2) listing every problem. */
@@ -177,7 +178,10 @@ function normaliseAddress(address: string): string {
 type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-/** Objects merge key by key; lists, scalars and the TLS certificate source are replaced whole. */
+/** Replaced whole, never merged: a certificate source, and a secret reference ({env} over {file} is not both). */
+const WHOLE = new Set(['source', 'url'])
+
+/** Objects merge key by key; lists, scalars, the TLS certificate source and secret references are replaced whole. */
 export function mergeLayers(...layers: Array<Layer | undefined>): Obj {
   const out: Obj = {}
   for (const l of layers) if (l) mergeInto(out, l as Obj)
@@ -187,8 +191,8 @@ export function mergeLayers(...layers: Array<Layer | undefined>): Obj {
 function mergeInto(target: Obj, source: Obj): void {
   for (const [key, value] of Object.entries(source)) {
     if (value === undefined) continue
-    if (key !== 'source' && isObj(value) && isObj(target[key])) mergeInto(target[key] as Obj, value)
-    else target[key] = isObj(value) && key !== 'source' ? structuredClone(value) : value
+    if (!WHOLE.has(key) && isObj(value) && isObj(target[key])) mergeInto(target[key] as Obj, value)
+    else target[key] = isObj(value) && !WHOLE.has(key) ? structuredClone(value) : value
   }
 }
 
@@ -198,8 +202,10 @@ function resolveInventory(data: InventoryFile, file: string): Inventory {
   const top: Layer = Object.fromEntries(LAYER_KEYS.map((k) => [k, data[k]])) as Layer
   const dbIds = new Map<string, DbMembership>()
   const primary = Array.isArray(data.mysql?.primary) ? data.mysql?.primary[0] : data.mysql?.primary
-  if (primary) dbIds.set(primary, {role: 'primary', serverId: 1})
-  data.mysql?.replicas.forEach((r, i) => dbIds.set(r, {role: 'replica', serverId: i + 2}))
+  // server_id follows the host's place in the inventory, not its role: a promotion must not renumber servers.
+  const serverId = (name: string) => data.hosts.findIndex((h) => h.name === name) + 1
+  if (primary) dbIds.set(primary, {role: 'primary', serverId: serverId(primary)})
+  data.mysql?.replicas.forEach((r) => dbIds.set(r, {role: 'replica', serverId: serverId(r)}))
 
   const hosts: Host[] = data.hosts.map((h) => {
     const roleLayers = h.roles.map((r: Role) => data.roles?.[r])
@@ -246,7 +252,11 @@ function resolveInventory(data: InventoryFile, file: string): Inventory {
         source: resolveSource(source, data.site.email, localFile),
       },
       lb: {balance: lb.balance as Host['lb']['balance'], healthCheck: lb.health_check as string, reencrypt: lb.reencrypt as boolean, backendPort: lb.backend_port as number},
-      monitoring: {enabled: mon.enabled as boolean, sources: (mon.sources as string[]) ?? []},
+      monitoring: {
+        enabled: mon.enabled as boolean,
+        sources: (mon.sources as string[]) ?? [],
+        logService: isObj(mon.log_service) ? {url: secretPath(mon.log_service.url as SecretRef, localFile)} : undefined,
+      },
       apt: {proxy: (m.apt as Obj).proxy as string | undefined},
       db: dbIds.get(h.name),
     }

@@ -59,6 +59,8 @@ export interface LbSettings {
 export interface MonitoringSettings {
   enabled: boolean
   sources: string[]
+  /** Where the hosted log service's URL is read from (a secret: it carries the service's token). */
+  logService?: {url: SecretRef}
 }
 
 export interface AptSettings {
@@ -67,7 +69,7 @@ export interface AptSettings {
 
 export interface DbMembership {
   role: 'primary' | 'replica'
-  /** Unique per database host: 1 for the primary, 2.. for replicas in inventory order. */
+  /** Unique per database host: its position in the inventory's host list (stable across promotions). */
   serverId: number
 }
 

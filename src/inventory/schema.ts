@@ -87,6 +87,8 @@ const monitoringLayer = z.strictObject({
   enabled: z.boolean().optional(),
   /** Networks allowed to scrape the exporters (besides the monitoring host). */
   sources: z.array(cidr).optional(),
+  /** A hosted log service (e.g. a Sumo Logic HTTP source): its URL is a credential, so only a reference. */
+  log_service: z.strictObject({url: secretRef}).optional(),
 })
 
 const aptLayer = z.strictObject({

@@ -43,7 +43,7 @@ export function parseDbFacts(lines: string[], replUser: string): DbFacts {
     else if (kind === 'slave') f.slave[rest[0]!] = rest.slice(1).join(' ')
     else if (kind === 'userdbs') f.userDatabases = Number(rest[0])
     else if (kind === 'vars') {
-      f.readOnly = rest[0] === '1'
+      f.readOnly = rest[0] === '1' || rest[0] === 'ON'
       f.serverId = Number(rest[1])
       f.gtidBinlogPos = rest[2] ?? ''
       f.gtidSlavePos = rest[3] ?? ''

@@ -1,0 +1,72 @@
+import {readFile, writeFile} from 'node:fs/promises'
+import {Args, Flags} from '@oclif/core'
+import {parseDocument} from 'yaml'
+import {FoobarCommand} from '../../cli/base.js'
+import {UserError} from '../../cli/errors.js'
+import {connectFlags} from '../../cli/run-flags.js'
+import {type PromoteResult, promote} from '../../engine/db.js'
+import {loadInventory} from '../../inventory/index.js'
+import {Connection} from '../../remote/connection.js'
+import {readSecret} from '../../secrets/index.js'
+
+export default class DbPromote extends FoobarCommand<typeof DbPromote> {
+  static summary = 'Controlled failover: make a replica the primary without losing committed transactions.'
+  static description =
+    'Fences the old primary (read-only) if it is reachable, waits until the replica has everything it committed, promotes the replica, and repoints the other database hosts (the old primary becomes a replica). Refuses when no loss cannot be proven, unless --force.'
+  static args = {replica: Args.string({description: 'The replica to promote.', required: true})}
+  static flags = {
+    ...connectFlags,
+    force: Flags.boolean({summary: 'Promote even if the old primary is unreachable or the replica has not caught up (may lose transactions).'}),
+    write: Flags.boolean({summary: 'Update the inventory file (mysql.primary and mysql.replicas).'}),
+    timeout: Flags.integer({summary: 'Seconds to wait for the replica to catch up.', default: 60, min: 1}),
+    yes: Flags.boolean({char: 'y', summary: 'Do not ask (required without a terminal).'}),
+  }
+
+  async run(): Promise<PromoteResult & {inventoryUpdated: boolean}> {
+    const inv = await loadInventory(this.flags.inventory)
+    const name = this.args.replica
+    const target = inv.hosts.find((h) => h.name === name)
+    if (!inv.mysql?.primary) throw new UserError('the inventory has no mysql.primary')
+    if (name === inv.mysql.primary) throw new UserError(`${name} is already the primary`, [], [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`])
+    if (!target || target.db?.role !== 'replica') throw new UserError(`${name} is not a replica in ${this.flags.inventory}`, [], [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`])
+    const password = readSecret(inv.mysql.replicationPassword, 'mysql.replication_password')
+    if (!this.flags.yes) {
+      if (!process.stdin.isTTY) throw new UserError('promote changes the database topology: pass --yes (no terminal to ask on)')
+      const {confirm} = await import('@inquirer/prompts')
+      if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}))) throw new UserError('not confirmed; nothing was changed')
+    }
+    const conns = new Map<string, Connection>()
+    const connect = async (h: (typeof inv.hosts)[number]) => {
+      let c = conns.get(h.name)
+      if (!c) {
+        c = await Connection.open(h, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
+        conns.set(h.name, c)
+      }
+      return c
+    }
+    let result: PromoteResult
+    try {
+      result = await promote(inv, target, connect, password, {force: this.flags.force, timeoutMs: this.flags.timeout * 1000, step: (s) => this.say(s)})
+    } finally {
+      for (const c of conns.values()) c.close()
+    }
+    const newReplicas = [...inv.mysql.replicas.filter((r) => r !== name), inv.mysql.primary]
+    let inventoryUpdated = false
+    if (this.flags.write) {
+      const doc = parseDocument(await readFile(inv.file, 'utf8'))
+      doc.setIn(['mysql', 'primary'], name)
+      doc.setIn(['mysql', 'replicas'], doc.createNode(newReplicas, {flow: true}))
+      await writeFile(inv.file, doc.toString())
+      inventoryUpdated = true
+    }
+    const primaryHost = target.address
+    this.say(`\n${name} is the primary now (${primaryHost}); replicas: ${result.repointed.join(', ') || 'none'}.`)
+    this.say(`The application must send writes to ${name} (${primaryHost}:${inv.mysql.port}) instead of ${result.oldPrimary}.`)
+    this.say(
+      inventoryUpdated
+        ? `${inv.file} updated (mysql.primary: ${name}); run \`foobar provision\` to render the new roles (read_only, server configs).`
+        : `Update ${inv.file}: mysql.primary: ${name}, mysql.replicas: [${newReplicas.join(', ')}] (or run again with --write), then \`foobar provision\`.`,
+    )
+    return {...result, inventoryUpdated}
+  }
+}

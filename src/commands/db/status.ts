@@ -1,0 +1,47 @@
+import {FoobarCommand} from '../../cli/base.js'
+import {ExitCode, UserError} from '../../cli/errors.js'
+import {connectFlags} from '../../cli/run-flags.js'
+import {type DbHostStatus, dbFacts, dbHostStatus} from '../../engine/db.js'
+import {pool} from '../../engine/run.js'
+import {loadInventory} from '../../inventory/index.js'
+import {Connection} from '../../remote/connection.js'
+
+export default class DbStatus extends FoobarCommand<typeof DbStatus> {
+  static summary = 'Per database host: role, replication threads, GTID positions, lag, TLS, last error.'
+  static flags = {...connectFlags}
+
+  async run(): Promise<{hosts: DbHostStatus[]}> {
+    const inv = await loadInventory(this.flags.inventory)
+    const hosts = inv.hosts.filter((h) => h.db && (!this.flags.limit || this.flags.limit.includes(h.name)))
+    if (!inv.mysql || hosts.length === 0) throw new UserError('no database hosts in the inventory (mysql.primary / mysql.replicas)')
+    const statuses = await pool(hosts, this.flags.concurrency, async (h): Promise<DbHostStatus> => {
+      let conn: Connection | undefined
+      try {
+        conn = await Connection.open(h, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
+        return dbHostStatus(h, await dbFacts(conn, inv))
+      } catch (error) {
+        return {host: h.name, role: h.db!.role, up: false, error: (error as Error).message}
+      } finally {
+        conn?.close()
+      }
+    })
+    if (!this.jsonEnabled()) {
+      for (const s of statuses) {
+        if (s.error) {
+          this.log(`${s.host} (${s.role}): ERROR ${s.error}`)
+          continue
+        }
+        const repl = s.replicatingFrom
+          ? `from ${s.replicatingFrom}, IO ${s.ioThread}, SQL ${s.sqlThread}, lag ${s.lagSeconds ?? 'unknown'}s, TLS ${s.tls ? 'yes' : 'NO'}`
+          : 'not replicating'
+        this.log(`${s.host} (${s.role}): ${s.up ? 'up' : 'DOWN'}, ${s.readOnly ? 'read-only' : 'writable'}, ${repl}; gtid binlog ${s.gtidBinlogPos || '-'}, slave ${s.gtidSlavePos || '-'}${s.lastError ? `; last error: ${s.lastError}` : ''}`)
+      }
+    }
+    const bad = statuses.filter((s) => s.error || !s.up || (s.role === 'replica' && (s.ioThread !== 'Yes' || s.sqlThread !== 'Yes')))
+    if (bad.length) {
+      if (this.jsonEnabled()) this.logJson({hosts: statuses})
+      this.exit(bad.length === statuses.length ? ExitCode.failure : ExitCode.partial)
+    }
+    return {hosts: statuses}
+  }
+}
