@@ -140,7 +140,12 @@ export async function applyBatch(
   connections: Map<string, Connection>,
 ): Promise<HostResult[]> {
   const isRolling = (p: Planned) =>
-    proceed && p.plan !== undefined && p.plan.changes.length > 0 && p.desired!.host.roles.includes('web') && !p.desired!.host.roles.includes('lb')
+    proceed &&
+    p.plan !== undefined &&
+    // Replication is the database's business: it does not take the web server out of rotation.
+    p.plan.changes.some((c) => c.kind !== 'replication') &&
+    p.desired!.host.roles.includes('web') &&
+    !p.desired!.host.roles.includes('lb')
   const hasWeb = planned.some((p) => p.desired?.host.roles.includes('web'))
   const lbs = proceed && hasWeb ? await servingLbs(inventory, options, connections) : []
   if (lbs.length === 0) {

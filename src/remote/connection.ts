@@ -118,8 +118,9 @@ export class Connection {
       const msg = error instanceof Error ? error.message : String(error)
       throw new RemoteError(host.name, 'ssh connect', null, msg, `${host.name}: cannot connect to ${host.ssh.user}@${address}:${port}: ${msg}`)
     }
-    const conn = new Connection(host, ssh, jump)
-    return conn
+    // Many exec channels share the connection (checks run in parallel); each adds listeners while it runs.
+    ssh.connection?.setMaxListeners(64)
+    return new Connection(host, ssh, jump)
   }
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
