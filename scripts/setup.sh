@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="debootstrap systemd-container pebble tinyproxy-bin iproute2 openssh-client curl openssl ca-certificates nginx haproxy mariadb-server iptables ufw"
 
+# Prometheus (promtool) and rsyslog (rsyslogd -N1, with the TLS driver) for the monitoring configs' checks.
+PACKAGES="$PACKAGES prometheus rsyslog rsyslog-gnutls"
+
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

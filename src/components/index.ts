@@ -4,12 +4,16 @@ import {base} from './base/index.js'
 import {type FirewallRule, IPTABLES_V4_FILE, IPTABLES_V6_FILE, firewall, firewallRules} from './firewall/index.js'
 import {haproxy} from './haproxy/index.js'
 import {mysql} from './mysql/index.js'
+import {exporters, logs, monitoringServer} from './monitoring/index.js'
 import {nginx} from './nginx/index.js'
 import {type TlsMaterial, tls} from './tls/index.js'
 import type {Component, ComponentState} from './types.js'
 
-/** In dependency order: base (apt) first, certificates before the daemons that load them, the app before nginx. */
-export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy, mysql]
+/**
+ * In dependency order: base (apt) first, certificates before the daemons that load them, the app before nginx, the
+ * daemons before the exporters that read them.
+ */
+export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy, mysql, exporters, logs, monitoringServer]
 
 export interface HostDesired extends ComponentState {
   host: Host

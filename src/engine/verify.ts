@@ -6,6 +6,7 @@ import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {shq} from '../render/safe.js'
 import {planHost} from './plan.js'
 import {webTierChecks} from './web-checks.js'
+import {monitoringChecks, monitoringServerConnection} from './monitoring-checks.js'
 import {verifyDatabase} from './db-checks.js'
 import {gatherFacts, pool} from './run.js'
 
@@ -39,6 +40,8 @@ export function httpsProbe(address: string, port: number, servername: string, pa
 /** Read-only checks per host and component, retried until they pass or the timeout runs out. */
 export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptions & {timeoutMs: number; concurrency: number}): Promise<CheckResult[]> {
   const material = prepareTlsMaterial(inv)
+  // One connection to the monitoring server, shared: clients are checked from where Prometheus scrapes them.
+  const mon = await monitoringServerConnection(inv, o)
   const perHost = await pool(hosts, o.concurrency, async (host) => {
     let conn: Connection
     try {
@@ -74,11 +77,13 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
         })),
       ]
       if (host.roles.includes('lb')) checks.push(...webTierChecks(inv, host, conn, material.backendCa))
+      checks.push(...monitoringChecks(host, conn, mon))
       return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs)))
     } finally {
       conn.close()
     }
   })
+  mon?.conn.close()
   const replicas = hosts.filter((h) => h.db?.role === 'replica')
   const dbChecks = inv.mysql?.primary && replicas.length ? await verifyDatabase(inv, replicas, {...o, timeoutMs: Math.max(o.timeoutMs, 5000)}) : []
   return [...perHost.flat(), ...dbChecks]

@@ -38,10 +38,14 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/nginx/conf.d/foobar.conf',
       '644 /etc/systemd/system/foobar-app.service',
       '644 /opt/foobar-app/app.py',
+      // Monitoring clients (the mysqld exporter's password files are secret: never rendered).
+      '644 /etc/default/prometheus-nginx-exporter',
+      '644 /etc/default/prometheus-node-exporter',
+      '644 /etc/systemd/system/prometheus-mysqld-exporter.service.d/foobar.conf',
     ]
-    expect(list).toEqual({lb1: ['640 /etc/foobar/firewall/ufw.rules', '644 /etc/haproxy/haproxy.cfg'], web1: web, web2: web})
+    expect(list).toEqual({lb1: ['640 /etc/foobar/firewall/ufw.rules', '644 /etc/default/prometheus-node-exporter', '644 /etc/haproxy/haproxy.cfg'], web1: web.sort(), web2: web.sort()})
     const ipt = renderAll(loadExample('lab', iptablesVariant))
-    expect(ipt.get('lb1')!.map((f) => f.path).sort()).toEqual(['/etc/apt/apt.conf.d/80foobar-proxy', '/etc/haproxy/haproxy.cfg', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6'])
+    expect(ipt.get('lb1')!.map((f) => f.path).sort()).toEqual(['/etc/apt/apt.conf.d/80foobar-proxy', '/etc/default/prometheus-node-exporter', '/etc/haproxy/haproxy.cfg', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6'])
   })
 
   test('rendering twice gives identical bytes', () => {
@@ -57,7 +61,7 @@ describe('rendered files (snapshots)', () => {
     for (const out of outs) {
       const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {cwd: ROOT, encoding: 'utf8'})
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('12 files for 3 hosts')
+      expect(run.stdout).toContain('19 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {

@@ -29,6 +29,7 @@ export const haproxy: Component = {
             backendCa: TLS_PATHS.backendCa,
             bundleFile: TLS_PATHS.haproxyBundle,
             statsPort: PORTS.haproxyStats,
+            metricsBind: host.monitoring.enabled ? `${addr(host)}:${PORTS.haproxyMetrics}` : '',
             tls: tlsView(host.tls),
             backends: webs.map((w) => ({name: w.name, address: addr(w), port: host.lb.reencrypt ? w.lb.backendPort : PORTS.http})),
             acmeBackends: webs.map((w) => ({name: w.name, address: addr(w)})),

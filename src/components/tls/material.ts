@@ -14,6 +14,8 @@ export interface TlsMaterial {
   /** foobar's internal CA, also used for database TLS. */
   internalCa: string
   dbCerts: Record<string, {cert: string; key: string}>
+  /** Per host, for log forwarding over TLS to the monitoring host (only when the inventory has one). */
+  logCerts: Record<string, {cert: string; key: string}>
   /** An internal-CA certificate standing in until the ACME one is issued. */
   placeholder?: boolean
 }
@@ -74,17 +76,24 @@ export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
     const leaf = ensureLeaf(dir, `db-${h.name}`, ca, [`DNS:${h.name}`, `IP:${h.address}`])
     dbCerts[h.name] = {cert: read(leaf.cert), key: read(leaf.key)}
   }
+  const logCerts: TlsMaterial['logCerts'] = {}
+  if (inv.hosts.some((h) => h.roles.includes('monitoring'))) {
+    for (const h of inv.hosts) {
+      const leaf = ensureLeaf(dir, `log-${h.name}`, ca, [`DNS:${h.name}`, `IP:${h.address}`])
+      logCerts[h.name] = {cert: read(leaf.cert), key: read(leaf.key)}
+    }
+  }
   const source = inv.hosts[0]!.tls.source
   const names = [inv.site.domain, ...inv.site.aliases].map((n) => `DNS:${n}`)
   switch (source.type) {
     case 'self-signed': {
       const leaf = ensureLeaf(dir, 'site', ca, names)
-      return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa: internalCa, internalCa, dbCerts}
+      return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa: internalCa, internalCa, dbCerts, logCerts}
     }
     case 'files': {
       for (const p of [source.cert, source.key]) if (!existsSync(p)) throw new UserError(`tls.source: certificate file ${p} does not exist`)
       const chain = read(source.cert)
-      return {siteChain: chain, siteKey: read(source.key), backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'), internalCa, dbCerts}
+      return {siteChain: chain, siteKey: read(source.key), backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'), internalCa, dbCerts, logCerts}
     }
     case 'acme': {
       const chainFile = join(dir, 'acme', 'site.crt')
@@ -95,9 +104,9 @@ export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
         // Before the first `foobar cert issue` the daemons need a certificate to start with (and to answer the
         // HTTP-01 challenge): a placeholder from the internal CA, replaced when the real one is issued.
         const leaf = ensureLeaf(dir, 'site', ca, names)
-        return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa, internalCa, dbCerts, placeholder: true}
+        return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa, internalCa, dbCerts, logCerts, placeholder: true}
       }
-      return {siteChain: read(chainFile), siteKey: read(keyFile), backendCa, internalCa, dbCerts}
+      return {siteChain: read(chainFile), siteKey: read(keyFile), backendCa, internalCa, dbCerts, logCerts}
     }
   }
 }

@@ -1,0 +1,132 @@
+import type {Host, Inventory} from '../../inventory/index.js'
+import {Connection, type ConnectOptions} from '../../remote/connection.js'
+import {shq} from '../../render/safe.js'
+import {pool} from '../../engine/run.js'
+import {ADMIN_SOCKET} from '../haproxy/runtime.js'
+import {NGINX_STUB_STATUS} from './paths.js'
+import {prometheusUrl} from './server.js'
+import {type Reading, buildVersion, haproxyStat, parseStubStatus, parseTargets, parseVersions} from './stats.js'
+import {hostTargets, monitoringHost, scrapeTargets} from './targets.js'
+
+/*
+ * Reading the clients over SSH: the QPS counters on the LB and the web servers, and each exporter's health, from
+ * Prometheus when there is a monitoring host, else from the hosts themselves.
+ */
+
+/** The host's clock in the same round trip as the counter: rates do not depend on SSH latency. */
+const STAMP = `printf '@@t %s\\n' "$(date +%s.%N)"`
+const HTTPS_FRONTEND = 'https'
+
+function stamped(host: string, out: string, count: (body: string) => number): Reading {
+  const [first, ...rest] = out.split('\n')
+  const at = Number(/^@@t (\S+)/.exec(first ?? '')?.[1])
+  if (!Number.isFinite(at)) throw new Error(`${host}: no timestamp in the counter reading`)
+  return {host, at, count: count(rest.join('\n'))}
+}
+
+/** Connections to the LBs and web servers, kept open across windows (`--watch`). */
+export class QpsReader {
+  private constructor(
+    private readonly lbs: Connection[],
+    private readonly webs: Connection[],
+  ) {}
+
+  static async open(inv: Inventory, hosts: Host[], options: ConnectOptions): Promise<QpsReader> {
+    const lbHosts = hosts.filter((h) => h.roles.includes('lb'))
+    const webHosts = hosts.filter((h) => h.roles.includes('web'))
+    const conns = new Map<string, Connection>()
+    try {
+      for (const h of [...lbHosts, ...webHosts]) if (!conns.has(h.name)) conns.set(h.name, await Connection.open(h, options))
+    } catch (error) {
+      for (const c of conns.values()) c.close()
+      throw error
+    }
+    return new QpsReader(lbHosts.map((h) => conns.get(h.name)!), webHosts.map((h) => conns.get(h.name)!))
+  }
+
+  /** One reading of every counter: HAProxy's https frontend `req_tot`, nginx's `requests`. */
+  async read(): Promise<{lb: Reading[]; web: Reading[]}> {
+    const lb = Promise.all(
+      this.lbs.map(async (c) => {
+        const r = await c.run(`${STAMP}; echo 'show stat' | socat stdio ${ADMIN_SOCKET}`)
+        return stamped(c.host.name, r.stdout, (csv) => haproxyStat(csv, HTTPS_FRONTEND, 'FRONTEND', 'req_tot'))
+      }),
+    )
+    const web = Promise.all(
+      this.webs.map(async (c) => {
+        const r = await c.run(`${STAMP}; curl -fsS -m 5 ${shq(NGINX_STUB_STATUS)}`)
+        return stamped(c.host.name, r.stdout, parseStubStatus)
+      }),
+    )
+    return {lb: await lb, web: await web}
+  }
+
+  close(): void {
+    for (const c of new Set([...this.lbs, ...this.webs])) c.close()
+  }
+}
+
+export interface ClientStatus {
+  host: string
+  job: string
+  target: string
+  up: boolean
+  /** ISO time of the last scrape (Prometheus's, or now when read over SSH). */
+  lastScrape?: string
+  version?: string
+  error?: string
+}
+
+export interface MonitorStatus {
+  source: 'prometheus' | 'ssh'
+  clients: ClientStatus[]
+}
+
+const BUILD_INFO = '{__name__=~"node_exporter_build_info|nginxexporter_build_info|haproxy_process_build_info|mysqld_exporter_build_info"}'
+
+/** Every client of the inventory (of `hosts`): up or down, last scrape, version. */
+export async function monitorStatus(inv: Inventory, hosts: Host[], options: ConnectOptions & {concurrency: number}): Promise<MonitorStatus> {
+  const names = new Set(hosts.map((h) => h.name))
+  const wanted = scrapeTargets(inv).filter((t) => names.has(t.host))
+  const mon = monitoringHost(inv)
+  if (mon) {
+    const conn = await Connection.open(mon, options)
+    try {
+      const api = prometheusUrl(mon)
+      const targets = parseTargets((await conn.run(`curl -fsS -m 10 ${shq(`${api}/api/v1/targets?state=active`)}`)).stdout)
+      const versions = parseVersions((await conn.run(`curl -fsS -m 10 -G --data-urlencode ${shq(`query=${BUILD_INFO}`)} ${shq(`${api}/api/v1/query`)}`)).stdout)
+      const clients = wanted.map((w): ClientStatus => {
+        const t = targets.find((x) => x.job === w.job && x.host === w.host)
+        if (!t) return {host: w.host, job: w.job, target: w.target, up: false, error: 'not in Prometheus (run foobar provision)'}
+        return {host: w.host, job: w.job, target: w.target, up: t.up, lastScrape: t.lastScrape, version: versions.get(`${w.job} ${w.host}`), ...(t.error ? {error: t.error} : {})}
+      })
+      return {source: 'prometheus', clients}
+    } finally {
+      conn.close()
+    }
+  }
+  const perHost = await pool(hosts, options.concurrency, async (host): Promise<ClientStatus[]> => {
+    const mine = hostTargets(host)
+    if (mine.length === 0) return []
+    let conn: Connection
+    try {
+      conn = await Connection.open(host, options)
+    } catch (error) {
+      return mine.map((t) => ({host: t.host, job: t.job, target: t.target, up: false, error: error instanceof Error ? error.message : String(error)}))
+    }
+    try {
+      return await Promise.all(mine.map((t) => scrapeOverSsh(conn, t.host, t.job, t.target, t.url)))
+    } finally {
+      conn.close()
+    }
+  })
+  return {source: 'ssh', clients: perHost.flat()}
+}
+
+/** The host fetches its own exporter on its private address, as the monitoring server would. */
+async function scrapeOverSsh(conn: Connection, host: string, job: string, target: string, url: string): Promise<ClientStatus> {
+  const r = await conn.run(`curl -fsS -m 5 ${shq(url)}`, {check: false})
+  const lastScrape = new Date().toISOString()
+  if (r.code !== 0) return {host, job, target, up: false, lastScrape, error: (r.stderr || `curl exit ${r.code}`).trim().split('\n').pop()}
+  return {host, job, target, up: true, lastScrape, version: buildVersion(r.stdout)}
+}
