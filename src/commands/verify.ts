@@ -11,23 +11,27 @@ export default class Verify extends FoobarCommand<typeof Verify> {
   static flags = {
     ...connectFlags,
     timeout: Flags.integer({summary: 'Seconds to wait for checks to settle.', default: 60, min: 0}),
+    lynis: Flags.boolean({summary: 'Run Lynis on each host (installed on demand) for its hardening index; --no-lynis skips it.', default: true, allowNo: true}),
   }
 
-  async run(): Promise<{passed: number; failed: number; checks: CheckResult[]}> {
+  async run(): Promise<{passed: number; failed: number; skipped: number; checks: CheckResult[]}> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = selectHosts(inv, this.flags.limit)
     const checks = await verifyHosts(inv, hosts, {
       timeoutMs: this.flags.timeout * 1000,
       concurrency: this.flags.concurrency,
       acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      lynis: this.flags.lynis,
     })
     const failed = checks.filter((c) => !c.ok)
+    const skipped = checks.filter((c) => c.skipped).length
+    const passed = checks.length - failed.length - skipped
     if (!this.jsonEnabled()) {
       const w = Math.max(...checks.map((c) => c.check.length), 5)
-      for (const c of checks) this.log(`${c.host.padEnd(10)} ${c.check.padEnd(w)}  ${c.ok ? 'pass' : 'FAIL'}  ${c.detail}`)
-      this.log(`\nverify: ${checks.length - failed.length} passed, ${failed.length} failed`)
+      for (const c of checks) this.log(`${c.host.padEnd(10)} ${c.check.padEnd(w)}  ${c.skipped ? 'skip' : c.ok ? 'pass' : 'FAIL'}  ${c.detail}`)
+      this.log(`\nverify: ${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ''}`)
     }
-    const result = {passed: checks.length - failed.length, failed: failed.length, checks}
+    const result = {passed, failed: failed.length, skipped, checks}
     if (failed.length) {
       const badHosts = new Set(failed.map((c) => c.host))
       const detail = Object.fromEntries(failed.map((c) => [`${c.host} ${c.check}`, c.detail]))

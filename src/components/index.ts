@@ -2,6 +2,7 @@ import type {Host, Inventory} from '../inventory/index.js'
 import {app} from './app/index.js'
 import {base} from './base/index.js'
 import {type FirewallRule, IPTABLES_V4_FILE, IPTABLES_V6_FILE, firewall, firewallRules} from './firewall/index.js'
+import {type HardeningSpec, hardening, hardeningSpec} from './hardening/index.js'
 import {haproxy} from './haproxy/index.js'
 import {mysql} from './mysql/index.js'
 import {exporters, logs, monitoringServer} from './monitoring/index.js'
@@ -13,7 +14,7 @@ import type {Component, ComponentState} from './types.js'
  * In dependency order: base (apt) first, certificates before the daemons that load them, the app before nginx, the
  * daemons before the exporters that read them.
  */
-export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy, mysql, exporters, logs, monitoringServer]
+export const COMPONENTS: Component[] = [base, firewall, tls, app, nginx, haproxy, mysql, exporters, logs, monitoringServer, hardening]
 
 export interface HostDesired extends ComponentState {
   host: Host
@@ -22,6 +23,8 @@ export interface HostDesired extends ComponentState {
   replication?: {inventory: Inventory; password: string}
   /** The firewall's rules, when the firewall component applies: the plan compares them with the live ones. */
   firewall?: {rules: FirewallRule[]; v4?: string; v6?: string}
+  /** Modes, kernel settings and units the hardening compares with the live host. */
+  hardening?: HardeningSpec
 }
 
 export interface DesiredOptions {
@@ -48,6 +51,7 @@ export function desiredState(inventory: Inventory, host: Host, options: DesiredO
     const content = (path: string) => out.files.find((f) => f.path === path)?.content
     out.firewall = {rules: firewallRules(inventory, host, controlAddress), v4: content(IPTABLES_V4_FILE), v6: content(IPTABLES_V6_FILE)}
   }
+  if (out.components.includes('hardening')) out.hardening = hardeningSpec(host)
   out.packages = [...new Set(out.packages)].sort()
   const paths = new Set<string>()
   for (const f of out.files) {

@@ -3,6 +3,8 @@ import type {HostDesired} from '../components/index.js'
 import type {DesiredFile} from '../components/types.js'
 import {Failure} from '../cli/errors.js'
 import {activateFirewall} from '../components/firewall/activate.js'
+import {SSHD_GUARDED} from '../components/hardening/index.js'
+import {applyHardening, reloadSshdGuarded} from '../components/hardening/activate.js'
 import {shq} from '../render/safe.js'
 import type {Connection} from '../remote/connection.js'
 import {PENDING_FILE} from './facts.js'
@@ -115,6 +117,11 @@ export async function applyHost(
     }
   }
 
+  const hardening = plan.changes.flatMap((c) => (c.kind === 'hardening' ? [c.action] : []))
+  const sshd = hardening.some((a) => a.kind === 'sshd')
+  // Like a reload: a run cut short after writing the drop-in still reloads sshd (guarded) next time.
+  if (sshd) await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${SSHD_GUARDED} >> ${shq(PENDING_FILE)}`)
+
   const written: string[] = []
   for (const c of plan.changes) {
     if (c.kind === 'file') {
@@ -164,7 +171,12 @@ export async function applyHost(
       throw new Failure(`${host.name}: ${spec.name} unhealthy after the change (${problem}); previous config restored`)
     }
   }
-  if (reloads.length) await conn.run(`rm -f ${shq(PENDING_FILE)}`)
+  await applyHardening(conn, hardening, step)
+  if (sshd) {
+    if (!freshConnection) throw new Failure(`${host.name}: cannot confirm an sshd change without a fresh connection`)
+    await reloadSshdGuarded(conn, host.hardening.revertAfter, restoreScript(written.filter((p) => p.startsWith('/etc/ssh/'))), freshConnection, step)
+  }
+  if (reloads.length || sshd) await conn.run(`rm -f ${shq(PENDING_FILE)}`)
 
   // Last, so that a host whose services failed is not also re-firewalled; guarded by an automatic revert.
   if (plan.changes.some((c) => c.kind === 'firewall')) {

@@ -23,6 +23,8 @@ export interface HostFacts {
   firewall: string[]
   /** The database's replication state, raw `@@db` lines (see components/mysql/replication.ts). */
   db: string[]
+  /** Hardening's live state, raw `@@hard` lines (see components/hardening/live.ts). */
+  hardening: string[]
 }
 
 export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
@@ -64,7 +66,7 @@ export function factsScript(q: FactQuery): string {
 
 /** Pure parser of factsScript's output. */
 export function parseFacts(output: string, q: FactQuery): HostFacts {
-  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], firewall: [], db: []}
+  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], firewall: [], db: [], hardening: []}
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
   for (const line of output.split('\n')) {
@@ -105,6 +107,9 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         facts.services[name!] = {enabled: enabled || 'not-found', active: active || 'inactive'}
         break
       }
+      case '@@hard':
+        facts.hardening.push(rest.join(' '))
+        break
       case '@@db':
         facts.db.push(rest.join(' '))
         break

@@ -2,6 +2,8 @@ import {createHash} from 'node:crypto'
 import type {HostDesired} from '../components/index.js'
 import type {DesiredFile, ServiceSpec} from '../components/types.js'
 import {FIREWALL} from '../components/firewall/index.js'
+import {SSHD_GUARDED} from '../components/hardening/index.js'
+import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from '../components/hardening/live.js'
 import {compareFirewall, firewallFactsScript, parseFirewallFacts} from '../components/firewall/live.js'
 import {type DbAction, dbFactsScript, parseDbFacts, planReplication} from '../components/mysql/replication.js'
 import {unifiedDiff} from './diff.js'
@@ -15,6 +17,7 @@ export type Change =
   | {kind: 'reload'; name: string; how: 'reload' | 'restart'; reason: string}
   | {kind: 'firewall'; backend: 'ufw' | 'iptables'; reason: string; missing: string[]; extra: string[]}
   | {kind: 'replication'; action: DbAction}
+  | {kind: 'hardening'; action: HardeningAction}
 
 export interface HostPlan {
   host: string
@@ -29,7 +32,7 @@ export function factQuery(d: HostDesired): FactQuery {
     packages: d.packages,
     files: [...d.files.map((f) => ({path: f.path, secret: f.secret})), ...d.absent.map((path) => ({path, secret: true}))],
     services: [...new Set(d.services.map((s) => s.name))],
-    extra: [d.firewall ? firewallFactsScript(d.host) : '', d.replication ? dbFactsScript(d.replication.inventory.mysql!.replicationUser) : ''].filter(Boolean).join('\n') || undefined,
+    extra: [d.firewall ? firewallFactsScript(d.host) : '', d.replication ? dbFactsScript(d.replication.inventory.mysql!.replicationUser) : '', d.hardening ? hardeningFactsScript(d.hardening) : ''].filter(Boolean).join('\n') || undefined,
   }
 }
 
@@ -90,6 +93,11 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
       changes.push({kind: 'firewall', backend: d.host.firewall.backend, reason: reason.join(', ') || 'rules changed', missing: drift.missing, extra: drift.extra})
     }
   }
+  if (d.hardening) {
+    const dropIn = changes.some((c) => c.kind === 'file' && c.action !== 'attributes' && c.file.notify?.includes(SSHD_GUARDED))
+    const sshd = dropIn ? 'config changed' : facts.pendingReloads.includes(SSHD_GUARDED) ? 'pending from an interrupted run' : undefined
+    for (const action of planHardening(d.hardening, parseHardeningFacts(facts.hardening), facts.virt, sshd)) changes.push({kind: 'hardening', action})
+  }
   if (d.replication && d.host.db) {
     const inv = d.replication.inventory
     const db = parseDbFacts(facts.db, inv.mysql!.replicationUser)
@@ -110,6 +118,8 @@ export function describe(change: Change): string {
       return `${[change.enable ? 'enable' : '', change.start ? 'start' : ''].filter(Boolean).join(' and ')} ${change.name}`
     case 'reload':
       return `${change.how} ${change.name} (${change.reason})`
+    case 'hardening':
+      return describeHardening(change.action)
     case 'replication': {
       const a = change.action
       return a.kind === 'users' ? `replication user for ${a.hosts.join(', ')} (TLS required)` : a.kind === 'seed' ? `seed from ${a.from} and replicate (GTID, TLS)` : `replicate from ${a.from}: ${a.why}`

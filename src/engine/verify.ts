@@ -5,6 +5,7 @@ import type {Host, Inventory} from '../inventory/index.js'
 import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {shq} from '../render/safe.js'
 import {planHost} from './plan.js'
+import {hardeningChecks} from '../components/hardening/checks.js'
 import {webTierChecks} from './web-checks.js'
 import {monitoringChecks, monitoringServerConnection} from './monitoring-checks.js'
 import {verifyDatabase} from './db-checks.js'
@@ -15,11 +16,14 @@ export interface CheckResult {
   check: string
   ok: boolean
   detail: string
+  /** Switched off in the inventory or not applicable here, with the reason in `detail` (not a failure). */
+  skipped?: boolean
 }
 
 interface Check {
   name: string
-  run: () => Promise<{ok: boolean; detail: string}>
+  /** `final`: the answer cannot change by waiting (a score), so it is not retried. */
+  run: () => Promise<{ok: boolean; detail: string; skipped?: boolean; final?: boolean}>
 }
 
 /** GET https://address:port/path with SNI and Host set to the site name, trusting `ca`. */
@@ -38,7 +42,7 @@ export function httpsProbe(address: string, port: number, servername: string, pa
 }
 
 /** Read-only checks per host and component, retried until they pass or the timeout runs out. */
-export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptions & {timeoutMs: number; concurrency: number}): Promise<CheckResult[]> {
+export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptions & {timeoutMs: number; concurrency: number; lynis?: boolean}): Promise<CheckResult[]> {
   const material = prepareTlsMaterial(inv)
   // One connection to the monitoring server, shared: clients are checked from where Prometheus scrapes them.
   const mon = await monitoringServerConnection(inv, o)
@@ -76,6 +80,7 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
           },
         })),
       ]
+      if (desired.hardening) checks.push(...hardeningChecks(host, conn, desired.hardening, {lynis: o.lynis ?? true}))
       if (host.roles.includes('lb')) checks.push(...webTierChecks(inv, host, conn, material.backendCa))
       checks.push(...monitoringChecks(host, conn, mon))
       return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs)))
@@ -92,13 +97,13 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
 async function retry(host: string, check: Check, timeoutMs: number): Promise<CheckResult> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    let r: {ok: boolean; detail: string}
+    let r: Awaited<ReturnType<Check['run']>>
     try {
       r = await check.run()
     } catch (error) {
       r = {ok: false, detail: error instanceof Error ? error.message : String(error)}
     }
-    if (r.ok || Date.now() > deadline) return {host, check: check.name, ...r}
+    if (r.ok || r.final || Date.now() > deadline) return {host, check: check.name, ok: r.ok, detail: r.detail, ...(r.skipped ? {skipped: true} : {})}
     await new Promise((res) => setTimeout(res, 1000))
   }
 }

@@ -7,7 +7,7 @@ import type {z} from 'zod'
 import {UserError} from '../cli/errors.js'
 import {DEFAULTS} from './defaults.js'
 import {type FieldPath, InventoryError, type InventoryProblem, SourceLocator, formatPath, showValue} from './errors.js'
-import type {DbMembership, Host, Inventory, MysqlSettings, PortRule, TlsSource} from './model.js'
+import type {DbMembership, HardeningSettings, Host, Inventory, MysqlSettings, PortRule, TlsSource} from './model.js'
 import type {SecretRef} from './primitives.js'
 import {type InventoryFile, LAYER_KEYS, type Layer, type Role, inventorySchema} from './schema.js'
 
@@ -258,6 +258,7 @@ function resolveInventory(data: InventoryFile, file: string): Inventory {
         logService: isObj(mon.log_service) ? {url: secretPath(mon.log_service.url as SecretRef, localFile)} : undefined,
       },
       apt: {proxy: (m.apt as Obj).proxy as string | undefined},
+      hardening: resolveHardening(m.hardening as Obj),
       db: dbIds.get(h.name),
     }
   })
@@ -274,6 +275,17 @@ function resolveInventory(data: InventoryFile, file: string): Inventory {
     }
   }
   return {file, site: {domain: data.site.domain, aliases: [...data.site.aliases], email: data.site.email}, mysql, hosts}
+}
+
+function resolveHardening(h: Obj): HardeningSettings {
+  const t = h.thresholds as Obj
+  return {
+    skip: {...(h.skip as HardeningSettings['skip'])},
+    allowUsers: [...(h.allow_users as string[])],
+    allowGroups: [...(h.allow_groups as string[])],
+    revertAfter: h.revert_after as number,
+    thresholds: {sshAuditFail: t.ssh_audit_fail as number, sshAuditWarn: t.ssh_audit_warn as number, lynisMin: t.lynis_min as number},
+  }
 }
 
 function secretPath<T extends {env: string} | {file: string} | undefined>(ref: T, localFile: (p: string) => string | undefined): T {

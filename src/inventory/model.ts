@@ -67,6 +67,18 @@ export interface AptSettings {
   proxy?: string
 }
 
+export type HardeningItem = 'ssh' | 'sysctl' | 'fail2ban' | 'unattended_upgrades' | 'permissions' | 'services'
+
+export interface HardeningSettings {
+  /** Items switched off, with the reason. */
+  skip: Partial<Record<HardeningItem, string>>
+  allowUsers: string[]
+  allowGroups: string[]
+  /** Seconds before an unconfirmed sshd change reverts itself. */
+  revertAfter: number
+  thresholds: {sshAuditFail: number; sshAuditWarn: number; lynisMin: number}
+}
+
 export interface DbMembership {
   role: 'primary' | 'replica'
   /** Unique per database host: its position in the inventory's host list (stable across promotions). */
@@ -85,6 +97,7 @@ export interface Host {
   lb: LbSettings
   monitoring: MonitoringSettings
   apt: AptSettings
+  hardening: HardeningSettings
   db?: DbMembership
 }
 

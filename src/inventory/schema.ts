@@ -91,6 +91,30 @@ const monitoringLayer = z.strictObject({
   log_service: z.strictObject({url: secretRef}).optional(),
 })
 
+/** Hardening items that an inventory may switch off, each with the reason (verify reports it as skipped). */
+export const HARDENING_ITEMS = ['ssh', 'sysctl', 'fail2ban', 'unattended_upgrades', 'permissions', 'services'] as const
+
+const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user or group name'})
+const skipReason = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 .,:()\/_+-]{2,199}$/, {error: 'must be the reason for switching it off: 3-200 letters, digits, spaces and . , : ( ) / _ + -'})
+
+const hardeningLayer = z.strictObject({
+  /** item -> why it is off. The only way to switch an item off, so a reason always comes with it. */
+  skip: z.partialRecord(z.enum(HARDENING_ITEMS), skipReason).optional(),
+  /** Extra users and groups allowed to log in over SSH (the ssh user is always allowed). */
+  allow_users: z.array(unixName).optional(),
+  allow_groups: z.array(unixName).optional(),
+  revert_after: z.int().min(30).max(3600).optional(),
+  thresholds: z
+    .strictObject({
+      ssh_audit_fail: z.int().min(0).max(100).optional(),
+      ssh_audit_warn: z.int().min(0).max(100).optional(),
+      lynis_min: z.int().min(0).max(100).optional(),
+    })
+    .optional(),
+})
+
 const aptLayer = z.strictObject({
   proxy: httpUrl.optional(),
 })
@@ -102,6 +126,7 @@ export const layerShape = {
   lb: lbLayer.optional(),
   monitoring: monitoringLayer.optional(),
   apt: aptLayer.optional(),
+  hardening: hardeningLayer.optional(),
 }
 export const LAYER_KEYS = Object.keys(layerShape) as Array<keyof typeof layerShape>
 export const layer = z.strictObject(layerShape)

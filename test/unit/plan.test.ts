@@ -57,6 +57,8 @@ function converged(d: HostDesired): HostFacts {
     services: Object.fromEntries(d.services.map((s) => [s.name, {enabled: 'enabled', active: 'active'}])),
     pendingReloads: [],
     firewall: liveFirewall(d),
+    db: [],
+    hardening: [],
   }
 }
 

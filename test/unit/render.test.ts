@@ -43,9 +43,15 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/default/prometheus-node-exporter',
       '644 /etc/systemd/system/prometheus-mysqld-exporter.service.d/foobar.conf',
     ]
-    expect(list).toEqual({lb1: ['640 /etc/foobar/firewall/ufw.rules', '644 /etc/default/prometheus-node-exporter', '644 /etc/haproxy/haproxy.cfg'], web1: web.sort(), web2: web.sort()})
+    // Every host: the SSH and OS hardening.
+    const hardened = ['600 /etc/ssh/sshd_config.d/50-foobar.conf', '644 /etc/apt/apt.conf.d/20auto-upgrades', '644 /etc/fail2ban/jail.d/foobar.local', '644 /etc/sysctl.d/60-foobar-hardening.conf']
+    const withHardening = (l: string[]) => [...l, ...hardened].sort()
+    expect(list).toEqual({lb1: withHardening(['640 /etc/foobar/firewall/ufw.rules', '644 /etc/haproxy/haproxy.cfg', '644 /etc/default/prometheus-node-exporter']), web1: withHardening(web), web2: withHardening(web)})
     const ipt = renderAll(loadExample('lab', iptablesVariant))
-    expect(ipt.get('lb1')!.map((f) => f.path).sort()).toEqual(['/etc/apt/apt.conf.d/80foobar-proxy', '/etc/default/prometheus-node-exporter', '/etc/haproxy/haproxy.cfg', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6'])
+    const paths = (l: string[]) => l.map((x) => x.split(' ')[1]!)
+    expect(ipt.get('lb1')!.map((f) => f.path).sort()).toEqual(
+      [...paths(hardened), '/etc/apt/apt.conf.d/80foobar-proxy', '/etc/default/prometheus-node-exporter', '/etc/haproxy/haproxy.cfg', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6'].sort(),
+    )
   })
 
   test('rendering twice gives identical bytes', () => {
@@ -61,7 +67,7 @@ describe('rendered files (snapshots)', () => {
     for (const out of outs) {
       const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {cwd: ROOT, encoding: 'utf8'})
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('19 files for 3 hosts')
+      expect(run.stdout).toContain('31 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {

@@ -2,6 +2,7 @@ import {Failure} from '../../cli/errors.js'
 import type {Host} from '../../inventory/index.js'
 import {shq} from '../../render/safe.js'
 import type {Connection} from '../../remote/connection.js'
+import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
 import {APPLIED_DIR} from './live.js'
 
 export const REVERT_UNIT = 'foobar-firewall-revert'
@@ -84,29 +85,18 @@ export async function activateFirewall(
   freshConnection: () => Promise<void>,
   step: (s: string) => void = () => {},
 ): Promise<void> {
-  const pending = await conn.run(`systemctl is-active ${REVERT_UNIT}.timer`, {check: false})
-  if (pending.stdout.trim() === 'active') {
-    throw new Failure(`${host.name}: a firewall revert from an earlier unconfirmed change is still pending; wait ${host.firewall.revertAfter}s and run again`)
-  }
+  const guard: RevertGuard = {unit: REVERT_UNIT, script: `${APPLIED_DIR}/revert.sh`, seconds: host.firewall.revertAfter, what: 'firewall'}
+  await assertNoPendingRevert(conn, guard)
   step('saving the live firewall')
   await conn.run(saveScript(host, changedFiles))
-  await conn.run(`systemctl reset-failed ${REVERT_UNIT}.timer ${REVERT_UNIT}.service >/dev/null 2>&1 || true; ` +
-    `systemd-run --quiet --unit=${REVERT_UNIT} --on-active=${host.firewall.revertAfter}s --timer-property=AccuracySec=1s /bin/sh ${APPLIED_DIR}/revert.sh`)
+  await armRevert(conn, guard)
   step(`activating (${host.firewall.backend}); automatic revert in ${host.firewall.revertAfter}s unless confirmed`)
   const act = await conn.run(`set -e\n${activateScript(host)}`, {check: false})
   if (act.code !== 0) {
-    await conn.run(`systemctl stop ${REVERT_UNIT}.timer; /bin/sh ${APPLIED_DIR}/revert.sh`, {check: false})
+    await revertNow(conn, guard)
     throw new Failure(`${host.name}: activating the firewall failed, previous rules restored: ${act.stderr.trim().split('\n').pop()}`)
   }
   step('checking a fresh SSH connection')
-  try {
-    await freshConnection()
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error)
-    throw new Failure(
-      `${host.name}: a fresh SSH connection failed after the firewall change (${why}); the host restores its previous rules on its own within ${host.firewall.revertAfter}s`,
-    )
-  }
-  await conn.run(`systemctl stop ${REVERT_UNIT}.timer`)
+  await confirmOrRevert(conn, guard, freshConnection)
   step('firewall confirmed')
 }

@@ -1,0 +1,119 @@
+import {execFile} from 'node:child_process'
+import type {HardeningItem, Host} from '../../inventory/index.js'
+import {shq} from '../../render/safe.js'
+import type {Connection} from '../../remote/connection.js'
+import {parseLynisIndex, parseSshAudit} from './audit.js'
+import type {HardeningSpec} from './index.js'
+import {hardeningFactsScript, parseHardeningFacts, planHardening} from './live.js'
+import {sysctlSkipReason} from './sysctl.js'
+
+export interface HardeningCheck {
+  name: string
+  /** `skipped`: switched off or not applicable, with the reason; `final`: retrying cannot change the answer. */
+  run: () => Promise<{ok: boolean; detail: string; skipped?: boolean; final?: boolean}>
+}
+
+/** sshd's effective settings (`sshd -T`, lowercase) that keep the door shut. */
+const EFFECTIVE = {
+  passwordauthentication: 'no',
+  kbdinteractiveauthentication: 'no',
+  permitemptypasswords: 'no',
+  x11forwarding: 'no',
+  allowtcpforwarding: 'no',
+  allowagentforwarding: 'no',
+  permituserenvironment: 'no',
+  loglevel: 'VERBOSE',
+} as const
+
+export function hardeningChecks(host: Host, conn: Connection, spec: HardeningSpec, options: {lynis: boolean}): HardeningCheck[] {
+  const checks: HardeningCheck[] = Object.entries(spec.skipped).map(([item, reason]) => ({
+    name: `hardening ${item}`,
+    run: async () => ({ok: true, skipped: true, detail: `switched off: ${reason}`}),
+  }))
+  const on = (item: HardeningItem) => spec.skipped[item] === undefined
+  if (on('ssh')) checks.push({name: 'hardening ssh', run: () => sshdEffective(host, conn)})
+  if (on('sysctl')) checks.push(...sysctlChecks(conn, spec))
+  checks.push({name: 'ssh-audit', run: () => sshAudit(host, spec)})
+  checks.push(options.lynis ? {name: 'lynis', run: () => lynis(host, conn)} : {name: 'lynis', run: async () => ({ok: true, skipped: true, detail: 'not run (--no-lynis)'})})
+  return checks
+}
+
+async function sshdEffective(host: Host, conn: Connection) {
+  const r = await conn.run('sshd -T', {check: false})
+  if (r.code !== 0) return {ok: false, detail: `sshd -T failed: ${r.stderr.trim().split('\n').pop()}`}
+  const live = Object.fromEntries(r.stdout.split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]))
+  const want: Record<string, string> = {...EFFECTIVE, permitrootlogin: host.ssh.user === 'root' ? 'without-password' : 'no'}
+  const wrong = Object.entries(want).filter(([k, v]) => live[k] !== v).map(([k, v]) => `${k} ${live[k] ?? '(unset)'}, want ${v}`)
+  return wrong.length ? {ok: false, detail: wrong.join('; ')} : {ok: true, detail: `root login ${want.permitrootlogin}, keys only, forwarding off`}
+}
+
+/** Live kernel settings; in a container the keys it cannot set are their own, skipped, line. */
+function sysctlChecks(conn: Connection, spec: HardeningSpec): HardeningCheck[] {
+  const state = async () => {
+    const r = await conn.run(`echo "virt $(systemd-detect-virt 2>/dev/null || true)"\n${hardeningFactsScript({...spec, modes: [], disable: []})}`)
+    const lines = r.stdout.split('\n')
+    const virt = lines.find((l) => l.startsWith('virt '))?.slice(5).trim() || 'none'
+    const facts = parseHardeningFacts(lines.filter((l) => l.startsWith('@@hard ')).map((l) => l.slice(7)))
+    const skipped: Record<string, string> = {}
+    const action = planHardening({...spec, modes: [], disable: []}, facts, virt, undefined).find((a) => a.kind === 'sysctl')
+    for (const key of Object.keys(spec.sysctl)) {
+      const why = sysctlSkipReason(key, virt, facts.sysctl[key])
+      if (why) skipped[key] = why
+    }
+    return {wrong: action?.kind === 'sysctl' ? Object.keys(action.set) : [], skipped}
+  }
+  return [
+    {
+      name: 'hardening sysctl',
+      run: async () => {
+        const {wrong, skipped} = await state()
+        const n = Object.keys(spec.sysctl).length - Object.keys(skipped).length
+        return wrong.length ? {ok: false, detail: `not as set: ${wrong.join(', ')}`} : {ok: true, detail: `${n} kernel settings in force`}
+      },
+    },
+    {
+      name: 'hardening sysctl (not settable)',
+      run: async () => {
+        const {skipped} = await state()
+        const keys = Object.keys(skipped)
+        if (keys.length === 0) return {ok: true, detail: 'every setting applies'}
+        return {ok: true, skipped: true, detail: `${keys.length} keys: ${[...new Set(Object.values(skipped))].join('; ')} (${keys.join(', ')})`}
+      },
+    },
+  ]
+}
+
+/** ssh-audit from the control machine: what any client sees, counted against the inventory's thresholds. */
+async function sshAudit(host: Host, spec: HardeningSpec) {
+  const {sshAuditFail, sshAuditWarn} = host.hardening.thresholds
+  let text: string
+  try {
+    text = await new Promise<string>((resolve, reject) =>
+      // Exit 1/2 mean warnings/failures: the report is on stdout either way.
+      execFile('ssh-audit', ['-n', '-t', '10', '-p', String(host.ssh.port), host.address], {timeout: 60_000}, (error, stdout) =>
+        (error as NodeJS.ErrnoException | null)?.code === 'ENOENT' ? reject(new Error('ssh-audit is not installed on the control machine (Debian package ssh-audit)')) : resolve(stdout),
+      ),
+    )
+  } catch (error) {
+    return {ok: false, final: true, detail: (error as Error).message}
+  }
+  const r = parseSshAudit(text)
+  if (!r.banner) return {ok: false, detail: `no answer from ${host.address}:${host.ssh.port}: ${text.trim().split('\n').pop()}`}
+  const detail = `${r.fail.length} fail, ${r.warn.length} warn${[...r.fail, ...r.warn].length ? `: ${[...r.fail, ...r.warn].slice(0, 4).join('; ')}` : ''}${r.ignored.length ? ` (not counted: ${r.ignored.join('; ')})` : ''}`
+  const ok = r.fail.length <= sshAuditFail && r.warn.length <= sshAuditWarn
+  if (!ok && spec.skipped.ssh) return {ok: true, skipped: true, detail: `${detail}; ssh hardening switched off: ${spec.skipped.ssh}`}
+  return {ok, detail}
+}
+
+/** Lynis on the host, installed on demand through the inventory's apt proxy. Its answer is final: no retry of a minutes-long run. */
+async function lynis(host: Host, conn: Connection) {
+  const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
+  const apt = `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q`
+  const install = await conn.run(`command -v lynis >/dev/null || { ${apt} update >/dev/null && ${apt} -y --no-install-recommends install lynis >/dev/null; }`, {check: false})
+  if (install.code !== 0) return {ok: false, final: true, detail: `installing lynis failed: ${install.stderr.trim().split('\n').pop()}`}
+  const r = await conn.run('lynis audit system --quick --no-colors 2>&1; cat /var/log/lynis-report.dat 2>/dev/null', {check: false})
+  const index = parseLynisIndex(r.stdout)
+  if (index === undefined) return {ok: false, final: true, detail: `no hardening index in lynis' output: ${r.stdout.trim().split('\n').pop()}`}
+  const min = host.hardening.thresholds.lynisMin
+  return {ok: index >= min, final: true, detail: `hardening index ${index} (minimum ${min})`}
+}

@@ -1,0 +1,83 @@
+import type {HardeningItem, Host} from '../../inventory/index.js'
+import {renderTemplate} from '../../render/templates.js'
+import {type Component, type ComponentState, type ServiceSpec, emptyState, file} from '../types.js'
+import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
+import {SYSCTL, SYSCTL_FILE, renderSysctl} from './sysctl.js'
+
+export {SSHD_DROPIN, SSHD_GUARDED} from './sshd.js'
+export {SYSCTL_FILE} from './sysctl.js'
+
+export const FAIL2BAN_JAIL = '/etc/fail2ban/jail.d/foobar.local'
+export const AUTO_UPGRADES = '/etc/apt/apt.conf.d/20auto-upgrades'
+
+/** What the plan compares with the live host beyond files: modes, kernel settings, units to switch off. */
+export interface HardeningSpec {
+  sysctl: Record<string, string>
+  /** Existing paths whose mode is tightened (owner root:root); absent ones are left absent. */
+  modes: Array<{path: string; mode: number}>
+  /** Units stopped and disabled where they exist. */
+  disable: string[]
+  /** Items switched off in the inventory, with the reason (verify reports them as skipped). */
+  skipped: Partial<Record<HardeningItem, string>>
+}
+
+/** cron runs as root what these hold (CIS Debian 5.1); sshd's config names who may log in. */
+const MODES: Array<{path: string; mode: number}> = [
+  {path: '/etc/crontab', mode: 0o600},
+  ...['d', 'daily', 'hourly', 'weekly', 'monthly'].map((d) => ({path: `/etc/cron.${d}`, mode: 0o700})),
+  {path: '/etc/ssh/sshd_config', mode: 0o600},
+  {path: '/etc/ssh/sshd_config.d', mode: 0o700},
+]
+
+/**
+ * Listening services a web, load-balancer or database server has no use for (CIS Debian 2.2): the portmapper,
+ * mDNS, printing and Bluetooth. Their sockets too, or the first connection would start them again.
+ */
+export const NEEDLESS_UNITS = [
+  'avahi-daemon.socket', 'avahi-daemon.service', 'bluetooth.service',
+  'cups.socket', 'cups.service', 'cups-browsed.service', 'rpcbind.socket', 'rpcbind.service',
+]
+
+export function hardeningSpec(host: Host): HardeningSpec {
+  const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
+  return {
+    sysctl: on('sysctl') ? SYSCTL : {},
+    modes: on('permissions') ? MODES : [],
+    disable: on('services') ? NEEDLESS_UNITS : [],
+    skipped: host.hardening.skip,
+  }
+}
+
+const ssh: ServiceSpec = {name: 'ssh', onChange: 'reload', health: 'sshd -t'}
+const fail2ban: ServiceSpec = {name: 'fail2ban', onChange: 'reload', health: 'fail2ban-client status sshd >/dev/null'}
+
+export function renderHardening(host: Host, controlAddress?: string): ComponentState {
+  const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
+  const s = emptyState()
+  const common = {host: host.name}
+  if (on('ssh')) {
+    s.packages.push('openssh-server')
+    s.files.push(file(SSHD_DROPIN, renderSshd(host), {mode: 0o600, notify: [SSHD_GUARDED], validate: SSHD_VALIDATE}))
+    s.services.push(ssh)
+  }
+  if (on('sysctl')) s.files.push(file(SYSCTL_FILE, renderSysctl(host)))
+  if (on('fail2ban')) {
+    // The systemd backend needs the journal bindings (only a Recommends of fail2ban); bans go through nft.
+    s.packages.push('fail2ban', 'python3-systemd', 'nftables')
+    const ignore = host.firewall.allowControlAddress ? controlAddress : undefined
+    s.files.push(file(FAIL2BAN_JAIL, renderTemplate('hardening/fail2ban.local', {...common, port: host.ssh.port, controlAddress: ignore}), {notify: ['fail2ban']}))
+    s.services.push(fail2ban)
+  }
+  if (on('unattended_upgrades')) {
+    s.packages.push('unattended-upgrades')
+    s.files.push(file(AUTO_UPGRADES, renderTemplate('hardening/20auto-upgrades', common)))
+  }
+  return s
+}
+
+/** Last in the component order: services are installed before their needless siblings are looked at. */
+export const hardening: Component = {
+  name: 'hardening',
+  appliesTo: () => true,
+  desired: ({host, controlAddress}) => renderHardening(host, controlAddress),
+}

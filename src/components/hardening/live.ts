@@ -1,0 +1,90 @@
+import {shq} from '../../render/safe.js'
+import type {HardeningSpec} from './index.js'
+import {sysctlSkipReason} from './sysctl.js'
+
+/** One step of the hardening beyond files and packages, as planned against the live host. */
+export type HardeningAction =
+  | {kind: 'mode'; path: string; mode: number; was: string}
+  | {kind: 'disable'; unit: string; was: string}
+  | {kind: 'sysctl'; set: Record<string, string>; skipped: Record<string, string>}
+  | {kind: 'sshd'; reason: string}
+
+/** Live state, in one round trip with the other facts: `@@hard` lines. */
+export function hardeningFactsScript(spec: HardeningSpec): string {
+  const lines = Object.keys(spec.sysctl).map((k) => `echo "@@hard sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`)
+  for (const {path} of spec.modes) {
+    const p = shq(path)
+    lines.push(`[ -e ${p} ] && echo "@@hard mode ${path} $(stat -c '%a %U %G' ${p})" || true`)
+  }
+  for (const unit of spec.disable) {
+    const u = shq(unit)
+    lines.push(`echo "@@hard unit ${unit} $(systemctl is-enabled ${u} 2>/dev/null || echo none) $(systemctl is-active ${u} 2>/dev/null || true)"`)
+  }
+  return lines.join('\n')
+}
+
+export interface HardeningFacts {
+  sysctl: Record<string, string | undefined>
+  modes: Record<string, {mode: number; owner: string; group: string}>
+  units: Record<string, {enabled: string; active: string}>
+}
+
+/** Pure parser of the `@@hard` lines (without the tag). */
+export function parseHardeningFacts(lines: string[]): HardeningFacts {
+  const out: HardeningFacts = {sysctl: {}, modes: {}, units: {}}
+  for (const line of lines) {
+    const [kind, name, ...rest] = line.split(' ')
+    if (!name) continue
+    if (kind === 'sysctl') out.sysctl[name] = rest[0] === '-' || rest[0] === undefined ? undefined : rest.join(' ')
+    else if (kind === 'mode') out.modes[name] = {mode: parseInt(rest[0] ?? '0', 8), owner: rest[1] ?? '', group: rest[2] ?? ''}
+    else if (kind === 'unit') out.units[name] = {enabled: rest[0] ?? 'none', active: rest[1] ?? ''}
+  }
+  return out
+}
+
+/** Units that are not installed, already off, or masked need nothing. */
+const isOff = (u: {enabled: string; active: string}) => ['none', 'disabled', 'masked', 'static', 'not-found'].includes(u.enabled) && u.active !== 'active'
+
+/**
+ * Pure: what to change so the host matches the spec. `sshdChanged`: the drop-in changes in this plan, or a
+ * guarded reload was cut short by an earlier run.
+ */
+export function planHardening(spec: HardeningSpec, facts: HardeningFacts, virt: string, sshd: string | undefined): HardeningAction[] {
+  const actions: HardeningAction[] = []
+  for (const {path, mode} of spec.modes) {
+    const live = facts.modes[path]
+    if (live && (live.mode !== mode || live.owner !== 'root' || live.group !== 'root')) {
+      actions.push({kind: 'mode', path, mode, was: `${live.mode.toString(8)} ${live.owner}:${live.group}`})
+    }
+  }
+  for (const unit of spec.disable) {
+    const live = facts.units[unit]
+    if (live && !isOff(live)) actions.push({kind: 'disable', unit, was: `${live.enabled}, ${live.active}`})
+  }
+  const set: Record<string, string> = {}
+  const skipped: Record<string, string> = {}
+  for (const [key, value] of Object.entries(spec.sysctl)) {
+    const live = facts.sysctl[key]
+    const why = sysctlSkipReason(key, virt, live)
+    if (why) skipped[key] = why
+    else if (live !== value) set[key] = value
+  }
+  if (Object.keys(set).length) actions.push({kind: 'sysctl', set, skipped})
+  if (sshd) actions.push({kind: 'sshd', reason: sshd})
+  return actions
+}
+
+export function describeHardening(a: HardeningAction): string {
+  switch (a.kind) {
+    case 'mode':
+      return `tighten ${a.path} to ${a.mode.toString(8)} root:root (was ${a.was})`
+    case 'disable':
+      return `stop and disable ${a.unit} (was ${a.was})`
+    case 'sysctl': {
+      const skipped = Object.keys(a.skipped)
+      return `set ${Object.entries(a.set).map(([k, v]) => `${k}=${v}`).join(' ')}${skipped.length ? ` (skipped: ${skipped.length} keys ${[...new Set(Object.values(a.skipped))].join('; ')})` : ''}`
+    }
+    case 'sshd':
+      return `reload ssh, confirmed by a fresh SSH connection (${a.reason})`
+  }
+}
