@@ -46,8 +46,8 @@ describe('example inventories', () => {
       ['web2', '203.0.113.12', ['db', 'web']],
     ])
     expect(host(inv, 'lb1').db).toBeUndefined()
-    expect(host(inv, 'web1').db).toEqual({role: 'primary', serverId: 1})
-    expect(host(inv, 'web2').db).toEqual({role: 'replica', serverId: 2})
+    expect(host(inv, 'web1').db).toEqual({role: 'primary', serverId: 2})
+    expect(host(inv, 'web2').db).toEqual({role: 'replica', serverId: 3})
     expect(inv.mysql).toMatchObject({engine: 'mariadb', primary: 'web1', replicas: ['web2'], replicationUser: 'repl', port: 3306})
     expect(inv.mysql?.replicationPassword).toEqual({env: 'FOOBAR_REPL_PASSWORD'})
     for (const h of inv.hosts) {
