@@ -60,17 +60,28 @@ export function restoreScript(paths: string[]): string {
     .join('\n')
 }
 
+/**
+ * Healthy = active and passing its health check twice in a row, a second apart, after a short settle: a reload
+ * is asynchronous (nginx's master re-reads its config after the signal), and the old workers must not pass the
+ * gate for the new config.
+ */
 async function waitHealthy(conn: Connection, name: string, health: string | undefined, timeoutMs: number): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs
   let last = ''
+  let passes = 0
+  await new Promise((r) => setTimeout(r, 1000))
   for (;;) {
     const active = await conn.run(`systemctl is-active ${shq(name)}`, {check: false})
     if (active.stdout.trim() === 'active') {
-      if (!health) return undefined
-      const h = await conn.run(health, {check: false})
-      if (h.code === 0) return undefined
-      last = `health check failed: ${(h.stderr || h.stdout).trim().split('\n').pop()}`
+      const h = health ? await conn.run(health, {check: false}) : {code: 0, stdout: '', stderr: ''}
+      if (h.code === 0) {
+        if (++passes >= 2) return undefined
+      } else {
+        passes = 0
+        last = `health check failed: ${(h.stderr || h.stdout).trim().split('\n').pop()}`
+      }
     } else {
+      passes = 0
       last = `${name} is ${active.stdout.trim() || 'not active'}`
     }
     if (Date.now() > deadline) return last

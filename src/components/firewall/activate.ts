@@ -4,6 +4,7 @@ import {shq} from '../../render/safe.js'
 import type {Connection} from '../../remote/connection.js'
 import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
 import {APPLIED_DIR} from './live.js'
+import {SYSCTL_FILE} from '../hardening/sysctl.js'
 
 export const REVERT_UNIT = 'foobar-firewall-revert'
 const BACKUP_DIR = '/var/lib/foobar/backup'
@@ -64,6 +65,8 @@ function activateScript(host: Host): string {
       // Each line of the rendered file is a ufw command (values were validated; the file is foobar's own).
       `grep -v -e '^#' -e '^$' /etc/foobar/firewall/ufw.rules | sed 's/^/ufw /' | sh -e >/dev/null`,
       'ufw --force enable >/dev/null',
+      // ufw's own /etc/ufw/sysctl.conf turns log_martians off on every enable: put the hardening values back.
+      `if [ -f ${SYSCTL_FILE} ]; then sysctl -q -p ${SYSCTL_FILE} >/dev/null 2>&1 || true; fi`,
     ].join('\n')
   }
   return [
