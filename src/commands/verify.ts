@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
-import {Failure, PartialFailure} from '../cli/errors.js'
+import {ExitCode, Failure, PartialFailure} from '../cli/errors.js'
 import {connectFlags} from '../cli/run-flags.js'
 import {type CheckResult, verifyHosts} from '../engine/verify.js'
 import {loadInventory, selectHosts} from '../inventory/index.js'
@@ -35,6 +35,12 @@ export default class Verify extends FoobarCommand<typeof Verify> {
     if (failed.length) {
       const badHosts = new Set(failed.map((c) => c.host))
       const detail = Object.fromEntries(failed.map((c) => [`${c.host} ${c.check}`, c.detail]))
+      // Scripts get every check with --json, failed ones included, and the exit code says how bad.
+      if (this.jsonEnabled()) {
+        const code = badHosts.size >= hosts.length ? ExitCode.failure : ExitCode.partial
+        this.logJson({...result, status: code})
+        this.exit(code)
+      }
       if (badHosts.size >= hosts.length) throw new Failure(`verify failed on every host`)
       throw new PartialFailure(`verify failed on ${[...badHosts].join(', ')}`, detail)
     }
