@@ -67,7 +67,7 @@ export interface AptSettings {
   proxy?: string
 }
 
-export type HardeningItem = 'ssh' | 'sysctl' | 'fail2ban' | 'unattended_upgrades' | 'permissions' | 'services'
+export type HardeningItem = 'ssh' | 'sysctl' | 'fail2ban' | 'unattended_upgrades' | 'permissions' | 'services' | 'policy' | 'audit_tools'
 
 export interface HardeningSettings {
   /** Items switched off, with the reason. */

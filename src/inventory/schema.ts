@@ -92,7 +92,7 @@ const monitoringLayer = z.strictObject({
 })
 
 /** Hardening items that an inventory may switch off, each with the reason (verify reports it as skipped). */
-export const HARDENING_ITEMS = ['ssh', 'sysctl', 'fail2ban', 'unattended_upgrades', 'permissions', 'services'] as const
+export const HARDENING_ITEMS = ['ssh', 'sysctl', 'fail2ban', 'unattended_upgrades', 'permissions', 'services', 'policy', 'audit_tools'] as const
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user or group name'})
 const skipReason = z

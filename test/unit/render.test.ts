@@ -44,7 +44,10 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/systemd/system/prometheus-mysqld-exporter.service.d/foobar.conf',
     ]
     // Every host: the SSH and OS hardening.
-    const hardened = ['600 /etc/ssh/sshd_config.d/50-foobar.conf', '644 /etc/apt/apt.conf.d/20auto-upgrades', '644 /etc/fail2ban/jail.d/foobar.local', '644 /etc/sysctl.d/60-foobar-hardening.conf']
+    const hardened = [
+      '600 /etc/ssh/sshd_config.d/50-foobar.conf', '644 /etc/apt/apt.conf.d/20auto-upgrades', '644 /etc/fail2ban/jail.d/foobar.local', '644 /etc/sysctl.d/60-foobar-hardening.conf',
+      '644 /etc/issue', '644 /etc/issue.net', '644 /etc/login.defs', '644 /etc/security/limits.d/60-foobar.conf', '644 /etc/modprobe.d/60-foobar.conf',
+    ]
     const withHardening = (l: string[]) => [...l, ...hardened].sort()
     expect(list).toEqual({lb1: withHardening(['640 /etc/foobar/firewall/ufw.rules', '644 /etc/haproxy/haproxy.cfg', '644 /etc/default/prometheus-node-exporter']), web1: withHardening(web), web2: withHardening(web)})
     const ipt = renderAll(loadExample('lab', iptablesVariant))
@@ -67,7 +70,7 @@ describe('rendered files (snapshots)', () => {
     for (const out of outs) {
       const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {cwd: ROOT, encoding: 'utf8'})
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('31 files for 3 hosts')
+      expect(run.stdout).toContain('46 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {

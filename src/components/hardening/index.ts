@@ -38,6 +38,9 @@ export const NEEDLESS_UNITS = [
   'cups.socket', 'cups.service', 'cups-browsed.service', 'rpcbind.socket', 'rpcbind.service',
 ]
 
+export const UNUSED_MODULES = ['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core']
+export const AUDIT_PACKAGES = ['libpam-tmpdir', 'debsums', 'apt-show-versions', 'apt-listchanges', 'acct', 'sysstat', 'aide', 'rkhunter']
+
 export function hardeningSpec(host: Host): HardeningSpec {
   const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
   return {
@@ -67,6 +70,17 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     const ignore = host.firewall.allowControlAddress ? controlAddress : undefined
     s.files.push(file(FAIL2BAN_JAIL, renderTemplate('hardening/fail2ban.local', {...common, port: host.ssh.port, controlAddress: ignore}), {notify: ['fail2ban']}))
     s.services.push(fail2ban)
+  }
+  if (on('policy')) {
+    // A legal banner, no core dumps (they can hold secrets), and kernel modules a server never needs refused.
+    const banner = 'Authorized access only. Activity on this system is logged.\n'
+    s.files.push(file('/etc/issue', banner), file('/etc/issue.net', banner), file('/etc/login.defs', renderTemplate('hardening/login.defs', {})))
+    s.files.push(file('/etc/security/limits.d/60-foobar.conf', '# Managed by foobar: no core dumps.\n* hard core 0\n'))
+    s.files.push(file('/etc/modprobe.d/60-foobar.conf', `# Managed by foobar: protocols and storage drivers a server does not need.\n${UNUSED_MODULES.map((m) => `install ${m} /bin/false`).join('\n')}\n`))
+  }
+  if (on('audit_tools')) {
+    // What auditors look for (Lynis DEB-0280, PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
+    s.packages.push(...AUDIT_PACKAGES)
   }
   if (on('unattended_upgrades')) {
     s.packages.push('unattended-upgrades')
