@@ -39,7 +39,9 @@ export const NEEDLESS_UNITS = [
 ]
 
 export const UNUSED_MODULES = ['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core']
-export const AUDIT_PACKAGES = ['libpam-tmpdir', 'debsums', 'apt-show-versions', 'apt-listchanges', 'acct', 'sysstat', 'aide', 'rkhunter']
+// Not libpam-tmpdir: its per-user TMPDIR follows `sudo` into tools that drop privileges (mariadb-install-db
+// --user=mysql fails on /tmp/user/0).
+export const AUDIT_PACKAGES = ['debsums', 'apt-show-versions', 'apt-listchanges', 'acct', 'sysstat', 'aide', 'rkhunter']
 
 export function hardeningSpec(host: Host): HardeningSpec {
   const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
@@ -79,7 +81,7 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     s.files.push(file('/etc/modprobe.d/60-foobar.conf', `# Managed by foobar: protocols and storage drivers a server does not need.\n${UNUSED_MODULES.map((m) => `install ${m} /bin/false`).join('\n')}\n`))
   }
   if (on('audit_tools')) {
-    // What auditors look for (Lynis DEB-0280, PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
+    // What auditors look for (Lynis PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
     s.packages.push(...AUDIT_PACKAGES)
   }
   if (on('unattended_upgrades')) {
