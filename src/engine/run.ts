@@ -1,7 +1,7 @@
 import {type HostDesired, desiredState} from '../components/index.js'
 import {type TlsMaterial, prepareTlsMaterial} from '../components/tls/index.js'
 import type {Host, Inventory} from '../inventory/index.js'
-import {Connection, type ConnectOptions} from '../remote/connection.js'
+import {Connection, type ConnectOptions, connectionCache} from '../remote/connection.js'
 import {applyHost} from './apply.js'
 import {convergeReplication} from './db.js'
 import {readSecret} from '../secrets/index.js'
@@ -208,16 +208,9 @@ export async function applyBatch(
 async function replicationPhase(inventory: Inventory, results: HostResult[], password: string, options: RunOptions, connections: Map<string, Connection>): Promise<void> {
   const todo = results.filter((r) => r.status === 'changed' && r.changes.some((c) => c.kind === 'replication'))
   if (todo.length === 0) return
-  const connect = async (h: Host) => {
-    let c = connections.get(h.name)
-    if (!c) {
-      c = await Connection.open(h, options)
-      connections.set(h.name, c)
-    }
-    return c
-  }
+  const cache = connectionCache(options, connections)
   const hosts = inventory.hosts.filter((h) => todo.some((r) => r.host === h.name))
-  const failed = await convergeReplication(inventory, hosts, connect, password, (h, s) => options.onStep?.(h, s))
+  const failed = await convergeReplication(inventory, hosts, (h) => cache.get(h), password, (h, s) => options.onStep?.(h, s))
   for (const r of todo) {
     if (failed[r.host]) {
       r.status = 'failed'
@@ -229,14 +222,11 @@ async function replicationPhase(inventory: Inventory, results: HostResult[], pas
 
 /** Connections to the load balancers whose HAProxy is serving now (nothing to drain before the first provision). */
 async function servingLbs(inventory: Inventory, options: RunOptions, connections: Map<string, Connection>): Promise<Connection[]> {
+  const cache = connectionCache(options, connections)
   const out: Connection[] = []
   for (const lb of inventory.hosts.filter((h) => h.roles.includes('lb'))) {
-    let conn = connections.get(lb.name)
     try {
-      if (!conn) {
-        conn = await Connection.open(lb, options)
-        connections.set(lb.name, conn)
-      }
+      const conn = await cache.get(lb)
       if (await haproxyServing(conn)) out.push(conn)
     } catch {
       // An unreachable LB sends no traffic to drain; its own failure is reported where it is in the run.

@@ -53,6 +53,25 @@ export class HostKeyError extends UserError {
   }
 }
 
+/** Opens each host's connection once and hands the same one out again (close them with closeAll). */
+export function connectionCache(options: ConnectOptions, connections = new Map<string, Connection>()) {
+  return {
+    connections,
+    async get(host: Host): Promise<Connection> {
+      let c = connections.get(host.name)
+      if (!c) {
+        c = await Connection.open(host, options)
+        connections.set(host.name, c)
+      }
+      return c
+    },
+    closeAll(): void {
+      for (const c of connections.values()) c.close()
+      connections.clear()
+    },
+  }
+}
+
 /** One SSH connection per host, reused for every step; commands run through `sh -c` with a fixed PATH. */
 export class Connection {
   private constructor(
@@ -125,11 +144,7 @@ export class Connection {
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
   async run(script: string, options: RunOptions = {}): Promise<RunResult> {
-    const root = options.root ?? true
-    const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
-    const command = root && this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
-    const res = await this.ssh.execCommand(command, {stdin: options.stdin, noTrim: true})
-    const result = {code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr}
+    const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin})
     if ((options.check ?? true) && result.code !== 0) {
       throw new RemoteError(this.host.name, script.length > 120 ? `${script.slice(0, 117)}...` : script, result.code, result.stderr || result.stdout)
     }
@@ -143,16 +158,20 @@ export class Connection {
   async pipe(from: string, target: Connection, to: string): Promise<{dump: RunResult; load: RunResult}> {
     const {PassThrough} = await import('node:stream')
     const stream = new PassThrough()
-    const load = target.execRaw(to, stream)
-    const dump = this.execRaw(from, undefined, (chunk) => stream.write(chunk)).finally(() => stream.end())
+    const load = target.exec(to, {root: true, stdin: stream})
+    const dump = this.exec(from, {root: true, onStdout: (chunk) => stream.write(chunk)}).finally(() => stream.end())
     return {dump: await dump, load: await load}
   }
 
-  private async execRaw(script: string, stdin?: import('node:stream').Readable, onStdout?: (chunk: Buffer) => void): Promise<RunResult> {
+  /** The one place a command line is built: `sh -c` with the fixed environment, through `sudo -n` when needed. */
+  private async exec(
+    script: string,
+    o: {root: boolean; stdin?: string | import('node:stream').Readable; onStdout?: (chunk: Buffer) => void},
+  ): Promise<RunResult> {
     const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
-    const command = this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
-    const res = await this.ssh.execCommand(command, {stdin, onStdout, noTrim: true})
-    return {code: res.code ?? -1, stdout: onStdout ? '' : res.stdout, stderr: res.stderr}
+    const command = o.root && this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const res = await this.ssh.execCommand(command, {stdin: o.stdin, onStdout: o.onStdout, noTrim: true})
+    return {code: res.code ?? -1, stdout: o.onStdout ? '' : res.stdout, stderr: res.stderr}
   }
 
   /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */

@@ -6,7 +6,7 @@ import {UserError} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {type PromoteResult, promote} from '../../engine/db.js'
 import {loadInventory} from '../../inventory/index.js'
-import {Connection} from '../../remote/connection.js'
+import {connectionCache} from '../../remote/connection.js'
 import {readSecret} from '../../secrets/index.js'
 
 export default class DbPromote extends FoobarCommand<typeof DbPromote> {
@@ -35,20 +35,12 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
       const {confirm} = await import('@inquirer/prompts')
       if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}))) throw new UserError('not confirmed; nothing was changed')
     }
-    const conns = new Map<string, Connection>()
-    const connect = async (h: (typeof inv.hosts)[number]) => {
-      let c = conns.get(h.name)
-      if (!c) {
-        c = await Connection.open(h, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
-        conns.set(h.name, c)
-      }
-      return c
-    }
+    const cache = connectionCache({acceptNewHostKeys: this.flags['accept-new-host-keys']})
     let result: PromoteResult
     try {
-      result = await promote(inv, target, connect, password, {force: this.flags.force, timeoutMs: this.flags.timeout * 1000, step: (s) => this.say(s)})
+      result = await promote(inv, target, (h) => cache.get(h), password, {force: this.flags.force, timeoutMs: this.flags.timeout * 1000, step: (s) => this.say(s)})
     } finally {
-      for (const c of conns.values()) c.close()
+      cache.closeAll()
     }
     const newReplicas = [...inv.mysql.replicas.filter((r) => r !== name), inv.mysql.primary]
     let inventoryUpdated = false
