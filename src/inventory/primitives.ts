@@ -45,12 +45,6 @@ export const email = z
     error: 'must be an email address such as admin@example.com',
   })
 
-/** A path on a remote host: absolute, no `..`, no characters a shell or config parser would treat specially. */
-export const remotePath = z
-  .string()
-  .regex(/^\/[A-Za-z0-9._/-]*$/, {error: 'must be an absolute path of letters, digits, . _ - and /'})
-  .refine((v) => !v.split('/').includes('..'), {error: 'must not contain ".."'})
-
 /** A path on the control machine: absolute, relative to the inventory, or starting with ~/. */
 export const localPath = z
   .string()

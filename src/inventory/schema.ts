@@ -1,5 +1,5 @@
 import {z} from 'zod'
-import {cidr, dnsName, email, envName, hostName, httpUrl, ipAddress, localPath, port, remotePath, secretRef, urlPath} from './primitives.js'
+import {cidr, dnsName, email, hostName, httpUrl, ipAddress, localPath, port, secretRef, urlPath} from './primitives.js'
 
 export const ROLES = ['lb', 'web', 'db', 'monitoring'] as const
 export const role = z.enum(ROLES)
@@ -162,4 +162,3 @@ export const inventorySchema = z.strictObject({
   hosts: z.array(hostSchema).min(1, {error: 'must list at least one host'}),
 })
 export type InventoryFile = z.infer<typeof inventorySchema>
-export {envName}
