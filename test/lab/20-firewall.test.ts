@@ -3,7 +3,7 @@
  * machine, idempotence, drift, the automatic revert when a change would cut off SSH, and iptables after a reboot.
  */
 import {beforeAll, describe, expect, test} from 'vitest'
-import {foobar, sleep, variant} from './support/cli.js'
+import {foobar, sleep, variant, waitFor} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 import {type PortState, probe} from './support/probe.js'
 
@@ -42,15 +42,6 @@ async function portMatrix(): Promise<string[]> {
     if (got !== want) wrong.push(`${from} -> ${to}:${port}: ${got}, want ${want}`)
   }
   return wrong
-}
-
-async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < timeoutMs) {
-    if (await ok()) return Date.now() - t0
-    await sleep(1000)
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000}s`)
 }
 
 describe.skipIf(!labIsUp())('firewall: ufw', () => {

@@ -2,7 +2,6 @@
  * The web tier (issue 6): verify's web checks after provision, a rolling change of the web servers' config with a
  * client loop counting failed requests through the LB, and a server that fails its health gate.
  */
-import {spawn} from 'node:child_process'
 import {beforeAll, describe, expect, test} from 'vitest'
 import {desiredState} from '../../src/components/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
@@ -13,7 +12,7 @@ import {applyBatch, type Planned} from '../../src/engine/run.js'
 import {httpsProbe} from '../../src/engine/verify.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
-import {BIN, foobar, variant} from './support/cli.js'
+import {foobar, foobarAsync, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
 
 /** HTTPS requests through the LB until stopped (bounded in count and time): counts what a user would see fail. */
@@ -48,16 +47,6 @@ function clientLoop(domain: string, ca: string, maxRequests = 5000, maxMs = 180_
   }
 }
 
-function runCli(args: string[]): Promise<{code: number; out: string}> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    child.on('exit', (code) => resolve({code: code ?? -1, out}))
-  })
-}
-
 describe.skipIf(!labIsUp())('web tier', () => {
   let domain: string
   let ca: string
@@ -85,7 +74,7 @@ describe.skipIf(!labIsUp())('web tier', () => {
     // Only the web servers' nginx config changes (HSTS max-age for the web role).
     const changed = variant('rolling', (t) => t.replace('\nhosts:\n', '\nroles:\n  web:\n    tls: {hsts: {max_age: 31536000}}\n\nhosts:\n'))
     const loop = clientLoop(domain, ca)
-    const r = await runCli(['provision', '-i', changed, '--yes'])
+    const r = await foobarAsync(['provision', '-i', changed, '--yes'])
     const counts = await loop.finish()
     console.log(`rolling change: ${counts.ok} requests ok, ${counts.failed} failed through the LB${counts.errors.length ? ` (${counts.errors.slice(0, 3).join('; ')})` : ''}`)
     expect(r.code, r.out).toBe(0)

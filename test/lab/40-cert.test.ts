@@ -1,13 +1,13 @@
 /**
  * Certificates over ACME (issue 7), against pebble with real HTTP-01 validation through the load balancer.
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, readdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect} from 'node:tls'
 import {beforeAll, describe, expect, test} from 'vitest'
-import {BIN, foobar} from './support/cli.js'
+import {foobar, foobarAsync} from './support/cli.js'
 import {labIsUp, paths} from './support/lab.js'
 
 const INV = 'inventories/lab-acme.yml'
@@ -27,16 +27,6 @@ function verifiedThroughLb(): Promise<{authorized: boolean; error?: string; name
       s.destroy()
     })
     s.on('error', (e) => resolve({authorized: false, error: e.message}))
-  })
-}
-
-function run(args: string[]): Promise<{code: number; out: string}> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-    let out = ''
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    c.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    c.on('exit', (code) => resolve({code: code ?? -1, out}))
   })
 }
 
@@ -93,7 +83,7 @@ describe.skipIf(!labIsUp())('certificates over ACME (pebble)', () => {
   })
 
   test('two renewals at once: one runs while the other waits; the certificate is not corrupted', async () => {
-    const [a, b] = await Promise.all([run(['cert', 'renew', '-i', INV, '--force']), run(['cert', 'renew', '-i', INV, '--force'])])
+    const [a, b] = await Promise.all([foobarAsync(['cert', 'renew', '-i', INV, '--force']), foobarAsync(['cert', 'renew', '-i', INV, '--force'])])
     expect(a.code, a.out).toBe(0)
     expect(b.code, b.out).toBe(0)
     const s = status()

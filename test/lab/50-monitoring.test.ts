@@ -6,7 +6,6 @@
  * load at the LB and summed over the web servers, a log line from a web server at the collector, and a second
  * provision with 0 changes.
  */
-import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -16,7 +15,7 @@ import {prepareTlsMaterial} from '../../src/components/tls/index.js'
 import {httpsProbe} from '../../src/engine/verify.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {down, up} from '../../src/lab/index.js'
-import {BIN, foobar, sleep, variant} from './support/cli.js'
+import {foobar, foobarAsync, sleep, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, labSpec, paths, ssh, sshOk} from './support/lab.js'
 import {probe} from './support/probe.js'
 
@@ -26,18 +25,6 @@ const MON = '10.77.0.14'
 /** The generated load: bounded in rate, count and time, to the lab's LB only. */
 const RATE = 30
 const LOAD_SECONDS = 15
-
-/** Runs the CLI without blocking this process (the load generator runs meanwhile). */
-function runCli(args: string[]): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('exit', (code) => resolve({code: code ?? -1, stdout, stderr}))
-  })
-}
 
 /** Request i leaves at t0 + i/RATE whatever the others do (no coordinated omission); RATE * LOAD_SECONDS in all. */
 async function paceLoad(domain: string, ca: string): Promise<{sent: number; ok: number}> {
@@ -109,7 +96,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     const status = await waitFor(
       'all targets up',
       async () => {
-        const r = await runCli(['monitor', 'status', '-i', inv, '--json'])
+        const r = await foobarAsync(['monitor', 'status', '-i', inv, '--json'])
         return {code: r.code, body: r.stdout ? (JSON.parse(r.stdout) as {source: string; clients: Client[]}) : undefined}
       },
       (s) => s.code === 0,
@@ -136,7 +123,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   })
 
   test('without a monitoring host, monitor status reads the clients over SSH', async () => {
-    const r = await runCli(['monitor', 'status', '-i', LAB_INVENTORY, '--json'])
+    const r = await foobarAsync(['monitor', 'status', '-i', LAB_INVENTORY, '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const body = JSON.parse(r.stdout) as {source: string; clients: Client[]}
     expect(body.source).toBe('ssh')
@@ -174,7 +161,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     const load = paceLoad(lab.site.domain, ca)
     // The 10 s window sits inside the 15 s of load, clear of its ramp-up and tail.
     await sleep(2500)
-    const qps = await runCli(['monitor', 'qps', '-i', inv, '--window', '10s', '--json'])
+    const qps = await foobarAsync(['monitor', 'qps', '-i', inv, '--window', '10s', '--json'])
     const sent = await load
     expect(qps.code, qps.stdout + qps.stderr).toBe(0)
     expect(sent.ok).toBe(sent.sent)

@@ -6,7 +6,7 @@
 import {spawnSync} from 'node:child_process'
 import {beforeAll, describe, expect, test} from 'vitest'
 import {sshArgs} from '../../src/lab/index.js'
-import {foobar, sleep, variant} from './support/cli.js'
+import {foobar, variant, waitFor} from './support/cli.js'
 import {LAB_INVENTORY, labHosts, labIsUp, paths, ssh, sshOk} from './support/lab.js'
 
 const HOSTS = ['lb1', 'web1', 'web2']
@@ -16,15 +16,6 @@ type Check = {host: string; check: string; ok: boolean; skipped?: boolean; detai
 function verify(args: string[]): {code: number; checks: Check[]; raw: string} {
   const r = foobar(['verify', '-i', LAB_INVENTORY, '--json', ...args])
   return {code: r.code, checks: JSON.parse(r.stdout || '{"checks": []}').checks as Check[], raw: r.stdout + r.stderr}
-}
-
-async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < timeoutMs) {
-    if (await ok()) return Date.now() - t0
-    await sleep(1000)
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000}s`)
 }
 
 describe.skipIf(!labIsUp())('hardening', () => {

@@ -1,4 +1,4 @@
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -26,3 +26,29 @@ export function variant(name: string, edit: (text: string) => string): string {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Runs the CLI without blocking this process, so a client loop or load generator can run meanwhile (spawnSync
+ * would stall the event loop). `out` is stdout and stderr interleaved as they arrived.
+ */
+export function foobarAsync(args: string[]): Promise<{code: number; stdout: string; stderr: string; out: string}> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), (out += d.toString())))
+    child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), (out += d.toString())))
+    child.on('exit', (code) => resolve({code: code ?? -1, stdout, stderr, out}))
+  })
+}
+
+/** Polls `ok` every second until it holds; resolves with the time it took, or fails naming what did not happen. */
+export async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < timeoutMs) {
+    if (await ok()) return Date.now() - t0
+    await sleep(1000)
+  }
+  throw new Error(`${what}: not within ${timeoutMs / 1000}s`)
+}
