@@ -26,6 +26,8 @@ export interface ServiceSpec {
   onChange: 'reload' | 'restart'
   /** A shell snippet that exits 0 when the service really works (not just "active"). */
   health?: string
+  /** Left alone in a container (plan, apply and verify), for this reason: e.g. a daemon of the host machine's hardware. */
+  notInContainer?: string
 }
 
 /** Everything one component wants on one host. */

@@ -3,6 +3,7 @@ import type {HostDesired} from '../components/index.js'
 import type {DesiredFile, ServiceSpec} from '../components/types.js'
 import {FIREWALL} from '../components/firewall/index.js'
 import {SSHD_GUARDED} from '../components/hardening/index.js'
+import {isContainer} from '../components/hardening/sysctl.js'
 import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from '../components/hardening/live.js'
 import {compareFirewall, firewallFactsScript, parseFirewallFacts} from '../components/firewall/live.js'
 import {type DbAction, dbFactsScript, parseDbFacts, planReplication} from '../components/mysql/replication.js'
@@ -72,7 +73,9 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     }
   }
 
-  const byName = new Map<string, ServiceSpec>(d.services.map((s) => [s.name, s]))
+  // Services for the host machine's hardware are left alone in a container (their unit is conditioned out there).
+  const here = d.services.filter((s) => !(s.notInContainer && isContainer(facts.virt)))
+  const byName = new Map<string, ServiceSpec>(here.map((s) => [s.name, s]))
   for (const s of byName.values()) {
     const fact = facts.services[s.name]
     const enable = fact?.enabled !== 'enabled'

@@ -75,6 +75,9 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
         ...desired.services.map((s) => ({
           name: `service ${s.name}`,
           run: async () => {
+            if (s.notInContainer && (await conn.run('systemd-detect-virt --container --quiet', {check: false})).code === 0) {
+              return {ok: true, skipped: true, detail: `not run: ${s.notInContainer}`}
+            }
             const r = await conn.run(`systemctl is-active ${shq(s.name)} && ${s.health ?? 'true'}`, {check: false})
             return r.code === 0 ? {ok: true, detail: 'active and healthy'} : {ok: false, detail: (r.stderr || r.stdout).trim().split('\n').pop() || 'not active'}
           },

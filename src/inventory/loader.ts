@@ -284,6 +284,8 @@ function resolveHardening(h: Obj): HardeningSettings {
     allowUsers: [...(h.allow_users as string[])],
     allowGroups: [...(h.allow_groups as string[])],
     revertAfter: h.revert_after as number,
+    maxSessions: h.max_sessions as number,
+    shellTimeout: h.shell_timeout as number,
     thresholds: {sshAuditFail: t.ssh_audit_fail as number, sshAuditWarn: t.ssh_audit_warn as number, lynisMin: t.lynis_min as number},
   }
 }

@@ -67,7 +67,7 @@ export interface AptSettings {
   proxy?: string
 }
 
-export type HardeningItem = 'ssh' | 'sysctl' | 'fail2ban' | 'unattended_upgrades' | 'permissions' | 'services' | 'policy' | 'audit_tools'
+export type HardeningItem = 'ssh' | 'sysctl' | 'fail2ban' | 'unattended_upgrades' | 'permissions' | 'services' | 'policy' | 'audit_tools' | 'usb'
 
 export interface HardeningSettings {
   /** Items switched off, with the reason. */
@@ -76,6 +76,10 @@ export interface HardeningSettings {
   allowGroups: string[]
   /** Seconds before an unconfirmed sshd change reverts itself. */
   revertAfter: number
+  /** sshd's MaxSessions. */
+  maxSessions: number
+  /** TMOUT for interactive shells, in seconds; 0: none. */
+  shellTimeout: number
   thresholds: {sshAuditFail: number; sshAuditWarn: number; lynisMin: number}
 }
 

@@ -92,7 +92,7 @@ const monitoringLayer = z.strictObject({
 })
 
 /** Hardening items that an inventory may switch off, each with the reason (verify reports it as skipped). */
-export const HARDENING_ITEMS = ['ssh', 'sysctl', 'fail2ban', 'unattended_upgrades', 'permissions', 'services', 'policy', 'audit_tools'] as const
+export const HARDENING_ITEMS = ['ssh', 'sysctl', 'fail2ban', 'unattended_upgrades', 'permissions', 'services', 'policy', 'audit_tools', 'usb'] as const
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user or group name'})
 const skipReason = z
@@ -106,6 +106,10 @@ const hardeningLayer = z.strictObject({
   allow_users: z.array(unixName).optional(),
   allow_groups: z.array(unixName).optional(),
   revert_after: z.int().min(30).max(3600).optional(),
+  /** sshd's MaxSessions (channels per connection); foobar itself never opens more than 2 on one connection. */
+  max_sessions: z.int().min(2, {error: 'must be at least 2: foobar runs two commands at a time on one connection'}).max(100).optional(),
+  /** Idle interactive shells end after this many seconds (TMOUT); 0: never. */
+  shell_timeout: z.int().min(0).max(86400).optional(),
   thresholds: z
     .strictObject({
       ssh_audit_fail: z.int().min(0).max(100).optional(),

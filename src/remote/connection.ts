@@ -30,6 +30,12 @@ export interface RunOptions {
 }
 
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
+/**
+ * Channels (commands) open at once on one connection. sshd refuses more than its MaxSessions, which foobar's
+ * hardening sets to 2 by default (`hardening.max_sessions`, never below 2): further commands wait their turn.
+ */
+export const MAX_CHANNELS = 2
+
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
 
 export class HostKeyError extends UserError {
@@ -74,6 +80,9 @@ export function connectionCache(options: ConnectOptions, connections = new Map<s
 
 /** One SSH connection per host, reused for every step; commands run through `sh -c` with a fixed PATH. */
 export class Connection {
+  private open = 0
+  private readonly queue: Array<() => void> = []
+
   private constructor(
     readonly host: Host,
     private readonly ssh: NodeSSH,
@@ -137,8 +146,10 @@ export class Connection {
       const msg = error instanceof Error ? error.message : String(error)
       throw new RemoteError(host.name, 'ssh connect', null, msg, `${host.name}: cannot connect to ${host.ssh.user}@${address}:${port}: ${msg}`)
     }
-    // Many exec channels share the connection (checks run in parallel); each adds listeners while it runs.
+    // Commands share the connection (checks run in parallel, MAX_CHANNELS at a time); each adds listeners.
     ssh.connection?.setMaxListeners(64)
+    // Small request/answer packets: without TCP_NODELAY, Nagle's algorithm and delayed ACKs cost ~40 ms a command.
+    ssh.connection?.setNoDelay(true)
     return new Connection(host, ssh, jump)
   }
 
@@ -170,8 +181,31 @@ export class Connection {
   ): Promise<RunResult> {
     const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
     const command = o.root && this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
-    const res = await this.ssh.execCommand(command, {stdin: o.stdin, onStdout: o.onStdout, noTrim: true})
-    return {code: res.code ?? -1, stdout: o.onStdout ? '' : res.stdout, stderr: res.stderr}
+    await this.channel()
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const res = await this.ssh.execCommand(command, {stdin: o.stdin, onStdout: o.onStdout, noTrim: true})
+          return {code: res.code ?? -1, stdout: o.onStdout ? '' : res.stdout, stderr: res.stderr}
+        } catch (error) {
+          // sshd frees a finished session's slot a moment after the client sees it close: a channel opened right
+          // then is refused. Nothing ran, so it is safe to open it again.
+          if (attempt >= 8 || !/Channel open failure/i.test(String(error))) throw error
+          await new Promise((r) => setTimeout(r, 5 * 2 ** (attempt - 1)))
+        }
+      }
+    } finally {
+      // A waiting command takes the slot over directly, so a newcomer cannot slip in between.
+      const next = this.queue.shift()
+      if (next) next()
+      else this.open--
+    }
+  }
+
+  /** Waits for one of the MAX_CHANNELS slots (first come, first served). */
+  private async channel(): Promise<void> {
+    if (this.open < MAX_CHANNELS) this.open++
+    else await new Promise<void>((resolve) => this.queue.push(resolve))
   }
 
   /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */

@@ -4,8 +4,12 @@
  * that would lock the operator out reverted by the host on its own, and the Lynis hardening index per host.
  */
 import {spawnSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {NodeSSH} from 'node-ssh'
 import {beforeAll, describe, expect, test} from 'vitest'
+import {loadInventory} from '../../src/inventory/index.js'
 import {sshArgs} from '../../src/lab/index.js'
+import {Connection} from '../../src/remote/connection.js'
 import {foobar, variant, waitFor} from './support/cli.js'
 import {LAB_INVENTORY, labHosts, labIsUp, paths, ssh, sshOk} from './support/lab.js'
 
@@ -59,11 +63,60 @@ describe.skipIf(!labIsUp())('hardening', () => {
       expect(password.stderr).toMatch(/Permission denied \(publickey\)/)
 
       expect(await sshOk(h, 'sudo -n id -u')).toBe('0\n')
-      expect(await sshOk(h, 'sudo -n sshd -T | grep -E "^(permitrootlogin|passwordauthentication|maxsessions) "')).toBe('maxsessions 10\npermitrootlogin no\npasswordauthentication no\n')
+      expect(await sshOk(h, 'sudo -n sshd -T | grep -E "^(permitrootlogin|passwordauthentication|maxsessions|clientalivecountmax) "')).toBe(
+        'maxsessions 2\nclientalivecountmax 2\npermitrootlogin no\npasswordauthentication no\n',
+      )
     }
     // foobar itself (its own SSH library, several channels on one connection) still gets in as deploy.
     const plan = foobar(['plan', '-i', LAB_INVENTORY, '--detailed-exitcode'])
     expect(plan.code, plan.stdout + plan.stderr).toBe(0)
+  })
+
+  test('sshd refuses a third channel on one connection (MaxSessions 2); foobar queues its commands and all succeed', async () => {
+    const host = (await loadInventory(LAB_INVENTORY)).hosts.find((h) => h.name === 'web1')!
+    // A plain SSH client (ssh2, under node-ssh) that opens channels freely: sshd itself enforces the limit.
+    const raw = new NodeSSH()
+    await raw.connect({host: host.address, username: host.ssh.user, privateKey: readFileSync(host.ssh.identityFile!, 'utf8'), hostVerifier: () => true})
+    try {
+      const exec = () =>
+        new Promise<string>((resolve) =>
+          raw.connection!.exec('sleep 2; echo done', (err, channel) => {
+            if (err) return resolve(`refused: ${err.message}`)
+            let out = ''
+            channel.on('data', (d: Buffer) => (out += d)).on('close', () => resolve(out.trim()))
+          }),
+        )
+      const three = await Promise.all([exec(), exec(), exec()])
+      expect(three.sort()).toEqual(['done', 'done', expect.stringMatching(/^refused: .*open failed/)])
+    } finally {
+      raw.dispose()
+    }
+    const conn = await Connection.open(host)
+    try {
+      const eight = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((n) => conn.run(`sleep 0.3; echo ${n}`)))
+      expect(eight.map((r) => r.stdout.trim())).toEqual(['1', '2', '3', '4', '5', '6', '7', '8'])
+    } finally {
+      conn.close()
+    }
+  })
+
+  test('policy and USB: idle shells time out, core dumps off, password quality, assembler for root only, USBGuard rules valid', async () => {
+    for (const h of HOSTS) {
+      // An interactive login shell gets a read-only TMOUT; foobar's own commands are not login shells.
+      expect(await sshOk(h, 'bash -lc \'echo "$TMOUT $(ulimit -c)"; readonly -p | grep -c " TMOUT="\'')).toBe('900 0\n1\n')
+      expect(await sshOk(h, 'grep -c "pam_pwquality.so" /etc/pam.d/common-password')).toBe('1\n')
+      expect(await sshOk(h, 'stat -c "%a %U" "$(readlink -f /usr/bin/as)"')).toBe('750 root\n')
+      expect(await sshOk(h, 'grep -cE "^(Authorized|used as evidence)" /etc/issue')).toBe('2\n')
+      // Every rule parses; the daemon is conditioned out in a container (the host machine owns the USB devices)
+      // and, although its package started it before foobar's drop-in existed, no unit is left failed.
+      expect(await sshOk(h, 'sudo -n sh -c \'grep -v "^#" /etc/usbguard/rules.conf | while read -r r; do usbguard-rule-parser "$r" >/dev/null || echo "bad: $r"; done\'')).toBe('')
+      expect(await sshOk(h, 'systemctl is-active usbguard || true')).toBe('inactive\n')
+      expect(await sshOk(h, 'systemctl --failed --no-legend --plain')).toBe('')
+    }
+    const v = verify(['--no-lynis'])
+    expect(v.checks.filter((c) => c.check === 'service usbguard')).toEqual(
+      HOSTS.map((host) => expect.objectContaining({host, ok: true, skipped: true, detail: expect.stringMatching(/in a container/)})),
+    )
   })
 
   test('fail2ban guards sshd from the journal; unattended-upgrades is set up; cron and sshd files are tightened', async () => {
@@ -101,9 +154,8 @@ describe.skipIf(!labIsUp())('hardening', () => {
     const lynis = v.checks.filter((c) => c.check === 'lynis')
     expect(lynis.map((c) => c.host).sort()).toEqual(HOSTS)
     for (const c of lynis) console.log(`${c.host} lynis: ${c.detail}`)
-    for (const c of lynis) expect(c.detail, v.raw).toMatch(/^hardening index \d+ \(minimum 80\)$/)
-    // A bare Debian 12 lab host scores 59. Hardened hosts measured 79-81 here: about the 80 that
-    // verify asks for by default (issue 10 stays open for that). This guards against regressions meanwhile.
-    for (const c of lynis) expect(Number(/index (\d+)/.exec(c.detail)![1]), `${c.host}: ${c.detail}`).toBeGreaterThanOrEqual(75)
+    for (const c of lynis) expect(c, v.raw).toMatchObject({ok: true, detail: expect.stringMatching(/^hardening index \d+ \(minimum 80\)$/)})
+    // A bare Debian 12 lab host scores 59; the issue's target is 85.
+    for (const c of lynis) expect(Number(/index (\d+)/.exec(c.detail)![1]), `${c.host}: ${c.detail}`).toBeGreaterThanOrEqual(85)
   })
 })

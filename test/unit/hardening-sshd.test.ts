@@ -82,7 +82,8 @@ describe('the sshd drop-in against the real OpenSSH', () => {
     const effective = spawnSync(sshd, ['-T', '-f', config([])], {encoding: 'utf8'}).stdout
     expect(effective).toMatch(/^permitrootlogin no$/m)
     expect(effective).toMatch(/^passwordauthentication no$/m)
-    expect(effective).toMatch(/^maxsessions 10$/m)
+    expect(effective).toMatch(/^maxsessions 2$/m)
+    expect(effective).toMatch(/^clientalivecountmax 2$/m)
     // Debian's own sshd_config says X11Forwarding yes: the drop-in comes first, so its value wins.
     expect(effective).toMatch(/^x11forwarding no$/m)
   })

@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {type HostDesired, desiredState} from '../../src/components/index.js'
 import {parseLynisIndex, parseSshAudit} from '../../src/components/hardening/audit.js'
-import {AUTO_UPGRADES, FAIL2BAN_JAIL, NEEDLESS_UNITS, SSHD_DROPIN, SSHD_GUARDED, SYSCTL_FILE} from '../../src/components/hardening/index.js'
+import {AUTO_UPGRADES, FAIL2BAN_JAIL, NEEDLESS_UNITS, PROFILE_FILE, SSHD_DROPIN, SSHD_GUARDED, SYSCTL_FILE, USBGUARD_CONF, USBGUARD_RULES} from '../../src/components/hardening/index.js'
 import {hardeningFactsScript} from '../../src/components/hardening/live.js'
 import {SYSCTL} from '../../src/components/hardening/sysctl.js'
 import type {HostFacts} from '../../src/engine/facts.js'
@@ -43,6 +43,8 @@ describe('inventory: the hardening section', () => {
       allowUsers: [],
       allowGroups: [],
       revertAfter: 90,
+      maxSessions: 2,
+      shellTimeout: 900,
       thresholds: {sshAuditFail: 0, sshAuditWarn: 0, lynisMin: 80},
     })
   })
@@ -70,6 +72,9 @@ describe('inventory: the hardening section', () => {
     ['  thresholds: {lynis_min: 101}', 'hardening.thresholds.lynis_min:'],
     ['  thresholds: {ssh_audit_warn: -1}', 'hardening.thresholds.ssh_audit_warn:'],
     ['  revert_after: 5', 'hardening.revert_after:'],
+    ['  max_sessions: 1', 'hardening.max_sessions: must be at least 2'],
+    ['  shell_timeout: "900; id"', 'hardening.shell_timeout:'],
+    ['  skip: {usb: "x"}', 'hardening.skip.usb: must be the reason'],
     ['  fail2ban: false', 'unknown field "fail2ban"'],
   ])('rejected: %s', (section, message) => {
     expect(problems(section).join('\n')).toContain(message)
@@ -108,6 +113,27 @@ describe('rendering', () => {
     expect(content(desiredState(lab, host(lab, 'web1')), FAIL2BAN_JAIL)).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1$/m)
     const off = parseInventory(LAB.replace('  admin_cidrs: [10.77.0.1/32]', '  admin_cidrs: [10.77.0.1/32]\n  allow_control_address: false'), FILE)
     expect(content(desired(off), FAIL2BAN_JAIL)).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1$/m)
+  })
+
+  test('policy: idle shells end after shell_timeout (readonly TMOUT), none with 0; core dumps off for login shells', () => {
+    expect(content(desired(), PROFILE_FILE)).toMatch(/^ulimit -c 0\nTMOUT=900\nreadonly TMOUT\nexport TMOUT$/m)
+    const off = content(desired(withHardening('  shell_timeout: 0')), PROFILE_FILE)!
+    expect(off).toMatch(/^ulimit -c 0$/m)
+    expect(off).not.toContain('TMOUT')
+    expect(content(desired(withHardening('  max_sessions: 6')), SSHD_DROPIN)).toMatch(/^MaxSessions 6$/m)
+  })
+
+  test('usb: USBGuard blocks every device but hubs and pure keyboards/mice; the daemon is left alone in containers', () => {
+    const d = desired()
+    expect(d.packages).toContain('usbguard')
+    expect(d.files.find((f) => f.path === USBGUARD_RULES)).toMatchObject({mode: 0o600, notify: ['usbguard']})
+    expect(content(d, USBGUARD_RULES)!.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['allow with-interface match-all { 09:*:* }', 'allow with-interface match-all { 03:*:* }'])
+    expect(content(d, USBGUARD_CONF)).toMatch(/^ImplicitPolicyTarget=block$/m)
+    expect(content(d, USBGUARD_CONF)).toMatch(/^PresentControllerPolicy=apply-policy$/m)
+    expect(d.services.find((s) => s.name === 'usbguard')).toMatchObject({onChange: 'restart', notInContainer: expect.stringContaining('container')})
+    const skipped = desired(withHardening('  skip: {usb: "a cloud VM without USB"}'))
+    expect(skipped.packages).not.toContain('usbguard')
+    expect(skipped.files.filter((f) => f.path.includes('usbguard'))).toEqual([])
   })
 
   test('a skipped item renders nothing and installs nothing', () => {
@@ -195,6 +221,20 @@ describe('plan against hand-made facts', () => {
       {kind: 'mode', path: '/etc/crontab', mode: 0o600, was: '644 root:root'},
       {kind: 'mode', path: '/etc/cron.daily', mode: 0o700, was: '755 root:root'},
     ])
+  })
+
+  test('units that cannot work in a container (USBGuard, process accounting) are stopped there, left to run on a VM', () => {
+    const d = only()
+    const units = {'usbguard.service': 'enabled activating', 'usbguard-dbus.service': 'enabled active', 'acct.service': 'enabled failed'}
+    const inContainer = hardeningOf(planHost(d, facts(d, hardFacts(d, {units}), 'systemd-nspawn')).changes)
+    expect(inContainer.map((a) => describeChange({kind: 'hardening', action: a}))).toEqual([
+      'stop usbguard.service: not run in a container (was activating)',
+      'stop usbguard-dbus.service: not run in a container (was active)',
+      'stop acct.service: not run in a container (was failed)',
+    ])
+    const stopped = {'usbguard.service': 'enabled inactive', 'usbguard-dbus.service': 'enabled inactive', 'acct.service': 'enabled inactive'}
+    expect(planHost(d, facts(d, hardFacts(d, {units: stopped}), 'systemd-nspawn')).changes).toEqual([])
+    expect(hardeningOf(planHost(d, facts(d, hardFacts(d, {units}), 'kvm')).changes)).toEqual([])
   })
 
   test('needless services: a running or enabled one is disabled; absent, masked or off ones are not', () => {

@@ -202,6 +202,22 @@ group('planHost', () => {
     expect(changes.map(describe)).toEqual(['enable and start foobar-app', 'enable nginx', 'start mariadb'])
   })
 
+  test('USBGuard is left alone in a container (the host machine owns the USB devices), managed on a VM', () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    // In the lab's containers the unit is conditioned out: never active, whatever foobar does.
+    facts.services.usbguard = {enabled: 'enabled', active: 'inactive'}
+    facts.files['/etc/usbguard/rules.conf'] = {exists: true, mode: 0o600, owner: 'root', group: 'root', sha256: sha256('old\n'), content: 'old\n'}
+    const inContainer = planHost(d, facts).changes
+    expect(inContainer.map(describe)).toEqual([expect.stringContaining('/etc/usbguard/rules.conf')])
+    expect(kinds(inContainer)).toEqual(['file'])
+    const onVm = planHost(d, {...facts, virt: 'kvm'}).changes
+    expect(onVm.filter((c) => c.kind !== 'file')).toEqual([
+      {kind: 'service', name: 'usbguard', enable: false, start: true},
+      {kind: 'reload', name: 'usbguard', how: 'restart', reason: 'config changed'},
+    ])
+  })
+
   test('firewall: live drift (missing rule, inactive) plans an activation naming what differs', () => {
     const d = desired('lb1')
     const facts = converged(d)

@@ -47,6 +47,9 @@ describe('rendered files (snapshots)', () => {
     const hardened = [
       '600 /etc/ssh/sshd_config.d/50-foobar.conf', '644 /etc/apt/apt.conf.d/20auto-upgrades', '644 /etc/fail2ban/jail.d/foobar.local', '644 /etc/sysctl.d/60-foobar-hardening.conf',
       '644 /etc/issue', '644 /etc/issue.net', '644 /etc/login.defs', '644 /etc/security/limits.d/60-foobar.conf', '644 /etc/modprobe.d/60-foobar.conf',
+      '644 /etc/profile.d/60-foobar.sh', '644 /etc/systemd/coredump.conf.d/60-foobar.conf',
+      '600 /etc/usbguard/usbguard-daemon.conf', '600 /etc/usbguard/rules.conf', '644 /etc/systemd/system/usbguard.service.d/60-foobar.conf',
+      '644 /etc/systemd/system/usbguard-dbus.service.d/60-foobar.conf', '644 /etc/systemd/system/acct.service.d/60-foobar.conf',
     ]
     const withHardening = (l: string[]) => [...l, ...hardened].sort()
     expect(list).toEqual({lb1: withHardening(['640 /etc/foobar/firewall/ufw.rules', '644 /etc/haproxy/haproxy.cfg', '644 /etc/default/prometheus-node-exporter']), web1: withHardening(web), web2: withHardening(web)})
@@ -70,7 +73,7 @@ describe('rendered files (snapshots)', () => {
     for (const out of outs) {
       const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {cwd: ROOT, encoding: 'utf8'})
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('46 files for 3 hosts')
+      expect(run.stdout).toContain('67 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {

@@ -16,6 +16,9 @@ export async function applyHardening(conn: Connection, actions: HardeningAction[
     } else if (a.kind === 'disable') {
       step(`disabling ${a.unit}`)
       await conn.run(`systemctl disable --now ${shq(a.unit)}`)
+    } else if (a.kind === 'stop') {
+      step(`stopping ${a.unit} (container)`)
+      await conn.run(`systemctl stop ${shq(a.unit)}; systemctl reset-failed ${shq(a.unit)} 2>/dev/null; true`)
     } else if (a.kind === 'sysctl') {
       step('setting kernel parameters')
       // Keys come from foobar's own list and values are digits; the file in sysctl.d makes them last across boots.

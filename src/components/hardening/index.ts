@@ -1,6 +1,6 @@
 import type {HardeningItem, Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
-import {type Component, type ComponentState, type ServiceSpec, emptyState, file} from '../types.js'
+import {type Component, type ComponentState, type DesiredFile, type ServiceSpec, emptyState, file} from '../types.js'
 import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
 import {SYSCTL, SYSCTL_FILE, renderSysctl} from './sysctl.js'
 
@@ -17,6 +17,8 @@ export interface HardeningSpec {
   modes: Array<{path: string; mode: number}>
   /** Units stopped and disabled where they exist. */
   disable: string[]
+  /** Units that cannot work in a container: there, stopped and their failed state cleared (a drop-in keeps them off). */
+  hostOnly: string[]
   /** Items switched off in the inventory, with the reason (verify reports them as skipped). */
   skipped: Partial<Record<HardeningItem, string>>
 }
@@ -27,6 +29,8 @@ const MODES: Array<{path: string; mode: number}> = [
   ...['d', 'daily', 'hourly', 'weekly', 'monthly'].map((d) => ({path: `/etc/cron.${d}`, mode: 0o700})),
   {path: '/etc/ssh/sshd_config', mode: 0o600},
   {path: '/etc/ssh/sshd_config.d', mode: 0o700},
+  // The assembler (binutils, a dependency of rkhunter) for root only: no building exploits as another user.
+  ...['x86_64', 'aarch64'].map((arch) => ({path: `/usr/bin/${arch}-linux-gnu-as`, mode: 0o750})),
 ]
 
 /**
@@ -41,6 +45,10 @@ export const NEEDLESS_UNITS = [
 export const UNUSED_MODULES = ['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core']
 // Not libpam-tmpdir: its per-user TMPDIR follows `sudo` into tools that drop privileges (mariadb-install-db
 // --user=mysql fails on /tmp/user/0).
+export const USBGUARD_CONF = '/etc/usbguard/usbguard-daemon.conf'
+export const USBGUARD_RULES = '/etc/usbguard/rules.conf'
+export const PROFILE_FILE = '/etc/profile.d/60-foobar.sh'
+
 export const AUDIT_PACKAGES = ['debsums', 'apt-show-versions', 'apt-listchanges', 'acct', 'sysstat', 'aide', 'rkhunter']
 
 export function hardeningSpec(host: Host): HardeningSpec {
@@ -49,12 +57,29 @@ export function hardeningSpec(host: Host): HardeningSpec {
     sysctl: on('sysctl') ? SYSCTL : {},
     modes: on('permissions') ? MODES : [],
     disable: on('services') ? NEEDLESS_UNITS : [],
+    hostOnly: [...(on('usb') ? ['usbguard.service', 'usbguard-dbus.service'] : []), ...(on('audit_tools') ? ['acct.service'] : [])],
     skipped: host.hardening.skip,
   }
 }
 
 const ssh: ServiceSpec = {name: 'ssh', onChange: 'reload', health: 'sshd -t'}
 const fail2ban: ServiceSpec = {name: 'fail2ban', onChange: 'reload', health: 'fail2ban-client status sshd >/dev/null'}
+const usbguard: ServiceSpec = {
+  name: 'usbguard',
+  onChange: 'restart',
+  health: 'usbguard list-rules >/dev/null',
+  notInContainer: 'in a container the host machine owns the USB devices',
+}
+
+/** Legal banner with the words auditors look for (Lynis BANN-7126/7130 want five or more). */
+const BANNER = 'Authorized access only. This system is private and monitored: activity is logged and recorded, and may be\nused as evidence. Unauthorized use is prohibited and subject to criminal and civil law.\n'
+
+/**
+ * A drop-in that keeps a unit from starting in a container, where it cannot work. Its package may have started
+ * it (failing, or still running) before the drop-in existed: the plan stops it there (HardeningSpec.hostOnly).
+ */
+const hostOnly = (unit: string, why: string, extra: Partial<DesiredFile> = {}) =>
+  file(`/etc/systemd/system/${unit}.d/60-foobar.conf`, `# Managed by foobar: not started in a container (${why}).\n[Unit]\nConditionVirtualization=!container\n`, extra)
 
 export function renderHardening(host: Host, controlAddress?: string): ComponentState {
   const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
@@ -75,14 +100,26 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
   }
   if (on('policy')) {
     // A legal banner, no core dumps (they can hold secrets), and kernel modules a server never needs refused.
-    const banner = 'Authorized access only. Activity on this system is logged.\n'
-    s.files.push(file('/etc/issue', banner), file('/etc/issue.net', banner), file('/etc/login.defs', renderTemplate('hardening/login.defs', {})))
+    // Password quality for the accounts that still have one (console, sudo passwords), and idle shells ended.
+    s.packages.push('libpam-pwquality')
+    s.files.push(file('/etc/issue', BANNER), file('/etc/issue.net', BANNER), file('/etc/login.defs', renderTemplate('hardening/login.defs', {})))
     s.files.push(file('/etc/security/limits.d/60-foobar.conf', '# Managed by foobar: no core dumps.\n* hard core 0\n'))
+    s.files.push(file('/etc/systemd/coredump.conf.d/60-foobar.conf', '# Managed by foobar: no core dumps.\n[Coredump]\nStorage=none\nProcessSizeMax=0\n'))
+    s.files.push(file(PROFILE_FILE, renderTemplate('hardening/profile', {timeout: host.hardening.shellTimeout})))
     s.files.push(file('/etc/modprobe.d/60-foobar.conf', `# Managed by foobar: protocols and storage drivers a server does not need.\n${UNUSED_MODULES.map((m) => `install ${m} /bin/false`).join('\n')}\n`))
   }
   if (on('audit_tools')) {
     // What auditors look for (Lynis PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
     s.packages.push(...AUDIT_PACKAGES)
+    s.files.push(hostOnly('acct.service', 'process accounting needs CAP_SYS_PACCT, which a container does not have'))
+  }
+  if (on('usb')) {
+    // USBGuard: hubs and keyboards/mice (a console keeps working), every other device (storage, network) blocked.
+    s.packages.push('usbguard')
+    s.files.push(file(USBGUARD_CONF, renderTemplate('hardening/usbguard-daemon.conf', common), {mode: 0o600, notify: ['usbguard']}))
+    s.files.push(file(USBGUARD_RULES, renderTemplate('hardening/usbguard-rules.conf', common), {mode: 0o600, notify: ['usbguard']}))
+    s.files.push(hostOnly('usbguard.service', usbguard.notInContainer!, {notify: ['usbguard']}), hostOnly('usbguard-dbus.service', usbguard.notInContainer!))
+    s.services.push(usbguard)
   }
   if (on('unattended_upgrades')) {
     s.packages.push('unattended-upgrades')

@@ -1,11 +1,12 @@
 import {shq} from '../../render/safe.js'
 import type {HardeningSpec} from './index.js'
-import {sysctlSkipReason} from './sysctl.js'
+import {isContainer, sysctlSkipReason} from './sysctl.js'
 
 /** One step of the hardening beyond files and packages, as planned against the live host. */
 export type HardeningAction =
   | {kind: 'mode'; path: string; mode: number; was: string}
   | {kind: 'disable'; unit: string; was: string}
+  | {kind: 'stop'; unit: string; was: string}
   | {kind: 'sysctl'; set: Record<string, string>; skipped: Record<string, string>}
   | {kind: 'sshd'; reason: string}
 
@@ -16,7 +17,7 @@ export function hardeningFactsScript(spec: HardeningSpec): string {
     const p = shq(path)
     lines.push(`[ -e ${p} ] && echo "@@hard mode ${path} $(stat -c '%a %U %G' ${p})" || true`)
   }
-  for (const unit of spec.disable) {
+  for (const unit of [...spec.disable, ...spec.hostOnly]) {
     const u = shq(unit)
     lines.push(`echo "@@hard unit ${unit} $(systemctl is-enabled ${u} 2>/dev/null || echo none) $(systemctl is-active ${u} 2>/dev/null || true)"`)
   }
@@ -61,6 +62,12 @@ export function planHardening(spec: HardeningSpec, facts: HardeningFacts, virt: 
     const live = facts.units[unit]
     if (live && !isOff(live)) actions.push({kind: 'disable', unit, was: `${live.enabled}, ${live.active}`})
   }
+  if (isContainer(virt)) {
+    for (const unit of spec.hostOnly) {
+      const live = facts.units[unit]
+      if (live && live.active !== 'inactive') actions.push({kind: 'stop', unit, was: live.active})
+    }
+  }
   const set: Record<string, string> = {}
   const skipped: Record<string, string> = {}
   for (const [key, value] of Object.entries(spec.sysctl)) {
@@ -80,6 +87,8 @@ export function describeHardening(a: HardeningAction): string {
       return `tighten ${a.path} to ${a.mode.toString(8)} root:root (was ${a.was})`
     case 'disable':
       return `stop and disable ${a.unit} (was ${a.was})`
+    case 'stop':
+      return `stop ${a.unit}: not run in a container (was ${a.was})`
     case 'sysctl': {
       const skipped = Object.keys(a.skipped)
       return `set ${Object.entries(a.set).map(([k, v]) => `${k}=${v}`).join(' ')}${skipped.length ? ` (skipped: ${skipped.length} keys ${[...new Set(Object.values(a.skipped))].join('; ')})` : ''}`

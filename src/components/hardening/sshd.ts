@@ -31,6 +31,7 @@ export function renderSshd(host: Host): string {
     permitRootLogin: host.ssh.user === 'root' ? 'prohibit-password' : 'no',
     allowUsers: allowUsers.length ? [...new Set([host.ssh.user, ...allowUsers])] : [],
     allowGroups,
+    maxSessions: host.hardening.maxSessions,
     ...ALGORITHMS,
   })
 }
