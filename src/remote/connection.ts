@@ -29,13 +29,13 @@ export interface RunOptions {
   check?: boolean
 }
 
-/** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
 /**
  * Channels (commands) open at once on one connection. sshd refuses more than its MaxSessions, which foobar's
  * hardening sets to 2 by default (`hardening.max_sessions`, never below 2): further commands wait their turn.
  */
 export const MAX_CHANNELS = 2
 
+/** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
 
 export class HostKeyError extends UserError {
@@ -80,7 +80,7 @@ export function connectionCache(options: ConnectOptions, connections = new Map<s
 
 /** One SSH connection per host, reused for every step; commands run through `sh -c` with a fixed PATH. */
 export class Connection {
-  private open = 0
+  private channelsOpen = 0
   private readonly queue: Array<() => void> = []
 
   private constructor(
@@ -198,13 +198,13 @@ export class Connection {
       // A waiting command takes the slot over directly, so a newcomer cannot slip in between.
       const next = this.queue.shift()
       if (next) next()
-      else this.open--
+      else this.channelsOpen--
     }
   }
 
   /** Waits for one of the MAX_CHANNELS slots (first come, first served). */
   private async channel(): Promise<void> {
-    if (this.open < MAX_CHANNELS) this.open++
+    if (this.channelsOpen < MAX_CHANNELS) this.channelsOpen++
     else await new Promise<void>((resolve) => this.queue.push(resolve))
   }
 

@@ -43,12 +43,12 @@ export const NEEDLESS_UNITS = [
 ]
 
 export const UNUSED_MODULES = ['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core']
-// Not libpam-tmpdir: its per-user TMPDIR follows `sudo` into tools that drop privileges (mariadb-install-db
-// --user=mysql fails on /tmp/user/0).
 export const USBGUARD_CONF = '/etc/usbguard/usbguard-daemon.conf'
 export const USBGUARD_RULES = '/etc/usbguard/rules.conf'
 export const PROFILE_FILE = '/etc/profile.d/60-foobar.sh'
 
+// Not libpam-tmpdir: its per-user TMPDIR follows `sudo` into tools that drop privileges (mariadb-install-db
+// --user=mysql fails on /tmp/user/0). Not needrestart: it restarts daemons behind foobar's back after apt runs.
 export const AUDIT_PACKAGES = ['debsums', 'apt-show-versions', 'apt-listchanges', 'acct', 'sysstat', 'aide', 'rkhunter']
 
 export function hardeningSpec(host: Host): HardeningSpec {
