@@ -49,13 +49,14 @@ async function sshdEffective(host: Host, conn: Connection) {
 
 /** Live kernel settings; in a container the keys it cannot set are their own, skipped, line. */
 function sysctlChecks(conn: Connection, spec: HardeningSpec): HardeningCheck[] {
+  const kernelOnly: HardeningSpec = {...spec, modes: [], disable: [], hostOnly: []}
   const state = async () => {
-    const r = await conn.run(`echo "virt $(systemd-detect-virt 2>/dev/null || true)"\n${hardeningFactsScript({...spec, modes: [], disable: [], hostOnly: []})}`)
+    const r = await conn.run(`echo "virt $(systemd-detect-virt 2>/dev/null || true)"\n${hardeningFactsScript(kernelOnly)}`)
     const lines = r.stdout.split('\n')
     const virt = lines.find((l) => l.startsWith('virt '))?.slice(5).trim() || 'none'
     const facts = parseHardeningFacts(lines.filter((l) => l.startsWith('@@hard ')).map((l) => l.slice(7)))
     const skipped: Record<string, string> = {}
-    const action = planHardening({...spec, modes: [], disable: [], hostOnly: []}, facts, virt, undefined).find((a) => a.kind === 'sysctl')
+    const action = planHardening(kernelOnly, facts, virt, undefined).find((a) => a.kind === 'sysctl')
     for (const key of Object.keys(spec.sysctl)) {
       const why = sysctlSkipReason(key, virt, facts.sysctl[key])
       if (why) skipped[key] = why

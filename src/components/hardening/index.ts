@@ -57,19 +57,22 @@ export function hardeningSpec(host: Host): HardeningSpec {
     sysctl: on('sysctl') ? SYSCTL : {},
     modes: on('permissions') ? MODES : [],
     disable: on('services') ? NEEDLESS_UNITS : [],
-    hostOnly: [...(on('usb') ? ['usbguard.service', 'usbguard-dbus.service'] : []), ...(on('audit_tools') ? ['acct.service'] : [])],
+    hostOnly: HOST_ONLY.filter((u) => on(u.item)).map((u) => u.unit),
     skipped: host.hardening.skip,
   }
 }
 
 const ssh: ServiceSpec = {name: 'ssh', onChange: 'reload', health: 'sshd -t'}
 const fail2ban: ServiceSpec = {name: 'fail2ban', onChange: 'reload', health: 'fail2ban-client status sshd >/dev/null'}
-const usbguard: ServiceSpec = {
-  name: 'usbguard',
-  onChange: 'restart',
-  health: 'usbguard list-rules >/dev/null',
-  notInContainer: 'in a container the host machine owns the USB devices',
-}
+const NO_USB = 'in a container the host machine owns the USB devices'
+const usbguard: ServiceSpec = {name: 'usbguard', onChange: 'restart', health: 'usbguard list-rules >/dev/null', notInContainer: NO_USB}
+
+/** Units that cannot work in a container, by the item that installs them: one list for the drop-ins and the plan. */
+const HOST_ONLY: Array<{item: HardeningItem; unit: string; why: string; notify?: string[]}> = [
+  {item: 'usb', unit: 'usbguard.service', why: NO_USB, notify: [usbguard.name]},
+  {item: 'usb', unit: 'usbguard-dbus.service', why: NO_USB},
+  {item: 'audit_tools', unit: 'acct.service', why: 'process accounting needs CAP_SYS_PACCT, which a container does not have'},
+]
 
 /** Legal banner with the words auditors look for (Lynis BANN-7126/7130 want five or more). */
 const BANNER = 'Authorized access only. This system is private and monitored: activity is logged and recorded, and may be\nused as evidence. Unauthorized use is prohibited and subject to criminal and civil law.\n'
@@ -78,8 +81,10 @@ const BANNER = 'Authorized access only. This system is private and monitored: ac
  * A drop-in that keeps a unit from starting in a container, where it cannot work. Its package may have started
  * it (failing, or still running) before the drop-in existed: the plan stops it there (HardeningSpec.hostOnly).
  */
-const hostOnly = (unit: string, why: string, extra: Partial<DesiredFile> = {}) =>
-  file(`/etc/systemd/system/${unit}.d/60-foobar.conf`, `# Managed by foobar: not started in a container (${why}).\n[Unit]\nConditionVirtualization=!container\n`, extra)
+const hostOnly = (item: HardeningItem): DesiredFile[] =>
+  HOST_ONLY.filter((u) => u.item === item).map(({unit, why, notify}) =>
+    file(`/etc/systemd/system/${unit}.d/60-foobar.conf`, `# Managed by foobar: not started in a container (${why}).\n[Unit]\nConditionVirtualization=!container\n`, notify ? {notify} : {}),
+  )
 
 export function renderHardening(host: Host, controlAddress?: string): ComponentState {
   const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
@@ -111,14 +116,14 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
   if (on('audit_tools')) {
     // What auditors look for (Lynis PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
     s.packages.push(...AUDIT_PACKAGES)
-    s.files.push(hostOnly('acct.service', 'process accounting needs CAP_SYS_PACCT, which a container does not have'))
+    s.files.push(...hostOnly('audit_tools'))
   }
   if (on('usb')) {
     // USBGuard: hubs and keyboards/mice (a console keeps working), every other device (storage, network) blocked.
     s.packages.push('usbguard')
     s.files.push(file(USBGUARD_CONF, renderTemplate('hardening/usbguard-daemon.conf', common), {mode: 0o600, notify: ['usbguard']}))
     s.files.push(file(USBGUARD_RULES, renderTemplate('hardening/usbguard-rules.conf', common), {mode: 0o600, notify: ['usbguard']}))
-    s.files.push(hostOnly('usbguard.service', usbguard.notInContainer!, {notify: ['usbguard']}), hostOnly('usbguard-dbus.service', usbguard.notInContainer!))
+    s.files.push(...hostOnly('usb'))
     s.services.push(usbguard)
   }
   if (on('unattended_upgrades')) {
