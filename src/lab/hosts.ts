@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {chown, mkdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {Failure} from '../cli/errors.js'
-import {run, waitFor} from './exec.js'
+import {run, sleep, waitFor} from './exec.js'
 import {ADMIN_USER} from './image.js'
 import {netnsPath} from './network.js'
 import {IMAGE_DIR, NAME_PREFIX, type LabPaths} from './paths.js'
@@ -108,7 +108,9 @@ export async function hostProcesses(paths: LabPaths, name: string): Promise<Host
 
 async function logTail(file: string): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '')
-  return text.trim().split('\n').slice(-5).join(' | ')
+  // The console log is what a terminal would show: drop colour codes and blank lines.
+  const lines = text.replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => l.trim()).filter(Boolean)
+  return lines.slice(-5).join(' | ')
 }
 
 async function assertBooting(paths: LabPaths, name: string): Promise<void> {
@@ -143,16 +145,36 @@ export function waitHostKeys(paths: LabPaths, host: LabHost, timeoutMs: number):
 
 /** Ready = sshd accepts the lab key as deploy, with the host key verified against the lab's known_hosts. */
 export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number): Promise<void> {
+  const started = Date.now()
   let last = ''
-  await waitFor(
-    async () => {
-      await assertBooting(paths, host.name)
-      const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000})
-      last = r.stderr.trim()
-      return r.code === 0 ? true : undefined
-    },
-    {timeoutMs, intervalMs: 300, failure: () => `${host.name}: sshd not ready after ${timeoutMs / 1000} s: ${last}`},
+  for (;;) {
+    await assertBooting(paths, host.name)
+    // INFO: a server that closes the connection (e.g. logins refused while booting) says so only at INFO.
+    const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000, logLevel: 'INFO'})
+    if (r.code === 0) return
+    last = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ')
+    if (Date.now() - started >= timeoutMs) break
+    await sleep(300)
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1)
+  const log = paths.host(host.name).log
+  throw new Failure(
+    `${host.name}: sshd not ready after ${seconds} s: ${last || '(ssh said nothing)'}\n` +
+      `  inside ${host.name}: ${await guestState(paths, host.name)}\n  console (${log}): ${await logTail(log)}`,
   )
+}
+
+/** What the guest's systemd says about its boot (state, pending jobs, /run/nologin), for an error message. */
+export async function guestState(paths: LabPaths, name: string): Promise<string> {
+  const {nspawn} = await hostProcesses(paths, name)
+  const init = nspawn === undefined ? undefined : (await childrenOf(nspawn))[0]
+  if (init === undefined) return 'no guest process'
+  const script = 'echo "state: $(systemctl is-system-running)"; [ -e /run/nologin ] && echo "/run/nologin present"; ' +
+    'systemctl list-jobs --no-pager --no-legend | head -8; systemctl --failed --no-pager --no-legend | head -5'
+  const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
+    what: `${name}: guest state`, timeoutMs: 10_000, allowFailure: true,
+  }).catch((e: Error) => ({stdout: '', stderr: e.message}))
+  return `${r.stdout}${r.stderr}`.trim().split('\n').join(' | ') || 'nothing'
 }
 
 /** Stop the supervisor first (so it cannot boot the guest again), then nspawn: SIGTERM halts the guest cleanly. */

@@ -20,7 +20,10 @@ const SERVICE_PROGRAMS = new Set(['tinyproxy', 'pebble', 'pebble-challtestsrv'])
 export interface UpOptions {
   /** How many hosts (default: the spec's); see planHosts. */
   hosts?: number
-  /** Per host, from boot to sshd accepting the lab key. */
+  /**
+   * Per host, from boot to sshd accepting the lab key (normally 3-5 s). The default, 120 s, outlasts systemd's 90 s
+   * start-job timeout, so one stalled unit in a guest's boot delays the lab instead of failing it.
+   */
   readyTimeoutMs?: number
   log?: (line: string) => void
 }
@@ -90,7 +93,7 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
     // Recorded before anything starts, so `lab down` after a Ctrl-C knows the hosts.
     const state: LabState = {status: 'starting', hosts, domain: spec.domain, aliases: spec.aliases, startedAt: new Date().toISOString()}
     await writeState(paths, state)
-    await bootAll(paths, hosts, spec, publicKey, opts.readyTimeoutMs ?? 60_000, log)
+    await bootAll(paths, hosts, spec, publicKey, opts.readyTimeoutMs ?? 120_000, log)
     await writeState(paths, {...state, status: 'up'})
     return {...base, alreadyUp: false, seconds: (Date.now() - started) / 1000, image}
   })

@@ -6,6 +6,8 @@ export interface SshOptions {
   /** A known_hosts file to verify against; the lab's own by default. */
   knownHosts?: string
   timeoutMs?: number
+  /** ssh's own LogLevel; ERROR by default. INFO also shows why a server closed the connection. */
+  logLevel?: 'ERROR' | 'INFO'
 }
 
 /**
@@ -23,7 +25,7 @@ export function sshArgs(paths: LabPaths, address: string, opts: SshOptions = {})
     '-o', `UserKnownHostsFile=${opts.knownHosts ?? paths.knownHosts}`,
     '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'ConnectTimeout=5',
-    '-o', 'LogLevel=ERROR',
+    '-o', `LogLevel=${opts.logLevel ?? 'ERROR'}`,
     `${opts.user ?? 'deploy'}@${address}`,
   ]
 }

@@ -6,6 +6,7 @@ import path from 'node:path'
 import {promisify} from 'node:util'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {up, type LabHost, type LabStatus} from '../../src/lab/index.js'
+import {waitSsh} from '../../src/lab/hosts.js'
 import {APT, labHosts, labIsUp, labSpec, paths, pebble, ssh, sshOk} from './support/lab.js'
 
 const run = promisify(execFile)
@@ -104,6 +105,21 @@ describe.skipIf(!labIsUp())('the lab', () => {
     expect(after).not.toBe('')
     expect(after).not.toBe(bootId)
     expect(await readFile(paths.host(host.name).nspawnPid, 'utf8')).not.toBe(before)
+  })
+
+  it('says why a host is not ready: what sshd answered and what is pending inside the guest', async () => {
+    const host = hosts[0]
+    // /run/nologin is how a booting Debian refuses ordinary logins until systemd-user-sessions has run.
+    await sshOk(host, 'echo "System is booting up." | sudo tee /run/nologin >/dev/null')
+    try {
+      const error = await waitSsh(paths, host, 2000).then(() => undefined, (e: Error) => e)
+      expect(error?.message).toMatch(new RegExp(`^${host.name}: sshd not ready after [\\d.]+ s: .*Connection closed by ${host.address}`))
+      expect(error?.message).toContain(`inside ${host.name}: state: running | /run/nologin present`)
+      expect(error?.message).toContain(`${host.name} login:`)
+    } finally {
+      await sshOk(host, 'rm -f /run/nologin', {user: 'root'})
+    }
+    await waitSsh(paths, host, 5000)
   })
 
   // Runs the built CLI: `npm test` builds dist/ first.
