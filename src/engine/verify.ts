@@ -5,6 +5,8 @@ import type {Host, Inventory} from '../inventory/index.js'
 import {Connection, type ConnectOptions} from '../remote/connection.js'
 import {shq} from '../render/safe.js'
 import {planHost} from './plan.js'
+import type {HostFacts} from './facts.js'
+import {isContainer} from '../components/virt.js'
 import {hardeningChecks} from '../components/hardening/checks.js'
 import {webTierChecks} from './web-checks.js'
 import {monitoringChecks, monitoringServerConnection} from './monitoring-checks.js'
@@ -55,27 +57,30 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
     }
     try {
       const desired = desiredState(inv, host, {material, controlAddress: await conn.clientAddress()})
+      const facts = sharedFacts(() => gatherFacts(conn, desired))
       const checks: Check[] = [
         {
           name: 'config',
           run: async () => {
-            const plan = planHost(desired, await gatherFacts(conn, desired))
-            const drift = plan.changes.filter((c) => c.kind !== 'reload' && c.kind !== 'firewall')
-            return drift.length ? {ok: false, detail: `${drift.length} differences from the inventory (run foobar plan)`} : {ok: true, detail: 'matches the inventory'}
+            const drift = planHost(desired, await facts.get()).changes.filter((c) => c.kind !== 'reload' && c.kind !== 'firewall')
+            if (drift.length === 0) return {ok: true, detail: 'matches the inventory'}
+            facts.drop()
+            return {ok: false, detail: `${drift.length} differences from the inventory (run foobar plan)`}
           },
         },
         {
           name: 'firewall',
           run: async () => {
-            const plan = planHost(desired, await gatherFacts(conn, desired))
-            const fw = plan.changes.find((c) => c.kind === 'firewall')
-            return fw ? {ok: false, detail: `drift: ${fw.reason}`} : {ok: true, detail: `${host.firewall.backend} active, rules as in the inventory`}
+            const fw = planHost(desired, await facts.get()).changes.find((c) => c.kind === 'firewall')
+            if (!fw) return {ok: true, detail: `${host.firewall.backend} active, rules as in the inventory`}
+            facts.drop()
+            return {ok: false, detail: `drift: ${fw.reason}`}
           },
         },
         ...desired.services.map((s) => ({
           name: `service ${s.name}`,
           run: async () => {
-            if (s.notInContainer && (await conn.run('systemd-detect-virt --container --quiet', {check: false})).code === 0) {
+            if (s.notInContainer && isContainer((await facts.get()).virt)) {
               return {ok: true, skipped: true, detail: `not run: ${s.notInContainer}`}
             }
             const r = await conn.run(`systemctl is-active ${shq(s.name)} && ${s.health ?? 'true'}`, {check: false})
@@ -95,6 +100,25 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
   const replicas = hosts.filter((h) => h.db?.role === 'replica')
   const dbChecks = inv.mysql?.primary && replicas.length ? await verifyDatabase(inv, replicas, {...o, timeoutMs: Math.max(o.timeoutMs, 5000)}) : []
   return [...perHost.flat(), ...dbChecks]
+}
+
+/**
+ * A host's facts, read once for all the checks that need them. A check that fails drops them, so its retry reads
+ * the host again instead of judging the same old answer; a read that failed is dropped too.
+ */
+function sharedFacts(read: () => Promise<HostFacts>): {get: () => Promise<HostFacts>; drop: () => void} {
+  let current: Promise<HostFacts> | undefined
+  const drop = () => {
+    current = undefined
+  }
+  return {
+    get: () =>
+      (current ??= read().catch((error: unknown) => {
+        drop()
+        throw error
+      })),
+    drop,
+  }
 }
 
 async function retry(host: string, check: Check, timeoutMs: number): Promise<CheckResult> {

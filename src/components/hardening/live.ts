@@ -1,6 +1,7 @@
 import {shq} from '../../render/safe.js'
 import type {HardeningSpec} from './index.js'
-import {isContainer, sysctlSkipReason} from './sysctl.js'
+import {isContainer} from '../virt.js'
+import {sysctlSkipReason} from './sysctl.js'
 
 /** One step of the hardening beyond files and packages, as planned against the live host. */
 export type HardeningAction =

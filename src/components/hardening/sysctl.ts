@@ -1,4 +1,5 @@
 import type {Host} from '../../inventory/index.js'
+import {isContainer} from '../virt.js'
 import {renderTemplate} from '../../render/templates.js'
 
 export const SYSCTL_FILE = '/etc/sysctl.d/60-foobar-hardening.conf'
@@ -52,7 +53,3 @@ export function sysctlSkipReason(key: string, virt: string, live: string | undef
   if (live === undefined) return 'not in this kernel'
   return undefined
 }
-
-/** systemd-detect-virt names containers (nspawn, lxc, docker, podman, ...) apart from VMs (kvm, xen, ...). */
-const CONTAINERS = new Set(['systemd-nspawn', 'lxc', 'lxc-libvirt', 'docker', 'podman', 'rkt', 'wsl', 'proot', 'pouch', 'openvz'])
-export const isContainer = (virt: string) => CONTAINERS.has(virt)
