@@ -165,7 +165,7 @@ export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number)
 }
 
 /** What the guest's systemd says about its boot (state, pending jobs, /run/nologin), for an error message. */
-export async function guestState(paths: LabPaths, name: string): Promise<string> {
+async function guestState(paths: LabPaths, name: string): Promise<string> {
   const {nspawn} = await hostProcesses(paths, name)
   const init = nspawn === undefined ? undefined : (await childrenOf(nspawn))[0]
   if (init === undefined) return 'no guest process'
