@@ -88,7 +88,7 @@ export async function verifyHosts(inv: Inventory, hosts: Host[], o: ConnectOptio
           },
         })),
       ]
-      if (desired.hardening) checks.push(...hardeningChecks(host, conn, desired.hardening, {lynis: o.lynis ?? true}))
+      if (desired.hardening) checks.push(...hardeningChecks(host, conn, desired.hardening, {lynis: o.lynis ?? true, facts}))
       if (host.roles.includes('lb')) checks.push(...webTierChecks(inv, host, conn, material.backendCa))
       checks.push(...monitoringChecks(host, conn, mon))
       return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs)))

@@ -49,6 +49,19 @@ describe.skipIf(!labIsUp())('hardening', () => {
     expect(v.code, v.raw).toBe(0)
   })
 
+  test('a kernel setting changed by hand: verify names it and fails; provision sets it back', async () => {
+    const key = 'net.ipv4.conf.all.send_redirects'
+    await sshOk('web1', `sudo sysctl -qw ${key}=1`)
+    const v = verify(['--no-lynis', '--timeout', '3'])
+    const check = v.checks.find((c) => c.host === 'web1' && c.check === 'hardening sysctl')
+    expect(check, v.raw).toMatchObject({ok: false, detail: `not as set: ${key}`})
+    expect(v.code, v.raw).not.toBe(0)
+    const p = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
+    expect(p.code, p.stderr).toBe(0)
+    expect(JSON.parse(p.stdout).summary).toMatchObject({changed: 1, failed: 0})
+    expect((await sshOk('web1', 'cat /proc/sys/net/ipv4/conf/all/send_redirects')).trim()).toBe('0')
+  })
+
   test('root login and password login are refused; deploy still logs in with its key and has sudo', async () => {
     for (const h of await labHosts()) {
       // The lab image puts the same key in root's authorized_keys: only sshd's config refuses it.

@@ -4,7 +4,7 @@ import {shq} from '../../render/safe.js'
 import type {Connection} from '../../remote/connection.js'
 import {parseLynisIndex, parseSshAudit} from './audit.js'
 import type {HardeningSpec} from './index.js'
-import {hardeningFactsScript, parseHardeningFacts, planHardening} from './live.js'
+import {parseHardeningFacts, planHardening} from './live.js'
 import {sysctlSkipReason} from './sysctl.js'
 
 export interface HardeningCheck {
@@ -25,14 +25,14 @@ const EFFECTIVE = {
   loglevel: 'VERBOSE',
 } as const
 
-export function hardeningChecks(host: Host, conn: Connection, spec: HardeningSpec, options: {lynis: boolean}): HardeningCheck[] {
+export function hardeningChecks(host: Host, conn: Connection, spec: HardeningSpec, options: {lynis: boolean; facts: LiveFacts}): HardeningCheck[] {
   const checks: HardeningCheck[] = Object.entries(spec.skipped).map(([item, reason]) => ({
     name: `hardening ${item}`,
     run: async () => ({ok: true, skipped: true, detail: `switched off: ${reason}`}),
   }))
   const on = (item: HardeningItem) => spec.skipped[item] === undefined
   if (on('ssh')) checks.push({name: 'hardening ssh', run: () => sshdEffective(host, conn)})
-  if (on('sysctl')) checks.push(...sysctlChecks(conn, spec))
+  if (on('sysctl')) checks.push(...sysctlChecks(options.facts, spec))
   checks.push({name: 'ssh-audit', run: () => sshAudit(host, spec)})
   checks.push(options.lynis ? {name: 'lynis', run: () => lynis(host, conn)} : {name: 'lynis', run: async () => ({ok: true, skipped: true, detail: 'not run (--no-lynis)'})})
   return checks
@@ -47,14 +47,21 @@ async function sshdEffective(host: Host, conn: Connection) {
   return wrong.length ? {ok: false, detail: wrong.join('; ')} : {ok: true, detail: `root login ${want.permitrootlogin}, keys only, forwarding off`}
 }
 
+/**
+ * The host's live state as verify read it once for all its checks (engine/facts: `systemd-detect-virt` and the
+ * `@@hard` lines of hardeningFactsScript); `drop` makes the next `get` read the host again.
+ */
+export interface LiveFacts {
+  get: () => Promise<{virt: string; hardening: string[]}>
+  drop: () => void
+}
+
 /** Live kernel settings; in a container the keys it cannot set are their own, skipped, line. */
-function sysctlChecks(conn: Connection, spec: HardeningSpec): HardeningCheck[] {
+function sysctlChecks(live: LiveFacts, spec: HardeningSpec): HardeningCheck[] {
   const kernelOnly: HardeningSpec = {...spec, modes: [], disable: [], hostOnly: []}
   const state = async () => {
-    const r = await conn.run(`echo "virt $(systemd-detect-virt 2>/dev/null || true)"\n${hardeningFactsScript(kernelOnly)}`)
-    const lines = r.stdout.split('\n')
-    const virt = lines.find((l) => l.startsWith('virt '))?.slice(5).trim() || 'none'
-    const facts = parseHardeningFacts(lines.filter((l) => l.startsWith('@@hard ')).map((l) => l.slice(7)))
+    const {virt, hardening} = await live.get()
+    const facts = parseHardeningFacts(hardening)
     const skipped: Record<string, string> = {}
     const action = planHardening(kernelOnly, facts, virt, undefined).find((a) => a.kind === 'sysctl')
     for (const key of Object.keys(spec.sysctl)) {
@@ -69,7 +76,9 @@ function sysctlChecks(conn: Connection, spec: HardeningSpec): HardeningCheck[] {
       run: async () => {
         const {wrong, skipped} = await state()
         const n = Object.keys(spec.sysctl).length - Object.keys(skipped).length
-        return wrong.length ? {ok: false, detail: `not as set: ${wrong.join(', ')}`} : {ok: true, detail: `${n} kernel settings in force`}
+        if (wrong.length === 0) return {ok: true, detail: `${n} kernel settings in force`}
+        live.drop()
+        return {ok: false, detail: `not as set: ${wrong.join(', ')}`}
       },
     },
     {
