@@ -47,17 +47,17 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /**
  * Poll `probe` until it returns a value (not undefined) or the timeout passes; then throw `failure()`,
- * which names the host or service that did not come up.
+ * which names the host or service that did not come up (and may look around first: it can be async).
  */
 export async function waitFor<T>(
   probe: () => Promise<T | undefined>,
-  opts: {timeoutMs: number; intervalMs?: number; failure: () => string},
+  opts: {timeoutMs: number; intervalMs?: number; failure: () => string | Promise<string>},
 ): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs
   for (;;) {
     const value = await probe()
     if (value !== undefined) return value
-    if (Date.now() >= deadline) throw new Failure(opts.failure())
+    if (Date.now() >= deadline) throw new Failure(await opts.failure())
     await sleep(opts.intervalMs ?? 250)
   }
 }

@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {chown, mkdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {Failure} from '../cli/errors.js'
-import {run, sleep, waitFor} from './exec.js'
+import {run, waitFor} from './exec.js'
 import {ADMIN_USER} from './image.js'
 import {netnsPath} from './network.js'
 import {IMAGE_DIR, NAME_PREFIX, type LabPaths} from './paths.js'
@@ -147,20 +147,23 @@ export function waitHostKeys(paths: LabPaths, host: LabHost, timeoutMs: number):
 export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number): Promise<void> {
   const started = Date.now()
   let last = ''
-  for (;;) {
-    await assertBooting(paths, host.name)
-    // INFO: a server that closes the connection (e.g. logins refused while booting) says so only at INFO.
-    const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000, logLevel: 'INFO'})
-    if (r.code === 0) return
-    last = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ')
-    if (Date.now() - started >= timeoutMs) break
-    await sleep(300)
-  }
-  const seconds = ((Date.now() - started) / 1000).toFixed(1)
-  const log = paths.host(host.name).log
-  throw new Failure(
-    `${host.name}: sshd not ready after ${seconds} s: ${last || '(ssh said nothing)'}\n` +
-      `  inside ${host.name}: ${await guestState(paths, host.name)}\n  console (${log}): ${await logTail(log)}`,
+  await waitFor(
+    async () => {
+      await assertBooting(paths, host.name)
+      // INFO: a server that closes the connection (e.g. logins refused while booting) says so only at INFO.
+      const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000, logLevel: 'INFO'})
+      last = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ')
+      return r.code === 0 ? true : undefined
+    },
+    {
+      timeoutMs,
+      intervalMs: 300,
+      failure: async () => {
+        const log = paths.host(host.name).log
+        return `${host.name}: sshd not ready after ${((Date.now() - started) / 1000).toFixed(1)} s: ${last || '(ssh said nothing)'}\n` +
+          `  inside ${host.name}: ${await guestState(paths, host.name)}\n  console (${log}): ${await logTail(log)}`
+      },
+    },
   )
 }
 
