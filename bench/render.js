@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {loadInventory} from '../dist/inventory/index.js'
-import {renderHosts, writeRendered} from '../dist/render/output.js'
+import {renderHosts, writeRendered} from '../dist/cli/render-files.js'
 
 const TOTAL = Number(process.argv[2] ?? 1000)
 const DBS = Math.round(TOTAL * 0.199)

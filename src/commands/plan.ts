@@ -2,9 +2,9 @@ import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
 import {ExitCode} from '../cli/errors.js'
 import {connectFlags} from '../cli/run-flags.js'
-import {failIfNeeded, runSession} from '../engine/session.js'
+import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory, selectHosts} from '../inventory/index.js'
-import {jsonChanges} from '../ui/plan-output.js'
+import {jsonChanges} from '../cli/plan-output.js'
 
 export default class Plan extends FoobarCommand<typeof Plan> {
   static summary = 'Show what provision would change on each host, with diffs. Changes nothing.'

@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
 import {connectFlags} from '../cli/run-flags.js'
-import {failIfNeeded, runSession} from '../engine/session.js'
+import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory, selectHosts} from '../inventory/index.js'
-import {jsonChanges} from '../ui/plan-output.js'
+import {jsonChanges} from '../cli/plan-output.js'
 
 export default class Provision extends FoobarCommand<typeof Provision> {
   static summary = 'Bring every host to the inventory: packages, configs (validated, atomic), services; reload what changed.'

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
 import {UserError} from '../cli/errors.js'
 import {loadInventory, selectHosts} from '../inventory/index.js'
-import {type RenderedFile, renderToDirectory} from '../render/output.js'
+import {type RenderedFile, renderToDirectory} from '../cli/render-files.js'
 
 export default class Render extends FoobarCommand<typeof Render> {
   static summary = 'Render every config file for every host into DIR/<host>/<path>, without touching any host.'

@@ -4,6 +4,8 @@ import {ExitCode, Failure, PartialFailure} from '../cli/errors.js'
 import {connectFlags} from '../cli/run-flags.js'
 import {type CheckResult, verifyHosts} from '../engine/verify.js'
 import {loadInventory, selectHosts} from '../inventory/index.js'
+import {STACK} from '../components/index.js'
+import {sshTransport} from '../remote/connection.js'
 
 export default class Verify extends FoobarCommand<typeof Verify> {
   static summary = 'Read-only checks of the live hosts, retried until settled: a table of host x check.'
@@ -17,10 +19,10 @@ export default class Verify extends FoobarCommand<typeof Verify> {
   async run(): Promise<{passed: number; failed: number; skipped: number; checks: CheckResult[]}> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = selectHosts(inv, this.flags.limit)
-    const checks = await verifyHosts(inv, hosts, {
+    const checks = await verifyHosts(STACK, inv, hosts, {
+      transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
       timeoutMs: this.flags.timeout * 1000,
       concurrency: this.flags.concurrency,
-      acceptNewHostKeys: this.flags['accept-new-host-keys'],
       lynis: this.flags.lynis,
     })
     const failed = checks.filter((c) => !c.ok)

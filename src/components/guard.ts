@@ -1,5 +1,5 @@
 import {Failure} from '../cli/errors.js'
-import type {Connection} from '../remote/connection.js'
+import type {Runner} from '../remote/runner.js'
 
 /**
  * A change that could cut off SSH (firewall rules, sshd's config) is guarded on the host itself: a transient
@@ -17,14 +17,14 @@ export interface RevertGuard {
 }
 
 /** An earlier unconfirmed change is still waiting for its revert: changing more now would race it. */
-export async function assertNoPendingRevert(conn: Connection, g: RevertGuard): Promise<void> {
+export async function assertNoPendingRevert(conn: Runner, g: RevertGuard): Promise<void> {
   const pending = await conn.run(`systemctl is-active ${g.unit}.timer`, {check: false})
   if (pending.stdout.trim() === 'active') {
     throw new Failure(`${conn.host.name}: a ${g.what} revert from an earlier unconfirmed change is still pending; wait ${g.seconds}s and run again`)
   }
 }
 
-export async function armRevert(conn: Connection, g: RevertGuard): Promise<void> {
+export async function armRevert(conn: Runner, g: RevertGuard): Promise<void> {
   // AccuracySec=1s: systemd's default accuracy of a minute would leave the operator locked out that much longer.
   await conn.run(
     `systemctl reset-failed ${g.unit}.timer ${g.unit}.service >/dev/null 2>&1 || true; ` +
@@ -33,12 +33,12 @@ export async function armRevert(conn: Connection, g: RevertGuard): Promise<void>
 }
 
 /** The change failed on its own: revert at once instead of waiting for the timer. */
-export async function revertNow(conn: Connection, g: RevertGuard): Promise<void> {
+export async function revertNow(conn: Runner, g: RevertGuard): Promise<void> {
   await conn.run(`systemctl stop ${g.unit}.timer; /bin/sh ${g.script}`, {check: false})
 }
 
 /** Proves a fresh connection works, then cancels the revert; else leaves the timer to undo the change. */
-export async function confirmOrRevert(conn: Connection, g: RevertGuard, freshConnection: () => Promise<void>): Promise<void> {
+export async function confirmOrRevert(conn: Runner, g: RevertGuard, freshConnection: () => Promise<void>): Promise<void> {
   try {
     await freshConnection()
   } catch (error) {

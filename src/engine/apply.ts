@@ -1,20 +1,19 @@
+import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
-import type {HostDesired} from '../components/index.js'
-import type {DesiredFile} from '../components/types.js'
 import {Failure} from '../cli/errors.js'
-import {activateFirewall} from '../components/firewall/activate.js'
-import {SSHD_GUARDED} from '../components/hardening/index.js'
-import {applyHardening, reloadSshdGuarded} from '../components/hardening/activate.js'
-import {shq} from '../render/safe.js'
-import type {Connection} from '../remote/connection.js'
+import type {Runner} from '../remote/runner.js'
+import {shq} from '../util/shell.js'
+import {sleep} from '../util/wait.js'
+import type {Change, DesiredFile, HostApply, HostPlan, LiveAction} from './contract.js'
+import type {HostDesired} from './desired.js'
 import {PENDING_FILE} from './facts.js'
-import type {Change, HostPlan} from './plan.js'
 
 export const BACKUP_DIR = '/var/lib/foobar/backup'
 
 export type Step = (title: string) => void
 
-const tempOf = (path: string) => `${dirname(path)}/.${path.split('/').pop()}.foobar-tmp`
+/** A temp name of its own per write (same directory, so the rename is atomic): two runs never share one. */
+const tempOf = (path: string) => `${dirname(path)}/.${path.split('/').pop()}.foobar-${randomBytes(6).toString('hex')}`
 const backupOf = (path: string) => `${BACKUP_DIR}${path}`
 
 /**
@@ -22,21 +21,23 @@ const backupOf = (path: string) => `${BACKUP_DIR}${path}`
  * backup of the previous file -> rename. A `config`-mode checker (nginx -t) runs with the file in place and the
  * previous file is put back if it fails. A dropped connection leaves at most a stray temp file, never a torn one.
  */
-export function writeFileScript(f: DesiredFile): string {
+export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path)): string {
   const p = shq(f.path)
-  const tmp = shq(tempOf(f.path))
+  const tmp = shq(tmpPath)
   const bak = shq(backupOf(f.path))
   const lines = [
     'set -e',
     // New directories are world-readable (daemons running as other users read them); the temp file is not.
     `umask 022; mkdir -p ${shq(dirname(f.path))}; umask 077; mkdir -p ${shq(dirname(backupOf(f.path)))}`,
+    // A failure from here on leaves no temp file behind.
+    `trap 'rm -f ${tmp}' EXIT`,
     `cat > ${tmp}`,
     `chown ${shq(`${f.owner}:${f.group}`)} ${tmp}`,
     `chmod ${f.mode.toString(8)} ${tmp}`,
   ]
   if (f.validate?.mode === 'candidate') {
     // The checker's output is kept in a variable, not a fixed-name file in /tmp (a local user could plant a symlink there).
-    lines.push(`if ! out=$(${f.validate.command.replaceAll('{}', tmp)} 2>&1); then printf '%s\\n' "$out" >&2; rm -f ${tmp}; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`)
+    lines.push(`if ! out=$(${f.validate.command.replaceAll('{}', tmp)} 2>&1); then printf '%s\\n' "$out" >&2; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`)
   }
   // `.absent` records that there was no previous file, so a rollback later in the run removes the new one.
   lines.push(`if [ -f ${p} ]; then cp -p ${p} ${bak}; rm -f ${bak}.absent; else rm -f ${bak}; : > ${bak}.absent; fi`)
@@ -60,20 +61,41 @@ export function restoreScript(paths: string[]): string {
     .join('\n')
 }
 
+/** Adds names to the host's pending set (one line each, no duplicates). */
+export function addPendingScript(names: string[]): string {
+  const f = shq(PENDING_FILE)
+  return `mkdir -p ${shq(dirname(PENDING_FILE))} && { cat ${f} 2>/dev/null; printf '%s\\n' ${names.map(shq).join(' ')}; } | sort -u > ${f}.new && mv -f ${f}.new ${f}`
+}
+
+/** Keeps only these names in the pending set (none: removes it). */
+function keepPendingScript(names: string[]): string {
+  const f = shq(PENDING_FILE)
+  return names.length ? `printf '%s\\n' ${names.map(shq).join(' ')} > ${f}.new && mv -f ${f}.new ${f}` : `rm -f ${f}`
+}
+
+export interface HealthTiming {
+  /** Wait before the first probe: a reload is asynchronous. */
+  settleMs: number
+  everyMs: number
+  timeoutMs: number
+}
+
+export const HEALTH_TIMING: HealthTiming = {settleMs: 1000, everyMs: 1000, timeoutMs: 30_000}
+
 /**
- * Healthy = active and passing its health check twice in a row, a second apart, after a short settle: a reload
- * is asynchronous (nginx's master re-reads its config after the signal), and the old workers must not pass the
- * gate for the new config.
+ * Healthy = active and passing its health check twice in a row, a probe interval apart, after a short settle: a
+ * reload is asynchronous (nginx's master re-reads its config after the signal), and the old workers must not pass
+ * the gate for the new config.
  */
-async function waitHealthy(conn: Connection, name: string, health: string | undefined, timeoutMs: number): Promise<string | undefined> {
-  const deadline = Date.now() + timeoutMs
+async function waitHealthy(runner: Runner, name: string, health: string | undefined, t: HealthTiming): Promise<string | undefined> {
+  const deadline = Date.now() + t.timeoutMs
   let last = ''
   let passes = 0
-  await new Promise((r) => setTimeout(r, 1000))
+  await sleep(t.settleMs)
   for (;;) {
-    const active = await conn.run(`systemctl is-active ${shq(name)}`, {check: false})
+    const active = await runner.run(`systemctl is-active ${shq(name)}`, {check: false})
     if (active.stdout.trim() === 'active') {
-      const h = health ? await conn.run(health, {check: false}) : {code: 0, stdout: '', stderr: ''}
+      const h = health ? await runner.run(health, {check: false}) : {code: 0, stdout: '', stderr: ''}
       if (h.code === 0) {
         if (++passes >= 2) return undefined
       } else {
@@ -85,113 +107,137 @@ async function waitHealthy(conn: Connection, name: string, health: string | unde
       last = `${name} is ${active.stdout.trim() || 'not active'}`
     }
     if (Date.now() > deadline) return last
-    await new Promise((r) => setTimeout(r, 1000))
+    await sleep(t.everyMs)
   }
 }
 
-/** Applies a host's plan. Throws Failure naming the host and what failed; the host is left as it was or converged. */
-export async function applyHost(
-  conn: Connection,
-  desired: HostDesired,
-  initialPlan: HostPlan,
-  step: Step = () => {},
-  replan?: () => Promise<HostPlan>,
-  freshConnection?: () => Promise<void>,
-): Promise<void> {
-  const host = desired.host
-  let plan = initialPlan
-  let reloads = plan.changes.filter((c): c is Extract<Change, {kind: 'reload'}> => c.kind === 'reload')
-  // Recorded before anything changes, so that a run cut short still reloads next time (the lost-handler problem).
-  if (reloads.length) {
-    await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${reloads.map((r) => shq(r.name)).join(' ')} >> ${shq(PENDING_FILE)}`)
-  }
+export interface ApplyOptions {
+  step?: Step
+  /** Plans again after packages are installed (they bring files and services of their own). */
+  replan?: () => Promise<HostPlan>
+  /** Opens a fresh connection and runs a command: confirms a guarded step. */
+  freshConnection?: () => Promise<void>
+  health?: HealthTiming
+}
 
-  const pkgs = plan.changes.find((c): c is Extract<Change, {kind: 'packages'}> => c.kind === 'packages')
+type Of<K extends Change['kind']> = Extract<Change, {kind: K}>
+const only = <K extends Change['kind']>(changes: Change[], kind: K) => changes.filter((c): c is Of<K> => c.kind === kind)
+
+/**
+ * Applies a host's plan: packages, files (atomic, validated), services (started or reloaded in component order,
+ * each health-gated, the previous files restored on failure), the components' live steps, and last the guarded
+ * steps that could cut off access. Throws Failure naming the host and what failed; the host is left as it was or
+ * converged.
+ */
+export async function applyHost(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions = {}): Promise<void> {
+  const host = desired.host
+  const step = o.step ?? (() => {})
+  const timing = o.health ?? HEALTH_TIMING
+  let plan = initialPlan
+  let reloads = only(plan.changes, 'reload')
+  const pendingOf = (changes: Change[]) => only(changes, 'live').flatMap((c) => (c.action.pending ? [c.action.pending] : []))
+  // Recorded before anything changes, so that a run cut short still reloads next time (the lost-handler problem).
+  const recorded = [...reloads.map((r) => r.name), ...pendingOf(plan.changes)]
+  let touchedPending = recorded.length > 0
+  if (recorded.length) await runner.run(addPendingScript(recorded))
+
+  const pkgs = plan.changes.find((c): c is Of<'packages'> => c.kind === 'packages')
   if (pkgs) {
     step(`installing ${pkgs.install.join(' ')}`)
     const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
-    const update = await conn.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {check: false})
+    const update = await runner.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {check: false})
     // Offline apt-get update exits 0 with only warnings: check for them.
     if (update.code !== 0 || /^(W: Failed to fetch|E: )/m.test(update.stdout)) {
       throw new Failure(`${host.name}: apt-get update failed: ${update.stdout.split('\n').filter((l) => /^(W|E):/.test(l)).slice(0, 3).join(' | ')}`)
     }
-    await conn.run(
+    await runner.run(
       `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
     )
     // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.
-    if (replan) {
-      const next = await replan()
-      const more = next.changes.filter((c): c is Extract<Change, {kind: 'reload'}> => c.kind === 'reload' && !reloads.some((r) => r.name === c.name))
-      if (more.length) await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${more.map((r) => shq(r.name)).join(' ')} >> ${shq(PENDING_FILE)}`)
+    if (o.replan) {
+      const next = await o.replan()
+      const more = only(next.changes, 'reload').filter((c) => !reloads.some((r) => r.name === c.name))
+      const morePending = pendingOf(next.changes).filter((p) => !recorded.includes(p))
+      if (more.length || morePending.length) {
+        await runner.run(addPendingScript([...more.map((r) => r.name), ...morePending]))
+        touchedPending = true
+      }
       reloads = [...reloads, ...more]
       plan = {host: plan.host, changes: [...next.changes.filter((c) => c.kind !== 'reload' && c.kind !== 'packages'), ...reloads]}
     }
   }
-
-  const hardening = plan.changes.flatMap((c) => (c.kind === 'hardening' ? [c.action] : []))
-  const sshd = hardening.some((a) => a.kind === 'sshd')
-  // Like a reload: a run cut short after writing the drop-in still reloads sshd (guarded) next time.
-  if (sshd) await conn.run(`mkdir -p ${shq(dirname(PENDING_FILE))} && printf '%s\\n' ${SSHD_GUARDED} >> ${shq(PENDING_FILE)}`)
 
   const written: string[] = []
   for (const c of plan.changes) {
     if (c.kind === 'file') {
       step(`${c.action === 'attributes' ? 'fixing' : 'writing'} ${c.path}`)
       if (c.action === 'attributes') {
-        await conn.run(`chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`)
+        await runner.run(`chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`)
         continue
       }
-      const res = await conn.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
+      const res = await runner.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
       if (res.code !== 0) {
-        if (written.length) await conn.run(restoreScript(written), {check: false})
+        if (written.length) await runner.run(restoreScript(written), {check: false})
         throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}`)
       }
       written.push(c.path)
     } else if (c.kind === 'remove') {
       step(`removing ${c.path}`)
-      await conn.run(`mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(`${backupOf(c.path)}.absent`)} ${shq(c.path)}`)
+      await runner.run(`mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(`${backupOf(c.path)}.absent`)} ${shq(c.path)}`)
       written.push(c.path)
     }
   }
-  if (written.some((p) => p.startsWith('/etc/systemd/'))) await conn.run('systemctl daemon-reload')
+  if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload')
 
-  const services = plan.changes.filter((c): c is Extract<Change, {kind: 'service'}> => c.kind === 'service')
+  const services = only(plan.changes, 'service')
   // In component order: the app is up before nginx's health check asks it.
   for (const spec of desired.services) {
     const svc = services.find((s) => s.name === spec.name)
     const reload = reloads.find((r) => r.name === spec.name)
     if (!svc && !reload) continue
-    if (svc?.enable) await conn.run(`systemctl enable ${shq(spec.name)} >/dev/null 2>&1 || systemctl enable ${shq(spec.name)}`)
-    const active = (await conn.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
+    if (svc?.enable) await runner.run(`systemctl enable ${shq(spec.name)} >/dev/null 2>&1 || systemctl enable ${shq(spec.name)}`)
+    const active = (await runner.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
     if (!active) {
       step(`starting ${spec.name}`)
-      await conn.run(`systemctl start ${shq(spec.name)}`, {check: false})
+      await runner.run(`systemctl start ${shq(spec.name)}`, {check: false})
     } else if (reload) {
       step(`${reload.how}ing ${spec.name}`)
-      await conn.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
+      await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
     }
-    const problem = await waitHealthy(conn, spec.name, spec.health, 30_000)
+    const problem = await waitHealthy(runner, spec.name, spec.health, timing)
     if (problem) {
       // Put the previous config back and reload again, so the service keeps serving.
       if (written.length) {
         step(`rolling back ${spec.name}`)
-        await conn.run(restoreScript(written), {check: false})
-        if (written.some((p) => p.startsWith('/etc/systemd/'))) await conn.run('systemctl daemon-reload', {check: false})
-        await conn.run(`systemctl ${spec.onChange === 'reload' && active ? 'reload' : 'restart'} ${shq(spec.name)}`, {check: false})
+        await runner.run(restoreScript(written), {check: false})
+        if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload', {check: false})
+        await runner.run(`systemctl ${spec.onChange === 'reload' && active ? 'reload' : 'restart'} ${shq(spec.name)}`, {check: false})
       }
       throw new Failure(`${host.name}: ${spec.name} unhealthy after the change (${problem}); previous config restored`)
     }
   }
-  await applyHardening(conn, hardening, step)
-  if (sshd) {
-    if (!freshConnection) throw new Failure(`${host.name}: cannot confirm an sshd change without a fresh connection`)
-    await reloadSshdGuarded(conn, host.hardening.revertAfter, restoreScript(written.filter((p) => p.startsWith('/etc/ssh/'))), freshConnection, step)
-  }
-  if (reloads.length || sshd) await conn.run(`rm -f ${shq(PENDING_FILE)}`)
 
-  // Last, so that a host whose services failed is not also re-firewalled; guarded by an automatic revert.
-  if (plan.changes.some((c) => c.kind === 'firewall')) {
-    if (!freshConnection) throw new Failure(`${host.name}: cannot confirm a firewall change without a fresh connection`)
-    await activateFirewall(conn, host, written, freshConnection, step)
+  const live = only(plan.changes, 'live').map((c) => c.action)
+  const fresh = o.freshConnection
+  const ctx: HostApply = {
+    runner,
+    host,
+    step,
+    written,
+    restoreScript,
+    freshConnection: async () => {
+      if (!fresh) throw new Failure(`${host.name}: cannot confirm this change without a fresh connection`)
+      await fresh()
+    },
+  }
+  const guarded = live.filter((a) => a.guarded && a.apply)
+  for (const a of live.filter((x) => !x.guarded && x.apply)) await a.apply!(ctx)
+  // What is left pending now is only what the guarded steps still have to do.
+  const stillPending = (actions: LiveAction[]) => actions.flatMap((a) => (a.pending ? [a.pending] : []))
+  if (touchedPending) await runner.run(keepPendingScript(stillPending(guarded)))
+  // Last, so that a host whose services failed is not also re-firewalled; each behind an automatic revert.
+  for (let i = 0; i < guarded.length; i++) {
+    await guarded[i]!.apply!(ctx)
+    if (guarded[i]!.pending) await runner.run(keepPendingScript(stillPending(guarded.slice(i + 1))))
   }
 }

@@ -1,4 +1,4 @@
-import {shq} from '../render/safe.js'
+import {shq} from '../util/shell.js'
 
 /** What the plan needs to know about a host, gathered in one round trip. */
 export interface FileFact {
@@ -17,14 +17,10 @@ export interface HostFacts {
   packages: Record<string, 'installed' | 'absent'>
   files: Record<string, FileFact>
   services: Record<string, {enabled: string; active: string}>
-  /** Reloads recorded by an earlier run that did not finish them. */
+  /** Reloads (and pending live steps) recorded by an earlier run that did not finish them. */
   pendingReloads: string[]
-  /** The firewall's live state, raw `@@fw` lines (see components/firewall/live.ts). */
-  firewall: string[]
-  /** The database's replication state, raw `@@db` lines (see components/mysql/replication.ts). */
-  db: string[]
-  /** Hardening's live state, raw `@@hard` lines (see components/hardening/live.ts). */
-  hardening: string[]
+  /** Each component's live-state lines, as its own script printed them (the component parses them). */
+  live: Record<string, string[]>
 }
 
 export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
@@ -34,8 +30,8 @@ export interface FactQuery {
   packages: string[]
   files: Array<{path: string; secret?: boolean}>
   services: string[]
-  /** More fact lines from components (already quoted). */
-  extra?: string
+  /** The components' live-state scripts: their output goes back to each component untouched. */
+  live?: Array<{component: string; script: string}>
 }
 
 /** One shell script whose output parseFacts reads. Every value is quoted. */
@@ -60,13 +56,18 @@ export function factsScript(q: FactQuery): string {
     lines.push(`echo "@@svc ${s} $(systemctl is-enabled ${u} 2>/dev/null || true) $(systemctl is-active ${u} 2>/dev/null || true)"`)
   }
   lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
-  if (q.extra) lines.push(q.extra)
+  for (const l of q.live ?? []) {
+    if (!/^[a-z][a-z0-9-]*$/.test(l.component)) throw new Error(`component name ${JSON.stringify(l.component)}: lowercase letters, digits, -`)
+    // Tagged by the engine, so a component's lines can never be mistaken for another's (or for a core fact).
+    lines.push(`{\n${l.script}\ntrue\n} 2>/dev/null | sed 's/^/@@live ${l.component} /'`)
+  }
   return lines.join('\n')
 }
 
 /** Pure parser of factsScript's output. */
 export function parseFacts(output: string, q: FactQuery): HostFacts {
-  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], firewall: [], db: [], hardening: []}
+  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], live: {}}
+  for (const l of q.live ?? []) facts.live[l.component] = []
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
   for (const line of output.split('\n')) {
@@ -107,15 +108,11 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         facts.services[name!] = {enabled: enabled || 'not-found', active: active || 'inactive'}
         break
       }
-      case '@@hard':
-        facts.hardening.push(rest.join(' '))
+      case '@@live': {
+        const [component, ...value] = rest
+        if (component && facts.live[component]) facts.live[component].push(value.join(' '))
         break
-      case '@@db':
-        facts.db.push(rest.join(' '))
-        break
-      case '@@fw':
-        facts.firewall.push(rest.join(' '))
-        break
+      }
       case '@@pending':
         if (rest[0]) facts.pendingReloads.push(rest[0])
         break

@@ -1,29 +1,11 @@
 import {createHash} from 'node:crypto'
-import type {HostDesired} from '../components/index.js'
-import type {DesiredFile, ServiceSpec} from '../components/types.js'
-import {FIREWALL} from '../components/firewall/index.js'
-import {SSHD_GUARDED} from '../components/hardening/index.js'
-import {isContainer} from '../components/virt.js'
-import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from '../components/hardening/live.js'
-import {compareFirewall, firewallFactsScript, parseFirewallFacts} from '../components/firewall/live.js'
-import {type DbAction, dbFactsScript, parseDbFacts, planReplication} from '../components/mysql/replication.js'
+import type {Change, HostPlan, PlanContext, ServiceSpec} from './contract.js'
+import type {HostDesired} from './desired.js'
 import {unifiedDiff} from './diff.js'
+import {isContainer} from '../util/virt.js'
 import type {FactQuery, HostFacts} from './facts.js'
 
-export type Change =
-  | {kind: 'packages'; install: string[]}
-  | {kind: 'file'; path: string; action: 'create' | 'update' | 'attributes'; diff?: string; file: DesiredFile; detail: string}
-  | {kind: 'remove'; path: string}
-  | {kind: 'service'; name: string; enable: boolean; start: boolean}
-  | {kind: 'reload'; name: string; how: 'reload' | 'restart'; reason: string}
-  | {kind: 'firewall'; backend: 'ufw' | 'iptables'; reason: string; missing: string[]; extra: string[]}
-  | {kind: 'replication'; action: DbAction}
-  | {kind: 'hardening'; action: HardeningAction}
-
-export interface HostPlan {
-  host: string
-  changes: Change[]
-}
+export type {Change, HostPlan} from './contract.js'
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
@@ -33,7 +15,7 @@ export function factQuery(d: HostDesired): FactQuery {
     packages: d.packages,
     files: [...d.files.map((f) => ({path: f.path, secret: f.secret})), ...d.absent.map((path) => ({path, secret: true}))],
     services: [...new Set(d.services.map((s) => s.name))],
-    extra: [d.firewall ? firewallFactsScript(d.host) : '', d.replication ? dbFactsScript(d.replication.inventory.mysql!.replicationUser) : '', d.hardening ? hardeningFactsScript(d.hardening) : ''].filter(Boolean).join('\n') || undefined,
+    live: d.live.map(({component, planner}) => ({component, script: planner.script({inventory: d.inventory, host: d.host})})),
   }
 }
 
@@ -52,13 +34,13 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     const wantSha = sha256(f.content)
     let change: Change | undefined
     if (!fact.exists) {
-      change = {kind: 'file', path: f.path, action: 'create', file: f, detail: 'create', diff: f.secret ? '(secret content not shown)' : unifiedDiff('', f.content, f.path)}
+      change = {kind: 'file', path: f.path, action: 'create', file: f, detail: 'create', diff: f.secret ? '(secret content not shown)' : unifiedDiff('', f.content, f.path), component: f.component}
     } else if (fact.sha256 !== wantSha) {
       const diff = f.secret ? '(secret content changed; not shown)' : fact.content !== undefined ? unifiedDiff(fact.content, f.content, f.path) : '(content differs)'
-      change = {kind: 'file', path: f.path, action: 'update', file: f, detail: 'content', diff}
+      change = {kind: 'file', path: f.path, action: 'update', file: f, detail: 'content', diff, component: f.component}
     } else if (fact.mode !== f.mode || fact.owner !== f.owner || fact.group !== f.group) {
       const was = `${fact.mode?.toString(8)} ${fact.owner}:${fact.group}`
-      change = {kind: 'file', path: f.path, action: 'attributes', file: f, detail: `mode/owner ${was} -> ${f.mode.toString(8)} ${f.owner}:${f.group}`}
+      change = {kind: 'file', path: f.path, action: 'attributes', file: f, detail: `mode/owner ${was} -> ${f.mode.toString(8)} ${f.owner}:${f.group}`, component: f.component}
     }
     if (change) {
       changes.push(change)
@@ -67,8 +49,9 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
   }
   for (const path of d.absent) {
     if (facts.files[path]?.exists) {
-      changes.push({kind: 'remove', path})
       // Removing a file that a daemon reads (nginx's default site) needs the same reload as changing one.
+      const owner = d.services.find((s) => path.includes(`/${s.name}/`))
+      changes.push({kind: 'remove', path, component: owner?.component})
       for (const s of d.services) if (path.includes(`/${s.name}/`)) notify.add(s.name)
     }
   }
@@ -80,31 +63,17 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     const fact = facts.services[s.name]
     const enable = fact?.enabled !== 'enabled'
     const start = fact?.active !== 'active'
-    if (enable || start) changes.push({kind: 'service', name: s.name, enable, start})
+    if (enable || start) changes.push({kind: 'service', name: s.name, enable, start, component: s.component})
   }
   for (const name of [...new Set([...notify, ...facts.pendingReloads])].sort()) {
     const spec = byName.get(name)
     if (!spec) continue
     const reason = notify.has(name) ? 'config changed' : 'pending from an interrupted run'
-    changes.push({kind: 'reload', name, how: spec.onChange, reason})
+    changes.push({kind: 'reload', name, how: spec.onChange, reason, component: spec.component})
   }
-  if (d.firewall) {
-    const rulesFileChanged = changes.some((c) => c.kind === 'file' && d.files.find((f) => f.path === c.path)?.notify?.includes(FIREWALL))
-    const drift = compareFirewall(d.host, d.firewall.rules, parseFirewallFacts(facts.firewall), d.firewall)
-    if (rulesFileChanged || !drift.inSync) {
-      const reason = [...drift.notes, ...(drift.missing.length ? [`${drift.missing.length} rules missing`] : []), ...(drift.extra.length ? [`${drift.extra.length} rules not in the inventory`] : [])]
-      changes.push({kind: 'firewall', backend: d.host.firewall.backend, reason: reason.join(', ') || 'rules changed', missing: drift.missing, extra: drift.extra})
-    }
-  }
-  if (d.hardening) {
-    const dropIn = changes.some((c) => c.kind === 'file' && c.action !== 'attributes' && c.file.notify?.includes(SSHD_GUARDED))
-    const sshd = dropIn ? 'config changed' : facts.pendingReloads.includes(SSHD_GUARDED) ? 'pending from an interrupted run' : undefined
-    for (const action of planHardening(d.hardening, parseHardeningFacts(facts.hardening), facts.virt, sshd)) changes.push({kind: 'hardening', action})
-  }
-  if (d.replication && d.host.db) {
-    const inv = d.replication.inventory
-    const db = parseDbFacts(facts.db, inv.mysql!.replicationUser)
-    for (const action of planReplication(inv, d.host, db, d.replication.password)) changes.push({kind: 'replication', action})
+  const ctx: PlanContext = {inventory: d.inventory, host: d.host, ports: d.ports, controlAddress: d.controlAddress, virt: facts.virt, notified: notify, pending: facts.pendingReloads}
+  for (const {component, planner} of d.live) {
+    for (const action of planner.plan(ctx, facts.live[component] ?? [])) changes.push({kind: 'live', component, action})
   }
   return {host: d.host.name, changes}
 }
@@ -121,13 +90,7 @@ export function describe(change: Change): string {
       return `${[change.enable ? 'enable' : '', change.start ? 'start' : ''].filter(Boolean).join(' and ')} ${change.name}`
     case 'reload':
       return `${change.how} ${change.name} (${change.reason})`
-    case 'hardening':
-      return describeHardening(change.action)
-    case 'replication': {
-      const a = change.action
-      return a.kind === 'users' ? `replication user for ${a.hosts.join(', ')} (TLS required)` : a.kind === 'seed' ? `seed from ${a.from} and replicate (GTID, TLS)` : `replicate from ${a.from}: ${a.why}`
-    }
-    case 'firewall':
-      return `activate the ${change.backend} firewall (${change.reason})${change.missing.map((m) => `\n      + ${m}`).join('')}${change.extra.map((m) => `\n      - ${m}`).join('')}`
+    case 'live':
+      return `${change.action.summary}${(change.action.detail ?? []).map((l) => `\n      ${l}`).join('')}`
   }
 }

@@ -4,9 +4,12 @@ import {dirname, resolve} from 'node:path'
 import {NodeSSH, type Config} from 'node-ssh'
 import {RemoteError, UserError} from '../cli/errors.js'
 import type {Host} from '../inventory/index.js'
-import {shq} from '../render/safe.js'
+import {shq} from '../util/shell.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
+import type {RunOptions, RunResult, Runner, Transport} from './runner.js'
 import {readSshConfig} from './ssh-config.js'
+
+export type {RunOptions, RunResult, Runner, Transport} from './runner.js'
 
 export interface ConnectOptions {
   /** Trust on first use: record an unknown host's key (a changed key is still refused). */
@@ -15,19 +18,6 @@ export interface ConnectOptions {
   sshConfigFile?: string
 }
 
-export interface RunResult {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-export interface RunOptions {
-  stdin?: string
-  /** Run as root (through sudo for a non-root user). Default true: provisioning is root's work. */
-  root?: boolean
-  /** Throw RemoteError on a non-zero exit (default true). */
-  check?: boolean
-}
 
 /**
  * Channels (commands) open at once on one connection. sshd refuses more than its MaxSessions, which foobar's
@@ -59,27 +49,13 @@ export class HostKeyError extends UserError {
   }
 }
 
-/** Opens each host's connection once and hands the same one out again (close them with closeAll). */
-export function connectionCache(options: ConnectOptions, connections = new Map<string, Connection>()) {
-  return {
-    connections,
-    async get(host: Host): Promise<Connection> {
-      let c = connections.get(host.name)
-      if (!c) {
-        c = await Connection.open(host, options)
-        connections.set(host.name, c)
-      }
-      return c
-    },
-    closeAll(): void {
-      for (const c of connections.values()) c.close()
-      connections.clear()
-    },
-  }
+/** SSH as the transport: every runner is a fresh Connection. */
+export function sshTransport(options: ConnectOptions = {}): Transport {
+  return {open: (host) => Connection.open(host, options)}
 }
 
 /** One SSH connection per host, reused for every step; commands run through `sh -c` with a fixed PATH. */
-export class Connection {
+export class Connection implements Runner {
   private channelsOpen = 0
   private readonly queue: Array<() => void> = []
 
@@ -166,7 +142,11 @@ export class Connection {
    * Streams `from` on this host into `to` on another host through the control machine (e.g. a database dump):
    * nothing is written to disk on either side.
    */
-  async pipe(from: string, target: Connection, to: string): Promise<{dump: RunResult; load: RunResult}> {
+  async pipe(from: string, target: Runner, to: string): Promise<{dump: RunResult; load: RunResult}> {
+    if (!(target instanceof Connection)) {
+      const dump = await this.exec(from, {root: true})
+      return {dump, load: await target.run(to, {stdin: dump.stdout, check: false})}
+    }
     const {PassThrough} = await import('node:stream')
     const stream = new PassThrough()
     const load = target.exec(to, {root: true, stdin: stream})
@@ -206,6 +186,11 @@ export class Connection {
   private async channel(): Promise<void> {
     if (this.channelsOpen < MAX_CHANNELS) this.channelsOpen++
     else await new Promise<void>((resolve) => this.queue.push(resolve))
+  }
+
+  async readFile(path: string): Promise<string | undefined> {
+    const r = await this.run(`cat ${shq(path)}`, {check: false})
+    return r.code === 0 ? r.stdout : undefined
   }
 
   /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */

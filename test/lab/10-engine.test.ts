@@ -8,7 +8,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {beforeAll, describe, expect, test} from 'vitest'
 import {desiredState} from '../../src/components/index.js'
-import {prepareTlsMaterial} from '../../src/components/tls/index.js'
+import {prepareMaterial} from '../../src/components/index.js'
 import {applyHost} from '../../src/engine/apply.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {loadInventory} from '../../src/inventory/index.js'
@@ -20,7 +20,7 @@ import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
 
 async function siteStatus(): Promise<number> {
   const inv = await loadInventory(LAB_INVENTORY)
-  const material = prepareTlsMaterial(inv)
+  const material = prepareMaterial(inv)
   const lb = inv.hosts.find((h) => h.roles.includes('lb'))!
   return (await httpsProbe(lb.address, 443, inv.site.domain, '/healthz', material.backendCa)).status
 }
@@ -45,7 +45,7 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
 
   test('the site answers over HTTPS through the load balancer, from both web servers', async () => {
     const inv = await loadInventory(LAB_INVENTORY)
-    const material = prepareTlsMaterial(inv)
+    const material = prepareMaterial(inv)
     // HAProxy marks a backend UP after two passing health checks (rise 2, inter 2s): allow it a few seconds.
     const seen = new Set<string>()
     const deadline = Date.now() + 20_000
@@ -93,7 +93,7 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
   test('an invalid config fails validation: the old config stays and the site keeps serving', async () => {
     const inv = await loadInventory(LAB_INVENTORY)
     const web1 = inv.hosts.find((h) => h.name === 'web1')!
-    const desired = desiredState(inv, web1, {material: prepareTlsMaterial(inv)})
+    const desired = desiredState(inv, web1, {material: prepareMaterial(inv)})
     const site = desired.files.find((f) => f.path === NGINX_SITE)!
     const broken = {...site, content: `${site.content}\nthis is not an nginx directive;\n`}
     const before = await sshOk('web1', `sha256sum ${NGINX_SITE}`)

@@ -6,7 +6,7 @@ import {beforeAll, describe, expect, test} from 'vitest'
 import {desiredState} from '../../src/components/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {serverStates} from '../../src/components/haproxy/runtime.js'
-import {prepareTlsMaterial} from '../../src/components/tls/index.js'
+import {prepareMaterial} from '../../src/components/index.js'
 import {applyHost} from '../../src/engine/apply.js'
 import {applyBatch, type Planned} from '../../src/engine/run.js'
 import {httpsProbe} from '../../src/engine/verify.js'
@@ -56,7 +56,7 @@ describe.skipIf(!labIsUp())('web tier', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const inv = await loadInventory(LAB_INVENTORY)
     domain = inv.site.domain
-    ca = prepareTlsMaterial(inv).backendCa
+    ca = prepareMaterial(inv).backendCa
   })
 
   test('verify: HTTPS through the LB from every backend, valid chain, redirect, HSTS, no TLS 1.0/1.1, backends UP over TLS', () => {
@@ -92,7 +92,7 @@ describe.skipIf(!labIsUp())('web tier', () => {
 
   test('a web server failing its health gate stops the roll, stays drained, and the site keeps answering 200', async () => {
     const inv = await loadInventory(LAB_INVENTORY)
-    const material = prepareTlsMaterial(inv)
+    const material = prepareMaterial(inv)
     const hosts = inv.hosts.filter((h) => h.roles.includes('web'))
     const conns = new Map<string, Connection>()
     for (const h of [...hosts, inv.hosts.find((x) => x.name === 'lb1')!]) conns.set(h.name, await Connection.open(h))

@@ -11,7 +11,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
-import {prepareTlsMaterial} from '../../src/components/tls/index.js'
+import {prepareMaterial} from '../../src/components/index.js'
 import {httpsProbe} from '../../src/engine/verify.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {down, up} from '../../src/lab/index.js'
@@ -157,7 +157,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
 
   test(`monitor qps reports a generated ${RATE} req/s within 10 %, at the LB and summed over the web servers`, async () => {
     const lab = await loadInventory(inv)
-    const ca = prepareTlsMaterial(lab).backendCa
+    const ca = prepareMaterial(lab).backendCa
     const load = paceLoad(lab.site.domain, ca)
     // The 10 s window sits inside the 15 s of load, clear of its ramp-up and tail.
     await sleep(2500)

@@ -10,7 +10,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {desiredState} from '../../src/components/index.js'
 import {MONITORING_PATHS as P, prometheusConfig, scrapeTargets} from '../../src/components/monitoring/index.js'
 import {buildVersion, haproxyStat, parseStubStatus, parseTargets, parseVersions, parseWindow, qpsReport, rate} from '../../src/components/monitoring/stats.js'
-import {prepareTlsMaterial} from '../../src/components/tls/index.js'
+import {prepareMaterial} from '../../src/components/index.js'
 import {type Inventory, parseInventory} from '../../src/inventory/index.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-monitoring-'))
@@ -37,7 +37,7 @@ hosts:
 
 const host = (inv: Inventory, name: string) => inv.hosts.find((h) => h.name === name)!
 const fileIn = (inv: Inventory, name: string, path: string, real = false) => {
-  const d = desiredState(inv, host(inv, name), real ? {material: prepareTlsMaterial(inv)} : {})
+  const d = desiredState(inv, host(inv, name), real ? {material: prepareMaterial(inv)} : {})
   return d.files.find((f) => f.path === path)
 }
 
@@ -87,9 +87,9 @@ hosts:
     writeFileSync(join(TMP, 'bad_password'), 'short"; DROP USER x\n')
     const inv2 = stack()
     inv2.mysql!.monitorPassword = {file: join(TMP, 'bad_password')}
-    expect(() => desiredState(inv2, host(inv2, 'web1'), {material: prepareTlsMaterial(inv2)})).toThrow(/must be 12-128 characters.*not shown/)
+    expect(() => desiredState(inv2, host(inv2, 'web1'), {material: prepareMaterial(inv2)})).toThrow(/must be 12-128 characters.*not shown/)
     try {
-      desiredState(inv2, host(inv2, 'web1'), {material: prepareTlsMaterial(inv2)})
+      desiredState(inv2, host(inv2, 'web1'), {material: prepareMaterial(inv2)})
     } catch (error) {
       expect((error as Error).message).not.toContain('DROP')
     }
@@ -144,7 +144,7 @@ describe('the monitoring server', () => {
     expect(forward).toContain('File="/var/log/nginx/access.log"')
     expect(fileIn(inv, 'lb1', P.forward)!.content).not.toContain('imfile')
     expect(fileIn(inv, 'mon1', P.forward)).toBeUndefined()
-    const d = desiredState(inv, host(inv, 'web1'), {material: prepareTlsMaterial(inv)})
+    const d = desiredState(inv, host(inv, 'web1'), {material: prepareMaterial(inv)})
     expect(d.files.find((f) => f.path === P.logKey)).toMatchObject({secret: true, mode: 0o600})
     expect(d.files.find((f) => f.path === P.logCert)!.content).toMatch(/^-----BEGIN CERTIFICATE-----/)
   })
@@ -165,7 +165,7 @@ hosts:
 describe.skipIf(!has('rsyslogd'))('rsyslogd -N1 accepts the rendered configs', () => {
   const inv = stack(', log_service: {url: {env: FOOBAR_TEST_LOG_URL}}')
   process.env.FOOBAR_TEST_LOG_URL = 'https://endpoint1.collection.example.com/receiver/v1/http/ZaVnC4dhaV2_x-Y=='
-  const material = prepareTlsMaterial(inv)
+  const material = prepareMaterial(inv)
   const dir = mkdtempSync(join(TMP, 'rsyslog-'))
 
   /** Debian's main config in miniature, the drop-in, and the files it points at, under a temp dir. */
@@ -218,7 +218,7 @@ describe('hosted log service in the inventory', () => {
   test('a secret that is not an https URL is refused without being shown', () => {
     const inv = stack(', log_service: {url: {env: FOOBAR_TEST_BAD_URL}}')
     process.env.FOOBAR_TEST_BAD_URL = 'http://x.example.com/"; rm -rf /'
-    expect(() => desiredState(inv, host(inv, 'lb1'), {material: prepareTlsMaterial(inv)})).toThrow(/^monitoring.log_service.url: the secret must be an https:\/\/ URL[^"]*$/)
+    expect(() => desiredState(inv, host(inv, 'lb1'), {material: prepareMaterial(inv)})).toThrow(/^monitoring.log_service.url: the secret must be an https:\/\/ URL[^"]*$/)
   })
 })
 

@@ -11,7 +11,7 @@ import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
 import type {HostFacts} from '../../src/engine/facts.js'
 import {type Change, describe, factQuery, planHost, sha256} from '../../src/engine/plan.js'
-import {jsonChanges} from '../../src/ui/plan-output.js'
+import {jsonChanges} from '../../src/cli/plan-output.js'
 import {iptablesVariant, loadExample} from './support/render.js'
 
 const SITE_KEY = '-----BEGIN PRIVATE KEY-----\nSITE-SECRET-abc123\n-----END PRIVATE KEY-----\n'

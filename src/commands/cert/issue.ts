@@ -2,8 +2,10 @@ import {FoobarCommand} from '../../cli/base.js'
 import {certFlags} from '../../cli/cert-flags.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {acmePaths, acmeSource} from '../../components/tls/acme.js'
-import {type RenewResult, renewCertificate} from '../../engine/certs.js'
+import {type RenewResult, renewCertificate} from '../../components/tls/renew.js'
+import {STACK} from '../../components/index.js'
 import {loadInventory} from '../../inventory/index.js'
+import {sshTransport} from '../../remote/connection.js'
 
 export default class CertIssue extends FoobarCommand<typeof CertIssue> {
   static summary = 'Obtain the site certificate over ACME (HTTP-01 through the LB), deploy it to the LB and web servers, check it is served.'
@@ -12,9 +14,9 @@ export default class CertIssue extends FoobarCommand<typeof CertIssue> {
   async run(): Promise<RenewResult> {
     const inv = await loadInventory(this.flags.inventory)
     const source = acmeSource(inv, this.flags.directory)
-    const result = await renewCertificate(inv, source, acmePaths(inv), {
+    const result = await renewCertificate(STACK, inv, source, acmePaths(inv), {
       concurrency: this.flags.concurrency,
-      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
       force: this.flags.force,
       days: this.flags.days,
       lockWaitMs: this.flags['lock-wait'] * 1000,

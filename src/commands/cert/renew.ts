@@ -3,8 +3,10 @@ import {FoobarCommand} from '../../cli/base.js'
 import {certFlags} from '../../cli/cert-flags.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {acmePaths, acmeSource} from '../../components/tls/acme.js'
-import {type RenewResult, renewCertificate} from '../../engine/certs.js'
+import {type RenewResult, renewCertificate} from '../../components/tls/renew.js'
+import {STACK} from '../../components/index.js'
 import {loadInventory} from '../../inventory/index.js'
+import {sshTransport} from '../../remote/connection.js'
 
 export default class CertRenew extends FoobarCommand<typeof CertRenew> {
   static summary = 'Renew the site certificate when due, deploy it and check every host serves it. Silent when nothing is due.'
@@ -21,9 +23,9 @@ export default class CertRenew extends FoobarCommand<typeof CertRenew> {
     const source = acmeSource(inv, this.flags.directory)
     const paths = acmePaths(inv)
     if (this.flags['random-delay'] > 0) await new Promise((r) => setTimeout(r, Math.random() * this.flags['random-delay'] * 1000))
-    const result = await renewCertificate(inv, source, paths, {
+    const result = await renewCertificate(STACK, inv, source, paths, {
       concurrency: this.flags.concurrency,
-      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
       force: this.flags.force,
       days: this.flags.days,
       lockWaitMs: this.flags['lock-wait'] * 1000,

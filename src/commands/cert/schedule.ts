@@ -6,7 +6,7 @@ import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
 import {UserError} from '../../cli/errors.js'
 import {loadInventory} from '../../inventory/index.js'
-import {shq} from '../../render/safe.js'
+import {shq} from '../../util/shell.js'
 
 const BIN = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'bin', 'run.js')
 

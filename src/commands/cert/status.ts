@@ -2,8 +2,9 @@ import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {acmePaths, acmeSource, readCurrent} from '../../components/tls/acme.js'
-import {normaliseSerial, servedSerials, type Served} from '../../engine/certs.js'
+import {normaliseSerial, servedSerials, type Served} from '../../components/tls/renew.js'
 import {loadInventory} from '../../inventory/index.js'
+import {sshTransport} from '../../remote/connection.js'
 
 export default class CertStatus extends FoobarCommand<typeof CertStatus> {
   static summary = 'Per name: serial, issuer, expiry, days left, and the serial every LB and web server serves (checked live).'
@@ -14,7 +15,7 @@ export default class CertStatus extends FoobarCommand<typeof CertStatus> {
     const inv = await loadInventory(this.flags.inventory)
     acmeSource(inv)
     const cert = readCurrent(acmePaths(inv))
-    const served: Served[] = await servedSerials(inv, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    const served: Served[] = await servedSerials(inv, {transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
     const daysLeft = cert ? Math.floor((cert.notAfter.getTime() - Date.now()) / 86_400_000) : undefined
     const consistent = cert !== undefined && served.every((s) => s.serial && normaliseSerial(s.serial) === normaliseSerial(cert.serial))
     const names = [inv.site.domain, ...inv.site.aliases].map((name) => ({

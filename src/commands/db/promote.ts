@@ -4,9 +4,10 @@ import {parseDocument} from 'yaml'
 import {FoobarCommand} from '../../cli/base.js'
 import {UserError} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
-import {type PromoteResult, promote} from '../../engine/db.js'
+import {type PromoteResult, promote} from '../../components/mysql/replicate.js'
 import {loadInventory} from '../../inventory/index.js'
-import {connectionCache} from '../../remote/connection.js'
+import {sshTransport} from '../../remote/connection.js'
+import {runnerCache} from '../../remote/runner.js'
 import {readSecret} from '../../secrets/index.js'
 
 export default class DbPromote extends FoobarCommand<typeof DbPromote> {
@@ -35,7 +36,7 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
       const {confirm} = await import('@inquirer/prompts')
       if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}))) throw new UserError('not confirmed; nothing was changed')
     }
-    const cache = connectionCache({acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    const cache = runnerCache(sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     let result: PromoteResult
     try {
       result = await promote(inv, target, (h) => cache.get(h), password, {force: this.flags.force, timeoutMs: this.flags.timeout * 1000, step: (s) => this.say(s)})

@@ -1,10 +1,10 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode, UserError} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
-import {type DbHostStatus, dbFacts, dbHostStatus} from '../../engine/db.js'
-import {pool} from '../../engine/run.js'
+import {type DbHostStatus, dbFacts, dbHostStatus} from '../../components/mysql/replicate.js'
+import {pool} from '../../util/pool.js'
 import {loadInventory} from '../../inventory/index.js'
-import {Connection} from '../../remote/connection.js'
+import {type Runner, sshTransport} from '../../remote/connection.js'
 
 export default class DbStatus extends FoobarCommand<typeof DbStatus> {
   static summary = 'Per database host: role, replication threads, GTID positions, lag, TLS, last error.'
@@ -15,9 +15,9 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
     const hosts = inv.hosts.filter((h) => h.db && (!this.flags.limit || this.flags.limit.includes(h.name)))
     if (!inv.mysql || hosts.length === 0) throw new UserError('no database hosts in the inventory (mysql.primary / mysql.replicas)')
     const statuses = await pool(hosts, this.flags.concurrency, async (h): Promise<DbHostStatus> => {
-      let conn: Connection | undefined
+      let conn: Runner | undefined
       try {
-        conn = await Connection.open(h, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
+        conn = await sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}).open(h)
         return dbHostStatus(h, await dbFacts(conn, inv))
       } catch (error) {
         return {host: h.name, role: h.db!.role, up: false, error: (error as Error).message}

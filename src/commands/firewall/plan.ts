@@ -1,8 +1,8 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {connectFlags} from '../../cli/run-flags.js'
-import {failIfNeeded, runSession} from '../../engine/session.js'
+import {failIfNeeded, runSession} from '../../cli/session.js'
 import {loadInventory, selectHosts} from '../../inventory/index.js'
-import {jsonChanges} from '../../ui/plan-output.js'
+import {jsonChanges} from '../../cli/plan-output.js'
 
 export default class FirewallPlan extends FoobarCommand<typeof FirewallPlan> {
   static summary = 'Show the firewall changes per host (rules files and live rules against the inventory). Changes nothing.'

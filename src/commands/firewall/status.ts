@@ -1,8 +1,10 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
-import {type FirewallStatus, firewallStatus} from '../../engine/firewall-status.js'
+import {type FirewallStatus, firewallStatus} from '../../components/firewall/status.js'
 import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {STACK} from '../../components/index.js'
+import {sshTransport} from '../../remote/connection.js'
 
 export default class FirewallStatusCommand extends FoobarCommand<typeof FirewallStatusCommand> {
   static summary = 'The live firewall on each host against the inventory; flags drift. Exit 4 when any host drifted.'
@@ -11,7 +13,7 @@ export default class FirewallStatusCommand extends FoobarCommand<typeof Firewall
   async run(): Promise<{hosts: FirewallStatus[]}> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = selectHosts(inv, this.flags.limit)
-    const statuses = await firewallStatus(inv, hosts, {concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    const statuses = await firewallStatus(STACK, inv, hosts, {concurrency: this.flags.concurrency, transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
     if (!this.jsonEnabled()) {
       for (const s of statuses) {
         if (s.error) this.log(`${s.host}: ERROR ${s.error}`)

@@ -5,6 +5,7 @@ import {connectFlags} from '../../cli/run-flags.js'
 import {QpsReader} from '../../components/monitoring/live.js'
 import {type QpsReport, parseWindow, qpsReport} from '../../components/monitoring/stats.js'
 import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {sshTransport} from '../../remote/connection.js'
 
 const fmt = (n: number | null) => (n === null ? 'n/a (counter reset)' : n.toFixed(2))
 
@@ -27,7 +28,7 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = selectHosts(inv, this.flags.limit)
     if (!hosts.some((h) => h.roles.includes('lb') || h.roles.includes('web'))) throw new UserError('no lb or web host selected: nothing serves requests')
-    const reader = await QpsReader.open(inv, hosts, {acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    const reader = await QpsReader.open(hosts, sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     try {
       let before = await reader.read()
       for (;;) {

@@ -3,6 +3,9 @@ import {ExitCode} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {type MonitorStatus, monitorStatus} from '../../components/monitoring/live.js'
 import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {STACK} from '../../components/index.js'
+import {sshTransport} from '../../remote/connection.js'
+import {scrapeTargets} from '../../engine/desired.js'
 
 export default class MonitorStatusCommand extends FoobarCommand<typeof MonitorStatusCommand> {
   static summary = "Each monitoring client: up or down, its last scrape and its version (from Prometheus, else over SSH). Exit 3 when any is down."
@@ -12,7 +15,7 @@ export default class MonitorStatusCommand extends FoobarCommand<typeof MonitorSt
   async run(): Promise<MonitorStatus> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = selectHosts(inv, this.flags.limit)
-    const status = await monitorStatus(inv, hosts, {concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys']})
+    const status = await monitorStatus(inv, hosts, scrapeTargets(STACK, inv), {concurrency: this.flags.concurrency, transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
     this.say(`clients read ${status.source === 'prometheus' ? 'from Prometheus on the monitoring host' : 'over SSH (no monitoring host)'}`)
     for (const c of status.clients) {
       const when = c.lastScrape ? `last scrape ${c.lastScrape}` : 'never scraped'

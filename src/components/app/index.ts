@@ -1,10 +1,11 @@
 import {renderTemplate} from '../../render/templates.js'
 import {PORTS} from '../ports.js'
-import {type Component, file} from '../types.js'
+import {type Component, file} from '../../engine/contract.js'
 
 /** The tiny default app on web servers: a page and /healthz with the host name, on 127.0.0.1. */
 export const app: Component = {
   name: 'app',
+  after: ['base'],
   appliesTo: (host) => host.roles.includes('web'),
   desired: ({inventory}) => {
     const view = {domain: inventory.site.domain, appPort: PORTS.app}

@@ -1,5 +1,5 @@
 import {renderTemplate} from '../../render/templates.js'
-import {type Component, file} from '../types.js'
+import {type Component, file} from '../../engine/contract.js'
 
 export const APT_PROXY_FILE = '/etc/apt/apt.conf.d/80foobar-proxy'
 

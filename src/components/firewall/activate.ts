@@ -1,27 +1,19 @@
 import {Failure} from '../../cli/errors.js'
 import type {Host} from '../../inventory/index.js'
-import {shq} from '../../render/safe.js'
-import type {Connection} from '../../remote/connection.js'
+import {shq} from '../../util/shell.js'
+import type {Runner} from '../../remote/runner.js'
 import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
 import {APPLIED_DIR} from './live.js'
 import {SYSCTL_FILE} from '../hardening/sysctl.js'
 
 export const REVERT_UNIT = 'foobar-firewall-revert'
-const BACKUP_DIR = '/var/lib/foobar/backup'
-
 /** Files the activation depends on; the revert puts their previous versions back too. */
 function ruleFiles(host: Host, files: string[]): string[] {
   return files.filter((f) => (host.firewall.backend === 'ufw' ? f.includes('/firewall/') : f.startsWith('/etc/iptables/')))
 }
 
-function restoreFiles(paths: string[]): string {
-  return paths
-    .map((p) => `if [ -f ${shq(`${BACKUP_DIR}${p}.absent`)} ]; then rm -f ${shq(p)}; elif [ -f ${shq(`${BACKUP_DIR}${p}`)} ]; then cp -p ${shq(`${BACKUP_DIR}${p}`)} ${shq(p)}; fi`)
-    .join('\n')
-}
-
 /** Saves the live firewall and writes the script that restores it. */
-function saveScript(host: Host, files: string[]): string {
+function saveScript(host: Host, files: string[], restore: (paths: string[]) => string): string {
   const d = APPLIED_DIR
   const revert =
     host.firewall.backend === 'ufw'
@@ -50,7 +42,7 @@ function saveScript(host: Host, files: string[]): string {
     '#!/bin/sh',
     '# Written by foobar: puts back the firewall as it was before a change that was not confirmed in time.',
     ...revert,
-    restoreFiles(ruleFiles(host, files)),
+    restore(ruleFiles(host, files)),
     `logger -t foobar 'firewall change not confirmed: previous rules restored' || true`,
     'FOOBAR_EOF',
   ].join('\n')
@@ -82,16 +74,17 @@ function activateScript(host: Host): string {
  * revert on the host itself, activate, then prove a *fresh* SSH connection works before cancelling the revert.
  */
 export async function activateFirewall(
-  conn: Connection,
+  conn: Runner,
   host: Host,
   changedFiles: string[],
+  restore: (paths: string[]) => string,
   freshConnection: () => Promise<void>,
   step: (s: string) => void = () => {},
 ): Promise<void> {
   const guard: RevertGuard = {unit: REVERT_UNIT, script: `${APPLIED_DIR}/revert.sh`, seconds: host.firewall.revertAfter, what: 'firewall'}
   await assertNoPendingRevert(conn, guard)
   step('saving the live firewall')
-  await conn.run(saveScript(host, changedFiles))
+  await conn.run(saveScript(host, changedFiles, restore))
   await armRevert(conn, guard)
   step(`activating (${host.firewall.backend}); automatic revert in ${host.firewall.revertAfter}s unless confirmed`)
   const act = await conn.run(`set -e\n${activateScript(host)}`, {check: false})

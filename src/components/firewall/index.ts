@@ -1,6 +1,9 @@
-import type {Host, Inventory} from '../../inventory/index.js'
+import type {Check, Component, ComponentState, HostContext, LiveAction, PortRule} from '../../engine/contract.js'
+import {file} from '../../engine/contract.js'
+import type {Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
-import {type Component, type ComponentState, file} from '../types.js'
+import {activateFirewall} from './activate.js'
+import {type FirewallDrift, compareFirewall, firewallFactsScript, parseFirewallFacts} from './live.js'
 import {type FirewallRule, firewallRules, sourcesFor} from './rules.js'
 
 export {firewallRules, type FirewallRule} from './rules.js'
@@ -21,8 +24,7 @@ function expand(rules: FirewallRule[], family?: 4 | 6) {
   })
 }
 
-export function renderFirewall(inv: Inventory, host: Host, controlAddress?: string): ComponentState {
-  const rules = firewallRules(inv, host, controlAddress)
+export function renderFirewall(host: Host, rules: FirewallRule[]): ComponentState {
   const common = {host: host.name, roles: host.roles.join(', ')}
   if (host.firewall.backend === 'ufw') {
     return {
@@ -46,8 +48,60 @@ export function renderFirewall(inv: Inventory, host: Host, controlAddress?: stri
   }
 }
 
+/** The desired rules and rule files, as the plan compares them with the live firewall. */
+export function desiredRules(ctx: HostContext & {ports: PortRule[]; controlAddress?: string}) {
+  const rules = firewallRules(ctx.host, ctx.ports, ctx.controlAddress)
+  const files = renderFirewall(ctx.host, rules).files
+  const content = (path: string) => files.find((f) => f.path === path)?.content
+  return {rules, v4: content(IPTABLES_V4_FILE), v6: content(IPTABLES_V6_FILE)}
+}
+
+/** The firewall's drift as one live action (activate with the automatic revert), or none when in sync. */
+function planFirewall(host: Host, drift: FirewallDrift, rulesChanged: boolean): LiveAction[] {
+  if (!rulesChanged && drift.inSync) return []
+  const reason = [...drift.notes, ...(drift.missing.length ? [`${drift.missing.length} rules missing`] : []), ...(drift.extra.length ? [`${drift.extra.length} rules not in the inventory`] : [])].join(', ') || 'rules changed'
+  return [
+    {
+      kind: 'activate',
+      summary: `activate the ${host.firewall.backend} firewall (${reason})`,
+      detail: [...drift.missing.map((m) => `+ ${m}`), ...drift.extra.map((m) => `- ${m}`)],
+      data: {backend: host.firewall.backend, reason, missing: drift.missing, extra: drift.extra},
+      guarded: true,
+      ownCheck: true,
+      apply: (h) => activateFirewall(h.runner, host, h.written, h.restoreScript, h.freshConnection, h.step),
+    },
+  ]
+}
+
+/**
+ * The host firewall (ufw or iptables): the rules come from the ports every component declares, SSH from the
+ * admin networks and the control address, and the inventory's extra ports. Activated last, behind an automatic
+ * revert on the host that only a fresh SSH connection cancels.
+ */
 export const firewall: Component = {
   name: 'firewall',
+  // Its activation is the host's last step: a host whose services or sshd change failed is not also re-firewalled.
+  after: ['hardening'],
   appliesTo: () => true,
-  desired: ({inventory, host, controlAddress}) => renderFirewall(inventory, host, controlAddress),
+  desired: (ctx) => renderFirewall(ctx.host, firewallRules(ctx.host, ctx.ports, ctx.controlAddress)),
+  live: {
+    prepare: () => ({
+      script: ({host}) => firewallFactsScript(host),
+      plan: (ctx, lines) => {
+        const want = desiredRules(ctx)
+        return planFirewall(ctx.host, compareFirewall(ctx.host, want.rules, parseFirewallFacts(lines), want), ctx.notified.has(FIREWALL))
+      },
+    }),
+  },
+  checks: (ctx): Check[] => [
+    {
+      name: 'firewall',
+      run: async () => {
+        const fw = (await ctx.plan()).changes.find((c) => c.kind === 'live' && c.component === 'firewall')
+        if (!fw || fw.kind !== 'live') return {ok: true, detail: `${ctx.host.firewall.backend} active, rules as in the inventory`}
+        ctx.facts.drop()
+        return {ok: false, detail: `drift: ${String(fw.action.data?.reason ?? fw.action.summary)}`}
+      },
+    },
+  ],
 }

@@ -9,18 +9,18 @@ import {familyOf} from './rules.js'
 
 export const APPLIED_DIR = '/var/lib/foobar/firewall'
 
-/** Shell lines for the facts script: tagged with @@fw. */
+/** Shell lines for the facts script: untagged (the engine tags them). */
 export function firewallFactsScript(host: Host): string {
   if (host.firewall.backend === 'ufw') {
     return [
-      `echo "@@fw status $(ufw status 2>/dev/null | head -1 | sed 's/^Status: //')"`,
-      `echo "@@fw policy $(sed -n 's/^DEFAULT_INPUT_POLICY="\\(.*\\)"/\\1/p' /etc/default/ufw 2>/dev/null)"`,
-      `cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null | sed -n 's/^### tuple ### /@@fw tuple /p'`,
+      `echo "status $(ufw status 2>/dev/null | head -1 | sed 's/^Status: //')"`,
+      `echo "policy $(sed -n 's/^DEFAULT_INPUT_POLICY="\\(.*\\)"/\\1/p' /etc/default/ufw 2>/dev/null)"`,
+      `cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null | sed -n 's/^### tuple ### /tuple /p'`,
     ].join('\n')
   }
   return [
-    `command -v iptables-save >/dev/null && iptables-save -t filter | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' -e 's/^/@@fw v4 /'`,
-    `command -v ip6tables-save >/dev/null && ip6tables-save -t filter | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' -e 's/^/@@fw v6 /'`,
+    `command -v iptables-save >/dev/null && iptables-save -t filter | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' -e 's/^/v4 /'`,
+    `command -v ip6tables-save >/dev/null && ip6tables-save -t filter | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//' -e 's/^/v6 /'`,
     'true',
   ].join('\n')
 }

@@ -1,24 +1,16 @@
 import {isIP} from 'node:net'
-import type {Host, Inventory, Role} from '../../inventory/index.js'
-import {PORTS} from '../ports.js'
+import type {PortRule} from '../../engine/contract.js'
+import type {Host} from '../../inventory/index.js'
 
 /** One allow rule. Everything not allowed is dropped (default deny incoming). */
-export interface FirewallRule {
-  port: number
-  proto: 'tcp' | 'udp'
-  /** Source networks; empty = anywhere. */
-  from: string[]
-  comment: string
-}
-
-const hostCidr = (h: Host) => `${h.address}/${h.family === 4 ? 32 : 128}`
-const withRole = (inv: Inventory, role: Role) => inv.hosts.filter((h) => h.roles.includes(role))
+export type FirewallRule = PortRule
 
 /**
- * The rules a host needs, derived from its roles (pure). Sorted for stable output; the same list feeds ufw,
- * iptables and the port-matrix checks.
+ * The rules a host needs (pure): SSH from the admin networks and from the address foobar connects from, the
+ * ports every component on the host opens (`ports`), and the inventory's extra ports. Sorted for stable output;
+ * the same list feeds ufw, iptables and the port-matrix checks.
  */
-export function firewallRules(inv: Inventory, host: Host, controlAddress?: string): FirewallRule[] {
+export function firewallRules(host: Host, ports: PortRule[], controlAddress?: string): FirewallRule[] {
   const rules: FirewallRule[] = []
   const add = (port: number, from: string[], comment: string, proto: 'tcp' | 'udp' = 'tcp') =>
     rules.push({port, proto, from: aggregateCidrs(from), comment})
@@ -26,33 +18,7 @@ export function firewallRules(inv: Inventory, host: Host, controlAddress?: strin
   // The address foobar connects from is always allowed too: a change must never cut off the one applying it.
   const control = controlAddress && host.firewall.allowControlAddress ? [`${controlAddress}/${isIP(controlAddress) === 6 ? 128 : 32}`] : []
   add(host.ssh.port, [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
-  if (host.roles.includes('lb')) {
-    add(PORTS.http, [], 'http (redirect and ACME)')
-    add(PORTS.https, [], 'https')
-  }
-  if (host.roles.includes('web')) {
-    const lbs = withRole(inv, 'lb').map(hostCidr)
-    // With no load balancer the web servers face clients directly.
-    add(PORTS.http, lbs, lbs.length ? 'http from the load balancer (ACME)' : 'http')
-    add(host.lb.backendPort, lbs, lbs.length ? 'https from the load balancer' : 'https')
-  }
-  if (host.roles.includes('db') && inv.mysql) {
-    const peers = inv.hosts.filter((h) => h !== host && (h.roles.includes('web') || h.roles.includes('db'))).map(hostCidr)
-    if (peers.length) add(inv.mysql.port, peers, 'mysql from web and database hosts')
-  }
-  if (host.monitoring.enabled) {
-    const scrapers = [...host.monitoring.sources, ...withRole(inv, 'monitoring').filter((h) => h !== host).map(hostCidr)]
-    if (scrapers.length) {
-      add(PORTS.nodeExporter, scrapers, 'node exporter from monitoring')
-      if (host.roles.includes('web')) add(PORTS.nginxExporter, scrapers, 'nginx exporter from monitoring')
-      if (host.roles.includes('lb')) add(PORTS.haproxyMetrics, scrapers, 'haproxy metrics from monitoring')
-      if (host.roles.includes('db')) add(PORTS.mysqldExporter, scrapers, 'mysqld exporter from monitoring')
-    }
-  }
-  if (host.roles.includes('monitoring')) {
-    add(PORTS.prometheus, host.firewall.adminCidrs, 'prometheus from admin networks')
-    add(PORTS.syslogTls, inv.hosts.filter((h) => h !== host).map(hostCidr), 'logs from every host')
-  }
+  for (const p of ports) add(p.port, p.from, p.comment, p.proto)
   for (const role of host.roles) {
     for (const extra of host.firewall.extraPorts[role] ?? []) add(extra.port, extra.from, extra.comment ?? `extra ${role} port`, extra.proto)
   }

@@ -1,23 +1,43 @@
+import type {Component} from '../../engine/contract.js'
+import {file} from '../../engine/contract.js'
 import type {Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
-import {type Component, file} from '../types.js'
+import {webTierChecks} from './checks.js'
+import {drain, drainedByFoobar, enable, haproxyServing} from './runtime.js'
 
 export const HAPROXY_CFG = '/etc/haproxy/haproxy.cfg'
 
 const addr = (h: Host) => (h.family === 6 ? `[${h.address}]` : h.address)
+const isWeb = (h: Host) => h.roles.includes('web')
 
-/** HAProxy on the LB: TLS termination, re-encryption to verified backends, health checks, runtime API. */
+/**
+ * HAProxy on the LB: TLS termination (the site certificate), re-encryption to verified backends, health checks,
+ * its own metrics endpoint, and the runtime API that drains and enables web servers during rolling changes.
+ */
 export const haproxy: Component = {
   name: 'haproxy',
+  after: ['base'],
   appliesTo: (host) => host.roles.includes('lb'),
-  desired: ({inventory, host}) => {
-    const webs = inventory.hosts.filter((h) => h.roles.includes('web'))
+  ports: () => [
+    {port: PORTS.http, proto: 'tcp', from: [], comment: 'http (redirect and ACME)'},
+    {port: PORTS.https, proto: 'tcp', from: [], comment: 'https'},
+  ],
+  targets: ({host}) => (host.monitoring.enabled ? [{job: 'haproxy', what: 'haproxy metrics', port: PORTS.haproxyMetrics}] : []),
+  desired: ({inventory, host, material}) => {
+    const webs = inventory.hosts.filter(isWeb)
     return {
       // socat talks to the runtime API (drain and enable during rolling changes).
       packages: ['haproxy', 'socat'],
       files: [
+        // Before the config: haproxy -c checks the candidate with the certificate it names.
+        ...(material
+          ? [
+              file(TLS_PATHS.haproxyBundle, material.siteChain + material.siteKey, {mode: 0o600, secret: true, notify: ['haproxy']}),
+              file(TLS_PATHS.backendCa, material.backendCa, {notify: ['haproxy']}),
+            ]
+          : []),
         file(
           HAPROXY_CFG,
           renderTemplate('haproxy/haproxy.cfg', {
@@ -40,5 +60,14 @@ export const haproxy: Component = {
       absent: [],
       services: [{name: 'haproxy', onChange: 'reload', health: `curl -fsS -o /dev/null http://127.0.0.1:${PORTS.haproxyStats}/stats`}],
     }
+  },
+  checks: (ctx) => webTierChecks(ctx),
+  balancer: {
+    // An LB that is also a web server is not drained from itself.
+    isBackend: (h) => isWeb(h) && !h.roles.includes('lb'),
+    serving: haproxyServing,
+    drain: (lb, backend) => drain(lb, backend),
+    enable: (lb, backend) => enable(lb, backend),
+    drained: drainedByFoobar,
   },
 }

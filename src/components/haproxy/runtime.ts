@@ -1,6 +1,6 @@
 import {Failure} from '../../cli/errors.js'
-import {shq} from '../../render/safe.js'
-import type {Connection} from '../../remote/connection.js'
+import {shq} from '../../util/shell.js'
+import type {Runner} from '../../remote/runner.js'
 
 /*
  * HAProxy's runtime API on the LB (the stats socket in haproxy.cfg): drain a web server before changing it,
@@ -24,7 +24,7 @@ export interface ServerState {
 export const isUp = (s: ServerState) => s.opState === 2 && s.adminState === 0
 export const isDrained = (s: ServerState) => (s.adminState & 0x08) !== 0
 
-async function api(conn: Connection, command: string): Promise<string> {
+async function api(conn: Runner, command: string): Promise<string> {
   const r = await conn.run(`echo ${shq(command)} | socat stdio ${ADMIN_SOCKET}`)
   return r.stdout
 }
@@ -46,16 +46,16 @@ export function parseServersState(text: string): ServerState[] {
     }))
 }
 
-export async function serverStates(conn: Connection): Promise<ServerState[]> {
+export async function serverStates(conn: Runner): Promise<ServerState[]> {
   return parseServersState(await api(conn, `show servers state ${BACKEND}`))
 }
 
-export async function haproxyServing(conn: Connection): Promise<boolean> {
+export async function haproxyServing(conn: Runner): Promise<boolean> {
   const r = await conn.run(`systemctl is-active haproxy && test -S ${ADMIN_SOCKET} && command -v socat`, {check: false})
   return r.code === 0
 }
 
-async function waitState(conn: Connection, server: string, want: (s: ServerState) => boolean, what: string, timeoutMs: number): Promise<void> {
+async function waitState(conn: Runner, server: string, want: (s: ServerState) => boolean, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: ServerState | undefined
   for (;;) {
@@ -69,7 +69,7 @@ async function waitState(conn: Connection, server: string, want: (s: ServerState
 }
 
 /** Current sessions on a server, from the stats CSV. */
-async function sessions(conn: Connection, server: string): Promise<number> {
+async function sessions(conn: Runner, server: string): Promise<number> {
   const csv = await api(conn, 'show stat')
   const header = csv.split('\n')[0]?.replace(/^# /, '').split(',') ?? []
   const row = csv.split('\n').map((l) => l.split(',')).find((f) => f[0] === BACKEND && f[1] === server)
@@ -77,7 +77,7 @@ async function sessions(conn: Connection, server: string): Promise<number> {
 }
 
 /** No new requests go to the server; waits (bounded) for its current ones to finish. Recorded on the LB. */
-export async function drain(conn: Connection, server: string, timeoutMs = 15_000): Promise<void> {
+export async function drain(conn: Runner, server: string, timeoutMs = 15_000): Promise<void> {
   await api(conn, `set server ${BACKEND}/${server} state drain`)
   await conn.run(`mkdir -p ${DRAINED_DIR} && touch ${shq(`${DRAINED_DIR}/${server}`)}`)
   const deadline = Date.now() + timeoutMs
@@ -85,14 +85,14 @@ export async function drain(conn: Connection, server: string, timeoutMs = 15_000
 }
 
 /** Back in rotation once HAProxy's own health check sees it UP: the LB side of the health gate. */
-export async function enable(conn: Connection, server: string, timeoutMs = 30_000): Promise<void> {
+export async function enable(conn: Runner, server: string, timeoutMs = 30_000): Promise<void> {
   await api(conn, `set server ${BACKEND}/${server} state ready`)
   await waitState(conn, server, isUp, 'UP', timeoutMs)
   await conn.run(`rm -f ${shq(`${DRAINED_DIR}/${server}`)}`)
 }
 
 /** Servers that foobar drained and has not enabled again (a roll that stopped at a failed health gate). */
-export async function drainedByFoobar(conn: Connection): Promise<string[]> {
+export async function drainedByFoobar(conn: Runner): Promise<string[]> {
   const r = await conn.run(`ls ${DRAINED_DIR} 2>/dev/null || true`)
   return r.stdout.split('\n').filter(Boolean)
 }

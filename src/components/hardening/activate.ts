@@ -1,6 +1,6 @@
 import {Failure} from '../../cli/errors.js'
-import {shq} from '../../render/safe.js'
-import type {Connection} from '../../remote/connection.js'
+import {shq} from '../../util/shell.js'
+import type {Runner} from '../../remote/runner.js'
 import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
 import type {HardeningAction} from './live.js'
 
@@ -8,7 +8,7 @@ export const SSHD_REVERT_UNIT = 'foobar-sshd-revert'
 const STATE_DIR = '/var/lib/foobar/sshd'
 
 /** Modes, units and kernel settings: each is plain and safe to apply on the existing connection. */
-export async function applyHardening(conn: Connection, actions: HardeningAction[], step: (s: string) => void): Promise<void> {
+export async function applyHardening(conn: Runner, actions: HardeningAction[], step: (s: string) => void): Promise<void> {
   for (const a of actions) {
     if (a.kind === 'mode') {
       step(`tightening ${a.path}`)
@@ -34,7 +34,7 @@ export async function applyHardening(conn: Connection, actions: HardeningAction[
  * survive a reload, so only a new one proves that the next login will work). `restore` puts back the files
  * written in this run (the engine's backups).
  */
-export async function reloadSshdGuarded(conn: Connection, seconds: number, restore: string, freshConnection: () => Promise<void>, step: (s: string) => void): Promise<void> {
+export async function reloadSshdGuarded(conn: Runner, seconds: number, restore: string, freshConnection: () => Promise<void>, step: (s: string) => void): Promise<void> {
   const guard: RevertGuard = {unit: SSHD_REVERT_UNIT, script: `${STATE_DIR}/revert.sh`, seconds, what: 'sshd'}
   await assertNoPendingRevert(conn, guard)
   const script = ['#!/bin/sh', '# Written by foobar: puts back the sshd config as it was before a change that was not confirmed in time.', restore, 'systemctl reload ssh', "logger -t foobar 'sshd change not confirmed: previous config restored' || true"]

@@ -1,17 +1,14 @@
 import {execFile} from 'node:child_process'
 import type {HardeningItem, Host} from '../../inventory/index.js'
-import {shq} from '../../render/safe.js'
-import type {Connection} from '../../remote/connection.js'
+import {shq} from '../../util/shell.js'
+import type {Check, CheckContext} from '../../engine/contract.js'
+import type {Runner} from '../../remote/runner.js'
 import {parseLynisIndex, parseSshAudit} from './audit.js'
-import type {HardeningSpec} from './index.js'
+import {type HardeningSpec, hardeningSpec} from './spec.js'
 import {parseHardeningFacts, planHardening} from './live.js'
 import {sysctlSkipReason} from './sysctl.js'
 
-export interface HardeningCheck {
-  name: string
-  /** `skipped`: switched off or not applicable, with the reason; `final`: retrying cannot change the answer. */
-  run: () => Promise<{ok: boolean; detail: string; skipped?: boolean; final?: boolean}>
-}
+type HardeningCheck = Check
 
 /** sshd's effective settings (`sshd -T`, lowercase) that keep the door shut. */
 const EFFECTIVE = {
@@ -25,7 +22,13 @@ const EFFECTIVE = {
   loglevel: 'VERBOSE',
 } as const
 
-export function hardeningChecks(host: Host, conn: Connection, spec: HardeningSpec, options: {lynis: boolean; facts: LiveFacts}): HardeningCheck[] {
+export function hardeningChecks(ctx: CheckContext): HardeningCheck[] {
+  const {host, runner: conn} = ctx
+  const spec = hardeningSpec(host)
+  const options = {lynis: ctx.options.lynis, facts: {get: async () => {
+    const f = await ctx.facts.get()
+    return {virt: f.virt, hardening: f.live.hardening ?? []}
+  }, drop: ctx.facts.drop}}
   const checks: HardeningCheck[] = Object.entries(spec.skipped).map(([item, reason]) => ({
     name: `hardening ${item}`,
     run: async () => ({ok: true, skipped: true, detail: `switched off: ${reason}`}),
@@ -38,7 +41,7 @@ export function hardeningChecks(host: Host, conn: Connection, spec: HardeningSpe
   return checks
 }
 
-async function sshdEffective(host: Host, conn: Connection) {
+async function sshdEffective(host: Host, conn: Runner) {
   const r = await conn.run('sshd -T', {check: false})
   if (r.code !== 0) return {ok: false, detail: `sshd -T failed: ${r.stderr.trim().split('\n').pop()}`}
   const live = Object.fromEntries(r.stdout.split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]))
@@ -116,7 +119,7 @@ async function sshAudit(host: Host, spec: HardeningSpec) {
 }
 
 /** Lynis on the host, installed on demand through the inventory's apt proxy. Its answer is final: no retry of a minutes-long run. */
-async function lynis(host: Host, conn: Connection) {
+async function lynis(host: Host, conn: Runner) {
   const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
   const apt = `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q`
   const install = await conn.run(`command -v lynis >/dev/null || { ${apt} update >/dev/null && ${apt} -y --no-install-recommends install lynis >/dev/null; }`, {check: false})

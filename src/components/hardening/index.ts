@@ -1,46 +1,21 @@
 import type {HardeningItem, Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
-import {type Component, type ComponentState, type DesiredFile, type ServiceSpec, emptyState, file} from '../types.js'
+import type {Component, ComponentState, DesiredFile, LiveAction, ServiceSpec} from '../../engine/contract.js'
+import {emptyState, file} from '../../engine/contract.js'
+import {applyHardening, reloadSshdGuarded} from './activate.js'
+import {hardeningChecks} from './checks.js'
+import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from './live.js'
 import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
-import {SYSCTL, SYSCTL_FILE, renderSysctl} from './sysctl.js'
+import {SYSCTL_FILE, renderSysctl} from './sysctl.js'
+import {HOST_ONLY, NO_USB, hardeningSpec} from './spec.js'
+
+export {type HardeningSpec, NEEDLESS_UNITS, hardeningSpec} from './spec.js'
 
 export {SSHD_DROPIN, SSHD_GUARDED} from './sshd.js'
 export {SYSCTL_FILE} from './sysctl.js'
 
 export const FAIL2BAN_JAIL = '/etc/fail2ban/jail.d/foobar.local'
 export const AUTO_UPGRADES = '/etc/apt/apt.conf.d/20auto-upgrades'
-
-/** What the plan compares with the live host beyond files: modes, kernel settings, units to switch off. */
-export interface HardeningSpec {
-  sysctl: Record<string, string>
-  /** Existing paths whose mode is tightened (owner root:root); absent ones are left absent. */
-  modes: Array<{path: string; mode: number}>
-  /** Units stopped and disabled where they exist. */
-  disable: string[]
-  /** Units that cannot work in a container: there, stopped and their failed state cleared (a drop-in keeps them off). */
-  hostOnly: string[]
-  /** Items switched off in the inventory, with the reason (verify reports them as skipped). */
-  skipped: Partial<Record<HardeningItem, string>>
-}
-
-/** cron runs as root what these hold (CIS Debian 5.1); sshd's config names who may log in. */
-const MODES: Array<{path: string; mode: number}> = [
-  {path: '/etc/crontab', mode: 0o600},
-  ...['d', 'daily', 'hourly', 'weekly', 'monthly'].map((d) => ({path: `/etc/cron.${d}`, mode: 0o700})),
-  {path: '/etc/ssh/sshd_config', mode: 0o600},
-  {path: '/etc/ssh/sshd_config.d', mode: 0o700},
-  // The assembler (binutils, a dependency of rkhunter) for root only: no building exploits as another user.
-  ...['x86_64', 'aarch64'].map((arch) => ({path: `/usr/bin/${arch}-linux-gnu-as`, mode: 0o750})),
-]
-
-/**
- * Listening services a web, load-balancer or database server has no use for (CIS Debian 2.2): the portmapper,
- * mDNS, printing and Bluetooth. Their sockets too, or the first connection would start them again.
- */
-export const NEEDLESS_UNITS = [
-  'avahi-daemon.socket', 'avahi-daemon.service', 'bluetooth.service',
-  'cups.socket', 'cups.service', 'cups-browsed.service', 'rpcbind.socket', 'rpcbind.service',
-]
 
 export const UNUSED_MODULES = ['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core']
 export const USBGUARD_CONF = '/etc/usbguard/usbguard-daemon.conf'
@@ -51,28 +26,9 @@ export const PROFILE_FILE = '/etc/profile.d/60-foobar.sh'
 // --user=mysql fails on /tmp/user/0). Not needrestart: it restarts daemons behind foobar's back after apt runs.
 export const AUDIT_PACKAGES = ['debsums', 'apt-show-versions', 'apt-listchanges', 'acct', 'sysstat', 'aide', 'rkhunter']
 
-export function hardeningSpec(host: Host): HardeningSpec {
-  const on = (item: HardeningItem) => host.hardening.skip[item] === undefined
-  return {
-    sysctl: on('sysctl') ? SYSCTL : {},
-    modes: on('permissions') ? MODES : [],
-    disable: on('services') ? NEEDLESS_UNITS : [],
-    hostOnly: HOST_ONLY.filter((u) => on(u.item)).map((u) => u.unit),
-    skipped: host.hardening.skip,
-  }
-}
-
 const ssh: ServiceSpec = {name: 'ssh', onChange: 'reload', health: 'sshd -t'}
 const fail2ban: ServiceSpec = {name: 'fail2ban', onChange: 'reload', health: 'fail2ban-client status sshd >/dev/null'}
-const NO_USB = 'in a container the host machine owns the USB devices'
 const usbguard: ServiceSpec = {name: 'usbguard', onChange: 'restart', health: 'usbguard list-rules >/dev/null', notInContainer: NO_USB}
-
-/** Units that cannot work in a container, by the item that installs them: one list for the drop-ins and the plan. */
-const HOST_ONLY: Array<{item: HardeningItem; unit: string; why: string; notify?: string[]}> = [
-  {item: 'usb', unit: 'usbguard.service', why: NO_USB, notify: [usbguard.name]},
-  {item: 'usb', unit: 'usbguard-dbus.service', why: NO_USB},
-  {item: 'audit_tools', unit: 'acct.service', why: 'process accounting needs CAP_SYS_PACCT, which a container does not have'},
-]
 
 /** Legal banner with the words auditors look for (Lynis BANN-7126/7130 want five or more). */
 const BANNER = 'Authorized access only. This system is private and monitored: activity is logged and recorded, and may be\nused as evidence. Unauthorized use is prohibited and subject to criminal and civil law.\n'
@@ -133,9 +89,38 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
   return s
 }
 
-/** Last in the component order: services are installed before their needless siblings are looked at. */
+/** A planned hardening step as a live action: plain steps on the existing connection, sshd's reload guarded. */
+function toAction(a: HardeningAction, revertAfter: number): LiveAction {
+  const base = {kind: a.kind, summary: describeHardening(a), data: {...a}}
+  if (a.kind === 'sshd') {
+    return {
+      ...base,
+      guarded: true,
+      pending: SSHD_GUARDED,
+      apply: (h) => reloadSshdGuarded(h.runner, revertAfter, h.restoreScript(h.written.filter((p) => p.startsWith('/etc/ssh/'))), h.freshConnection, h.step),
+    }
+  }
+  return {...base, apply: (h) => applyHardening(h.runner, [a], h.step)}
+}
+
+/**
+ * Host hardening: sshd, kernel settings, fail2ban, policy, audit tools, USBGuard, unattended upgrades; modes,
+ * needless units and kernel settings compared with the live host. After the services it looks at, so their
+ * needless siblings are there to be seen.
+ */
 export const hardening: Component = {
   name: 'hardening',
+  after: ['nginx', 'haproxy', 'mysql', 'exporters', 'logs', 'monitoring-server'],
   appliesTo: () => true,
   desired: ({host, controlAddress}) => renderHardening(host, controlAddress),
+  live: {
+    prepare: () => ({
+      script: ({host}) => hardeningFactsScript(hardeningSpec(host)),
+      plan: (ctx, lines) => {
+        const dropIn = ctx.notified.has(SSHD_GUARDED) ? 'config changed' : ctx.pending.includes(SSHD_GUARDED) ? 'pending from an interrupted run' : undefined
+        return planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn).map((a) => toAction(a, ctx.host.hardening.revertAfter))
+      },
+    }),
+  },
+  checks: (ctx) => hardeningChecks(ctx),
 }

@@ -1,6 +1,6 @@
-import {shq} from '../../render/safe.js'
-import type {HardeningSpec} from './index.js'
-import {isContainer} from '../virt.js'
+import {shq} from '../../util/shell.js'
+import type {HardeningSpec} from './spec.js'
+import {isContainer} from '../../util/virt.js'
 import {sysctlSkipReason} from './sysctl.js'
 
 /** One step of the hardening beyond files and packages, as planned against the live host. */
@@ -11,16 +11,16 @@ export type HardeningAction =
   | {kind: 'sysctl'; set: Record<string, string>; skipped: Record<string, string>}
   | {kind: 'sshd'; reason: string}
 
-/** Live state, in one round trip with the other facts: `@@hard` lines. */
+/** Live state, in one round trip with the other facts (the engine tags the lines). */
 export function hardeningFactsScript(spec: HardeningSpec): string {
-  const lines = Object.keys(spec.sysctl).map((k) => `echo "@@hard sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`)
+  const lines = Object.keys(spec.sysctl).map((k) => `echo "sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`)
   for (const {path} of spec.modes) {
     const p = shq(path)
-    lines.push(`[ -e ${p} ] && echo "@@hard mode ${path} $(stat -c '%a %U %G' ${p})" || true`)
+    lines.push(`[ -e ${p} ] && echo "mode ${path} $(stat -c '%a %U %G' ${p})" || true`)
   }
   for (const unit of [...spec.disable, ...spec.hostOnly]) {
     const u = shq(unit)
-    lines.push(`echo "@@hard unit ${unit} $(systemctl is-enabled ${u} 2>/dev/null || echo none) $(systemctl is-active ${u} 2>/dev/null || true)"`)
+    lines.push(`echo "unit ${unit} $(systemctl is-enabled ${u} 2>/dev/null || echo none) $(systemctl is-active ${u} 2>/dev/null || true)"`)
   }
   return lines.join('\n')
 }
@@ -31,7 +31,7 @@ export interface HardeningFacts {
   units: Record<string, {enabled: string; active: string}>
 }
 
-/** Pure parser of the `@@hard` lines (without the tag). */
+/** Pure parser of the hardening facts lines. */
 export function parseHardeningFacts(lines: string[]): HardeningFacts {
   const out: HardeningFacts = {sysctl: {}, modes: {}, units: {}}
   for (const line of lines) {

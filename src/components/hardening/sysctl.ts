@@ -1,5 +1,5 @@
 import type {Host} from '../../inventory/index.js'
-import {isContainer} from '../virt.js'
+import {isContainer} from '../../util/virt.js'
 import {renderTemplate} from '../../render/templates.js'
 
 export const SYSCTL_FILE = '/etc/sysctl.d/60-foobar-hardening.conf'

@@ -1,13 +1,14 @@
 import {UserError} from '../../cli/errors.js'
 import type {Host, Inventory} from '../../inventory/index.js'
-import {shq} from '../../render/safe.js'
+import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'
 import {readSecret} from '../../secrets/index.js'
-import {mysqlService} from '../mysql/index.js'
 import {PORTS} from '../ports.js'
-import {type Component, type ComponentState, type DesiredFile, type ServiceSpec, emptyState, file} from '../types.js'
+import {type Component, type ComponentState, type DesiredFile, type ServiceSpec, file} from '../../engine/contract.js'
+import {metricsChecks} from './checks.js'
 import {MONITORING_PATHS as P, NGINX_STUB_STATUS} from './paths.js'
-import {hostPort} from './targets.js'
+import {hostPort} from '../../util/address.js'
+import {scrapers} from './targets.js'
 
 /** The exporter's database account: the OS user the Debian package runs it as, so unix_socket auth can map it. */
 export const EXPORTER_DB_USER = 'prometheus'
@@ -21,40 +22,41 @@ function exporter(name: string, h: Host, port: number, up?: string): ServiceSpec
 }
 
 /**
- * Debian's exporters on every host with monitoring enabled, each listening on the host's private address only (the
- * firewall then admits only the monitoring sources). HAProxy serves its own endpoint (see templates/haproxy).
+ * Debian's node exporter on every host with monitoring enabled, listening on the host's private address only; the
+ * firewall admits only the monitoring sources to every metrics endpoint of the host (each component declares its
+ * own: nginx's, HAProxy's, mysqld's exporters live with what they watch).
  */
 export const exporters: Component = {
   name: 'exporters',
+  after: ['base'],
   appliesTo: (host) => host.monitoring.enabled,
-  desired: ({inventory, host, material}) => {
-    const state = emptyState()
-    add(state, {
-      packages: ['prometheus-node-exporter'],
-      files: [file(P.nodeDefaults, renderTemplate('monitoring/node-exporter.default', {listen: hostPort(host, PORTS.nodeExporter)}), {notify: ['prometheus-node-exporter']})],
-      services: [exporter('prometheus-node-exporter', host, PORTS.nodeExporter)],
-    })
-    if (host.roles.includes('web')) {
-      add(state, {
-        packages: ['prometheus-nginx-exporter'],
-        files: [
-          file(P.nginxDefaults, renderTemplate('monitoring/nginx-exporter.default', {listen: hostPort(host, PORTS.nginxExporter), scrapeUri: NGINX_STUB_STATUS}), {
-            notify: ['prometheus-nginx-exporter'],
-          }),
-        ],
-        services: [exporter('prometheus-nginx-exporter', host, PORTS.nginxExporter, 'nginx_up')],
-      })
-    }
-    // Secrets are read only for a real run (TLS material present); `foobar render` never writes secret files.
-    if (host.db) add(state, mysqldExporter(inventory, host, material ? 'read' : 'placeholder'))
-    return state
+  targets: () => [{job: 'node', what: 'node exporter', port: PORTS.nodeExporter}],
+  // The endpoints every component of the host exposes, open to the scrapers only.
+  ports: ({inventory, host, targets}) => {
+    const from = scrapers(inventory, host)
+    return from.length ? targets.map((t) => ({port: t.port, proto: 'tcp' as const, from, comment: `${t.what} from monitoring`})) : []
   },
+  desired: ({host}) => ({
+    packages: ['prometheus-node-exporter'],
+    files: [file(P.nodeDefaults, renderTemplate('monitoring/node-exporter.default', {listen: hostPort(host, PORTS.nodeExporter)}), {notify: ['prometheus-node-exporter']})],
+    absent: [],
+    services: [exporter('prometheus-node-exporter', host, PORTS.nodeExporter)],
+  }),
+  checks: (ctx) => metricsChecks(ctx),
 }
 
-function add(state: ComponentState, part: Partial<ComponentState>): void {
-  state.packages.push(...(part.packages ?? []))
-  state.files.push(...(part.files ?? []))
-  state.services.push(...(part.services ?? []))
+/** nginx's exporter (from nginx's own stub_status): installed by the nginx component where monitoring is on. */
+export function nginxExporter(host: Host): ComponentState {
+  return {
+    packages: ['prometheus-nginx-exporter'],
+    files: [
+      file(P.nginxDefaults, renderTemplate('monitoring/nginx-exporter.default', {listen: hostPort(host, PORTS.nginxExporter), scrapeUri: NGINX_STUB_STATUS}), {
+        notify: ['prometheus-nginx-exporter'],
+      }),
+    ],
+    absent: [],
+    services: [exporter('prometheus-nginx-exporter', host, PORTS.nginxExporter, 'nginx_up')],
+  }
 }
 
 /** The exporter's password, or undefined for MariaDB's unix_socket authentication (no secret at all). */
@@ -76,7 +78,7 @@ export function monitorPassword(inv: Inventory, mode: 'read' | 'placeholder'): s
  * account is (re)created by the exporter unit itself before it starts, as root over the socket, and kept out of the
  * binlog so every database host has its own and replication never sees it.
  */
-function mysqldExporter(inv: Inventory, host: Host, mode: 'read' | 'placeholder'): Partial<ComponentState> {
+export function mysqldExporter(inv: Inventory, host: Host, service: string, mode: 'read' | 'placeholder'): ComponentState {
   const password = monitorPassword(inv, mode)
   const mariadb = inv.mysql?.engine !== 'mysql'
   const view = {user: EXPORTER_DB_USER, password: password ?? '', hasPassword: password !== undefined, mariadb}
@@ -89,7 +91,7 @@ function mysqldExporter(inv: Inventory, host: Host, mode: 'read' | 'placeholder'
       notify: [svc],
     }),
     file(P.mysqldUserSql, renderTemplate('monitoring/mysqld-exporter-user.sql', view), {mode: 0o600, secret: password !== undefined, notify: [svc]}),
-    file(P.mysqldDropIn, renderTemplate('monitoring/mysqld-exporter.dropin', {db: mysqlService(inv), sql: P.mysqldUserSql}), {notify: [svc]}),
+    file(P.mysqldDropIn, renderTemplate('monitoring/mysqld-exporter.dropin', {db: service, sql: P.mysqldUserSql}), {notify: [svc]}),
   ]
-  return {packages: ['prometheus-mysqld-exporter'], files, services: [exporter(svc, host, PORTS.mysqldExporter, 'mysql_up')]}
+  return {packages: ['prometheus-mysqld-exporter'], files, absent: [], services: [exporter(svc, host, PORTS.mysqldExporter, 'mysql_up')]}
 }

@@ -1,12 +1,13 @@
 import type {Host, Inventory} from '../../inventory/index.js'
-import {Connection, type ConnectOptions} from '../../remote/connection.js'
-import {shq} from '../../render/safe.js'
-import {pool} from '../../engine/run.js'
+import type {ScrapeTarget} from '../../engine/contract.js'
+import type {Runner, Transport} from '../../remote/runner.js'
+import {pool} from '../../util/pool.js'
+import {shq} from '../../util/shell.js'
 import {ADMIN_SOCKET} from '../haproxy/runtime.js'
 import {NGINX_STUB_STATUS} from './paths.js'
 import {prometheusUrl} from './server.js'
 import {type Reading, buildVersion, haproxyStat, parseStubStatus, parseTargets, parseVersions} from './stats.js'
-import {hostTargets, monitoringHost, scrapeTargets} from './targets.js'
+import {monitoringHost} from './targets.js'
 
 /*
  * Reading the clients over SSH: the QPS counters on the LB and the web servers, and each exporter's health, from
@@ -27,16 +28,16 @@ function stamped(host: string, out: string, count: (body: string) => number): Re
 /** Connections to the LBs and web servers, kept open across windows (`--watch`). */
 export class QpsReader {
   private constructor(
-    private readonly lbs: Connection[],
-    private readonly webs: Connection[],
+    private readonly lbs: Runner[],
+    private readonly webs: Runner[],
   ) {}
 
-  static async open(inv: Inventory, hosts: Host[], options: ConnectOptions): Promise<QpsReader> {
+  static async open(hosts: Host[], transport: Transport): Promise<QpsReader> {
     const lbHosts = hosts.filter((h) => h.roles.includes('lb'))
     const webHosts = hosts.filter((h) => h.roles.includes('web'))
-    const conns = new Map<string, Connection>()
+    const conns = new Map<string, Runner>()
     try {
-      for (const h of [...lbHosts, ...webHosts]) if (!conns.has(h.name)) conns.set(h.name, await Connection.open(h, options))
+      for (const h of [...lbHosts, ...webHosts]) if (!conns.has(h.name)) conns.set(h.name, await transport.open(h))
     } catch (error) {
       for (const c of conns.values()) c.close()
       throw error
@@ -85,12 +86,12 @@ export interface MonitorStatus {
 const BUILD_INFO = '{__name__=~"node_exporter_build_info|nginxexporter_build_info|haproxy_process_build_info|mysqld_exporter_build_info"}'
 
 /** Every client of the inventory (of `hosts`): up or down, last scrape, version. */
-export async function monitorStatus(inv: Inventory, hosts: Host[], options: ConnectOptions & {concurrency: number}): Promise<MonitorStatus> {
+export async function monitorStatus(inv: Inventory, hosts: Host[], targets: ScrapeTarget[], options: {transport: Transport; concurrency: number}): Promise<MonitorStatus> {
   const names = new Set(hosts.map((h) => h.name))
-  const wanted = scrapeTargets(inv).filter((t) => names.has(t.host))
+  const wanted = targets.filter((t) => names.has(t.host))
   const mon = monitoringHost(inv)
   if (mon) {
-    const conn = await Connection.open(mon, options)
+    const conn = await options.transport.open(mon)
     try {
       const api = prometheusUrl(mon)
       const targets = parseTargets((await conn.run(`curl -fsS -m 10 ${shq(`${api}/api/v1/targets?state=active`)}`)).stdout)
@@ -106,11 +107,11 @@ export async function monitorStatus(inv: Inventory, hosts: Host[], options: Conn
     }
   }
   const perHost = await pool(hosts, options.concurrency, async (host): Promise<ClientStatus[]> => {
-    const mine = hostTargets(host)
+    const mine = wanted.filter((t) => t.host === host.name)
     if (mine.length === 0) return []
-    let conn: Connection
+    let conn: Runner
     try {
-      conn = await Connection.open(host, options)
+      conn = await options.transport.open(host)
     } catch (error) {
       return mine.map((t) => ({host: t.host, job: t.job, target: t.target, up: false, error: error instanceof Error ? error.message : String(error)}))
     }
@@ -124,7 +125,7 @@ export async function monitorStatus(inv: Inventory, hosts: Host[], options: Conn
 }
 
 /** The host fetches its own exporter on its private address, as the monitoring server would. */
-async function scrapeOverSsh(conn: Connection, host: string, job: string, target: string, url: string): Promise<ClientStatus> {
+async function scrapeOverSsh(conn: Runner, host: string, job: string, target: string, url: string): Promise<ClientStatus> {
   const r = await conn.run(`curl -fsS -m 5 ${shq(url)}`, {check: false})
   const lastScrape = new Date().toISOString()
   if (r.code !== 0) return {host, job, target, up: false, lastScrape, error: (r.stderr || `curl exit ${r.code}`).trim().split('\n').pop()}

@@ -1,11 +1,12 @@
 import type {Host} from '../../inventory/index.js'
-import {shq} from '../../render/safe.js'
+import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'
 import {readSecret} from '../../secrets/index.js'
 import {UserError} from '../../cli/errors.js'
 import {PORTS} from '../ports.js'
-import type {TlsMaterial} from '../tls/material.js'
-import {type Component, type DesiredFile, emptyState, file} from '../types.js'
+import {type Component, type DesiredFile, type TlsMaterial, emptyState, file, leafKey} from '../../engine/contract.js'
+import {hostCidr} from '../../util/address.js'
+import {logsChecks} from './checks.js'
 import {MONITORING_PATHS as P} from './paths.js'
 import {monitoringHost} from './targets.js'
 
@@ -15,7 +16,7 @@ const rsyslogCheck = {mode: 'config' as const, command: 'rsyslogd -N1'}
 
 /** The host's certificate for log transport, and the internal CA that verifies the other end. */
 function tlsFiles(host: Host, material: TlsMaterial | undefined): DesiredFile[] {
-  const leaf = material?.logCerts[host.name]
+  const leaf = material?.leaves[leafKey('log', host.name)]
   if (!material || !leaf) return []
   return [
     file(P.logCa, material.internalCa, {notify: [RSYSLOG]}),
@@ -33,7 +34,13 @@ const tlsView = {caFile: P.logCa, certFile: P.logCert, keyFile: P.logKey}
  */
 export const logs: Component = {
   name: 'logs',
+  after: ['base'],
   appliesTo: () => true,
+  // Every host's certificate for log transport, when there is a collector.
+  certificates: ({inventory, host}) => (monitoringHost(inventory) ? [{name: 'log', sans: [`DNS:${host.name}`, `IP:${host.address}`]}] : []),
+  ports: ({inventory, host}) =>
+    monitoringHost(inventory) === host ? [{port: PORTS.syslogTls, proto: 'tcp', from: inventory.hosts.filter((h) => h !== host).map(hostCidr), comment: 'logs from every host'}] : [],
+  checks: (ctx) => logsChecks(ctx),
   desired: ({inventory, host, material}) => {
     const state = emptyState()
     const collector = monitoringHost(inventory)

@@ -1,7 +1,15 @@
+import type {Component, LiveAction} from '../../engine/contract.js'
+import {file, leafKey} from '../../engine/contract.js'
 import type {Host, Inventory} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
+import {readSecret} from '../../secrets/index.js'
+import {hostCidr} from '../../util/address.js'
+import {mysqldExporter} from '../monitoring/exporters.js'
+import {PORTS} from '../ports.js'
 import {TLS_PATHS} from '../tls/profile.js'
-import {type Component, file} from '../types.js'
+import {databaseChecks} from './checks.js'
+import {type DbAction, dbFactsScript, parseDbFacts, planReplication} from './replication.js'
+import {convergeReplication} from './replicate.js'
 
 export function mysqlConfigPath(inv: Inventory): string {
   return inv.mysql?.engine === 'mysql' ? '/etc/mysql/mysql.conf.d/60-foobar.cnf' : '/etc/mysql/mariadb.conf.d/60-foobar.cnf'
@@ -11,16 +19,38 @@ export function mysqlService(inv: Inventory): string {
   return inv.mysql?.engine === 'mysql' ? 'mysql' : 'mariadb'
 }
 
-/** MariaDB/MySQL on database hosts: unique server_id, ROW binlog, GTID, read-only replicas, TLS. */
+/**
+ * MariaDB/MySQL on database hosts: unique server_id, ROW binlog, GTID, read-only replicas, TLS with a certificate
+ * from foobar's internal CA; the mysqld exporter where monitoring is on.
+ */
 export const mysql: Component = {
   name: 'mysql',
+  after: ['base'],
   appliesTo: (host: Host) => host.db !== undefined,
-  desired: ({inventory, host}) => {
+  certificates: ({host}) => [{name: 'db', sans: [`DNS:${host.name}`, `IP:${host.address}`]}],
+  ports: ({inventory, host}) => {
+    if (!inventory.mysql) return []
+    const peers = inventory.hosts.filter((h) => h !== host && (h.roles.includes('web') || h.roles.includes('db'))).map(hostCidr)
+    return peers.length ? [{port: inventory.mysql.port, proto: 'tcp', from: peers, comment: 'mysql from web and database hosts'}] : []
+  },
+  targets: ({host}) => (host.monitoring.enabled ? [{job: 'mysqld', what: 'mysqld exporter', port: PORTS.mysqldExporter}] : []),
+  desired: ({inventory, host, material}) => {
     const engine = inventory.mysql?.engine ?? 'mariadb'
     const mariadb = engine === 'mariadb'
+    const svc = mysqlService(inventory)
+    const leaf = material?.leaves[leafKey('db', host.name)]
+    // Secrets are read only for a real run (TLS material present); `foobar render` never writes secret files.
+    const exporter = host.monitoring.enabled ? mysqldExporter(inventory, host, svc, material ? 'read' : 'placeholder') : undefined
     return {
-      packages: mariadb ? ['mariadb-server'] : ['mysql-server'],
+      packages: [mariadb ? 'mariadb-server' : 'mysql-server', ...(exporter?.packages ?? [])],
       files: [
+        ...(material && leaf
+          ? [
+              file(TLS_PATHS.dbCa, material.internalCa, {notify: [svc]}),
+              file(TLS_PATHS.dbCert, leaf.cert, {notify: [svc]}),
+              file(TLS_PATHS.dbKey, leaf.key, {mode: 0o640, group: 'mysql', secret: true, notify: [svc]}),
+            ]
+          : []),
         file(
           mysqlConfigPath(inventory),
           renderTemplate('mysql/foobar.cnf', {
@@ -38,11 +68,49 @@ export const mysql: Component = {
             keyFile: TLS_PATHS.dbKey,
           }),
           // Option changes (bind address, server_id) need a restart; MariaDB has no config reload.
-          {notify: [mysqlService(inventory)]},
+          {notify: [svc]},
         ),
+        ...(exporter?.files ?? []),
       ],
       absent: [],
-      services: [{name: mysqlService(inventory), onChange: 'restart', health: 'mysqladmin --connect-timeout=5 ping'}],
+      services: [{name: svc, onChange: 'restart', health: 'mysqladmin --connect-timeout=5 ping'}, ...(exporter?.services ?? [])],
     }
+  },
+  checks: (ctx) => databaseChecks(ctx),
+}
+
+function describeReplication(a: DbAction): string {
+  return a.kind === 'users' ? `replication user for ${a.hosts.join(', ')} (TLS required)` : a.kind === 'seed' ? `seed from ${a.from} and replicate (GTID, TLS)` : `replicate from ${a.from}: ${a.why}`
+}
+
+/**
+ * GTID replication over verified TLS between the database hosts: least-privilege users on the primary, new or
+ * empty replicas seeded by a dump streamed over SSH, a running replica never re-seeded. Applied after every host's
+ * own changes, the primary first; it never takes a web server out of rotation.
+ */
+export const replication: Component = {
+  name: 'replication',
+  after: ['mysql'],
+  rolling: 'none',
+  appliesTo: (host) => host.db !== undefined,
+  live: {
+    prepare: (inventory) => {
+      const mysql = inventory.mysql
+      if (!mysql || mysql.replicas.length === 0) return undefined
+      // Read before anything is touched (a missing secret is bad input); kept in memory, sent only on stdin.
+      const password = readSecret(mysql.replicationPassword, 'mysql.replication_password')
+      return {
+        script: () => dbFactsScript(mysql.replicationUser),
+        plan: (ctx, lines): LiveAction[] =>
+          planReplication(inventory, ctx.host, parseDbFacts(lines, mysql.replicationUser), password).map((a) => ({
+            kind: a.kind,
+            summary: describeReplication(a),
+            data: {...a},
+            // Checked by the database's own verify checks (row replicated, replica read-only, TLS).
+            ownCheck: true,
+          })),
+        converge: (ctx) => convergeReplication(inventory, ctx.hosts, ctx.connect, password, ctx.step),
+      }
+    },
   },
 }

@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import type {Host, Inventory} from '../../inventory/index.js'
-import {shq} from '../../render/safe.js'
+import {shq} from '../../util/shell.js'
 import {sqlString} from '../../secrets/index.js'
 import {TLS_PATHS} from '../tls/profile.js'
 
@@ -14,12 +14,12 @@ export const MYSQL = 'mysql --protocol=socket -N -B'
 export function dbFactsScript(replUser: string): string {
   return [
     `if command -v mysql >/dev/null 2>&1 && mysqladmin --connect-timeout=3 ping >/dev/null 2>&1; then`,
-    `  echo "@@db up"`,
-    `  ${MYSQL} -e "SELECT CONCAT('@@db user ', User, ' ', Host, ' ', Password, ' ', ssl_type) FROM mysql.user WHERE User = ${sqlString(replUser)}" 2>/dev/null || true`,
-    `  mysql --protocol=socket -e 'SHOW SLAVE STATUS\\G' 2>/dev/null | sed -n 's/^ *\\([A-Za-z_]*\\): \\(.*\\)$/@@db slave \\1 \\2/p'`,
-    `  ${MYSQL} -e "SELECT CONCAT('@@db userdbs ', COUNT(DISTINCT table_schema)) FROM information_schema.tables WHERE table_schema NOT IN ('mysql','information_schema','performance_schema','sys','foobar_health')"`,
-    `  ${MYSQL} -e "SELECT CONCAT('@@db vars ', @@read_only, ' ', @@server_id, ' ', IFNULL(@@gtid_binlog_pos,''), ' ', IFNULL(@@gtid_slave_pos,''))"`,
-    `else echo "@@db down"; fi`,
+    `  echo "up"`,
+    `  ${MYSQL} -e "SELECT CONCAT('user ', User, ' ', Host, ' ', Password, ' ', ssl_type) FROM mysql.user WHERE User = ${sqlString(replUser)}" 2>/dev/null || true`,
+    `  mysql --protocol=socket -e 'SHOW SLAVE STATUS\\G' 2>/dev/null | sed -n 's/^ *\\([A-Za-z_]*\\): \\(.*\\)$/slave \\1 \\2/p'`,
+    `  ${MYSQL} -e "SELECT CONCAT('userdbs ', COUNT(DISTINCT table_schema)) FROM information_schema.tables WHERE table_schema NOT IN ('mysql','information_schema','performance_schema','sys','foobar_health')"`,
+    `  ${MYSQL} -e "SELECT CONCAT('vars ', @@read_only, ' ', @@server_id, ' ', IFNULL(@@gtid_binlog_pos,''), ' ', IFNULL(@@gtid_slave_pos,''))"`,
+    `else echo "down"; fi`,
   ].join('\n')
 }
 

@@ -1,43 +1,67 @@
-import {shq} from '../../render/safe.js'
+import type {Component} from '../../engine/contract.js'
+import {file} from '../../engine/contract.js'
+import {hostCidr} from '../../util/address.js'
+import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'
+import {nginxExporter} from '../monitoring/exporters.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
-import {type Component, file} from '../types.js'
 
 export const NGINX_SITE = '/etc/nginx/conf.d/foobar.conf'
 
-/** nginx on web servers: HTTPS for the site in front of the app, HTTP only for the redirect and ACME. */
+/**
+ * nginx on web servers: HTTPS for the site in front of the app (with the site certificate), HTTP only for the
+ * redirect and ACME; its exporter where monitoring is on.
+ */
 export const nginx: Component = {
   name: 'nginx',
+  after: ['app'],
   appliesTo: (host) => host.roles.includes('web'),
-  desired: ({inventory, host}) => ({
-    packages: ['nginx'],
-    files: [
-      file(
-        NGINX_SITE,
-        renderTemplate('nginx/site.conf', {
-          host: host.name,
-          domain: inventory.site.domain,
-          names: [inventory.site.domain, ...inventory.site.aliases],
-          ipv6: host.firewall.ipv6,
-          httpsPort: host.lb.backendPort,
-          appPort: PORTS.app,
-          statusPort: PORTS.nginxStatus,
-          certFile: TLS_PATHS.cert,
-          keyFile: TLS_PATHS.key,
-          tls: tlsView(host.tls),
-        }),
-        {notify: ['nginx'], validate: {mode: 'config', command: 'nginx -t -q'}},
-      ),
-    ],
-    // Debian's default site also listens on :80 and would shadow ours for unknown names.
-    absent: ['/etc/nginx/sites-enabled/default'],
-    services: [
-      {
-        name: 'nginx',
-        onChange: 'reload',
-        health: `curl -fsSk -o /dev/null --resolve ${shq(`${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1`)} ${shq(`https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`)}`,
-      },
-    ],
-  }),
+  ports: ({inventory, host}) => {
+    const lbs = inventory.hosts.filter((h) => h.roles.includes('lb')).map(hostCidr)
+    // With no load balancer the web servers face clients directly.
+    return [
+      {port: PORTS.http, proto: 'tcp', from: lbs, comment: lbs.length ? 'http from the load balancer (ACME)' : 'http'},
+      {port: host.lb.backendPort, proto: 'tcp', from: lbs, comment: lbs.length ? 'https from the load balancer' : 'https'},
+    ]
+  },
+  targets: ({host}) => (host.monitoring.enabled ? [{job: 'nginx', what: 'nginx exporter', port: PORTS.nginxExporter}] : []),
+  desired: ({inventory, host, material}) => {
+    const exporter = host.monitoring.enabled ? nginxExporter(host) : undefined
+    return {
+      packages: ['nginx', ...(exporter?.packages ?? [])],
+      files: [
+        ...(material
+          ? [file(TLS_PATHS.cert, material.siteChain, {notify: ['nginx']}), file(TLS_PATHS.key, material.siteKey, {mode: 0o600, secret: true, notify: ['nginx']})]
+          : []),
+        file(
+          NGINX_SITE,
+          renderTemplate('nginx/site.conf', {
+            host: host.name,
+            domain: inventory.site.domain,
+            names: [inventory.site.domain, ...inventory.site.aliases],
+            ipv6: host.firewall.ipv6,
+            httpsPort: host.lb.backendPort,
+            appPort: PORTS.app,
+            statusPort: PORTS.nginxStatus,
+            certFile: TLS_PATHS.cert,
+            keyFile: TLS_PATHS.key,
+            tls: tlsView(host.tls),
+          }),
+          {notify: ['nginx'], validate: {mode: 'config', command: 'nginx -t -q'}},
+        ),
+        ...(exporter?.files ?? []),
+      ],
+      // Debian's default site also listens on :80 and would shadow ours for unknown names.
+      absent: ['/etc/nginx/sites-enabled/default'],
+      services: [
+        {
+          name: 'nginx',
+          onChange: 'reload',
+          health: `curl -fsSk -o /dev/null --resolve ${shq(`${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1`)} ${shq(`https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`)}`,
+        },
+        ...(exporter?.services ?? []),
+      ],
+    }
+  },
 }

@@ -2,23 +2,10 @@ import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {basename, dirname, extname, join} from 'node:path'
 import {UserError} from '../../cli/errors.js'
+import {type CertRequest, type TlsMaterial, leafKey} from '../../engine/contract.js'
 import type {Inventory} from '../../inventory/index.js'
 
-/** TLS material for one run, read or made on the control machine; keys never leave it except to their hosts. */
-export interface TlsMaterial {
-  /** PEM: leaf + chain. */
-  siteChain: string
-  siteKey: string
-  /** The CA HAProxy trusts when re-encrypting to the backends. */
-  backendCa: string
-  /** foobar's internal CA, also used for database TLS. */
-  internalCa: string
-  dbCerts: Record<string, {cert: string; key: string}>
-  /** Per host, for log forwarding over TLS to the monitoring host (only when the inventory has one). */
-  logCerts: Record<string, {cert: string; key: string}>
-  /** An internal-CA certificate standing in until the ACME one is issued. */
-  placeholder?: boolean
-}
+export type {TlsMaterial} from '../../engine/contract.js'
 
 /** Per inventory, 0700: `.foobar/<inventory name>/` next to the inventory unless tls.source.state_dir says otherwise. */
 export function stateDir(inv: Inventory): string {
@@ -67,20 +54,19 @@ function ensureLeaf(dir: string, name: string, ca: {cert: string; key: string}, 
 
 const read = (p: string) => readFileSync(p, 'utf8')
 
-export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
+/**
+ * The run's material: the internal CA, the leaves the components asked for (`requests`, per host), and the site
+ * certificate from the inventory's source.
+ */
+export function prepareTlsMaterial(inv: Inventory, requests: Record<string, CertRequest[]> = {}): TlsMaterial {
   const dir = stateDir(inv)
   const ca = ensureCa(dir, inv.site.domain)
   const internalCa = read(ca.cert)
-  const dbCerts: TlsMaterial['dbCerts'] = {}
-  for (const h of inv.hosts.filter((x) => x.db)) {
-    const leaf = ensureLeaf(dir, `db-${h.name}`, ca, [`DNS:${h.name}`, `IP:${h.address}`])
-    dbCerts[h.name] = {cert: read(leaf.cert), key: read(leaf.key)}
-  }
-  const logCerts: TlsMaterial['logCerts'] = {}
-  if (inv.hosts.some((h) => h.roles.includes('monitoring'))) {
-    for (const h of inv.hosts) {
-      const leaf = ensureLeaf(dir, `log-${h.name}`, ca, [`DNS:${h.name}`, `IP:${h.address}`])
-      logCerts[h.name] = {cert: read(leaf.cert), key: read(leaf.key)}
+  const leaves: TlsMaterial['leaves'] = {}
+  for (const [host, reqs] of Object.entries(requests)) {
+    for (const r of reqs) {
+      const leaf = ensureLeaf(dir, leafKey(r.name, host), ca, r.sans)
+      leaves[leafKey(r.name, host)] = {cert: read(leaf.cert), key: read(leaf.key)}
     }
   }
   const source = inv.hosts[0]!.tls.source
@@ -88,12 +74,12 @@ export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
   switch (source.type) {
     case 'self-signed': {
       const leaf = ensureLeaf(dir, 'site', ca, names)
-      return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa: internalCa, internalCa, dbCerts, logCerts}
+      return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa: internalCa, internalCa, leaves}
     }
     case 'files': {
       for (const p of [source.cert, source.key]) if (!existsSync(p)) throw new UserError(`tls.source: certificate file ${p} does not exist`)
       const chain = read(source.cert)
-      return {siteChain: chain, siteKey: read(source.key), backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'), internalCa, dbCerts, logCerts}
+      return {siteChain: chain, siteKey: read(source.key), backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'), internalCa, leaves}
     }
     case 'acme': {
       const chainFile = join(dir, 'acme', 'site.crt')
@@ -104,9 +90,9 @@ export function prepareTlsMaterial(inv: Inventory): TlsMaterial {
         // Before the first `foobar cert issue` the daemons need a certificate to start with (and to answer the
         // HTTP-01 challenge): a placeholder from the internal CA, replaced when the real one is issued.
         const leaf = ensureLeaf(dir, 'site', ca, names)
-        return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa, internalCa, dbCerts, logCerts, placeholder: true}
+        return {siteChain: read(leaf.cert) + internalCa, siteKey: read(leaf.key), backendCa, internalCa, leaves, placeholder: true}
       }
-      return {siteChain: read(chainFile), siteKey: read(keyFile), backendCa, internalCa, dbCerts, logCerts}
+      return {siteChain: read(chainFile), siteKey: read(keyFile), backendCa, internalCa, leaves}
     }
   }
 }

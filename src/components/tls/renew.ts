@@ -1,11 +1,15 @@
-import {connect as tlsConnect} from 'node:tls'
-import {Failure} from '../cli/errors.js'
-import {PORTS} from '../components/ports.js'
-import {type AcmeSource, type CertInfo, type CertPaths, type Challenge, issueCertificate} from '../components/tls/acme.js'
-import type {Host, Inventory} from '../inventory/index.js'
-import {Connection, type ConnectOptions} from '../remote/connection.js'
-import {shq} from '../render/safe.js'
-import {pool, runPlan} from './run.js'
+import {Failure} from '../../cli/errors.js'
+import type {Stack} from '../../engine/desired.js'
+import {runPlan} from '../../engine/run.js'
+import {PORTS} from '../ports.js'
+import {type AcmeSource, type CertInfo, type CertPaths, type Challenge, issueCertificate} from './acme.js'
+import type {Host, Inventory} from '../../inventory/index.js'
+import type {Runner, Transport} from '../../remote/runner.js'
+import {pool} from '../../util/pool.js'
+import {tlsHandshake} from '../../util/probes.js'
+import {shq} from '../../util/shell.js'
+
+type Reach = {transport: Transport}
 
 const WEBROOT = '/var/www/acme/.well-known/acme-challenge'
 
@@ -14,9 +18,9 @@ const WEBROOT = '/var/www/acme/.well-known/acme-challenge'
  * the token goes on EVERY web server over SSH and the CA may reach any of them. No shared state on the LB, no
  * sticky routing, and it works unchanged when web servers face clients directly. Tokens are removed afterwards.
  */
-export async function issueWithTokensOnWebServers(inv: Inventory, source: AcmeSource, paths: CertPaths, o: ConnectOptions): Promise<CertInfo> {
+export async function issueWithTokensOnWebServers(inv: Inventory, source: AcmeSource, paths: CertPaths, o: Reach): Promise<CertInfo> {
   const webs = inv.hosts.filter((h) => h.roles.includes('web'))
-  const conns = await Promise.all(webs.map((h) => Connection.open(h, o)))
+  const conns = await Promise.all(webs.map((h) => o.transport.open(h)))
   try {
     return await issueCertificate(inv, source, paths, {
       put: async (ch: Challenge) => {
@@ -32,9 +36,9 @@ export async function issueWithTokensOnWebServers(inv: Inventory, source: AcmeSo
 }
 
 /** Pushes the certificate to the LB (PEM bundle) and web servers, validated, reloaded hitlessly (a rolling change). */
-export async function deployCertificate(inv: Inventory, o: ConnectOptions & {concurrency: number}): Promise<void> {
+export async function deployCertificate(stack: Stack, inv: Inventory, o: Reach & {concurrency: number}): Promise<void> {
   const hosts = inv.hosts.filter((h) => h.roles.includes('lb') || h.roles.includes('web'))
-  const report = await runPlan(inv, hosts, {...o, apply: true, only: ['tls', 'nginx', 'haproxy']})
+  const report = await runPlan(stack, inv, hosts, {...o, apply: true, only: ['nginx', 'haproxy']})
   const failed = report.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped')
   if (failed.length) throw new Failure(`deploying the certificate failed: ${failed.map((h) => `${h.host}: ${h.error}`).join('; ')}`)
 }
@@ -45,31 +49,23 @@ export interface Served {
   error?: string
 }
 
-function servedByLb(lb: Host, servername: string): Promise<Served> {
-  return new Promise((resolve) => {
-    const sock = tlsConnect({host: lb.address, port: PORTS.https, servername, rejectUnauthorized: false, timeout: 5000})
-    sock.once('secureConnect', () => {
-      const serial = sock.getPeerCertificate().serialNumber
-      sock.destroy()
-      resolve({host: lb.name, serial})
-    })
-    sock.once('error', (e) => resolve({host: lb.name, error: e.message}))
-    sock.once('timeout', () => {
-      sock.destroy()
-      resolve({host: lb.name, error: 'timed out'})
-    })
-  })
+async function servedByLb(lb: Host, servername: string): Promise<Served> {
+  try {
+    return {host: lb.name, serial: (await tlsHandshake(lb.address, PORTS.https, {servername, rejectUnauthorized: false})).serial}
+  } catch (error) {
+    return {host: lb.name, error: error instanceof Error ? error.message : String(error)}
+  }
 }
 
 /** The serial each LB and web server serves right now, checked live over TLS (web servers from themselves). */
-export async function servedSerials(inv: Inventory, o: ConnectOptions): Promise<Served[]> {
+export async function servedSerials(inv: Inventory, o: Reach): Promise<Served[]> {
   const hosts = inv.hosts.filter((h) => h.roles.includes('lb') || h.roles.includes('web'))
   const domain = inv.site.domain
   return pool(hosts, 10, async (h): Promise<Served> => {
     if (h.roles.includes('lb')) return servedByLb(h, domain)
-    let conn: Connection | undefined
+    let conn: Runner | undefined
     try {
-      conn = await Connection.open(h, o)
+      conn = await o.transport.open(h)
       const r = await conn.run(
         `openssl s_client -connect 127.0.0.1:${h.lb.backendPort} -servername ${shq(domain)} </dev/null 2>/dev/null | openssl x509 -noout -serial`,
         {root: false, check: false},
@@ -100,12 +96,13 @@ export interface RenewResult {
  * Nothing due: no request to the CA at all. Any failure before deployment leaves the old certificate in place.
  */
 export async function renewCertificate(
+  stack: Stack,
   inv: Inventory,
   source: AcmeSource,
   paths: CertPaths,
-  o: ConnectOptions & {concurrency: number; force?: boolean; days?: number; lockWaitMs: number; step?: (s: string) => void},
+  o: Reach & {concurrency: number; force?: boolean; days?: number; lockWaitMs: number; step?: (s: string) => void},
 ): Promise<RenewResult> {
-  const {readCurrent, renewalDue, withLock} = await import('../components/tls/acme.js')
+  const {readCurrent, renewalDue, withLock} = await import('./acme.js')
   return withLock(paths.lock, o.lockWaitMs, async () => {
     // Decided under the lock: a renewal that waited for another one finds the certificate fresh.
     const decision = renewalDue(readCurrent(paths), new Date(), {force: o.force, days: o.days})
@@ -113,7 +110,7 @@ export async function renewCertificate(
     o.step?.(`ordering a certificate for ${[inv.site.domain, ...inv.site.aliases].join(', ')} from ${source.directory} (${decision.reason})`)
     const certificate = await issueWithTokensOnWebServers(inv, source, paths, o)
     o.step?.(`issued serial ${certificate.serial}; deploying`)
-    await deployCertificate(inv, o)
+    await deployCertificate(stack, inv, o)
     const served = await servedSerials(inv, o)
     const wrong = served.filter((s) => !s.serial || normaliseSerial(s.serial) !== normaliseSerial(certificate.serial))
     if (wrong.length) throw new Failure(`new certificate ${certificate.serial} deployed, but not served by ${wrong.map((w) => `${w.host} (${w.error ?? w.serial})`).join(', ')}`)

@@ -1,6 +1,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
-import {type HostDesired, desiredState} from '../components/index.js'
+import {STACK} from '../components/index.js'
+import {type HostDesired, desiredState} from '../engine/desired.js'
 import type {Host, Inventory} from '../inventory/index.js'
 
 export interface RenderedFile {
@@ -17,7 +18,7 @@ export async function renderToDirectory(inventory: Inventory, hosts: Host[], out
 
 /** Every host's desired state, in memory (pure; throws before anything is written). */
 export function renderHosts(inventory: Inventory, hosts: Host[]): HostDesired[] {
-  return hosts.map((host) => desiredState(inventory, host))
+  return hosts.map((host) => desiredState(STACK, inventory, host))
 }
 
 /**

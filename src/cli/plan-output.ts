@@ -50,5 +50,10 @@ export function formatSummary(s: Summary, verb: string): string {
 }
 
 export function jsonChanges(changes: Change[]) {
-  return changes.map((c) => ({kind: c.kind, description: describe(c), ...(c.kind === 'file' ? {path: c.path, diff: c.diff} : {})}))
+  return changes.map((c) => ({
+    kind: c.kind,
+    description: describe(c),
+    ...(c.kind === 'file' ? {path: c.path, diff: c.diff} : {}),
+    ...(c.kind === 'live' ? {component: c.component, action: c.action.kind, ...(c.action.data ? {data: c.action.data} : {})} : {}),
+  }))
 }

@@ -1,4 +1,4 @@
-import {Failure} from '../cli/errors.js'
+import {Failure} from '../../cli/errors.js'
 import {
   LIST_DATABASES,
   MYSQL,
@@ -11,22 +11,22 @@ import {
   planReplication,
   replicationPeers,
   usersSql,
-} from '../components/mysql/replication.js'
-import type {Host, Inventory} from '../inventory/index.js'
-import type {Connection} from '../remote/connection.js'
-import {shq} from '../render/safe.js'
+} from './replication.js'
+import type {Host, Inventory} from '../../inventory/index.js'
+import type {Runner} from '../../remote/runner.js'
+import {shq} from '../../util/shell.js'
 
-export async function dbFacts(conn: Connection, inv: Inventory): Promise<DbFacts> {
+export async function dbFacts(conn: Runner, inv: Inventory): Promise<DbFacts> {
   const r = await conn.run(dbFactsScript(inv.mysql!.replicationUser))
-  return parseDbFacts(r.stdout.split('\n').filter((l) => l.startsWith('@@db ')).map((l) => l.slice(5)), inv.mysql!.replicationUser)
+  return parseDbFacts(r.stdout.split('\n').filter(Boolean), inv.mysql!.replicationUser)
 }
 
-async function sql(conn: Connection, statements: string): Promise<string> {
+async function sql(conn: Runner, statements: string): Promise<string> {
   return (await conn.run(`${MYSQL}`, {stdin: statements})).stdout
 }
 
 /** Streams a dump from the primary into the replica over the two SSH connections: no copy of the data on disk. */
-async function seed(primary: Connection, replica: Connection, step: (s: string) => void): Promise<void> {
+async function seed(primary: Runner, replica: Runner, step: (s: string) => void): Promise<void> {
   const dbs = (await primary.run(LIST_DATABASES)).stdout.split('\n').filter(Boolean)
   if (dbs.length === 0) {
     // Nothing to copy: the replica starts from the primary's current GTID position.
@@ -40,7 +40,7 @@ async function seed(primary: Connection, replica: Connection, step: (s: string) 
   if (load.code !== 0) throw new Failure(`seeding ${replica.host.name} failed: ${load.stderr.trim()}`)
 }
 
-async function waitReplicating(replica: Connection, inv: Inventory, timeoutMs = 30_000): Promise<void> {
+async function waitReplicating(replica: Runner, inv: Inventory, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const f = await dbFacts(replica, inv)
@@ -54,7 +54,7 @@ async function waitReplicating(replica: Connection, inv: Inventory, timeoutMs = 
 }
 
 /** Can the replica open a TCP connection to the primary's MySQL port? Checked before anything changes. */
-async function assertReachable(replica: Connection, primary: Host, port: number): Promise<void> {
+async function assertReachable(replica: Runner, primary: Host, port: number): Promise<void> {
   const r = await replica.run(`timeout 5 bash -c ${shq(`echo > /dev/tcp/${primary.address}/${port}`)}`, {check: false})
   if (r.code !== 0) {
     throw new Failure(`${replica.host.name} cannot reach the primary ${primary.name} at ${primary.address}:${port} (${r.code === 124 ? 'timed out: a firewall?' : 'refused'}); nothing was changed on ${replica.host.name}`)
@@ -66,8 +66,8 @@ export async function applyReplication(
   inv: Inventory,
   host: Host,
   actions: DbAction[],
-  conn: Connection,
-  connect: (h: Host) => Promise<Connection>,
+  conn: Runner,
+  connect: (h: Host) => Promise<Runner>,
   password: string,
   step: (s: string) => void,
 ): Promise<void> {
@@ -91,7 +91,7 @@ export async function applyReplication(
 export async function convergeReplication(
   inv: Inventory,
   hosts: Host[],
-  connect: (h: Host) => Promise<Connection>,
+  connect: (h: Host) => Promise<Runner>,
   password: string,
   step: (host: string, s: string) => void,
 ): Promise<Record<string, string>> {
@@ -185,11 +185,11 @@ export interface PromoteResult {
  * transaction the old primary committed, promote it, repoint the other database hosts (the old primary too).
  * Refuses when that cannot be proven, unless forced.
  */
-export async function promote(inv: Inventory, target: Host, connect: (h: Host) => Promise<Connection>, password: string, o: PromoteOptions): Promise<PromoteResult> {
+export async function promote(inv: Inventory, target: Host, connect: (h: Host) => Promise<Runner>, password: string, o: PromoteOptions): Promise<PromoteResult> {
   const mysql = inv.mysql!
   const old = inv.hosts.find((h) => h.name === mysql.primary)!
   const replica = await connect(target)
-  let oldConn: Connection | undefined
+  let oldConn: Runner | undefined
   try {
     oldConn = await connect(old)
   } catch (error) {

@@ -1,60 +1,22 @@
-import {request as httpRequest} from 'node:http'
-import {connect as tlsConnect} from 'node:tls'
-import {PORTS} from '../components/ports.js'
-import {isUp, serverStates} from '../components/haproxy/runtime.js'
-import type {Host, Inventory} from '../inventory/index.js'
-import type {Connection} from '../remote/connection.js'
-import {httpsProbe} from './verify.js'
-
-type Result = {ok: boolean; detail: string}
-export interface WebCheck {
-  name: string
-  run: () => Promise<Result>
-}
-
-function httpProbe(address: string, host: string, path: string): Promise<{status: number; location?: string}> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({host: address, port: PORTS.http, path, headers: {Host: host}, timeout: 5000, agent: false}, (res) => {
-      res.resume()
-      resolve({status: res.statusCode ?? 0, location: res.headers.location})
-    })
-    req.on('timeout', () => req.destroy(new Error('timed out')))
-    req.on('error', reject)
-    req.end()
-  })
-}
+import type {Check, CheckContext} from '../../engine/contract.js'
+import {httpProbe, httpsProbe, tlsHandshake} from '../../util/probes.js'
+import {PORTS} from '../ports.js'
+import {isUp, serverStates} from './runtime.js'
 
 /** Does the server accept a handshake capped at TLS 1.1? (The client allows the old protocols explicitly.) */
-function acceptsOldTls(address: string, servername: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const sock = tlsConnect({host: address, port: PORTS.https, servername, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0', rejectUnauthorized: false, timeout: 5000})
-    sock.once('secureConnect', () => {
-      const v = sock.getProtocol() ?? 'old TLS'
-      sock.destroy()
-      resolve(v)
-    })
-    sock.once('error', () => resolve(undefined))
-    sock.once('timeout', () => {
-      sock.destroy()
-      resolve(undefined)
-    })
-  })
-}
-
-function certificate(address: string, servername: string, ca: string): Promise<{subject: string; names: string; daysLeft: number; serial: string}> {
-  return new Promise((resolve, reject) => {
-    const sock = tlsConnect({host: address, port: PORTS.https, servername, ca, timeout: 5000})
-    sock.once('secureConnect', () => {
-      const c = sock.getPeerCertificate()
-      sock.destroy()
-      resolve({subject: String(c.subject?.CN ?? ''), names: c.subjectaltname ?? '', daysLeft: Math.floor((new Date(c.valid_to).getTime() - Date.now()) / 86_400_000), serial: c.serialNumber})
-    })
-    sock.once('error', reject)
-  })
+async function acceptsOldTls(address: string, servername: string): Promise<string | undefined> {
+  try {
+    const h = await tlsHandshake(address, PORTS.https, {servername, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0', rejectUnauthorized: false})
+    return h.protocol
+  } catch {
+    return undefined
+  }
 }
 
 /** The web tier as a client sees it through the LB, and as HAProxy sees its backends. */
-export function webTierChecks(inv: Inventory, lb: Host, conn: Connection, ca: string): WebCheck[] {
+export function webTierChecks(ctx: CheckContext): Check[] {
+  const {inventory: inv, host: lb, runner: conn} = ctx
+  const ca = ctx.material.backendCa
   const domain = inv.site.domain
   const webs = inv.hosts.filter((h) => h.roles.includes('web')).map((h) => h.name)
   return [
@@ -74,14 +36,15 @@ export function webTierChecks(inv: Inventory, lb: Host, conn: Connection, ca: st
     {
       name: 'certificate valid for the site',
       run: async () => {
-        const c = await certificate(lb.address, domain, ca)
-        return c.daysLeft > 0 ? {ok: true, detail: `${c.names}, serial ${c.serial}, ${c.daysLeft} days left`} : {ok: false, detail: `expired (${c.daysLeft} days)`}
+        const c = await tlsHandshake(lb.address, PORTS.https, {servername: domain, ca})
+        const daysLeft = Math.floor((c.validTo.getTime() - Date.now()) / 86_400_000)
+        return daysLeft > 0 ? {ok: true, detail: `${c.names}, serial ${c.serial}, ${daysLeft} days left`} : {ok: false, detail: `expired (${daysLeft} days)`}
       },
     },
     {
       name: 'http redirects to https',
       run: async () => {
-        const r = await httpProbe(lb.address, domain, '/x')
+        const r = await httpProbe(lb.address, PORTS.http, domain, '/x')
         const want = `https://${domain}/x`
         return r.status === 301 && r.location === want ? {ok: true, detail: `301 -> ${want}`} : {ok: false, detail: `HTTP ${r.status} -> ${r.location ?? '(no Location)'}`}
       },

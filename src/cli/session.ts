@@ -1,10 +1,12 @@
 import {confirm} from '@inquirer/prompts'
-import {Failure, PartialFailure, UserError} from '../cli/errors.js'
+import {Failure, PartialFailure, UserError} from './errors.js'
 import type {Host, Inventory} from '../inventory/index.js'
-import {HostProgress} from '../ui/progress.js'
-import {type Summary, formatPlan, formatSummary, summarize} from '../ui/plan-output.js'
-import {type HostPlan, describe} from './plan.js'
-import {type RunOptions, type RunReport, runPlan} from './run.js'
+import {HostProgress} from './progress.js'
+import {type Summary, formatPlan, formatSummary, summarize} from './plan-output.js'
+import {STACK} from '../components/index.js'
+import {type HostPlan, describe} from '../engine/plan.js'
+import {type RunOptions, type RunReport, runPlan} from '../engine/run.js'
+import {sshTransport} from '../remote/connection.js'
 
 export interface SessionOptions {
   apply: boolean
@@ -35,7 +37,7 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
     apply: o.apply,
     concurrency: o.concurrency,
     serial: o.serial,
-    acceptNewHostKeys: o.acceptNewHostKeys,
+    transport: sshTransport({acceptNewHostKeys: o.acceptNewHostKeys}),
     only: o.only,
     onStep: (h, s) => progress.step(h, s),
     beforeApply:
@@ -46,7 +48,7 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
           }
         : undefined,
   }
-  const report = await runPlan(inventory, hosts, options)
+  const report = await runPlan(STACK, inventory, hosts, options)
   for (const r of report.hosts) progress.finish(r.host, r)
   await progress.close()
   const summary = summarize(report)

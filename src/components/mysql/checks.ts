@@ -1,0 +1,69 @@
+import {createHmac, randomBytes} from 'node:crypto'
+import {MYSQL} from './replication.js'
+import type {Check, CheckContext} from '../../engine/contract.js'
+import {readSecret, sqlString} from '../../secrets/index.js'
+import {dbFacts} from './replicate.js'
+
+const VERIFY_USER = 'foobar_verify'
+
+/**
+ * The database as the application would notice it, on each replica: a row written on the primary (once per verify
+ * run) reaches it, a write on it is refused (as an ordinary user: root may bypass read_only), and it replicates
+ * over TLS.
+ */
+export function databaseChecks(ctx: CheckContext): Check[] {
+  const inv = ctx.inventory
+  const mysql = inv.mysql
+  if (!mysql?.primary || ctx.host.db?.role !== 'replica') return []
+  const primary = inv.hosts.find((h) => h.name === mysql.primary)!
+  const c = ctx.runner
+  // An ordinary user for the probe, created on the primary (it replicates); its password derives from the secret.
+  const setup = () =>
+    ctx.shared('mysql:heartbeat', async () => {
+      const password = readSecret(mysql.replicationPassword, 'mysql.replication_password')
+      const probePassword = createHmac('sha256', password).update('foobar-verify').digest('hex').slice(0, 32)
+      const token = randomBytes(8).toString('hex')
+      const p = await ctx.connect(primary)
+      await p.run(MYSQL, {
+        stdin: [
+          'CREATE DATABASE IF NOT EXISTS foobar_health;',
+          'CREATE TABLE IF NOT EXISTS foobar_health.heartbeat (id INT PRIMARY KEY, token VARCHAR(32), at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);',
+          `CREATE USER IF NOT EXISTS ${sqlString(VERIFY_USER)}@'localhost' IDENTIFIED BY ${sqlString(probePassword)};`,
+          `GRANT SELECT, INSERT, UPDATE, DELETE ON foobar_health.* TO ${sqlString(VERIFY_USER)}@'localhost';`,
+          `REPLACE INTO foobar_health.heartbeat (id, token) VALUES (1, '${token}');`,
+        ].join('\n'),
+      })
+      return {token, probePassword, at: Date.now()}
+    })
+  return [
+    {
+      name: 'replication: row from the primary',
+      run: async () => {
+        const {token, at} = await setup()
+        const seen = (await c.run(`${MYSQL} -e "SELECT token FROM foobar_health.heartbeat WHERE id = 1"`, {check: false})).stdout.trim()
+        return seen === token ? {ok: true, detail: `arrived in ${((Date.now() - at) / 1000).toFixed(1)}s`} : {ok: false, detail: `not there yet (${seen || 'no row'})`}
+      },
+    },
+    {
+      name: 'writes on the replica refused',
+      run: async () => {
+        const {probePassword} = await setup()
+        // The password goes on stdin as an option file, never on a command line.
+        const write = await c.run(`mysql --defaults-extra-file=/dev/stdin --protocol=socket -u ${VERIFY_USER} -e "INSERT INTO foobar_health.heartbeat (id, token) VALUES (2, 'replica')" 2>&1`, {
+          check: false,
+          stdin: `[client]\npassword=${probePassword}\n`,
+        })
+        return write.code !== 0 && /read-only|read_only/i.test(write.stdout)
+          ? {ok: true, detail: 'read-only'}
+          : {ok: false, detail: write.code === 0 ? 'a write was ACCEPTED on a replica' : write.stdout.trim()}
+      },
+    },
+    {
+      name: 'replication over tls',
+      run: async () => {
+        const f = await dbFacts(c, inv)
+        return f.slave.Master_SSL_Allowed === 'Yes' ? {ok: true, detail: `from ${f.slave.Master_Host}, certificate verified`} : {ok: false, detail: `Master_SSL_Allowed=${f.slave.Master_SSL_Allowed ?? 'not replicating'}`}
+      },
+    },
+  ]
+}

@@ -1,0 +1,117 @@
+import type {Host, Inventory} from '../inventory/index.js'
+import {hostPort} from '../util/address.js'
+import type {CertRequest, Component, ComponentState, LivePlanner, PortRule, ScrapeTarget, TlsMaterial} from './contract.js'
+import {orderComponents} from './order.js'
+
+/** The registered components in dependency order: what every engine function works over. */
+export interface Stack {
+  components: Component[]
+}
+
+export function defineStack(components: Component[]): Stack {
+  return {components: orderComponents(components)}
+}
+
+export interface HostDesired extends ComponentState {
+  inventory: Inventory
+  host: Host
+  components: string[]
+  ports: PortRule[]
+  controlAddress?: string
+  /** The live-state planners of this run that apply to the host, in component order. */
+  live: Array<{component: string; planner: LivePlanner}>
+}
+
+export interface DesiredOptions {
+  material?: TlsMaterial
+  controlAddress?: string
+  /** Only these components (e.g. `foobar firewall apply`). */
+  only?: string[]
+  /** This run's live planners (runPlan prepares them once); none when only rendering. */
+  planners?: Map<string, LivePlanner>
+}
+
+const targetCache = new WeakMap<Inventory, WeakMap<Stack, ScrapeTarget[]>>()
+
+/** Every scrape target of the inventory, in component order, then host order (pure; computed once per inventory). */
+export function scrapeTargets(stack: Stack, inventory: Inventory): ScrapeTarget[] {
+  let byStack = targetCache.get(inventory)
+  if (!byStack) targetCache.set(inventory, (byStack = new WeakMap()))
+  let targets = byStack.get(stack)
+  if (!targets) {
+    targets = stack.components.flatMap((c) =>
+      c.targets
+        ? inventory.hosts.filter((h) => c.appliesTo(h)).flatMap((host) =>
+            c.targets!({inventory, host}).map((t) => {
+              const target = hostPort(host, t.port)
+              return {...t, host: host.name, target, url: `http://${target}/metrics`}
+            }),
+          )
+        : [],
+    )
+    byStack.set(stack, targets)
+  }
+  return targets
+}
+
+/** The ports every component on the host opens. */
+export function hostPorts(stack: Stack, inventory: Inventory, host: Host): PortRule[] {
+  const targets = scrapeTargets(stack, inventory).filter((t) => t.host === host.name)
+  return stack.components.flatMap((c) => (c.ports && c.appliesTo(host) ? c.ports({inventory, host, targets}) : []))
+}
+
+/** The internal-CA certificates the components need, per host name. */
+export function certRequests(stack: Stack, inventory: Inventory): Record<string, CertRequest[]> {
+  const out: Record<string, CertRequest[]> = {}
+  for (const host of inventory.hosts) {
+    const reqs = stack.components.flatMap((c) => (c.certificates && c.appliesTo(host) ? c.certificates({inventory, host}) : []))
+    if (reqs.length) out[host.name] = reqs
+  }
+  return out
+}
+
+/** The run's key material, from the component that provides it. */
+export function prepareMaterial(stack: Stack, inventory: Inventory): TlsMaterial {
+  const provider = stack.components.find((c) => c.material)
+  if (!provider?.material) throw new Error('no component provides TLS material')
+  return provider.material(inventory, certRequests(stack, inventory))
+}
+
+/** Live planners for one run: prepared once (secrets read) for the components that apply to a selected host. */
+export function preparePlanners(stack: Stack, inventory: Inventory, hosts: Host[], only?: string[]): Map<string, LivePlanner> {
+  const out = new Map<string, LivePlanner>()
+  for (const c of stack.components) {
+    if (!c.live || (only && !only.includes(c.name)) || !hosts.some((h) => c.appliesTo(h))) continue
+    const planner = c.live.prepare(inventory)
+    if (planner) out.set(c.name, planner)
+  }
+  return out
+}
+
+/** Everything a host should have, merged over the components that apply to it (pure). */
+export function desiredState(stack: Stack, inventory: Inventory, host: Host, options: DesiredOptions = {}): HostDesired {
+  const {material, controlAddress, only, planners} = options
+  const ports = hostPorts(stack, inventory, host)
+  const out: HostDesired = {inventory, host, components: [], ports, controlAddress, packages: [], files: [], absent: [], services: [], live: []}
+  const targets = scrapeTargets(stack, inventory)
+  for (const c of stack.components) {
+    if (!c.appliesTo(host) || (only && !only.includes(c.name))) continue
+    out.components.push(c.name)
+    if (c.desired) {
+      const s = c.desired({inventory, host, material, controlAddress, ports, targets})
+      out.packages.push(...s.packages)
+      out.files.push(...s.files.map((f) => ({...f, component: c.name})))
+      out.absent.push(...s.absent)
+      out.services.push(...s.services.map((sv) => ({...sv, component: c.name})))
+    }
+    const planner = planners?.get(c.name)
+    if (planner) out.live.push({component: c.name, planner})
+  }
+  out.packages = [...new Set(out.packages)].sort()
+  const paths = new Set<string>()
+  for (const f of out.files) {
+    if (paths.has(f.path)) throw new Error(`${host.name}: two components write ${f.path}`)
+    paths.add(f.path)
+  }
+  return out
+}

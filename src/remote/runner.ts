@@ -1,0 +1,57 @@
+import type {Host} from '../inventory/index.js'
+
+/*
+ * The transport seam: the only way the engine and the components touch a host. The SSH connection implements it
+ * (remote/connection.ts); unit tests use an in-memory fake that scripts a host's answers.
+ */
+
+export interface RunResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  stdin?: string
+  /** Run as root (through sudo for a non-root user). Default true: provisioning is root's work. */
+  root?: boolean
+  /** Throw RemoteError on a non-zero exit (default true). */
+  check?: boolean
+}
+
+export interface Runner {
+  readonly host: Host
+  /** Runs a shell snippet (values inside it already quoted with shq). */
+  run(script: string, options?: RunOptions): Promise<RunResult>
+  /** A file's content as root, or undefined when there is no such file. */
+  readFile(path: string): Promise<string | undefined>
+  /** Streams `from` on this host into `to` on another (a database dump): nothing is written to disk on either side. */
+  pipe(from: string, target: Runner, to: string): Promise<{dump: RunResult; load: RunResult}>
+  /** The address this connection comes from, as the host sees it. */
+  clientAddress(): Promise<string | undefined>
+  close(): void
+}
+
+/** Opens runners: SSH in real runs, the fake in unit tests. */
+export interface Transport {
+  open(host: Host): Promise<Runner>
+}
+
+/** Opens each host's runner once and hands the same one out again (closeAll ends them). */
+export function runnerCache(transport: Transport, runners = new Map<string, Runner>()) {
+  return {
+    runners,
+    async get(host: Host): Promise<Runner> {
+      let r = runners.get(host.name)
+      if (!r) {
+        r = await transport.open(host)
+        runners.set(host.name, r)
+      }
+      return r
+    },
+    closeAll(): void {
+      for (const r of runners.values()) r.close()
+      runners.clear()
+    },
+  }
+}
