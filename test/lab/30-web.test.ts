@@ -3,13 +3,13 @@
  * client loop counting failed requests through the LB, and a server that fails its health gate.
  */
 import {beforeAll, describe, expect, test} from 'vitest'
-import {desiredState} from '../../src/components/index.js'
+import {STACK, desiredState} from '../../src/components/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {serverStates} from '../../src/components/haproxy/runtime.js'
 import {prepareMaterial} from '../../src/components/index.js'
 import {applyHost} from '../../src/engine/apply.js'
 import {applyBatch, type Planned} from '../../src/engine/run.js'
-import {httpsProbe} from '../../src/engine/verify.js'
+import {httpsProbe} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
 import {foobar, foobarAsync, variant} from './support/cli.js'
@@ -105,17 +105,17 @@ describe.skipIf(!labIsUp())('web tier', () => {
         return {
           ms: 0,
           desired: {...desired, files: desired.files.map((f) => (f.path === NGINX_SITE ? broken : f))},
-          plan: {host: host.name, changes: [{kind: 'file', path: NGINX_SITE, action: 'update', file: broken, detail: 'content'}, {kind: 'reload', name: 'nginx', how: 'reload', reason: 'test'}]},
+          plan: {host: host.name, changes: [{kind: 'file' as const, path: NGINX_SITE, action: 'update' as const, file: broken, detail: 'content', component: 'nginx'}, {kind: 'reload' as const, name: 'nginx', how: 'reload' as const, reason: 'test', component: 'nginx'}]},
         }
       })
-      const results = await applyBatch(inv, planned, async (p) => {
+      const results = await applyBatch(STACK, inv, planned, async (p) => {
         try {
           await applyHost(conns.get(p.plan!.host)!, p.desired!, p.plan!)
           return {host: p.plan!.host, status: 'changed', changes: p.plan!.changes, durationMs: 0}
         } catch (error) {
           return {host: p.plan!.host, status: 'failed', changes: p.plan!.changes, error: (error as Error).message, durationMs: 0}
         }
-      }, true, {apply: true, concurrency: 1}, conns)
+      }, true, {concurrency: 1}, async (h) => conns.get(h.name)!)
       expect(results.map((r) => r.status)).toEqual(['failed', 'skipped'])
       expect(results[0]!.error).toMatch(/nginx unhealthy after the change .*previous config restored; left drained/)
       expect(results[1]!.error).toMatch(/roll stopped at web1/)
