@@ -238,7 +238,8 @@ export interface Component {
   name: string
   /** Components whose steps come first (packages, files, services, live steps). Order = these, then registry order. */
   after?: string[]
-  appliesTo: (host: Host) => boolean
+  /** Whether it has anything on this host (the inventory for settings that are not per host). */
+  appliesTo: (host: Host, inventory: Inventory) => boolean
   desired?: (ctx: RenderContext) => ComponentState
   /** Ports it opens on this host and to whom (`targets`: every scrape target of this host). */
   ports?: (ctx: HostContext & {targets: ScrapeTarget[]}) => PortRule[]

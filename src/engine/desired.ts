@@ -41,7 +41,7 @@ export function scrapeTargets(stack: Stack, inventory: Inventory): ScrapeTarget[
   if (!targets) {
     targets = stack.components.flatMap((c) =>
       c.targets
-        ? inventory.hosts.filter((h) => c.appliesTo(h)).flatMap((host) =>
+        ? inventory.hosts.filter((h) => c.appliesTo(h, inventory)).flatMap((host) =>
             c.targets!({inventory, host}).map((t) => {
               const target = hostPort(host, t.port)
               return {...t, host: host.name, target, url: `http://${target}/metrics`}
@@ -57,14 +57,14 @@ export function scrapeTargets(stack: Stack, inventory: Inventory): ScrapeTarget[
 /** The ports every component on the host opens. */
 export function hostPorts(stack: Stack, inventory: Inventory, host: Host): PortRule[] {
   const targets = scrapeTargets(stack, inventory).filter((t) => t.host === host.name)
-  return stack.components.flatMap((c) => (c.ports && c.appliesTo(host) ? c.ports({inventory, host, targets}) : []))
+  return stack.components.flatMap((c) => (c.ports && c.appliesTo(host, inventory) ? c.ports({inventory, host, targets}) : []))
 }
 
 /** The internal-CA certificates the components need, per host name. */
 export function certRequests(stack: Stack, inventory: Inventory): Record<string, CertRequest[]> {
   const out: Record<string, CertRequest[]> = {}
   for (const host of inventory.hosts) {
-    const reqs = stack.components.flatMap((c) => (c.certificates && c.appliesTo(host) ? c.certificates({inventory, host}) : []))
+    const reqs = stack.components.flatMap((c) => (c.certificates && c.appliesTo(host, inventory) ? c.certificates({inventory, host}) : []))
     if (reqs.length) out[host.name] = reqs
   }
   return out
@@ -81,7 +81,7 @@ export function prepareMaterial(stack: Stack, inventory: Inventory): TlsMaterial
 export function preparePlanners(stack: Stack, inventory: Inventory, hosts: Host[], only?: string[]): Map<string, LivePlanner> {
   const out = new Map<string, LivePlanner>()
   for (const c of stack.components) {
-    if (!c.live || (only && !only.includes(c.name)) || !hosts.some((h) => c.appliesTo(h))) continue
+    if (!c.live || (only && !only.includes(c.name)) || !hosts.some((h) => c.appliesTo(h, inventory))) continue
     const planner = c.live.prepare(inventory)
     if (planner) out.set(c.name, planner)
   }
@@ -95,7 +95,7 @@ export function desiredState(stack: Stack, inventory: Inventory, host: Host, opt
   const out: HostDesired = {inventory, host, components: [], ports, controlAddress, packages: [], files: [], absent: [], services: [], live: []}
   const targets = scrapeTargets(stack, inventory)
   for (const c of stack.components) {
-    if (!c.appliesTo(host) || (only && !only.includes(c.name))) continue
+    if (!c.appliesTo(host, inventory) || (only && !only.includes(c.name))) continue
     out.components.push(c.name)
     if (c.desired) {
       const s = c.desired({inventory, host, material, controlAddress, ports, targets})

@@ -142,7 +142,7 @@ export async function applyBatch(
   const isRolling = (p: Planned) =>
     proceed && balancer !== undefined && p.plan !== undefined && balancer.isBackend(p.desired!.host) && p.plan.changes.some((c) => drains(stack, c))
   const hasBackends = balancer !== undefined && planned.some((p) => p.desired && balancer.isBackend(p.desired.host))
-  const lbs = proceed && hasBackends ? await servingLbs(inventory, lbComponent!.appliesTo, balancer!, connect) : []
+  const lbs = proceed && hasBackends ? await servingLbs(inventory, (h) => lbComponent!.appliesTo(h, inventory), balancer!, connect) : []
   if (!balancer || lbs.length === 0) return pool(planned, options.concurrency, applyOne)
 
   const byHost = new Map<string, HostResult>()

@@ -86,7 +86,7 @@ export async function verifyHosts(stack: Stack, inv: Inventory, hosts: Host[], o
           },
           options: {lynis: o.lynis ?? true},
         }
-        for (const c of stack.components) if (c.checks && c.appliesTo(host)) checks.push(...c.checks(ctx))
+        for (const c of stack.components) if (c.checks && c.appliesTo(host, inv)) checks.push(...c.checks(ctx))
         return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs, o.retryMs ?? 1000)))
       } finally {
         runner.close()
