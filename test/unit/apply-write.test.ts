@@ -9,7 +9,7 @@ import {existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, s
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeEach, describe, expect, test} from 'vitest'
-import type {DesiredFile} from '../../src/components/types.js'
+import type {DesiredFile} from '../../src/engine/contract.js'
 import {BACKUP_DIR, restoreScript, writeFileScript} from '../../src/engine/apply.js'
 
 const IS_ROOT = process.getuid?.() === 0
@@ -46,8 +46,8 @@ beforeEach(() => {
 const desired = (content: string, extra: Partial<DesiredFile> = {}): DesiredFile => ({path, content, mode: 0o640, owner: 'root', group: 'root', ...extra})
 /** Runs the script for `f` with its content on stdin, as provision does. */
 const write = (f: DesiredFile) => run(writeFileScript(f), f.content)
-/** No temp file left beside the target. */
-const strays = () => readdirSync(dirname(path)).filter((e) => e.includes('foobar-tmp'))
+/** No temp file (`.<name>.foobar-<12 hex>`) left beside the target. */
+const strays = () => readdirSync(dirname(path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))
 
 describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
   test('a new file: exactly the content (no newline added) and the mode; a new directory is world-readable', () => {
@@ -115,6 +115,14 @@ describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
     const r = write(desired('new\n', {validate: {mode: 'config', command: `grep -q new ${path}`}}))
     expect(r.status, r.stderr).toBe(0)
     expect(readFileSync(path, 'utf8')).toBe('new\n')
+  })
+
+  test('a stray temp file has the pattern strays() looks for; each write has a temp name of its own', () => {
+    const f = desired('x\n')
+    const temps = [writeFileScript(f), writeFileScript(f)].map((script) => /^cat > (\S+)$/m.exec(script)?.[1])
+    for (const t of temps) expect(t?.split('/').pop()).toMatch(/^\.site\.conf\.foobar-[0-9a-f]{12}$/)
+    expect(temps[0]).not.toBe(temps[1])
+    expect(dirname(temps[0]!)).toBe(dirname(path))
   })
 
   test('no fixed-name file in /tmp is written (a local user could plant a symlink there)', () => {

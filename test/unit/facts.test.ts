@@ -22,6 +22,7 @@ describe('parseFacts', () => {
     packages: ['nginx', 'ufw', 'haproxy', 'mariadb-server'],
     files: [{path: '/etc/nginx/conf.d/foobar.conf'}, {path: '/etc/foobar/tls/site.key', secret: true}, {path: '/etc/nginx/sites-enabled/default'}, {path: '/etc/haproxy/haproxy.cfg'}],
     services: ['nginx', 'haproxy', 'mariadb'],
+    live: [{component: 'firewall', script: 'true'}],
   }
   const conf = 'server {\n  listen 443 ssl;\n}\n'
   const output = [
@@ -41,8 +42,8 @@ describe('parseFacts', () => {
     '@@pending nginx',
     '@@pending haproxy',
     '@@pending nginx',
-    '@@fw status active',
-    '@@fw tuple allow tcp 22 0.0.0.0/0 any 10.77.0.1 in comment=737368',
+    '@@live firewall status active',
+    '@@live firewall tuple allow tcp 22 0.0.0.0/0 any 10.77.0.1 in comment=737368',
     '',
   ].join('\n')
   const facts = parseFacts(output, q)
@@ -78,7 +79,7 @@ describe('parseFacts', () => {
 
   test('pending reloads deduplicated and sorted; firewall lines kept raw', () => {
     expect(facts.pendingReloads).toEqual(['haproxy', 'nginx'])
-    expect(facts.firewall).toEqual(['status active', 'tuple allow tcp 22 0.0.0.0/0 any 10.77.0.1 in comment=737368'])
+    expect(facts.live).toEqual({firewall: ['status active', 'tuple allow tcp 22 0.0.0.0/0 any 10.77.0.1 in comment=737368']})
   })
 })
 
@@ -104,7 +105,7 @@ describe('factsScript run for real with /bin/sh', () => {
     packages: ['coreutils', 'no-such-package-xyz'],
     files: [{path: small}, {path: secret, secret: true}, {path: empty}, {path: link}, {path: subdir}, {path: missing}],
     services: ['no-such-service-xyz'],
-    extra: 'echo "@@fw status inactive"',
+    live: [{component: 'firewall', script: 'echo "status inactive"'}],
   }
   const out = execFileSync('/bin/sh', ['-c', factsScript(q)], {encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}})
   const facts = parseFacts(out, q)
@@ -154,7 +155,7 @@ describe('factsScript run for real with /bin/sh', () => {
   })
 
   test('component fact lines are passed through; pending reloads match the pending file', () => {
-    expect(facts.firewall).toEqual(['status inactive'])
+    expect(facts.live).toEqual({firewall: ['status inactive']})
     const pending = existsSync(PENDING_FILE) ? [...new Set(readFileSync(PENDING_FILE, 'utf8').split('\n').filter(Boolean))].sort() : []
     expect(facts.pendingReloads).toEqual(pending)
   })

@@ -9,13 +9,17 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {desiredState} from '../../src/components/index.js'
-import type {FirewallRule} from '../../src/components/firewall/index.js'
+import {type FirewallRule, desiredRules} from '../../src/components/firewall/index.js'
 import {compareFirewall, desiredUfwKeys, firewallFactsScript, liveUfwKeys, type LiveFirewall, normaliseRule, normaliseRules, parseFirewallFacts} from '../../src/components/firewall/live.js'
-import {parseFacts} from '../../src/engine/facts.js'
+import type {HostDesired} from '../../src/engine/desired.js'
+import {factsScript, parseFacts} from '../../src/engine/facts.js'
 import {iptablesVariant, loadExample} from './support/render.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-fwlive-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+
+/** The firewall's desired rules and rule files for a host's desired state, as the plan compares them. */
+const wanted = (d: HostDesired) => desiredRules({inventory: d.inventory, host: d.host, ports: d.ports, controlAddress: d.controlAddress})
 
 const rule = (port: number, from: string[], comment = 'c'): FirewallRule => ({port, proto: 'tcp', from, comment})
 
@@ -65,7 +69,7 @@ describe('compareFirewall', () => {
   const ufwInv = loadExample('lab')
   const lb1 = ufwInv.hosts.find((h) => h.name === 'lb1')!
   const ufwDesired = desiredState(ufwInv, lb1, {controlAddress: '10.77.0.1'})
-  const rules = ufwDesired.firewall!.rules
+  const rules = wanted(ufwDesired).rules
   /** What a correctly activated ufw shows for these rules. */
   const ufwInSync = (): LiveFirewall => ({
     status: 'active',
@@ -94,7 +98,7 @@ describe('compareFirewall', () => {
     expect(compareFirewall(lb1, rules, {...ufwInSync(), policy: 'ACCEPT'}, {})).toMatchObject({inSync: false, notes: ['default incoming policy is ACCEPT, want DROP']})
   })
 
-  test('the raw @@fw lines of the facts script feed it', () => {
+  test("the raw lines of the firewall's facts script feed it", () => {
     const lines = ['status active', 'policy DROP', ...ufwInSync().tuples.map((t) => `tuple ${t}`)]
     const live = parseFirewallFacts(lines)
     expect(live.status).toBe('active')
@@ -104,14 +108,15 @@ describe('compareFirewall', () => {
   const iptInv = loadExample('lab', iptablesVariant)
   const web1 = iptInv.hosts.find((h) => h.name === 'web1')!
   const iptDesired = desiredState(iptInv, web1, {controlAddress: '10.77.0.1'})
-  const files = {v4: iptDesired.firewall!.v4!, v6: iptDesired.firewall!.v6!}
+  const iptWanted = wanted(iptDesired)
+  const files = {v4: iptWanted.v4!, v6: iptWanted.v6!}
   /** As iptables-save prints it after loading the files: counters stripped by the facts script, one-word comments bare. */
   const saved = (text: string) => normaliseRules(text).map((l) => l.replace(/--comment "([A-Za-z0-9_-]+)"/, '--comment $1'))
   const iptInSync = (): LiveFirewall => ({tuples: [], v4: saved(files.v4), v6: saved(files.v6)})
 
   test('iptables in sync; the rendered rules really are opened', () => {
     expect(files.v4).toContain('--dport 3306')
-    expect(compareFirewall(web1, iptDesired.firewall!.rules, iptInSync(), files)).toEqual({inSync: true, missing: [], extra: [], notes: []})
+    expect(compareFirewall(web1, iptWanted.rules, iptInSync(), files)).toEqual({inSync: true, missing: [], extra: [], notes: []})
   })
 
   test('iptables: missing and extra rules per family; nothing loaded at all', () => {
@@ -119,9 +124,9 @@ describe('compareFirewall', () => {
     const mysql = live.v4.find((l) => l.includes('--dport 3306'))!
     live.v4 = live.v4.filter((l) => l !== mysql)
     live.v6.push('-A INPUT -p tcp -m tcp --dport 23 -j ACCEPT')
-    const drift = compareFirewall(web1, iptDesired.firewall!.rules, live, files)
+    const drift = compareFirewall(web1, iptWanted.rules, live, files)
     expect(drift).toMatchObject({inSync: false, missing: [`v4 ${mysql}`], extra: ['v6 -A INPUT -p tcp -m tcp --dport 23 -j ACCEPT'], notes: []})
-    const empty = compareFirewall(web1, iptDesired.firewall!.rules, {tuples: [], v4: [], v6: []}, files)
+    const empty = compareFirewall(web1, iptWanted.rules, {tuples: [], v4: [], v6: []}, files)
     expect(empty.inSync).toBe(false)
     expect(empty.notes).toEqual(['no iptables rules loaded'])
     expect(empty.missing.length).toBe(normaliseRules(files.v4).length + normaliseRules(files.v6).length)
@@ -130,7 +135,7 @@ describe('compareFirewall', () => {
   test('iptables: a wrong default policy is drift', () => {
     const live = iptInSync()
     live.v4 = live.v4.map((l) => (l === ':INPUT DROP' ? ':INPUT ACCEPT' : l))
-    const drift = compareFirewall(web1, iptDesired.firewall!.rules, live, files)
+    const drift = compareFirewall(web1, iptWanted.rules, live, files)
     expect(drift.inSync).toBe(false)
     expect(drift.missing).toEqual(['v4 :INPUT DROP'])
     expect(drift.extra).toEqual(['v4 :INPUT ACCEPT'])
@@ -140,13 +145,14 @@ describe('compareFirewall', () => {
     if (process.getuid?.() !== 0) return ctx.skip('needs root for a network namespace')
     writeFileSync(join(TMP, 'v4'), files.v4)
     writeFileSync(join(TMP, 'v6'), files.v6)
-    const script = `iptables-restore < ${TMP}/v4 && ip6tables-restore < ${TMP}/v6 && {\n${firewallFactsScript(web1)}\n}`
+    const query = {packages: [], files: [], services: [], live: [{component: 'firewall', script: firewallFactsScript(web1)}]}
+    const script = `iptables-restore < ${TMP}/v4 && ip6tables-restore < ${TMP}/v6 && {\n${factsScript(query)}\n}`
     const r = spawnSync('unshare', ['-n', 'sh', '-c', script], {encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}, timeout: 20_000})
     if (r.status !== 0 && /unshare|Operation not permitted|can't initialize|not found/i.test(r.stderr)) return ctx.skip(`no network namespace / iptables here: ${r.stderr.trim()}`)
     expect(r.status, r.stderr).toBe(0)
-    const facts = parseFacts(r.stdout, {packages: [], files: [], services: []})
-    const live = parseFirewallFacts(facts.firewall)
+    const facts = parseFacts(r.stdout, query)
+    const live = parseFirewallFacts(facts.live.firewall!)
     expect(live.v4).toContain(':INPUT DROP')
-    expect(compareFirewall(web1, iptDesired.firewall!.rules, live, files)).toEqual({inSync: true, missing: [], extra: [], notes: []})
+    expect(compareFirewall(web1, iptWanted.rules, live, files)).toEqual({inSync: true, missing: [], extra: [], notes: []})
   })
 })

@@ -6,11 +6,12 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
-import {type HostDesired, desiredState} from '../../src/components/index.js'
+import {STACK, desiredState} from '../../src/components/index.js'
 import {parseLynisIndex, parseSshAudit} from '../../src/components/hardening/audit.js'
-import {AUTO_UPGRADES, FAIL2BAN_JAIL, NEEDLESS_UNITS, PROFILE_FILE, SSHD_DROPIN, SSHD_GUARDED, SYSCTL_FILE, USBGUARD_CONF, USBGUARD_RULES} from '../../src/components/hardening/index.js'
+import {AUTO_UPGRADES, FAIL2BAN_JAIL, NEEDLESS_UNITS, PROFILE_FILE, SSHD_DROPIN, SSHD_GUARDED, SYSCTL_FILE, USBGUARD_CONF, USBGUARD_RULES, hardeningSpec} from '../../src/components/hardening/index.js'
 import {hardeningFactsScript} from '../../src/components/hardening/live.js'
 import {SYSCTL} from '../../src/components/hardening/sysctl.js'
+import {type HostDesired, preparePlanners} from '../../src/engine/desired.js'
 import type {HostFacts} from '../../src/engine/facts.js'
 import {type Change, describe as describeChange, planHost, sha256} from '../../src/engine/plan.js'
 import {InventoryError, parseInventory} from '../../src/inventory/index.js'
@@ -142,14 +143,14 @@ describe('rendering', () => {
     for (const p of [SSHD_DROPIN, SYSCTL_FILE, FAIL2BAN_JAIL, AUTO_UPGRADES]) expect(content(d, p), p).toBeUndefined()
     expect(d.packages).not.toEqual(expect.arrayContaining(['fail2ban']))
     expect(d.packages).not.toContain('unattended-upgrades')
-    expect(d.hardening).toMatchObject({sysctl: {}, skipped: {ssh: 'managed by the provider'}})
-    expect(d.hardening!.modes.length).toBeGreaterThan(0)
+    expect(hardeningSpec(d.host)).toMatchObject({sysctl: {}, skipped: {ssh: 'managed by the provider'}})
+    expect(hardeningSpec(d.host).modes.length).toBeGreaterThan(0)
   })
 })
 
-/** The `@@hard` lines of a host whose kernel, modes and units are as `values` say (default: converged). */
+/** The hardening fact lines of a host whose kernel, modes and units are as `values` say (default: converged). */
 function hardFacts(d: HostDesired, values: {sysctl?: Record<string, string | undefined>; modes?: Record<string, string>; units?: Record<string, string>} = {}): string[] {
-  const spec = d.hardening!
+  const spec = hardeningSpec(d.host)
   return [
     ...Object.entries(spec.sysctl).map(([k, v]) => `sysctl ${k} ${k in (values.sysctl ?? {}) ? (values.sysctl![k] ?? '-') : v}`),
     ...spec.modes.map(({path, mode}) => `mode ${path} ${values.modes?.[path] ?? `${mode.toString(8)} root root`}`),
@@ -168,15 +169,17 @@ function facts(d: HostDesired, hardening: string[], virt = 'kvm', pendingReloads
     files,
     services: Object.fromEntries(d.services.map((s) => [s.name, {enabled: 'enabled', active: 'active'}])),
     pendingReloads,
-    firewall: [],
-    db: [],
-    hardening,
+    live: {hardening},
   }
 }
 
-const hardeningOf = (changes: Change[]) => changes.flatMap((c) => (c.kind === 'hardening' ? [c.action] : []))
-/** Only the hardening component, so the firewall's live state does not matter here. */
-const only = (inv = loadExample('lab')) => desiredState(inv, host(inv, 'web1'), {controlAddress: '10.77.0.1', only: ['hardening']})
+/** The hardening steps of a plan. */
+const hardeningChanges = (changes: Change[]) => changes.filter((c) => c.kind === 'live' && c.component === 'hardening')
+/** What each hardening step is about (the planned HardeningAction). */
+const hardeningOf = (changes: Change[]) => hardeningChanges(changes).flatMap((c) => (c.kind === 'live' ? [c.action.data] : []))
+/** Only the hardening component (and its live planner), so the firewall's live state does not matter here. */
+const only = (inv = loadExample('lab')) =>
+  desiredState(inv, host(inv, 'web1'), {controlAddress: '10.77.0.1', only: ['hardening'], planners: preparePlanners(STACK, inv, inv.hosts, ['hardening'])})
 
 describe('plan against hand-made facts', () => {
   test('a converged host plans nothing, on a VM and in a container (idempotence)', () => {
@@ -186,7 +189,7 @@ describe('plan against hand-made facts', () => {
   })
 
   test('the fact script asks for every key, path and unit, quoted', () => {
-    const script = hardeningFactsScript(only().hardening!)
+    const script = hardeningFactsScript(hardeningSpec(only().host))
     for (const k of Object.keys(SYSCTL)) expect(script).toContain(`sysctl -n ${k}`)
     expect(script).toContain("stat -c '%a %U %G' /etc/crontab")
     for (const u of NEEDLESS_UNITS) expect(script).toContain(`systemctl is-enabled ${u}`)
@@ -201,13 +204,14 @@ describe('plan against hand-made facts', () => {
   test('a container: kernel.* and fs.* are skipped with the reason, net.* still set; a missing key is skipped too', () => {
     const d = only()
     const live = {'kernel.kptr_restrict': '0', 'fs.suid_dumpable': '2', 'net.ipv4.tcp_syncookies': '0', 'kernel.yama.ptrace_scope': undefined}
-    const [action, ...rest] = hardeningOf(planHost(d, facts(d, hardFacts(d, {sysctl: live}), 'systemd-nspawn')).changes)
+    const [change, ...rest] = hardeningChanges(planHost(d, facts(d, hardFacts(d, {sysctl: live}), 'systemd-nspawn')).changes)
     expect(rest).toEqual([])
+    const action = change?.kind === 'live' ? change.action.data : undefined
     expect(action).toMatchObject({kind: 'sysctl', set: {'net.ipv4.tcp_syncookies': '1'}})
     const skipped = (action as {skipped: Record<string, string>}).skipped
     expect(Object.keys(skipped).sort()).toEqual(Object.keys(SYSCTL).filter((k) => !k.startsWith('net.')).sort())
     expect(skipped['kernel.kptr_restrict']).toMatch(/container: only net\.\* can be set/)
-    expect(describeChange({kind: 'hardening', action: action!})).toMatch(/^set net\.ipv4\.tcp_syncookies=1 \(skipped: \d+ keys in a container/)
+    expect(describeChange(change!)).toMatch(/^set net\.ipv4\.tcp_syncookies=1 \(skipped: \d+ keys in a container/)
     // On a VM, a key this kernel lacks is skipped rather than failing the run.
     const vm = hardeningOf(planHost(d, facts(d, hardFacts(d, {sysctl: {'kernel.yama.ptrace_scope': undefined, 'kernel.sysrq': '1'}}))).changes)
     expect(vm).toEqual([{kind: 'sysctl', set: {'kernel.sysrq': '0'}, skipped: {'kernel.yama.ptrace_scope': 'not in this kernel'}}])
@@ -226,8 +230,8 @@ describe('plan against hand-made facts', () => {
   test('units that cannot work in a container (USBGuard, process accounting) are stopped there, left to run on a VM', () => {
     const d = only()
     const units = {'usbguard.service': 'enabled activating', 'usbguard-dbus.service': 'enabled active', 'acct.service': 'enabled failed'}
-    const inContainer = hardeningOf(planHost(d, facts(d, hardFacts(d, {units}), 'systemd-nspawn')).changes)
-    expect(inContainer.map((a) => describeChange({kind: 'hardening', action: a}))).toEqual([
+    const inContainer = hardeningChanges(planHost(d, facts(d, hardFacts(d, {units}), 'systemd-nspawn')).changes)
+    expect(inContainer.map(describeChange)).toEqual([
       'stop usbguard.service: not run in a container (was activating)',
       'stop usbguard-dbus.service: not run in a container (was active)',
       'stop acct.service: not run in a container (was failed)',
@@ -240,8 +244,8 @@ describe('plan against hand-made facts', () => {
   test('needless services: a running or enabled one is disabled; absent, masked or off ones are not', () => {
     const d = only()
     const units = {'rpcbind.service': 'enabled active', 'rpcbind.socket': 'enabled inactive', 'cups.service': 'masked inactive', 'avahi-daemon.service': 'none inactive'}
-    const actions = hardeningOf(planHost(d, facts(d, hardFacts(d, {units}))).changes)
-    expect(actions.map((a) => describeChange({kind: 'hardening', action: a}))).toEqual([
+    const actions = hardeningChanges(planHost(d, facts(d, hardFacts(d, {units}))).changes)
+    expect(actions.map(describeChange)).toEqual([
       'stop and disable rpcbind.socket (was enabled, inactive)',
       'stop and disable rpcbind.service (was enabled, active)',
     ])
@@ -252,9 +256,10 @@ describe('plan against hand-made facts', () => {
     const f = facts(d, hardFacts(d))
     f.files[SSHD_DROPIN] = {exists: true, mode: 0o600, owner: 'root', group: 'root', sha256: 'old', content: 'PermitRootLogin yes\n'}
     const changes = planHost(d, f).changes
-    expect(changes.map((c) => c.kind)).toEqual(['file', 'hardening'])
+    expect(changes.map((c) => (c.kind === 'live' ? `${c.kind} ${c.component}` : c.kind))).toEqual(['file', 'live hardening'])
     expect(changes.some((c) => c.kind === 'reload')).toBe(false)
     expect(describeChange(changes[1]!)).toBe('reload ssh, confirmed by a fresh SSH connection (config changed)')
+    expect(changes[1]!.kind === 'live' && changes[1]!.action.guarded).toBe(true)
     const pending = planHost(d, facts(d, hardFacts(d), 'kvm', [SSHD_GUARDED])).changes
     expect(hardeningOf(pending)).toEqual([{kind: 'sshd', reason: 'pending from an interrupted run'}])
     // A mode fix alone does not reload anything.

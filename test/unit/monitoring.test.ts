@@ -7,8 +7,9 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
-import {desiredState} from '../../src/components/index.js'
-import {MONITORING_PATHS as P, prometheusConfig, scrapeTargets} from '../../src/components/monitoring/index.js'
+import {STACK, desiredState} from '../../src/components/index.js'
+import {MONITORING_PATHS as P, prometheusConfig} from '../../src/components/monitoring/index.js'
+import {scrapeTargets} from '../../src/engine/desired.js'
 import {buildVersion, haproxyStat, parseStubStatus, parseTargets, parseVersions, parseWindow, qpsReport, rate} from '../../src/components/monitoring/stats.js'
 import {prepareMaterial} from '../../src/components/index.js'
 import {type Inventory, parseInventory} from '../../src/inventory/index.js'
@@ -105,7 +106,7 @@ hosts:
     const inv2 = parseInventory(text, join(TMP, 'off.yml'))
     expect(desiredState(inv2, inv2.hosts[0]!).packages).not.toContain('prometheus-node-exporter')
     expect(desiredState(inv2, inv2.hosts[0]!).files.find((f) => f.path === '/etc/haproxy/haproxy.cfg')!.content).not.toContain('frontend metrics')
-    expect(scrapeTargets(inv2).map((t) => `${t.job} ${t.host}`)).toEqual(['node web1', 'nginx web1'])
+    expect(scrapeTargets(STACK, inv2).map((t) => `${t.job} ${t.host}`)).toEqual(['node web1', 'nginx web1'])
   })
 })
 
@@ -113,23 +114,24 @@ describe('the monitoring server', () => {
   const inv = stack()
 
   test('Prometheus scrapes every client of the inventory, labelled by host', async () => {
-    expect(scrapeTargets(inv).map((t) => `${t.job} ${t.target}`)).toEqual([
+    // In component order (node exporter, nginx, HAProxy, mysqld), then inventory order.
+    expect(scrapeTargets(STACK, inv).map((t) => `${t.job} ${t.target}`)).toEqual([
       'node 10.0.0.11:9100',
-      'haproxy 10.0.0.11:8405',
       'node 10.0.0.12:9100',
-      'nginx 10.0.0.12:9113',
-      'mysqld 10.0.0.12:9104',
       'node [2001:db8::13]:9100',
-      'nginx [2001:db8::13]:9113',
-      'mysqld [2001:db8::13]:9104',
       'node 10.0.0.14:9100',
+      'nginx 10.0.0.12:9113',
+      'nginx [2001:db8::13]:9113',
+      'haproxy 10.0.0.11:8405',
+      'mysqld 10.0.0.12:9104',
+      'mysqld [2001:db8::13]:9104',
     ])
-    await expect(prometheusConfig(inv, host(inv, 'mon1'))).toMatchFileSnapshot(join('__snapshots__', 'monitoring', 'prometheus.yml'))
+    await expect(prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv))).toMatchFileSnapshot(join('__snapshots__', 'monitoring', 'prometheus.yml'))
   })
 
   test.skipIf(!has('promtool'))('promtool accepts the rendered prometheus.yml', () => {
     const f = join(TMP, 'prometheus.yml')
-    writeFileSync(f, prometheusConfig(inv, host(inv, 'mon1')))
+    writeFileSync(f, prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv)))
     const r = spawnSync('promtool', ['check', 'config', f], {encoding: 'utf8'})
     expect(r.status, r.stdout + r.stderr).toBe(0)
   })

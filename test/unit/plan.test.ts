@@ -3,10 +3,11 @@
  * kind of drift plans exactly the change that repairs it; secrets never appear in what `plan` prints.
  */
 import {describe as group, expect, test} from 'vitest'
-import {type HostDesired, desiredState} from '../../src/components/index.js'
-import {UFW_RULES_FILE} from '../../src/components/firewall/index.js'
+import {STACK, desiredState} from '../../src/components/index.js'
+import {UFW_RULES_FILE, desiredRules} from '../../src/components/firewall/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
-import type {TlsMaterial} from '../../src/components/tls/index.js'
+import {type TlsMaterial, leafKey} from '../../src/engine/contract.js'
+import {type HostDesired, preparePlanners} from '../../src/engine/desired.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
 import type {HostFacts} from '../../src/engine/facts.js'
@@ -20,28 +21,34 @@ const MATERIAL: TlsMaterial = {
   siteKey: SITE_KEY,
   backendCa: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n',
   internalCa: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n',
-  dbCerts: {
-    web1: {cert: 'DB1 CERT\n', key: 'DB1-SECRET-KEY\n'},
-    web2: {cert: 'DB2 CERT\n', key: 'DB2-SECRET-KEY\n'},
+  leaves: {
+    [leafKey('db', 'web1')]: {cert: 'DB1 CERT\n', key: 'DB1-SECRET-KEY\n'},
+    [leafKey('db', 'web2')]: {cert: 'DB2 CERT\n', key: 'DB2-SECRET-KEY\n'},
   },
 }
 
 const inv = loadExample('lab')
-const desired = (name: string, i = inv) => desiredState(i, i.hosts.find((h) => h.name === name)!, {material: MATERIAL, controlAddress: '10.77.0.1'})
+/**
+ * The live planners of a run, as provision prepares them: the firewall and the hardening. Replication is left out
+ * (it reads the lab's secret file, and its plan is the database's own business).
+ */
+const planners = (i = inv) => preparePlanners(STACK, i, i.hosts, ['firewall', 'hardening'])
+const desired = (name: string, i = inv) => desiredState(i, i.hosts.find((h) => h.name === name)!, {material: MATERIAL, controlAddress: '10.77.0.1', planners: planners(i)})
 
-/** The @@fw lines of a host whose firewall is exactly as desired (ufw's tuples, or iptables-save's lines). */
+/** The firewall's live lines of a host whose firewall is exactly as desired (ufw's tuples, or iptables-save's lines). */
 function liveFirewall(d: HostDesired): string[] {
-  if (!d.firewall) return []
+  if (!d.live.some((l) => l.component === 'firewall')) return []
+  const want = desiredRules({inventory: d.inventory, host: d.host, ports: d.ports, controlAddress: d.controlAddress})
   if (d.host.firewall.backend === 'ufw') {
     const t = (port: number, src: string) => `tuple allow tcp ${port} ${src.includes(':') ? '::/0' : '0.0.0.0/0'} any ${src} in comment=00`
     return [
       'status active',
       'policy DROP',
-      ...d.firewall.rules.flatMap((r) => (r.from.length ? r.from.map((s) => t(r.port, s.replace(/\/(32|128)$/, ''))) : [t(r.port, '0.0.0.0/0'), t(r.port, '::/0')])),
+      ...want.rules.flatMap((r) => (r.from.length ? r.from.map((s) => t(r.port, s.replace(/\/(32|128)$/, ''))) : [t(r.port, '0.0.0.0/0'), t(r.port, '::/0')])),
     ]
   }
   const saved = (text = '') => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/ \[0:0\]$/, ''))
-  return [...saved(d.firewall.v4).map((l) => `v4 ${l}`), ...saved(d.firewall.v6).map((l) => `v6 ${l}`)]
+  return [...saved(want.v4).map((l) => `v4 ${l}`), ...saved(want.v6).map((l) => `v6 ${l}`)]
 }
 
 /** Facts of a host that is exactly as desired. */
@@ -56,9 +63,7 @@ function converged(d: HostDesired): HostFacts {
     files,
     services: Object.fromEntries(d.services.map((s) => [s.name, {enabled: 'enabled', active: 'active'}])),
     pendingReloads: [],
-    firewall: liveFirewall(d),
-    db: [],
-    hardening: [],
+    live: {firewall: liveFirewall(d), hardening: []},
   }
 }
 
@@ -99,7 +104,7 @@ group('planHost', () => {
     expect(create.action).toBe('create')
     const body = d.files.find((f) => f.path === NGINX_SITE)!.content
     expect(create.diff!.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++'))).toHaveLength(body.trimEnd().split('\n').length)
-    expect(changes.at(-1)).toEqual({kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed'})
+    expect(changes.at(-1)).toEqual({kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed', component: 'nginx'})
   })
 
   test('a changed file: a diff of the lines that differ; without the old content only "differs"', () => {
@@ -112,7 +117,7 @@ group('planHost', () => {
     const [update, reload] = planHost(d, facts).changes as [Extract<Change, {kind: 'file'}>, Change]
     expect(update).toMatchObject({kind: 'file', action: 'update', path: HAPROXY_CFG})
     expect(update.diff!.split('\n').filter((l) => /^[-+] /.test(l)).map((l) => l.replace(/\s+/g, ' '))).toEqual(['- balance leastconn', '+ balance roundrobin'])
-    expect(reload).toEqual({kind: 'reload', name: 'haproxy', how: 'reload', reason: 'config changed'})
+    expect(reload).toEqual({kind: 'reload', name: 'haproxy', how: 'reload', reason: 'config changed', component: 'haproxy'})
 
     delete facts.files[HAPROXY_CFG]!.content
     expect((planHost(d, facts).changes[0] as Extract<Change, {kind: 'file'}>).diff).toBe('(content differs)')
@@ -161,8 +166,8 @@ group('planHost', () => {
     for (const p of [NGINX_SITE, TLS_PATHS.cert, TLS_PATHS.key, '/opt/foobar-app/app.py', '/etc/systemd/system/foobar-app.service']) facts.files[p] = {exists: false}
     const reloads = planHost(d, facts).changes.filter((c) => c.kind === 'reload')
     expect(reloads).toEqual([
-      {kind: 'reload', name: 'foobar-app', how: 'restart', reason: 'config changed'},
-      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed'},
+      {kind: 'reload', name: 'foobar-app', how: 'restart', reason: 'config changed', component: 'app'},
+      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed', component: 'nginx'},
     ])
   })
 
@@ -171,8 +176,8 @@ group('planHost', () => {
     const facts = converged(d)
     facts.pendingReloads = ['mariadb', 'nginx', 'not-a-service-here']
     expect(planHost(d, facts).changes).toEqual([
-      {kind: 'reload', name: 'mariadb', how: 'restart', reason: 'pending from an interrupted run'},
-      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'pending from an interrupted run'},
+      {kind: 'reload', name: 'mariadb', how: 'restart', reason: 'pending from an interrupted run', component: 'mysql'},
+      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'pending from an interrupted run', component: 'nginx'},
     ])
   })
 
@@ -182,8 +187,8 @@ group('planHost', () => {
     const facts = converged(d)
     facts.files['/etc/nginx/sites-enabled/default'] = {exists: true, sha256: 'not-a-regular-file'}
     expect(planHost(d, facts).changes).toEqual([
-      {kind: 'remove', path: '/etc/nginx/sites-enabled/default'},
-      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed'},
+      {kind: 'remove', path: '/etc/nginx/sites-enabled/default', component: 'nginx'},
+      {kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed', component: 'nginx'},
     ])
   })
 
@@ -195,9 +200,9 @@ group('planHost', () => {
     delete facts.services['foobar-app']
     const changes = planHost(d, facts).changes
     expect(changes).toEqual([
-      {kind: 'service', name: 'foobar-app', enable: true, start: true},
-      {kind: 'service', name: 'nginx', enable: true, start: false},
-      {kind: 'service', name: 'mariadb', enable: false, start: true},
+      {kind: 'service', name: 'foobar-app', enable: true, start: true, component: 'app'},
+      {kind: 'service', name: 'nginx', enable: true, start: false, component: 'nginx'},
+      {kind: 'service', name: 'mariadb', enable: false, start: true, component: 'mysql'},
     ])
     expect(changes.map(describe)).toEqual(['enable and start foobar-app', 'enable nginx', 'start mariadb'])
   })
@@ -213,19 +218,28 @@ group('planHost', () => {
     expect(kinds(inContainer)).toEqual(['file'])
     const onVm = planHost(d, {...facts, virt: 'kvm'}).changes
     expect(onVm.filter((c) => c.kind !== 'file')).toEqual([
-      {kind: 'service', name: 'usbguard', enable: false, start: true},
-      {kind: 'reload', name: 'usbguard', how: 'restart', reason: 'config changed'},
+      {kind: 'service', name: 'usbguard', enable: false, start: true, component: 'hardening'},
+      {kind: 'reload', name: 'usbguard', how: 'restart', reason: 'config changed', component: 'hardening'},
     ])
   })
 
   test('firewall: live drift (missing rule, inactive) plans an activation naming what differs', () => {
     const d = desired('lb1')
     const facts = converged(d)
-    facts.firewall = facts.firewall.filter((l) => !l.includes(' 443 ')).map((l) => (l === 'status active' ? 'status inactive' : l))
+    facts.live.firewall = facts.live.firewall!.filter((l) => !l.includes(' 443 ')).map((l) => (l === 'status active' ? 'status inactive' : l))
     const changes = planHost(d, facts).changes
-    expect(changes).toEqual([
-      {kind: 'firewall', backend: 'ufw', reason: 'ufw is inactive, 2 rules missing', missing: ['allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'], extra: []},
+    expect(changes).toMatchObject([
+      {
+        kind: 'live',
+        component: 'firewall',
+        action: {
+          kind: 'activate',
+          guarded: true,
+          data: {backend: 'ufw', reason: 'ufw is inactive, 2 rules missing', missing: ['allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'], extra: []},
+        },
+      },
     ])
+    expect(changes).toHaveLength(1)
     expect(describe(changes[0]!)).toContain('+ allow tcp 443 from 0.0.0.0/0')
   })
 
@@ -233,16 +247,24 @@ group('planHost', () => {
     const d = desired('lb1')
     const facts = converged(d)
     facts.files[UFW_RULES_FILE] = {exists: false}
-    expect(kinds(planHost(d, facts).changes)).toEqual(['file', 'firewall'])
-    expect(planHost(d, facts).changes[1]).toMatchObject({reason: 'rules changed', missing: [], extra: []})
+    expect(kinds(planHost(d, facts).changes)).toEqual(['file', 'live'])
+    expect(planHost(d, facts).changes[1]).toMatchObject({component: 'firewall', action: {kind: 'activate', data: {reason: 'rules changed', missing: [], extra: []}}})
+  })
+
+  test('firewall: only the rules file\'s mode wrong: fixed in place, no activation (the live rules still match)', () => {
+    const d = desired('lb1')
+    const facts = converged(d)
+    facts.files[UFW_RULES_FILE] = {...facts.files[UFW_RULES_FILE]!, mode: 0o644}
+    expect(planHost(d, facts).changes).toEqual([expect.objectContaining({kind: 'file', action: 'attributes', path: UFW_RULES_FILE})])
   })
 
   test('without the firewall component no firewall change is ever planned', () => {
     const host = inv.hosts.find((h) => h.name === 'lb1')!
-    const d = desiredState(inv, host, {material: MATERIAL, only: ['haproxy']})
-    expect(d.firewall).toBeUndefined()
+    const d = desiredState(inv, host, {material: MATERIAL, only: ['haproxy'], planners: planners()})
+    expect(d.components).not.toContain('firewall')
+    expect(d.live).toEqual([])
     const facts = converged(d)
-    facts.firewall = ['status inactive']
+    facts.live.firewall = ['status inactive']
     expect(planHost(d, facts).changes).toEqual([])
   })
 })

@@ -3,10 +3,11 @@ import {mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
-import {desiredState} from '../../src/components/index.js'
+import {STACK, desiredState} from '../../src/components/index.js'
 import {firewallRules, renderFirewall} from '../../src/components/firewall/index.js'
 import {aggregateCidrs} from '../../src/components/firewall/rules.js'
-import {parseInventory, type Inventory} from '../../src/inventory/index.js'
+import {hostPorts} from '../../src/engine/desired.js'
+import {type Host, parseInventory, type Inventory} from '../../src/inventory/index.js'
 import {assertSafeView} from '../../src/render/safe.js'
 import {shq} from '../../src/util/shell.js'
 import {renderTemplate} from '../../src/render/templates.js'
@@ -162,9 +163,14 @@ hosts:
   - {name: mon1, address: 192.0.2.30, roles: [monitoring]}
 `
 
+/** A host's rules from the ports its components open (no control address). */
+const rulesFor = (inv: Inventory, host: Host) => firewallRules(host, hostPorts(STACK, inv, host))
+/** A host's rendered firewall files. */
+const firewallOf = (inv: Inventory, host: Host) => renderFirewall(host, rulesFor(inv, host))
+
 describe('firewall rules per role (firewallRules)', () => {
   const inv = parseInventory(FW, '/srv/fw.yml')
-  const rulesOf = (name: string) => firewallRules(inv, inv.hosts.find((h) => h.name === name)!)
+  const rulesOf = (name: string) => rulesFor(inv, inv.hosts.find((h) => h.name === name)!)
   const port = (name: string, p: number, proto = 'tcp') => rulesOf(name).find((r) => r.port === p && r.proto === proto)
   const from = (name: string, p: number, proto = 'tcp') => port(name, p, proto)?.from
   const ports = (name: string) => rulesOf(name).map((r) => `${r.port}/${r.proto}`)
@@ -200,7 +206,7 @@ describe('firewall rules per role (firewallRules)', () => {
     }
     const custom = parseInventory(FW.replace('roles: [web], ssh: {port: 2222}}', 'roles: [web], lb: {backend_port: 8443}}'), '/srv/fw.yml')
     const web1 = custom.hosts.find((h) => h.name === 'web1')!
-    const rules = firewallRules(custom, web1)
+    const rules = rulesFor(custom, web1)
     expect(rules.find((r) => r.port === 8443)?.from).toEqual(LBS)
     expect(rules.find((r) => r.port === 443)).toBeUndefined()
   })
@@ -224,7 +230,7 @@ describe('firewall rules per role (firewallRules)', () => {
 
   test('no monitoring sources and no monitoring host: no exporter port is open', () => {
     const none = parseInventory(FW.replace('  sources: [198.51.100.10/32, "2001:db8:f::10"]\n', '  sources: []\n').replace('  - {name: mon1, address: 192.0.2.30, roles: [monitoring]}\n', ''), '/srv/fw.yml')
-    for (const h of none.hosts) expect(firewallRules(none, h).map((r) => r.port).filter((p) => p >= 8400), h.name).toEqual([])
+    for (const h of none.hosts) expect(rulesFor(none, h).map((r) => r.port).filter((p) => p >= 8400), h.name).toEqual([])
   })
 
   test('extra ports per role go to hosts with that role only', () => {
@@ -235,7 +241,7 @@ describe('firewall rules per role (firewallRules)', () => {
   test('iptables: v4 sources in rules.v4, v6 sources in rules.v6, anywhere in both', () => {
     const ipt = parseInventory(FW.replace('firewall:\n', 'firewall:\n  backend: iptables\n'), '/srv/fw.yml')
     const tables = (name: string) => {
-      const files = renderFirewall(ipt, ipt.hosts.find((h) => h.name === name)!).files
+      const files = firewallOf(ipt, ipt.hosts.find((h) => h.name === name)!).files
       return {v4: files.find((f) => f.path === '/etc/iptables/rules.v4')!.content, v6: files.find((f) => f.path === '/etc/iptables/rules.v6')!.content}
     }
     const accepts = (table: string) => table.split('\n').filter((l) => / --dport /.test(l))
@@ -277,13 +283,13 @@ describe('firewall rules per role (firewallRules)', () => {
 
   test('iptables with ipv6: false: rules.v6 still loads but opens nothing', () => {
     const ipt = parseInventory(FW.replace('firewall:\n', 'firewall:\n  backend: iptables\n  ipv6: false\n'), '/srv/fw.yml')
-    const v6 = renderFirewall(ipt, ipt.hosts[0]!).files.find((f) => f.path === '/etc/iptables/rules.v6')!.content
+    const v6 = firewallOf(ipt, ipt.hosts[0]!).files.find((f) => f.path === '/etc/iptables/rules.v6')!.content
     expect(v6).toContain(':INPUT DROP [0:0]')
     expect(v6).not.toContain('--dport')
   })
 
   test('ufw: one line per source, v4 and v6 alike, with the policy defaults first', () => {
-    const ufw = renderFirewall(inv, inv.hosts.find((h) => h.name === 'web1')!).files[0]!.content
+    const ufw = firewallOf(inv, inv.hosts.find((h) => h.name === 'web1')!).files[0]!.content
     const lines = ufw.split('\n').filter((l) => l && !l.startsWith('#'))
     expect(lines.slice(0, 3)).toEqual(['default deny incoming', 'default allow outgoing', 'default deny routed'])
     expect(lines).toContain("allow in proto tcp from 2001:db8::10/128 to any port 443 comment 'https from the load balancer'")
@@ -336,7 +342,7 @@ describe('aggregateCidrs: fewer rules, exactly the same addresses', () => {
       '/srv/big.yml',
     )
     const db = inv.hosts.find((h) => h.name === 'h900')!
-    const sources = firewallRules(inv, db).find((r) => r.port === 3306)!.from
+    const sources = rulesFor(inv, db).find((r) => r.port === 3306)!.from
     expect(sources.length).toBeLessThan(60) // instead of 998 lines
     const num = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0)
     const covered = (ip: string) =>

@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {desiredState} from '../../../src/components/index.js'
-import type {DesiredFile} from '../../../src/components/types.js'
+import type {DesiredFile} from '../../../src/engine/contract.js'
 import {type Inventory, parseInventory} from '../../../src/inventory/index.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..', '..')
