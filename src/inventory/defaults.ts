@@ -1,6 +1,7 @@
-import type {Layer} from './schema.js'
+import type {z} from 'zod'
+import type {mergedLayer} from './schema.js'
 
-/** The bottom layer: every field foobar needs, with the safe choice as the default. */
+/** The bottom layer: every field foobar needs, with the safe choice as the default (the type checks none is missing). */
 export const DEFAULTS = {
   ssh: {user: 'root', port: 22, sudo: true, connect_timeout: 10},
   firewall: {backend: 'ufw', extra_ports: {}, ipv6: true, revert_after: 90, allow_control_address: true},
@@ -13,4 +14,4 @@ export const DEFAULTS = {
   monitoring: {enabled: true, sources: []},
   apt: {},
   hardening: {skip: {}, allow_users: [], allow_groups: [], revert_after: 90, max_sessions: 2, shell_timeout: 900, thresholds: {ssh_audit_fail: 0, ssh_audit_warn: 0, lynis_min: 80}},
-} satisfies Layer
+} satisfies z.input<typeof mergedLayer>

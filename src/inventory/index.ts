@@ -1,5 +1,21 @@
 export {loadInventory, parseInventory} from './loader.js'
 export {InventoryError} from './errors.js'
 export {selectHosts} from './select.js'
-export type * from './model.js'
+export type {
+  AptSettings,
+  DbMembership,
+  FirewallSettings,
+  HardeningItem,
+  HardeningSettings,
+  Host,
+  Inventory,
+  LbSettings,
+  MonitoringSettings,
+  MysqlSettings,
+  PortRule,
+  Site,
+  SshSettings,
+  TlsSettings,
+  TlsSource,
+} from './resolved.js'
 export {ROLES, type Role} from './schema.js'

@@ -1,15 +1,16 @@
 import {readFile} from 'node:fs/promises'
 import {isIP} from 'node:net'
-import {dirname, isAbsolute, resolve} from 'node:path'
-import {homedir} from 'node:os'
+import {resolve} from 'node:path'
+import {isDeepStrictEqual} from 'node:util'
 import {LineCounter, parseDocument} from 'yaml'
 import type {z} from 'zod'
 import {UserError} from '../cli/errors.js'
 import {DEFAULTS} from './defaults.js'
 import {type FieldPath, InventoryError, type InventoryProblem, SourceLocator, formatPath, showValue} from './errors.js'
-import type {DbMembership, HardeningSettings, Host, Inventory, MysqlSettings, PortRule, TlsSource} from './model.js'
-import type {SecretRef} from './primitives.js'
-import {type InventoryFile, LAYER_KEYS, type Layer, type Role, inventorySchema} from './schema.js'
+import {type Inventory, type TlsSource, inventoryResolver} from './resolved.js'
+import {type InventoryFile, type Layer, inventorySchema} from './schema.js'
+
+export {expandPath} from './resolved.js'
 
 /** Reads, validates and resolves an inventory file. Throws InventoryError (exit 2) listing every problem. */
 export async function loadInventory(file: string): Promise<Inventory> {
@@ -18,7 +19,7 @@ export async function loadInventory(file: string): Promise<Inventory> {
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
+    const code = isObj(error) && typeof error.code === 'string' ? error.code : undefined
     throw new UserError(`${file}: cannot read the inventory (${code ?? String(error)})`, [], [
       'Pass the inventory with -i FILE or set FOOBAR_INVENTORY.',
     ])
@@ -44,13 +45,92 @@ export function parseInventory(text: string, file: string): Inventory {
   const parsed = inventorySchema.safeParse(raw)
   const problems: InventoryProblem[] = parsed.success ? [] : parsed.error.issues.flatMap((i) => fromZodIssue(i, locator))
   problems.push(...crossCheck(raw))
-  if (problems.length > 0 || !parsed.success) {
+  let inventory: Inventory | undefined
+  if (parsed.success) {
+    // Resolved even when the cross-field rules failed, so that disagreeing hosts are listed with those problems.
+    const resolved = resolveInventory(parsed.data, file)
+    if (resolved.success) {
+      inventory = resolved.data
+      problems.push(...checkInventoryWide(parsed.data, inventory))
+    } else {
+      problems.push(...resolved.error.issues.flatMap((i) => fromZodIssue(i, locator)))
+    }
+  }
+  if (problems.length > 0 || inventory === undefined) {
     throw new InventoryError(
       file,
       dedupe(problems).map((p) => ({location: locator.locate(p.path, p.atKey), field: formatPath(p.atKey ? [...p.path, p.atKey] : p.path), message: p.message})),
     )
   }
-  return resolveInventory(parsed.data, file)
+  return inventory
+}
+
+/** Each host's layers merged (defaults <- top level <- its roles, in order <- the host), then parsed into the model. */
+function resolveInventory(data: InventoryFile, file: string) {
+  const {site, mysql, roles, hosts, ...top} = data
+  return inventoryResolver({file, siteEmail: site.email}).safeParse({
+    site,
+    mysql,
+    hosts: hosts.map(({name, address, roles: hostRoles, ...own}) => ({
+      name,
+      address,
+      roles: hostRoles,
+      ...mergeLayers(DEFAULTS, top, ...hostRoles.map((r) => roles?.[r]), own),
+    })),
+  })
+}
+
+/** The certificate source is one for the whole inventory (one certificate, one ACME account, one state directory). */
+function checkInventoryWide(data: InventoryFile, inv: Inventory): InventoryProblem[] {
+  return disagreements(inv.hosts.map((h) => h.tls.source)).map(({index, reference}) => {
+    const [a, b] = [inv.hosts[index], inv.hosts[reference]]
+    const [from, refFrom] = [sourceOrigin(data, index), sourceOrigin(data, reference)]
+    const what =
+      a.tls.source.type === b.tls.source.type
+        ? `${a.name}'s certificate source (${from}) differs from ${b.name}'s (${refFrom}) in ${differingFields(a.tls.source, b.tls.source).join(', ')}`
+        : `${a.name}'s certificate source is ${a.tls.source.type} (${from}) but ${b.name}'s is ${b.tls.source.type} (${refFrom})`
+    return {
+      path: ['hosts', index, 'tls', 'source'],
+      message: `${what}: one certificate serves the whole site, so every host needs the same tls.source; set it once, at the top level`,
+    }
+  })
+}
+
+/**
+ * Hosts whose value differs from the reference, the value most hosts have (the first host's on a tie); each comes
+ * with the first host that has the reference value. Values are compared resolved (paths absolute, defaults in).
+ */
+function disagreements(values: object[]): Array<{index: number; reference: number}> {
+  const groups: Array<{value: object; members: number[]}> = []
+  values.forEach((value, i) => {
+    const group = groups.find((g) => isDeepStrictEqual(defined(g.value), defined(value)))
+    if (group) group.members.push(i)
+    else groups.push({value, members: [i]})
+  })
+  const [first, ...others] = groups
+  if (first === undefined || others.length === 0) return []
+  const majority = others.reduce((best, g) => (g.members.length > best.members.length ? g : best), first)
+  const reference = majority.members[0]
+  return reference === undefined ? [] : values.flatMap((_, index) => (majority.members.includes(index) ? [] : [{index, reference}]))
+}
+
+/** The fields that are set: an absent optional field and one resolved to undefined are the same. */
+const defined = (o: object) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+
+/** As written in the inventory (snake_case). */
+function differingFields(a: TlsSource, b: TlsSource): string[] {
+  const [x, y] = [defined(a), defined(b)]
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => !isDeepStrictEqual(x[k], y[k])).map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))
+}
+
+/** Which layer a host's tls.source comes from: the host, the last of its roles that sets one, the top level or the default. */
+function sourceOrigin(data: InventoryFile, index: number): string {
+  const host = data.hosts[index]
+  if (host?.tls?.source) return `set on the host`
+  const role = [...(host?.roles ?? [])].reverse().find((r) => data.roles?.[r]?.tls?.source)
+  if (role) return `from roles.${role}`
+  if (data.tls?.source) return 'from the top level'
+  return 'the default'
 }
 
 function dedupe(problems: InventoryProblem[]): InventoryProblem[] {
@@ -64,7 +144,7 @@ function dedupe(problems: InventoryProblem[]): InventoryProblem[] {
 }
 
 function fromZodIssue(issue: z.core.$ZodIssue, locator: SourceLocator): InventoryProblem[] {
-  const path = issue.path as FieldPath
+  const path: FieldPath = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => ({path, atKey: key, message: `unknown field ${showValue(key)} (check the spelling; see README "Inventory")`}))
   }
@@ -78,24 +158,25 @@ function fromZodIssue(issue: z.core.$ZodIssue, locator: SourceLocator): Inventor
 /** Rules that span fields: unique names and addresses, the database topology, the LB's backends. */
 function crossCheck(raw: unknown): InventoryProblem[] {
   const problems: InventoryProblem[] = []
-  const doc = (raw ?? {}) as Record<string, unknown>
-  const hosts = Array.isArray(doc.hosts) ? (doc.hosts as Array<Record<string, unknown>>) : []
+  const doc = isObj(raw) ? raw : {}
+  // Unvalidated: a host that is not a mapping has no fields here (the schema reports it).
+  const hosts = Array.isArray(doc.hosts) ? doc.hosts.map((h: unknown) => (isObj(h) ? h : {})) : []
   const byName = new Map<string, number>()
   const byAddress = new Map<string, number>()
   hosts.forEach((h, i) => {
-    if (typeof h?.name === 'string') {
+    if (typeof h.name === 'string') {
       const first = byName.get(h.name)
       if (first === undefined) byName.set(h.name, i)
       else problems.push({path: ['hosts', i, 'name'], message: `duplicate host name ${showValue(h.name)} (also hosts[${first}])`})
     }
-    if (typeof h?.address === 'string' && isIP(h.address)) {
+    if (typeof h.address === 'string' && isIP(h.address)) {
       const key = normaliseAddress(h.address)
       const first = byAddress.get(key)
       if (first === undefined) byAddress.set(key, i)
       else problems.push({path: ['hosts', i, 'address'], message: `duplicate address ${showValue(h.address)} (also hosts[${first}])`})
     }
   })
-  const rolesOf = (h: Record<string, unknown>): string[] => (Array.isArray(h?.roles) ? (h.roles as string[]) : [])
+  const rolesOf = (h: Obj): string[] => (Array.isArray(h.roles) ? h.roles.filter((r: unknown) => typeof r === 'string') : [])
   const hasRole = (r: string) => hosts.some((h) => rolesOf(h).includes(r))
   hosts.forEach((h, i) => {
     if (rolesOf(h).includes('lb') && !hasRole('web')) {
@@ -111,28 +192,28 @@ function crossCheck(raw: unknown): InventoryProblem[] {
 }
 
 /** Every host needs SSH allowed from somewhere: admin_cidrs at the top level, in one of its roles, or on the host. */
-function checkAdminNetworks(doc: Record<string, unknown>, hosts: Array<Record<string, unknown>>, rolesOf: (h: Record<string, unknown>) => string[]): InventoryProblem[] {
+function checkAdminNetworks(doc: Obj, hosts: Array<Obj>, rolesOf: (h: Obj) => string[]): InventoryProblem[] {
   const hasAdmin = (layer: unknown) => isObj(layer) && isObj(layer.firewall) && layer.firewall.admin_cidrs !== undefined
   if (hasAdmin(doc)) return []
   const roles = isObj(doc.roles) ? doc.roles : {}
   return hosts.flatMap((h, i) =>
     hasAdmin(h) || rolesOf(h).some((r) => hasAdmin(roles[r]))
       ? []
-      : [{path: ['hosts', i, 'firewall', 'admin_cidrs'], message: `no admin network for ${showValue(h?.name)}: set firewall.admin_cidrs (top level, roles.<role> or the host) so SSH is allowed from somewhere you control`}],
+      : [{path: ['hosts', i, 'firewall', 'admin_cidrs'], message: `no admin network for ${showValue(h.name)}: set firewall.admin_cidrs (top level, roles.<role> or the host) so SSH is allowed from somewhere you control`}],
   )
 }
 
 function checkDatabase(
-  doc: Record<string, unknown>,
-  hosts: Array<Record<string, unknown>>,
+  doc: Obj,
+  hosts: Array<Obj>,
   byName: Map<string, number>,
-  rolesOf: (h: Record<string, unknown>) => string[],
+  rolesOf: (h: Obj) => string[],
 ): InventoryProblem[] {
   const problems: InventoryProblem[] = []
-  const mysql = (doc.mysql ?? undefined) as Record<string, unknown> | undefined
+  const mysql = doc.mysql === undefined || doc.mysql === null ? undefined : isObj(doc.mysql) ? doc.mysql : {}
   const dbHosts = hosts.map((h, i) => ({h, i})).filter(({h}) => rolesOf(h).includes('db'))
   const primary = mysql?.primary
-  const replicas = Array.isArray(mysql?.replicas) ? (mysql.replicas as unknown[]) : []
+  const replicas: unknown[] = Array.isArray(mysql?.replicas) ? mysql.replicas : []
   if (Array.isArray(primary)) {
     if (primary.length > 1) {
       problems.push({
@@ -184,140 +265,15 @@ const WHOLE = new Set(['source', 'url'])
 /** Objects merge key by key; lists, scalars, the TLS certificate source and secret references are replaced whole. */
 export function mergeLayers(...layers: Array<Layer | undefined>): Obj {
   const out: Obj = {}
-  for (const l of layers) if (l) mergeInto(out, l as Obj)
+  for (const l of layers) if (l) mergeInto(out, l)
   return out
 }
 
 function mergeInto(target: Obj, source: Obj): void {
   for (const [key, value] of Object.entries(source)) {
     if (value === undefined) continue
-    if (!WHOLE.has(key) && isObj(value) && isObj(target[key])) mergeInto(target[key] as Obj, value)
+    const current = target[key]
+    if (!WHOLE.has(key) && isObj(value) && isObj(current)) mergeInto(current, value)
     else target[key] = isObj(value) && !WHOLE.has(key) ? structuredClone(value) : value
   }
-}
-
-function resolveInventory(data: InventoryFile, file: string): Inventory {
-  const base = dirname(file)
-  const localFile = (p: string | undefined) => (p === undefined ? undefined : expandPath(p, base))
-  const top: Layer = Object.fromEntries(LAYER_KEYS.map((k) => [k, data[k]])) as Layer
-  const dbIds = new Map<string, DbMembership>()
-  const primary = Array.isArray(data.mysql?.primary) ? data.mysql?.primary[0] : data.mysql?.primary
-  // server_id follows the host's place in the inventory, not its role: a promotion must not renumber servers.
-  const serverId = (name: string) => data.hosts.findIndex((h) => h.name === name) + 1
-  if (primary) dbIds.set(primary, {role: 'primary', serverId: serverId(primary)})
-  data.mysql?.replicas.forEach((r) => dbIds.set(r, {role: 'replica', serverId: serverId(r)}))
-
-  const hosts: Host[] = data.hosts.map((h) => {
-    const roleLayers = h.roles.map((r: Role) => data.roles?.[r])
-    const hostLayer = Object.fromEntries(LAYER_KEYS.map((k) => [k, h[k]])) as Layer
-    const m = mergeLayers(DEFAULTS as Layer, top, ...roleLayers, hostLayer) as Required<{[K in keyof Layer]-?: Obj}>
-    const ssh = m.ssh as Obj
-    const fw = m.firewall as Obj
-    const tls = m.tls as Obj
-    const lb = m.lb as Obj
-    const mon = m.monitoring as Obj
-    const source = tls.source as Obj
-    const hsts = tls.hsts as Obj
-    const extra = (fw.extra_ports ?? {}) as Partial<Record<Role, Array<Obj>>>
-    return {
-      name: h.name,
-      address: h.address,
-      family: isIP(h.address) === 6 ? 6 : 4,
-      roles: [...new Set(h.roles)].sort(),
-      ssh: {
-        user: ssh.user as string,
-        port: ssh.port as number,
-        identityFile: localFile(ssh.identity_file as string | undefined),
-        sudo: ssh.sudo as boolean,
-        jumpHost: ssh.jump_host as string | undefined,
-        knownHosts: localFile(ssh.known_hosts as string | undefined),
-        connectTimeout: ssh.connect_timeout as number,
-      },
-      firewall: {
-        backend: fw.backend as 'ufw' | 'iptables',
-        adminCidrs: (fw.admin_cidrs as string[] | undefined) ?? [],
-        extraPorts: Object.fromEntries(
-          Object.entries(extra).map(([r, rules]) => [
-            r,
-            (rules ?? []).map((x): PortRule => ({port: x.port as number, proto: (x.proto as 'tcp' | 'udp') ?? 'tcp', from: (x.from as string[]) ?? [], comment: x.comment as string | undefined})),
-          ]),
-        ),
-        ipv6: fw.ipv6 as boolean,
-        revertAfter: fw.revert_after as number,
-        allowControlAddress: fw.allow_control_address as boolean,
-      },
-      tls: {
-        profile: tls.profile as 'intermediate' | 'modern',
-        hsts: {enabled: hsts.enabled as boolean, maxAge: hsts.max_age as number, includeSubdomains: hsts.include_subdomains as boolean, preload: hsts.preload as boolean},
-        source: resolveSource(source, data.site.email, localFile),
-      },
-      lb: {balance: lb.balance as Host['lb']['balance'], healthCheck: lb.health_check as string, reencrypt: lb.reencrypt as boolean, backendPort: lb.backend_port as number},
-      monitoring: {
-        enabled: mon.enabled as boolean,
-        sources: (mon.sources as string[]) ?? [],
-        logService: isObj(mon.log_service) ? {url: secretPath(mon.log_service.url as SecretRef, localFile)} : undefined,
-      },
-      apt: {proxy: (m.apt as Obj).proxy as string | undefined},
-      hardening: resolveHardening(m.hardening as Obj),
-      db: dbIds.get(h.name),
-    }
-  })
-  let mysql: MysqlSettings | undefined
-  if (data.mysql) {
-    mysql = {
-      engine: data.mysql.engine,
-      primary,
-      replicas: data.mysql.replicas,
-      replicationUser: data.mysql.replication_user,
-      replicationPassword: secretPath(data.mysql.replication_password, localFile),
-      monitorPassword: secretPath(data.mysql.monitor_password, localFile),
-      port: data.mysql.port,
-    }
-  }
-  return {file, site: {domain: data.site.domain, aliases: [...data.site.aliases], email: data.site.email}, mysql, hosts}
-}
-
-function resolveHardening(h: Obj): HardeningSettings {
-  const t = h.thresholds as Obj
-  return {
-    skip: {...(h.skip as HardeningSettings['skip'])},
-    allowUsers: [...(h.allow_users as string[])],
-    allowGroups: [...(h.allow_groups as string[])],
-    revertAfter: h.revert_after as number,
-    maxSessions: h.max_sessions as number,
-    shellTimeout: h.shell_timeout as number,
-    thresholds: {sshAuditFail: t.ssh_audit_fail as number, sshAuditWarn: t.ssh_audit_warn as number, lynisMin: t.lynis_min as number},
-  }
-}
-
-function secretPath<T extends {env: string} | {file: string} | undefined>(ref: T, localFile: (p: string) => string | undefined): T {
-  if (ref && 'file' in ref) return {file: localFile(ref.file)} as T
-  return ref
-}
-
-function resolveSource(source: Obj, siteEmail: string, localFile: (p: string | undefined) => string | undefined): TlsSource {
-  switch (source.type) {
-    case 'acme':
-      return {
-        type: 'acme',
-        directory: source.directory as string,
-        email: (source.email as string | undefined) ?? siteEmail,
-        challenge: (source.challenge as 'http-01' | 'dns-01' | undefined) ?? 'http-01',
-        dnsHook: localFile(source.dns_hook as string | undefined),
-        keyType: (source.key_type as 'ecdsa' | 'rsa' | undefined) ?? 'ecdsa',
-        apiCaFile: localFile(source.api_ca_file as string | undefined),
-        chainCaFile: localFile(source.chain_ca_file as string | undefined),
-        stateDir: localFile(source.state_dir as string | undefined),
-      }
-    case 'files':
-      return {type: 'files', cert: localFile(source.cert as string)!, key: localFile(source.key as string)!, caFile: localFile(source.ca_file as string | undefined)}
-    default:
-      return {type: 'self-signed', stateDir: localFile(source.state_dir as string | undefined)}
-  }
-}
-
-/** `~/x` -> home, relative -> next to the inventory file. */
-export function expandPath(p: string, base: string): string {
-  if (p === '~' || p.startsWith('~/')) return resolve(homedir(), p.slice(2))
-  return isAbsolute(p) ? p : resolve(base, p)
 }

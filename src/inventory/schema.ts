@@ -5,6 +5,15 @@ export const ROLES = ['lb', 'web', 'db', 'monitoring'] as const
 export const role = z.enum(ROLES)
 export type Role = z.infer<typeof role>
 
+/* The choices of the enumerated settings, shared with the resolved model (resolved.ts). */
+export const proto = z.enum(['tcp', 'udp'])
+export const firewallBackend = z.enum(['ufw', 'iptables'])
+export const tlsProfile = z.enum(['intermediate', 'modern'])
+export const acmeChallenge = z.enum(['http-01', 'dns-01'])
+export const keyType = z.enum(['ecdsa', 'rsa'])
+export const balance = z.enum(['roundrobin', 'leastconn', 'source', 'first', 'random'])
+export const dbEngine = z.enum(['mariadb', 'mysql'])
+
 /*
  * Settings come in layers: defaults <- top level <- role (`roles.<role>`) <- host. Every field of a layer is
  * optional, so each layer is validated where it is written (errors point at the right line); the merged result
@@ -13,7 +22,7 @@ export type Role = z.infer<typeof role>
 
 const portRule = z.strictObject({
   port,
-  proto: z.enum(['tcp', 'udp']).optional(),
+  proto: proto.optional(),
   from: z.array(cidr).optional(),
   comment: z.string().regex(/^[A-Za-z0-9 ._-]{0,60}$/, {error: 'must be letters, digits, spaces and . _ - (max 60)'}).optional(),
 })
@@ -32,7 +41,7 @@ const sshLayer = z.strictObject({
 })
 
 const firewallLayer = z.strictObject({
-  backend: z.enum(['ufw', 'iptables']).optional(),
+  backend: firewallBackend.optional(),
   admin_cidrs: z.array(cidr).min(1, {error: 'must list at least one network allowed to reach SSH'}).optional(),
   extra_ports: z.partialRecord(role, z.array(portRule)).optional(),
   ipv6: z.boolean().optional(),
@@ -55,9 +64,9 @@ const tlsSource = z.discriminatedUnion(
       type: z.literal('acme'),
       directory: httpUrl,
       email: email.optional(),
-      challenge: z.enum(['http-01', 'dns-01']).optional(),
+      challenge: acmeChallenge.optional(),
       dns_hook: localPath.optional(),
-      key_type: z.enum(['ecdsa', 'rsa']).optional(),
+      key_type: keyType.optional(),
       /** CA bundle to trust for the ACME directory's own API (pebble, a private CA). */
       api_ca_file: localPath.optional(),
       /** CA bundle that verifies the issued chain (backends' certificates, for HAProxy's re-encryption). */
@@ -71,13 +80,14 @@ const tlsSource = z.discriminatedUnion(
 )
 
 const tlsLayer = z.strictObject({
-  profile: z.enum(['intermediate', 'modern']).optional(),
+  profile: tlsProfile.optional(),
   hsts: hstsLayer.optional(),
+  /** One for the whole inventory: it may be written in any layer, but every host must resolve to the same (loader). */
   source: tlsSource.optional(),
 })
 
 const lbLayer = z.strictObject({
-  balance: z.enum(['roundrobin', 'leastconn', 'source', 'first', 'random']).optional(),
+  balance: balance.optional(),
   health_check: urlPath.optional(),
   reencrypt: z.boolean().optional(),
   backend_port: port.optional(),
@@ -99,6 +109,12 @@ const skipReason = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9 .,:()\/_+-]{2,199}$/, {error: 'must be the reason for switching it off: 3-200 letters, digits, spaces and . , : ( ) / _ + -'})
 
+const thresholdsLayer = z.strictObject({
+  ssh_audit_fail: z.int().min(0).max(100).optional(),
+  ssh_audit_warn: z.int().min(0).max(100).optional(),
+  lynis_min: z.int().min(0).max(100).optional(),
+})
+
 const hardeningLayer = z.strictObject({
   /** item -> why it is off. The only way to switch an item off, so a reason always comes with it. */
   skip: z.partialRecord(z.enum(HARDENING_ITEMS), skipReason).optional(),
@@ -110,13 +126,7 @@ const hardeningLayer = z.strictObject({
   max_sessions: z.int().min(2, {error: 'must be at least 2: foobar runs two commands at a time on one connection'}).max(100).optional(),
   /** Idle interactive shells end after this many seconds (TMOUT); 0: never. */
   shell_timeout: z.int().min(0).max(86400).optional(),
-  thresholds: z
-    .strictObject({
-      ssh_audit_fail: z.int().min(0).max(100).optional(),
-      ssh_audit_warn: z.int().min(0).max(100).optional(),
-      lynis_min: z.int().min(0).max(100).optional(),
-    })
-    .optional(),
+  thresholds: thresholdsLayer.optional(),
 })
 
 const aptLayer = z.strictObject({
@@ -132,9 +142,22 @@ export const layerShape = {
   apt: aptLayer.optional(),
   hardening: hardeningLayer.optional(),
 }
-export const LAYER_KEYS = Object.keys(layerShape) as Array<keyof typeof layerShape>
 export const layer = z.strictObject(layerShape)
 export type Layer = z.infer<typeof layer>
+
+/**
+ * The layers merged (defaults <- top level <- roles <- host, see mergeLayers): the same fields, each still checked
+ * as where it was written, and every field that defaults.ts fills is required from here on.
+ */
+export const mergedLayer = z.strictObject({
+  ssh: sshLayer.required({user: true, port: true, sudo: true, connect_timeout: true}),
+  firewall: firewallLayer.required({backend: true, extra_ports: true, ipv6: true, revert_after: true, allow_control_address: true}),
+  tls: tlsLayer.extend({hsts: hstsLayer.required(), source: tlsSource}).required({profile: true}),
+  lb: lbLayer.required(),
+  monitoring: monitoringLayer.required({enabled: true, sources: true}),
+  apt: aptLayer,
+  hardening: hardeningLayer.extend({thresholds: thresholdsLayer.required()}).required(),
+})
 
 export const hostSchema = z.strictObject({
   name: hostName,
@@ -144,7 +167,7 @@ export const hostSchema = z.strictObject({
 })
 
 export const mysqlSchema = z.strictObject({
-  engine: z.enum(['mariadb', 'mysql']).default('mariadb'),
+  engine: dbEngine.default('mariadb'),
   // A list is accepted here only so that two primaries get their own clear error (one writer only).
   primary: z.union([hostName, z.array(hostName)], {error: 'must be the name of one host'}).optional(),
   replicas: z.array(hostName).default([]),

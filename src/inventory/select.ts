@@ -1,5 +1,5 @@
 import {UserError} from '../cli/errors.js'
-import type {Host, Inventory} from './model.js'
+import type {Host, Inventory} from './resolved.js'
 import {ROLES} from './schema.js'
 
 /** `--limit web1,lb`: host names or role names; unknown names are an error rather than silently nothing. */

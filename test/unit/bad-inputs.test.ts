@@ -193,6 +193,12 @@ describe.concurrent('structural problems: exit 2, field and line named, nothing 
     const text = edit(['    address: 203.0.113.11\n    roles: [web, db]', '    address: 203.0.113.11\n    roles: [db]'], ['    address: 203.0.113.12\n    roles: [web, db]', '    address: 203.0.113.12\n    roles: [db]'])
     await expectRejected(text, 'hosts[0].roles', lineOf(text, 'roles: [lb]'), 'needs web backends')
   })
+
+  test('hosts with different certificate sources (tls.source is one for the inventory)', async () => {
+    const text = edit(['    address: 203.0.113.12\n    roles: [web, db]\n', '    address: 203.0.113.12\n    roles: [web, db]\n    tls: {source: {type: self-signed}}\n'])
+    const run = await expectRejected(text, 'hosts[2].tls.source', lineOf(text, 'type: self-signed'), "web2's certificate source is self-signed (set on the host)")
+    expect(run.stderr).toContain("lb1's is acme (from the top level)")
+  })
 })
 
 /*

@@ -116,8 +116,6 @@ hosts:
     address: 192.0.2.11
     roles: [web]
     ssh: {port: 2201, sudo: false}
-    tls:
-      source: {type: self-signed}
   - name: web2
     address: 2001:db8::12
     roles: [web]
@@ -171,7 +169,13 @@ mysql:
   })
 
   test('the certificate source is replaced whole: no acme fields leak into a self-signed host', () => {
-    expect(host(inv, 'web1').tls.source).toEqual({type: 'self-signed', stateDir: undefined})
+    const text = MINIMAL.replace(
+      'hosts:\n',
+      'tls:\n  source: {type: acme, directory: https://acme.example.com/dir, email: certs@example.com, state_dir: acme-state}\nroles:\n  web:\n    tls: {source: {type: self-signed}}\nhosts:\n',
+    )
+    const self = parseInventory(text, FILE)
+    expect(self.hosts[0]!.tls.source).toEqual({type: 'self-signed', stateDir: undefined})
+    expect(self.tlsSource).toEqual({type: 'self-signed', stateDir: undefined})
   })
 
   test('a layer never leaks into another host', () => {
@@ -189,6 +193,103 @@ mysql:
     expect(host(inv, 'web1').family).toBe(4)
     const v6admin = parseInventory(MINIMAL.replace('[192.0.2.0/24]', '[192.0.2.9, 2001:db8::9]'), FILE)
     expect(v6admin.hosts[0]!.firewall.adminCidrs).toEqual(['192.0.2.9/32', '2001:db8::9/128'])
+  })
+})
+
+describe('the certificate source is one for the whole inventory', () => {
+  const AGREE = `site: {domain: www.example.com, email: admin@example.com}
+firewall: {admin_cidrs: [192.0.2.0/24]}
+tls:
+  source: {type: acme, directory: https://acme.example.com/dir, state_dir: state}
+roles:
+  web:
+    tls: {source: {type: acme, directory: https://acme.example.com/dir, email: admin@example.com, state_dir: ./state}}
+hosts:
+  - {name: lb1, address: 192.0.2.10, roles: [lb]}
+  - {name: web1, address: 192.0.2.11, roles: [web]}
+`
+
+  test('inv.tlsSource is the source every host resolves to (same after defaults and paths, however it is written)', () => {
+    const inv = parseInventory(AGREE, FILE)
+    const expected = {
+      type: 'acme',
+      directory: 'https://acme.example.com/dir',
+      email: 'admin@example.com',
+      challenge: 'http-01',
+      keyType: 'ecdsa',
+      stateDir: '/srv/inv/state',
+    }
+    expect(inv.tlsSource).toMatchObject(expected)
+    for (const h of inv.hosts) expect(h.tls.source).toEqual(inv.tlsSource)
+  })
+
+  test('the example inventories have one source', async () => {
+    expect((await loadInventory(join(ROOT, 'inventories/foobar.yml'))).tlsSource).toMatchObject({type: 'acme', email: 'admin@foobar.com'})
+    expect((await loadInventory(join(ROOT, 'inventories/lab.yml'))).tlsSource.type).toBe('self-signed')
+  })
+
+  test('a host whose source differs is an error at that host, naming both hosts and where each source comes from', () => {
+    const text = `site: {domain: www.example.com, email: admin@example.com}
+firewall: {admin_cidrs: [192.0.2.0/24]}
+tls:
+  source: {type: acme, directory: https://acme.example.com/dir}
+hosts:
+  - name: lb1
+    address: 192.0.2.10
+    roles: [lb]
+  - name: web1
+    address: 192.0.2.11
+    roles: [web]
+    tls:
+      source: {type: self-signed}
+  - name: web2
+    address: 192.0.2.12
+    roles: [web]
+`
+    const err = problemsOf(text)
+    expect(err.problems).toHaveLength(1)
+    expect(err.problems[0]).toMatchObject({location: `${FILE}:13:15`, field: 'hosts[1].tls.source'})
+    const message = err.problems[0]!.message
+    expect(message).toContain("web1's certificate source is self-signed (set on the host)")
+    expect(message).toContain("lb1's is acme (from the top level)")
+    expect(message).toContain('set it once, at the top level')
+  })
+
+  test('a source from a role layer: the host is located, and the fields that differ are named', () => {
+    const text = `site: {domain: www.example.com, email: admin@example.com}
+firewall: {admin_cidrs: [192.0.2.0/24]}
+tls:
+  source: {type: acme, directory: https://acme.example.com/dir}
+roles:
+  lb:
+    tls: {source: {type: acme, directory: https://acme.example.com/dir, key_type: rsa, state_dir: lb-state}}
+hosts:
+  - {name: web1, address: 192.0.2.11, roles: [web]}
+  - {name: web2, address: 192.0.2.12, roles: [web]}
+  - {name: lb1, address: 192.0.2.10, roles: [lb]}
+`
+    const err = problemsOf(text)
+    // The value most hosts have is the reference: the odd one out is reported, at its entry in hosts.
+    expect(err.problems).toEqual([
+      {
+        location: `${FILE}:11:5`,
+        field: 'hosts[2].tls.source',
+        message: expect.stringContaining("lb1's certificate source (from roles.lb) differs from web1's (from the top level) in key_type, state_dir"),
+      },
+    ])
+  })
+
+  test('listed together with the other cross-field problems', () => {
+    const text = `site: {domain: www.example.com, email: admin@example.com}
+firewall: {admin_cidrs: [192.0.2.0/24]}
+hosts:
+  - {name: web1, address: 192.0.2.11, roles: [web]}
+  - {name: web1, address: 192.0.2.12, roles: [web], tls: {source: {type: files, cert: site.pem, key: site.key}}}
+`
+    const err = problemsOf(text)
+    expect(err.problems.map((p) => p.field)).toEqual(['hosts[1].name', 'hosts[1].tls.source'])
+    expect(err.problems[1]!.message).toContain('is files (set on the host)')
+    expect(err.problems[1]!.message).toContain('is self-signed (the default)')
   })
 })
 

@@ -1,0 +1,334 @@
+import {isIP} from 'node:net'
+import {homedir} from 'node:os'
+import {dirname, isAbsolute, resolve} from 'node:path'
+import {z} from 'zod'
+import type {SecretRef} from './primitives.js'
+import {
+  HARDENING_ITEMS,
+  acmeChallenge,
+  balance,
+  dbEngine,
+  firewallBackend,
+  hostSchema,
+  inventorySchema,
+  keyType,
+  mergedLayer,
+  mysqlSchema,
+  proto,
+  role,
+  tlsProfile,
+} from './schema.js'
+
+/*
+ * The resolved inventory: what the rest of foobar reads. Every setting is filled in (host > role > top level >
+ * defaults), names are camelCase and local paths absolute. The types below are inferred from these schemas, and
+ * inventoryResolver() is the one way from the merged (snake_case) layers to them: its output is parsed by
+ * inventoryModel, so a transform that drifted from the model fails loudly instead of passing a wrong shape on.
+ */
+
+/** Where a secret is read from: a path is absolute once resolved. */
+const secretModel = z.union([z.strictObject({env: z.string()}), z.strictObject({file: z.string()})])
+
+export const portRuleModel = z.strictObject({
+  port: z.int(),
+  proto,
+  /** Networks allowed; empty means anywhere. */
+  from: z.array(z.string()),
+  comment: z.string().optional(),
+})
+export type PortRule = z.output<typeof portRuleModel>
+
+export const sshModel = z.strictObject({
+  user: z.string(),
+  port: z.int(),
+  identityFile: z.string().optional(),
+  sudo: z.boolean(),
+  jumpHost: z.string().optional(),
+  knownHosts: z.string().optional(),
+  connectTimeout: z.int(),
+})
+export type SshSettings = z.output<typeof sshModel>
+
+export const firewallModel = z.strictObject({
+  backend: firewallBackend,
+  adminCidrs: z.array(z.string()),
+  extraPorts: z.partialRecord(role, z.array(portRuleModel)),
+  ipv6: z.boolean(),
+  revertAfter: z.int(),
+  allowControlAddress: z.boolean(),
+})
+export type FirewallSettings = z.output<typeof firewallModel>
+
+export const tlsSourceModel = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('acme'),
+    directory: z.string(),
+    email: z.string(),
+    challenge: acmeChallenge,
+    dnsHook: z.string().optional(),
+    keyType,
+    apiCaFile: z.string().optional(),
+    chainCaFile: z.string().optional(),
+    stateDir: z.string().optional(),
+  }),
+  z.strictObject({type: z.literal('files'), cert: z.string(), key: z.string(), caFile: z.string().optional()}),
+  z.strictObject({type: z.literal('self-signed'), stateDir: z.string().optional()}),
+])
+export type TlsSource = z.output<typeof tlsSourceModel>
+
+export const tlsModel = z.strictObject({
+  profile: tlsProfile,
+  hsts: z.strictObject({enabled: z.boolean(), maxAge: z.int(), includeSubdomains: z.boolean(), preload: z.boolean()}),
+  source: tlsSourceModel,
+})
+export type TlsSettings = z.output<typeof tlsModel>
+
+export const lbModel = z.strictObject({
+  balance,
+  healthCheck: z.string(),
+  reencrypt: z.boolean(),
+  backendPort: z.int(),
+})
+export type LbSettings = z.output<typeof lbModel>
+
+export const monitoringModel = z.strictObject({
+  enabled: z.boolean(),
+  sources: z.array(z.string()),
+  /** Where the hosted log service's URL is read from (a secret: it carries the service's token). */
+  logService: z.strictObject({url: secretModel}).optional(),
+})
+export type MonitoringSettings = z.output<typeof monitoringModel>
+
+export const aptModel = z.strictObject({
+  proxy: z.string().optional(),
+})
+export type AptSettings = z.output<typeof aptModel>
+
+export const hardeningItem = z.enum(HARDENING_ITEMS)
+export type HardeningItem = z.output<typeof hardeningItem>
+
+export const hardeningModel = z.strictObject({
+  /** Items switched off, with the reason. */
+  skip: z.partialRecord(hardeningItem, z.string()),
+  allowUsers: z.array(z.string()),
+  allowGroups: z.array(z.string()),
+  /** Seconds before an unconfirmed sshd change reverts itself. */
+  revertAfter: z.int(),
+  /** sshd's MaxSessions. */
+  maxSessions: z.int(),
+  /** TMOUT for interactive shells, in seconds; 0: none. */
+  shellTimeout: z.int(),
+  thresholds: z.strictObject({sshAuditFail: z.int(), sshAuditWarn: z.int(), lynisMin: z.int()}),
+})
+export type HardeningSettings = z.output<typeof hardeningModel>
+
+export const dbMembershipModel = z.strictObject({
+  role: z.enum(['primary', 'replica']),
+  /** Unique per database host: its position in the inventory's host list (stable across promotions). */
+  serverId: z.int(),
+})
+export type DbMembership = z.output<typeof dbMembershipModel>
+
+/** A host with every setting resolved (host > role > top level > defaults). */
+export const hostModel = z.strictObject({
+  name: z.string(),
+  address: z.string(),
+  family: z.literal([4, 6]),
+  roles: z.array(role),
+  ssh: sshModel,
+  firewall: firewallModel,
+  tls: tlsModel,
+  lb: lbModel,
+  monitoring: monitoringModel,
+  apt: aptModel,
+  hardening: hardeningModel,
+  db: dbMembershipModel.optional(),
+})
+export type Host = z.output<typeof hostModel>
+
+export const siteModel = z.strictObject({
+  domain: z.string(),
+  aliases: z.array(z.string()),
+  email: z.string(),
+})
+export type Site = z.output<typeof siteModel>
+
+export const mysqlModel = z.strictObject({
+  engine: dbEngine,
+  primary: z.string().optional(),
+  replicas: z.array(z.string()),
+  replicationUser: z.string(),
+  replicationPassword: secretModel.optional(),
+  monitorPassword: secretModel.optional(),
+  port: z.int(),
+})
+export type MysqlSettings = z.output<typeof mysqlModel>
+
+export const inventoryModel = z.strictObject({
+  /** The file it was read from (absolute). */
+  file: z.string(),
+  site: siteModel,
+  /**
+   * The certificate source, one for the whole inventory. It may be written per role or per host, but the loader
+   * rejects an inventory whose hosts resolve to different sources, so this is every host's `tls.source`.
+   */
+  tlsSource: tlsSourceModel,
+  mysql: mysqlModel.optional(),
+  hosts: z.array(hostModel),
+})
+export type Inventory = z.output<typeof inventoryModel>
+
+/* ---- From the merged layers to the model ---- */
+
+/** A host as the loader hands it over: its own fields and its layers merged (see mergeLayers). */
+export const mergedHost = hostSchema.pick({name: true, address: true, roles: true}).extend(mergedLayer.shape)
+
+/** The inventory as the loader hands it over: validated, with each host's layers merged. */
+export const mergedInventory = z.strictObject({
+  site: inventorySchema.shape.site,
+  mysql: mysqlSchema.optional(),
+  hosts: z.array(mergedHost).min(1),
+})
+
+type Merged = z.output<typeof mergedHost>
+
+export interface ResolveContext {
+  /** The inventory file (absolute): relative paths are resolved next to it. */
+  file: string
+  /** The site's email, the ACME account's when tls.source does not name one. */
+  siteEmail: string
+}
+
+/**
+ * The schema that turns a mergedInventory into the Inventory: the merged (snake_case) layers are parsed, converted
+ * and the result parsed again by inventoryModel. Made per inventory because local paths resolve relative to its
+ * file; only the transform is new each time, the schemas it joins are built once. The agreement of inventory-wide
+ * settings is checked by the loader, which knows the layer each value came from.
+ */
+export function inventoryResolver(ctx: ResolveContext) {
+  const base = dirname(ctx.file)
+  function local(p: string): string
+  function local(p: string | undefined): string | undefined
+  function local(p: string | undefined): string | undefined {
+    return p === undefined ? undefined : expandPath(p, base)
+  }
+  const secret = (ref: SecretRef): SecretRef => ('file' in ref ? {file: local(ref.file)} : ref)
+
+  const ssh = (s: Merged['ssh']): SshSettings => ({
+    user: s.user,
+    port: s.port,
+    identityFile: local(s.identity_file),
+    sudo: s.sudo,
+    jumpHost: s.jump_host,
+    knownHosts: local(s.known_hosts),
+    connectTimeout: s.connect_timeout,
+  })
+
+  const tlsSource = (source: Merged['tls']['source']): TlsSource => {
+    switch (source.type) {
+      case 'acme':
+        return {
+          type: 'acme',
+          directory: source.directory,
+          email: source.email ?? ctx.siteEmail,
+          challenge: source.challenge ?? 'http-01',
+          dnsHook: local(source.dns_hook),
+          keyType: source.key_type ?? 'ecdsa',
+          apiCaFile: local(source.api_ca_file),
+          chainCaFile: local(source.chain_ca_file),
+          stateDir: local(source.state_dir),
+        }
+      case 'files':
+        return {type: 'files', cert: local(source.cert), key: local(source.key), caFile: local(source.ca_file)}
+      case 'self-signed':
+        return {type: 'self-signed', stateDir: local(source.state_dir)}
+    }
+  }
+
+  const tls = (t: Merged['tls']): TlsSettings => ({
+    profile: t.profile,
+    hsts: {enabled: t.hsts.enabled, maxAge: t.hsts.max_age, includeSubdomains: t.hsts.include_subdomains, preload: t.hsts.preload},
+    source: tlsSource(t.source),
+  })
+
+  const monitoring = (m: Merged['monitoring']): MonitoringSettings => ({
+    enabled: m.enabled,
+    sources: m.sources,
+    logService: m.log_service ? {url: secret(m.log_service.url)} : undefined,
+  })
+
+  const host = (h: Merged, db: DbMembership | undefined): Host => ({
+    name: h.name,
+    address: h.address,
+    family: isIP(h.address) === 6 ? 6 : 4,
+    roles: [...new Set(h.roles)].sort(),
+    ssh: ssh(h.ssh),
+    firewall: firewall(h.firewall),
+    tls: tls(h.tls),
+    lb: lb(h.lb),
+    monitoring: monitoring(h.monitoring),
+    apt: {proxy: h.apt.proxy},
+    hardening: hardening(h.hardening),
+    db,
+  })
+
+  return mergedInventory
+    .transform((inv): Inventory => {
+      const mysql = inv.mysql
+      const primary = Array.isArray(mysql?.primary) ? mysql.primary[0] : mysql?.primary
+      // server_id follows the host's place in the inventory, not its role: a promotion must not renumber servers.
+      const serverId = (name: string) => inv.hosts.findIndex((h) => h.name === name) + 1
+      const db = (name: string): DbMembership | undefined => {
+        if (mysql?.replicas.includes(name)) return {role: 'replica', serverId: serverId(name)}
+        if (name === primary) return {role: 'primary', serverId: serverId(name)}
+        return undefined
+      }
+      const hosts = inv.hosts.map((h) => host(h, db(h.name)))
+      return {
+        file: ctx.file,
+        site: {domain: inv.site.domain, aliases: [...inv.site.aliases], email: inv.site.email},
+        // Every host's (there is at least one): the loader rejects an inventory whose hosts disagree.
+        tlsSource: hosts[0].tls.source,
+        mysql: mysql && {
+          engine: mysql.engine,
+          primary,
+          replicas: mysql.replicas,
+          replicationUser: mysql.replication_user,
+          replicationPassword: mysql.replication_password && secret(mysql.replication_password),
+          monitorPassword: mysql.monitor_password && secret(mysql.monitor_password),
+          port: mysql.port,
+        },
+        hosts,
+      }
+    })
+    .pipe(inventoryModel)
+}
+
+const firewall = (f: Merged['firewall']): FirewallSettings => ({
+  backend: f.backend,
+  adminCidrs: f.admin_cidrs ?? [],
+  extraPorts: Object.fromEntries(
+    Object.entries(f.extra_ports).map(([r, rules]) => [r, (rules ?? []).map((x) => ({port: x.port, proto: x.proto ?? 'tcp', from: x.from ?? [], comment: x.comment}))]),
+  ),
+  ipv6: f.ipv6,
+  revertAfter: f.revert_after,
+  allowControlAddress: f.allow_control_address,
+})
+
+const lb = (l: Merged['lb']): LbSettings => ({balance: l.balance, healthCheck: l.health_check, reencrypt: l.reencrypt, backendPort: l.backend_port})
+
+const hardening = (h: Merged['hardening']): HardeningSettings => ({
+  skip: {...h.skip},
+  allowUsers: [...h.allow_users],
+  allowGroups: [...h.allow_groups],
+  revertAfter: h.revert_after,
+  maxSessions: h.max_sessions,
+  shellTimeout: h.shell_timeout,
+  thresholds: {sshAuditFail: h.thresholds.ssh_audit_fail, sshAuditWarn: h.thresholds.ssh_audit_warn, lynisMin: h.thresholds.lynis_min},
+})
+
+/** `~/x` -> home, relative -> next to the inventory file. */
+export function expandPath(p: string, base: string): string {
+  if (p === '~' || p.startsWith('~/')) return resolve(homedir(), p.slice(2))
+  return isAbsolute(p) ? p : resolve(base, p)
+}
