@@ -1,14 +1,38 @@
-import {Command, Flags, Interfaces} from '@oclif/core'
-import {ExitCode, UserError, exitCodeOf} from './errors.js'
+import {Command, Errors, Flags, Interfaces, ux} from '@oclif/core'
+import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, exitCodeOf} from './errors.js'
+import {type Host, type Inventory, selectHosts} from '../inventory/index.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   Omit<(typeof FoobarCommand)['baseFlags'], keyof T['flags']> & T['flags']
 >
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
+/** What `--json` prints, once, for every command: success and failure alike. `status` is the exit code. */
+export interface Envelope {
+  status: number
+  result: unknown
+  warnings: string[]
+  error?: EnvelopeError
+}
+
+export interface EnvelopeError {
+  name: string
+  message: string
+  details?: string[]
+  suggestions?: string[]
+  /** Host (or `host check`) -> why, when some failed and the others were done. */
+  failed?: Record<string, string>
+}
+
 /**
- * Every foobar command: `--json`, `-i/--inventory` and `--limit`, typed errors mapped to the exit-code table,
- * human output only when JSON is off.
+ * Every foobar command: `--json` and `-i/--inventory`; `--limit` only where a command declares `limitFlag`
+ * (src/cli/run-flags.ts).
+ *
+ * A command returns its result; the base class prints it and sets the exit code. Under `--json` that is one envelope
+ * on stdout (`{status, result, warnings, error?}`, see README "JSON output"); for humans, the command's own lines
+ * (`say`) and, on failure, `Error: ...` on stderr. A non-zero exit that still has a result goes through
+ * `this.outcome(...)`; an error without one is simply thrown (UserError, Failure, ...). Commands never print JSON
+ * nor exit themselves: `this.logJson(x)` and `this.exit(n)` do not type-check, and throw if forced.
  */
 export abstract class FoobarCommand<T extends typeof Command> extends Command {
   static enableJsonFlag = true
@@ -21,22 +45,19 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
       default: 'inventories/foobar.yml',
       helpGroup: 'GLOBAL',
     }),
-    limit: Flags.string({
-      summary: 'Only these hosts or roles (comma-separated names, e.g. web1,lb).',
-      multiple: true,
-      delimiter: ',',
-      helpGroup: 'GLOBAL',
-    }),
   }
 
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
+  private readonly warnings: string[] = []
+  /** Set once a line-per-result stream (`monitor qps --watch --json`) has begun: the final envelope is one line too. */
+  private streaming = false
 
   public async init(): Promise<void> {
     await super.init()
     const {args, flags} = await this.parse({
       flags: this.ctor.flags,
-      baseFlags: (super.ctor as typeof FoobarCommand).baseFlags,
+      baseFlags: (this.ctor as typeof FoobarCommand).baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
       args: this.ctor.args,
       strict: this.ctor.strict,
@@ -50,33 +71,154 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
     if (!this.jsonEnabled()) this.log(message)
   }
 
-  protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {
-    // this.exit(n) throws oclif's ExitError: a chosen exit code, not a failure to report.
+  /**
+   * Something the user should know that does not change the exit code. Under --json it goes to the envelope's
+   * `warnings`; for humans to stderr (`Warning: ...`), unless `said`: the command's human output already says it.
+   * oclif's own warnings (deprecations) land here too.
+   */
+  public warn(input: string | Error, said = false): string | Error {
+    this.warnings.push(typeof input === 'string' ? input : input.message)
+    if (said) return input
+    return super.warn(input)
+  }
+
+  /**
+   * End with a non-zero exit code and still return `result`: under --json the envelope carries the result and the
+   * error; for humans `Error: message` on stderr, unless `quiet` (the command printed its own report). Never returns.
+   */
+  protected outcome(
+    result: unknown,
+    code: typeof ExitCode.failure | typeof ExitCode.partial | typeof ExitCode.changesPending,
+    message: string,
+    o: {failed?: Record<string, string>; quiet?: boolean} = {},
+  ): never {
+    const error =
+      code === ExitCode.partial
+        ? new PartialFailure(message, o.failed ?? {})
+        : code === ExitCode.changesPending
+          ? new ChangesPending(message)
+          : Object.assign(new Failure(message, code), o.failed ? {failed: o.failed} : {})
+    throw new Outcome(result, error, o.quiet ?? false)
+  }
+
+  /**
+   * `result`, unless `check` throws (e.g. `failIfNeeded`: some hosts failed): then the command ends with that error's
+   * exit code and `result` still in the envelope. A usage error (UserError) has no result and passes through.
+   */
+  protected withResult<R>(result: R, check: () => void): R {
+    try {
+      check()
+    } catch (error) {
+      if (error instanceof Error && !(error instanceof UserError) && !(error instanceof Outcome)) throw new Outcome(result, error)
+      throw error
+    }
+    return result
+  }
+
+  /**
+   * The hosts `--limit` names (host names or roles; an unknown name is a usage error, exit 2), every host without
+   * it. Pass `this.flags.limit`, which exists only in commands that declare `limitFlag`. A role that no host has is a
+   * warning.
+   */
+  protected limitHosts(inventory: Inventory, limit: string[] | undefined): Host[] {
+    const hosts = selectHosts(inventory, limit)
+    for (const wanted of (limit ?? []).map((l) => l.trim()).filter(Boolean)) {
+      if (!inventory.hosts.some((h) => h.name === wanted || h.roles.includes(wanted as never))) this.warn(`--limit ${wanted}: no host has this role`)
+    }
+    return hosts
+  }
+
+  /**
+   * `--watch --json`: one compact envelope per line, for piping (human mode prints nothing here). The command then
+   * keeps going; whatever ends it is one line too.
+   */
+  protected stream(result: unknown): void {
+    if (!this.jsonEnabled()) return
+    this.streaming = true
+    process.stdout.write(`${JSON.stringify({status: ExitCode.ok, result, warnings: this.warnings} satisfies Envelope)}\n`)
+  }
+
+  /** Commands return their result (or call `outcome`): only the base class prints JSON. */
+  protected logJson(_json: never): never {
+    throw new Error('foobar commands return their result; the base class prints the JSON envelope')
+  }
+
+  /** Commands return, throw, or call `outcome`: only the base class chooses the exit code. */
+  public exit(_code?: never): never {
+    throw new Error('foobar commands return their result or call this.outcome(); the base class sets the exit code')
+  }
+
+  /** oclif's run loop, with one exit for every command: the envelope under --json, the human error otherwise. */
+  protected async _run<R>(): Promise<R> {
+    let result: unknown
+    let error: unknown
+    try {
+      await this.init()
+      result = await this.run()
+    } catch (caught) {
+      error = caught ?? new Error('undefined was thrown')
+    }
+    try {
+      await this.finally(error as Error | undefined)
+    } catch (caught) {
+      error ??= caught
+    }
+    if (error === undefined) {
+      if (this.jsonEnabled()) this.printEnvelope({status: ExitCode.ok, result: result ?? null, warnings: this.warnings})
+      return result as R
+    }
+    return this.fail(error as Error)
+  }
+
+  private async fail(err: Error): Promise<never> {
+    // An exit chosen by oclif itself (not by a foobar command): pass it on.
     if ((err as {code?: string}).code === 'EEXIT') throw err
-    const code = exitCodeOf(err)
-    // oclif's own parse errors (unknown flag, missing arg) are usage errors.
-    const isParse = (err as {oclif?: {exit?: number}}).oclif !== undefined && err.name !== 'UserError' && code === 2
+    const outcome = err instanceof Outcome ? err : undefined
+    const cause = outcome?.error ?? err
+    const code = exitCodeOf(cause)
     if (this.jsonEnabled()) {
-      this.logJson({
-        status: code,
-        name: err.name,
-        message: err.message,
-        ...(err instanceof UserError ? {details: err.details, suggestions: err.suggestions} : {}),
-        ...('failed' in err ? {failed: (err as {failed: unknown}).failed} : {}),
-      })
-      this.exit(code)
+      this.printEnvelope({status: code, result: outcome ? (outcome.result ?? null) : null, warnings: this.warnings, error: describeError(cause)})
+      Errors.exit(code)
     }
-    if (err instanceof UserError) {
-      const lines = [err.message, ...err.details.map((d) => `  - ${d}`)]
-      if (err.suggestions.length > 0) lines.push('Try this:', ...err.suggestions.map((s) => `  ${s}`))
+    if (outcome) {
+      if (!outcome.quiet) process.stderr.write(`Error: ${cause.message}\n`)
+      Errors.exit(code)
+    }
+    if (cause instanceof UserError) {
+      const lines = [cause.message, ...cause.details.map((d) => `  - ${d}`)]
+      if (cause.suggestions.length > 0) lines.push('Try this:', ...cause.suggestions.map((s) => `  ${s}`))
       process.stderr.write(`Error: ${lines.join('\n')}\n`)
-      this.exit(ExitCode.badInput)
+      Errors.exit(ExitCode.badInput)
     }
-    if (isParse) return super.catch(err)
-    if (code !== ExitCode.failure || err.name !== 'Error') {
-      process.stderr.write(`Error: ${err.message}\n`)
-      this.exit(code)
+    // oclif's own parse errors (unknown flag, missing arg) are usage errors: oclif prints them (with the help hint).
+    const isParse = (cause as {oclif?: unknown}).oclif !== undefined && code === ExitCode.badInput
+    if (!isParse && (code !== ExitCode.failure || cause.name !== 'Error')) {
+      process.stderr.write(`Error: ${cause.message}\n`)
+      Errors.exit(code)
     }
-    return super.catch(err)
+    // An unexpected error: oclif prints it (a stack trace with DEBUG) and exits 1.
+    await super.catch(cause)
+    throw cause
+  }
+
+  private printEnvelope(envelope: Envelope): void {
+    if (this.streaming) process.stdout.write(`${JSON.stringify(envelope)}\n`)
+    else ux.stdout(ux.colorizeJson(envelope, {pretty: true, theme: this.config.theme?.json}))
+  }
+}
+
+/** The envelope's `error`: name and message, and what a typed error adds (details, suggestions, failed hosts). */
+export function describeError(err: Error): EnvelopeError {
+  // oclif's parse errors are all named `Error`, end with a help hint: name them by class, the hint as a suggestion.
+  const parse = 'oclif' in err && !(err instanceof UserError) && exitCodeOf(err) === ExitCode.badInput
+  const hint = /\nSee more help with --help$/
+  if (parse && hint.test(err.message)) {
+    return {name: err.name === 'Error' ? err.constructor.name : err.name, message: err.message.replace(hint, ''), suggestions: ['See more help with --help']}
+  }
+  return {
+    name: parse && err.name === 'Error' ? err.constructor.name : err.name,
+    message: err.message,
+    ...(err instanceof UserError ? {details: err.details, suggestions: err.suggestions} : {}),
+    ...('failed' in err && err.failed && typeof err.failed === 'object' ? {failed: err.failed as Record<string, string>} : {}),
   }
 }

@@ -1,13 +1,15 @@
 /**
  * Exit codes are part of foobar's interface: scripts and cron depend on them.
  *
- * | code | meaning                                          |
- * |------|--------------------------------------------------|
- * | 0    | success (or nothing to do)                       |
- * | 1    | failure                                          |
- * | 2    | bad input or usage: nothing was changed          |
- * | 3    | partial: some hosts failed, the others were done |
- * | 4    | `plan --detailed-exitcode`: changes are pending  |
+ * | code | meaning                                                                   |
+ * |------|---------------------------------------------------------------------------|
+ * | 0    | success (or nothing to do)                                                |
+ * | 1    | failure                                                                   |
+ * | 2    | bad input or usage: nothing was changed                                   |
+ * | 3    | partial: some hosts failed, the others were done                          |
+ * | 4    | `plan --detailed-exitcode`: changes are pending; `firewall status`: drift |
+ *
+ * Under --json the code is also the envelope's `status` (src/cli/base.ts).
  */
 export const ExitCode = {
   ok: 0,
@@ -67,6 +69,35 @@ export class Failure extends Error {
   ) {
     super(message)
     this.name = 'Failure'
+  }
+}
+
+/** Changes are pending (`plan --detailed-exitcode`) or the live state drifted (`firewall status`). Exit 4. */
+export class ChangesPending extends Error {
+  readonly exitCode: ExitCodeValue = ExitCode.changesPending
+  constructor(message: string) {
+    super(message)
+    this.name = 'ChangesPending'
+  }
+}
+
+/**
+ * A command that ends with a non-zero exit code and still has a result (verify with failures, drift, hosts that
+ * failed): thrown by `FoobarCommand.outcome`, caught by the base class, which prints the result and the error in
+ * one envelope. `quiet`: humans already read the command's own report, nothing more goes to stderr.
+ */
+export class Outcome extends Error {
+  constructor(
+    readonly result: unknown,
+    readonly error: Error,
+    readonly quiet = false,
+  ) {
+    super(error.message)
+    this.name = 'Outcome'
+  }
+
+  get exitCode(): number {
+    return exitCodeOf(this.error)
   }
 }
 

@@ -5,3 +5,15 @@ export const connectFlags = {
   'accept-new-host-keys': Flags.boolean({summary: 'Record unknown host keys (trust on first use). A changed key is always refused.'}),
   concurrency: Flags.integer({summary: 'Hosts worked on at once.', default: 10, min: 1, max: 200}),
 }
+
+/**
+ * `--limit web1,lb`: declared by each command that works on a subset of the hosts, and resolved there with
+ * `this.limitHosts(inv, this.flags.limit)` (src/inventory/select.ts: host names or roles; an unknown name is exit 2
+ * with the list). A command that does not declare it rejects it (oclif: unknown flag, exit 2).
+ */
+export const limitFlag = Flags.string({
+  summary: 'Only these hosts or roles (comma-separated host names or roles, e.g. web1,lb). An unknown name is an error.',
+  multiple: true,
+  delimiter: ',',
+  helpGroup: 'GLOBAL',
+})

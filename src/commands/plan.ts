@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
 import {ExitCode} from '../cli/errors.js'
-import {connectFlags} from '../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
-import {loadInventory, selectHosts} from '../inventory/index.js'
+import {loadInventory} from '../inventory/index.js'
 import {jsonChanges} from '../cli/plan-output.js'
 
 export default class Plan extends FoobarCommand<typeof Plan> {
@@ -12,12 +12,13 @@ export default class Plan extends FoobarCommand<typeof Plan> {
 
   static flags = {
     ...connectFlags,
+    limit: limitFlag,
     'detailed-exitcode': Flags.boolean({summary: 'Exit 0 when there is nothing to do, 4 when changes are pending.'}),
   }
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
       apply: false,
       json: this.jsonEnabled(),
@@ -26,11 +27,10 @@ export default class Plan extends FoobarCommand<typeof Plan> {
       acceptNewHostKeys: this.flags['accept-new-host-keys'],
       log: (s) => this.log(s),
     })
-    failIfNeeded(summary, hosts.length)
     const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, changes: jsonChanges(h.changes)}))}
+    this.withResult(result, () => failIfNeeded(summary, hosts.length))
     if (this.flags['detailed-exitcode'] && summary.pending > 0) {
-      if (this.jsonEnabled()) this.logJson(result)
-      this.exit(ExitCode.changesPending)
+      this.outcome(result, ExitCode.changesPending, `changes pending on ${summary.pending} of ${hosts.length} hosts`, {quiet: true})
     }
     return result
   }

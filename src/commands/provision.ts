@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
-import {connectFlags} from '../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
-import {loadInventory, selectHosts} from '../inventory/index.js'
+import {loadInventory} from '../inventory/index.js'
 import {jsonChanges} from '../cli/plan-output.js'
 
 export default class Provision extends FoobarCommand<typeof Provision> {
@@ -11,6 +11,7 @@ export default class Provision extends FoobarCommand<typeof Provision> {
 
   static flags = {
     ...connectFlags,
+    limit: limitFlag,
     yes: Flags.boolean({char: 'y', summary: 'Apply without asking (required without a terminal).'}),
     'dry-run': Flags.boolean({summary: 'Only show the plan (same as `foobar plan`).'}),
     serial: Flags.integer({summary: 'Rolling batches of N hosts; stop at the first batch with a failure.', min: 1}),
@@ -18,7 +19,7 @@ export default class Provision extends FoobarCommand<typeof Provision> {
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const apply = !this.flags['dry-run']
     const {report, summary} = await runSession(inv, hosts, {
       apply,
@@ -29,7 +30,7 @@ export default class Provision extends FoobarCommand<typeof Provision> {
       acceptNewHostKeys: this.flags['accept-new-host-keys'],
       log: (s) => this.log(s),
     })
-    failIfNeeded(summary, hosts.length)
-    return {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+    const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+    return this.withResult(result, () => failIfNeeded(summary, hosts.length))
   }
 }

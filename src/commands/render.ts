@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
 import {UserError} from '../cli/errors.js'
-import {loadInventory, selectHosts} from '../inventory/index.js'
+import {limitFlag} from '../cli/run-flags.js'
+import {loadInventory} from '../inventory/index.js'
 import {type RenderedFile, renderToDirectory} from '../cli/render-files.js'
 
 export default class Render extends FoobarCommand<typeof Render> {
@@ -11,12 +12,13 @@ export default class Render extends FoobarCommand<typeof Render> {
   static flags = {
     out: Flags.string({char: 'o', summary: 'Output directory.', required: true}),
     host: Flags.string({summary: 'Only this host (same as --limit HOST).', multiple: true}),
+    limit: limitFlag,
   }
 
   async run(): Promise<{out: string; files: RenderedFile[]}> {
     const inv = await loadInventory(this.flags.inventory)
     const limit = [...(this.flags.limit ?? []), ...(this.flags.host ?? [])]
-    const hosts = selectHosts(inv, limit)
+    const hosts = this.limitHosts(inv, limit)
     if (hosts.length === 0) throw new UserError('no host matches --limit/--host')
     const files = await renderToDirectory(inv, hosts, this.flags.out)
     for (const f of files) this.say(`${f.host}\t${f.mode}\t${f.path}`)

@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
-import {ExitCode, Failure, PartialFailure} from '../cli/errors.js'
-import {connectFlags} from '../cli/run-flags.js'
+import {ExitCode} from '../cli/errors.js'
+import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {type CheckResult, verifyHosts} from '../engine/verify.js'
-import {loadInventory, selectHosts} from '../inventory/index.js'
+import {loadInventory} from '../inventory/index.js'
 import {STACK} from '../components/index.js'
 import {sshTransport} from '../remote/connection.js'
 
@@ -12,13 +12,14 @@ export default class Verify extends FoobarCommand<typeof Verify> {
 
   static flags = {
     ...connectFlags,
+    limit: limitFlag,
     timeout: Flags.integer({summary: 'Seconds to wait for checks to settle.', default: 60, min: 0}),
     lynis: Flags.boolean({summary: 'Run Lynis on each host (installed on demand) for its hardening index; --no-lynis skips it.', default: true, allowNo: true}),
   }
 
   async run(): Promise<{passed: number; failed: number; skipped: number; checks: CheckResult[]}> {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const checks = await verifyHosts(STACK, inv, hosts, {
       transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
       timeoutMs: this.flags.timeout * 1000,
@@ -38,13 +39,8 @@ export default class Verify extends FoobarCommand<typeof Verify> {
       const badHosts = new Set(failed.map((c) => c.host))
       const detail = Object.fromEntries(failed.map((c) => [`${c.host} ${c.check}`, c.detail]))
       // Scripts get every check with --json, failed ones included, and the exit code says how bad.
-      if (this.jsonEnabled()) {
-        const code = badHosts.size >= hosts.length ? ExitCode.failure : ExitCode.partial
-        this.logJson({...result, status: code})
-        this.exit(code)
-      }
-      if (badHosts.size >= hosts.length) throw new Failure(`verify failed on every host`)
-      throw new PartialFailure(`verify failed on ${[...badHosts].join(', ')}`, detail)
+      if (badHosts.size >= hosts.length) this.outcome(result, ExitCode.failure, 'verify failed on every host', {failed: detail})
+      this.outcome(result, ExitCode.partial, `verify failed on ${[...badHosts].join(', ')}`, {failed: detail})
     }
     return result
   }

@@ -7,6 +7,7 @@ import {promisify} from 'node:util'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {up, type LabHost, type LabStatus} from '../../src/lab/index.js'
 import {waitSsh} from '../../src/lab/hosts.js'
+import {json} from './support/cli.js'
 import {APT, labHosts, labIsUp, labSpec, paths, pebble, ssh, sshOk} from './support/lab.js'
 
 const run = promisify(execFile)
@@ -125,7 +126,7 @@ describe.skipIf(!labIsUp())('the lab', () => {
   // Runs the built CLI: `npm test` builds dist/ first.
   it('`foobar lab status --json` shows every host running and reachable, and the services', async () => {
     const {stdout} = await run('node', ['bin/run.js', 'lab', 'status', '--json'])
-    const status = JSON.parse(stdout) as LabStatus
+    const status = json<LabStatus>(stdout)
     expect(status.up).toBe(true)
     expect(status.hosts.map((h) => [h.name, h.state, h.ssh])).toEqual(hosts.map((h) => [h.name, 'running', true]))
     expect(status.services.map((s) => [s.name, s.state])).toEqual([

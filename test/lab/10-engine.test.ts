@@ -15,7 +15,7 @@ import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {vethOf} from '../../src/lab/network.js'
-import {BIN, foobar, variant} from './support/cli.js'
+import {BIN, envelope, foobar, json, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
 
 async function siteStatus(): Promise<number> {
@@ -38,7 +38,7 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
     console.log(`first provision: ${seconds.toFixed(1)} s`)
     expect(r.stderr + r.stdout).not.toMatch(/"status": 1/)
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const out = JSON.parse(r.stdout)
+    const out = json(r.stdout)
     expect(out.summary.failed).toBe(0)
     expect(out.summary.changed).toBe(3)
   })
@@ -66,14 +66,14 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     console.log(`no-op provision: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     expect(r.code, r.stderr).toBe(0)
-    const out = JSON.parse(r.stdout)
+    const out = json(r.stdout)
     expect(out.summary).toMatchObject({ok: 3, changed: 0, failed: 0, changes: 0})
     const plan = foobar(['plan', '-i', LAB_INVENTORY, '--detailed-exitcode'])
     expect(plan.code, plan.stdout + plan.stderr).toBe(0)
     expect(plan.stdout).toMatch(/3 ok, 0 changed/)
     const verify = foobar(['verify', '-i', LAB_INVENTORY, '--json', '--no-lynis'])
     expect(verify.code, verify.stdout + verify.stderr).toBe(0)
-    expect(JSON.parse(verify.stdout).failed).toBe(0)
+    expect(json(verify.stdout).failed).toBe(0)
   })
 
   test('a file edited by hand shows in plan as a diff, and provision restores it', async () => {
@@ -133,7 +133,7 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(r.code, r.stderr).toBe(0)
     const again = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
-    expect(JSON.parse(again.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
+    expect(json(again.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
     expect(await sshOk('web2', `sudo grep -c '# drift' ${NGINX_SITE} || true`)).toMatch(/^0/)
   })
 
@@ -172,9 +172,10 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
       spawnSync('ip', ['link', 'set', veth, 'up'])
     }
     expect(r.code, r.stdout + r.stderr).toBe(3)
-    const out = JSON.parse(r.stdout)
+    const out = envelope(r.stdout)
     expect(out.status).toBe(3)
-    expect(Object.keys(out.failed)).toEqual(['web2'])
+    expect(Object.keys(out.error!.failed!)).toEqual(['web2'])
+    expect(out.result.hosts.map((h: {host: string}) => h.host).sort()).toEqual(['lb1', 'web1', 'web2'])
     expect(await sshOk('web1', `grep -c '# drift' ${NGINX_SITE} || true`)).toMatch(/^0/)
   })
 })

@@ -3,7 +3,7 @@
  * machine, idempotence, drift, the automatic revert when a change would cut off SSH, and iptables after a reboot.
  */
 import {beforeAll, describe, expect, test} from 'vitest'
-import {foobar, sleep, variant, waitFor} from './support/cli.js'
+import {foobar, json, sleep, variant, waitFor} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 import {type PortState, probe} from './support/probe.js'
 
@@ -57,7 +57,7 @@ describe.skipIf(!labIsUp())('firewall: ufw', () => {
   test('a second apply makes 0 changes; a rule deleted by hand shows as drift and is restored', async () => {
     const again = foobar(['firewall', 'apply', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(again.code, again.stderr).toBe(0)
-    expect(JSON.parse(again.stdout).summary).toMatchObject({changed: 0, changes: 0})
+    expect(json(again.stdout).summary).toMatchObject({changed: 0, changes: 0})
 
     await sshOk('web1', 'sudo ufw delete allow in proto tcp from 10.77.0.11 to any port 443')
     expect(await probe('lb1', WEB1, 443)).toBe('filtered')
@@ -113,7 +113,7 @@ describe.skipIf(!labIsUp())('firewall: iptables', () => {
   test('a second apply makes 0 changes; a rule deleted by hand shows as drift and is restored', async () => {
     const again = foobar(['firewall', 'apply', '-i', inv, '--yes', '--json'])
     expect(again.code, again.stderr).toBe(0)
-    expect(JSON.parse(again.stdout).summary).toMatchObject({changed: 0, changes: 0})
+    expect(json(again.stdout).summary).toMatchObject({changed: 0, changes: 0})
     await sshOk('lb1', `sudo iptables -D INPUT -p tcp -m tcp --dport 443 -m comment --comment https -j ACCEPT`)
     expect(await probe('control', LB, 443)).toBe('filtered')
     const status = foobar(['firewall', 'status', '-i', inv, '--limit', 'lb1'])

@@ -12,7 +12,7 @@ import {applyBatch, type Planned} from '../../src/engine/run.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
-import {foobar, foobarAsync, variant} from './support/cli.js'
+import {foobar, foobarAsync, json, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
 
 /** HTTPS requests through the LB until stopped (bounded in count and time): counts what a user would see fail. */
@@ -62,7 +62,7 @@ describe.skipIf(!labIsUp())('web tier', () => {
   test('verify: HTTPS through the LB from every backend, valid chain, redirect, HSTS, no TLS 1.0/1.1, backends UP over TLS', () => {
     const r = foobar(['verify', '-i', LAB_INVENTORY, '--limit', 'lb', '--json', '--no-lynis'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const checks = JSON.parse(r.stdout).checks as Array<{check: string; ok: boolean; detail: string}>
+    const checks = json(r.stdout).checks as Array<{check: string; ok: boolean; detail: string}>
     const byName = Object.fromEntries(checks.map((c) => [c.check, c]))
     for (const name of ['https: every backend answers', 'certificate valid for the site', 'http redirects to https', 'hsts', 'tls 1.0/1.1 refused', 'haproxy backends up', 'lb to backends over tls']) {
       expect(byName[name], name).toMatchObject({ok: true})

@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {connect} from 'node:tls'
 import {beforeAll, describe, expect, test} from 'vitest'
-import {foobar, foobarAsync} from './support/cli.js'
+import {foobar, foobarAsync, json} from './support/cli.js'
 import {labIsUp, paths} from './support/lab.js'
 
 const INV = 'inventories/lab-acme.yml'
@@ -15,7 +15,7 @@ const CLOSED_CA = 'https://10.77.0.1:14999/dir'
 
 function status(): {consistent: boolean; serial: string; served: Array<{host: string; serial?: string}>} {
   const r = foobar(['cert', 'status', '-i', INV, '--json'])
-  const out = JSON.parse(r.stdout)
+  const out = json(r.stdout)
   return {consistent: out.consistent, serial: out.names[0].serial, served: out.served}
 }
 
@@ -101,9 +101,9 @@ describe.skipIf(!labIsUp())('certificates over ACME (pebble)', () => {
     const cronDir = mkdtempSync(join(tmpdir(), 'cron-'))
     const first = foobar(['cert', 'schedule', '-i', INV, '--cron-dir', cronDir, '--json'])
     expect(first.code, first.stderr).toBe(0)
-    expect(JSON.parse(first.stdout).action).toBe('installed')
+    expect(json(first.stdout).action).toBe('installed')
     const second = foobar(['cert', 'schedule', '-i', INV, '--cron-dir', cronDir, '--json'])
-    expect(JSON.parse(second.stdout).action).toBe('unchanged')
+    expect(json(second.stdout).action).toBe('unchanged')
     const files = readdirSync(cronDir)
     expect(files).toEqual(['foobar-cert-renew-lab-acme'])
     const entry = readFileSync(join(cronDir, files[0]!), 'utf8')
@@ -115,7 +115,7 @@ describe.skipIf(!labIsUp())('certificates over ACME (pebble)', () => {
     expect(r.code, r.out).toBe(0)
     expect(r.out).toBe('')
     const removed = foobar(['cert', 'schedule', '-i', INV, '--cron-dir', cronDir, '--remove', '--json'])
-    expect(JSON.parse(removed.stdout).action).toBe('removed')
+    expect(json(removed.stdout).action).toBe('removed')
     expect(readdirSync(cronDir)).toEqual([])
   })
 })

@@ -3,7 +3,7 @@
  * re-provisioning, `db promote` without losing a committed row, and bad input that changes nothing.
  */
 import {beforeAll, describe, expect, test} from 'vitest'
-import {foobar, variant} from './support/cli.js'
+import {foobar, json, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
 const mysql = (host: string, sql: string) => sshOk(host, `sudo mysql -N -B -e ${JSON.stringify(sql)}`)
@@ -55,7 +55,7 @@ describe.skipIf(!labIsUp())('database replication', () => {
     expect(await mysql('web1', "SELECT CONCAT(Host, ' ', ssl_type) FROM mysql.user WHERE User = 'repl'")).toBe('10.77.0.13 ANY\n')
     const v = foobar(['verify', '-i', LAB_INVENTORY, '--limit', 'web1,web2', '--json', '--no-lynis'])
     expect(v.code, v.stdout + v.stderr).toBe(0)
-    const checks = JSON.parse(v.stdout).checks.map((c: {host: string; check: string}) => `${c.host} ${c.check}`)
+    const checks = json(v.stdout).checks.map((c: {host: string; check: string}) => `${c.host} ${c.check}`)
     expect(checks).toEqual(expect.arrayContaining(['web2 replication: row from the primary', 'web2 writes on the replica refused', 'web2 replication over tls']))
   })
 
@@ -64,12 +64,12 @@ describe.skipIf(!labIsUp())('database replication', () => {
     await mysql('web2', "SET SESSION sql_log_bin=0; CREATE TABLE IF NOT EXISTS shop.local_only (id INT); INSERT INTO shop.local_only VALUES (1)")
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
+    expect(json(r.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
     expect((await mysql('web2', 'SELECT COUNT(*) FROM shop.local_only')).trim()).toBe('1')
     expect(await slave('web2')).toMatch(/Slave_SQL_Running: Yes/)
     const status = foobar(['db', 'status', '-i', LAB_INVENTORY, '--json'])
     expect(status.code, status.stdout).toBe(0)
-    const web2 = JSON.parse(status.stdout).hosts.find((h: {host: string}) => h.host === 'web2')
+    const web2 = json(status.stdout).hosts.find((h: {host: string}) => h.host === 'web2')
     expect(web2).toMatchObject({role: 'replica', ioThread: 'Yes', sqlThread: 'Yes', tls: true, lagSeconds: 0, readOnly: true})
   })
 
@@ -79,7 +79,7 @@ describe.skipIf(!labIsUp())('database replication', () => {
     const before = await count('web1')
     const r = foobar(['db', 'promote', 'web2', '-i', inv, '--yes', '--write', '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout)).toMatchObject({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: true, repointed: ['web1'], inventoryUpdated: true})
+    expect(json(r.stdout)).toMatchObject({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: true, repointed: ['web1'], inventoryUpdated: true})
     expect(await count('web2')).toBe(before)
     await mysql('web2', "INSERT INTO shop.orders (item) VALUES ('after1')")
     expect(await waitCount('web1', before + 1)).toBe(before + 1)

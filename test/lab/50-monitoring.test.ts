@@ -15,7 +15,7 @@ import {prepareMaterial} from '../../src/components/index.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {down, up} from '../../src/lab/index.js'
-import {foobar, foobarAsync, sleep, variant} from './support/cli.js'
+import {foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, labSpec, paths, ssh, sshOk} from './support/lab.js'
 import {probe} from './support/probe.js'
 
@@ -97,7 +97,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
       'all targets up',
       async () => {
         const r = await foobarAsync(['monitor', 'status', '-i', inv, '--json'])
-        return {code: r.code, body: r.stdout ? (JSON.parse(r.stdout) as {source: string; clients: Client[]}) : undefined}
+        return {code: r.code, body: r.stdout ? json<{source: string; clients: Client[]}>(r.stdout) : undefined}
       },
       (s) => s.code === 0,
       90_000,
@@ -125,7 +125,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   test('without a monitoring host, monitor status reads the clients over SSH', async () => {
     const r = await foobarAsync(['monitor', 'status', '-i', LAB_INVENTORY, '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const body = JSON.parse(r.stdout) as {source: string; clients: Client[]}
+    const body = json<{source: string; clients: Client[]}>(r.stdout)
     expect(body.source).toBe('ssh')
     expect(body.clients.length).toBe(8)
   })
@@ -165,7 +165,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     const sent = await load
     expect(qps.code, qps.stdout + qps.stderr).toBe(0)
     expect(sent.ok).toBe(sent.sent)
-    const report = JSON.parse(qps.stdout) as {lb: Array<{host: string; qps: number}>; web: Array<{host: string; qps: number}>; webTotal: number}
+    const report = json<{lb: Array<{host: string; qps: number}>; web: Array<{host: string; qps: number}>; webTotal: number}>(qps.stdout)
     console.log(`monitor qps under ${RATE} req/s: lb ${report.lb[0]!.qps}, web ${report.web.map((w) => `${w.host} ${w.qps}`).join(', ')} (sum ${report.webTotal})`)
     expect(Math.abs(report.lb[0]!.qps - RATE) / RATE).toBeLessThan(0.1)
     // nginx also counts HAProxy's health checks (2 per 2 s) and the exporters' reads: a little above the rate.
@@ -190,7 +190,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   test('verify: every client answers from the monitoring server, every host logs to the collector', () => {
     const r = foobar(['verify', '-i', inv, '--json', '--no-lynis'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const checks = (JSON.parse(r.stdout) as {checks: Array<{host: string; check: string; ok: boolean}>}).checks
+    const checks = json<{checks: Array<{host: string; check: string; ok: boolean}>}>(r.stdout).checks
     expect(checks.filter((c) => c.check.startsWith('metrics: ')).length).toBe(9)
     expect(checks.filter((c) => c.check === 'logs reach the collector').map((c) => c.host).sort()).toEqual(['lb1', 'web1', 'web2'])
   })
@@ -198,6 +198,6 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   test('a second provision makes 0 changes', () => {
     const again = foobar(['provision', '-i', inv, '--yes', '--json'])
     expect(again.code, again.stderr).toBe(0)
-    expect(JSON.parse(again.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
+    expect(json(again.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
   })
 })

@@ -10,7 +10,7 @@ import {beforeAll, describe, expect, test} from 'vitest'
 import {loadInventory} from '../../src/inventory/index.js'
 import {sshArgs} from '../../src/lab/index.js'
 import {Connection} from '../../src/remote/connection.js'
-import {foobar, variant, waitFor} from './support/cli.js'
+import {foobar, json, variant, waitFor} from './support/cli.js'
 import {LAB_INVENTORY, labHosts, labIsUp, paths, ssh, sshOk} from './support/lab.js'
 
 const HOSTS = ['lb1', 'web1', 'web2']
@@ -19,7 +19,7 @@ type Check = {host: string; check: string; ok: boolean; skipped?: boolean; detai
 
 function verify(args: string[]): {code: number; checks: Check[]; raw: string} {
   const r = foobar(['verify', '-i', LAB_INVENTORY, '--json', ...args])
-  return {code: r.code, checks: JSON.parse(r.stdout || '{"checks": []}').checks as Check[], raw: r.stdout + r.stderr}
+  return {code: r.code, checks: ((r.stdout ? json<{checks: Check[]} | null>(r.stdout) : null)?.checks ?? []) as Check[], raw: r.stdout + r.stderr}
 }
 
 describe.skipIf(!labIsUp())('hardening', () => {
@@ -31,7 +31,7 @@ describe.skipIf(!labIsUp())('hardening', () => {
   test('a second provision makes 0 changes', () => {
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout).summary).toMatchObject({ok: 3, changed: 0, failed: 0, changes: 0})
+    expect(json(r.stdout).summary).toMatchObject({ok: 3, changed: 0, failed: 0, changes: 0})
   })
 
   test('ssh-audit from the control machine: 0 fail and 0 warn on every host', () => {
@@ -58,7 +58,7 @@ describe.skipIf(!labIsUp())('hardening', () => {
     expect(v.code, v.raw).not.toBe(0)
     const p = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(p.code, p.stderr).toBe(0)
-    expect(JSON.parse(p.stdout).summary).toMatchObject({changed: 1, failed: 0})
+    expect(json(p.stdout).summary).toMatchObject({changed: 1, failed: 0})
     expect((await sshOk('web1', 'cat /proc/sys/net/ipv4/conf/all/send_redirects')).trim()).toBe('0')
   })
 

@@ -22,11 +22,13 @@ export default class CertIssue extends FoobarCommand<typeof CertIssue> {
       lockWaitMs: this.flags['lock-wait'] * 1000,
       step: (s) => this.say(s),
     })
-    this.say(
-      result.renewed
-        ? `issued ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')}`
-        : `a valid certificate exists (${result.reason}); use --force to replace it`,
-    )
+    if (result.renewed) {
+      this.say(`issued ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')}`)
+    } else {
+      const kept = `a valid certificate exists (${result.reason}); use --force to replace it`
+      this.say(kept)
+      this.warn(`nothing issued: ${kept}`, true)
+    }
     return result
   }
 }

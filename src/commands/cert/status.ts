@@ -35,9 +35,11 @@ export default class CertStatus extends FoobarCommand<typeof CertStatus> {
       }
       this.log(consistent ? 'every host serves the current certificate' : 'hosts disagree or no certificate')
     }
+    if (!cert) this.outcome(result, ExitCode.failure, 'no certificate: run foobar cert issue', {quiet: true})
     if (!consistent) {
-      if (this.jsonEnabled()) this.logJson(result)
-      this.exit(cert ? ExitCode.partial : ExitCode.failure)
+      const other = served.filter((s) => !s.serial || normaliseSerial(s.serial) !== normaliseSerial(cert.serial))
+      const failed = Object.fromEntries(other.map((s) => [s.host, s.error ?? `serves ${s.serial}, not the current ${cert.serial}`]))
+      this.outcome(result, ExitCode.partial, `not serving the current certificate: ${other.map((s) => s.host).join(', ')}`, {failed, quiet: true})
     }
     return result
   }

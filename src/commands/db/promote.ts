@@ -1,11 +1,10 @@
-import {readFile, writeFile} from 'node:fs/promises'
 import {Args, Flags} from '@oclif/core'
-import {parseDocument} from 'yaml'
 import {FoobarCommand} from '../../cli/base.js'
 import {UserError} from '../../cli/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {type PromoteResult, promote} from '../../components/mysql/replicate.js'
 import {loadInventory} from '../../inventory/index.js'
+import {setPrimary} from '../../inventory/write.js'
 import {sshTransport} from '../../remote/connection.js'
 import {runnerCache} from '../../remote/runner.js'
 import {readSecret} from '../../secrets/index.js'
@@ -34,7 +33,9 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
     if (!this.flags.yes) {
       if (!process.stdin.isTTY) throw new UserError('promote changes the database topology: pass --yes (no terminal to ask on)')
       const {confirm} = await import('@inquirer/prompts')
-      if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}))) throw new UserError('not confirmed; nothing was changed')
+      // Under --json, stdout carries only the envelope: the question goes to stderr.
+      const context = this.jsonEnabled() ? {output: process.stderr} : undefined
+      if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}, context))) throw new UserError('not confirmed; nothing was changed')
     }
     const cache = runnerCache(sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     let result: PromoteResult
@@ -46,20 +47,19 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
     const newReplicas = [...inv.mysql.replicas.filter((r) => r !== name), inv.mysql.primary]
     let inventoryUpdated = false
     if (this.flags.write) {
-      const doc = parseDocument(await readFile(inv.file, 'utf8'))
-      doc.setIn(['mysql', 'primary'], name)
-      doc.setIn(['mysql', 'replicas'], doc.createNode(newReplicas, {flow: true}))
-      await writeFile(inv.file, doc.toString())
+      await setPrimary(inv.file, name, newReplicas)
       inventoryUpdated = true
     }
     const primaryHost = target.address
     this.say(`\n${name} is the primary now (${primaryHost}); replicas: ${result.repointed.join(', ') || 'none'}.`)
     this.say(`The application must send writes to ${name} (${primaryHost}:${inv.mysql.port}) instead of ${result.oldPrimary}.`)
-    this.say(
-      inventoryUpdated
-        ? `${inv.file} updated (mysql.primary: ${name}); run \`foobar provision\` to render the new roles (read_only, server configs).`
-        : `Update ${inv.file}: mysql.primary: ${name}, mysql.replicas: [${newReplicas.join(', ')}] (or run again with --write), then \`foobar provision\`.`,
-    )
+    if (inventoryUpdated) {
+      this.say(`${inv.file} updated (mysql.primary: ${name}); run \`foobar provision\` to render the new roles (read_only, server configs).`)
+    } else {
+      const update = `Update ${inv.file}: mysql.primary: ${name}, mysql.replicas: [${newReplicas.join(', ')}] (or run again with --write), then \`foobar provision\`.`
+      this.say(update)
+      this.warn(`the inventory still names ${result.oldPrimary} as the primary. ${update}`, true)
+    }
     return {...result, inventoryUpdated}
   }
 }

@@ -1,6 +1,6 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode, UserError} from '../../cli/errors.js'
-import {connectFlags} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type DbHostStatus, dbFacts, dbHostStatus} from '../../components/mysql/replicate.js'
 import {pool} from '../../util/pool.js'
 import {loadInventory} from '../../inventory/index.js'
@@ -8,12 +8,20 @@ import {type Runner, sshTransport} from '../../remote/connection.js'
 
 export default class DbStatus extends FoobarCommand<typeof DbStatus> {
   static summary = 'Per database host: role, replication threads, GTID positions, lag, TLS, last error.'
-  static flags = {...connectFlags}
+  static flags = {...connectFlags, limit: limitFlag}
 
   async run(): Promise<{hosts: DbHostStatus[]}> {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = inv.hosts.filter((h) => h.db && (!this.flags.limit || this.flags.limit.includes(h.name)))
-    if (!inv.mysql || hosts.length === 0) throw new UserError('no database hosts in the inventory (mysql.primary / mysql.replicas)')
+    const dbHosts = inv.hosts.filter((h) => h.db)
+    if (!inv.mysql || dbHosts.length === 0) throw new UserError('no database hosts in the inventory (mysql.primary / mysql.replicas)')
+    // --limit selects as everywhere (names or roles), then the database hosts among the selection.
+    const selected = this.limitHosts(inv, this.flags.limit)
+    const hosts = selected.filter((h) => h.db)
+    if (hosts.length === 0) {
+      throw new UserError(`--limit ${this.flags.limit!.join(',')}: none of the selected hosts is a database host`, [`database hosts: ${dbHosts.map((h) => h.name).join(', ')}`])
+    }
+    const notDb = selected.filter((h) => !h.db)
+    if (this.flags.limit && notDb.length > 0) this.warn(`not database hosts, left out: ${notDb.map((h) => h.name).join(', ')}`)
     const statuses = await pool(hosts, this.flags.concurrency, async (h): Promise<DbHostStatus> => {
       let conn: Runner | undefined
       try {
@@ -38,10 +46,13 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
       }
     }
     const bad = statuses.filter((s) => s.error || !s.up || (s.role === 'replica' && (s.ioThread !== 'Yes' || s.sqlThread !== 'Yes')))
+    const result = {hosts: statuses}
     if (bad.length) {
-      if (this.jsonEnabled()) this.logJson({hosts: statuses})
-      this.exit(bad.length === statuses.length ? ExitCode.failure : ExitCode.partial)
+      const failed = Object.fromEntries(
+        bad.map((s) => [s.host, s.error ?? (!s.up ? 'down' : `replication IO ${s.ioThread}, SQL ${s.sqlThread}${s.lastError ? `: ${s.lastError}` : ''}`)]),
+      )
+      this.outcome(result, bad.length === statuses.length ? ExitCode.failure : ExitCode.partial, `database hosts not healthy: ${bad.map((s) => s.host).join(', ')}`, {failed, quiet: true})
     }
-    return {hosts: statuses}
+    return result
   }
 }

@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
-import {connectFlags} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../../cli/session.js'
-import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {loadInventory} from '../../inventory/index.js'
 import {jsonChanges} from '../../cli/plan-output.js'
 
 export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
@@ -11,18 +11,19 @@ export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
     'SSH from the admin networks and from the address foobar connects from is always allowed. If a fresh SSH connection fails after the change, the host restores its previous rules on its own after firewall.revert_after seconds (default 90).'
   static flags = {
     ...connectFlags,
+    limit: limitFlag,
     yes: Flags.boolean({char: 'y', summary: 'Apply without asking (required without a terminal).'}),
     serial: Flags.integer({summary: 'Rolling batches of N hosts; stop at the first batch with a failure.', min: 1}),
   }
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
       apply: true, json: this.jsonEnabled(), yes: this.flags.yes, only: ['firewall'], verb: 'firewall apply', serial: this.flags.serial,
       concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys'], log: (s) => this.log(s),
     })
-    failIfNeeded(summary, hosts.length)
-    return {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+    const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+    return this.withResult(result, () => failIfNeeded(summary, hosts.length))
   }
 }

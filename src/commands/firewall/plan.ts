@@ -1,21 +1,21 @@
 import {FoobarCommand} from '../../cli/base.js'
-import {connectFlags} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../../cli/session.js'
-import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {loadInventory} from '../../inventory/index.js'
 import {jsonChanges} from '../../cli/plan-output.js'
 
 export default class FirewallPlan extends FoobarCommand<typeof FirewallPlan> {
   static summary = 'Show the firewall changes per host (rules files and live rules against the inventory). Changes nothing.'
-  static flags = {...connectFlags}
+  static flags = {...connectFlags, limit: limitFlag}
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
       apply: false, json: this.jsonEnabled(), yes: true, only: ['firewall'], verb: 'firewall plan',
       concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys'], log: (s) => this.log(s),
     })
-    failIfNeeded(summary, hosts.length)
-    return {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, changes: jsonChanges(h.changes)}))}
+    const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, changes: jsonChanges(h.changes)}))}
+    return this.withResult(result, () => failIfNeeded(summary, hosts.length))
   }
 }

@@ -1,18 +1,18 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode} from '../../cli/errors.js'
-import {connectFlags} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type FirewallStatus, firewallStatus} from '../../components/firewall/status.js'
-import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {loadInventory} from '../../inventory/index.js'
 import {STACK} from '../../components/index.js'
 import {sshTransport} from '../../remote/connection.js'
 
 export default class FirewallStatusCommand extends FoobarCommand<typeof FirewallStatusCommand> {
   static summary = 'The live firewall on each host against the inventory; flags drift. Exit 4 when any host drifted.'
-  static flags = {...connectFlags}
+  static flags = {...connectFlags, limit: limitFlag}
 
   async run(): Promise<{hosts: FirewallStatus[]}> {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const statuses = await firewallStatus(STACK, inv, hosts, {concurrency: this.flags.concurrency, transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
     if (!this.jsonEnabled()) {
       for (const s of statuses) {
@@ -25,11 +25,14 @@ export default class FirewallStatusCommand extends FoobarCommand<typeof Firewall
         }
       }
     }
-    if (statuses.some((s) => s.error)) this.exit(statuses.every((s) => s.error) ? ExitCode.failure : ExitCode.partial)
-    if (statuses.some((s) => !s.inSync)) {
-      if (this.jsonEnabled()) this.logJson({hosts: statuses})
-      this.exit(ExitCode.changesPending)
+    const result = {hosts: statuses}
+    const errors = statuses.filter((s) => s.error)
+    if (errors.length > 0) {
+      const failed = Object.fromEntries(errors.map((s) => [s.host, s.error!]))
+      this.outcome(result, errors.length === statuses.length ? ExitCode.failure : ExitCode.partial, `firewall status failed on ${errors.map((s) => s.host).join(', ')}`, {failed, quiet: true})
     }
-    return {hosts: statuses}
+    const drifted = statuses.filter((s) => !s.inSync)
+    if (drifted.length > 0) this.outcome(result, ExitCode.changesPending, `firewall drift on ${drifted.map((s) => s.host).join(', ')}`, {quiet: true})
+    return result
   }
 }

@@ -1,12 +1,14 @@
 import {FoobarCommand} from '../../cli/base.js'
-import {type Host, loadInventory, selectHosts} from '../../inventory/index.js'
+import {limitFlag} from '../../cli/run-flags.js'
+import {type Host, loadInventory} from '../../inventory/index.js'
 
 export default class InventoryShow extends FoobarCommand<typeof InventoryShow> {
   static summary = 'Print the resolved hosts (host > role > top level > defaults). Secrets are only references.'
+  static flags = {limit: limitFlag}
 
   async run(): Promise<{site: unknown; mysql: unknown; hosts: Host[]}> {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     if (!this.jsonEnabled()) {
       this.log(`site: ${inv.site.domain}${inv.site.aliases.length ? ` (+ ${inv.site.aliases.join(', ')})` : ''}`)
       for (const h of hosts) {

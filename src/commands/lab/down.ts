@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
 import {down, type DownResult} from '../../lab/index.js'
-import {labInventoryFlag, rejectLimit} from './up.js'
+import {labInventoryFlag} from './up.js'
 
 export default class LabDown extends FoobarCommand<typeof LabDown> {
   static summary = 'Stop the lab: hosts and services by PID, unmount, remove links, namespaces and the bridge.'
@@ -17,7 +17,6 @@ export default class LabDown extends FoobarCommand<typeof LabDown> {
   }
 
   async run(): Promise<DownResult> {
-    rejectLimit(this.flags.limit)
     const result = await down({purge: this.flags.purge})
     const stopped = result.stopped.length > 0 ? `stopped ${result.stopped.join(', ')}` : 'nothing was running'
     this.say(`lab down: ${stopped} in ${result.seconds.toFixed(1)} s${result.purged ? '; host state purged' : ''}`)

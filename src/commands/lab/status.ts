@@ -1,6 +1,6 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {status, type LabStatus} from '../../lab/index.js'
-import {labInventoryFlag, rejectLimit} from './up.js'
+import {labInventoryFlag} from './up.js'
 
 export default class LabStatusCommand extends FoobarCommand<typeof LabStatusCommand> {
   static summary = 'Show the lab: hosts (address, state, SSH reachable, memory) and the lab services.'
@@ -9,7 +9,6 @@ export default class LabStatusCommand extends FoobarCommand<typeof LabStatusComm
   static flags = {inventory: labInventoryFlag}
 
   async run(): Promise<LabStatus> {
-    rejectLimit(this.flags.limit)
     const result = await status()
     this.say(`lab: ${result.up ? 'up' : 'down'}`)
     if (result.hosts.length > 0) {

@@ -1,6 +1,5 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
-import {UserError} from '../../cli/errors.js'
 import {loadInventory} from '../../inventory/index.js'
 import {assertLabSupported, MAX_HOSTS, URLS, up, type LabSpec, type UpResult} from '../../lab/index.js'
 
@@ -11,11 +10,6 @@ export const labInventoryFlag = Flags.string({
   default: 'inventories/lab.yml',
   helpGroup: 'GLOBAL',
 })
-
-/** The lab boots hosts by count (--hosts), not by selection. */
-export function rejectLimit(limit: string[] | undefined): void {
-  if (limit && limit.length > 0) throw new UserError('lab commands do not take --limit', [], ['foobar lab up --hosts N'])
-}
 
 export default class LabUp extends FoobarCommand<typeof LabUp> {
   static summary = 'Boot the lab: real Debian 12 hosts in systemd-nspawn on 10.77.0.0/24, with an apt proxy and an ACME CA.'
@@ -39,8 +33,6 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
 
   async run(): Promise<UpResult> {
     assertLabSupported()
-    rejectLimit(this.flags.limit)
-    // `!`: the flag has a default; BaseFlags' intersection with the base `inventory` flag loses that in the type.
     const inv = await loadInventory(this.flags.inventory)
     const spec: LabSpec = {
       hosts: inv.hosts.map(({name, address, roles}) => ({name, address, roles})),

@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
 import {UserError} from '../../cli/errors.js'
-import {connectFlags} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {QpsReader} from '../../components/monitoring/live.js'
 import {type QpsReport, parseWindow, qpsReport} from '../../components/monitoring/stats.js'
-import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {loadInventory} from '../../inventory/index.js'
 import {sshTransport} from '../../remote/connection.js'
 
 const fmt = (n: number | null) => (n === null ? 'n/a (counter reset)' : n.toFixed(2))
@@ -14,6 +14,7 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
 
   static flags = {
     ...connectFlags,
+    limit: limitFlag,
     window: Flags.string({summary: 'How long to count: 10s, 500ms, 1m.', default: '10s'}),
     watch: Flags.boolean({summary: 'Keep printing one line per window until interrupted.'}),
   }
@@ -26,7 +27,7 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
       throw new UserError((error as Error).message)
     }
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     if (!hosts.some((h) => h.roles.includes('lb') || h.roles.includes('web'))) throw new UserError('no lb or web host selected: nothing serves requests')
     const reader = await QpsReader.open(hosts, sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     try {
@@ -40,9 +41,9 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
           this.print(report)
           return report
         }
-        // --watch --json: one JSON object per line, for piping.
-        if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(report)}\n`)
-        else this.print(report)
+        // --watch --json: one envelope per line, for piping.
+        this.stream(report)
+        this.print(report)
         before = after
       }
     } finally {

@@ -1,8 +1,8 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode} from '../../cli/errors.js'
-import {connectFlags} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type MonitorStatus, monitorStatus} from '../../components/monitoring/live.js'
-import {loadInventory, selectHosts} from '../../inventory/index.js'
+import {loadInventory} from '../../inventory/index.js'
 import {STACK} from '../../components/index.js'
 import {sshTransport} from '../../remote/connection.js'
 import {scrapeTargets} from '../../engine/desired.js'
@@ -10,21 +10,22 @@ import {scrapeTargets} from '../../engine/desired.js'
 export default class MonitorStatusCommand extends FoobarCommand<typeof MonitorStatusCommand> {
   static summary = "Each monitoring client: up or down, its last scrape and its version (from Prometheus, else over SSH). Exit 3 when any is down."
 
-  static flags = {...connectFlags}
+  static flags = {...connectFlags, limit: limitFlag}
 
   async run(): Promise<MonitorStatus> {
     const inv = await loadInventory(this.flags.inventory)
-    const hosts = selectHosts(inv, this.flags.limit)
+    const hosts = this.limitHosts(inv, this.flags.limit)
     const status = await monitorStatus(inv, hosts, scrapeTargets(STACK, inv), {concurrency: this.flags.concurrency, transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
     this.say(`clients read ${status.source === 'prometheus' ? 'from Prometheus on the monitoring host' : 'over SSH (no monitoring host)'}`)
     for (const c of status.clients) {
       const when = c.lastScrape ? `last scrape ${c.lastScrape}` : 'never scraped'
       this.say(`${c.host.padEnd(10)} ${c.job.padEnd(8)} ${c.target.padEnd(22)} ${c.up ? 'up  ' : 'DOWN'}  ${when}  ${c.version ?? ''}${c.error ? `  (${c.error})` : ''}`)
     }
-    const down = status.clients.filter((c) => !c.up).length
-    if (down > 0) {
-      if (this.jsonEnabled()) this.logJson(status)
-      this.exit(down === status.clients.length ? ExitCode.failure : ExitCode.partial)
+    const down = status.clients.filter((c) => !c.up)
+    if (down.length > 0) {
+      const failed = Object.fromEntries(down.map((c) => [`${c.host} ${c.job}`, c.error ?? 'down']))
+      const message = `monitoring clients down: ${down.map((c) => `${c.host} ${c.job}`).join(', ')}`
+      this.outcome(status, down.length === status.clients.length ? ExitCode.failure : ExitCode.partial, message, {failed, quiet: true})
     }
     return status
   }

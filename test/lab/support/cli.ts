@@ -12,6 +12,35 @@ export function foobar(args: string[], env: Record<string, string> = {}) {
   return {code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr}
 }
 
+/** What every command prints under --json (src/cli/base.ts, README "JSON output"). */
+export interface Envelope<R = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  status: number
+  result: R | null
+  warnings: string[]
+  error?: {name: string; message: string; details?: string[]; suggestions?: string[]; failed?: Record<string, string>}
+}
+
+/** Parses `--json` output and checks it is one envelope: status, result, warnings, and an error when status is not 0. */
+export function envelope<R = any>(stdout: string): Envelope<R> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  let body: unknown
+  try {
+    body = JSON.parse(stdout)
+  } catch (error) {
+    throw new Error(`--json output is not one JSON document (${(error as Error).message}): ${stdout.slice(0, 500)}`)
+  }
+  const e = body as Envelope<R>
+  const shaped =
+    typeof e === 'object' && e !== null && typeof e.status === 'number' && 'result' in e && Array.isArray(e.warnings) &&
+    (e.status === 0 ? e.error === undefined : typeof e.error?.name === 'string' && typeof e.error?.message === 'string')
+  if (!shaped) throw new Error(`--json output is not a {status, result, warnings, error?} envelope: ${stdout.slice(0, 500)}`)
+  return e
+}
+
+/** The `result` of `--json` output (the envelope checked first). */
+export function json<R = any>(stdout: string): R { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return envelope<R>(stdout).result as R
+}
+
 /** A copy of the lab inventory with some text replaced (absolute paths inside it keep working). */
 export function variant(name: string, edit: (text: string) => string): string {
   const dir = mkdtempSync(join(tmpdir(), 'foobar-inv-'))
