@@ -9,7 +9,7 @@ foobar() { node bin/run.js "$@"; }
 now() { date +%s.%N; }
 since() { echo "$(now) $1" | awk '{printf "%.1f", $1 - $2}'; }
 # Read a field from JSON on stdin: json 'expression over r'
-json() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const r=JSON.parse(s);console.log($1)})"; }
+json() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const r=JSON.parse(s).result;console.log($1)})"; }
 
 trap 'foobar lab down --purge >/dev/null 2>&1 || true' EXIT
 foobar lab down --purge >/dev/null

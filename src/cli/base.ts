@@ -1,5 +1,5 @@
 import {Command, Errors, Flags, Interfaces, ux} from '@oclif/core'
-import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, exitCodeOf} from './errors.js'
+import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, exitCodeOf} from '../util/errors.js'
 import {type Host, type Inventory, selectHosts} from '../inventory/index.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<

@@ -1,5 +1,5 @@
 import {confirm} from '@inquirer/prompts'
-import {Failure, PartialFailure, UserError} from './errors.js'
+import {Failure, PartialFailure, UserError} from '../util/errors.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {HostProgress} from './progress.js'
 import {type Summary, formatPlan, formatSummary, summarize} from './plan-output.js'
@@ -43,8 +43,10 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
     beforeApply:
       o.apply && !o.yes
         ? async (plans: HostPlan[]) => {
-            o.log(plans.map((p) => `\n${p.host}:\n${p.changes.map((c) => `  ~ ${describe(c)}`).join('\n')}`).join(''))
-            return confirm({message: `Apply ${plans.reduce((n, p) => n + p.changes.length, 0)} changes to ${plans.length} hosts?`, default: false})
+            const say = o.json ? (text: string) => process.stderr.write(`${text}\n`) : o.log
+            say(plans.map((p) => `\n${p.host}:\n${p.changes.map((c) => `  ~ ${describe(c)}`).join('\n')}`).join(''))
+            // Under --json the question goes to stderr: stdout carries only the envelope.
+            return confirm({message: `Apply ${plans.reduce((n, p) => n + p.changes.length, 0)} changes to ${plans.length} hosts?`, default: false}, o.json ? {output: process.stderr} : undefined)
           }
         : undefined,
   }

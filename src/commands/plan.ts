@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
-import {ExitCode} from '../cli/errors.js'
+import {ExitCode} from '../util/errors.js'
 import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory} from '../inventory/index.js'

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
-import {UserError} from '../cli/errors.js'
+import {UserError} from '../util/errors.js'
 import {limitFlag} from '../cli/run-flags.js'
 import {loadInventory} from '../inventory/index.js'
 import {type RenderedFile, renderToDirectory} from '../cli/render-files.js'

@@ -3,6 +3,7 @@ import {type DesiredOptions, type HostDesired, defineStack, desiredState as desi
 import type {Host, Inventory} from '../inventory/index.js'
 import {app} from './app/index.js'
 import {base} from './base/index.js'
+import {dbEndpoint} from './db-endpoint/index.js'
 import {firewall} from './firewall/index.js'
 import {haproxy} from './haproxy/index.js'
 import {hardening} from './hardening/index.js'
@@ -24,6 +25,7 @@ export const STACK = defineStack([
   haproxy,
   mysql,
   replication,
+  dbEndpoint,
   logs,
   monitoringServer,
   hardening,

@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
-import {Failure} from '../cli/errors.js'
+import {Failure} from '../util/errors.js'
 import type {Runner} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'

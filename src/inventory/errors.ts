@@ -1,5 +1,5 @@
 import {isMap, isScalar, isSeq, LineCounter, type Document, type Node} from 'yaml'
-import {UserError} from '../cli/errors.js'
+import {UserError} from '../util/errors.js'
 
 export type FieldPath = Array<string | number>
 

@@ -161,6 +161,7 @@ export const mysqlModel = z.strictObject({
   replicationPassword: secretModel.optional(),
   monitorPassword: secretModel.optional(),
   port: z.int(),
+  endpoint: z.strictObject({port: z.int(), checkPort: z.int(), metricsPort: z.int()}).optional(),
 })
 export type MysqlSettings = z.output<typeof mysqlModel>
 
@@ -297,6 +298,7 @@ export function inventoryResolver(ctx: ResolveContext) {
           replicationPassword: mysql.replication_password && secret(mysql.replication_password),
           monitorPassword: mysql.monitor_password && secret(mysql.monitor_password),
           port: mysql.port,
+          endpoint: mysql.endpoint && {port: mysql.endpoint.port, checkPort: mysql.endpoint.check_port, metricsPort: mysql.endpoint.metrics_port},
         },
         hosts,
       }

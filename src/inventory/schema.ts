@@ -175,6 +175,14 @@ export const mysqlSchema = z.strictObject({
   replication_password: secretRef.optional(),
   monitor_password: secretRef.optional(),
   port: port.default(3306),
+  /**
+   * A database endpoint on every web server that always leads to the writer (src/components/db-endpoint); on
+   * when present. `port`: where the app connects (127.0.0.1); `check_port`: the writer check on database hosts;
+   * `metrics_port`: the endpoint's Prometheus metrics on the web server's private address.
+   */
+  endpoint: z
+    .strictObject({port: port.default(3306), check_port: port.default(9200), metrics_port: port.default(8406)})
+    .optional(),
 })
 
 export const inventorySchema = z.strictObject({

@@ -1,4 +1,4 @@
-import {UserError} from '../cli/errors.js'
+import {UserError} from '../util/errors.js'
 import type {Host, Inventory} from './resolved.js'
 import {ROLES} from './schema.js'
 

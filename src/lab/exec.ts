@@ -1,5 +1,5 @@
 import {execFile} from 'node:child_process'
-import {Failure} from '../cli/errors.js'
+import {Failure} from '../util/errors.js'
 
 export interface RunResult {
   code: number

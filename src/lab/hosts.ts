@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {chown, mkdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
-import {Failure} from '../cli/errors.js'
+import {Failure} from '../util/errors.js'
 import {run, waitFor} from './exec.js'
 import {ADMIN_USER} from './image.js'
 import {netnsPath} from './network.js'

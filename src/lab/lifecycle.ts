@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {readdir, rm, rmdir} from 'node:fs/promises'
 import path from 'node:path'
-import {Failure, UserError} from '../cli/errors.js'
+import {Failure, UserError} from '../util/errors.js'
 import {run, sleep} from './exec.js'
 import {bootHost, hostProcesses, labMounts, prepareHost, stopHost, waitHostKeys, waitSsh} from './hosts.js'
 import {ensureImage, type ImageResult} from './image.js'

@@ -1,7 +1,7 @@
 import {spawn} from 'node:child_process'
 import {closeSync, openSync} from 'node:fs'
 import {readFile, readdir, writeFile} from 'node:fs/promises'
-import {Failure} from '../cli/errors.js'
+import {Failure} from '../util/errors.js'
 import {sleep} from './exec.js'
 
 export interface ProcessInfo {

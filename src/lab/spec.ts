@@ -1,4 +1,4 @@
-import {UserError} from '../cli/errors.js'
+import {UserError} from '../util/errors.js'
 import {MAX_HOSTS} from './paths.js'
 
 export interface LabHost {

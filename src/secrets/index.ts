@@ -1,5 +1,5 @@
 import {readFileSync} from 'node:fs'
-import {UserError} from '../cli/errors.js'
+import {UserError} from '../util/errors.js'
 import type {SecretRef} from '../inventory/primitives.js'
 
 /**

@@ -1,5 +1,5 @@
 import {FoobarCommand} from '../../cli/base.js'
-import {ExitCode} from '../../cli/errors.js'
+import {ExitCode} from '../../util/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {acmePaths, acmeSource, readCurrent} from '../../components/tls/acme.js'
 import {normaliseSerial, servedSerials, type Served} from '../../components/tls/renew.js'

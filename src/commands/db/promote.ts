@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
-import {UserError} from '../../cli/errors.js'
+import {UserError} from '../../util/errors.js'
 import {connectFlags} from '../../cli/run-flags.js'
 import {type PromoteResult, promote} from '../../components/mysql/replicate.js'
 import {loadInventory} from '../../inventory/index.js'

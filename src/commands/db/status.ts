@@ -1,5 +1,5 @@
 import {FoobarCommand} from '../../cli/base.js'
-import {ExitCode, UserError} from '../../cli/errors.js'
+import {ExitCode, UserError} from '../../util/errors.js'
 import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type DbHostStatus, dbFacts, dbHostStatus} from '../../components/mysql/replicate.js'
 import {pool} from '../../util/pool.js'

@@ -1,5 +1,5 @@
 import {FoobarCommand} from '../../cli/base.js'
-import {ExitCode} from '../../cli/errors.js'
+import {ExitCode} from '../../util/errors.js'
 import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type FirewallStatus, firewallStatus} from '../../components/firewall/status.js'
 import {loadInventory} from '../../inventory/index.js'

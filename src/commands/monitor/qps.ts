@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
-import {UserError} from '../../cli/errors.js'
+import {UserError} from '../../util/errors.js'
 import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {QpsReader} from '../../components/monitoring/live.js'
 import {type QpsReport, parseWindow, qpsReport} from '../../components/monitoring/stats.js'

@@ -1,4 +1,4 @@
-import {Failure} from '../../cli/errors.js'
+import {Failure} from '../../util/errors.js'
 import {shq} from '../../util/shell.js'
 import type {Runner} from '../../remote/runner.js'
 

@@ -1,4 +1,4 @@
-import {UserError} from '../../cli/errors.js'
+import {UserError} from '../../util/errors.js'
 import type {Host, Inventory} from '../../inventory/index.js'
 import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'

@@ -1,4 +1,4 @@
-import {Failure} from '../../cli/errors.js'
+import {Failure} from '../../util/errors.js'
 import {
   LIST_DATABASES,
   MYSQL,

@@ -3,7 +3,7 @@ import {chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, ren
 import {Agent} from 'node:https'
 import {join} from 'node:path'
 import acme from 'acme-client'
-import {Failure, UserError} from '../../cli/errors.js'
+import {Failure, UserError} from '../../util/errors.js'
 import type {Inventory, TlsSource} from '../../inventory/index.js'
 import {stateDir} from './material.js'
 
@@ -30,7 +30,7 @@ export function acmePaths(inv: Inventory): CertPaths {
 }
 
 export function acmeSource(inv: Inventory, directory?: string): AcmeSource {
-  const src = inv.hosts[0]!.tls.source
+  const src = inv.tlsSource
   if (src.type !== 'acme') throw new UserError(`tls.source is ${src.type}: foobar cert works with tls.source.type acme`, [], ['Set tls.source: {type: acme, directory: URL} in the inventory.'])
   return directory ? {...src, directory} : src
 }

@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {basename, dirname, extname, join} from 'node:path'
-import {UserError} from '../../cli/errors.js'
+import {UserError} from '../../util/errors.js'
 import {type CertRequest, type TlsMaterial, leafKey} from '../../engine/contract.js'
 import type {Inventory} from '../../inventory/index.js'
 
@@ -9,7 +9,7 @@ export type {TlsMaterial} from '../../engine/contract.js'
 
 /** Per inventory, 0700: `.foobar/<inventory name>/` next to the inventory unless tls.source.state_dir says otherwise. */
 export function stateDir(inv: Inventory): string {
-  const src = inv.hosts[0]?.tls.source
+  const src = inv.tlsSource
   const configured = src && 'stateDir' in src ? src.stateDir : undefined
   const dir = configured ?? join(dirname(inv.file), '.foobar', basename(inv.file, extname(inv.file)))
   mkdirSync(dir, {recursive: true, mode: 0o700})
@@ -69,7 +69,7 @@ export function prepareTlsMaterial(inv: Inventory, requests: Record<string, Cert
       leaves[leafKey(r.name, host)] = {cert: read(leaf.cert), key: read(leaf.key)}
     }
   }
-  const source = inv.hosts[0]!.tls.source
+  const source = inv.tlsSource
   const names = [inv.site.domain, ...inv.site.aliases].map((n) => `DNS:${n}`)
   switch (source.type) {
     case 'self-signed': {

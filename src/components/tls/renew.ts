@@ -1,4 +1,4 @@
-import {Failure} from '../../cli/errors.js'
+import {Failure} from '../../util/errors.js'
 import type {Stack} from '../../engine/desired.js'
 import {runPlan} from '../../engine/run.js'
 import {PORTS} from '../ports.js'

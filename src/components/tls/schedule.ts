@@ -2,7 +2,7 @@ import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, unlinkSync, writeFileSync} from 'node:fs'
 import {basename, extname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {UserError} from '../../cli/errors.js'
+import {UserError} from '../../util/errors.js'
 import {shq} from '../../util/shell.js'
 
 /** foobar's own entry point (bin/run.js), which the scheduled job runs. */
