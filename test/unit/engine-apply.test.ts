@@ -1,0 +1,214 @@
+/*
+ * provision through the transport seam: the real stack (src/components) applied by the engine to fake Debian hosts
+ * whose shell scripts run for real in a temp root (test/unit/support/fake-host.ts). What an operator would notice:
+ * the order of the steps on a bare host, a second run that finds nothing to do, and a guarded step whose fresh
+ * connection fails being undone by the host itself.
+ */
+import {readdirSync} from 'node:fs'
+import {join} from 'node:path'
+import {afterAll, describe, expect, test} from 'vitest'
+import {STACK} from '../../src/components/index.js'
+import {NGINX_SITE} from '../../src/components/nginx/index.js'
+import {UFW_RULES_FILE} from '../../src/components/firewall/index.js'
+import {SSHD_DROPIN} from '../../src/components/hardening/index.js'
+import {TLS_PATHS} from '../../src/components/tls/profile.js'
+import {PENDING_FILE} from '../../src/engine/facts.js'
+import {type RunOptions, runPlan} from '../../src/engine/run.js'
+import type {Inventory} from '../../src/inventory/index.js'
+import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, fastTimers, testInventory} from './support/fake-host.js'
+
+const fleets: FakeFleet[] = []
+afterAll(() => fleets.forEach((f) => f.cleanup()))
+
+function setUp(inv: Inventory) {
+  const fleet = fakeFleet(inv)
+  fleets.push(fleet)
+  const run = (names: string[], apply: boolean, extra: Partial<RunOptions> = {}) =>
+    runPlan(STACK, inv, inv.hosts.filter((h) => names.includes(h.name)), {transport: fleet.transport, apply, concurrency: 4, material: TEST_MATERIAL, health: FAST_HEALTH, ...extra})
+  return {fleet, run}
+}
+
+/** Each pattern matches a line after the previous one's. */
+function expectInOrder(lines: string[], patterns: RegExp[]): void {
+  let from = 0
+  for (const p of patterns) {
+    const i = lines.findIndex((l, k) => k >= from && p.test(l))
+    expect(i, `${p} after line ${from} of:\n${lines.map((l, k) => `${k} ${l}`).join('\n')}`).toBeGreaterThanOrEqual(0)
+    from = i + 1
+  }
+}
+
+/** Temp files of an atomic write left anywhere on the host. */
+function strayTempFiles(host: FakeHost): string[] {
+  return (readdirSync(host.root, {recursive: true}) as string[]).filter((p) => /\.foobar-[0-9a-f]{12}$/.test(p)).map((p) => join('/', p))
+}
+
+describe('provisioning a bare host', () => {
+  const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'])
+  const {fleet, run} = setUp(inv)
+  const web1 = fleet.hosts.web1!
+  let first: Awaited<ReturnType<typeof run>>
+
+  test('every step succeeds', async () => {
+    first = await run(['web1'], true)
+    expect(first.hosts.map((h) => [h.host, h.status, h.error])).toEqual([['web1', 'changed', undefined]])
+  })
+
+  test('packages, then files, then services in component order (the app before nginx), then live steps, then the guarded ones', () => {
+    expectInOrder(web1.journal(), [
+      /^apt-get update$/,
+      /^apt-get install .*\bnginx\b/,
+      // Files: each checked by its daemon's checker as it is written.
+      /^nginx -t -q$/,
+      /^sshd -t$/,
+      // The app's unit file is new.
+      /^systemctl daemon-reload$/,
+      // Services: the app is up before nginx's health check asks it; then the hardening's.
+      /^systemctl start foobar-app$/,
+      /^systemctl reload nginx$/,
+      /^systemctl reload fail2ban$/,
+      /^systemctl restart usbguard$/,
+      // Live steps (kernel settings) on the existing connection.
+      /^sysctl kernel\.kptr_restrict=2$/,
+      // Guarded: sshd first (hardening comes before the firewall), each behind a revert timer cancelled only
+      // after a fresh connection worked; the firewall last of all.
+      /^systemd-run foobar-sshd-revert in 90s/,
+      /^systemctl reload ssh$/,
+      /^systemctl stop foobar-sshd-revert\.timer$/,
+      /^systemd-run foobar-firewall-revert in 90s/,
+      /^ufw enable$/,
+      /^systemctl stop foobar-firewall-revert\.timer$/,
+    ])
+    expect(web1.journal().at(-1)).toBe('systemctl stop foobar-firewall-revert.timer')
+  })
+
+  test('the reloads are recorded on the host before anything changes, and the record is gone at the end', () => {
+    const scripts = web1.log.map((c) => c.script)
+    const recorded = scripts.findIndex((s) => s.includes(PENDING_FILE) && s.includes('sort -u'))
+    expect(recorded).toBeGreaterThan(0)
+    expect(scripts.findIndex((s) => s.includes('apt-get'))).toBeGreaterThan(recorded)
+    expect(web1.exists(PENDING_FILE)).toBe(false)
+  })
+
+  test('no service is touched before the last file is written', () => {
+    const scripts = web1.log.map((c) => c.script)
+    const writes = scripts.flatMap((s, i) => (s.startsWith('set -e\numask 022;') || s.includes('cp -P ') ? [i] : []))
+    const lastWrite = writes.at(-1) ?? -1
+    const firstService = scripts.findIndex((s) => /^systemctl (start|reload|restart) /.test(s))
+    expect(lastWrite).toBeGreaterThan(0)
+    expect(firstService).toBeGreaterThan(lastWrite)
+  })
+
+  test('each guarded step is confirmed by a fresh connection (not the one the run uses)', () => {
+    // One connection for the run, one fresh one per guarded step.
+    expect(fleet.transport.opened.filter((n) => n === 'web1')).toHaveLength(3)
+    const fresh = web1.log.filter((c) => c.script === 'true' && !c.root)
+    expect(fresh).toHaveLength(2)
+    const seqOf = (re: RegExp) => web1.log.find((c) => re.test(c.script))!.seq
+    expect(fresh[0]!.seq).toBeGreaterThan(seqOf(/systemctl reload ssh/))
+    expect(fresh[0]!.seq).toBeLessThan(seqOf(/systemctl stop foobar-sshd-revert\.timer/))
+    expect(fresh[1]!.seq).toBeGreaterThan(seqOf(/grep -v -e '\^#' -e '\^\$' \/etc\/foobar\/firewall\/ufw\.rules/))
+    expect(fresh[1]!.seq).toBeLessThan(seqOf(/systemctl stop foobar-firewall-revert\.timer/))
+    expect(web1.unit('foobar-sshd-revert.timer').active).toBe('inactive')
+    expect(web1.unit('foobar-firewall-revert.timer').active).toBe('inactive')
+  })
+
+  test('the host is as the inventory says: files, services, the default site gone, firewall and kernel settings', () => {
+    expect(web1.file(NGINX_SITE)).toContain('server_name www.foobar.test foobar.test')
+    expect(web1.file(TLS_PATHS.key)).toBe(TEST_MATERIAL.siteKey)
+    expect(web1.mode(TLS_PATHS.key)).toBe(0o600)
+    expect(web1.owner(TLS_PATHS.key)).toBe('root:root')
+    // nginx's package brought its default site; the plan made after installing it removed it again.
+    expect(web1.exists('/etc/nginx/sites-enabled/default')).toBe(false)
+    expect(web1.unit('foobar-app')).toEqual({enabled: 'enabled', active: 'active'})
+    expect(web1.unit('nginx')).toEqual({enabled: 'enabled', active: 'active'})
+    expect(web1.file('/etc/ufw/ufw.conf')).toContain('ENABLED=yes')
+    expect(web1.file('/etc/ufw/user.rules')).toContain('### tuple ### allow tcp 22 0.0.0.0/0 any 10.77.0.1 in')
+    expect(web1.file(UFW_RULES_FILE)).toContain('allow in proto tcp from 10.77.0.1/32 to any port 22')
+    expect(web1.sysctl('kernel.kptr_restrict')).toBe('2')
+    expect(web1.mode('/etc/ssh/sshd_config')).toBe(0o600)
+    expect(web1.file(SSHD_DROPIN)).toContain('PermitRootLogin no')
+    expect(strayTempFiles(web1)).toEqual([])
+  })
+
+  test('a second plan against the converged host has no change at all', async () => {
+    const again = await run(['web1'], false)
+    expect(again.hosts).toMatchObject([{host: 'web1', status: 'unchanged', changes: []}])
+  })
+
+  test('and so has a second provision: nothing is written, reloaded or recorded', async () => {
+    const before = web1.log.length
+    const journal = web1.journal().length
+    const again = await run(['web1'], true)
+    expect(again.hosts).toMatchObject([{host: 'web1', status: 'unchanged', changes: []}])
+    expect(web1.journal().length).toBe(journal)
+    // Connecting and one facts script: nothing else.
+    expect(web1.log.slice(before).map((c) => c.script.split('\n')[0])).toEqual(['echo "@@os $( . /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID")"'])
+  })
+})
+
+describe('a guarded step whose fresh connection fails', () => {
+  const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'], {lean: true})
+  let template: Promise<FakeFleet> | undefined
+  /** A copy of a provisioned web1. */
+  async function converged() {
+    template ??= (async () => {
+      const {fleet, run} = setUp(inv)
+      expect((await run(['web1'], true)).hosts[0]!.status).toBe('changed')
+      return fleet
+    })()
+    const fleet = (await template).clone()
+    fleets.push(fleet)
+    const run = async (apply: boolean) =>
+      (await runPlan(STACK, inv, [inv.hosts[1]!], {transport: fleet.transport, apply, concurrency: 1, material: TEST_MATERIAL, health: FAST_HEALTH})).hosts[0]!
+    return {web1: fleet.hosts.web1!, run}
+  }
+
+  test('the firewall: the run fails naming the host and what happens next; the host puts its previous rules back on its own', async () => {
+    const {web1, run} = await converged()
+    // Someone reset ufw's rules by hand: foobar plans to activate them again.
+    web1.put('/etc/ufw/user.rules', '')
+    expect((await run(false)).changes).toMatchObject([{kind: 'live', component: 'firewall', action: {kind: 'activate', guarded: true}}])
+    // This time the new rules shut SSH out: the connection foobar holds survives, a new one does not.
+    web1.on(/ufw --force enable/, (_c, h) => {
+      h.refusing = 'connect ETIMEDOUT 10.77.0.12:22'
+    })
+    const r = await run(true)
+    expect(r).toMatchObject({host: 'web1', status: 'failed'})
+    expect(r.error).toBe(
+      'web1: a fresh SSH connection failed after the firewall change (web1: cannot connect to deploy@10.77.0.12:22: connect ETIMEDOUT 10.77.0.12:22); the host restores its previous rules on its own within 90s',
+    )
+    // The revert is armed on the host, not in foobar: it fires though foobar is gone.
+    expect(web1.unit('foobar-firewall-revert.timer').active).toBe('active')
+    expect(web1.file('/etc/ufw/user.rules')).toContain('### tuple ###')
+    const fired = await web1.fireTimer('foobar-firewall-revert')
+    expect(fired.code, fired.stderr).toBe(0)
+    expect(web1.file('/etc/ufw/user.rules')).toBe('')
+    expect(web1.file('/etc/ufw/ufw.conf')).toContain('ENABLED=yes')
+    expect(web1.journal().slice(-3)).toEqual(['timer foobar-firewall-revert fired', 'ufw disable', 'ufw enable'])
+  })
+
+  test('sshd: the new drop-in is in place until the timer puts the previous one back and reloads ssh', async () => {
+    const {web1, run} = await converged()
+    const edited = '# edited by hand\nPermitRootLogin prohibit-password\n'
+    web1.put(SSHD_DROPIN, edited)
+    web1.on(/^sshd -t && systemctl reload ssh$/, (_c, h) => {
+      h.refusing = 'All configured authentication methods failed'
+    })
+    // sshd is given three tries a second apart to listen again: milliseconds here.
+    const restore = fastTimers()
+    const r = await run(true).finally(restore)
+    expect(r.error).toBe(
+      'web1: a fresh SSH connection failed after the sshd change (web1: cannot connect to deploy@10.77.0.12:22: All configured authentication methods failed); the host restores its previous config on its own within 90s',
+    )
+    expect(web1.file(SSHD_DROPIN)).toContain('PermitRootLogin no')
+    expect(web1.unit('foobar-sshd-revert.timer').active).toBe('active')
+    // Still armed: a run now would race it, so it refuses to change anything.
+    web1.refusing = false
+    expect((await run(true)).error).toBe('web1: a sshd revert from an earlier unconfirmed change is still pending; wait 90s and run again')
+    const fired = await web1.fireTimer('foobar-sshd-revert')
+    expect(fired.code, fired.stderr).toBe(0)
+    expect(web1.file(SSHD_DROPIN)).toBe(edited)
+    expect(web1.journal().slice(-2)).toEqual(['timer foobar-sshd-revert fired', 'systemctl reload ssh'])
+  })
+})

@@ -1,0 +1,347 @@
+/*
+ * Database replication: the facts script (run for real against stubbed mysql clients), the pure plan (a running
+ * replica is never re-seeded or reset), convergence and `db promote` through scripted database hosts, and the GTID
+ * coverage proof behind promote.
+ */
+import {afterAll, afterEach, beforeEach, describe, expect, test} from 'vitest'
+import {Failure} from '../../src/util/errors.js'
+import {LIST_DATABASES, MYSQL, type DbFacts, dbFactsScript, nativePasswordHash, parseDbFacts, planReplication} from '../../src/components/mysql/replication.js'
+import {convergeReplication, gtidCovers, promote} from '../../src/components/mysql/replicate.js'
+import type {Host} from '../../src/inventory/index.js'
+import {type Command, FakeHost, fastTimers, testInventory} from './support/fake-host.js'
+
+const PASSWORD = 'repl-secret-1'
+const HASH = nativePasswordHash(PASSWORD)
+const inv = testInventory(['web1 10.77.0.12 web db', 'web2 10.77.0.13 web db', 'web3 10.77.0.14 web db'], {
+  yaml: 'mysql: {engine: mariadb, primary: web1, replicas: [web2, web3], replication_user: repl, replication_password: {env: FOOBAR_TEST_REPL_PASSWORD}}\n',
+})
+const host = (name: string) => inv.hosts.find((h) => h.name === name)!
+const [web1, web2, web3] = ['web1', 'web2', 'web3'].map(host) as [Host, Host, Host]
+
+const fakes: FakeHost[] = []
+afterAll(() => fakes.forEach((f) => f.cleanup()))
+
+/** A healthy replica of web1, as SHOW SLAVE STATUS describes it. */
+const RUNNING: Record<string, string> = {
+  Master_Host: web1.address,
+  Slave_IO_Running: 'Yes',
+  Slave_SQL_Running: 'Yes',
+  Using_Gtid: 'Slave_Pos',
+  Master_SSL_Allowed: 'Yes',
+  Last_IO_Error: '',
+  Last_SQL_Error: '',
+  Seconds_Behind_Master: '0',
+}
+const facts = (f: Partial<DbFacts>): DbFacts => ({up: true, users: [], slave: {}, userDatabases: 0, ...f})
+
+describe('the database facts script, run for real', () => {
+  function dbHost(mysql: string | undefined, up = true): FakeHost {
+    const f = new FakeHost(web2)
+    fakes.push(f)
+    if (mysql !== undefined) {
+      f.command('mysqladmin', up ? 'exit 0' : 'echo "mysqladmin: connect to server at \'localhost\' failed" >&2; exit 1')
+      f.command('mysql', mysql)
+    }
+    return f
+  }
+  const read = async (f: FakeHost) => parseDbFacts((await f.run(dbFactsScript('repl'))).stdout.split('\n').filter(Boolean), 'repl')
+
+  test("a running replica: SHOW SLAVE STATUS\\G's fields (empty ones too), the replication users, user databases, GTID positions", async () => {
+    const status = [
+      '*************************** 1. row ***************************',
+      '                Slave_IO_State: Waiting for master to send event',
+      `                   Master_Host: ${web1.address}`,
+      '              Slave_IO_Running: Yes',
+      '             Slave_SQL_Running: Yes',
+      '                 Last_IO_Error: ',
+      '                Last_SQL_Error: ',
+      '            Master_SSL_Allowed: Yes',
+      '         Seconds_Behind_Master: 0',
+      '                    Using_Gtid: Slave_Pos',
+      '                   Gtid_IO_Pos: 0-1-100,1-2-7',
+    ]
+    const f = dbHost(
+      [
+        'case "$*" in',
+        `  *"SHOW SLAVE STATUS"*) printf '%s\\n' ${status.map((l) => `'${l}'`).join(' ')} ;;`,
+        `  *"CONCAT('user '"*) echo "user repl ${web1.address} ${HASH} ANY"; echo "user repl ${web3.address} ${HASH} ANY"; echo "user other 10.0.0.1 *X ANY" ;;`,
+        `  *"CONCAT('userdbs '"*) echo "userdbs 2" ;;`,
+        `  *"CONCAT('vars '"*) echo "vars 1 2 0-2-5 0-1-100,1-2-7" ;;`,
+        'esac',
+      ].join('\n'),
+    )
+    const got = await read(f)
+    expect(got).toEqual({
+      up: true,
+      users: [
+        {user: 'repl', host: web1.address, hash: HASH, ssl: 'ANY'},
+        {user: 'repl', host: web3.address, hash: HASH, ssl: 'ANY'},
+      ],
+      slave: {...RUNNING, Slave_IO_State: 'Waiting for master to send event', Gtid_IO_Pos: '0-1-100,1-2-7'},
+      userDatabases: 2,
+      readOnly: true,
+      serverId: 2,
+      gtidBinlogPos: '0-2-5',
+      gtidSlavePos: '0-1-100,1-2-7',
+    })
+    expect(planReplication(inv, web2, got, PASSWORD)).toEqual([])
+  })
+
+  test('no database server installed, or one that does not answer: down', async () => {
+    expect(await read(dbHost(undefined))).toEqual({up: false, users: [], slave: {}, userDatabases: 0})
+    expect((await read(dbHost('exit 0', false))).up).toBe(false)
+  })
+})
+
+describe('planReplication (pure)', () => {
+  test('a running replica plans nothing, whatever it holds', () => {
+    expect(planReplication(inv, web2, facts({slave: RUNNING}), PASSWORD)).toEqual([])
+    expect(planReplication(inv, web2, facts({slave: RUNNING, userDatabases: 12}), PASSWORD)).toEqual([])
+  })
+
+  test('a replica with databases of its own that does not replicate is configured, never seeded', () => {
+    expect(planReplication(inv, web2, facts({userDatabases: 3}), PASSWORD)).toEqual([{kind: 'configure', from: 'web1', why: 'not replicating'}])
+  })
+
+  test('an empty new replica (or one whose server is not up yet) is seeded from the primary', () => {
+    expect(planReplication(inv, web2, facts({}), PASSWORD)).toEqual([{kind: 'seed', from: 'web1'}])
+    expect(planReplication(inv, web2, facts({up: false}), PASSWORD)).toEqual([{kind: 'seed', from: 'web1'}])
+  })
+
+  test('a replica that was configured once is repaired in place, never re-seeded, even when it is empty', () => {
+    const broken = {...RUNNING, Slave_IO_Running: 'Connecting', Last_IO_Error: "error connecting to master 'repl@10.77.0.12:3306'"}
+    expect(planReplication(inv, web2, facts({slave: broken}), PASSWORD)).toEqual([
+      {kind: 'configure', from: 'web1', why: "IO thread Connecting: error connecting to master 'repl@10.77.0.12:3306'"},
+    ])
+    const stopped = {...RUNNING, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
+    expect(planReplication(inv, web2, facts({slave: stopped, userDatabases: 0}), PASSWORD)).toEqual([{kind: 'configure', from: 'web1', why: 'IO thread No; SQL thread No'}])
+  })
+
+  test('a replica of the wrong primary, without GTID or without TLS is configured again, with every reason', () => {
+    const wrong = {...RUNNING, Master_Host: '10.77.0.99', Using_Gtid: 'No', Master_SSL_Allowed: 'No'}
+    expect(planReplication(inv, web2, facts({slave: wrong}), PASSWORD)).toEqual([
+      {kind: 'configure', from: 'web1', why: `replicates from 10.77.0.99, not ${web1.address}; GTID mode No; without TLS`},
+    ])
+  })
+
+  test('the primary plans users only for the database hosts whose account is missing or not as wanted', () => {
+    const user = (h: Host, hash = HASH, ssl = 'ANY') => ({user: 'repl', host: h.address, hash, ssl})
+    expect(planReplication(inv, web1, facts({users: [user(web2), user(web3)]}), PASSWORD)).toEqual([])
+    expect(planReplication(inv, web1, facts({users: [user(web2)]}), PASSWORD)).toEqual([{kind: 'users', hosts: [web3.address]}])
+    // An old password, or TLS not required: changed.
+    expect(planReplication(inv, web1, facts({users: [user(web2, nativePasswordHash('old')), user(web3, HASH, '')]}), PASSWORD)).toEqual([
+      {kind: 'users', hosts: [web2.address, web3.address]},
+    ])
+    // No account for itself.
+    expect(planReplication(inv, web1, facts({}), PASSWORD)).toEqual([{kind: 'users', hosts: [web2.address, web3.address]}])
+  })
+})
+
+/* ---- A scripted MariaDB per host (no shell): enough SQL for replication, seeding and promotion. ---- */
+
+interface Db {
+  up: boolean
+  readOnly: boolean
+  serverId: number
+  binlogPos: string
+  slavePos: string
+  databases: string[]
+  users: Array<{user: string; host: string; hash: string; ssl: string}>
+  slave?: Record<string, string>
+  /** Runs before each read of the replication status (a replica catching up). */
+  tick?: () => void
+}
+
+function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: FakeHost; db: Db} {
+  const fake = new FakeHost(h, {shell: false, answer: {code: 127, stderr: 'not scripted\n'}})
+  fakes.push(fake)
+  const state: Db = {up: true, readOnly: h.db?.role === 'replica', serverId: h.db!.serverId, binlogPos: '', slavePos: '', databases: [], users: [], ...db}
+  peers.set(h.address, state)
+  const ok = (stdout = '') => ({code: 0, stdout, stderr: ''})
+  fake.on((c) => c.script.includes('mysqladmin --connect-timeout=3 ping'), () => {
+    if (!state.up) return ok('down\n')
+    state.tick?.()
+    const s = state
+    return ok(
+      [
+        'up',
+        ...s.users.map((u) => `user ${u.user} ${u.host} ${u.hash} ${u.ssl}`),
+        ...Object.entries(s.slave ?? {}).map(([k, v]) => `slave ${k} ${v}`),
+        `userdbs ${s.databases.length}`,
+        `vars ${s.readOnly ? 1 : 0} ${s.serverId} ${s.binlogPos} ${s.slavePos}`,
+        '',
+      ].join('\n'),
+    )
+  })
+  fake.on((c) => c.script === LIST_DATABASES, () => ok(state.databases.map((d) => `${d}\n`).join('')))
+  fake.on(/^timeout 5 bash -c /, () => ok())
+  fake.on(/^mysqldump /, () => ok(`-- MariaDB dump\nSET GLOBAL gtid_slave_pos='${state.binlogPos}';\n${state.databases.map((d) => `CREATE DATABASE ${d};\n`).join('')}`))
+  fake.on((c) => c.stdin !== undefined && c.script.startsWith(MYSQL), (c: Command) => {
+    let out = ''
+    const text = (c.stdin ?? '').split('\n').filter((l) => !l.startsWith('--')).join('\n')
+    for (const st of text.split(';').map((x) => x.trim()).filter(Boolean)) {
+      let m: RegExpExecArray | null
+      if ((m = /^SET GLOBAL read_only = (ON|OFF)$/.exec(st))) state.readOnly = m[1] === 'ON'
+      else if (st === 'SELECT @@gtid_binlog_pos') out += `${state.binlogPos}\n`
+      else if (st === 'STOP SLAVE') state.slave &&= {...state.slave, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
+      else if (st === 'RESET SLAVE ALL') state.slave = undefined
+      else if ((m = /^SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'$/.exec(st))) state.slavePos = m[1]!
+      else if ((m = /^CHANGE MASTER TO MASTER_HOST='([^']+)'.*MASTER_SSL=1.*MASTER_USE_GTID=slave_pos$/s.exec(st))) {
+        state.slave = {...RUNNING, Master_Host: m[1]!, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
+      } else if (st === 'START SLAVE') {
+        if (state.slave) state.slave = {...state.slave, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'}
+        const master = peers.get(state.slave?.Master_Host ?? '')
+        if (master) state.slavePos = master.binlogPos
+      } else if ((m = /^(?:CREATE USER IF NOT EXISTS|ALTER USER) '([^']+)'@'([^']+)' IDENTIFIED BY '([^']+)' REQUIRE SSL$/.exec(st))) {
+        state.users = [...state.users.filter((u) => !(u.user === m![1] && u.host === m![2])), {user: m[1]!, host: m[2]!, hash: nativePasswordHash(m[3]!), ssl: 'ANY'}]
+      } else if (/^GRANT REPLICATION SLAVE ON \*\.\* TO /.test(st)) {
+        // granted
+      } else if ((m = /^CREATE DATABASE (\S+)$/.exec(st))) state.databases.push(m[1]!)
+      else return {code: 1, stdout: '', stderr: `ERROR 1064 (42000): not scripted: ${st}\n`}
+    }
+    return ok(out)
+  })
+  return {fake, db: state}
+}
+
+const sqlOf = (f: FakeHost) => f.log.filter((c) => c.stdin !== undefined).map((c) => c.stdin!.trim())
+
+describe('convergeReplication through scripted databases (the primary first)', () => {
+  test('users on the primary, an empty new replica seeded and started, a running replica left alone', async () => {
+    const peers = new Map<string, Db>()
+    const p = database(web1, {binlogPos: '0-1-100', databases: ['shop']}, peers)
+    const fresh = database(web2, {}, peers)
+    const running = database(web3, {slave: RUNNING, slavePos: '0-1-100', databases: ['shop'], users: []}, peers)
+    const byName = new Map([p, fresh, running].map((x) => [x.fake.host.name, x.fake]))
+    const steps: string[] = []
+    const failed = await convergeReplication(inv, [web1, web2, web3], async (h) => byName.get(h.name)!, PASSWORD, (h, s) => steps.push(`${h}: ${s}`))
+    expect(failed).toEqual({})
+    expect(p.db.users.map((u) => [u.host, u.ssl, u.hash === HASH])).toEqual([
+      [web2.address, 'ANY', true],
+      [web3.address, 'ANY', true],
+    ])
+    expect(fresh.db).toMatchObject({databases: ['shop'], slavePos: '0-1-100', slave: {Master_Host: web1.address, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'}})
+    // The running replica: its facts were read, nothing else.
+    expect(running.fake.log.map((c) => c.script)).toEqual([dbFactsScript('repl')])
+    expect(steps).toEqual([
+      `web1: replication user repl for ${web2.address}, ${web3.address} (TLS required)`,
+      'web2: seeding from web1: shop',
+      'web2: replicating from web1 (GTID, TLS)',
+    ])
+    // The primary's users exist before the replica connects with them.
+    const created = p.fake.log.find((c) => c.stdin?.includes('CREATE USER'))!.seq
+    const changed = fresh.fake.log.find((c) => c.stdin?.includes('CHANGE MASTER'))!.seq
+    expect(created).toBeLessThan(changed)
+  })
+
+  test('a replica with data of its own is configured without a dump', async () => {
+    const peers = new Map<string, Db>()
+    const p = database(web1, {binlogPos: '0-1-100', databases: ['shop'], users: [web2, web3].map((h) => ({user: 'repl', host: h.address, hash: HASH, ssl: 'ANY'}))}, peers)
+    const own = database(web2, {databases: ['shop'], slavePos: '0-1-100'}, peers)
+    const byName = new Map([p, own].map((x) => [x.fake.host.name, x.fake]))
+    const failed = await convergeReplication(inv, [web1, web2], async (h) => byName.get(h.name)!, PASSWORD, () => {})
+    expect(failed).toEqual({})
+    expect(p.fake.commands(/mysqldump/)).toEqual([])
+    expect(sqlOf(own.fake).join('\n')).toContain(`CHANGE MASTER TO MASTER_HOST='${web1.address}'`)
+    expect(own.db.slave).toMatchObject({Slave_IO_Running: 'Yes'})
+  })
+})
+
+describe('gtidCovers: the proof that a replica has every transaction', () => {
+  test.each([
+    ['0-1-100', '0-1-100', true],
+    ['0-1-101', '0-1-100', true],
+    ['0-1-99', '0-1-100', false],
+    ['', '0-1-100', false],
+    ['0-1-100', '', true],
+    // Sequence numbers count per domain, whichever server wrote them.
+    ['0-2-105', '0-1-100', true],
+    // Every domain must be covered; domains the primary never wrote do not matter.
+    ['0-1-100,1-3-7', '0-1-100,1-3-7', true],
+    ['1-3-7,0-1-100', '0-1-100,1-3-7', true],
+    ['0-1-100,1-3-6', '0-1-100,1-3-7', false],
+    ['0-1-100', '0-1-100,1-3-7', false],
+    ['0-1-100,1-3-7,2-9-1', '0-1-100,1-3-7', true],
+    [' 0-1-100 , 1-3-7 ', '0-1-100,1-3-7', true],
+  ])('%j covers %j: %s', (have, want, covers) => {
+    expect(gtidCovers(have, want)).toBe(covers)
+  })
+})
+
+describe('db promote through scripted databases', () => {
+  // Its polls half a second apart, in milliseconds.
+  let restore: () => void
+  beforeEach(() => {
+    restore = fastTimers()
+  })
+  afterEach(() => restore())
+
+  function cluster(o: {replicaPos: string; primaryPos: string; catchUpAfter?: number; primaryDown?: boolean}) {
+    const peers = new Map<string, Db>()
+    const users = [web1, web2, web3].map((h) => ({user: 'repl', host: h.address, hash: HASH, ssl: 'ANY'}))
+    const old = database(web1, {binlogPos: o.primaryPos, users}, peers)
+    const target = database(web2, {slave: RUNNING, slavePos: o.replicaPos, binlogPos: '', users}, peers)
+    const other = database(web3, {slave: RUNNING, slavePos: o.primaryPos}, peers)
+    let polls = 0
+    target.db.tick = () => {
+      if (o.catchUpAfter !== undefined && ++polls > o.catchUpAfter) target.db.slavePos = o.primaryPos
+    }
+    const byName = new Map([old, target, other].map((x) => [x.fake.host.name, x.fake]))
+    const connect = async (h: Host) => {
+      if (h === web1 && o.primaryDown) throw new Error('web1: cannot connect to deploy@10.77.0.12:22: connect ECONNREFUSED')
+      return byName.get(h.name)!
+    }
+    const steps: string[] = []
+    const run = (force: boolean, timeoutMs = 100) => promote(inv, web2, connect, PASSWORD, {force, timeoutMs, step: (s) => steps.push(s)})
+    return {old, target, other, run, steps}
+  }
+
+  test('a lagging replica: refused without --force, and the old primary is writable again', async () => {
+    const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-90'})
+    const error = await c.run(false).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(Failure)
+    expect((error as Error).message).toBe("web2 has 0-1-90 of web1's 0-1-100 after 0.1s: promoting would lose committed transactions; web1 is writable again. Use --force to promote anyway.")
+    expect(sqlOf(c.old.fake)).toEqual(['SET GLOBAL read_only = ON;', 'SELECT @@gtid_binlog_pos;', 'SET GLOBAL read_only = OFF;'])
+    expect(c.old.db.readOnly).toBe(false)
+    // Nothing changed on the replicas.
+    expect(sqlOf(c.target.fake)).toEqual([])
+    expect(c.target.db).toMatchObject({readOnly: true, slave: {Slave_IO_Running: 'Yes'}})
+    expect(c.other.fake.log).toEqual([])
+  })
+
+  test('covered once the replica has caught up: fenced, promoted, the others (old primary too) repointed to it', async () => {
+    const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-90', catchUpAfter: 1})
+    const r = await c.run(false, 5000)
+    expect(r).toEqual({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: true, repointed: ['web1', 'web3'], position: '0-1-100'})
+    expect(c.target.db).toMatchObject({readOnly: false, slave: undefined})
+    expect(c.target.db.users.map((u) => u.host).sort()).toEqual([web1.address, web2.address, web3.address])
+    for (const x of [c.old, c.other]) expect(x.db).toMatchObject({readOnly: true, slave: {Master_Host: web2.address, Slave_IO_Running: 'Yes', Using_Gtid: 'Slave_Pos', Master_SSL_Allowed: 'Yes'}})
+    // Fenced before the position was read, promoted only after it was covered.
+    const fenced = c.old.fake.log.find((x) => x.stdin === 'SET GLOBAL read_only = ON;')!.seq
+    const promoted = c.target.fake.log.find((x) => x.stdin?.startsWith('STOP SLAVE; RESET SLAVE ALL'))!.seq
+    expect(fenced).toBeLessThan(promoted)
+    expect(c.steps).toEqual(['fencing web1: read-only', 'waiting for web2 to reach 0-1-100', 'promoting web2', 'repointing web1 to web2', 'repointing web3 to web2'])
+  })
+
+  test('several GTID domains: every one must be covered', async () => {
+    const lagging = cluster({primaryPos: '0-1-100,1-3-7', replicaPos: '0-1-100,1-3-6'})
+    await expect(lagging.run(false)).rejects.toThrow("web2 has 0-1-100,1-3-6 of web1's 0-1-100,1-3-7")
+    const covered = cluster({primaryPos: '0-1-100,1-3-7', replicaPos: '1-3-7,0-1-100,2-9-4'})
+    expect(await covered.run(false)).toMatchObject({newPrimary: 'web2', position: '0-1-100,1-3-7'})
+  })
+
+  test('--force promotes a lagging replica all the same', async () => {
+    const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-90'})
+    expect(await c.run(true)).toMatchObject({newPrimary: 'web2', oldPrimaryFenced: true, repointed: ['web1', 'web3']})
+  })
+
+  test('an unreachable primary: nothing can be proven, so refused without --force; with it, promoted and the others repointed', async () => {
+    const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-100', primaryDown: true})
+    await expect(c.run(false)).rejects.toThrow(
+      'the primary web1 is unreachable (web1: cannot connect to deploy@10.77.0.12:22: connect ECONNREFUSED): cannot prove web2 has every committed transaction; use --force to promote anyway',
+    )
+    expect(c.target.fake.log).toEqual([])
+    expect(await c.run(true)).toEqual({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: false, repointed: ['web3'], position: ''})
+    expect(c.other.db.slave).toMatchObject({Master_Host: web2.address})
+  })
+})
