@@ -41,7 +41,8 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path)): strin
   }
   // `.absent` records that there was no previous file, so a rollback later in the run removes the new one.
   lines.push(`if [ -f ${p} ]; then cp -p ${p} ${bak}; rm -f ${bak}.absent; else rm -f ${bak}; : > ${bak}.absent; fi`)
-  lines.push(`mv -f ${tmp} ${p}`)
+  // -T: a directory where the file belongs is an error, not a place to move the file into.
+  lines.push(`mv -fT ${tmp} ${p}`)
   if (f.validate?.mode === 'config') {
     lines.push(
       `if ! out=$(${f.validate.command} 2>&1); then printf '%s\\n' "$out" >&2; ` +

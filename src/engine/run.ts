@@ -158,13 +158,23 @@ export async function applyBatch(
       for (const p of group) byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: the roll stopped at ${stoppedAt}`, durationMs: 0})
       continue
     }
+    // A server the balancer could not drain is not changed: it fails there and the roll stops.
+    const drainedOk: Planned[] = []
     for (const p of group) {
-      for (const lb of lbs) {
-        options.onStep?.(p.plan!.host, `draining in ${lb.host.name}`)
-        await balancer.drain(lb, p.plan!.host)
+      try {
+        for (const lb of lbs) {
+          options.onStep?.(p.plan!.host, `draining in ${lb.host.name}`)
+          await balancer.drain(lb, p.plan!.host)
+        }
+        drainedOk.push(p)
+      } catch (error) {
+        const r: HostResult = {host: p.plan!.host, status: 'failed', changes: p.plan!.changes, error: `draining it in the load balancer failed: ${message(error)}; not changed`, durationMs: 0}
+        options.onStep?.(r.host, `FAILED: ${r.error}`)
+        byHost.set(r.host, r)
+        stoppedAt ??= r.host
       }
     }
-    for (const r of await pool(group, options.concurrency, applyOne)) {
+    for (const r of await pool(drainedOk, options.concurrency, applyOne)) {
       if (r.status === 'changed') {
         try {
           for (const lb of lbs) {
@@ -184,7 +194,11 @@ export async function applyBatch(
   }
   // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
   for (const lb of lbs) {
-    for (const name of await balancer.drained(lb)) {
+    const drained = await balancer.drained(lb).catch((e: Error) => {
+      options.onStep?.(lb.host.name, `cannot list the servers left drained: ${e.message}`)
+      return [] as string[]
+    })
+    for (const name of drained) {
       const r = byHost.get(name)
       if (r && (r.status === 'unchanged' || r.status === 'changed')) {
         options.onStep?.(name, `enabling again in ${lb.host.name}`)
