@@ -78,11 +78,18 @@ export function prepareMaterial(stack: Stack, inventory: Inventory): TlsMaterial
 }
 
 /** Live planners for one run: prepared once (secrets read) for the components that apply to a selected host. */
-export function preparePlanners(stack: Stack, inventory: Inventory, hosts: Host[], only?: string[]): Map<string, LivePlanner> {
+export function preparePlanners(stack: Stack, inventory: Inventory, hosts: Host[], only?: string[], o: {lenient?: boolean} = {}): Map<string, LivePlanner> {
   const out = new Map<string, LivePlanner>()
   for (const c of stack.components) {
     if (!c.live || (only && !only.includes(c.name)) || !hosts.some((h) => c.appliesTo(h, inventory))) continue
-    const planner = c.live.prepare(inventory)
+    let planner: LivePlanner | undefined
+    try {
+      planner = c.live.prepare(inventory)
+    } catch (error) {
+      // Lenient (verify): a planner that cannot be prepared (a missing secret) is left out; the component's own
+      // checks report the problem.
+      if (!o.lenient) throw error
+    }
     if (planner) out.set(c.name, planner)
   }
   return out

@@ -34,7 +34,7 @@ export interface VerifyOptions {
  */
 export async function verifyHosts(stack: Stack, inv: Inventory, hosts: Host[], o: VerifyOptions): Promise<CheckResult[]> {
   const material = prepareMaterial(stack, inv)
-  const planners = preparePlanners(stack, inv, hosts)
+  const planners = preparePlanners(stack, inv, hosts, undefined, {lenient: true})
   const targets = scrapeTargets(stack, inv)
   // Runners to other hosts (the monitoring server, the primary) are shared by every check of the run.
   const shared = runnerCache(o.transport)

@@ -1,7 +1,7 @@
 import {homedir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {describe, expect, test} from 'vitest'
-import {UserError} from '../../src/cli/errors.js'
+import {UserError} from '../../src/util/errors.js'
 import {InventoryError, loadInventory, parseInventory, selectHosts} from '../../src/inventory/index.js'
 import type {Inventory} from '../../src/inventory/index.js'
 
