@@ -39,15 +39,30 @@ export interface Transport {
 
 /** Opens each host's runner once and hands the same one out again (closeAll ends them). */
 export function runnerCache(transport: Transport, runners = new Map<string, Runner>()) {
+  // Callers that ask at the same time share one opening: a second connection would be left open (and keep the
+  // process alive) once the first one took its place.
+  const opening = new Map<string, Promise<Runner>>()
   return {
     runners,
-    async get(host: Host): Promise<Runner> {
-      let r = runners.get(host.name)
-      if (!r) {
-        r = await transport.open(host)
-        runners.set(host.name, r)
+    get(host: Host): Promise<Runner> {
+      const ready = runners.get(host.name)
+      if (ready) return Promise.resolve(ready)
+      let p = opening.get(host.name)
+      if (!p) {
+        p = transport.open(host).then(
+          (r) => {
+            runners.set(host.name, r)
+            opening.delete(host.name)
+            return r
+          },
+          (error: unknown) => {
+            opening.delete(host.name)
+            throw error
+          },
+        )
+        opening.set(host.name, p)
       }
-      return r
+      return p
     },
     closeAll(): void {
       for (const r of runners.values()) r.close()

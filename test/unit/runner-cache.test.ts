@@ -1,0 +1,43 @@
+import {describe, expect, test} from 'vitest'
+import type {Host} from '../../src/inventory/index.js'
+import {type Runner, type Transport, runnerCache} from '../../src/remote/runner.js'
+
+/** A transport whose opens take a moment, counting what was opened and closed. */
+function slowTransport() {
+  const opened: string[] = []
+  const closed: string[] = []
+  const transport: Transport = {
+    open: async (host) => {
+      opened.push(host.name)
+      await new Promise((r) => setTimeout(r, 20))
+      if (host.name === 'down') throw new Error('refused')
+      return {host, close: () => closed.push(host.name)} as unknown as Runner
+    },
+  }
+  return {transport, opened, closed}
+}
+
+const host = (name: string) => ({name}) as Host
+
+describe('runnerCache', () => {
+  test('callers asking at the same time share one connection, and closeAll closes every one opened', async () => {
+    const t = slowTransport()
+    const cache = runnerCache(t.transport)
+    const [a, b, c] = await Promise.all([cache.get(host('mon')), cache.get(host('mon')), cache.get(host('mon'))])
+    expect(a).toBe(b)
+    expect(b).toBe(c)
+    expect(await cache.get(host('mon'))).toBe(a)
+    expect(t.opened).toEqual(['mon'])
+    cache.closeAll()
+    // Nothing left open to keep the process alive.
+    expect(t.closed).toEqual(['mon'])
+  })
+
+  test('a failed opening is not cached: the next call tries again', async () => {
+    const t = slowTransport()
+    const cache = runnerCache(t.transport)
+    await expect(Promise.all([cache.get(host('down')), cache.get(host('down'))])).rejects.toThrow('refused')
+    await expect(cache.get(host('down'))).rejects.toThrow('refused')
+    expect(t.opened).toEqual(['down', 'down'])
+  })
+})
