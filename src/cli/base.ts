@@ -123,7 +123,8 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
   protected limitHosts(inventory: Inventory, limit: string[] | undefined): Host[] {
     const hosts = selectHosts(inventory, limit)
     for (const wanted of (limit ?? []).map((l) => l.trim()).filter(Boolean)) {
-      if (!inventory.hosts.some((h) => h.name === wanted || h.roles.includes(wanted as never))) this.warn(`--limit ${wanted}: no host has this role`)
+      if (!inventory.hosts.some((h) => h.name === wanted || h.roles.includes(wanted as never)))
+        this.warn(`--limit ${wanted}: no host has this role`)
     }
     return hosts
   }
@@ -177,7 +178,12 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
     const cause = outcome?.error ?? err
     const code = exitCodeOf(cause)
     if (this.jsonEnabled()) {
-      this.printEnvelope({status: code, result: outcome ? (outcome.result ?? null) : null, warnings: this.warnings, error: describeError(cause)})
+      this.printEnvelope({
+        status: code,
+        result: outcome ? (outcome.result ?? null) : null,
+        warnings: this.warnings,
+        error: describeError(cause),
+      })
       Errors.exit(code)
     }
     if (outcome) {
@@ -213,7 +219,11 @@ export function describeError(err: Error): EnvelopeError {
   const parse = 'oclif' in err && !(err instanceof UserError) && exitCodeOf(err) === ExitCode.badInput
   const hint = /\nSee more help with --help$/
   if (parse && hint.test(err.message)) {
-    return {name: err.name === 'Error' ? err.constructor.name : err.name, message: err.message.replace(hint, ''), suggestions: ['See more help with --help']}
+    return {
+      name: err.name === 'Error' ? err.constructor.name : err.name,
+      message: err.message.replace(hint, ''),
+      suggestions: ['See more help with --help'],
+    }
   }
   return {
     name: parse && err.name === 'Error' ? err.constructor.name : err.name,

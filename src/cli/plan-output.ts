@@ -5,7 +5,9 @@ import type {HostResult, RunReport} from '../engine/run.js'
 export function formatPlan(results: HostResult[], diffs = true): string {
   const out: string[] = []
   for (const r of results) {
-    out.push(`\n== ${r.host}: ${r.status === 'failed' ? `FAILED: ${r.error}` : r.changes.length ? `${r.changes.length} changes` : 'no changes'}`)
+    out.push(
+      `\n== ${r.host}: ${r.status === 'failed' ? `FAILED: ${r.error}` : r.changes.length ? `${r.changes.length} changes` : 'no changes'}`,
+    )
     for (const c of r.changes) {
       out.push(`  ~ ${describe(c)}`)
       if (diffs && c.kind === 'file' && c.diff) out.push(...c.diff.split('\n').map((l) => `    ${l}`))
@@ -35,7 +37,9 @@ export function summarize(report: RunReport): Summary {
     skipped: count('skipped'),
     changes: report.hosts.reduce((n, h) => n + (h.status === 'failed' && h.changes.length === 0 ? 0 : h.changes.length), 0),
     durationMs: report.durationMs,
-    failedHosts: Object.fromEntries(report.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped').map((h) => [h.host, h.error ?? ''])),
+    failedHosts: Object.fromEntries(
+      report.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped').map((h) => [h.host, h.error ?? '']),
+    ),
   }
 }
 

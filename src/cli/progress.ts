@@ -18,6 +18,7 @@ export class HostProgress {
   constructor(hosts: string[], mode: 'tty' | 'plain' | 'silent') {
     this.plain = mode === 'plain'
     if (mode === 'silent') return
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     this.listr = new Listr<unknown, any, any>(
       hosts.map((name) => ({
         title: name,

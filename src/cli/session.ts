@@ -28,10 +28,17 @@ export interface SessionOptions {
 export async function runSession(inventory: Inventory, hosts: Host[], o: SessionOptions): Promise<{report: RunReport; summary: Summary}> {
   const interactive = process.stdin.isTTY && process.stdout.isTTY
   if (o.apply && !o.yes && !interactive) {
-    throw new UserError('provision needs confirmation, and there is no terminal to ask on', [], ['Pass --yes to apply without asking, or run `foobar plan` to only see the changes.'])
+    throw new UserError(
+      'provision needs confirmation, and there is no terminal to ask on',
+      [],
+      ['Pass --yes to apply without asking, or run `foobar plan` to only see the changes.'],
+    )
   }
   const mode = o.json ? 'silent' : interactive && (o.yes || !o.apply) ? 'tty' : 'plain'
-  const progress = new HostProgress(hosts.map((h) => h.name), mode)
+  const progress = new HostProgress(
+    hosts.map((h) => h.name),
+    mode,
+  )
   progress.start()
   const options: RunOptions = {
     apply: o.apply,
@@ -46,7 +53,10 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
             const say = o.json ? (text: string) => process.stderr.write(`${text}\n`) : o.log
             say(plans.map((p) => `\n${p.host}:\n${p.changes.map((c) => `  ~ ${describe(c)}`).join('\n')}`).join(''))
             // Under --json the question goes to stderr: stdout carries only the envelope.
-            return confirm({message: `Apply ${plans.reduce((n, p) => n + p.changes.length, 0)} changes to ${plans.length} hosts?`, default: false}, o.json ? {output: process.stderr} : undefined)
+            return confirm(
+              {message: `Apply ${plans.reduce((n, p) => n + p.changes.length, 0)} changes to ${plans.length} hosts?`, default: false},
+              o.json ? {output: process.stderr} : undefined,
+            )
           }
         : undefined,
   }
@@ -65,7 +75,9 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
 export function failIfNeeded(summary: Summary, total: number): void {
   const bad = summary.failed + summary.skipped
   if (bad === 0) return
-  const list = Object.entries(summary.failedHosts).map(([h, e]) => `${h}: ${e}`).join('; ')
+  const list = Object.entries(summary.failedHosts)
+    .map(([h, e]) => `${h}: ${e}`)
+    .join('; ')
   if (summary.failed >= total) throw new Failure(`all hosts failed: ${list}`)
   throw new PartialFailure(`${bad} of ${total} hosts failed or were skipped: ${list}`, summary.failedHosts)
 }

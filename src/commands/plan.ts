@@ -8,7 +8,10 @@ import {jsonChanges} from '../cli/plan-output.js'
 
 export default class Plan extends FoobarCommand<typeof Plan> {
   static summary = 'Show what provision would change on each host, with diffs. Changes nothing.'
-  static examples = ['<%= config.bin %> plan -i inventories/lab.yml', '<%= config.bin %> plan --detailed-exitcode   # 0 nothing to do, 4 changes pending']
+  static examples = [
+    '<%= config.bin %> plan -i inventories/lab.yml',
+    '<%= config.bin %> plan --detailed-exitcode   # 0 nothing to do, 4 changes pending',
+  ]
 
   static flags = {
     ...connectFlags,

@@ -30,7 +30,10 @@ export default class Provision extends FoobarCommand<typeof Provision> {
       acceptNewHostKeys: this.flags['accept-new-host-keys'],
       log: (s) => this.log(s),
     })
-    const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+    const result = {
+      summary,
+      hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)})),
+    }
     return this.withResult(result, () => failIfNeeded(summary, hosts.length))
   }
 }

@@ -7,7 +7,10 @@ import {type RenderedFile, renderToDirectory} from '../cli/render-files.js'
 
 export default class Render extends FoobarCommand<typeof Render> {
   static summary = 'Render every config file for every host into DIR/<host>/<path>, without touching any host.'
-  static examples = ['<%= config.bin %> render -i inventories/foobar.yml --out /tmp/foobar-render', '<%= config.bin %> render --host web1 --out out']
+  static examples = [
+    '<%= config.bin %> render -i inventories/foobar.yml --out /tmp/foobar-render',
+    '<%= config.bin %> render --host web1 --out out',
+  ]
 
   static flags = {
     out: Flags.string({char: 'o', summary: 'Output directory.', required: true}),

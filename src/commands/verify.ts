@@ -14,7 +14,11 @@ export default class Verify extends FoobarCommand<typeof Verify> {
     ...connectFlags,
     limit: limitFlag,
     timeout: Flags.integer({summary: 'Seconds to wait for checks to settle.', default: 60, min: 0}),
-    lynis: Flags.boolean({summary: 'Run Lynis on each host (installed on demand) for its hardening index; --no-lynis skips it.', default: true, allowNo: true}),
+    lynis: Flags.boolean({
+      summary: 'Run Lynis on each host (installed on demand) for its hardening index; --no-lynis skips it.',
+      default: true,
+      allowNo: true,
+    }),
   }
 
   async run(): Promise<{passed: number; failed: number; skipped: number; checks: CheckResult[]}> {
@@ -31,7 +35,8 @@ export default class Verify extends FoobarCommand<typeof Verify> {
     const passed = checks.length - failed.length - skipped
     if (!this.jsonEnabled()) {
       const w = Math.max(...checks.map((c) => c.check.length), 5)
-      for (const c of checks) this.log(`${c.host.padEnd(10)} ${c.check.padEnd(w)}  ${c.skipped ? 'skip' : c.ok ? 'pass' : 'FAIL'}  ${c.detail}`)
+      for (const c of checks)
+        this.log(`${c.host.padEnd(10)} ${c.check.padEnd(w)}  ${c.skipped ? 'skip' : c.ok ? 'pass' : 'FAIL'}  ${c.detail}`)
       this.log(`\nverify: ${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ''}`)
     }
     const result = {passed, failed: failed.length, skipped, checks}

@@ -20,7 +20,9 @@ export interface RevertGuard {
 export async function assertNoPendingRevert(conn: Runner, g: RevertGuard): Promise<void> {
   const pending = await conn.run(`systemctl is-active ${g.unit}.timer`, {check: false})
   if (pending.stdout.trim() === 'active') {
-    throw new Failure(`${conn.host.name}: a ${g.what} revert from an earlier unconfirmed change is still pending; wait ${g.seconds}s and run again`)
+    throw new Failure(
+      `${conn.host.name}: a ${g.what} revert from an earlier unconfirmed change is still pending; wait ${g.seconds}s and run again`,
+    )
   }
 }
 
@@ -43,7 +45,9 @@ export async function confirmOrRevert(conn: Runner, g: RevertGuard, freshConnect
     await freshConnection()
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error)
-    throw new Failure(`${conn.host.name}: a fresh SSH connection failed after the ${g.what} change (${why}); the host restores its previous ${g.what === 'firewall' ? 'rules' : 'config'} on its own within ${g.seconds}s`)
+    throw new Failure(
+      `${conn.host.name}: a fresh SSH connection failed after the ${g.what} change (${why}); the host restores its previous ${g.what === 'firewall' ? 'rules' : 'config'} on its own within ${g.seconds}s`,
+    )
   }
   await conn.run(`systemctl stop ${g.unit}.timer`)
 }

@@ -1,5 +1,11 @@
 import type {TlsMaterial} from '../engine/contract.js'
-import {type DesiredOptions, type HostDesired, defineStack, desiredState as desiredOf, prepareMaterial as materialOf} from '../engine/desired.js'
+import {
+  type DesiredOptions,
+  type HostDesired,
+  defineStack,
+  desiredState as desiredOf,
+  prepareMaterial as materialOf,
+} from '../engine/desired.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {app} from './app/index.js'
 import {base} from './base/index.js'
@@ -33,7 +39,8 @@ export const STACK = defineStack([
 ])
 
 /** The stack's desired state of one host (the engine's, over the registered components). */
-export const desiredState = (inventory: Inventory, host: Host, options?: DesiredOptions): HostDesired => desiredOf(STACK, inventory, host, options)
+export const desiredState = (inventory: Inventory, host: Host, options?: DesiredOptions): HostDesired =>
+  desiredOf(STACK, inventory, host, options)
 
 /** The run's key material for the registered components. */
 export const prepareMaterial = (inventory: Inventory): TlsMaterial => materialOf(STACK, inventory)

@@ -37,7 +37,9 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path)): strin
   ]
   if (f.validate?.mode === 'candidate') {
     // The checker's output is kept in a variable, not a fixed-name file in /tmp (a local user could plant a symlink there).
-    lines.push(`if ! out=$(${f.validate.command.replaceAll('{}', tmp)} 2>&1); then printf '%s\\n' "$out" >&2; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`)
+    lines.push(
+      `if ! out=$(${f.validate.command.replaceAll('{}', tmp)} 2>&1); then printf '%s\\n' "$out" >&2; echo "validation failed: ${f.path} (previous file kept)" >&2; exit 3; fi`,
+    )
   }
   // `.absent` records that there was no previous file, so a rollback later in the run removes the new one.
   lines.push(`if [ -f ${p} ]; then cp -p ${p} ${bak}; rm -f ${bak}.absent; else rm -f ${bak}; : > ${bak}.absent; fi`)
@@ -149,7 +151,13 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
     const update = await runner.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {check: false})
     // Offline apt-get update exits 0 with only warnings: check for them.
     if (update.code !== 0 || /^(W: Failed to fetch|E: )/m.test(update.stdout)) {
-      throw new Failure(`${host.name}: apt-get update failed: ${update.stdout.split('\n').filter((l) => /^(W|E):/.test(l)).slice(0, 3).join(' | ')}`)
+      throw new Failure(
+        `${host.name}: apt-get update failed: ${update.stdout
+          .split('\n')
+          .filter((l) => /^(W|E):/.test(l))
+          .slice(0, 3)
+          .join(' | ')}`,
+      )
     }
     await runner.run(
       `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
@@ -173,7 +181,9 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
     if (c.kind === 'file') {
       step(`${c.action === 'attributes' ? 'fixing' : 'writing'} ${c.path}`)
       if (c.action === 'attributes') {
-        await runner.run(`chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`)
+        await runner.run(
+          `chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`,
+        )
         continue
       }
       const res = await runner.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
@@ -184,7 +194,9 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
       written.push(c.path)
     } else if (c.kind === 'remove') {
       step(`removing ${c.path}`)
-      await runner.run(`mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(`${backupOf(c.path)}.absent`)} ${shq(c.path)}`)
+      await runner.run(
+        `mkdir -p ${shq(dirname(backupOf(c.path)))} && cp -P ${shq(c.path)} ${shq(backupOf(c.path))} && rm -f ${shq(`${backupOf(c.path)}.absent`)} ${shq(c.path)}`,
+      )
       written.push(c.path)
     }
   }

@@ -274,7 +274,15 @@ export const file = (path: string, content: string, extra: Partial<DesiredFile> 
 /** One step of a host's plan. Provision applies exactly these; `plan` prints them. */
 export type Change =
   | {kind: 'packages'; install: string[]}
-  | {kind: 'file'; path: string; action: 'create' | 'update' | 'attributes'; diff?: string; file: DesiredFile; detail: string; component?: string}
+  | {
+      kind: 'file'
+      path: string
+      action: 'create' | 'update' | 'attributes'
+      diff?: string
+      file: DesiredFile
+      detail: string
+      component?: string
+    }
   | {kind: 'remove'; path: string; component?: string}
   | {kind: 'service'; name: string; enable: boolean; start: boolean; component?: string}
   | {kind: 'reload'; name: string; how: 'reload' | 'restart'; reason: string; component?: string}

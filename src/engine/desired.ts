@@ -41,12 +41,14 @@ export function scrapeTargets(stack: Stack, inventory: Inventory): ScrapeTarget[
   if (!targets) {
     targets = stack.components.flatMap((c) =>
       c.targets
-        ? inventory.hosts.filter((h) => c.appliesTo(h, inventory)).flatMap((host) =>
-            c.targets!({inventory, host}).map((t) => {
-              const target = hostPort(host, t.port)
-              return {...t, host: host.name, target, url: `http://${target}/metrics`}
-            }),
-          )
+        ? inventory.hosts
+            .filter((h) => c.appliesTo(h, inventory))
+            .flatMap((host) =>
+              c.targets!({inventory, host}).map((t) => {
+                const target = hostPort(host, t.port)
+                return {...t, host: host.name, target, url: `http://${target}/metrics`}
+              }),
+            )
         : [],
     )
     byStack.set(stack, targets)
@@ -78,7 +80,13 @@ export function prepareMaterial(stack: Stack, inventory: Inventory): TlsMaterial
 }
 
 /** Live planners for one run: prepared once (secrets read) for the components that apply to a selected host. */
-export function preparePlanners(stack: Stack, inventory: Inventory, hosts: Host[], only?: string[], o: {lenient?: boolean} = {}): Map<string, LivePlanner> {
+export function preparePlanners(
+  stack: Stack,
+  inventory: Inventory,
+  hosts: Host[],
+  only?: string[],
+  o: {lenient?: boolean} = {},
+): Map<string, LivePlanner> {
   const out = new Map<string, LivePlanner>()
   for (const c of stack.components) {
     if (!c.live || (only && !only.includes(c.name)) || !hosts.some((h) => c.appliesTo(h, inventory))) continue
@@ -99,7 +107,18 @@ export function preparePlanners(stack: Stack, inventory: Inventory, hosts: Host[
 export function desiredState(stack: Stack, inventory: Inventory, host: Host, options: DesiredOptions = {}): HostDesired {
   const {material, controlAddress, only, planners} = options
   const ports = hostPorts(stack, inventory, host)
-  const out: HostDesired = {inventory, host, components: [], ports, controlAddress, packages: [], files: [], absent: [], services: [], live: []}
+  const out: HostDesired = {
+    inventory,
+    host,
+    components: [],
+    ports,
+    controlAddress,
+    packages: [],
+    files: [],
+    absent: [],
+    services: [],
+    live: [],
+  }
   const targets = scrapeTargets(stack, inventory)
   for (const c of stack.components) {
     if (!c.appliesTo(host, inventory) || (only && !only.includes(c.name))) continue

@@ -57,7 +57,8 @@ export function factsScript(q: FactQuery): string {
   }
   lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
   for (const l of q.live ?? []) {
-    if (!/^[a-z][a-z0-9-]*$/.test(l.component)) throw new Error(`component name ${JSON.stringify(l.component)}: lowercase letters, digits, -`)
+    if (!/^[a-z][a-z0-9-]*$/.test(l.component))
+      throw new Error(`component name ${JSON.stringify(l.component)}: lowercase letters, digits, -`)
     // Tagged by the engine, so a component's lines can never be mistaken for another's (or for a core fact).
     lines.push(`{\n${l.script}\ntrue\n} 2>/dev/null | sed 's/^/@@live ${l.component} /'`)
   }

@@ -34,13 +34,32 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     const wantSha = sha256(f.content)
     let change: Change | undefined
     if (!fact.exists) {
-      change = {kind: 'file', path: f.path, action: 'create', file: f, detail: 'create', diff: f.secret ? '(secret content not shown)' : unifiedDiff('', f.content, f.path), component: f.component}
+      change = {
+        kind: 'file',
+        path: f.path,
+        action: 'create',
+        file: f,
+        detail: 'create',
+        diff: f.secret ? '(secret content not shown)' : unifiedDiff('', f.content, f.path),
+        component: f.component,
+      }
     } else if (fact.sha256 !== wantSha) {
-      const diff = f.secret ? '(secret content changed; not shown)' : fact.content !== undefined ? unifiedDiff(fact.content, f.content, f.path) : '(content differs)'
+      const diff = f.secret
+        ? '(secret content changed; not shown)'
+        : fact.content !== undefined
+          ? unifiedDiff(fact.content, f.content, f.path)
+          : '(content differs)'
       change = {kind: 'file', path: f.path, action: 'update', file: f, detail: 'content', diff, component: f.component}
     } else if (fact.mode !== f.mode || fact.owner !== f.owner || fact.group !== f.group) {
       const was = `${fact.mode?.toString(8)} ${fact.owner}:${fact.group}`
-      change = {kind: 'file', path: f.path, action: 'attributes', file: f, detail: `mode/owner ${was} -> ${f.mode.toString(8)} ${f.owner}:${f.group}`, component: f.component}
+      change = {
+        kind: 'file',
+        path: f.path,
+        action: 'attributes',
+        file: f,
+        detail: `mode/owner ${was} -> ${f.mode.toString(8)} ${f.owner}:${f.group}`,
+        component: f.component,
+      }
     }
     if (change) {
       changes.push(change)
@@ -71,7 +90,15 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     const reason = notify.has(name) ? 'config changed' : 'pending from an interrupted run'
     changes.push({kind: 'reload', name, how: spec.onChange, reason, component: spec.component})
   }
-  const ctx: PlanContext = {inventory: d.inventory, host: d.host, ports: d.ports, controlAddress: d.controlAddress, virt: facts.virt, notified: notify, pending: facts.pendingReloads}
+  const ctx: PlanContext = {
+    inventory: d.inventory,
+    host: d.host,
+    ports: d.ports,
+    controlAddress: d.controlAddress,
+    virt: facts.virt,
+    notified: notify,
+    pending: facts.pendingReloads,
+  }
   for (const {component, planner} of d.live) {
     for (const action of planner.plan(ctx, facts.live[component] ?? [])) changes.push({kind: 'live', component, action})
   }

@@ -64,12 +64,22 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
   let stopped = false
   for (const batch of batches) {
     if (stopped) {
-      results.push(...batch.map((h) => ({host: h.name, status: 'skipped' as const, changes: [], error: 'not run: an earlier batch failed', durationMs: 0})))
+      results.push(
+        ...batch.map((h) => ({
+          host: h.name,
+          status: 'skipped' as const,
+          changes: [],
+          error: 'not run: an earlier batch failed',
+          durationMs: 0,
+        })),
+      )
       continue
     }
     const cache = runnerCache(options.transport)
     try {
-      const planned = await pool(batch, options.concurrency, async (host) => planOne(stack, inventory, host, material, planners, options, cache.runners))
+      const planned = await pool(batch, options.concurrency, async (host) =>
+        planOne(stack, inventory, host, material, planners, options, cache.runners),
+      )
       let proceed = options.apply
       if (proceed && options.beforeApply) {
         const pending = planned.filter((p) => p.plan && p.plan.changes.length > 0).map((p) => p.plan!)
@@ -79,7 +89,8 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
         if (p.result) return p.result
         const t0 = Date.now()
         const plan = p.plan!
-        if (plan.changes.length === 0) return {host: plan.host, status: 'unchanged' as const, changes: [], durationMs: Date.now() - t0 + p.ms}
+        if (plan.changes.length === 0)
+          return {host: plan.host, status: 'unchanged' as const, changes: [], durationMs: Date.now() - t0 + p.ms}
         if (!proceed) return {host: plan.host, status: 'pending' as const, changes: plan.changes, durationMs: p.ms}
         try {
           const runner = cache.runners.get(plan.host)!
@@ -102,7 +113,13 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
           return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms}
         } catch (error) {
           options.onStep?.(plan.host, `FAILED: ${message(error)}`)
-          return {host: plan.host, status: 'failed' as const, changes: plan.changes, error: message(error), durationMs: Date.now() - t0 + p.ms}
+          return {
+            host: plan.host,
+            status: 'failed' as const,
+            changes: plan.changes,
+            error: message(error),
+            durationMs: Date.now() - t0 + p.ms,
+          }
         }
       }
       const batchResults = await applyBatch(stack, inventory, planned, applyOne, proceed, options, (h) => cache.get(h))
@@ -140,7 +157,11 @@ export async function applyBatch(
   const lbComponent = stack.components.find((c) => c.balancer)
   const balancer = lbComponent?.balancer
   const isRolling = (p: Planned) =>
-    proceed && balancer !== undefined && p.plan !== undefined && balancer.isBackend(p.desired!.host) && p.plan.changes.some((c) => drains(stack, c))
+    proceed &&
+    balancer !== undefined &&
+    p.plan !== undefined &&
+    balancer.isBackend(p.desired!.host) &&
+    p.plan.changes.some((c) => drains(stack, c))
   const hasBackends = balancer !== undefined && planned.some((p) => p.desired && balancer.isBackend(p.desired.host))
   const lbs = proceed && hasBackends ? await servingLbs(inventory, (h) => lbComponent!.appliesTo(h, inventory), balancer!, connect) : []
   if (!balancer || lbs.length === 0) return pool(planned, options.concurrency, applyOne)
@@ -155,7 +176,14 @@ export async function applyBatch(
   for (let i = 0; i < rolling.length; i += size) {
     const group = rolling.slice(i, i + size)
     if (stoppedAt) {
-      for (const p of group) byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: the roll stopped at ${stoppedAt}`, durationMs: 0})
+      for (const p of group)
+        byHost.set(p.plan!.host, {
+          host: p.plan!.host,
+          status: 'skipped',
+          changes: p.plan!.changes,
+          error: `not run: the roll stopped at ${stoppedAt}`,
+          durationMs: 0,
+        })
       continue
     }
     // A server the balancer could not drain is not changed: it fails there and the roll stops.
@@ -168,7 +196,13 @@ export async function applyBatch(
         }
         drainedOk.push(p)
       } catch (error) {
-        const r: HostResult = {host: p.plan!.host, status: 'failed', changes: p.plan!.changes, error: `draining it in the load balancer failed: ${message(error)}; not changed`, durationMs: 0}
+        const r: HostResult = {
+          host: p.plan!.host,
+          status: 'failed',
+          changes: p.plan!.changes,
+          error: `draining it in the load balancer failed: ${message(error)}; not changed`,
+          durationMs: 0,
+        }
         options.onStep?.(r.host, `FAILED: ${r.error}`)
         byHost.set(r.host, r)
         stoppedAt ??= r.host
@@ -213,10 +247,18 @@ export async function applyBatch(
 }
 
 /** After the hosts' own changes: each component's cross-host step (e.g. replication, the primary first). */
-async function convergePhase(inventory: Inventory, results: HostResult[], planners: Map<string, LivePlanner>, options: RunOptions, connect: (h: Host) => Promise<Runner>): Promise<void> {
+async function convergePhase(
+  inventory: Inventory,
+  results: HostResult[],
+  planners: Map<string, LivePlanner>,
+  options: RunOptions,
+  connect: (h: Host) => Promise<Runner>,
+): Promise<void> {
   for (const [component, planner] of planners) {
     if (!planner.converge) continue
-    const todo = results.filter((r) => r.status === 'changed' && r.changes.some((c) => c.kind === 'live' && c.component === component && !c.action.apply))
+    const todo = results.filter(
+      (r) => r.status === 'changed' && r.changes.some((c) => c.kind === 'live' && c.component === component && !c.action.apply),
+    )
     if (todo.length === 0) continue
     const hosts = inventory.hosts.filter((h) => todo.some((r) => r.host === h.name))
     const failed = await planner.converge({inventory, hosts, connect, step: (h, s) => options.onStep?.(h, s)})
@@ -231,7 +273,12 @@ async function convergePhase(inventory: Inventory, results: HostResult[], planne
 }
 
 /** The load balancers whose balancer is serving now (nothing to drain before the first provision). */
-async function servingLbs(inventory: Inventory, isLb: (h: Host) => boolean, balancer: NonNullable<Stack['components'][number]['balancer']>, connect: (h: Host) => Promise<Runner>): Promise<Runner[]> {
+async function servingLbs(
+  inventory: Inventory,
+  isLb: (h: Host) => boolean,
+  balancer: NonNullable<Stack['components'][number]['balancer']>,
+  connect: (h: Host) => Promise<Runner>,
+): Promise<Runner[]> {
   const out: Runner[] = []
   for (const lb of inventory.hosts.filter(isLb)) {
     try {

@@ -64,9 +64,12 @@ export async function verifyHosts(stack: Stack, inv: Inventory, hosts: Host[], o
           ...desired.services.map((s) => ({
             name: `service ${s.name}`,
             run: async (): Promise<CheckOutcome> => {
-              if (s.notInContainer && isContainer((await facts.get()).virt)) return {ok: true, skipped: true, detail: `not run: ${s.notInContainer}`}
+              if (s.notInContainer && isContainer((await facts.get()).virt))
+                return {ok: true, skipped: true, detail: `not run: ${s.notInContainer}`}
               const r = await runner.run(`systemctl is-active ${shq(s.name)} && ${s.health ?? 'true'}`, {check: false})
-              return r.code === 0 ? {ok: true, detail: 'active and healthy'} : {ok: false, detail: (r.stderr || r.stdout).trim().split('\n').pop() || 'not active'}
+              return r.code === 0
+                ? {ok: true, detail: 'active and healthy'}
+                : {ok: false, detail: (r.stderr || r.stdout).trim().split('\n').pop() || 'not active'}
             },
           })),
         ]
@@ -126,7 +129,8 @@ async function retry(host: string, check: Check, timeoutMs: number, everyMs: num
     } catch (error) {
       r = {ok: false, detail: error instanceof Error ? error.message : String(error)}
     }
-    if (r.ok || r.final || Date.now() > deadline) return {host, check: check.name, ok: r.ok, detail: r.detail, ...(r.skipped ? {skipped: true} : {})}
+    if (r.ok || r.final || Date.now() > deadline)
+      return {host, check: check.name, ok: r.ok, detail: r.detail, ...(r.skipped ? {skipped: true} : {})}
     await sleep(everyMs)
   }
 }

@@ -13,5 +13,13 @@ export const DEFAULTS = {
   lb: {balance: 'roundrobin', health_check: '/healthz', reencrypt: true, backend_port: 443},
   monitoring: {enabled: true, sources: []},
   apt: {},
-  hardening: {skip: {}, allow_users: [], allow_groups: [], revert_after: 90, max_sessions: 2, shell_timeout: 900, thresholds: {ssh_audit_fail: 0, ssh_audit_warn: 0, lynis_min: 80}},
+  hardening: {
+    skip: {},
+    allow_users: [],
+    allow_groups: [],
+    revert_after: 90,
+    max_sessions: 2,
+    shell_timeout: 900,
+    thresholds: {ssh_audit_fail: 0, ssh_audit_warn: 0, lynis_min: 80},
+  },
 } satisfies z.input<typeof mergedLayer>

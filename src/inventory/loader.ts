@@ -20,9 +20,11 @@ export async function loadInventory(file: string): Promise<Inventory> {
     text = await readFile(path, 'utf8')
   } catch (error) {
     const code = isObj(error) && typeof error.code === 'string' ? error.code : undefined
-    throw new UserError(`${file}: cannot read the inventory (${code ?? String(error)})`, [], [
-      'Pass the inventory with -i FILE or set FOOBAR_INVENTORY.',
-    ])
+    throw new UserError(
+      `${file}: cannot read the inventory (${code ?? String(error)})`,
+      [],
+      ['Pass the inventory with -i FILE or set FOOBAR_INVENTORY.'],
+    )
   }
   return parseInventory(text, path)
 }
@@ -59,7 +61,11 @@ export function parseInventory(text: string, file: string): Inventory {
   if (problems.length > 0 || inventory === undefined) {
     throw new InventoryError(
       file,
-      dedupe(problems).map((p) => ({location: locator.locate(p.path, p.atKey), field: formatPath(p.atKey ? [...p.path, p.atKey] : p.path), message: p.message})),
+      dedupe(problems).map((p) => ({
+        location: locator.locate(p.path, p.atKey),
+        field: formatPath(p.atKey ? [...p.path, p.atKey] : p.path),
+        message: p.message,
+      })),
     )
   }
   return inventory
@@ -120,7 +126,9 @@ const defined = (o: object) => Object.fromEntries(Object.entries(o).filter(([, v
 /** As written in the inventory (snake_case). */
 function differingFields(a: TlsSource, b: TlsSource): string[] {
   const [x, y] = [defined(a), defined(b)]
-  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => !isDeepStrictEqual(x[k], y[k])).map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])]
+    .filter((k) => !isDeepStrictEqual(x[k], y[k]))
+    .map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))
 }
 
 /** Which layer a host's tls.source comes from: the host, the last of its roles that sets one, the top level or the default. */
@@ -146,7 +154,11 @@ function dedupe(problems: InventoryProblem[]): InventoryProblem[] {
 function fromZodIssue(issue: z.core.$ZodIssue, locator: SourceLocator): InventoryProblem[] {
   const path: FieldPath = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => ({path, atKey: key, message: `unknown field ${showValue(key)} (check the spelling; see README "Inventory")`}))
+    return issue.keys.map((key) => ({
+      path,
+      atKey: key,
+      message: `unknown field ${showValue(key)} (check the spelling; see README "Inventory")`,
+    }))
   }
   const value = locator.valueAt(path)
   const got = value === undefined ? '' : ` (got ${showValue(value)})`
@@ -199,16 +211,16 @@ function checkAdminNetworks(doc: Obj, hosts: Array<Obj>, rolesOf: (h: Obj) => st
   return hosts.flatMap((h, i) =>
     hasAdmin(h) || rolesOf(h).some((r) => hasAdmin(roles[r]))
       ? []
-      : [{path: ['hosts', i, 'firewall', 'admin_cidrs'], message: `no admin network for ${showValue(h.name)}: set firewall.admin_cidrs (top level, roles.<role> or the host) so SSH is allowed from somewhere you control`}],
+      : [
+          {
+            path: ['hosts', i, 'firewall', 'admin_cidrs'],
+            message: `no admin network for ${showValue(h.name)}: set firewall.admin_cidrs (top level, roles.<role> or the host) so SSH is allowed from somewhere you control`,
+          },
+        ],
   )
 }
 
-function checkDatabase(
-  doc: Obj,
-  hosts: Array<Obj>,
-  byName: Map<string, number>,
-  rolesOf: (h: Obj) => string[],
-): InventoryProblem[] {
+function checkDatabase(doc: Obj, hosts: Array<Obj>, byName: Map<string, number>, rolesOf: (h: Obj) => string[]): InventoryProblem[] {
   const problems: InventoryProblem[] = []
   const mysql = doc.mysql === undefined || doc.mysql === null ? undefined : isObj(doc.mysql) ? doc.mysql : {}
   const dbHosts = hosts.map((h, i) => ({h, i})).filter(({h}) => rolesOf(h).includes('db'))
@@ -232,7 +244,8 @@ function checkDatabase(
   }
   replicas.forEach((r, j) => {
     if (r === primaryName) problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is the primary; a host cannot be both`})
-    else if (typeof r === 'string' && !isDb(r)) problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is not a host with the db role`})
+    else if (typeof r === 'string' && !isDb(r))
+      problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is not a host with the db role`})
     if (replicas.indexOf(r) !== j) problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is listed twice`})
   })
   if (dbHosts.length > 0 && mysql === undefined) {

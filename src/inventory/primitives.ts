@@ -39,11 +39,9 @@ export const port = z.int({error: 'must be a whole number'}).min(1, {error: 'mus
   error: 'must be a port from 1 to 65535',
 })
 
-export const email = z
-  .string()
-  .regex(/^[A-Za-z0-9._%+-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, {
-    error: 'must be an email address such as admin@example.com',
-  })
+export const email = z.string().regex(/^[A-Za-z0-9._%+-]{1,64}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, {
+  error: 'must be an email address such as admin@example.com',
+})
 
 /** A path on the control machine: absolute, relative to the inventory, or starting with ~/. */
 export const localPath = z
@@ -51,19 +49,20 @@ export const localPath = z
   .min(1)
   .regex(/^[A-Za-z0-9._/~+@:-]+$/, {error: 'must be a path of letters, digits and . _ - + @ : ~ /'})
 
-export const urlPath = z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, {error: 'must be a URL path such as /healthz (letters, digits, . _ ~ - /)'})
-
-export const httpUrl = z
+export const urlPath = z
   .string()
-  .regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/%-]*)?$/, {
-    error: 'must be an http:// or https:// URL without spaces, quotes or query string',
-  })
+  .regex(/^\/[A-Za-z0-9._~/-]*$/, {error: 'must be a URL path such as /healthz (letters, digits, . _ ~ - /)'})
 
-export const envName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, {error: 'must be an environment variable name such as FOOBAR_DB_PASSWORD'})
+export const httpUrl = z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/%-]*)?$/, {
+  error: 'must be an http:// or https:// URL without spaces, quotes or query string',
+})
+
+export const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]{0,127}$/, {error: 'must be an environment variable name such as FOOBAR_DB_PASSWORD'})
 
 /** A secret is never written in the inventory: only where to find it. */
-export const secretRef = z.union(
-  [z.strictObject({env: envName}), z.strictObject({file: localPath})],
-  {error: 'must be a secret reference: {env: NAME} or {file: PATH} (never the secret itself)'},
-)
+export const secretRef = z.union([z.strictObject({env: envName}), z.strictObject({file: localPath})], {
+  error: 'must be a secret reference: {env: NAME} or {file: PATH} (never the secret itself)',
+})
 export type SecretRef = z.infer<typeof secretRef>

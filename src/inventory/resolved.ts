@@ -298,7 +298,11 @@ export function inventoryResolver(ctx: ResolveContext) {
           replicationPassword: mysql.replication_password && secret(mysql.replication_password),
           monitorPassword: mysql.monitor_password && secret(mysql.monitor_password),
           port: mysql.port,
-          endpoint: mysql.endpoint && {port: mysql.endpoint.port, checkPort: mysql.endpoint.check_port, metricsPort: mysql.endpoint.metrics_port},
+          endpoint: mysql.endpoint && {
+            port: mysql.endpoint.port,
+            checkPort: mysql.endpoint.check_port,
+            metricsPort: mysql.endpoint.metrics_port,
+          },
         },
         hosts,
       }
@@ -310,14 +314,22 @@ const firewall = (f: Merged['firewall']): FirewallSettings => ({
   backend: f.backend,
   adminCidrs: f.admin_cidrs ?? [],
   extraPorts: Object.fromEntries(
-    Object.entries(f.extra_ports).map(([r, rules]) => [r, (rules ?? []).map((x) => ({port: x.port, proto: x.proto ?? 'tcp', from: x.from ?? [], comment: x.comment}))]),
+    Object.entries(f.extra_ports).map(([r, rules]) => [
+      r,
+      (rules ?? []).map((x) => ({port: x.port, proto: x.proto ?? 'tcp', from: x.from ?? [], comment: x.comment})),
+    ]),
   ),
   ipv6: f.ipv6,
   revertAfter: f.revert_after,
   allowControlAddress: f.allow_control_address,
 })
 
-const lb = (l: Merged['lb']): LbSettings => ({balance: l.balance, healthCheck: l.health_check, reencrypt: l.reencrypt, backendPort: l.backend_port})
+const lb = (l: Merged['lb']): LbSettings => ({
+  balance: l.balance,
+  healthCheck: l.health_check,
+  reencrypt: l.reencrypt,
+  backendPort: l.backend_port,
+})
 
 const hardening = (h: Merged['hardening']): HardeningSettings => ({
   skip: {...h.skip},

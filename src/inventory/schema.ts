@@ -24,11 +24,17 @@ const portRule = z.strictObject({
   port,
   proto: proto.optional(),
   from: z.array(cidr).optional(),
-  comment: z.string().regex(/^[A-Za-z0-9 ._-]{0,60}$/, {error: 'must be letters, digits, spaces and . _ - (max 60)'}).optional(),
+  comment: z
+    .string()
+    .regex(/^[A-Za-z0-9 ._-]{0,60}$/, {error: 'must be letters, digits, spaces and . _ - (max 60)'})
+    .optional(),
 })
 
 const sshLayer = z.strictObject({
-  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user name'}).optional(),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user name'})
+    .optional(),
   port: port.optional(),
   identity_file: localPath.optional(),
   sudo: z.boolean().optional(),
@@ -52,7 +58,11 @@ const firewallLayer = z.strictObject({
 
 const hstsLayer = z.strictObject({
   enabled: z.boolean().optional(),
-  max_age: z.int().min(0).max(63072000 * 2).optional(),
+  max_age: z
+    .int()
+    .min(0)
+    .max(63072000 * 2)
+    .optional(),
   include_subdomains: z.boolean().optional(),
   preload: z.boolean().optional(),
 })
@@ -102,12 +112,22 @@ const monitoringLayer = z.strictObject({
 })
 
 /** Hardening items that an inventory may switch off, each with the reason (verify reports it as skipped). */
-export const HARDENING_ITEMS = ['ssh', 'sysctl', 'fail2ban', 'unattended_upgrades', 'permissions', 'services', 'policy', 'audit_tools', 'usb'] as const
+export const HARDENING_ITEMS = [
+  'ssh',
+  'sysctl',
+  'fail2ban',
+  'unattended_upgrades',
+  'permissions',
+  'services',
+  'policy',
+  'audit_tools',
+  'usb',
+] as const
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user or group name'})
-const skipReason = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 .,:()\/_+-]{2,199}$/, {error: 'must be the reason for switching it off: 3-200 letters, digits, spaces and . , : ( ) / _ + -'})
+const skipReason = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 .,:()/_+-]{2,199}$/, {
+  error: 'must be the reason for switching it off: 3-200 letters, digits, spaces and . , : ( ) / _ + -',
+})
 
 const thresholdsLayer = z.strictObject({
   ssh_audit_fail: z.int().min(0).max(100).optional(),
@@ -171,7 +191,10 @@ export const mysqlSchema = z.strictObject({
   // A list is accepted here only so that two primaries get their own clear error (one writer only).
   primary: z.union([hostName, z.array(hostName)], {error: 'must be the name of one host'}).optional(),
   replicas: z.array(hostName).default([]),
-  replication_user: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, {error: 'must be a MySQL user name (a-z, 0-9, _)'}).default('repl'),
+  replication_user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,31}$/, {error: 'must be a MySQL user name (a-z, 0-9, _)'})
+    .default('repl'),
   replication_password: secretRef.optional(),
   monitor_password: secretRef.optional(),
   port: port.default(3306),
@@ -180,9 +203,7 @@ export const mysqlSchema = z.strictObject({
    * when present. `port`: where the app connects (127.0.0.1); `check_port`: the writer check on database hosts;
    * `metrics_port`: the endpoint's Prometheus metrics on the web server's private address.
    */
-  endpoint: z
-    .strictObject({port: port.default(3306), check_port: port.default(9200), metrics_port: port.default(8406)})
-    .optional(),
+  endpoint: z.strictObject({port: port.default(3306), check_port: port.default(9200), metrics_port: port.default(8406)}).optional(),
 })
 
 export const inventorySchema = z.strictObject({

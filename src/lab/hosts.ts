@@ -57,7 +57,10 @@ ${lab}
 
 async function idsOf(rootDir: string, user: string): Promise<{uid: number; gid: number}> {
   const passwd = await readFile(path.join(rootDir, 'etc/passwd'), 'utf8')
-  const fields = passwd.split('\n').find((l) => l.startsWith(`${user}:`))?.split(':')
+  const fields = passwd
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`))
+    ?.split(':')
   if (!fields) throw new Failure(`lab image has no user ${user}: delete ${IMAGE_DIR} to rebuild it`)
   return {uid: Number(fields[2]), gid: Number(fields[3])}
 }
@@ -84,14 +87,20 @@ export async function prepareHost(paths: LabPaths, host: LabHost, all: LabHost[]
 export async function bootHost(paths: LabPaths, host: LabHost): Promise<void> {
   const h = paths.host(host.name)
   const nspawn = [
-    'systemd-nspawn', '--boot', '--quiet',
+    'systemd-nspawn',
+    '--boot',
+    '--quiet',
     // The outer machine has no systemd/dbus to register with.
-    '--register=no', '--keep-unit',
+    '--register=no',
+    '--keep-unit',
     '--console=read-only',
-    `--machine=${NAME_PREFIX}${host.name}`, `--hostname=${host.name}`,
+    `--machine=${NAME_PREFIX}${host.name}`,
+    `--hostname=${host.name}`,
     // Both: the path alone drops CAP_NET_ADMIN (no ufw/nft inside); --private-network keeps the given netns.
-    `--network-namespace-path=${netnsPath(host.name)}`, '--private-network',
-    '-D', h.root,
+    `--network-namespace-path=${netnsPath(host.name)}`,
+    '--private-network',
+    '-D',
+    h.root,
   ]
   await startDetached({file: 'sh', args: ['-c', SUPERVISOR_SCRIPT, SUPERVISOR, h.nspawnPid, ...nspawn], log: h.log, pidFile: h.pid})
 }
@@ -109,7 +118,11 @@ export async function hostProcesses(paths: LabPaths, name: string): Promise<Host
 async function logTail(file: string): Promise<string> {
   const text = await readFile(file, 'utf8').catch(() => '')
   // The console log is what a terminal would show: drop colour codes and blank lines.
-  const lines = text.replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => l.trim()).filter(Boolean)
+  const lines = text
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
   return lines.slice(-5).join(' | ')
 }
 
@@ -152,7 +165,12 @@ export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number)
       await assertBooting(paths, host.name)
       // INFO: a server that closes the connection (e.g. logins refused while booting) says so only at INFO.
       const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000, logLevel: 'INFO'})
-      last = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join(' | ')
+      last = r.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .slice(-3)
+        .join(' | ')
       return r.code === 0 ? true : undefined
     },
     {
@@ -160,8 +178,10 @@ export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number)
       intervalMs: 300,
       failure: async () => {
         const log = paths.host(host.name).log
-        return `${host.name}: sshd not ready after ${((Date.now() - started) / 1000).toFixed(1)} s: ${last || '(ssh said nothing)'}\n` +
+        return (
+          `${host.name}: sshd not ready after ${((Date.now() - started) / 1000).toFixed(1)} s: ${last || '(ssh said nothing)'}\n` +
           `  inside ${host.name}: ${await guestState(paths, host.name)}\n  console (${log}): ${await logTail(log)}`
+        )
       },
     },
   )
@@ -172,10 +192,13 @@ async function guestState(paths: LabPaths, name: string): Promise<string> {
   const {nspawn} = await hostProcesses(paths, name)
   const init = nspawn === undefined ? undefined : (await childrenOf(nspawn))[0]
   if (init === undefined) return 'no guest process'
-  const script = 'echo "state: $(systemctl is-system-running)"; [ -e /run/nologin ] && echo "/run/nologin present"; ' +
+  const script =
+    'echo "state: $(systemctl is-system-running)"; [ -e /run/nologin ] && echo "/run/nologin present"; ' +
     'systemctl list-jobs --no-pager --no-legend | head -8; systemctl --failed --no-pager --no-legend | head -5'
   const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
-    what: `${name}: guest state`, timeoutMs: 10_000, allowFailure: true,
+    what: `${name}: guest state`,
+    timeoutMs: 10_000,
+    allowFailure: true,
   }).catch((e: Error) => ({stdout: '', stderr: e.message}))
   return `${r.stdout}${r.stderr}`.trim().split('\n').join(' | ') || 'nothing'
 }
@@ -195,4 +218,3 @@ export async function hostMemoryMiB(paths: LabPaths, name: string): Promise<numb
   const {nspawn} = await hostProcesses(paths, name)
   return nspawn === undefined ? undefined : treePssMiB(nspawn)
 }
-

@@ -8,8 +8,19 @@ import {run} from './exec.js'
 const IMAGE_VERSION = 1
 const MIRROR = 'http://deb.debian.org/debian'
 const PACKAGES = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'sudo', 'iproute2', 'iputils-ping', 'ca-certificates', 'curl',
-  'procps', 'netcat-openbsd', 'less', 'python3',
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'openssh-server',
+  'sudo',
+  'iproute2',
+  'iputils-ping',
+  'ca-certificates',
+  'curl',
+  'procps',
+  'netcat-openbsd',
+  'less',
+  'python3',
 ]
 /** Periodic jobs that would make hosts busy at random moments during tests. */
 const MASKED_UNITS = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'fstrim.timer', 'e2scrub_reap.service']

@@ -11,7 +11,15 @@ import {allProcesses, childrenOf, killNow, stopProcess, type ProcessInfo} from '
 import {servicePid, services, startServices, stopServices} from './services.js'
 import {dnsRecords, planHosts, type LabHost, type LabSpec} from './spec.js'
 import {
-  assertLabSupported, assertLabTools, ensureKey, ensureSecret, readState, withLock, writeKnownHosts, writeState, type LabState,
+  assertLabSupported,
+  assertLabTools,
+  ensureKey,
+  ensureSecret,
+  readState,
+  withLock,
+  writeKnownHosts,
+  writeState,
+  type LabState,
 } from './state.js'
 
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate'
@@ -75,10 +83,11 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
     if (current?.status === 'up' && (await isRunning(paths, current))) {
       if (!sameHosts(current.hosts, hosts)) {
         const names = current.hosts.map((h) => h.name).join(', ')
-        throw new UserError(`the lab is already up with ${current.hosts.length} hosts (${names})`, [], [
-          'foobar lab down',
-          `foobar lab up --hosts ${hosts.length}`,
-        ])
+        throw new UserError(
+          `the lab is already up with ${current.hosts.length} hosts (${names})`,
+          [],
+          ['foobar lab down', `foobar lab up --hosts ${hosts.length}`],
+        )
       }
       return {...base, alreadyUp: true, seconds: (Date.now() - started) / 1000}
     }
@@ -139,7 +148,11 @@ async function propagateDirs(): Promise<string[]> {
 /** Everything of a lab still on this machine: empty after `lab down`. */
 export async function leftovers(paths = labPaths()): Promise<string[]> {
   const [procs, mounts, netns, links, dirs] = await Promise.all([
-    ourProcesses(paths), labMounts(paths), labNetns(), labLinks(), propagateDirs(),
+    ourProcesses(paths),
+    labMounts(paths),
+    labNetns(),
+    labLinks(),
+    propagateDirs(),
   ])
   return [
     ...procs.map((p) => `process ${p.pid}: ${p.argv.join(' ').slice(0, 160)}`),

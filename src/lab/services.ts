@@ -120,14 +120,44 @@ async function ensurePebbleCerts(paths: LabPaths): Promise<void> {
   const openssl = (what: string, args: string[]) => run('openssl', args, {what: `pebble: ${what}`})
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
   await openssl('make the lab CA', [
-    'req', '-x509', ...ec, '-keyout', p.caKey, '-out', p.ca, '-days', '3650', '-subj', '/CN=foobar lab CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p.caKey,
+    '-out',
+    p.ca,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=foobar lab CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ])
   await openssl('make the listener certificate', [
-    'req', '-x509', ...ec, '-keyout', p.key, '-out', p.cert, '-days', '825', '-subj', `/CN=${BRIDGE_ADDRESS}`,
-    '-CA', p.ca, '-CAkey', p.caKey,
-    '-addext', `subjectAltName=IP:${BRIDGE_ADDRESS}`, '-addext', 'basicConstraints=critical,CA:FALSE',
-    '-addext', 'extendedKeyUsage=serverAuth',
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p.key,
+    '-out',
+    p.cert,
+    '-days',
+    '825',
+    '-subj',
+    `/CN=${BRIDGE_ADDRESS}`,
+    '-CA',
+    p.ca,
+    '-CAkey',
+    p.caKey,
+    '-addext',
+    `subjectAltName=IP:${BRIDGE_ADDRESS}`,
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'extendedKeyUsage=serverAuth',
   ])
 }
 
@@ -135,8 +165,20 @@ async function ensurePebbleCerts(paths: LabPaths): Promise<void> {
 async function startChalltestsrv(paths: LabPaths, records: Array<{name: string; address: string}>): Promise<void> {
   const s = service(paths, 'pebble-challtestsrv')
   await start(s, 'pebble-challtestsrv', [
-    '-dns01', `${BRIDGE_ADDRESS}:${PORTS.dns}`, '-http01', '', '-https01', '', '-tlsalpn01', '',
-    '-management', `${BRIDGE_ADDRESS}:${PORTS.dnsManagement}`, '-defaultIPv4', '', '-defaultIPv6', '',
+    '-dns01',
+    `${BRIDGE_ADDRESS}:${PORTS.dns}`,
+    '-http01',
+    '',
+    '-https01',
+    '',
+    '-tlsalpn01',
+    '',
+    '-management',
+    `${BRIDGE_ADDRESS}:${PORTS.dnsManagement}`,
+    '-defaultIPv4',
+    '',
+    '-defaultIPv6',
+    '',
   ])
   await waitService(s, async () => ((await tcpOpen(PORTS.dnsManagement)) ? true : undefined))
   for (const r of records) {

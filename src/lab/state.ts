@@ -23,9 +23,11 @@ export function labSupported(): boolean {
 
 export function assertLabSupported(): void {
   if (!labSupported()) {
-    throw new UserError('foobar lab needs root on Linux (systemd-nspawn, network namespaces)', [], [
-      'sudo foobar lab up   (on a Linux machine with systemd-container and debootstrap installed)',
-    ])
+    throw new UserError(
+      'foobar lab needs root on Linux (systemd-nspawn, network namespaces)',
+      [],
+      ['sudo foobar lab up   (on a Linux machine with systemd-container and debootstrap installed)'],
+    )
   }
 }
 
@@ -47,9 +49,11 @@ export function assertLabTools(): void {
   const missing = Object.keys(TOOLS).filter((tool) => !dirs.some((d) => d && existsSync(path.join(d, tool))))
   if (missing.length > 0) {
     const packages = [...new Set(missing.map((t) => TOOLS[t]))].join(' ')
-    throw new UserError(`foobar lab needs these programs on this machine: ${missing.join(', ')}`, [], [
-      `apt-get install -y --no-install-recommends ${packages}`,
-    ])
+    throw new UserError(
+      `foobar lab needs these programs on this machine: ${missing.join(', ')}`,
+      [],
+      [`apt-get install -y --no-install-recommends ${packages}`],
+    )
   }
 }
 

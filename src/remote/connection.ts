@@ -18,7 +18,6 @@ export interface ConnectOptions {
   sshConfigFile?: string
 }
 
-
 /**
  * Channels (commands) open at once on one connection. sshd refuses more than its MaxSessions, which foobar's
  * hardening sets to 2 by default (`hardening.max_sessions`, never below 2): further commands wait their turn.
@@ -35,15 +34,21 @@ export class HostKeyError extends UserError {
       super(
         `${host}: HOST KEY CHANGED: the ${keyTypeOf(blob)} key presented is ${fp}, which does not match ${verdict.sources.join(', ')}. Refusing to connect (possible man-in-the-middle).`,
         [],
-        ['If the host was really reinstalled, remove its old line from known_hosts (ssh-keygen -R HOST) and verify the new fingerprint out of band.'],
+        [
+          'If the host was really reinstalled, remove its old line from known_hosts (ssh-keygen -R HOST) and verify the new fingerprint out of band.',
+        ],
       )
     } else if (verdict.status === 'revoked') {
       super(`${host}: the host key ${fp} is marked @revoked in ${verdict.source}. Refusing to connect.`)
     } else {
-      super(`${host}: unknown host key ${keyTypeOf(blob)} ${fp}. Refusing to connect to an unverified host; check the fingerprint, then add it to known_hosts or pass --accept-new-host-keys.`, [], [
-        `Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then either add it to ${knownHostsFile}`,
-        'or run again with --accept-new-host-keys to record it (trust on first use).',
-      ])
+      super(
+        `${host}: unknown host key ${keyTypeOf(blob)} ${fp}. Refusing to connect to an unverified host; check the fingerprint, then add it to known_hosts or pass --accept-new-host-keys.`,
+        [],
+        [
+          `Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then either add it to ${knownHostsFile}`,
+          'or run again with --accept-new-host-keys to record it (trust on first use).',
+        ],
+      )
     }
     this.name = 'HostKeyError'
   }
@@ -96,7 +101,8 @@ export class Connection implements Runner {
       hostVerifier,
     }
     if (identity) {
-      if (!existsSync(identity)) throw new UserError(`${host.name}: ssh identity file ${identity} does not exist`, [], ['Set ssh.identity_file in the inventory.'])
+      if (!existsSync(identity))
+        throw new UserError(`${host.name}: ssh identity file ${identity} does not exist`, [], ['Set ssh.identity_file in the inventory.'])
       base.privateKey = readFileSync(identity, 'utf8')
     }
 
@@ -120,7 +126,13 @@ export class Connection implements Runner {
       jump?.dispose()
       if (refusal) throw refusal
       const msg = error instanceof Error ? error.message : String(error)
-      throw new RemoteError(host.name, 'ssh connect', null, msg, `${host.name}: cannot connect to ${host.ssh.user}@${address}:${port}: ${msg}`)
+      throw new RemoteError(
+        host.name,
+        'ssh connect',
+        null,
+        msg,
+        `${host.name}: cannot connect to ${host.ssh.user}@${address}:${port}: ${msg}`,
+      )
     }
     // Commands share the connection (checks run in parallel, MAX_CHANNELS at a time); each adds listeners.
     ssh.connection?.setMaxListeners(64)
@@ -133,7 +145,12 @@ export class Connection implements Runner {
   async run(script: string, options: RunOptions = {}): Promise<RunResult> {
     const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin})
     if ((options.check ?? true) && result.code !== 0) {
-      throw new RemoteError(this.host.name, script.length > 120 ? `${script.slice(0, 117)}...` : script, result.code, result.stderr || result.stdout)
+      throw new RemoteError(
+        this.host.name,
+        script.length > 120 ? `${script.slice(0, 117)}...` : script,
+        result.code,
+        result.stderr || result.stdout,
+      )
     }
     return result
   }

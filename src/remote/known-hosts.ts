@@ -14,10 +14,7 @@ export interface KnownHostEntry {
 }
 
 export type HostKeyVerdict =
-  | {status: 'trusted'; source: string}
-  | {status: 'unknown'}
-  | {status: 'changed'; sources: string[]}
-  | {status: 'revoked'; source: string}
+  {status: 'trusted'; source: string} | {status: 'unknown'} | {status: 'changed'; sources: string[]} | {status: 'revoked'; source: string}
 
 export function parseKnownHosts(text: string, sourceName: string): KnownHostEntry[] {
   const entries: KnownHostEntry[] = []
@@ -40,7 +37,10 @@ export function lookupName(host: string, port: number): string {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const escaped = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   return new RegExp(`^${escaped}$`, 'i')
 }
 

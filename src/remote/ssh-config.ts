@@ -12,7 +12,13 @@ export interface SshConfigEntry {
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i')
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  )
   return re.test(name)
 }
 
@@ -29,7 +35,9 @@ export function parseSshConfig(text: string, name: string): SshConfigEntry {
     const value = m[2]!.replace(/^"(.*)"$/, '$1')
     if (key === 'host') {
       const patterns = value.split(/\s+/)
-      active = patterns.some((p) => !p.startsWith('!') && globMatch(p, name)) && !patterns.some((p) => p.startsWith('!') && globMatch(p.slice(1), name))
+      active =
+        patterns.some((p) => !p.startsWith('!') && globMatch(p, name)) &&
+        !patterns.some((p) => p.startsWith('!') && globMatch(p.slice(1), name))
       continue
     }
     if (key === 'match') {

@@ -11,12 +11,19 @@ export function readSecret(ref: SecretRef | undefined, field: string): string {
   let value: string | undefined
   if ('env' in ref) {
     value = process.env[ref.env]
-    if (value === undefined || value === '') throw new UserError(`${field}: environment variable ${ref.env} is not set (nothing was changed)`, [], [`export ${ref.env}=... before running foobar.`])
+    if (value === undefined || value === '')
+      throw new UserError(
+        `${field}: environment variable ${ref.env} is not set (nothing was changed)`,
+        [],
+        [`export ${ref.env}=... before running foobar.`],
+      )
   } else {
     try {
       value = readFileSync(ref.file, 'utf8').replace(/\r?\n$/, '')
     } catch (error) {
-      throw new UserError(`${field}: cannot read the secret file ${ref.file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); nothing was changed`)
+      throw new UserError(
+        `${field}: cannot read the secret file ${ref.file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); nothing was changed`,
+      )
     }
     if (value === '') throw new UserError(`${field}: the secret file ${ref.file} is empty (nothing was changed)`)
   }

@@ -17,15 +17,25 @@ export interface HttpAnswer {
 }
 
 /** GET https://address:port/path with SNI and Host set to `servername`, trusting `ca`. */
-export function httpsProbe(address: string, port: number, servername: string, path: string, ca: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<HttpAnswer> {
+export function httpsProbe(
+  address: string,
+  port: number,
+  servername: string,
+  path: string,
+  ca: string,
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<HttpAnswer> {
   return bounded(timeoutMs, (done, fail) => {
-    const req = httpsRequest({host: address, port, path, servername, ca, headers: {Host: servername}, timeout: timeoutMs, agent: false}, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c) => (body += c))
-      res.on('end', () => done({status: res.statusCode ?? 0, headers: res.headers, body, location: res.headers.location}))
-      res.on('error', fail)
-    })
+    const req = httpsRequest(
+      {host: address, port, path, servername, ca, headers: {Host: servername}, timeout: timeoutMs, agent: false},
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c) => (body += c))
+        res.on('end', () => done({status: res.statusCode ?? 0, headers: res.headers, body, location: res.headers.location}))
+        res.on('error', fail)
+      },
+    )
     req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)))
     req.on('error', fail)
     req.end()
@@ -63,7 +73,13 @@ export function tlsHandshake(address: string, port: number, options: ConnectionO
       const c = sock.getPeerCertificate()
       const protocol = sock.getProtocol() ?? 'unknown'
       sock.destroy()
-      done({protocol, subject: String(c.subject?.CN ?? ''), names: c.subjectaltname ?? '', serial: c.serialNumber ?? '', validTo: new Date(c.valid_to)})
+      done({
+        protocol,
+        subject: String(c.subject?.CN ?? ''),
+        names: c.subjectaltname ?? '',
+        serial: c.serialNumber ?? '',
+        validTo: new Date(c.valid_to),
+      })
     })
     sock.once('error', fail)
     sock.once('timeout', () => sock.destroy(new Error(`TLS handshake timed out after ${timeoutMs} ms`)))

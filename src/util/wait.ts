@@ -4,7 +4,12 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * Polls `probe` every `everyMs` until it returns a value other than undefined, or the time runs out; then throws
  * with `what` and the last reason `probe` gave (through `why`).
  */
-export async function waitFor<T>(what: string, probe: (why: (reason: string) => void) => Promise<T | undefined>, timeoutMs: number, everyMs = 1000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: (why: (reason: string) => void) => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 1000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   for (;;) {

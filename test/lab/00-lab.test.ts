@@ -68,7 +68,7 @@ describe.skipIf(!labIsUp())('the lab', () => {
     const update = await sshOk(host, `${APT} update 2>&1`)
     expect(update).not.toMatch(/^(W: Failed to fetch|Err:)/m)
     await sshOk(host, `${APT} install -y --no-install-recommends sl 2>&1`)
-    expect(await sshOk(host, 'dpkg-query -W -f=\'${Status}\' sl')).toBe('install ok installed')
+    expect(await sshOk(host, "dpkg-query -W -f='${Status}' sl")).toBe('install ok installed')
     // Leave the host as bare as it was for the other lab tests.
     await sshOk(host, `${APT} purge -y sl 2>&1`)
 
@@ -113,7 +113,10 @@ describe.skipIf(!labIsUp())('the lab', () => {
     // /run/nologin is how a booting Debian refuses ordinary logins until systemd-user-sessions has run.
     await sshOk(host, 'echo "System is booting up." | sudo tee /run/nologin >/dev/null')
     try {
-      const error = await waitSsh(paths, host, 2000).then(() => undefined, (e: Error) => e)
+      const error = await waitSsh(paths, host, 2000).then(
+        () => undefined,
+        (e: Error) => e,
+      )
       expect(error?.message).toMatch(new RegExp(`^${host.name}: sshd not ready after [\\d.]+ s: .*Connection closed by ${host.address}`))
       expect(error?.message).toContain(`inside ${host.name}: state: running | /run/nologin present`)
       expect(error?.message).toContain(`${host.name} login:`)

@@ -57,7 +57,8 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
       } else await new Promise((res) => setTimeout(res, 500))
     }
     expect([...seen].sort()).toEqual(['ok web1', 'ok web2'])
-    for (const h of ['web1', 'web2']) expect(await sshOk(h, 'systemctl is-active mariadb nginx foobar-app')).toMatch(/^active\nactive\nactive/)
+    for (const h of ['web1', 'web2'])
+      expect(await sshOk(h, 'systemctl is-active mariadb nginx foobar-app')).toMatch(/^active\nactive\nactive/)
     expect(await sshOk('lb1', 'systemctl is-active haproxy')).toMatch(/^active/)
   })
 
@@ -99,8 +100,16 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
     const before = await sshOk('web1', `sha256sum ${NGINX_SITE}`)
     const conn = await Connection.open(web1)
     try {
-      const plan = {host: 'web1', changes: [{kind: 'file' as const, path: NGINX_SITE, action: 'update' as const, file: broken, detail: 'content'}, {kind: 'reload' as const, name: 'nginx', how: 'reload' as const, reason: 'test'}]}
-      await expect(applyHost(conn, {...desired, files: [broken]}, plan)).rejects.toThrow(/validation failed: \/etc\/nginx\/conf.d\/foobar.conf \(previous file restored\)/)
+      const plan = {
+        host: 'web1',
+        changes: [
+          {kind: 'file' as const, path: NGINX_SITE, action: 'update' as const, file: broken, detail: 'content'},
+          {kind: 'reload' as const, name: 'nginx', how: 'reload' as const, reason: 'test'},
+        ],
+      }
+      await expect(applyHost(conn, {...desired, files: [broken]}, plan)).rejects.toThrow(
+        /validation failed: \/etc\/nginx\/conf.d\/foobar.conf \(previous file restored\)/,
+      )
     } finally {
       conn.close()
     }
@@ -111,8 +120,13 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
 
   test('a connection cut mid-apply leaves no half-written file, and the next run converges', async () => {
     // Many pending writes: drift every managed config on web2.
-    await sshOk('web2', `for f in ${NGINX_SITE} /opt/foobar-app/app.py /etc/mysql/mariadb.conf.d/60-foobar.cnf /etc/apt/apt.conf.d/80foobar-proxy; do echo '# drift' | sudo tee -a $f >/dev/null; done`)
-    const child = spawn(process.execPath, [BIN, 'provision', '-i', LAB_INVENTORY, '--yes', '--limit', 'web2'], {stdio: ['ignore', 'pipe', 'pipe']})
+    await sshOk(
+      'web2',
+      `for f in ${NGINX_SITE} /opt/foobar-app/app.py /etc/mysql/mariadb.conf.d/60-foobar.cnf /etc/apt/apt.conf.d/80foobar-proxy; do echo '# drift' | sudo tee -a $f >/dev/null; done`,
+    )
+    const child = spawn(process.execPath, [BIN, 'provision', '-i', LAB_INVENTORY, '--yes', '--limit', 'web2'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let output = ''
     await new Promise<void>((resolve) => {
       child.stdout.on('data', (d: Buffer) => {

@@ -77,7 +77,9 @@ describe.skipIf(!labIsUp())('firewall: ufw', () => {
     // A typo in admin_cidrs, on a runner whose own address is not to be kept in the rules: the new rules close
     // SSH to the control machine.
     const lockout = variant('lockout', (t) =>
-      t.replace('admin_cidrs: [10.77.0.1/32]', 'admin_cidrs: [10.77.0.100/32]\n  allow_control_address: false\n  revert_after: 30').replace('  sudo: true', '  sudo: true\n  connect_timeout: 4'),
+      t
+        .replace('admin_cidrs: [10.77.0.1/32]', 'admin_cidrs: [10.77.0.100/32]\n  allow_control_address: false\n  revert_after: 30')
+        .replace('  sudo: true', '  sudo: true\n  connect_timeout: 4'),
     )
     const t0 = Date.now()
     const r = foobar(['firewall', 'apply', '-i', lockout, '--limit', 'web2', '--yes'])
@@ -88,7 +90,9 @@ describe.skipIf(!labIsUp())('firewall: ufw', () => {
     expect(await probe('control', WEB2, 22)).toBe('filtered')
     // ... until the host's own timer puts the previous rules back.
     const waited = await waitFor('web2 reachable again', async () => (await probe('control', WEB2, 22)) === 'open', 60_000)
-    console.log(`lockout reverted by the host ${((Date.now() - t0) / 1000).toFixed(0)} s after the apply started (waited ${(waited / 1000).toFixed(0)} s)`)
+    console.log(
+      `lockout reverted by the host ${((Date.now() - t0) / 1000).toFixed(0)} s after the apply started (waited ${(waited / 1000).toFixed(0)} s)`,
+    )
     expect((await ssh('web2', 'true')).code).toBe(0)
     const status = foobar(['firewall', 'status', '-i', LAB_INVENTORY, '--limit', 'web2'])
     expect(status.code, status.stdout).toBe(0)
@@ -128,7 +132,11 @@ describe.skipIf(!labIsUp())('firewall: iptables', () => {
     await sshOk('lb1', 'sudo touch /run/foobar-test-before-reboot')
     await ssh('lb1', 'sudo systemctl reboot')
     await sleep(3000)
-    await waitFor('lb1 back after reboot', async () => (await ssh('lb1', 'systemctl is-system-running --wait >/dev/null 2>&1; true')).code === 0, 120_000)
+    await waitFor(
+      'lb1 back after reboot',
+      async () => (await ssh('lb1', 'systemctl is-system-running --wait >/dev/null 2>&1; true')).code === 0,
+      120_000,
+    )
     expect((await ssh('lb1', 'test -e /run/foobar-test-before-reboot')).code).toBe(1)
     expect(await sshOk('lb1', 'sudo iptables -S INPUT | head -1')).toMatch(/^-P INPUT DROP/)
     expect(await probe('control', LB, 443)).toBe('open')

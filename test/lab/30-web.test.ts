@@ -64,7 +64,15 @@ describe.skipIf(!labIsUp())('web tier', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const checks = json(r.stdout).checks as Array<{check: string; ok: boolean; detail: string}>
     const byName = Object.fromEntries(checks.map((c) => [c.check, c]))
-    for (const name of ['https: every backend answers', 'certificate valid for the site', 'http redirects to https', 'hsts', 'tls 1.0/1.1 refused', 'haproxy backends up', 'lb to backends over tls']) {
+    for (const name of [
+      'https: every backend answers',
+      'certificate valid for the site',
+      'http redirects to https',
+      'hsts',
+      'tls 1.0/1.1 refused',
+      'haproxy backends up',
+      'lb to backends over tls',
+    ]) {
       expect(byName[name], name).toMatchObject({ok: true})
     }
     expect(byName['https: every backend answers']!.detail).toBe('200 from web1, web2')
@@ -76,7 +84,9 @@ describe.skipIf(!labIsUp())('web tier', () => {
     const loop = clientLoop(domain, ca)
     const r = await foobarAsync(['provision', '-i', changed, '--yes'])
     const counts = await loop.finish()
-    console.log(`rolling change: ${counts.ok} requests ok, ${counts.failed} failed through the LB${counts.errors.length ? ` (${counts.errors.slice(0, 3).join('; ')})` : ''}`)
+    console.log(
+      `rolling change: ${counts.ok} requests ok, ${counts.failed} failed through the LB${counts.errors.length ? ` (${counts.errors.slice(0, 3).join('; ')})` : ''}`,
+    )
     expect(r.code, r.out).toBe(0)
     const at = (s: string) => r.out.indexOf(s)
     expect(at('web1: draining in lb1')).toBeGreaterThan(-1)
@@ -105,17 +115,31 @@ describe.skipIf(!labIsUp())('web tier', () => {
         return {
           ms: 0,
           desired: {...desired, files: desired.files.map((f) => (f.path === NGINX_SITE ? broken : f))},
-          plan: {host: host.name, changes: [{kind: 'file' as const, path: NGINX_SITE, action: 'update' as const, file: broken, detail: 'content', component: 'nginx'}, {kind: 'reload' as const, name: 'nginx', how: 'reload' as const, reason: 'test', component: 'nginx'}]},
+          plan: {
+            host: host.name,
+            changes: [
+              {kind: 'file' as const, path: NGINX_SITE, action: 'update' as const, file: broken, detail: 'content', component: 'nginx'},
+              {kind: 'reload' as const, name: 'nginx', how: 'reload' as const, reason: 'test', component: 'nginx'},
+            ],
+          },
         }
       })
-      const results = await applyBatch(STACK, inv, planned, async (p) => {
-        try {
-          await applyHost(conns.get(p.plan!.host)!, p.desired!, p.plan!)
-          return {host: p.plan!.host, status: 'changed', changes: p.plan!.changes, durationMs: 0}
-        } catch (error) {
-          return {host: p.plan!.host, status: 'failed', changes: p.plan!.changes, error: (error as Error).message, durationMs: 0}
-        }
-      }, true, {concurrency: 1}, async (h) => conns.get(h.name)!)
+      const results = await applyBatch(
+        STACK,
+        inv,
+        planned,
+        async (p) => {
+          try {
+            await applyHost(conns.get(p.plan!.host)!, p.desired!, p.plan!)
+            return {host: p.plan!.host, status: 'changed', changes: p.plan!.changes, durationMs: 0}
+          } catch (error) {
+            return {host: p.plan!.host, status: 'failed', changes: p.plan!.changes, error: (error as Error).message, durationMs: 0}
+          }
+        },
+        true,
+        {concurrency: 1},
+        async (h) => conns.get(h.name)!,
+      )
       expect(results.map((r) => r.status)).toEqual(['failed', 'skipped'])
       expect(results[0]!.error).toMatch(/nginx unhealthy after the change .*previous config restored; left drained/)
       expect(results[1]!.error).toMatch(/roll stopped at web1/)

@@ -76,14 +76,19 @@ describe.skipIf(!labIsUp())('certificates over ACME (pebble)', () => {
     const before = status().serial
     const r = foobar(['cert', 'renew', '-i', INV, '--force', '--directory', CLOSED_CA])
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/the ACME directory https:\/\/10\.77\.0\.1:14999\/dir is unreachable \(ECONNREFUSED\); the current certificate stays deployed/)
+    expect(r.stderr).toMatch(
+      /the ACME directory https:\/\/10\.77\.0\.1:14999\/dir is unreachable \(ECONNREFUSED\); the current certificate stays deployed/,
+    )
     const after = status()
     expect(after.serial).toBe(before)
     expect(after.consistent).toBe(true)
   })
 
   test('two renewals at once: one runs while the other waits; the certificate is not corrupted', async () => {
-    const [a, b] = await Promise.all([foobarAsync(['cert', 'renew', '-i', INV, '--force']), foobarAsync(['cert', 'renew', '-i', INV, '--force'])])
+    const [a, b] = await Promise.all([
+      foobarAsync(['cert', 'renew', '-i', INV, '--force']),
+      foobarAsync(['cert', 'renew', '-i', INV, '--force']),
+    ])
     expect(a.code, a.out).toBe(0)
     expect(b.code, b.out).toBe(0)
     const s = status()
@@ -121,6 +126,10 @@ describe.skipIf(!labIsUp())('certificates over ACME (pebble)', () => {
 })
 
 function spawnShell(command: string): {code: number; out: string} {
-  const r = spawnSync('/bin/sh', ['-c', command], {encoding: 'utf8', cwd: '/', env: {PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}})
+  const r = spawnSync('/bin/sh', ['-c', command], {
+    encoding: 'utf8',
+    cwd: '/',
+    env: {PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'},
+  })
   return {code: r.status ?? -1, out: r.stdout + r.stderr}
 }

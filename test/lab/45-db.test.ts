@@ -32,10 +32,16 @@ describe.skipIf(!labIsUp())('database replication', () => {
   })
 
   test('a new, empty replica is seeded from the primary and replicates over TLS (GTID)', async () => {
-    await mysql('web1', 'DROP DATABASE IF EXISTS shop; CREATE DATABASE shop; CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(20))')
+    await mysql(
+      'web1',
+      'DROP DATABASE IF EXISTS shop; CREATE DATABASE shop; CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(20))',
+    )
     await mysql('web1', "INSERT INTO shop.orders (item) VALUES ('a'), ('b'), ('c')")
     // web2 replaced by a new machine: an empty server that has never replicated.
-    await sshOk('web2', "sudo sh -c 'systemctl stop mariadb && rm -rf /var/lib/mysql && mariadb-install-db --user=mysql >/dev/null 2>&1 && systemctl start mariadb'")
+    await sshOk(
+      'web2',
+      "sudo sh -c 'systemctl stop mariadb && rm -rf /var/lib/mysql && mariadb-install-db --user=mysql >/dev/null 2>&1 && systemctl start mariadb'",
+    )
     expect(await slave('web2')).toBe('')
     const plan = foobar(['plan', '-i', LAB_INVENTORY, '--limit', 'web2'])
     expect(plan.stdout).toMatch(/seed from web1 and replicate \(GTID, TLS\)/)
@@ -56,12 +62,17 @@ describe.skipIf(!labIsUp())('database replication', () => {
     const v = foobar(['verify', '-i', LAB_INVENTORY, '--limit', 'web1,web2', '--json', '--no-lynis'])
     expect(v.code, v.stdout + v.stderr).toBe(0)
     const checks = json(v.stdout).checks.map((c: {host: string; check: string}) => `${c.host} ${c.check}`)
-    expect(checks).toEqual(expect.arrayContaining(['web2 replication: row from the primary', 'web2 writes on the replica refused', 'web2 replication over tls']))
+    expect(checks).toEqual(
+      expect.arrayContaining(['web2 replication: row from the primary', 'web2 writes on the replica refused', 'web2 replication over tls']),
+    )
   })
 
   test('re-provisioning leaves replication running: 0 changes, no re-seed', async () => {
     // A row only the replica has (not binlogged): a re-seed would wipe it.
-    await mysql('web2', "SET SESSION sql_log_bin=0; CREATE TABLE IF NOT EXISTS shop.local_only (id INT); INSERT INTO shop.local_only VALUES (1)")
+    await mysql(
+      'web2',
+      'SET SESSION sql_log_bin=0; CREATE TABLE IF NOT EXISTS shop.local_only (id INT); INSERT INTO shop.local_only VALUES (1)',
+    )
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(r.code, r.stderr).toBe(0)
     expect(json(r.stdout).summary).toMatchObject({changed: 0, changes: 0, failed: 0})
@@ -79,7 +90,13 @@ describe.skipIf(!labIsUp())('database replication', () => {
     const before = await count('web1')
     const r = foobar(['db', 'promote', 'web2', '-i', inv, '--yes', '--write', '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(json(r.stdout)).toMatchObject({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: true, repointed: ['web1'], inventoryUpdated: true})
+    expect(json(r.stdout)).toMatchObject({
+      newPrimary: 'web2',
+      oldPrimary: 'web1',
+      oldPrimaryFenced: true,
+      repointed: ['web1'],
+      inventoryUpdated: true,
+    })
     expect(await count('web2')).toBe(before)
     await mysql('web2', "INSERT INTO shop.orders (item) VALUES ('after1')")
     expect(await waitCount('web1', before + 1)).toBe(before + 1)
@@ -103,10 +120,14 @@ describe.skipIf(!labIsUp())('database replication', () => {
     const r1 = foobar(['provision', '-i', both, '--yes'])
     expect(r1.code).toBe(2)
     expect(r1.stderr).toMatch(/mysql\.replicas\[1\]: "web1" is the primary; a host cannot be both/)
-    const noSecret = variant('nosecret', (t) => t.replace(/replication_password: .*/, 'replication_password: {env: FOOBAR_TEST_MISSING_PASSWORD}'))
+    const noSecret = variant('nosecret', (t) =>
+      t.replace(/replication_password: .*/, 'replication_password: {env: FOOBAR_TEST_MISSING_PASSWORD}'),
+    )
     const r2 = foobar(['provision', '-i', noSecret, '--yes'])
     expect(r2.code).toBe(2)
-    expect(r2.stderr).toMatch(/mysql\.replication_password: environment variable FOOBAR_TEST_MISSING_PASSWORD is not set \(nothing was changed\)/)
+    expect(r2.stderr).toMatch(
+      /mysql\.replication_password: environment variable FOOBAR_TEST_MISSING_PASSWORD is not set \(nothing was changed\)/,
+    )
     expect(foobar(['plan', '-i', LAB_INVENTORY, '--detailed-exitcode']).code).toBe(0)
   })
 
@@ -116,7 +137,9 @@ describe.skipIf(!labIsUp())('database replication', () => {
     try {
       const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
       expect(r.code, r.stdout + r.stderr).toBe(3)
-      expect(r.stdout + r.stderr).toMatch(/web2 cannot reach the primary web1 at 10\.77\.0\.12:3306 \(timed out: a firewall\?\); nothing was changed on web2/)
+      expect(r.stdout + r.stderr).toMatch(
+        /web2 cannot reach the primary web1 at 10\.77\.0\.12:3306 \(timed out: a firewall\?\); nothing was changed on web2/,
+      )
       expect(await slave('web2')).toBe('')
     } finally {
       await ssh('web2', 'sudo iptables -D OUTPUT -d 10.77.0.12 -p tcp --dport 3306 -j DROP')

@@ -9,7 +9,8 @@ import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
 const mysql = (host: string, sql: string) => sshOk(host, `sudo mysql -N -B -e ${JSON.stringify(sql)}`)
 /** What the app sees: a query through the endpoint on `host`, as an ordinary user over TCP. */
-const throughEndpoint = (host: string, sql: string) => ssh(host, `mysql -h 127.0.0.1 -P 3306 -u endpoint_app -pendpoint-app-pw -N -B -e ${JSON.stringify(sql)}`)
+const throughEndpoint = (host: string, sql: string) =>
+  ssh(host, `mysql -h 127.0.0.1 -P 3306 -u endpoint_app -pendpoint-app-pw -N -B -e ${JSON.stringify(sql)}`)
 
 async function writerSeenFrom(host: string): Promise<string> {
   const r = await throughEndpoint(host, 'SELECT @@hostname')
@@ -33,12 +34,16 @@ describe.skipIf(!labIsUp())('database endpoint on the web servers', () => {
     const r = foobar(['provision', '-i', inv, '--yes'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
     // An ordinary application account, made on the primary (it replicates): allowed from the web servers.
-    await mysql('web1', "CREATE USER IF NOT EXISTS 'endpoint_app'@'10.77.0.%' IDENTIFIED BY 'endpoint-app-pw'; GRANT SELECT ON *.* TO 'endpoint_app'@'10.77.0.%'")
+    await mysql(
+      'web1',
+      "CREATE USER IF NOT EXISTS 'endpoint_app'@'10.77.0.%' IDENTIFIED BY 'endpoint-app-pw'; GRANT SELECT ON *.* TO 'endpoint_app'@'10.77.0.%'",
+    )
   })
 
   afterAll(async () => {
     // The rest of the suite runs the lab inventory, which has no endpoint: leave nothing of it running.
-    for (const h of ['web1', 'web2']) await ssh(h, 'sudo systemctl disable --now foobar-db-endpoint foobar-db-writer-check 2>/dev/null; true')
+    for (const h of ['web1', 'web2'])
+      await ssh(h, 'sudo systemctl disable --now foobar-db-endpoint foobar-db-writer-check 2>/dev/null; true')
   })
 
   test('from every web server, 127.0.0.1:3306 leads to the primary; verify says so; a second provision changes nothing', async () => {
@@ -65,7 +70,9 @@ describe.skipIf(!labIsUp())('database endpoint on the web servers', () => {
     expect(promote.code, promote.stdout + promote.stderr).toBe(0)
     const web1Follows = await secondsUntil('web1', 'web2')
     const web2Follows = await secondsUntil('web2', 'web2')
-    console.log(`db endpoint: followed the new writer in ${web1Follows.toFixed(1)} s (web1) and ${web2Follows.toFixed(1)} s (web2) after db promote returned`)
+    console.log(
+      `db endpoint: followed the new writer in ${web1Follows.toFixed(1)} s (web1) and ${web2Follows.toFixed(1)} s (web2) after db promote returned`,
+    )
     expect(web1Follows).toBeGreaterThanOrEqual(0)
     expect(web2Follows).toBeGreaterThanOrEqual(0)
     // And back: the lab matches inventories/lab.yml again.

@@ -104,15 +104,25 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     )
     expect(status.body!.source).toBe('prometheus')
     const clients = status.body!.clients
-    expect(clients.map((c) => `${c.host} ${c.job}`).sort()).toEqual(
-      ['extra1 node', 'lb1 haproxy', 'lb1 node', 'web1 mysqld', 'web1 nginx', 'web1 node', 'web2 mysqld', 'web2 nginx', 'web2 node'],
-    )
+    expect(clients.map((c) => `${c.host} ${c.job}`).sort()).toEqual([
+      'extra1 node',
+      'lb1 haproxy',
+      'lb1 node',
+      'web1 mysqld',
+      'web1 nginx',
+      'web1 node',
+      'web2 mysqld',
+      'web2 nginx',
+      'web2 node',
+    ])
     for (const c of clients) {
       expect(c, `${c.host} ${c.job}`).toMatchObject({up: true, version: expect.stringMatching(/\d/)})
       expect(Date.now() - Date.parse(c.lastScrape!), `${c.host} ${c.job} last scrape`).toBeLessThan(60_000)
     }
     // Straight from the API too: every active target up, none left over.
-    const targets = JSON.parse(await sshOk('extra1', `curl -fsS http://${MON}:9090/api/v1/targets`)) as {data: {activeTargets: Array<{health: string}>}}
+    const targets = JSON.parse(await sshOk('extra1', `curl -fsS http://${MON}:9090/api/v1/targets`)) as {
+      data: {activeTargets: Array<{health: string}>}
+    }
     expect(targets.data.activeTargets.length).toBe(10) // the 9 clients and Prometheus itself
     expect(targets.data.activeTargets.every((t) => t.health === 'up')).toBe(true)
     // The mysqld exporter logs in with its own account (mysql_up 1), which has no more than it needs.
@@ -140,7 +150,11 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     ]
     const wrong: string[] = []
     for (const [, address, port] of ports) {
-      for (const [from, want] of [['extra1', 'open'], ['web2', 'filtered'], [address === LB ? 'web1' : 'lb1', 'filtered']] as const) {
+      for (const [from, want] of [
+        ['extra1', 'open'],
+        ['web2', 'filtered'],
+        [address === LB ? 'web1' : 'lb1', 'filtered'],
+      ] as const) {
         const got = await probe(from, address, port)
         if (got !== want) wrong.push(`${from} -> ${address}:${port}: ${got}, want ${want}`)
       }
@@ -166,7 +180,9 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     expect(qps.code, qps.stdout + qps.stderr).toBe(0)
     expect(sent.ok).toBe(sent.sent)
     const report = json<{lb: Array<{host: string; qps: number}>; web: Array<{host: string; qps: number}>; webTotal: number}>(qps.stdout)
-    console.log(`monitor qps under ${RATE} req/s: lb ${report.lb[0]!.qps}, web ${report.web.map((w) => `${w.host} ${w.qps}`).join(', ')} (sum ${report.webTotal})`)
+    console.log(
+      `monitor qps under ${RATE} req/s: lb ${report.lb[0]!.qps}, web ${report.web.map((w) => `${w.host} ${w.qps}`).join(', ')} (sum ${report.webTotal})`,
+    )
     expect(Math.abs(report.lb[0]!.qps - RATE) / RATE).toBeLessThan(0.1)
     // nginx also counts HAProxy's health checks (2 per 2 s) and the exporters' reads: a little above the rate.
     expect(Math.abs(report.webTotal - RATE) / RATE).toBeLessThan(0.1)
@@ -176,7 +192,12 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   test('a log line written on a web server appears at the collector; nginx and HAProxy logs arrive too', async () => {
     const marker = `foobar-test-${randomBytes(8).toString('hex')}`
     await sshOk('web1', `logger -t foobar-test ${marker}`)
-    await waitFor('the line at the collector', async () => (await ssh('extra1', `sudo grep -rlF ${marker} /var/log/remote/web1/`)).stdout, (out) => out.includes('/var/log/remote/web1/'), 60_000)
+    await waitFor(
+      'the line at the collector',
+      async () => (await ssh('extra1', `sudo grep -rlF ${marker} /var/log/remote/web1/`)).stdout,
+      (out) => out.includes('/var/log/remote/web1/'),
+      60_000,
+    )
     // The load above went through HAProxy to nginx: both logged it, and both logs were forwarded.
     const files = await waitFor(
       'nginx and HAProxy logs at the collector',
@@ -192,7 +213,12 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const checks = json<{checks: Array<{host: string; check: string; ok: boolean}>}>(r.stdout).checks
     expect(checks.filter((c) => c.check.startsWith('metrics: ')).length).toBe(9)
-    expect(checks.filter((c) => c.check === 'logs reach the collector').map((c) => c.host).sort()).toEqual(['lb1', 'web1', 'web2'])
+    expect(
+      checks
+        .filter((c) => c.check === 'logs reach the collector')
+        .map((c) => c.host)
+        .sort(),
+    ).toEqual(['lb1', 'web1', 'web2'])
   })
 
   test('a second provision makes 0 changes', () => {

@@ -19,7 +19,11 @@ type Check = {host: string; check: string; ok: boolean; skipped?: boolean; detai
 
 function verify(args: string[]): {code: number; checks: Check[]; raw: string} {
   const r = foobar(['verify', '-i', LAB_INVENTORY, '--json', ...args])
-  return {code: r.code, checks: ((r.stdout ? json<{checks: Check[]} | null>(r.stdout) : null)?.checks ?? []) as Check[], raw: r.stdout + r.stderr}
+  return {
+    code: r.code,
+    checks: ((r.stdout ? json<{checks: Check[]} | null>(r.stdout) : null)?.checks ?? []) as Check[],
+    raw: r.stdout + r.stderr,
+  }
 }
 
 describe.skipIf(!labIsUp())('hardening', () => {
@@ -45,7 +49,10 @@ describe.skipIf(!labIsUp())('hardening', () => {
     // Every other hardening check passes too; in a container the kernel.*/fs.* settings are reported as skipped.
     for (const c of v.checks.filter((x) => x.check.startsWith('hardening'))) expect(c.ok, `${c.host} ${c.check}: ${c.detail}`).toBe(true)
     const notSettable = v.checks.filter((c) => c.check === 'hardening sysctl (not settable)')
-    expect(notSettable.every((c) => c.skipped && /in a container/.test(c.detail)), JSON.stringify(notSettable)).toBe(true)
+    expect(
+      notSettable.every((c) => c.skipped && /in a container/.test(c.detail)),
+      JSON.stringify(notSettable),
+    ).toBe(true)
     expect(v.code, v.raw).toBe(0)
   })
 
@@ -70,7 +77,11 @@ describe.skipIf(!labIsUp())('hardening', () => {
       expect(root.stderr).toMatch(/Permission denied/)
 
       const args = sshArgs(paths, h.address)
-      const password = spawnSync('ssh', [...args.slice(0, -1), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', args.at(-1)!, 'true'], {encoding: 'utf8', timeout: 30_000})
+      const password = spawnSync(
+        'ssh',
+        [...args.slice(0, -1), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', args.at(-1)!, 'true'],
+        {encoding: 'utf8', timeout: 30_000},
+      )
       expect(password.status, `${h.name} password: ${password.stderr}`).toBe(255)
       // The server offers nothing but public keys.
       expect(password.stderr).toMatch(/Permission denied \(publickey\)/)
@@ -89,7 +100,12 @@ describe.skipIf(!labIsUp())('hardening', () => {
     const host = (await loadInventory(LAB_INVENTORY)).hosts.find((h) => h.name === 'web1')!
     // A plain SSH client (ssh2, under node-ssh) that opens channels freely: sshd itself enforces the limit.
     const raw = new NodeSSH()
-    await raw.connect({host: host.address, username: host.ssh.user, privateKey: readFileSync(host.ssh.identityFile!, 'utf8'), hostVerifier: () => true})
+    await raw.connect({
+      host: host.address,
+      username: host.ssh.user,
+      privateKey: readFileSync(host.ssh.identityFile!, 'utf8'),
+      hostVerifier: () => true,
+    })
     try {
       const exec = () =>
         new Promise<string>((resolve) =>
@@ -122,7 +138,12 @@ describe.skipIf(!labIsUp())('hardening', () => {
       expect(await sshOk(h, 'grep -cE "^(Authorized|used as evidence)" /etc/issue')).toBe('2\n')
       // Every rule parses; the daemon is conditioned out in a container (the host machine owns the USB devices)
       // and, although its package started it before foobar's drop-in existed, no unit is left failed.
-      expect(await sshOk(h, 'sudo -n sh -c \'grep -v "^#" /etc/usbguard/rules.conf | while read -r r; do usbguard-rule-parser "$r" >/dev/null || echo "bad: $r"; done\'')).toBe('')
+      expect(
+        await sshOk(
+          h,
+          'sudo -n sh -c \'grep -v "^#" /etc/usbguard/rules.conf | while read -r r; do usbguard-rule-parser "$r" >/dev/null || echo "bad: $r"; done\'',
+        ),
+      ).toBe('')
       expect(await sshOk(h, 'systemctl is-active usbguard || true')).toBe('inactive\n')
       expect(await sshOk(h, 'systemctl --failed --no-legend --plain')).toBe('')
     }
@@ -143,7 +164,9 @@ describe.skipIf(!labIsUp())('hardening', () => {
   test('an sshd config that would lock the operator out: the fresh connection fails, the host reverts on its own', async () => {
     // A group deploy is not in: the drop-in is valid (sshd -t passes), but no new login of deploy would work.
     const lockout = variant('sshd-lockout', (t) =>
-      t.replace('\nhosts:\n', '\nhardening:\n  allow_groups: [sshadmins]\n  revert_after: 30\n\nhosts:\n').replace('  sudo: true', '  sudo: true\n  connect_timeout: 4'),
+      t
+        .replace('\nhosts:\n', '\nhardening:\n  allow_groups: [sshadmins]\n  revert_after: 30\n\nhosts:\n')
+        .replace('  sudo: true', '  sudo: true\n  connect_timeout: 4'),
     )
     const t0 = Date.now()
     const r = foobar(['provision', '-i', lockout, '--limit', 'web2', '--yes'])
@@ -154,7 +177,9 @@ describe.skipIf(!labIsUp())('hardening', () => {
     expect((await ssh('web2', 'true')).code).toBe(255)
     // ... until the host's own timer puts the previous drop-in back and reloads sshd.
     const waited = await waitFor('deploy can log in to web2 again', async () => (await ssh('web2', 'true')).code === 0, 90_000)
-    console.log(`sshd lockout reverted by the host ${((Date.now() - t0) / 1000).toFixed(0)} s after the provision started (waited ${(waited / 1000).toFixed(0)} s)`)
+    console.log(
+      `sshd lockout reverted by the host ${((Date.now() - t0) / 1000).toFixed(0)} s after the provision started (waited ${(waited / 1000).toFixed(0)} s)`,
+    )
     expect(await sshOk('web2', 'sudo -n grep -c AllowGroups /etc/ssh/sshd_config.d/50-foobar.conf || true')).toBe('0\n')
     // The interrupted guarded reload is finished by the next run (guarded again), then nothing is left to do.
     const again = foobar(['provision', '-i', LAB_INVENTORY, '--limit', 'web2', '--yes'])

@@ -13,7 +13,10 @@ import type {DesiredFile} from '../../src/engine/contract.js'
 import {BACKUP_DIR, restoreScript, writeFileScript} from '../../src/engine/apply.js'
 
 const IS_ROOT = process.getuid?.() === 0
-if (!IS_ROOT) console.warn('apply-write.test.ts: not root, writeFileScript tests skipped (they chown to root:root and write under /var/lib/foobar/backup)')
+if (!IS_ROOT)
+  console.warn(
+    'apply-write.test.ts: not root, writeFileScript tests skipped (they chown to root:root and write under /var/lib/foobar/backup)',
+  )
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-apply-'))
 const BACKUP_ROOT = join(BACKUP_DIR, TMP)
 // Directories above our backups that did not exist before: removed again if we leave them empty.
@@ -24,7 +27,9 @@ afterAll(() => {
   for (const d of [...new Set(created)].sort((a, b) => b.length - a.length)) {
     try {
       rmdirSync(d)
-    } catch {}
+    } catch {
+      // not empty: left for the assertion that follows
+    }
   }
 })
 
@@ -34,7 +39,8 @@ function ancestors(p: string): string[] {
   return out
 }
 
-const run = (script: string, stdin = '') => spawnSync('/bin/sh', ['-c', script], {input: stdin, encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}})
+const run = (script: string, stdin = '') =>
+  spawnSync('/bin/sh', ['-c', script], {input: stdin, encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}})
 const mode = (p: string) => statSync(p).mode & 0o7777
 const backupOf = (p: string) => `${BACKUP_DIR}${p}`
 
@@ -43,7 +49,14 @@ let path = ''
 beforeEach(() => {
   path = join(TMP, `conf.d-${++n}`, 'site.conf')
 })
-const desired = (content: string, extra: Partial<DesiredFile> = {}): DesiredFile => ({path, content, mode: 0o640, owner: 'root', group: 'root', ...extra})
+const desired = (content: string, extra: Partial<DesiredFile> = {}): DesiredFile => ({
+  path,
+  content,
+  mode: 0o640,
+  owner: 'root',
+  group: 'root',
+  ...extra,
+})
 /** Runs the script for `f` with its content on stdin, as provision does. */
 const write = (f: DesiredFile) => run(writeFileScript(f), f.content)
 /** No temp file (`.<name>.foobar-<12 hex>`) left beside the target. */
@@ -74,7 +87,7 @@ describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
     expect(strays()).toEqual([])
   })
 
-  test('a candidate validator that fails: the old file untouched, no temp file, the checker\'s output reported', () => {
+  test("a candidate validator that fails: the old file untouched, no temp file, the checker's output reported", () => {
     write(desired('good\n', {mode: 0o644}))
     const r = write(desired('bad\n', {validate: {mode: 'candidate', command: "sh -c 'echo checker says no; exit 1' {}"}}))
     expect(r.status).toBe(3)
@@ -126,8 +139,16 @@ describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
   })
 
   test('no fixed-name file in /tmp is written (a local user could plant a symlink there)', () => {
-    const f = (validate: DesiredFile['validate']): DesiredFile => ({path: '/etc/nginx/conf.d/foobar.conf', content: '', mode: 0o644, owner: 'root', group: 'root', validate})
-    const script = writeFileScript(f({mode: 'candidate', command: 'nginx -t -c {}'})) + writeFileScript(f({mode: 'config', command: 'nginx -t'}))
+    const f = (validate: DesiredFile['validate']): DesiredFile => ({
+      path: '/etc/nginx/conf.d/foobar.conf',
+      content: '',
+      mode: 0o644,
+      owner: 'root',
+      group: 'root',
+      validate,
+    })
+    const script =
+      writeFileScript(f({mode: 'candidate', command: 'nginx -t -c {}'})) + writeFileScript(f({mode: 'config', command: 'nginx -t'}))
     expect(script).not.toMatch(/\/tmp\b/)
   })
 
@@ -151,4 +172,3 @@ describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
     expect(readFileSync(path, 'utf8')).toBe('from an earlier run\n')
   })
 })
-

@@ -130,7 +130,7 @@ async function expectRejected(text: string, field: string, line: number, mention
 describe.concurrent('the base inventory is valid (control)', () => {
   test('renders files for every host, so "nothing written" below means something', async () => {
     const {file, out} = scratch(BASE)
-      const run = await runCli(['render', '-i', file, '--out', out])
+    const run = await runCli(['render', '-i', file, '--out', out])
     expect(run.status, run.stderr).toBe(0)
     expect(readdirSync(out).sort()).toEqual(['lb1', 'web1', 'web2'])
   })
@@ -190,13 +190,24 @@ describe.concurrent('structural problems: exit 2, field and line named, nothing 
   })
 
   test('an LB with no web backends', async () => {
-    const text = edit(['    address: 203.0.113.11\n    roles: [web, db]', '    address: 203.0.113.11\n    roles: [db]'], ['    address: 203.0.113.12\n    roles: [web, db]', '    address: 203.0.113.12\n    roles: [db]'])
+    const text = edit(
+      ['    address: 203.0.113.11\n    roles: [web, db]', '    address: 203.0.113.11\n    roles: [db]'],
+      ['    address: 203.0.113.12\n    roles: [web, db]', '    address: 203.0.113.12\n    roles: [db]'],
+    )
     await expectRejected(text, 'hosts[0].roles', lineOf(text, 'roles: [lb]'), 'needs web backends')
   })
 
   test('hosts with different certificate sources (tls.source is one for the inventory)', async () => {
-    const text = edit(['    address: 203.0.113.12\n    roles: [web, db]\n', '    address: 203.0.113.12\n    roles: [web, db]\n    tls: {source: {type: self-signed}}\n'])
-    const run = await expectRejected(text, 'hosts[2].tls.source', lineOf(text, 'type: self-signed'), "web2's certificate source is self-signed (set on the host)")
+    const text = edit([
+      '    address: 203.0.113.12\n    roles: [web, db]\n',
+      '    address: 203.0.113.12\n    roles: [web, db]\n    tls: {source: {type: self-signed}}\n',
+    ])
+    const run = await expectRejected(
+      text,
+      'hosts[2].tls.source',
+      lineOf(text, 'type: self-signed'),
+      "web2's certificate source is self-signed (set on the host)",
+    )
     expect(run.stderr).toContain("lb1's is acme (from the top level)")
   })
 })
@@ -235,15 +246,45 @@ const FIELDS: Field[] = [
   {field: 'ssh.known_hosts', path: ['ssh', 'known_hosts'], from: 'known_hosts: ~/.ssh/known_hosts', to: (q) => `known_hosts: ${q}`},
   {field: 'ssh.jump_host', path: ['ssh', 'jump_host'], from: 'jump_host: deploy@bastion.foobar.com:22', to: (q) => `jump_host: ${q}`},
   {field: 'apt.proxy', path: ['apt', 'proxy'], from: 'proxy: http://10.0.0.1:3142', to: (q) => `proxy: ${q}`},
-  {field: 'firewall.extra_ports.web[0].comment', path: ['firewall', 'extra_ports', 'web', 0, 'comment'], from: 'comment: admin api', to: (q) => `comment: ${q}`},
-  {field: 'firewall.admin_cidrs[0]', path: ['firewall', 'admin_cidrs', 0], from: 'admin_cidrs: [198.51.100.0/24]', to: (q) => `admin_cidrs: [${q}]`},
-  {field: 'tls.source.directory', path: ['tls', 'source', 'directory'], from: 'directory: https://acme-v02.api.letsencrypt.org/directory', to: (q) => `directory: ${q}`},
+  {
+    field: 'firewall.extra_ports.web[0].comment',
+    path: ['firewall', 'extra_ports', 'web', 0, 'comment'],
+    from: 'comment: admin api',
+    to: (q) => `comment: ${q}`,
+  },
+  {
+    field: 'firewall.admin_cidrs[0]',
+    path: ['firewall', 'admin_cidrs', 0],
+    from: 'admin_cidrs: [198.51.100.0/24]',
+    to: (q) => `admin_cidrs: [${q}]`,
+  },
+  {
+    field: 'tls.source.directory',
+    path: ['tls', 'source', 'directory'],
+    from: 'directory: https://acme-v02.api.letsencrypt.org/directory',
+    to: (q) => `directory: ${q}`,
+  },
   {field: 'tls.source.email', path: ['tls', 'source', 'email'], from: 'email: certs@foobar.com', to: (q) => `email: ${q}`},
   {field: 'tls.source.dns_hook', path: ['tls', 'source', 'dns_hook'], from: 'dns_hook: hooks/dns.sh', to: (q) => `dns_hook: ${q}`},
   {field: 'lb.health_check', path: ['lb', 'health_check'], from: 'health_check: /healthz', to: (q) => `health_check: ${q}`},
-  {field: 'mysql.replication_user', path: ['mysql', 'replication_user'], from: 'replication_user: repl', to: (q) => `replication_user: ${q}`},
-  {field: 'mysql.replication_password.env', path: ['mysql', 'replication_password', 'env'], from: '{env: FOOBAR_REPL_PASSWORD}', to: (q) => `{env: ${q}}`},
-  {field: 'mysql.monitor_password.file', path: ['mysql', 'monitor_password', 'file'], from: '{file: secrets/monitor}', to: (q) => `{file: ${q}}`},
+  {
+    field: 'mysql.replication_user',
+    path: ['mysql', 'replication_user'],
+    from: 'replication_user: repl',
+    to: (q) => `replication_user: ${q}`,
+  },
+  {
+    field: 'mysql.replication_password.env',
+    path: ['mysql', 'replication_password', 'env'],
+    from: '{env: FOOBAR_REPL_PASSWORD}',
+    to: (q) => `{env: ${q}}`,
+  },
+  {
+    field: 'mysql.monitor_password.file',
+    path: ['mysql', 'monitor_password', 'file'],
+    from: '{file: secrets/monitor}',
+    to: (q) => `{file: ${q}}`,
+  },
   {field: 'hosts[0].name', path: ['hosts', 0, 'name'], from: '- name: lb1', to: (q) => `- name: ${q}`},
   {field: 'hosts[0].address', path: ['hosts', 0, 'address'], from: 'address: 203.0.113.10', to: (q) => `address: ${q}`},
 ]
@@ -313,7 +354,11 @@ describe('hostile values in-process: every payload in every field is rejected at
 
 describe.concurrent('inventory check --json', () => {
   test('a bad file exits 2 with a JSON body listing every problem', async () => {
-    const text = edit(['domain: www.foobar.com', `domain: ${JSON.stringify(PAYLOADS.semicolon)}`], ['  port: 22\n', '  port: 0\n'], ['    roles: [lb]', '    roles: [lb, cache]'])
+    const text = edit(
+      ['domain: www.foobar.com', `domain: ${JSON.stringify(PAYLOADS.semicolon)}`],
+      ['  port: 22\n', '  port: 0\n'],
+      ['    roles: [lb]', '    roles: [lb, cache]'],
+    )
     const {file} = scratch(text)
     const run = await runCli(['inventory', 'check', '-i', file, '--json'])
     expect(run.status).toBe(2)
@@ -323,9 +368,13 @@ describe.concurrent('inventory check --json', () => {
     expect(body.error.name).toBe('InventoryError')
     expect(body.error.message).toContain('3 problems')
     expect(body.error.details).toHaveLength(3)
-    expect(body.error.details).toContainEqual(expect.stringMatching(new RegExp(`^${escapeRe(file)}:2:\\d+: site\\.domain: .*include /etc/passwd`)))
+    expect(body.error.details).toContainEqual(
+      expect.stringMatching(new RegExp(`^${escapeRe(file)}:2:\\d+: site\\.domain: .*include /etc/passwd`)),
+    )
     expect(body.error.details).toContainEqual(expect.stringMatching(new RegExp(`^${escapeRe(file)}:7:\\d+: ssh\\.port: `)))
-    expect(body.error.details).toContainEqual(expect.stringMatching(new RegExp(`^${escapeRe(file)}:${lineOf(text, 'cache')}:\\d+: hosts\\[0\\]\\.roles\\[1\\]: `)))
+    expect(body.error.details).toContainEqual(
+      expect.stringMatching(new RegExp(`^${escapeRe(file)}:${lineOf(text, 'cache')}:\\d+: hosts\\[0\\]\\.roles\\[1\\]: `)),
+    )
   })
 
   test('a good file exits 0 with valid: true', async () => {

@@ -10,7 +10,7 @@ import {spawnSync, type SpawnSyncReturns} from 'node:child_process'
 import {accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, test, type TestContext} from 'vitest'
+import {afterAll, describe, expect, test, type TestContext} from 'vitest'
 import {IPTABLES_V4_FILE, IPTABLES_V6_FILE, UFW_RULES_FILE} from '../../src/components/firewall/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
@@ -66,7 +66,11 @@ function run(cmd: string, args: string[], input?: string): SpawnSyncReturns<stri
  * Rendered files for both examples (ufw and iptables variants), with the absolute paths they reference on a host
  * moved into the temp dir: TLS material generated here, the HAProxy stats socket.
  */
-const RENDERED = EXAMPLES.map((name) => ({name, ufw: renderAll(loadExample(name)), iptables: renderAll(loadExample(name, iptablesVariant))}))
+const RENDERED = EXAMPLES.map((name) => ({
+  name,
+  ufw: renderAll(loadExample(name)),
+  iptables: renderAll(loadExample(name, iptablesVariant)),
+}))
 const TLS_DIR = join(TMP, 'tls')
 
 function localise(content: string): string {
@@ -85,10 +89,55 @@ function makeTls(ctx: TestContext): void {
     if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.output2}`)
   }
   const p = (name: string) => join(TLS_DIR, name)
-  o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p('ca.key'), '-out', p('backend-ca.pem'), '-days', '2', '-subj', '/CN=foobar test CA')
-  o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p('site.key'), '-out', p('site.csr'), '-subj', '/CN=www.foobar.com')
+  o(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('backend-ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=foobar test CA',
+  )
+  o(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    p('site.key'),
+    '-out',
+    p('site.csr'),
+    '-subj',
+    '/CN=www.foobar.com',
+  )
   writeFileSync(p('san.ext'), 'subjectAltName=DNS:www.foobar.com,DNS:foobar.com,DNS:www.foobar.test,DNS:foobar.test\n')
-  o('x509', '-req', '-in', p('site.csr'), '-CA', p('backend-ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('san.ext'), '-out', p('site.crt'))
+  o(
+    'x509',
+    '-req',
+    '-in',
+    p('site.csr'),
+    '-CA',
+    p('backend-ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    p('san.ext'),
+    '-out',
+    p('site.crt'),
+  )
   writeFileSync(p('site.pem'), readFileSync(p('site.crt'), 'utf8') + readFileSync(p('site.key'), 'utf8'))
   writeFileSync(p('db-ca.pem'), readFileSync(p('backend-ca.pem'), 'utf8'))
   writeFileSync(p('db.crt'), readFileSync(p('site.crt'), 'utf8'))
@@ -109,8 +158,19 @@ const scratch = (label: string) => {
 function nginxCheck(nginx: string, site: string): SpawnSyncReturns<string> & {output2: string} {
   const dir = scratch('nginx')
   writeFileSync(join(dir, 'foobar.conf'), site)
-  writeFileSync(join(dir, 'nginx.conf'), `events {}\nhttp {\n    include /etc/nginx/mime.types;\n    include ${join(dir, 'foobar.conf')};\n}\n`)
-  return run(nginx, ['-t', '-c', join(dir, 'nginx.conf'), '-p', `${dir}/`, '-g', `pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`])
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `events {}\nhttp {\n    include /etc/nginx/mime.types;\n    include ${join(dir, 'foobar.conf')};\n}\n`,
+  )
+  return run(nginx, [
+    '-t',
+    '-c',
+    join(dir, 'nginx.conf'),
+    '-p',
+    `${dir}/`,
+    '-g',
+    `pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`,
+  ])
 }
 
 describe('nginx -t', () => {
@@ -216,7 +276,10 @@ describe('iptables-restore --test / ip6tables-restore --test (in a throwaway net
     for (const host of ['lb1', 'web1', 'web2']) {
       test(`${name}: ${host} rules.v4 and rules.v6`, (ctx) => {
         const tools = ensureNetns(ctx)
-        for (const [binary, path] of [['iptables-restore', IPTABLES_V4_FILE], ['ip6tables-restore', IPTABLES_V6_FILE]] as const) {
+        for (const [binary, path] of [
+          ['iptables-restore', IPTABLES_V4_FILE],
+          ['ip6tables-restore', IPTABLES_V6_FILE],
+        ] as const) {
           const rules = fileOf(iptables, host, path)
           expect(rules).toContain('*filter')
           const r = restoreTest(tools, binary, rules)
@@ -233,7 +296,11 @@ describe('iptables-restore --test / ip6tables-restore --test (in a throwaway net
     expect(badPort.status).not.toBe(0)
     expect(badPort.output2).toMatch(/70000/)
     const v6 = fileOf(RENDERED[0]!.iptables, 'lb1', IPTABLES_V6_FILE)
-    const badSource = restoreTest(tools, 'ip6tables-restore', v6.replace('-A INPUT -p tcp -m tcp --dport 443', '-A INPUT -s 203.0.113.10/32 -p tcp -m tcp --dport 443'))
+    const badSource = restoreTest(
+      tools,
+      'ip6tables-restore',
+      v6.replace('-A INPUT -p tcp -m tcp --dport 443', '-A INPUT -s 203.0.113.10/32 -p tcp -m tcp --dport 443'),
+    )
     expect(badSource.status).not.toBe(0)
   })
 })
@@ -246,7 +313,7 @@ function mariadbCheck(mariadbd: string, cnf: string): SpawnSyncReturns<string> &
   return run(mariadbd, [`--defaults-file=${file}`, '--help', '--verbose'])
 }
 
-describe('mariadbd --help --verbose (the server\'s own option check)', () => {
+describe("mariadbd --help --verbose (the server's own option check)", () => {
   const CNF = '/etc/mysql/mariadb.conf.d/60-foobar.cnf'
   for (const {name, ufw} of RENDERED) {
     for (const host of ['web1', 'web2']) {

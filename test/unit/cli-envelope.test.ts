@@ -26,7 +26,11 @@ interface Run {
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {cwd: ROOT, env: {...process.env, FOOBAR_INVENTORY: '', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: {...process.env, FOOBAR_INVENTORY: '', ...env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -86,7 +90,9 @@ describe.concurrent('the --json envelope', () => {
     expect(body.result).toBeNull()
     expect(body.error!.name).toBe('InventoryError')
     expect(body.error!.message).toContain('1 problem')
-    expect(body.error!.details).toEqual([expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: ssh\\.port: `))])
+    expect(body.error!.details).toEqual([
+      expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: ssh\\.port: `)),
+    ])
     expect(body.error!.suggestions!.length).toBeGreaterThan(0)
   })
 
@@ -208,7 +214,9 @@ describe('cert schedule (src/components/tls/schedule.ts)', () => {
     const args = ['cert', 'schedule', '-i', INVENTORY, '--cron-dir', cronDir, '--json']
     expect(envelope(await cli(args), 0).result).toMatchObject({action: 'installed', files: [join(cronDir, 'foobar-cert-renew-foobar')]})
     const entry = readFileSync(join(cronDir, 'foobar-cert-renew-foobar'), 'utf8')
-    expect(entry).toMatch(/^17 3,15 \* \* \* root \S+ '?\/\S*bin\/run\.js'? cert renew -i '?\/\S*inventories\/foobar\.yml'? --random-delay 3600$/m)
+    expect(entry).toMatch(
+      /^17 3,15 \* \* \* root \S+ '?\/\S*bin\/run\.js'? cert renew -i '?\/\S*inventories\/foobar\.yml'? --random-delay 3600$/m,
+    )
     expect(envelope(await cli(args), 0).result.action).toBe('unchanged')
     expect(envelope(await cli([...args, '--remove']), 0).result.action).toBe('removed')
     expect(readdirSync(cronDir)).toEqual([])
@@ -219,9 +227,20 @@ describe('cert schedule (src/components/tls/schedule.ts)', () => {
     const unitDir = mkdtempSync(join(TMP, 'units-'))
     const calls: string[] = []
     const systemctl = (args: string[]) => void calls.push(args.join(' '))
-    const plan = schedulePlan({inventoryFile: '/srv/inv/prod.yml', domain: 'www.example.com', systemd: true, cronDir: '/unused', unitDir, node: '/usr/bin/node', bin: '/opt/foobar/bin/run.js'})
+    const plan = schedulePlan({
+      inventoryFile: '/srv/inv/prod.yml',
+      domain: 'www.example.com',
+      systemd: true,
+      cronDir: '/unused',
+      unitDir,
+      node: '/usr/bin/node',
+      bin: '/opt/foobar/bin/run.js',
+    })
     expect(plan.command).toBe('/usr/bin/node /opt/foobar/bin/run.js cert renew -i /srv/inv/prod.yml')
-    expect(Object.keys(plan.files)).toEqual([join(unitDir, 'foobar-cert-renew-prod.service'), join(unitDir, 'foobar-cert-renew-prod.timer')])
+    expect(Object.keys(plan.files)).toEqual([
+      join(unitDir, 'foobar-cert-renew-prod.service'),
+      join(unitDir, 'foobar-cert-renew-prod.timer'),
+    ])
     expect(plan.files[join(unitDir, 'foobar-cert-renew-prod.service')]).toContain(`ExecStart=${plan.command}\n`)
     expect(plan.files[join(unitDir, 'foobar-cert-renew-prod.timer')]).toContain('RandomizedDelaySec=3600')
     expect(installSchedule(plan, systemctl).action).toBe('installed')
@@ -233,7 +252,9 @@ describe('cert schedule (src/components/tls/schedule.ts)', () => {
   })
 
   test('a path cron would misread is refused', () => {
-    expect(() => schedulePlan({inventoryFile: '/srv/50%.yml', domain: 'x', systemd: false, cronDir: '/c', unitDir: '/u'})).toThrow(/cron treats specially/)
+    expect(() => schedulePlan({inventoryFile: '/srv/50%.yml', domain: 'x', systemd: false, cronDir: '/c', unitDir: '/u'})).toThrow(
+      /cron treats specially/,
+    )
   })
 })
 

@@ -65,6 +65,10 @@ describe('Connection: commands on one connection', () => {
     await expect(conn.run('echo never')).rejects.toThrow(/Channel open failure/)
     expect(calls).toBe(1 + 8)
     // Both slots are free again.
-    expect((await Promise.all([conn.run('echo x'), conn.run('echo y'), conn.run('echo z')])).map((r) => r.stdout)).toEqual(['ok', 'ok', 'ok'])
+    expect((await Promise.all([conn.run('echo x'), conn.run('echo y'), conn.run('echo z')])).map((r) => r.stdout)).toEqual([
+      'ok',
+      'ok',
+      'ok',
+    ])
   })
 })

@@ -47,7 +47,11 @@ describe('unifiedDiff', () => {
     ['two changes 7 lines apart: two hunks', lines(30), lines(30).replace('line 10\n', 'ten\n').replace('line 18\n', 'eighteen\n')],
     ['create from empty', '', lines(3)],
     ['remove everything', lines(3), ''],
-    ['a realistic config edit', 'global\n  maxconn 2000\n  log stdout\n\ndefaults\n  mode http\n  timeout connect 5s\n', 'global\n  maxconn 4000\n  log stdout\n\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n'],
+    [
+      'a realistic config edit',
+      'global\n  maxconn 2000\n  log stdout\n\ndefaults\n  mode http\n  timeout connect 5s\n',
+      'global\n  maxconn 4000\n  log stdout\n\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n',
+    ],
   ]
   test.each(CASES)('same hunks and +/- lines as diff -u: %s', (_name, before, after) => {
     expect(ourHunks(before, after)).toEqual(gnuHunks(before, after))

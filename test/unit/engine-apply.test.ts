@@ -24,7 +24,12 @@ function setUp(inv: Inventory) {
   const fleet = fakeFleet(inv)
   fleets.push(fleet)
   const run = (names: string[], apply: boolean, extra: Partial<RunOptions> = {}) =>
-    runPlan(STACK, inv, inv.hosts.filter((h) => names.includes(h.name)), {transport: fleet.transport, apply, concurrency: 4, material: TEST_MATERIAL, health: FAST_HEALTH, ...extra})
+    runPlan(
+      STACK,
+      inv,
+      inv.hosts.filter((h) => names.includes(h.name)),
+      {transport: fleet.transport, apply, concurrency: 4, material: TEST_MATERIAL, health: FAST_HEALTH, ...extra},
+    )
   return {fleet, run}
 }
 
@@ -143,7 +148,9 @@ describe('provisioning a bare host', () => {
     expect(again.hosts).toMatchObject([{host: 'web1', status: 'unchanged', changes: []}])
     expect(web1.journal().length).toBe(journal)
     // Connecting and one facts script: nothing else.
-    expect(web1.log.slice(before).map((c) => c.script.split('\n')[0])).toEqual(['echo "@@os $( . /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID")"'])
+    expect(web1.log.slice(before).map((c) => c.script.split('\n')[0])).toEqual([
+      'echo "@@os $( . /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID")"',
+    ])
   })
 })
 
@@ -160,7 +167,15 @@ describe('a guarded step whose fresh connection fails', () => {
     const fleet = (await template).clone()
     fleets.push(fleet)
     const run = async (apply: boolean) =>
-      (await runPlan(STACK, inv, [inv.hosts[1]!], {transport: fleet.transport, apply, concurrency: 1, material: TEST_MATERIAL, health: FAST_HEALTH})).hosts[0]!
+      (
+        await runPlan(STACK, inv, [inv.hosts[1]!], {
+          transport: fleet.transport,
+          apply,
+          concurrency: 1,
+          material: TEST_MATERIAL,
+          health: FAST_HEALTH,
+        })
+      ).hosts[0]!
     return {web1: fleet.hosts.web1!, run}
   }
 

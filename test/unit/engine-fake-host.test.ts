@@ -22,7 +22,10 @@ const fake = (o?: ConstructorParameters<typeof FakeHost>[1]) => {
 describe('the fake host', () => {
   test("absolute paths land in the host's root, and its answers name the host's paths", async () => {
     const h = fake()
-    const r = await h.run('mkdir -p /etc/foobar-fake-test && echo hi > /etc/foobar-fake-test/x && cat /etc/foobar-fake-test/x && ls -d /etc/foobar-fake-test /nonexistent-dir', {check: false})
+    const r = await h.run(
+      'mkdir -p /etc/foobar-fake-test && echo hi > /etc/foobar-fake-test/x && cat /etc/foobar-fake-test/x && ls -d /etc/foobar-fake-test /nonexistent-dir',
+      {check: false},
+    )
     expect(r.stdout).toBe('hi\n/etc/foobar-fake-test\n')
     expect(r.stderr).toContain('/nonexistent-dir')
     expect(r.stderr).not.toContain(h.root)

@@ -33,9 +33,16 @@ async function converged() {
   return {web1: fleet.hosts.web1!, run}
 }
 
-const options = (fleet: FakeFleet, apply: boolean): RunOptions => ({transport: fleet.transport, apply, concurrency: 1, material: TEST_MATERIAL, health: FAST_HEALTH})
+const options = (fleet: FakeFleet, apply: boolean): RunOptions => ({
+  transport: fleet.transport,
+  apply,
+  concurrency: 1,
+  material: TEST_MATERIAL,
+  health: FAST_HEALTH,
+})
 /** The engine's atomic write of `path` (writeFileScript). */
-const writes = (path: string) => (c: Command) => c.script.startsWith('set -e\numask 022;') && c.script.split('\n').some((l) => /^mv -f \S+ (\S+)$/.exec(l)?.[1] === path)
+const writes = (path: string) => (c: Command) =>
+  c.script.startsWith('set -e\numask 022;') && c.script.split('\n').some((l) => /^mv -fT? \S+ (\S+)$/.exec(l)?.[1] === path)
 
 describe('a run cut off after it wrote a file', () => {
   test('the reloads are recorded on the host as a set, the next runs do them, and the record is gone after a run that finishes', async () => {
@@ -54,7 +61,12 @@ describe('a run cut off after it wrote a file', () => {
     expect(web1.file(APP)).toBe(app)
     expect(web1.file(PENDING_FILE)).toBe('foobar-app\nnginx\n')
     // Nothing was restarted or reloaded before the connection dropped.
-    expect(web1.journal().slice(j0).filter((l) => l.startsWith('systemctl'))).toEqual([])
+    expect(
+      web1
+        .journal()
+        .slice(j0)
+        .filter((l) => l.startsWith('systemctl')),
+    ).toEqual([])
 
     // 2. The files are right now, but the plan still restarts the app and reloads nginx.
     const plan = await run(false)
@@ -73,7 +85,12 @@ describe('a run cut off after it wrote a file', () => {
     // 4. A run that gets through: both done, the record removed, nothing left to do.
     const before = web1.journal().length
     expect(await run(true)).toMatchObject({status: 'changed'})
-    expect(web1.journal().slice(before).filter((l) => l.startsWith('systemctl'))).toEqual(['systemctl restart foobar-app', 'systemctl reload nginx'])
+    expect(
+      web1
+        .journal()
+        .slice(before)
+        .filter((l) => l.startsWith('systemctl')),
+    ).toEqual(['systemctl restart foobar-app', 'systemctl reload nginx'])
     expect(web1.exists(PENDING_FILE)).toBe(false)
     expect(await run(false)).toMatchObject({status: 'unchanged', changes: []})
   })
@@ -89,7 +106,15 @@ describe('a run cut off after it wrote a file', () => {
 
     const plan = await run(false)
     expect(plan.changes).toEqual([
-      expect.objectContaining({kind: 'live', component: 'hardening', action: expect.objectContaining({kind: 'sshd', guarded: true, summary: `reload ssh, confirmed by a fresh SSH connection (${PENDING})`})}),
+      expect.objectContaining({
+        kind: 'live',
+        component: 'hardening',
+        action: expect.objectContaining({
+          kind: 'sshd',
+          guarded: true,
+          summary: `reload ssh, confirmed by a fresh SSH connection (${PENDING})`,
+        }),
+      }),
     ])
 
     const before = web1.journal().length

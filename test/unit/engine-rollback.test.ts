@@ -19,7 +19,13 @@ const fleets: FakeFleet[] = []
 afterAll(() => fleets.forEach((f) => f.cleanup()))
 
 const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'], {lean: true})
-const options = (fleet: FakeFleet, apply: boolean): RunOptions => ({transport: fleet.transport, apply, concurrency: 2, material: TEST_MATERIAL, health: FAST_HEALTH})
+const options = (fleet: FakeFleet, apply: boolean): RunOptions => ({
+  transport: fleet.transport,
+  apply,
+  concurrency: 2,
+  material: TEST_MATERIAL,
+  health: FAST_HEALTH,
+})
 /** lb1 and web1 provisioned once; each test gets a copy of them. */
 let template: Promise<FakeFleet> | undefined
 
@@ -34,7 +40,14 @@ async function converged(name: 'lb1' | 'web1') {
   const fleet = (await template).clone()
   fleets.push(fleet)
   const run = async (apply: boolean, extra: Partial<RunOptions> = {}) =>
-    (await runPlan(STACK, inv, inv.hosts.filter((h) => h.name === name), {...options(fleet, apply), ...extra})).hosts[0]!
+    (
+      await runPlan(
+        STACK,
+        inv,
+        inv.hosts.filter((h) => h.name === name),
+        {...options(fleet, apply), ...extra},
+      )
+    ).hosts[0]!
   return {host: fleet.hosts[name]!, run}
 }
 
@@ -76,7 +89,8 @@ describe('a checker that rejects the candidate file (haproxy -c)', () => {
 })
 
 describe('a checker that reads the whole config (nginx -t)', () => {
-  const emerg = 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/conf.d/foobar.conf:3\nnginx: configuration file /etc/nginx/nginx.conf test failed'
+  const emerg =
+    'nginx: [emerg] unknown directive "bogus" in /etc/nginx/conf.d/foobar.conf:3\nnginx: configuration file /etc/nginx/nginx.conf test failed'
 
   test('the previous file is put back and nginx keeps running on it', async () => {
     const {host: web1, run} = await converged('web1')
@@ -111,9 +125,8 @@ describe('a checker that reads the whole config (nginx -t)', () => {
 })
 
 describe('a directory where a file belongs', () => {
-  // BUG (src/engine/apply.ts, writeFileScript: `mv -f ${tmp} ${p}`): mv moves the new file *into* the directory and
-  // exits 0, so the run reports the file written while the daemon never sees it, and every later plan shows the
-  // same change again. (`mv -fT` would fail instead, naming the path.)
+  // Found by this test: a plain `mv -f` moved the new file *into* the directory and exited 0, so the run reported
+  // the file written while the daemon never saw it. writeFileScript uses `mv -fT`, which fails and names the path.
   test('is not reported as written: replaced, or a failure that names it; no file is moved inside it', async () => {
     const {host: web1, run} = await converged('web1')
     web1.remove(NGINX_SITE)
@@ -139,13 +152,19 @@ describe('the health gate', () => {
     let r: Awaited<ReturnType<typeof run>> | undefined
     const journal = await journalOf(web1, async () => (r = await run(true)))
     expect(r).toMatchObject({host: 'web1', status: 'failed'})
-    expect(r!.error).toBe('web1: nginx unhealthy after the change (health check failed: curl: (22) The requested URL returned error: 502); previous config restored')
+    expect(r!.error).toBe(
+      'web1: nginx unhealthy after the change (health check failed: curl: (22) The requested URL returned error: 502); previous config restored',
+    )
     expect(web1.file(APP)).toBe(editedApp)
     expect(web1.file(NGINX_SITE)).toBe(editedSite)
     expect(strayTempFiles(web1)).toEqual([])
     // The app came up on its new file; nginx was reloaded with the new site, then again with the restored one.
     // Nothing after it ran: no live step, no guarded step.
-    expect(journal.filter((l) => /^(systemctl|systemd-run|sysctl|ufw)/.test(l))).toEqual(['systemctl restart foobar-app', 'systemctl reload nginx', 'systemctl reload nginx'])
+    expect(journal.filter((l) => /^(systemctl|systemd-run|sysctl|ufw)/.test(l))).toEqual([
+      'systemctl restart foobar-app',
+      'systemctl reload nginx',
+      'systemctl reload nginx',
+    ])
     // The reloads stay recorded: the next run restarts the app on whatever it writes.
     expect(web1.file(PENDING_FILE)).toBe('foobar-app\nnginx\n')
   })
@@ -156,7 +175,11 @@ describe('the health gate', () => {
     web1.put(APP, editedApp)
     web1.fail('unit-foobar-app')
     const r = await run(true)
-    expect(r).toMatchObject({host: 'web1', status: 'failed', error: 'web1: foobar-app unhealthy after the change (foobar-app is failed); previous config restored'})
+    expect(r).toMatchObject({
+      host: 'web1',
+      status: 'failed',
+      error: 'web1: foobar-app unhealthy after the change (foobar-app is failed); previous config restored',
+    })
     expect(web1.file(APP)).toBe(editedApp)
     // Healed, the next run converges it.
     web1.heal('unit-foobar-app')

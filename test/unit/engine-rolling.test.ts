@@ -42,7 +42,13 @@ async function serving() {
   return {fleet, lb1, provision}
 }
 
-const options = (fleet: FakeFleet): RunOptions => ({transport: fleet.transport, apply: true, concurrency: 4, material: TEST_MATERIAL, health: FAST_HEALTH})
+const options = (fleet: FakeFleet): RunOptions => ({
+  transport: fleet.transport,
+  apply: true,
+  concurrency: 4,
+  material: TEST_MATERIAL,
+  health: FAST_HEALTH,
+})
 
 /** What drains, changes and enables, across hosts, in the order it happened. */
 function rollEvents(fleet: FakeFleet): string[] {
@@ -59,11 +65,22 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
     const {fleet, lb1, provision} = await serving()
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
     const r = await provision()
-    expect(Object.values(r).map((h) => [h.host, h.status])).toEqual([['lb1', 'unchanged'], ['web1', 'changed'], ['web2', 'changed'], ['web3', 'changed']])
+    expect(Object.values(r).map((h) => [h.host, h.status])).toEqual([
+      ['lb1', 'unchanged'],
+      ['web1', 'changed'],
+      ['web2', 'changed'],
+      ['web3', 'changed'],
+    ])
     expect(rollEvents(fleet)).toEqual([
-      'drain web1', 'reload nginx on web1', 'ready web1',
-      'drain web2', 'reload nginx on web2', 'ready web2',
-      'drain web3', 'reload nginx on web3', 'ready web3',
+      'drain web1',
+      'reload nginx on web1',
+      'ready web1',
+      'drain web2',
+      'reload nginx on web2',
+      'ready web2',
+      'drain web3',
+      'reload nginx on web3',
+      'ready web3',
     ])
     for (const w of WEBS) expect(lb1.haproxyAdminState(w)).toBe(0)
     expect(lb1.ls(DRAINED)).toEqual([])
@@ -72,17 +89,26 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
   test('a server that fails its health gate stays drained and stops the roll; the ones done are back in rotation', async () => {
     const {fleet, lb1, provision} = await serving()
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
-    const broken = fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, () => ({code: 22, stderr: 'curl: (22) The requested URL returned error: 502\n'}))
+    const broken = fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, () => ({
+      code: 22,
+      stderr: 'curl: (22) The requested URL returned error: 502\n',
+    }))
 
     const r = await provision()
     expect(r.web1).toMatchObject({status: 'changed'})
     expect(r.web2).toMatchObject({status: 'failed'})
-    expect(r.web2!.error).toMatch(/^web2: nginx unhealthy after the change \(health check failed: curl: \(22\) .*\); previous config restored; left drained in the load balancer$/)
+    expect(r.web2!.error).toMatch(
+      /^web2: nginx unhealthy after the change \(health check failed: curl: \(22\) .*\); previous config restored; left drained in the load balancer$/,
+    )
     expect(r.web3).toMatchObject({status: 'skipped', error: 'not run: the roll stopped at web2'})
     expect(rollEvents(fleet)).toEqual([
-      'drain web1', 'reload nginx on web1', 'ready web1',
+      'drain web1',
+      'reload nginx on web1',
+      'ready web1',
       // web2: changed, unhealthy, its previous config reloaded; never enabled.
-      'drain web2', 'reload nginx on web2', 'reload nginx on web2',
+      'drain web2',
+      'reload nginx on web2',
+      'reload nginx on web2',
     ])
     expect(lb1.haproxyAdminState('web1')).toBe(0)
     expect(lb1.haproxyAdminState('web2')).toBe(8)
@@ -96,8 +122,12 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
     const again = await provision()
     expect(Object.values(again).map((h) => h.status)).toEqual(['unchanged', 'unchanged', 'changed', 'changed'])
     expect(rollEvents(fleet).slice(seen)).toEqual([
-      'drain web2', 'reload nginx on web2', 'ready web2',
-      'drain web3', 'reload nginx on web3', 'ready web3',
+      'drain web2',
+      'reload nginx on web2',
+      'ready web2',
+      'drain web3',
+      'reload nginx on web3',
+      'ready web3',
     ])
     for (const w of WEBS) expect(lb1.haproxyAdminState(w)).toBe(0)
     expect(lb1.ls(DRAINED)).toEqual([])
@@ -124,7 +154,10 @@ describe('a load balancer that cannot drain a server', () => {
   test('that server is not changed and fails, the roll stops there, and every host is reported', async () => {
     const {fleet, lb1, provision} = await serving()
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
-    lb1.on(/^echo 'set server web\/web1 state drain'/, () => ({code: 1, stderr: 'socat: E connect(5, AF=1 "/run/haproxy/admin.sock", 26): Permission denied\n'}))
+    lb1.on(/^echo 'set server web\/web1 state drain'/, () => ({
+      code: 1,
+      stderr: 'socat: E connect(5, AF=1 "/run/haproxy/admin.sock", 26): Permission denied\n',
+    }))
     const r = await provision().catch((e: Error) => ({thrown: e.message}))
     expect(r).not.toHaveProperty('thrown')
     const hosts = r as Awaited<ReturnType<typeof provision>>
@@ -207,7 +240,19 @@ describe('applyBatch with a recording balancer', () => {
     const {calls, stack} = recordingBalancer()
     const r = await batch(stack, calls, planned(WEBS), 2)
     expect(r.map((x) => x.status)).toEqual(['changed', 'changed', 'changed'])
-    expect(calls).toEqual(['serving', 'drain web1', 'drain web2', 'apply web1', 'apply web2', 'enable web1', 'enable web2', 'drain web3', 'apply web3', 'enable web3', 'drained?'])
+    expect(calls).toEqual([
+      'serving',
+      'drain web1',
+      'drain web2',
+      'apply web1',
+      'apply web2',
+      'enable web1',
+      'enable web2',
+      'drain web3',
+      'apply web3',
+      'enable web3',
+      'drained?',
+    ])
   })
 
   test('nothing is drained before a load balancer serves, nor for a change that does not disturb traffic', async () => {

@@ -20,7 +20,12 @@ const b64 = (s: string) => Buffer.from(s).toString('base64')
 describe('parseFacts', () => {
   const q: FactQuery = {
     packages: ['nginx', 'ufw', 'haproxy', 'mariadb-server'],
-    files: [{path: '/etc/nginx/conf.d/foobar.conf'}, {path: '/etc/foobar/tls/site.key', secret: true}, {path: '/etc/nginx/sites-enabled/default'}, {path: '/etc/haproxy/haproxy.cfg'}],
+    files: [
+      {path: '/etc/nginx/conf.d/foobar.conf'},
+      {path: '/etc/foobar/tls/site.key', secret: true},
+      {path: '/etc/nginx/sites-enabled/default'},
+      {path: '/etc/haproxy/haproxy.cfg'},
+    ],
     services: ['nginx', 'haproxy', 'mariadb'],
     live: [{component: 'firewall', script: 'true'}],
   }
@@ -59,8 +64,21 @@ describe('parseFacts', () => {
   })
 
   test('files: mode (octal), owner, group, hash, content; a secret file carries no content', () => {
-    expect(facts.files['/etc/nginx/conf.d/foobar.conf']).toEqual({exists: true, mode: 0o644, owner: 'root', group: 'root', sha256: sha(conf), content: conf})
-    expect(facts.files['/etc/foobar/tls/site.key']).toEqual({exists: true, mode: 0o600, owner: 'root', group: 'ssl-cert', sha256: sha('KEY')})
+    expect(facts.files['/etc/nginx/conf.d/foobar.conf']).toEqual({
+      exists: true,
+      mode: 0o644,
+      owner: 'root',
+      group: 'root',
+      sha256: sha(conf),
+      content: conf,
+    })
+    expect(facts.files['/etc/foobar/tls/site.key']).toEqual({
+      exists: true,
+      mode: 0o600,
+      owner: 'root',
+      group: 'ssl-cert',
+      sha256: sha('KEY'),
+    })
   })
 
   test('a non-regular file exists but never matches a hash; a missing one does not exist', () => {

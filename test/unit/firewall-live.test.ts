@@ -10,7 +10,16 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {desiredState} from '../../src/components/index.js'
 import {type FirewallRule, desiredRules} from '../../src/components/firewall/index.js'
-import {compareFirewall, desiredUfwKeys, firewallFactsScript, liveUfwKeys, type LiveFirewall, normaliseRule, normaliseRules, parseFirewallFacts} from '../../src/components/firewall/live.js'
+import {
+  compareFirewall,
+  desiredUfwKeys,
+  firewallFactsScript,
+  liveUfwKeys,
+  type LiveFirewall,
+  normaliseRule,
+  normaliseRules,
+  parseFirewallFacts,
+} from '../../src/components/firewall/live.js'
 import type {HostDesired} from '../../src/engine/desired.js'
 import {factsScript, parseFacts} from '../../src/engine/facts.js'
 import {iptablesVariant, loadExample} from './support/render.js'
@@ -24,7 +33,8 @@ const wanted = (d: HostDesired) => desiredRules({inventory: d.inventory, host: d
 const rule = (port: number, from: string[], comment = 'c'): FirewallRule => ({port, proto: 'tcp', from, comment})
 
 /** The `### tuple ###` body ufw writes for one allow rule (see ufw's backend_iptables.py). */
-const tuple = (port: number, src: string, comment = '6363') => `allow tcp ${port} ${src.includes(':') ? '::/0' : '0.0.0.0/0'} any ${src} in comment=${comment}`
+const tuple = (port: number, src: string, comment = '6363') =>
+  `allow tcp ${port} ${src.includes(':') ? '::/0' : '0.0.0.0/0'} any ${src} in comment=${comment}`
 
 describe('ufw keys', () => {
   test('a /32 or /128 source is a bare address; anywhere is 0.0.0.0/0 (and ::/0 with IPv6)', () => {
@@ -37,7 +47,11 @@ describe('ufw keys', () => {
       'allow tcp 443 from 0.0.0.0/0',
       'allow tcp 443 from ::/0',
     ])
-    expect(desiredUfwKeys(rules, false)).toEqual(['allow tcp 22 from 10.77.0.1', 'allow tcp 22 from 198.51.100.0/24', 'allow tcp 443 from 0.0.0.0/0'])
+    expect(desiredUfwKeys(rules, false)).toEqual([
+      'allow tcp 22 from 10.77.0.1',
+      'allow tcp 22 from 198.51.100.0/24',
+      'allow tcp 443 from 0.0.0.0/0',
+    ])
   })
 
   test('a /24 keeps its prefix; 10.0.0.32/27 is not mistaken for a /32', () => {
@@ -45,8 +59,19 @@ describe('ufw keys', () => {
   })
 
   test('live tuples read back to the same keys, comments and duplicates ignored; other directions kept apart', () => {
-    const tuples = [tuple(22, '10.77.0.1'), tuple(22, '10.77.0.1', 'ffff'), tuple(443, '0.0.0.0/0'), tuple(443, '::/0'), 'allow tcp 22 0.0.0.0/0 any 10.0.0.9 in_eth1']
-    expect(liveUfwKeys(tuples)).toEqual(['allow in_eth1 tcp 22 from 10.0.0.9', 'allow tcp 22 from 10.77.0.1', 'allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'])
+    const tuples = [
+      tuple(22, '10.77.0.1'),
+      tuple(22, '10.77.0.1', 'ffff'),
+      tuple(443, '0.0.0.0/0'),
+      tuple(443, '::/0'),
+      'allow tcp 22 0.0.0.0/0 any 10.0.0.9 in_eth1',
+    ]
+    expect(liveUfwKeys(tuples)).toEqual([
+      'allow in_eth1 tcp 22 from 10.0.0.9',
+      'allow tcp 22 from 10.77.0.1',
+      'allow tcp 443 from 0.0.0.0/0',
+      'allow tcp 443 from ::/0',
+    ])
   })
 })
 
@@ -61,7 +86,12 @@ describe('iptables normalisation', () => {
   })
 
   test('normaliseRules drops comments and blank lines and keeps order', () => {
-    expect(normaliseRules('# Managed by foobar\n*filter\n:INPUT DROP [0:0]\n\n-A INPUT -i lo -j ACCEPT  \nCOMMIT\n')).toEqual(['*filter', ':INPUT DROP', '-A INPUT -i lo -j ACCEPT', 'COMMIT'])
+    expect(normaliseRules('# Managed by foobar\n*filter\n:INPUT DROP [0:0]\n\n-A INPUT -i lo -j ACCEPT  \nCOMMIT\n')).toEqual([
+      '*filter',
+      ':INPUT DROP',
+      '-A INPUT -i lo -j ACCEPT',
+      'COMMIT',
+    ])
   })
 })
 
@@ -74,7 +104,9 @@ describe('compareFirewall', () => {
   const ufwInSync = (): LiveFirewall => ({
     status: 'active',
     policy: 'DROP',
-    tuples: rules.flatMap((r) => (r.from.length ? r.from.map((s) => tuple(r.port, s.replace(/\/32$/, ''))) : [tuple(r.port, '0.0.0.0/0'), tuple(r.port, '::/0')])),
+    tuples: rules.flatMap((r) =>
+      r.from.length ? r.from.map((s) => tuple(r.port, s.replace(/\/32$/, ''))) : [tuple(r.port, '0.0.0.0/0'), tuple(r.port, '::/0')],
+    ),
     v4: [],
     v6: [],
   })
@@ -93,9 +125,17 @@ describe('compareFirewall', () => {
   })
 
   test('ufw inactive, not installed, or a default policy other than DROP is drift even with every rule present', () => {
-    expect(compareFirewall(lb1, rules, {...ufwInSync(), status: 'inactive'}, {})).toMatchObject({inSync: false, missing: [], extra: [], notes: ['ufw is inactive']})
+    expect(compareFirewall(lb1, rules, {...ufwInSync(), status: 'inactive'}, {})).toMatchObject({
+      inSync: false,
+      missing: [],
+      extra: [],
+      notes: ['ufw is inactive'],
+    })
     expect(compareFirewall(lb1, rules, {...ufwInSync(), status: ''}, {}).notes).toEqual(['ufw is not installed'])
-    expect(compareFirewall(lb1, rules, {...ufwInSync(), policy: 'ACCEPT'}, {})).toMatchObject({inSync: false, notes: ['default incoming policy is ACCEPT, want DROP']})
+    expect(compareFirewall(lb1, rules, {...ufwInSync(), policy: 'ACCEPT'}, {})).toMatchObject({
+      inSync: false,
+      notes: ['default incoming policy is ACCEPT, want DROP'],
+    })
   })
 
   test("the raw lines of the firewall's facts script feed it", () => {
@@ -125,7 +165,12 @@ describe('compareFirewall', () => {
     live.v4 = live.v4.filter((l) => l !== mysql)
     live.v6.push('-A INPUT -p tcp -m tcp --dport 23 -j ACCEPT')
     const drift = compareFirewall(web1, iptWanted.rules, live, files)
-    expect(drift).toMatchObject({inSync: false, missing: [`v4 ${mysql}`], extra: ['v6 -A INPUT -p tcp -m tcp --dport 23 -j ACCEPT'], notes: []})
+    expect(drift).toMatchObject({
+      inSync: false,
+      missing: [`v4 ${mysql}`],
+      extra: ['v6 -A INPUT -p tcp -m tcp --dport 23 -j ACCEPT'],
+      notes: [],
+    })
     const empty = compareFirewall(web1, iptWanted.rules, {tuples: [], v4: [], v6: []}, files)
     expect(empty.inSync).toBe(false)
     expect(empty.notes).toEqual(['no iptables rules loaded'])
@@ -147,8 +192,13 @@ describe('compareFirewall', () => {
     writeFileSync(join(TMP, 'v6'), files.v6)
     const query = {packages: [], files: [], services: [], live: [{component: 'firewall', script: firewallFactsScript(web1)}]}
     const script = `iptables-restore < ${TMP}/v4 && ip6tables-restore < ${TMP}/v6 && {\n${factsScript(query)}\n}`
-    const r = spawnSync('unshare', ['-n', 'sh', '-c', script], {encoding: 'utf8', env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'}, timeout: 20_000})
-    if (r.status !== 0 && /unshare|Operation not permitted|can't initialize|not found/i.test(r.stderr)) return ctx.skip(`no network namespace / iptables here: ${r.stderr.trim()}`)
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', script], {
+      encoding: 'utf8',
+      env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C'},
+      timeout: 20_000,
+    })
+    if (r.status !== 0 && /unshare|Operation not permitted|can't initialize|not found/i.test(r.stderr))
+      return ctx.skip(`no network namespace / iptables here: ${r.stderr.trim()}`)
     expect(r.status, r.stderr).toBe(0)
     const facts = parseFacts(r.stdout, query)
     const live = parseFirewallFacts(facts.live.firewall!)

@@ -75,7 +75,7 @@ const freePort = () =>
   })
 
 describe('the sshd drop-in against the real OpenSSH', () => {
-  test('sshd -t accepts the full configuration: the drop-in, then Debian\'s sshd_config', (ctx) => {
+  test("sshd -t accepts the full configuration: the drop-in, then Debian's sshd_config", (ctx) => {
     const {sshd} = need(ctx, ['sshd'])
     const r = spawnSync(sshd, ['-t', '-f', config([])], {encoding: 'utf8'})
     expect(r.status, r.stderr).toBe(0)
@@ -88,7 +88,7 @@ describe('the sshd drop-in against the real OpenSSH', () => {
     expect(effective).toMatch(/^x11forwarding no$/m)
   })
 
-  test('ssh-audit: 0 fail, 0 warn; foobar\'s SSH library still completes the key exchange', async (ctx) => {
+  test("ssh-audit: 0 fail, 0 warn; foobar's SSH library still completes the key exchange", async (ctx) => {
     const {sshd} = need(ctx, ['sshd', 'ssh-audit'])
     mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
     const port = await freePort()

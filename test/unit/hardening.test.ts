@@ -8,7 +8,18 @@ import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {parseLynisIndex, parseSshAudit} from '../../src/components/hardening/audit.js'
-import {AUTO_UPGRADES, FAIL2BAN_JAIL, NEEDLESS_UNITS, PROFILE_FILE, SSHD_DROPIN, SSHD_GUARDED, SYSCTL_FILE, USBGUARD_CONF, USBGUARD_RULES, hardeningSpec} from '../../src/components/hardening/index.js'
+import {
+  AUTO_UPGRADES,
+  FAIL2BAN_JAIL,
+  NEEDLESS_UNITS,
+  PROFILE_FILE,
+  SSHD_DROPIN,
+  SSHD_GUARDED,
+  SYSCTL_FILE,
+  USBGUARD_CONF,
+  USBGUARD_RULES,
+  hardeningSpec,
+} from '../../src/components/hardening/index.js'
 import {hardeningFactsScript} from '../../src/components/hardening/live.js'
 import {SYSCTL} from '../../src/components/hardening/sysctl.js'
 import {type HostDesired, preparePlanners} from '../../src/engine/desired.js'
@@ -34,7 +45,8 @@ function problems(section: string): string[] {
 }
 
 const host = (inv: ReturnType<typeof loadExample>, name: string) => inv.hosts.find((h) => h.name === name)!
-const desired = (inv = loadExample('lab'), name = 'web1', controlAddress = '10.77.0.1') => desiredState(inv, host(inv, name), {controlAddress})
+const desired = (inv = loadExample('lab'), name = 'web1', controlAddress = '10.77.0.1') =>
+  desiredState(inv, host(inv, name), {controlAddress})
 const content = (d: HostDesired, path: string) => d.files.find((f) => f.path === path)?.content
 
 describe('inventory: the hardening section', () => {
@@ -52,7 +64,10 @@ describe('inventory: the hardening section', () => {
 
   test('an item is switched off only with its reason; roles and hosts add their own', () => {
     const inv = parseInventory(
-      LAB.replace('\nhosts:\n', '\nhardening:\n  skip: {fail2ban: "bans are done by the upstream firewall"}\n  thresholds: {lynis_min: 85}\nroles:\n  lb:\n    hardening: {skip: {services: "vendor agent needs rpcbind"}, allow_users: [ops]}\n\nhosts:\n'),
+      LAB.replace(
+        '\nhosts:\n',
+        '\nhardening:\n  skip: {fail2ban: "bans are done by the upstream firewall"}\n  thresholds: {lynis_min: 85}\nroles:\n  lb:\n    hardening: {skip: {services: "vendor agent needs rpcbind"}, allow_users: [ops]}\n\nhosts:\n',
+      ),
       FILE,
     )
     expect(host(inv, 'lb1').hardening).toMatchObject({
@@ -112,7 +127,10 @@ describe('rendering', () => {
     expect(content(desired(), FAIL2BAN_JAIL)).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1 10\.77\.0\.1$/m)
     const lab = loadExample('lab')
     expect(content(desiredState(lab, host(lab, 'web1')), FAIL2BAN_JAIL)).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1$/m)
-    const off = parseInventory(LAB.replace('  admin_cidrs: [10.77.0.1/32]', '  admin_cidrs: [10.77.0.1/32]\n  allow_control_address: false'), FILE)
+    const off = parseInventory(
+      LAB.replace('  admin_cidrs: [10.77.0.1/32]', '  admin_cidrs: [10.77.0.1/32]\n  allow_control_address: false'),
+      FILE,
+    )
     expect(content(desired(off), FAIL2BAN_JAIL)).toMatch(/^ignoreip = 127\.0\.0\.1\/8 ::1$/m)
   })
 
@@ -128,17 +146,26 @@ describe('rendering', () => {
     const d = desired()
     expect(d.packages).toContain('usbguard')
     expect(d.files.find((f) => f.path === USBGUARD_RULES)).toMatchObject({mode: 0o600, notify: ['usbguard']})
-    expect(content(d, USBGUARD_RULES)!.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['allow with-interface match-all { 09:*:* }', 'allow with-interface match-all { 03:*:* }'])
+    expect(
+      content(d, USBGUARD_RULES)!
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#')),
+    ).toEqual(['allow with-interface match-all { 09:*:* }', 'allow with-interface match-all { 03:*:* }'])
     expect(content(d, USBGUARD_CONF)).toMatch(/^ImplicitPolicyTarget=block$/m)
     expect(content(d, USBGUARD_CONF)).toMatch(/^PresentControllerPolicy=apply-policy$/m)
-    expect(d.services.find((s) => s.name === 'usbguard')).toMatchObject({onChange: 'restart', notInContainer: expect.stringContaining('container')})
+    expect(d.services.find((s) => s.name === 'usbguard')).toMatchObject({
+      onChange: 'restart',
+      notInContainer: expect.stringContaining('container'),
+    })
     const skipped = desired(withHardening('  skip: {usb: "a cloud VM without USB"}'))
     expect(skipped.packages).not.toContain('usbguard')
     expect(skipped.files.filter((f) => f.path.includes('usbguard'))).toEqual([])
   })
 
   test('a skipped item renders nothing and installs nothing', () => {
-    const inv = withHardening('  skip:\n    ssh: "managed by the provider"\n    fail2ban: "upstream firewall bans"\n    unattended_upgrades: "patched by the image pipeline"\n    sysctl: "set by the hypervisor"')
+    const inv = withHardening(
+      '  skip:\n    ssh: "managed by the provider"\n    fail2ban: "upstream firewall bans"\n    unattended_upgrades: "patched by the image pipeline"\n    sysctl: "set by the hypervisor"',
+    )
     const d = desired(inv)
     for (const p of [SSHD_DROPIN, SYSCTL_FILE, FAIL2BAN_JAIL, AUTO_UPGRADES]) expect(content(d, p), p).toBeUndefined()
     expect(d.packages).not.toEqual(expect.arrayContaining(['fail2ban']))
@@ -149,7 +176,10 @@ describe('rendering', () => {
 })
 
 /** The hardening fact lines of a host whose kernel, modes and units are as `values` say (default: converged). */
-function hardFacts(d: HostDesired, values: {sysctl?: Record<string, string | undefined>; modes?: Record<string, string>; units?: Record<string, string>} = {}): string[] {
+function hardFacts(
+  d: HostDesired,
+  values: {sysctl?: Record<string, string | undefined>; modes?: Record<string, string>; units?: Record<string, string>} = {},
+): string[] {
   const spec = hardeningSpec(d.host)
   return [
     ...Object.entries(spec.sysctl).map(([k, v]) => `sysctl ${k} ${k in (values.sysctl ?? {}) ? (values.sysctl![k] ?? '-') : v}`),
@@ -160,7 +190,8 @@ function hardFacts(d: HostDesired, values: {sysctl?: Record<string, string | und
 
 function facts(d: HostDesired, hardening: string[], virt = 'kvm', pendingReloads: string[] = []): HostFacts {
   const files: HostFacts['files'] = {}
-  for (const f of d.files) files[f.path] = {exists: true, mode: f.mode, owner: f.owner, group: f.group, sha256: sha256(f.content), content: f.content}
+  for (const f of d.files)
+    files[f.path] = {exists: true, mode: f.mode, owner: f.owner, group: f.group, sha256: sha256(f.content), content: f.content}
   for (const p of d.absent) files[p] = {exists: false}
   return {
     os: 'debian 12',
@@ -179,7 +210,11 @@ const hardeningChanges = (changes: Change[]) => changes.filter((c) => c.kind ===
 const hardeningOf = (changes: Change[]) => hardeningChanges(changes).flatMap((c) => (c.kind === 'live' ? [c.action.data] : []))
 /** Only the hardening component (and its live planner), so the firewall's live state does not matter here. */
 const only = (inv = loadExample('lab')) =>
-  desiredState(inv, host(inv, 'web1'), {controlAddress: '10.77.0.1', only: ['hardening'], planners: preparePlanners(STACK, inv, inv.hosts, ['hardening'])})
+  desiredState(inv, host(inv, 'web1'), {
+    controlAddress: '10.77.0.1',
+    only: ['hardening'],
+    planners: preparePlanners(STACK, inv, inv.hosts, ['hardening']),
+  })
 
 describe('plan against hand-made facts', () => {
   test('a converged host plans nothing, on a VM and in a container (idempotence)', () => {
@@ -197,29 +232,44 @@ describe('plan against hand-made facts', () => {
 
   test('a VM: every kernel setting that differs is set, in one step', () => {
     const d = only()
-    const actions = hardeningOf(planHost(d, facts(d, hardFacts(d, {sysctl: {'kernel.kptr_restrict': '0', 'net.ipv4.conf.all.rp_filter': '2'}}))).changes)
+    const actions = hardeningOf(
+      planHost(d, facts(d, hardFacts(d, {sysctl: {'kernel.kptr_restrict': '0', 'net.ipv4.conf.all.rp_filter': '2'}}))).changes,
+    )
     expect(actions).toEqual([{kind: 'sysctl', set: {'kernel.kptr_restrict': '2', 'net.ipv4.conf.all.rp_filter': '1'}, skipped: {}}])
   })
 
   test('a container: kernel.* and fs.* are skipped with the reason, net.* still set; a missing key is skipped too', () => {
     const d = only()
-    const live = {'kernel.kptr_restrict': '0', 'fs.suid_dumpable': '2', 'net.ipv4.tcp_syncookies': '0', 'kernel.yama.ptrace_scope': undefined}
+    const live = {
+      'kernel.kptr_restrict': '0',
+      'fs.suid_dumpable': '2',
+      'net.ipv4.tcp_syncookies': '0',
+      'kernel.yama.ptrace_scope': undefined,
+    }
     const [change, ...rest] = hardeningChanges(planHost(d, facts(d, hardFacts(d, {sysctl: live}), 'systemd-nspawn')).changes)
     expect(rest).toEqual([])
     const action = change?.kind === 'live' ? change.action.data : undefined
     expect(action).toMatchObject({kind: 'sysctl', set: {'net.ipv4.tcp_syncookies': '1'}})
     const skipped = (action as {skipped: Record<string, string>}).skipped
-    expect(Object.keys(skipped).sort()).toEqual(Object.keys(SYSCTL).filter((k) => !k.startsWith('net.')).sort())
+    expect(Object.keys(skipped).sort()).toEqual(
+      Object.keys(SYSCTL)
+        .filter((k) => !k.startsWith('net.'))
+        .sort(),
+    )
     expect(skipped['kernel.kptr_restrict']).toMatch(/container: only net\.\* can be set/)
     expect(describeChange(change!)).toMatch(/^set net\.ipv4\.tcp_syncookies=1 \(skipped: \d+ keys in a container/)
     // On a VM, a key this kernel lacks is skipped rather than failing the run.
-    const vm = hardeningOf(planHost(d, facts(d, hardFacts(d, {sysctl: {'kernel.yama.ptrace_scope': undefined, 'kernel.sysrq': '1'}}))).changes)
+    const vm = hardeningOf(
+      planHost(d, facts(d, hardFacts(d, {sysctl: {'kernel.yama.ptrace_scope': undefined, 'kernel.sysrq': '1'}}))).changes,
+    )
     expect(vm).toEqual([{kind: 'sysctl', set: {'kernel.sysrq': '0'}, skipped: {'kernel.yama.ptrace_scope': 'not in this kernel'}}])
   })
 
   test('permissions: an existing cron or sshd path too open is tightened; an absent one is left absent', () => {
     const d = only()
-    const lines = hardFacts(d, {modes: {'/etc/crontab': '644 root root', '/etc/cron.daily': '755 root root'}}).filter((l) => !l.startsWith('mode /etc/cron.weekly'))
+    const lines = hardFacts(d, {modes: {'/etc/crontab': '644 root root', '/etc/cron.daily': '755 root root'}}).filter(
+      (l) => !l.startsWith('mode /etc/cron.weekly'),
+    )
     const actions = hardeningOf(planHost(d, facts(d, lines)).changes)
     expect(actions).toEqual([
       {kind: 'mode', path: '/etc/crontab', mode: 0o600, was: '644 root:root'},
@@ -236,14 +286,23 @@ describe('plan against hand-made facts', () => {
       'stop usbguard-dbus.service: not run in a container (was active)',
       'stop acct.service: not run in a container (was failed)',
     ])
-    const stopped = {'usbguard.service': 'enabled inactive', 'usbguard-dbus.service': 'enabled inactive', 'acct.service': 'enabled inactive'}
+    const stopped = {
+      'usbguard.service': 'enabled inactive',
+      'usbguard-dbus.service': 'enabled inactive',
+      'acct.service': 'enabled inactive',
+    }
     expect(planHost(d, facts(d, hardFacts(d, {units: stopped}), 'systemd-nspawn')).changes).toEqual([])
     expect(hardeningOf(planHost(d, facts(d, hardFacts(d, {units}), 'kvm')).changes)).toEqual([])
   })
 
   test('needless services: a running or enabled one is disabled; absent, masked or off ones are not', () => {
     const d = only()
-    const units = {'rpcbind.service': 'enabled active', 'rpcbind.socket': 'enabled inactive', 'cups.service': 'masked inactive', 'avahi-daemon.service': 'none inactive'}
+    const units = {
+      'rpcbind.service': 'enabled active',
+      'rpcbind.socket': 'enabled inactive',
+      'cups.service': 'masked inactive',
+      'avahi-daemon.service': 'none inactive',
+    }
     const actions = hardeningChanges(planHost(d, facts(d, hardFacts(d, {units}))).changes)
     expect(actions.map(describeChange)).toEqual([
       'stop and disable rpcbind.socket (was enabled, inactive)',
@@ -269,7 +328,9 @@ describe('plan against hand-made facts', () => {
   })
 
   test('switched-off items plan nothing of theirs', () => {
-    const inv = withHardening('  skip: {sysctl: "set by the hypervisor", permissions: "audited elsewhere", services: "vendor agent needs rpcbind"}')
+    const inv = withHardening(
+      '  skip: {sysctl: "set by the hypervisor", permissions: "audited elsewhere", services: "vendor agent needs rpcbind"}',
+    )
     const d = only(inv)
     const f = facts(d, ['sysctl kernel.kptr_restrict 0', 'mode /etc/crontab 644 root root', 'unit rpcbind.service enabled active'])
     expect(planHost(d, f).changes).toEqual([])
@@ -282,7 +343,11 @@ describe('scores', () => {
   test("ssh-audit against Debian 12's default sshd: the NIST curves fail, E&M and small MACs warn", () => {
     const r = parseSshAudit(fixture('ssh-audit-debian12-default.txt'))
     expect(r.banner).toMatch(/^SSH-2\.0-OpenSSH_9\.2p1 Debian/)
-    expect(r.fail).toEqual(['kex ecdh-sha2-nistp256: using weak elliptic curves', 'kex ecdh-sha2-nistp384: using weak elliptic curves', 'kex ecdh-sha2-nistp521: using weak elliptic curves'])
+    expect(r.fail).toEqual([
+      'kex ecdh-sha2-nistp256: using weak elliptic curves',
+      'kex ecdh-sha2-nistp384: using weak elliptic curves',
+      'kex ecdh-sha2-nistp521: using weak elliptic curves',
+    ])
     // 11 here; with the ECDSA host key of a fresh host it is 4 fail and 12 warn (13 counting kex-strict).
     expect(r.warn).toHaveLength(11)
     expect(r.warn).toContain('mac umac-64@openssh.com: using small 64-bit tag size')
@@ -291,7 +356,12 @@ describe('scores', () => {
 
   test('ssh-audit against the hardened sshd: 0 fail, 0 warn; the Terrapin countermeasure is not counted', () => {
     const r = parseSshAudit(fixture('ssh-audit-foobar-hardened.txt'))
-    expect(r).toEqual({banner: 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10', fail: [], warn: [], ignored: ['kex kex-strict-s-v00@openssh.com: unknown algorithm']})
+    expect(r).toEqual({
+      banner: 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10',
+      fail: [],
+      warn: [],
+      ignored: ['kex kex-strict-s-v00@openssh.com: unknown algorithm'],
+    })
     expect(parseSshAudit('[exception] cannot connect to 10.0.0.1 port 22').banner).toBeUndefined()
   })
 

@@ -53,7 +53,12 @@ describe('example inventories', () => {
     for (const h of inv.hosts) {
       expect(h.ssh).toMatchObject({user: 'deploy', port: 22, sudo: true, identityFile: join(homedir(), '.ssh/id_ed25519')})
       expect(h.firewall).toMatchObject({backend: 'ufw', adminCidrs: ['198.51.100.0/24'], ipv6: true})
-      expect(h.tls.source).toMatchObject({type: 'acme', directory: 'https://acme-v02.api.letsencrypt.org/directory', email: 'admin@foobar.com', challenge: 'http-01'})
+      expect(h.tls.source).toMatchObject({
+        type: 'acme',
+        directory: 'https://acme-v02.api.letsencrypt.org/directory',
+        email: 'admin@foobar.com',
+        challenge: 'http-01',
+      })
       expect(h.lb).toEqual({balance: 'roundrobin', healthCheck: '/healthz', reencrypt: true, backendPort: 443})
       expect(h.monitoring).toEqual({enabled: true, sources: ['198.51.100.10/32']})
       expect(h.apt.proxy).toBeUndefined()
@@ -274,7 +279,9 @@ hosts:
       {
         location: `${FILE}:11:5`,
         field: 'hosts[2].tls.source',
-        message: expect.stringContaining("lb1's certificate source (from roles.lb) differs from web1's (from the top level) in key_type, state_dir"),
+        message: expect.stringContaining(
+          "lb1's certificate source (from roles.lb) differs from web1's (from the top level) in key_type, state_dir",
+        ),
       },
     ])
   })
@@ -426,7 +433,10 @@ hosts:
   })
 
   test('an admin network from a role layer is enough', () => {
-    const text = MINIMAL.replace('firewall:\n  admin_cidrs: [192.0.2.0/24]\n', 'roles:\n  web:\n    firewall: {admin_cidrs: [192.0.2.0/24]}\n')
+    const text = MINIMAL.replace(
+      'firewall:\n  admin_cidrs: [192.0.2.0/24]\n',
+      'roles:\n  web:\n    firewall: {admin_cidrs: [192.0.2.0/24]}\n',
+    )
     expect(parseInventory(text, FILE).hosts[0]!.firewall.adminCidrs).toEqual(['192.0.2.0/24'])
   })
 

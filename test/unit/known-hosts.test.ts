@@ -98,7 +98,10 @@ describe('checkHostKey', () => {
 
   test('a hashed entry made by the real ssh-keygen -H is matched', () => {
     const file = join(TMP, 'hashed_known_hosts')
-    execFileSync('sh', ['-c', `printf '%s\\n' 'web9.example.com ssh-ed25519 ${b64(ED_A)}' > ${file} && ssh-keygen -H -f ${file} 2>/dev/null`])
+    execFileSync('sh', [
+      '-c',
+      `printf '%s\\n' 'web9.example.com ssh-ed25519 ${b64(ED_A)}' > ${file} && ssh-keygen -H -f ${file} 2>/dev/null`,
+    ])
     const text = readFileSync(file, 'utf8')
     expect(text).toMatch(/^\|1\|/)
     expect(text).not.toContain('web9')

@@ -35,7 +35,9 @@ function graph(): Map<string, string[]> {
   const g = new Map<string, string[]>()
   for (const f of files(SRC)) {
     const text = readFileSync(f, 'utf8')
-    const deps = [...text.matchAll(/(?:from\s+|import\()\s*'(\.{1,2}\/[^']+)\.js'/g)].map((m) => relative(SRC, resolve(dirname(f), `${m[1]}.ts`)))
+    const deps = [...text.matchAll(/(?:from\s+|import\()\s*'(\.{1,2}\/[^']+)\.js'/g)].map((m) =>
+      relative(SRC, resolve(dirname(f), `${m[1]}.ts`)),
+    )
     g.set(relative(SRC, f), [...new Set(deps)])
   }
   return g
@@ -97,7 +99,9 @@ describe('source structure', () => {
   })
 
   test('the engine imports no component: components are handed to it (the stack)', () => {
-    const named = [...g].filter(([f]) => f.startsWith('engine/')).flatMap(([f, deps]) => deps.filter((d) => d.startsWith('components/')).map((d) => `${f} -> ${d}`))
+    const named = [...g]
+      .filter(([f]) => f.startsWith('engine/'))
+      .flatMap(([f, deps]) => deps.filter((d) => d.startsWith('components/')).map((d) => `${f} -> ${d}`))
     expect(named).toEqual([])
   })
 

@@ -10,7 +10,16 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {MONITORING_PATHS as P, prometheusConfig} from '../../src/components/monitoring/index.js'
 import {scrapeTargets} from '../../src/engine/desired.js'
-import {buildVersion, haproxyStat, parseStubStatus, parseTargets, parseVersions, parseWindow, qpsReport, rate} from '../../src/components/monitoring/stats.js'
+import {
+  buildVersion,
+  haproxyStat,
+  parseStubStatus,
+  parseTargets,
+  parseVersions,
+  parseWindow,
+  qpsReport,
+  rate,
+} from '../../src/components/monitoring/stats.js'
 import {prepareMaterial} from '../../src/components/index.js'
 import {type Inventory, parseInventory} from '../../src/inventory/index.js'
 
@@ -47,9 +56,13 @@ describe('clients on every host', () => {
 
   test('each exporter listens on the host private address only, with the port of its role', () => {
     expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(/^ARGS="--web.listen-address=10\.0\.0\.11:9100"$/m)
-    expect(fileIn(inv, 'web1', P.nginxDefaults)!.content).toMatch(/^ARGS="-web.listen-address=10\.0\.0\.12:9113 -nginx.scrape-uri=http:\/\/127\.0\.0\.1:8081\/stub_status"$/m)
+    expect(fileIn(inv, 'web1', P.nginxDefaults)!.content).toMatch(
+      /^ARGS="-web.listen-address=10\.0\.0\.12:9113 -nginx.scrape-uri=http:\/\/127\.0\.0\.1:8081\/stub_status"$/m,
+    )
     expect(fileIn(inv, 'web2', P.nodeDefaults)!.content).toContain('--web.listen-address=[2001:db8::13]:9100')
-    expect(desiredState(inv, host(inv, 'lb1')).files.find((f) => f.path === '/etc/haproxy/haproxy.cfg')!.content).toMatch(/frontend metrics\n {4}bind 10\.0\.0\.11:8405\n/)
+    expect(desiredState(inv, host(inv, 'lb1')).files.find((f) => f.path === '/etc/haproxy/haproxy.cfg')!.content).toMatch(
+      /frontend metrics\n {4}bind 10\.0\.0\.11:8405\n/,
+    )
     const packages = (name: string) => desiredState(inv, host(inv, name)).packages.filter((p) => p.startsWith('prometheus'))
     expect(packages('lb1')).toEqual(['prometheus-node-exporter'])
     expect(packages('web1')).toEqual(['prometheus-mysqld-exporter', 'prometheus-nginx-exporter', 'prometheus-node-exporter'])
@@ -79,7 +92,9 @@ hosts:
     const inv2 = parseInventory(text, join(TMP, 'db.yml'))
     const d = desiredState(inv2, inv2.hosts[0]!)
     expect(d.files.find((f) => f.path === P.mysqldDefaults)).toMatchObject({secret: false})
-    expect(d.files.find((f) => f.path === P.mysqldDefaults)!.content).toContain('DATA_SOURCE_NAME="prometheus@unix(/run/mysqld/mysqld.sock)/"')
+    expect(d.files.find((f) => f.path === P.mysqldDefaults)!.content).toContain(
+      'DATA_SOURCE_NAME="prometheus@unix(/run/mysqld/mysqld.sock)/"',
+    )
     expect(d.files.find((f) => f.path === P.mysqldUserSql)!.content).toContain('IDENTIFIED VIA unix_socket')
     expect(() => desiredState({...inv2, mysql: {...inv2.mysql!, engine: 'mysql'}}, inv2.hosts[0]!)).toThrow(/monitor_password is needed/)
   })
@@ -105,7 +120,9 @@ hosts:
 `
     const inv2 = parseInventory(text, join(TMP, 'off.yml'))
     expect(desiredState(inv2, inv2.hosts[0]!).packages).not.toContain('prometheus-node-exporter')
-    expect(desiredState(inv2, inv2.hosts[0]!).files.find((f) => f.path === '/etc/haproxy/haproxy.cfg')!.content).not.toContain('frontend metrics')
+    expect(desiredState(inv2, inv2.hosts[0]!).files.find((f) => f.path === '/etc/haproxy/haproxy.cfg')!.content).not.toContain(
+      'frontend metrics',
+    )
     expect(scrapeTargets(STACK, inv2).map((t) => `${t.job} ${t.host}`)).toEqual(['node web1', 'nginx web1'])
   })
 })
@@ -126,7 +143,9 @@ describe('the monitoring server', () => {
       'mysqld 10.0.0.12:9104',
       'mysqld [2001:db8::13]:9104',
     ])
-    await expect(prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv))).toMatchFileSnapshot(join('__snapshots__', 'monitoring', 'prometheus.yml'))
+    await expect(prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv))).toMatchFileSnapshot(
+      join('__snapshots__', 'monitoring', 'prometheus.yml'),
+    )
   })
 
   test.skipIf(!has('promtool'))('promtool accepts the rendered prometheus.yml', () => {
@@ -220,13 +239,17 @@ describe('hosted log service in the inventory', () => {
   test('a secret that is not an https URL is refused without being shown', () => {
     const inv = stack(', log_service: {url: {env: FOOBAR_TEST_BAD_URL}}')
     process.env.FOOBAR_TEST_BAD_URL = 'http://x.example.com/"; rm -rf /'
-    expect(() => desiredState(inv, host(inv, 'lb1'), {material: prepareMaterial(inv)})).toThrow(/^monitoring.log_service.url: the secret must be an https:\/\/ URL[^"]*$/)
+    expect(() => desiredState(inv, host(inv, 'lb1'), {material: prepareMaterial(inv)})).toThrow(
+      /^monitoring.log_service.url: the secret must be an https:\/\/ URL[^"]*$/,
+    )
   })
 })
 
 describe('parsing and QPS', () => {
   test('nginx stub_status: the requests counter', () => {
-    expect(parseStubStatus('Active connections: 2 \nserver accepts handled requests\n 5 5 12 \nReading: 0 Writing: 1 Waiting: 1 \n')).toBe(12)
+    expect(parseStubStatus('Active connections: 2 \nserver accepts handled requests\n 5 5 12 \nReading: 0 Writing: 1 Waiting: 1 \n')).toBe(
+      12,
+    )
     expect(() => parseStubStatus('<html>404</html>')).toThrow(/not an nginx stub_status/)
   })
 
@@ -251,14 +274,44 @@ describe('parsing and QPS', () => {
   test('report: the LB, each web server and their sum, rounded to 0.01', () => {
     const r = qpsReport(
       10,
-      [[{host: 'lb1', at: 0, count: 0}, {host: 'lb1', at: 10.02, count: 200}]],
       [
-        [{host: 'web1', at: 0, count: 10}, {host: 'web1', at: 10, count: 115}],
-        [{host: 'web2', at: 0.5, count: 0}, {host: 'web2', at: 10.5, count: 100}],
+        [
+          {host: 'lb1', at: 0, count: 0},
+          {host: 'lb1', at: 10.02, count: 200},
+        ],
+      ],
+      [
+        [
+          {host: 'web1', at: 0, count: 10},
+          {host: 'web1', at: 10, count: 115},
+        ],
+        [
+          {host: 'web2', at: 0.5, count: 0},
+          {host: 'web2', at: 10.5, count: 100},
+        ],
       ],
     )
-    expect(r).toEqual({windowSeconds: 10, lb: [{host: 'lb1', qps: 19.96}], web: [{host: 'web1', qps: 10.5}, {host: 'web2', qps: 10}], webTotal: 20.5})
-    expect(qpsReport(10, [], [[{host: 'w', at: 0, count: 9}, {host: 'w', at: 10, count: 1}]]).webTotal).toBeNull()
+    expect(r).toEqual({
+      windowSeconds: 10,
+      lb: [{host: 'lb1', qps: 19.96}],
+      web: [
+        {host: 'web1', qps: 10.5},
+        {host: 'web2', qps: 10},
+      ],
+      webTotal: 20.5,
+    })
+    expect(
+      qpsReport(
+        10,
+        [],
+        [
+          [
+            {host: 'w', at: 0, count: 9},
+            {host: 'w', at: 10, count: 1},
+          ],
+        ],
+      ).webTotal,
+    ).toBeNull()
   })
 
   test('--window', () => {
@@ -276,8 +329,18 @@ describe('parsing and QPS', () => {
       status: 'success',
       data: {
         activeTargets: [
-          {labels: {job: 'node', host: 'web1', instance: '10.0.0.12:9100'}, health: 'up', lastScrape: '2026-01-01T00:00:00Z', lastError: ''},
-          {labels: {job: 'mysqld', host: 'web2', instance: '10.0.0.13:9104'}, health: 'down', lastScrape: '2026-01-01T00:00:01Z', lastError: 'connection refused'},
+          {
+            labels: {job: 'node', host: 'web1', instance: '10.0.0.12:9100'},
+            health: 'up',
+            lastScrape: '2026-01-01T00:00:00Z',
+            lastError: '',
+          },
+          {
+            labels: {job: 'mysqld', host: 'web2', instance: '10.0.0.13:9104'},
+            health: 'down',
+            lastScrape: '2026-01-01T00:00:01Z',
+            lastError: 'connection refused',
+          },
         ],
       },
     })
@@ -285,7 +348,9 @@ describe('parsing and QPS', () => {
       {job: 'node', host: 'web1', up: true, lastScrape: '2026-01-01T00:00:00Z'},
       {job: 'mysqld', host: 'web2', up: false, lastScrape: '2026-01-01T00:00:01Z', error: 'connection refused'},
     ])
-    const versions = JSON.stringify({data: {result: [{metric: {__name__: 'node_exporter_build_info', job: 'node', host: 'web1', version: '1.5.0'}, value: [0, '1']}]}})
+    const versions = JSON.stringify({
+      data: {result: [{metric: {__name__: 'node_exporter_build_info', job: 'node', host: 'web1', version: '1.5.0'}, value: [0, '1']}]},
+    })
     expect(parseVersions(versions).get('node web1')).toBe('1.5.0')
   })
 })

@@ -33,7 +33,12 @@ const inv = loadExample('lab')
  * (it reads the lab's secret file, and its plan is the database's own business).
  */
 const planners = (i = inv) => preparePlanners(STACK, i, i.hosts, ['firewall', 'hardening'])
-const desired = (name: string, i = inv) => desiredState(i, i.hosts.find((h) => h.name === name)!, {material: MATERIAL, controlAddress: '10.77.0.1', planners: planners(i)})
+const desired = (name: string, i = inv) =>
+  desiredState(
+    i,
+    i.hosts.find((h) => h.name === name)!,
+    {material: MATERIAL, controlAddress: '10.77.0.1', planners: planners(i)},
+  )
 
 /** The firewall's live lines of a host whose firewall is exactly as desired (ufw's tuples, or iptables-save's lines). */
 function liveFirewall(d: HostDesired): string[] {
@@ -44,17 +49,31 @@ function liveFirewall(d: HostDesired): string[] {
     return [
       'status active',
       'policy DROP',
-      ...want.rules.flatMap((r) => (r.from.length ? r.from.map((s) => t(r.port, s.replace(/\/(32|128)$/, ''))) : [t(r.port, '0.0.0.0/0'), t(r.port, '::/0')])),
+      ...want.rules.flatMap((r) =>
+        r.from.length ? r.from.map((s) => t(r.port, s.replace(/\/(32|128)$/, ''))) : [t(r.port, '0.0.0.0/0'), t(r.port, '::/0')],
+      ),
     ]
   }
-  const saved = (text = '') => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/ \[0:0\]$/, ''))
+  const saved = (text = '') =>
+    text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.replace(/ \[0:0\]$/, ''))
   return [...saved(want.v4).map((l) => `v4 ${l}`), ...saved(want.v6).map((l) => `v6 ${l}`)]
 }
 
 /** Facts of a host that is exactly as desired. */
 function converged(d: HostDesired): HostFacts {
   const files: HostFacts['files'] = {}
-  for (const f of d.files) files[f.path] = {exists: true, mode: f.mode, owner: f.owner, group: f.group, sha256: sha256(f.content), ...(f.secret ? {} : {content: f.content})}
+  for (const f of d.files)
+    files[f.path] = {
+      exists: true,
+      mode: f.mode,
+      owner: f.owner,
+      group: f.group,
+      sha256: sha256(f.content),
+      ...(f.secret ? {} : {content: f.content}),
+    }
   for (const p of d.absent) files[p] = {exists: false}
   return {
     os: 'debian 12',
@@ -103,7 +122,9 @@ group('planHost', () => {
     const create = changes.find((c) => c.kind === 'file' && c.path === NGINX_SITE) as Extract<Change, {kind: 'file'}>
     expect(create.action).toBe('create')
     const body = d.files.find((f) => f.path === NGINX_SITE)!.content
-    expect(create.diff!.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++'))).toHaveLength(body.trimEnd().split('\n').length)
+    expect(create.diff!.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++'))).toHaveLength(
+      body.trimEnd().split('\n').length,
+    )
     expect(changes.at(-1)).toEqual({kind: 'reload', name: 'nginx', how: 'reload', reason: 'config changed', component: 'nginx'})
   })
 
@@ -116,7 +137,12 @@ group('planHost', () => {
     facts.files[HAPROXY_CFG] = {...facts.files[HAPROXY_CFG]!, sha256: sha256(old), content: old}
     const [update, reload] = planHost(d, facts).changes as [Extract<Change, {kind: 'file'}>, Change]
     expect(update).toMatchObject({kind: 'file', action: 'update', path: HAPROXY_CFG})
-    expect(update.diff!.split('\n').filter((l) => /^[-+] /.test(l)).map((l) => l.replace(/\s+/g, ' '))).toEqual(['- balance leastconn', '+ balance roundrobin'])
+    expect(
+      update
+        .diff!.split('\n')
+        .filter((l) => /^[-+] /.test(l))
+        .map((l) => l.replace(/\s+/g, ' ')),
+    ).toEqual(['- balance leastconn', '+ balance roundrobin'])
     expect(reload).toEqual({kind: 'reload', name: 'haproxy', how: 'reload', reason: 'config changed', component: 'haproxy'})
 
     delete facts.files[HAPROXY_CFG]!.content
@@ -129,7 +155,12 @@ group('planHost', () => {
     facts.files[NGINX_SITE] = {...facts.files[NGINX_SITE]!, mode: 0o666, owner: 'www-data'}
     const changes = planHost(d, facts).changes
     expect(changes).toHaveLength(1)
-    expect(changes[0]).toMatchObject({kind: 'file', action: 'attributes', path: NGINX_SITE, detail: 'mode/owner 666 www-data:root -> 644 root:root'})
+    expect(changes[0]).toMatchObject({
+      kind: 'file',
+      action: 'attributes',
+      path: NGINX_SITE,
+      detail: 'mode/owner 666 www-data:root -> 644 root:root',
+    })
   })
 
   test('a symlink or directory where a file belongs is replaced', () => {
@@ -146,14 +177,17 @@ group('planHost', () => {
     facts.files[TLS_PATHS.dbKey] = {exists: true, mode: 0o640, owner: 'root', group: 'mysql', sha256: sha256('OLD-DB-SECRET\n')}
     const changes = planHost(d, facts).changes
     const files = changes.filter((c): c is Extract<Change, {kind: 'file'}> => c.kind === 'file')
-    expect(files.map((c) => [c.path, c.action])).toEqual([[TLS_PATHS.key, 'create'], [TLS_PATHS.dbKey, 'update']])
+    expect(files.map((c) => [c.path, c.action])).toEqual([
+      [TLS_PATHS.key, 'create'],
+      [TLS_PATHS.dbKey, 'update'],
+    ])
     for (const c of files) expect(c.diff).toMatch(/^\(secret content/)
     const out = printed(changes)
     for (const secret of ['SITE-SECRET-abc123', 'DB1-SECRET-KEY', 'OLD-DB-SECRET']) expect(out).not.toContain(secret)
     expect(kinds(changes).filter((k) => k === 'reload')).toHaveLength(2)
   })
 
-  test('the fact query never asks for a secret file\'s content', () => {
+  test("the fact query never asks for a secret file's content", () => {
     const q = factQuery(desired('web1'))
     expect(q.files.find((f) => f.path === TLS_PATHS.key)?.secret).toBe(true)
     expect(q.files.find((f) => f.path === NGINX_SITE)?.secret).toBeFalsy()
@@ -163,7 +197,8 @@ group('planHost', () => {
   test('several changed files of one service: one reload; every notified service once, sorted', () => {
     const d = desired('web1')
     const facts = converged(d)
-    for (const p of [NGINX_SITE, TLS_PATHS.cert, TLS_PATHS.key, '/opt/foobar-app/app.py', '/etc/systemd/system/foobar-app.service']) facts.files[p] = {exists: false}
+    for (const p of [NGINX_SITE, TLS_PATHS.cert, TLS_PATHS.key, '/opt/foobar-app/app.py', '/etc/systemd/system/foobar-app.service'])
+      facts.files[p] = {exists: false}
     const reloads = planHost(d, facts).changes.filter((c) => c.kind === 'reload')
     expect(reloads).toEqual([
       {kind: 'reload', name: 'foobar-app', how: 'restart', reason: 'config changed', component: 'app'},
@@ -212,7 +247,14 @@ group('planHost', () => {
     const facts = converged(d)
     // In the lab's containers the unit is conditioned out: never active, whatever foobar does.
     facts.services.usbguard = {enabled: 'enabled', active: 'inactive'}
-    facts.files['/etc/usbguard/rules.conf'] = {exists: true, mode: 0o600, owner: 'root', group: 'root', sha256: sha256('old\n'), content: 'old\n'}
+    facts.files['/etc/usbguard/rules.conf'] = {
+      exists: true,
+      mode: 0o600,
+      owner: 'root',
+      group: 'root',
+      sha256: sha256('old\n'),
+      content: 'old\n',
+    }
     const inContainer = planHost(d, facts).changes
     expect(inContainer.map(describe)).toEqual([expect.stringContaining('/etc/usbguard/rules.conf')])
     expect(kinds(inContainer)).toEqual(['file'])
@@ -226,7 +268,9 @@ group('planHost', () => {
   test('firewall: live drift (missing rule, inactive) plans an activation naming what differs', () => {
     const d = desired('lb1')
     const facts = converged(d)
-    facts.live.firewall = facts.live.firewall!.filter((l) => !l.includes(' 443 ')).map((l) => (l === 'status active' ? 'status inactive' : l))
+    facts.live.firewall = facts.live
+      .firewall!.filter((l) => !l.includes(' 443 '))
+      .map((l) => (l === 'status active' ? 'status inactive' : l))
     const changes = planHost(d, facts).changes
     expect(changes).toMatchObject([
       {
@@ -235,7 +279,12 @@ group('planHost', () => {
         action: {
           kind: 'activate',
           guarded: true,
-          data: {backend: 'ufw', reason: 'ufw is inactive, 2 rules missing', missing: ['allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'], extra: []},
+          data: {
+            backend: 'ufw',
+            reason: 'ufw is inactive, 2 rules missing',
+            missing: ['allow tcp 443 from 0.0.0.0/0', 'allow tcp 443 from ::/0'],
+            extra: [],
+          },
         },
       },
     ])
@@ -248,10 +297,13 @@ group('planHost', () => {
     const facts = converged(d)
     facts.files[UFW_RULES_FILE] = {exists: false}
     expect(kinds(planHost(d, facts).changes)).toEqual(['file', 'live'])
-    expect(planHost(d, facts).changes[1]).toMatchObject({component: 'firewall', action: {kind: 'activate', data: {reason: 'rules changed', missing: [], extra: []}}})
+    expect(planHost(d, facts).changes[1]).toMatchObject({
+      component: 'firewall',
+      action: {kind: 'activate', data: {reason: 'rules changed', missing: [], extra: []}},
+    })
   })
 
-  test('firewall: only the rules file\'s mode wrong: fixed in place, no activation (the live rules still match)', () => {
+  test("firewall: only the rules file's mode wrong: fixed in place, no activation (the live rules still match)", () => {
     const d = desired('lb1')
     const facts = converged(d)
     facts.files[UFW_RULES_FILE] = {...facts.files[UFW_RULES_FILE]!, mode: 0o644}

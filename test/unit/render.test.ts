@@ -47,18 +47,49 @@ describe('rendered files (snapshots)', () => {
     ]
     // Every host: the SSH and OS hardening.
     const hardened = [
-      '600 /etc/ssh/sshd_config.d/50-foobar.conf', '644 /etc/apt/apt.conf.d/20auto-upgrades', '644 /etc/fail2ban/jail.d/foobar.local', '644 /etc/sysctl.d/60-foobar-hardening.conf',
-      '644 /etc/issue', '644 /etc/issue.net', '644 /etc/login.defs', '644 /etc/security/limits.d/60-foobar.conf', '644 /etc/modprobe.d/60-foobar.conf',
-      '644 /etc/profile.d/60-foobar.sh', '644 /etc/systemd/coredump.conf.d/60-foobar.conf',
-      '600 /etc/usbguard/usbguard-daemon.conf', '600 /etc/usbguard/rules.conf', '644 /etc/systemd/system/usbguard.service.d/60-foobar.conf',
-      '644 /etc/systemd/system/usbguard-dbus.service.d/60-foobar.conf', '644 /etc/systemd/system/acct.service.d/60-foobar.conf',
+      '600 /etc/ssh/sshd_config.d/50-foobar.conf',
+      '644 /etc/apt/apt.conf.d/20auto-upgrades',
+      '644 /etc/fail2ban/jail.d/foobar.local',
+      '644 /etc/sysctl.d/60-foobar-hardening.conf',
+      '644 /etc/issue',
+      '644 /etc/issue.net',
+      '644 /etc/login.defs',
+      '644 /etc/security/limits.d/60-foobar.conf',
+      '644 /etc/modprobe.d/60-foobar.conf',
+      '644 /etc/profile.d/60-foobar.sh',
+      '644 /etc/systemd/coredump.conf.d/60-foobar.conf',
+      '600 /etc/usbguard/usbguard-daemon.conf',
+      '600 /etc/usbguard/rules.conf',
+      '644 /etc/systemd/system/usbguard.service.d/60-foobar.conf',
+      '644 /etc/systemd/system/usbguard-dbus.service.d/60-foobar.conf',
+      '644 /etc/systemd/system/acct.service.d/60-foobar.conf',
     ]
     const withHardening = (l: string[]) => [...l, ...hardened].sort()
-    expect(list).toEqual({lb1: withHardening(['640 /etc/foobar/firewall/ufw.rules', '644 /etc/haproxy/haproxy.cfg', '644 /etc/default/prometheus-node-exporter']), web1: withHardening(web), web2: withHardening(web)})
+    expect(list).toEqual({
+      lb1: withHardening([
+        '640 /etc/foobar/firewall/ufw.rules',
+        '644 /etc/haproxy/haproxy.cfg',
+        '644 /etc/default/prometheus-node-exporter',
+      ]),
+      web1: withHardening(web),
+      web2: withHardening(web),
+    })
     const ipt = renderAll(loadExample('lab', iptablesVariant))
     const paths = (l: string[]) => l.map((x) => x.split(' ')[1]!)
-    expect(ipt.get('lb1')!.map((f) => f.path).sort()).toEqual(
-      [...paths(hardened), '/etc/apt/apt.conf.d/80foobar-proxy', '/etc/default/prometheus-node-exporter', '/etc/haproxy/haproxy.cfg', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6'].sort(),
+    expect(
+      ipt
+        .get('lb1')!
+        .map((f) => f.path)
+        .sort(),
+    ).toEqual(
+      [
+        ...paths(hardened),
+        '/etc/apt/apt.conf.d/80foobar-proxy',
+        '/etc/default/prometheus-node-exporter',
+        '/etc/haproxy/haproxy.cfg',
+        '/etc/iptables/rules.v4',
+        '/etc/iptables/rules.v6',
+      ].sort(),
     )
   })
 
@@ -73,7 +104,10 @@ describe('rendered files (snapshots)', () => {
   test('`foobar render` writes the same bytes to DIR/<host>/<path>, twice over', () => {
     const outs = [join(TMP, 'cli-a'), join(TMP, 'cli-b')]
     for (const out of outs) {
-      const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {cwd: ROOT, encoding: 'utf8'})
+      const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/foobar.yml', '--out', out], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      })
       expect(run.status, run.stderr).toBe(0)
       expect(run.stdout).toContain('67 files for 3 hosts')
     }
@@ -92,7 +126,11 @@ describe('rendered files (snapshots)', () => {
 
   test('--host renders only that host', () => {
     const out = join(TMP, 'cli-host')
-    const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/lab.yml', '--host', 'lb1', '--out', out], {cwd: ROOT, encoding: 'utf8'})
+    const run = spawnSync(
+      process.execPath,
+      [join(ROOT, 'bin/run.js'), 'render', '-i', 'inventories/lab.yml', '--host', 'lb1', '--out', out],
+      {cwd: ROOT, encoding: 'utf8'},
+    )
     expect(run.status, run.stderr).toBe(0)
     expect(readdirSync(out)).toEqual(['lb1'])
   })
@@ -170,7 +208,11 @@ const firewallOf = (inv: Inventory, host: Host) => renderFirewall(host, rulesFor
 
 describe('firewall rules per role (firewallRules)', () => {
   const inv = parseInventory(FW, '/srv/fw.yml')
-  const rulesOf = (name: string) => rulesFor(inv, inv.hosts.find((h) => h.name === name)!)
+  const rulesOf = (name: string) =>
+    rulesFor(
+      inv,
+      inv.hosts.find((h) => h.name === name)!,
+    )
   const port = (name: string, p: number, proto = 'tcp') => rulesOf(name).find((r) => r.port === p && r.proto === proto)
   const from = (name: string, p: number, proto = 'tcp') => port(name, p, proto)?.from
   const ports = (name: string) => rulesOf(name).map((r) => `${r.port}/${r.proto}`)
@@ -187,7 +229,7 @@ describe('firewall rules per role (firewallRules)', () => {
     expect(ports('mon1')).toEqual(['22/tcp', '6514/tcp', '9090/tcp', '9100/tcp'])
   })
 
-  test('SSH (at each host\'s own port) only from the admin networks', () => {
+  test("SSH (at each host's own port) only from the admin networks", () => {
     for (const h of inv.hosts) expect(from(h.name, h.ssh.port), h.name).toEqual(ADMIN)
     expect(port('web1', 22)).toBeUndefined()
   })
@@ -220,7 +262,14 @@ describe('firewall rules per role (firewallRules)', () => {
   })
 
   test('monitoring ports only from the monitoring sources and the monitoring host', () => {
-    for (const [h, p] of [['lb1', 9100], ['lb1', 8405], ['web1', 9113], ['db1', 9104], ['web2', 9104]] as const) expect(from(h, p), `${h}:${p}`).toEqual(SCRAPERS)
+    for (const [h, p] of [
+      ['lb1', 9100],
+      ['lb1', 8405],
+      ['web1', 9113],
+      ['db1', 9104],
+      ['web2', 9104],
+    ] as const)
+      expect(from(h, p), `${h}:${p}`).toEqual(SCRAPERS)
     // the monitoring host does not need to scrape itself through its firewall
     expect(from('mon1', 9100)).toEqual(['198.51.100.10/32', '2001:db8:f::10/128'])
     expect(from('mon1', 9090)).toEqual(ADMIN)
@@ -229,8 +278,20 @@ describe('firewall rules per role (firewallRules)', () => {
   })
 
   test('no monitoring sources and no monitoring host: no exporter port is open', () => {
-    const none = parseInventory(FW.replace('  sources: [198.51.100.10/32, "2001:db8:f::10"]\n', '  sources: []\n').replace('  - {name: mon1, address: 192.0.2.30, roles: [monitoring]}\n', ''), '/srv/fw.yml')
-    for (const h of none.hosts) expect(rulesFor(none, h).map((r) => r.port).filter((p) => p >= 8400), h.name).toEqual([])
+    const none = parseInventory(
+      FW.replace('  sources: [198.51.100.10/32, "2001:db8:f::10"]\n', '  sources: []\n').replace(
+        '  - {name: mon1, address: 192.0.2.30, roles: [monitoring]}\n',
+        '',
+      ),
+      '/srv/fw.yml',
+    )
+    for (const h of none.hosts)
+      expect(
+        rulesFor(none, h)
+          .map((r) => r.port)
+          .filter((p) => p >= 8400),
+        h.name,
+      ).toEqual([])
   })
 
   test('extra ports per role go to hosts with that role only', () => {
@@ -241,8 +302,14 @@ describe('firewall rules per role (firewallRules)', () => {
   test('iptables: v4 sources in rules.v4, v6 sources in rules.v6, anywhere in both', () => {
     const ipt = parseInventory(FW.replace('firewall:\n', 'firewall:\n  backend: iptables\n'), '/srv/fw.yml')
     const tables = (name: string) => {
-      const files = firewallOf(ipt, ipt.hosts.find((h) => h.name === name)!).files
-      return {v4: files.find((f) => f.path === '/etc/iptables/rules.v4')!.content, v6: files.find((f) => f.path === '/etc/iptables/rules.v6')!.content}
+      const files = firewallOf(
+        ipt,
+        ipt.hosts.find((h) => h.name === name)!,
+      ).files
+      return {
+        v4: files.find((f) => f.path === '/etc/iptables/rules.v4')!.content,
+        v6: files.find((f) => f.path === '/etc/iptables/rules.v6')!.content,
+      }
     }
     const accepts = (table: string) => table.split('\n').filter((l) => / --dport /.test(l))
     const lb1 = tables('lb1')
@@ -289,7 +356,10 @@ describe('firewall rules per role (firewallRules)', () => {
   })
 
   test('ufw: one line per source, v4 and v6 alike, with the policy defaults first', () => {
-    const ufw = firewallOf(inv, inv.hosts.find((h) => h.name === 'web1')!).files[0]!.content
+    const ufw = firewallOf(
+      inv,
+      inv.hosts.find((h) => h.name === 'web1')!,
+    ).files[0]!.content
     const lines = ufw.split('\n').filter((l) => l && !l.startsWith('#'))
     expect(lines.slice(0, 3)).toEqual(['default deny incoming', 'default allow outgoing', 'default deny routed'])
     expect(lines).toContain("allow in proto tcp from 2001:db8::10/128 to any port 443 comment 'https from the load balancer'")
@@ -335,7 +405,11 @@ describe('aggregateCidrs: fewer rules, exactly the same addresses', () => {
   })
 
   test('a 1,000-host fleet: the database port is a handful of networks, not a line per peer', () => {
-    const hosts = Array.from({length: 1000}, (_, i) => `  - {name: h${i}, address: 10.1.${Math.floor(i / 250)}.${(i % 250) + 2}, roles: [${i === 0 ? 'lb' : i <= 800 ? 'web' : 'db'}]}`)
+    const hosts = Array.from(
+      {length: 1000},
+      (_, i) =>
+        `  - {name: h${i}, address: 10.1.${Math.floor(i / 250)}.${(i % 250) + 2}, roles: [${i === 0 ? 'lb' : i <= 800 ? 'web' : 'db'}]}`,
+    )
     const dbs = Array.from({length: 199}, (_, i) => `h${801 + i}`)
     const inv = parseInventory(
       `site: {domain: www.example.com, email: admin@example.com}\nfirewall: {admin_cidrs: [192.0.2.0/24]}\nmysql: {primary: ${dbs[0]}, replicas: [${dbs.slice(1).join(', ')}], replication_password: {env: R}}\nhosts:\n${hosts.join('\n')}\n`,
@@ -359,20 +433,29 @@ describe('aggregateCidrs: fewer rules, exactly the same addresses', () => {
 describe('second line of defence: the view-model safety check', () => {
   test('refuses newlines, `;`, braces, quotes and shell syntax anywhere in a view, naming where', () => {
     for (const bad of ['a\nb', 'a;b', 'a{b', 'a}b', 'a"b', "a'b", 'a`b`', 'a$(b)', 'a\\b', 'a\rb', 'a\u0000b', 'a|b', 'a&b', 'a<b']) {
-      expect(() => assertSafeView({ok: 'fine', nested: {list: ['x', bad]}}), JSON.stringify(bad)).toThrow(/unsafe value at view\.nested\.list\[1\]/)
+      expect(() => assertSafeView({ok: 'fine', nested: {list: ['x', bad]}}), JSON.stringify(bad)).toThrow(
+        /unsafe value at view\.nested\.list\[1\]/,
+      )
     }
-    expect(() => assertSafeView({domain: 'www.foobar.com', port: 443, on: true, list: ['a.b', '10.0.0.0/8'], none: undefined})).not.toThrow()
+    expect(() =>
+      assertSafeView({domain: 'www.foobar.com', port: 443, on: true, list: ['a.b', '10.0.0.0/8'], none: undefined}),
+    ).not.toThrow()
   })
 
   test('renderTemplate refuses a hostile value even if it got past the schema', () => {
-    expect(() => renderTemplate('base/apt-proxy.conf', {proxy: 'http://x";\nAcquire::http::Proxy "http://evil'})).toThrow(/unsafe value at view\.proxy/)
+    expect(() => renderTemplate('base/apt-proxy.conf', {proxy: 'http://x";\nAcquire::http::Proxy "http://evil'})).toThrow(
+      /unsafe value at view\.proxy/,
+    )
   })
 
   test('a schema-bypassing inventory renders nothing: desiredState throws on the bad domain', () => {
     const inv: Inventory = loadExample('foobar')
     const hacked: Inventory = {...inv, site: {...inv.site, domain: 'www.foobar.com; include /etc/passwd'}}
     expect(() => desiredState(hacked, hacked.hosts[1]!)).toThrow(/unsafe value at view\.domain/)
-    const newline: Inventory = {...inv, hosts: inv.hosts.map((h) => ({...h, lb: {...h.lb, healthCheck: '/healthz\n    server evil 6.6.6.6:443'}}))}
+    const newline: Inventory = {
+      ...inv,
+      hosts: inv.hosts.map((h) => ({...h, lb: {...h.lb, healthCheck: '/healthz\n    server evil 6.6.6.6:443'}})),
+    }
     expect(() => desiredState(newline, newline.hosts[0]!)).toThrow(/unsafe value at view\.healthCheck/)
   })
 })
@@ -408,7 +491,7 @@ describe('shq: shell quoting for remote commands', () => {
   })
 
   test('echo as in the brief: sh -c "echo $(shq x)"', () => {
-    const value = "x'y $(id) `id` ; \"z\""
+    const value = 'x\'y $(id) `id` ; "z"'
     const run = spawnSync('sh', ['-c', `echo ${shq(value)}`], {encoding: 'utf8'})
     expect(run.stdout).toBe(`${value}\n`)
   })

@@ -9,7 +9,13 @@ import {type CertInfo, renewalDue} from '../../src/components/tls/acme.js'
 const DAY = 86_400_000
 const ISSUED = Date.UTC(2025, 0, 1)
 /** A certificate valid for `days` days from ISSUED. */
-const cert = (days: number): CertInfo => ({serial: '01', notBefore: new Date(ISSUED), notAfter: new Date(ISSUED + days * DAY), names: ['www.foobar.test'], issuer: 'Test CA'})
+const cert = (days: number): CertInfo => ({
+  serial: '01',
+  notBefore: new Date(ISSUED),
+  notAfter: new Date(ISSUED + days * DAY),
+  names: ['www.foobar.test'],
+  issuer: 'Test CA',
+})
 /** `days` days (may be fractional) before the certificate expires. */
 const left = (c: CertInfo, days: number) => new Date(c.notAfter.getTime() - days * DAY)
 
@@ -30,7 +36,10 @@ describe('renewalDue', () => {
   })
 
   test('an expired certificate is due', () => {
-    expect(renewalDue(le, new Date(le.notAfter.getTime() + DAY), {})).toEqual({due: true, reason: '-1.0 days left, under a third of the lifetime'})
+    expect(renewalDue(le, new Date(le.notAfter.getTime() + DAY), {})).toEqual({
+      due: true,
+      reason: '-1.0 days left, under a third of the lifetime',
+    })
   })
 
   test('--days N: due at N days left or fewer, whatever the lifetime', () => {

@@ -5,7 +5,15 @@
  */
 import {afterAll, afterEach, beforeEach, describe, expect, test} from 'vitest'
 import {Failure} from '../../src/util/errors.js'
-import {LIST_DATABASES, MYSQL, type DbFacts, dbFactsScript, nativePasswordHash, parseDbFacts, planReplication} from '../../src/components/mysql/replication.js'
+import {
+  LIST_DATABASES,
+  MYSQL,
+  type DbFacts,
+  dbFactsScript,
+  nativePasswordHash,
+  parseDbFacts,
+  planReplication,
+} from '../../src/components/mysql/replication.js'
 import {convergeReplication, gtidCovers, promote} from '../../src/components/mysql/replicate.js'
 import type {Host} from '../../src/inventory/index.js'
 import {type Command, FakeHost, fastTimers, testInventory} from './support/fake-host.js'
@@ -100,7 +108,9 @@ describe('planReplication (pure)', () => {
   })
 
   test('a replica with databases of its own that does not replicate is configured, never seeded', () => {
-    expect(planReplication(inv, web2, facts({userDatabases: 3}), PASSWORD)).toEqual([{kind: 'configure', from: 'web1', why: 'not replicating'}])
+    expect(planReplication(inv, web2, facts({userDatabases: 3}), PASSWORD)).toEqual([
+      {kind: 'configure', from: 'web1', why: 'not replicating'},
+    ])
   })
 
   test('an empty new replica (or one whose server is not up yet) is seeded from the primary', () => {
@@ -114,7 +124,9 @@ describe('planReplication (pure)', () => {
       {kind: 'configure', from: 'web1', why: "IO thread Connecting: error connecting to master 'repl@10.77.0.12:3306'"},
     ])
     const stopped = {...RUNNING, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
-    expect(planReplication(inv, web2, facts({slave: stopped, userDatabases: 0}), PASSWORD)).toEqual([{kind: 'configure', from: 'web1', why: 'IO thread No; SQL thread No'}])
+    expect(planReplication(inv, web2, facts({slave: stopped, userDatabases: 0}), PASSWORD)).toEqual([
+      {kind: 'configure', from: 'web1', why: 'IO thread No; SQL thread No'},
+    ])
   })
 
   test('a replica of the wrong primary, without GTID or without TLS is configured again, with every reason', () => {
@@ -155,52 +167,83 @@ interface Db {
 function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: FakeHost; db: Db} {
   const fake = new FakeHost(h, {shell: false, answer: {code: 127, stderr: 'not scripted\n'}})
   fakes.push(fake)
-  const state: Db = {up: true, readOnly: h.db?.role === 'replica', serverId: h.db!.serverId, binlogPos: '', slavePos: '', databases: [], users: [], ...db}
+  const state: Db = {
+    up: true,
+    readOnly: h.db?.role === 'replica',
+    serverId: h.db!.serverId,
+    binlogPos: '',
+    slavePos: '',
+    databases: [],
+    users: [],
+    ...db,
+  }
   peers.set(h.address, state)
   const ok = (stdout = '') => ({code: 0, stdout, stderr: ''})
-  fake.on((c) => c.script.includes('mysqladmin --connect-timeout=3 ping'), () => {
-    if (!state.up) return ok('down\n')
-    state.tick?.()
-    const s = state
-    return ok(
-      [
-        'up',
-        ...s.users.map((u) => `user ${u.user} ${u.host} ${u.hash} ${u.ssl}`),
-        ...Object.entries(s.slave ?? {}).map(([k, v]) => `slave ${k} ${v}`),
-        `userdbs ${s.databases.length}`,
-        `vars ${s.readOnly ? 1 : 0} ${s.serverId} ${s.binlogPos} ${s.slavePos}`,
-        '',
-      ].join('\n'),
-    )
-  })
-  fake.on((c) => c.script === LIST_DATABASES, () => ok(state.databases.map((d) => `${d}\n`).join('')))
+  fake.on(
+    (c) => c.script.includes('mysqladmin --connect-timeout=3 ping'),
+    () => {
+      if (!state.up) return ok('down\n')
+      state.tick?.()
+      const s = state
+      return ok(
+        [
+          'up',
+          ...s.users.map((u) => `user ${u.user} ${u.host} ${u.hash} ${u.ssl}`),
+          ...Object.entries(s.slave ?? {}).map(([k, v]) => `slave ${k} ${v}`),
+          `userdbs ${s.databases.length}`,
+          `vars ${s.readOnly ? 1 : 0} ${s.serverId} ${s.binlogPos} ${s.slavePos}`,
+          '',
+        ].join('\n'),
+      )
+    },
+  )
+  fake.on(
+    (c) => c.script === LIST_DATABASES,
+    () => ok(state.databases.map((d) => `${d}\n`).join('')),
+  )
   fake.on(/^timeout 5 bash -c /, () => ok())
-  fake.on(/^mysqldump /, () => ok(`-- MariaDB dump\nSET GLOBAL gtid_slave_pos='${state.binlogPos}';\n${state.databases.map((d) => `CREATE DATABASE ${d};\n`).join('')}`))
-  fake.on((c) => c.stdin !== undefined && c.script.startsWith(MYSQL), (c: Command) => {
-    let out = ''
-    const text = (c.stdin ?? '').split('\n').filter((l) => !l.startsWith('--')).join('\n')
-    for (const st of text.split(';').map((x) => x.trim()).filter(Boolean)) {
-      let m: RegExpExecArray | null
-      if ((m = /^SET GLOBAL read_only = (ON|OFF)$/.exec(st))) state.readOnly = m[1] === 'ON'
-      else if (st === 'SELECT @@gtid_binlog_pos') out += `${state.binlogPos}\n`
-      else if (st === 'STOP SLAVE') state.slave &&= {...state.slave, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
-      else if (st === 'RESET SLAVE ALL') state.slave = undefined
-      else if ((m = /^SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'$/.exec(st))) state.slavePos = m[1]!
-      else if ((m = /^CHANGE MASTER TO MASTER_HOST='([^']+)'.*MASTER_SSL=1.*MASTER_USE_GTID=slave_pos$/s.exec(st))) {
-        state.slave = {...RUNNING, Master_Host: m[1]!, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
-      } else if (st === 'START SLAVE') {
-        if (state.slave) state.slave = {...state.slave, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'}
-        const master = peers.get(state.slave?.Master_Host ?? '')
-        if (master) state.slavePos = master.binlogPos
-      } else if ((m = /^(?:CREATE USER IF NOT EXISTS|ALTER USER) '([^']+)'@'([^']+)' IDENTIFIED BY '([^']+)' REQUIRE SSL$/.exec(st))) {
-        state.users = [...state.users.filter((u) => !(u.user === m![1] && u.host === m![2])), {user: m[1]!, host: m[2]!, hash: nativePasswordHash(m[3]!), ssl: 'ANY'}]
-      } else if (/^GRANT REPLICATION SLAVE ON \*\.\* TO /.test(st)) {
-        // granted
-      } else if ((m = /^CREATE DATABASE (\S+)$/.exec(st))) state.databases.push(m[1]!)
-      else return {code: 1, stdout: '', stderr: `ERROR 1064 (42000): not scripted: ${st}\n`}
-    }
-    return ok(out)
-  })
+  fake.on(/^mysqldump /, () =>
+    ok(
+      `-- MariaDB dump\nSET GLOBAL gtid_slave_pos='${state.binlogPos}';\n${state.databases.map((d) => `CREATE DATABASE ${d};\n`).join('')}`,
+    ),
+  )
+  fake.on(
+    (c) => c.stdin !== undefined && c.script.startsWith(MYSQL),
+    (c: Command) => {
+      let out = ''
+      const text = (c.stdin ?? '')
+        .split('\n')
+        .filter((l) => !l.startsWith('--'))
+        .join('\n')
+      for (const st of text
+        .split(';')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        let m: RegExpExecArray | null
+        if ((m = /^SET GLOBAL read_only = (ON|OFF)$/.exec(st))) state.readOnly = m[1] === 'ON'
+        else if (st === 'SELECT @@gtid_binlog_pos') out += `${state.binlogPos}\n`
+        else if (st === 'STOP SLAVE') state.slave &&= {...state.slave, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
+        else if (st === 'RESET SLAVE ALL') state.slave = undefined
+        else if ((m = /^SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'$/.exec(st))) state.slavePos = m[1]!
+        else if ((m = /^CHANGE MASTER TO MASTER_HOST='([^']+)'.*MASTER_SSL=1.*MASTER_USE_GTID=slave_pos$/s.exec(st))) {
+          state.slave = {...RUNNING, Master_Host: m[1]!, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
+        } else if (st === 'START SLAVE') {
+          if (state.slave) state.slave = {...state.slave, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'}
+          const master = peers.get(state.slave?.Master_Host ?? '')
+          if (master) state.slavePos = master.binlogPos
+        } else if ((m = /^(?:CREATE USER IF NOT EXISTS|ALTER USER) '([^']+)'@'([^']+)' IDENTIFIED BY '([^']+)' REQUIRE SSL$/.exec(st))) {
+          state.users = [
+            ...state.users.filter((u) => !(u.user === m![1] && u.host === m![2])),
+            {user: m[1]!, host: m[2]!, hash: nativePasswordHash(m[3]!), ssl: 'ANY'},
+          ]
+        } else if (/^GRANT REPLICATION SLAVE ON \*\.\* TO /.test(st)) {
+          // granted
+        } else if ((m = /^CREATE DATABASE (\S+)$/.exec(st))) state.databases.push(m[1]!)
+        else return {code: 1, stdout: '', stderr: `ERROR 1064 (42000): not scripted: ${st}\n`}
+      }
+      return ok(out)
+    },
+  )
   return {fake, db: state}
 }
 
@@ -214,13 +257,23 @@ describe('convergeReplication through scripted databases (the primary first)', (
     const running = database(web3, {slave: RUNNING, slavePos: '0-1-100', databases: ['shop'], users: []}, peers)
     const byName = new Map([p, fresh, running].map((x) => [x.fake.host.name, x.fake]))
     const steps: string[] = []
-    const failed = await convergeReplication(inv, [web1, web2, web3], async (h) => byName.get(h.name)!, PASSWORD, (h, s) => steps.push(`${h}: ${s}`))
+    const failed = await convergeReplication(
+      inv,
+      [web1, web2, web3],
+      async (h) => byName.get(h.name)!,
+      PASSWORD,
+      (h, s) => steps.push(`${h}: ${s}`),
+    )
     expect(failed).toEqual({})
     expect(p.db.users.map((u) => [u.host, u.ssl, u.hash === HASH])).toEqual([
       [web2.address, 'ANY', true],
       [web3.address, 'ANY', true],
     ])
-    expect(fresh.db).toMatchObject({databases: ['shop'], slavePos: '0-1-100', slave: {Master_Host: web1.address, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'}})
+    expect(fresh.db).toMatchObject({
+      databases: ['shop'],
+      slavePos: '0-1-100',
+      slave: {Master_Host: web1.address, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'},
+    })
     // The running replica: its facts were read, nothing else.
     expect(running.fake.log.map((c) => c.script)).toEqual([dbFactsScript('repl')])
     expect(steps).toEqual([
@@ -236,10 +289,24 @@ describe('convergeReplication through scripted databases (the primary first)', (
 
   test('a replica with data of its own is configured without a dump', async () => {
     const peers = new Map<string, Db>()
-    const p = database(web1, {binlogPos: '0-1-100', databases: ['shop'], users: [web2, web3].map((h) => ({user: 'repl', host: h.address, hash: HASH, ssl: 'ANY'}))}, peers)
+    const p = database(
+      web1,
+      {
+        binlogPos: '0-1-100',
+        databases: ['shop'],
+        users: [web2, web3].map((h) => ({user: 'repl', host: h.address, hash: HASH, ssl: 'ANY'})),
+      },
+      peers,
+    )
     const own = database(web2, {databases: ['shop'], slavePos: '0-1-100'}, peers)
     const byName = new Map([p, own].map((x) => [x.fake.host.name, x.fake]))
-    const failed = await convergeReplication(inv, [web1, web2], async (h) => byName.get(h.name)!, PASSWORD, () => {})
+    const failed = await convergeReplication(
+      inv,
+      [web1, web2],
+      async (h) => byName.get(h.name)!,
+      PASSWORD,
+      () => {},
+    )
     expect(failed).toEqual({})
     expect(p.fake.commands(/mysqldump/)).toEqual([])
     expect(sqlOf(own.fake).join('\n')).toContain(`CHANGE MASTER TO MASTER_HOST='${web1.address}'`)
@@ -300,7 +367,9 @@ describe('db promote through scripted databases', () => {
     const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-90'})
     const error = await c.run(false).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(Failure)
-    expect((error as Error).message).toBe("web2 has 0-1-90 of web1's 0-1-100 after 0.1s: promoting would lose committed transactions; web1 is writable again. Use --force to promote anyway.")
+    expect((error as Error).message).toBe(
+      "web2 has 0-1-90 of web1's 0-1-100 after 0.1s: promoting would lose committed transactions; web1 is writable again. Use --force to promote anyway.",
+    )
     expect(sqlOf(c.old.fake)).toEqual(['SET GLOBAL read_only = ON;', 'SELECT @@gtid_binlog_pos;', 'SET GLOBAL read_only = OFF;'])
     expect(c.old.db.readOnly).toBe(false)
     // Nothing changed on the replicas.
@@ -315,12 +384,22 @@ describe('db promote through scripted databases', () => {
     expect(r).toEqual({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: true, repointed: ['web1', 'web3'], position: '0-1-100'})
     expect(c.target.db).toMatchObject({readOnly: false, slave: undefined})
     expect(c.target.db.users.map((u) => u.host).sort()).toEqual([web1.address, web2.address, web3.address])
-    for (const x of [c.old, c.other]) expect(x.db).toMatchObject({readOnly: true, slave: {Master_Host: web2.address, Slave_IO_Running: 'Yes', Using_Gtid: 'Slave_Pos', Master_SSL_Allowed: 'Yes'}})
+    for (const x of [c.old, c.other])
+      expect(x.db).toMatchObject({
+        readOnly: true,
+        slave: {Master_Host: web2.address, Slave_IO_Running: 'Yes', Using_Gtid: 'Slave_Pos', Master_SSL_Allowed: 'Yes'},
+      })
     // Fenced before the position was read, promoted only after it was covered.
     const fenced = c.old.fake.log.find((x) => x.stdin === 'SET GLOBAL read_only = ON;')!.seq
     const promoted = c.target.fake.log.find((x) => x.stdin?.startsWith('STOP SLAVE; RESET SLAVE ALL'))!.seq
     expect(fenced).toBeLessThan(promoted)
-    expect(c.steps).toEqual(['fencing web1: read-only', 'waiting for web2 to reach 0-1-100', 'promoting web2', 'repointing web1 to web2', 'repointing web3 to web2'])
+    expect(c.steps).toEqual([
+      'fencing web1: read-only',
+      'waiting for web2 to reach 0-1-100',
+      'promoting web2',
+      'repointing web1 to web2',
+      'repointing web3 to web2',
+    ])
   })
 
   test('several GTID domains: every one must be covered', async () => {

@@ -8,7 +8,8 @@ import {loadInventory} from '../../inventory/index.js'
 import {sshTransport} from '../../remote/connection.js'
 
 export default class CertIssue extends FoobarCommand<typeof CertIssue> {
-  static summary = 'Obtain the site certificate over ACME (HTTP-01 through the LB), deploy it to the LB and web servers, check it is served.'
+  static summary =
+    'Obtain the site certificate over ACME (HTTP-01 through the LB), deploy it to the LB and web servers, check it is served.'
   static flags = {...connectFlags, ...certFlags}
 
   async run(): Promise<RenewResult> {
@@ -23,7 +24,9 @@ export default class CertIssue extends FoobarCommand<typeof CertIssue> {
       step: (s) => this.say(s),
     })
     if (result.renewed) {
-      this.say(`issued ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')}`)
+      this.say(
+        `issued ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')}`,
+      )
     } else {
       const kept = `a valid certificate exists (${result.reason}); use --force to replace it`
       this.say(kept)

@@ -10,7 +10,8 @@ import {sshTransport} from '../../remote/connection.js'
 
 export default class CertRenew extends FoobarCommand<typeof CertRenew> {
   static summary = 'Renew the site certificate when due, deploy it and check every host serves it. Silent when nothing is due.'
-  static description = 'Made for cron: no output and exit 0 when nothing is due; exit 0 after a successful renewal; non-zero on failure, with the old certificate still deployed.'
+  static description =
+    'Made for cron: no output and exit 0 when nothing is due; exit 0 after a successful renewal; non-zero on failure, with the old certificate still deployed.'
   static examples = ['<%= config.bin %> cert renew -i inventories/foobar.yml --random-delay 3600']
   static flags = {
     ...connectFlags,
@@ -30,7 +31,10 @@ export default class CertRenew extends FoobarCommand<typeof CertRenew> {
       days: this.flags.days,
       lockWaitMs: this.flags['lock-wait'] * 1000,
     })
-    if (result.renewed) this.say(`renewed ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')} (${result.reason})`)
+    if (result.renewed)
+      this.say(
+        `renewed ${inv.site.domain}: serial ${result.certificate!.serial}, expires ${result.certificate!.notAfter.toISOString()}, served by ${result.served!.map((s) => s.host).join(', ')} (${result.reason})`,
+      )
     return result
   }
 }

@@ -27,7 +27,11 @@ export default class CertSchedule extends FoobarCommand<typeof CertSchedule> {
       return result
     }
     const result = installSchedule(plan)
-    this.say(result.action === 'installed' ? `installed ${result.files.join(', ')}: ${result.command}` : `already installed: ${result.files.join(', ')}`)
+    this.say(
+      result.action === 'installed'
+        ? `installed ${result.files.join(', ')}: ${result.command}`
+        : `already installed: ${result.files.join(', ')}`,
+    )
     return result
   }
 }

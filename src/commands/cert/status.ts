@@ -28,7 +28,10 @@ export default class CertStatus extends FoobarCommand<typeof CertStatus> {
     }))
     const result = {names, served, consistent}
     if (!this.jsonEnabled()) {
-      for (const n of names) this.log(`${n.name}: ${cert ? `serial ${n.serial}, issuer ${n.issuer}, expires ${n.notAfter} (${n.daysLeft} days left)${n.covered ? '' : ' NOT ON THE CERTIFICATE'}` : 'no certificate (run foobar cert issue)'}`)
+      for (const n of names)
+        this.log(
+          `${n.name}: ${cert ? `serial ${n.serial}, issuer ${n.issuer}, expires ${n.notAfter} (${n.daysLeft} days left)${n.covered ? '' : ' NOT ON THE CERTIFICATE'}` : 'no certificate (run foobar cert issue)'}`,
+        )
       for (const s of served) {
         const same = cert && s.serial && normaliseSerial(s.serial) === normaliseSerial(cert.serial)
         this.log(`  ${s.host}: ${s.error ? `ERROR ${s.error}` : `serves ${s.serial}${same ? '' : ' (NOT the current certificate)'}`}`)
@@ -39,7 +42,10 @@ export default class CertStatus extends FoobarCommand<typeof CertStatus> {
     if (!consistent) {
       const other = served.filter((s) => !s.serial || normaliseSerial(s.serial) !== normaliseSerial(cert.serial))
       const failed = Object.fromEntries(other.map((s) => [s.host, s.error ?? `serves ${s.serial}, not the current ${cert.serial}`]))
-      this.outcome(result, ExitCode.partial, `not serving the current certificate: ${other.map((s) => s.host).join(', ')}`, {failed, quiet: true})
+      this.outcome(result, ExitCode.partial, `not serving the current certificate: ${other.map((s) => s.host).join(', ')}`, {
+        failed,
+        quiet: true,
+      })
     }
     return result
   }

@@ -16,7 +16,9 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
   static args = {replica: Args.string({description: 'The replica to promote.', required: true})}
   static flags = {
     ...connectFlags,
-    force: Flags.boolean({summary: 'Promote even if the old primary is unreachable or the replica has not caught up (may lose transactions).'}),
+    force: Flags.boolean({
+      summary: 'Promote even if the old primary is unreachable or the replica has not caught up (may lose transactions).',
+    }),
     write: Flags.boolean({summary: 'Update the inventory file (mysql.primary and mysql.replicas).'}),
     timeout: Flags.integer({summary: 'Seconds to wait for the replica to catch up.', default: 60, min: 1}),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask (required without a terminal).'}),
@@ -27,20 +29,31 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
     const name = this.args.replica
     const target = inv.hosts.find((h) => h.name === name)
     if (!inv.mysql?.primary) throw new UserError('the inventory has no mysql.primary')
-    if (name === inv.mysql.primary) throw new UserError(`${name} is already the primary`, [], [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`])
-    if (!target || target.db?.role !== 'replica') throw new UserError(`${name} is not a replica in ${this.flags.inventory}`, [], [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`])
+    if (name === inv.mysql.primary)
+      throw new UserError(`${name} is already the primary`, [], [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`])
+    if (!target || target.db?.role !== 'replica')
+      throw new UserError(
+        `${name} is not a replica in ${this.flags.inventory}`,
+        [],
+        [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`],
+      )
     const password = readSecret(inv.mysql.replicationPassword, 'mysql.replication_password')
     if (!this.flags.yes) {
       if (!process.stdin.isTTY) throw new UserError('promote changes the database topology: pass --yes (no terminal to ask on)')
       const {confirm} = await import('@inquirer/prompts')
       // Under --json, stdout carries only the envelope: the question goes to stderr.
       const context = this.jsonEnabled() ? {output: process.stderr} : undefined
-      if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}, context))) throw new UserError('not confirmed; nothing was changed')
+      if (!(await confirm({message: `Make ${name} the primary instead of ${inv.mysql.primary}?`, default: false}, context)))
+        throw new UserError('not confirmed; nothing was changed')
     }
     const cache = runnerCache(sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     let result: PromoteResult
     try {
-      result = await promote(inv, target, (h) => cache.get(h), password, {force: this.flags.force, timeoutMs: this.flags.timeout * 1000, step: (s) => this.say(s)})
+      result = await promote(inv, target, (h) => cache.get(h), password, {
+        force: this.flags.force,
+        timeoutMs: this.flags.timeout * 1000,
+        step: (s) => this.say(s),
+      })
     } finally {
       cache.closeAll()
     }
@@ -54,7 +67,9 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
     this.say(`\n${name} is the primary now (${primaryHost}); replicas: ${result.repointed.join(', ') || 'none'}.`)
     this.say(`The application must send writes to ${name} (${primaryHost}:${inv.mysql.port}) instead of ${result.oldPrimary}.`)
     if (inventoryUpdated) {
-      this.say(`${inv.file} updated (mysql.primary: ${name}); run \`foobar provision\` to render the new roles (read_only, server configs).`)
+      this.say(
+        `${inv.file} updated (mysql.primary: ${name}); run \`foobar provision\` to render the new roles (read_only, server configs).`,
+      )
     } else {
       const update = `Update ${inv.file}: mysql.primary: ${name}, mysql.replicas: [${newReplicas.join(', ')}] (or run again with --write), then \`foobar provision\`.`
       this.say(update)

@@ -18,7 +18,9 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
     const selected = this.limitHosts(inv, this.flags.limit)
     const hosts = selected.filter((h) => h.db)
     if (hosts.length === 0) {
-      throw new UserError(`--limit ${this.flags.limit!.join(',')}: none of the selected hosts is a database host`, [`database hosts: ${dbHosts.map((h) => h.name).join(', ')}`])
+      throw new UserError(`--limit ${this.flags.limit!.join(',')}: none of the selected hosts is a database host`, [
+        `database hosts: ${dbHosts.map((h) => h.name).join(', ')}`,
+      ])
     }
     const notDb = selected.filter((h) => !h.db)
     if (this.flags.limit && notDb.length > 0) this.warn(`not database hosts, left out: ${notDb.map((h) => h.name).join(', ')}`)
@@ -42,16 +44,26 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
         const repl = s.replicatingFrom
           ? `from ${s.replicatingFrom}, IO ${s.ioThread}, SQL ${s.sqlThread}, lag ${s.lagSeconds ?? 'unknown'}s, TLS ${s.tls ? 'yes' : 'NO'}`
           : 'not replicating'
-        this.log(`${s.host} (${s.role}): ${s.up ? 'up' : 'DOWN'}, ${s.readOnly ? 'read-only' : 'writable'}, ${repl}; gtid binlog ${s.gtidBinlogPos || '-'}, slave ${s.gtidSlavePos || '-'}${s.lastError ? `; last error: ${s.lastError}` : ''}`)
+        this.log(
+          `${s.host} (${s.role}): ${s.up ? 'up' : 'DOWN'}, ${s.readOnly ? 'read-only' : 'writable'}, ${repl}; gtid binlog ${s.gtidBinlogPos || '-'}, slave ${s.gtidSlavePos || '-'}${s.lastError ? `; last error: ${s.lastError}` : ''}`,
+        )
       }
     }
     const bad = statuses.filter((s) => s.error || !s.up || (s.role === 'replica' && (s.ioThread !== 'Yes' || s.sqlThread !== 'Yes')))
     const result = {hosts: statuses}
     if (bad.length) {
       const failed = Object.fromEntries(
-        bad.map((s) => [s.host, s.error ?? (!s.up ? 'down' : `replication IO ${s.ioThread}, SQL ${s.sqlThread}${s.lastError ? `: ${s.lastError}` : ''}`)]),
+        bad.map((s) => [
+          s.host,
+          s.error ?? (!s.up ? 'down' : `replication IO ${s.ioThread}, SQL ${s.sqlThread}${s.lastError ? `: ${s.lastError}` : ''}`),
+        ]),
       )
-      this.outcome(result, bad.length === statuses.length ? ExitCode.failure : ExitCode.partial, `database hosts not healthy: ${bad.map((s) => s.host).join(', ')}`, {failed, quiet: true})
+      this.outcome(
+        result,
+        bad.length === statuses.length ? ExitCode.failure : ExitCode.partial,
+        `database hosts not healthy: ${bad.map((s) => s.host).join(', ')}`,
+        {failed, quiet: true},
+      )
     }
     return result
   }

@@ -20,10 +20,20 @@ export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
-      apply: true, json: this.jsonEnabled(), yes: this.flags.yes, only: ['firewall'], verb: 'firewall apply', serial: this.flags.serial,
-      concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys'], log: (s) => this.log(s),
+      apply: true,
+      json: this.jsonEnabled(),
+      yes: this.flags.yes,
+      only: ['firewall'],
+      verb: 'firewall apply',
+      serial: this.flags.serial,
+      concurrency: this.flags.concurrency,
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      log: (s) => this.log(s),
     })
-    const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)}))}
+    const result = {
+      summary,
+      hosts: report.hosts.map((h) => ({host: h.host, status: h.status, error: h.error, changes: jsonChanges(h.changes)})),
+    }
     return this.withResult(result, () => failIfNeeded(summary, hosts.length))
   }
 }

@@ -12,8 +12,14 @@ export default class FirewallPlan extends FoobarCommand<typeof FirewallPlan> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
-      apply: false, json: this.jsonEnabled(), yes: true, only: ['firewall'], verb: 'firewall plan',
-      concurrency: this.flags.concurrency, acceptNewHostKeys: this.flags['accept-new-host-keys'], log: (s) => this.log(s),
+      apply: false,
+      json: this.jsonEnabled(),
+      yes: true,
+      only: ['firewall'],
+      verb: 'firewall plan',
+      concurrency: this.flags.concurrency,
+      acceptNewHostKeys: this.flags['accept-new-host-keys'],
+      log: (s) => this.log(s),
     })
     const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, changes: jsonChanges(h.changes)}))}
     return this.withResult(result, () => failIfNeeded(summary, hosts.length))

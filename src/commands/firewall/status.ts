@@ -13,7 +13,10 @@ export default class FirewallStatusCommand extends FoobarCommand<typeof Firewall
   async run(): Promise<{hosts: FirewallStatus[]}> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
-    const statuses = await firewallStatus(STACK, inv, hosts, {concurrency: this.flags.concurrency, transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
+    const statuses = await firewallStatus(STACK, inv, hosts, {
+      concurrency: this.flags.concurrency,
+      transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
+    })
     if (!this.jsonEnabled()) {
       for (const s of statuses) {
         if (s.error) this.log(`${s.host}: ERROR ${s.error}`)
@@ -29,10 +32,16 @@ export default class FirewallStatusCommand extends FoobarCommand<typeof Firewall
     const errors = statuses.filter((s) => s.error)
     if (errors.length > 0) {
       const failed = Object.fromEntries(errors.map((s) => [s.host, s.error!]))
-      this.outcome(result, errors.length === statuses.length ? ExitCode.failure : ExitCode.partial, `firewall status failed on ${errors.map((s) => s.host).join(', ')}`, {failed, quiet: true})
+      this.outcome(
+        result,
+        errors.length === statuses.length ? ExitCode.failure : ExitCode.partial,
+        `firewall status failed on ${errors.map((s) => s.host).join(', ')}`,
+        {failed, quiet: true},
+      )
     }
     const drifted = statuses.filter((s) => !s.inSync)
-    if (drifted.length > 0) this.outcome(result, ExitCode.changesPending, `firewall drift on ${drifted.map((s) => s.host).join(', ')}`, {quiet: true})
+    if (drifted.length > 0)
+      this.outcome(result, ExitCode.changesPending, `firewall drift on ${drifted.map((s) => s.host).join(', ')}`, {quiet: true})
     return result
   }
 }

@@ -7,7 +7,9 @@ export default class InventoryCheck extends FoobarCommand<typeof InventoryCheck>
 
   async run(): Promise<{file: string; valid: true; hosts: number}> {
     const inv = await loadInventory(this.flags.inventory)
-    this.say(`${this.flags.inventory}: valid (${inv.hosts.length} hosts: ${inv.hosts.map((h) => `${h.name} [${h.roles.join(',')}]`).join(', ')})`)
+    this.say(
+      `${this.flags.inventory}: valid (${inv.hosts.length} hosts: ${inv.hosts.map((h) => `${h.name} [${h.roles.join(',')}]`).join(', ')})`,
+    )
     return {file: inv.file, valid: true, hosts: inv.hosts.length}
   }
 }

@@ -12,11 +12,18 @@ export default class InventoryShow extends FoobarCommand<typeof InventoryShow> {
     if (!this.jsonEnabled()) {
       this.log(`site: ${inv.site.domain}${inv.site.aliases.length ? ` (+ ${inv.site.aliases.join(', ')})` : ''}`)
       for (const h of hosts) {
-        this.log(`\n${h.name}  ${h.address}  roles: ${h.roles.join(', ')}${h.db ? `  (mysql ${h.db.role}, server_id ${h.db.serverId})` : ''}`)
-        this.log(`  ssh: ${h.ssh.user}@${h.address}:${h.ssh.port}${h.ssh.sudo ? ' (sudo)' : ''}${h.ssh.jumpHost ? ` via ${h.ssh.jumpHost}` : ''}`)
+        this.log(
+          `\n${h.name}  ${h.address}  roles: ${h.roles.join(', ')}${h.db ? `  (mysql ${h.db.role}, server_id ${h.db.serverId})` : ''}`,
+        )
+        this.log(
+          `  ssh: ${h.ssh.user}@${h.address}:${h.ssh.port}${h.ssh.sudo ? ' (sudo)' : ''}${h.ssh.jumpHost ? ` via ${h.ssh.jumpHost}` : ''}`,
+        )
         this.log(`  firewall: ${h.firewall.backend}, ssh from ${h.firewall.adminCidrs.join(', ')}`)
-        this.log(`  tls: ${h.tls.profile}, certificate ${h.tls.source.type}, HSTS ${h.tls.hsts.enabled ? `max-age=${h.tls.hsts.maxAge}` : 'off'}`)
-        if (h.roles.includes('lb')) this.log(`  lb: ${h.lb.balance}, health ${h.lb.healthCheck}, re-encrypt ${h.lb.reencrypt ? 'on' : 'OFF'}`)
+        this.log(
+          `  tls: ${h.tls.profile}, certificate ${h.tls.source.type}, HSTS ${h.tls.hsts.enabled ? `max-age=${h.tls.hsts.maxAge}` : 'off'}`,
+        )
+        if (h.roles.includes('lb'))
+          this.log(`  lb: ${h.lb.balance}, health ${h.lb.healthCheck}, re-encrypt ${h.lb.reencrypt ? 'on' : 'OFF'}`)
         this.log(`  monitoring: ${h.monitoring.enabled ? 'on' : 'off'}${h.apt.proxy ? `; apt proxy ${h.apt.proxy}` : ''}`)
       }
     }

@@ -13,7 +13,7 @@ export default class LabDown extends FoobarCommand<typeof LabDown> {
 
   static flags = {
     inventory: labInventoryFlag,
-    purge: Flags.boolean({summary: 'Also delete the hosts\' disks and the lab state (keys, known_hosts, secrets).'}),
+    purge: Flags.boolean({summary: "Also delete the hosts' disks and the lab state (keys, known_hosts, secrets)."}),
   }
 
   async run(): Promise<DownResult> {

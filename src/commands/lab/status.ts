@@ -15,7 +15,9 @@ export default class LabStatusCommand extends FoobarCommand<typeof LabStatusComm
       this.say(`\n${'HOST'.padEnd(10)}${'ADDRESS'.padEnd(13)}${'STATE'.padEnd(9)}${'SSH'.padEnd(5)}${'MEMORY'.padEnd(9)}ROLES`)
       for (const h of result.hosts) {
         const memory = h.memoryMiB === undefined ? '-' : `${h.memoryMiB} MiB`
-        this.say(`${h.name.padEnd(10)}${h.address.padEnd(13)}${h.state.padEnd(9)}${(h.ssh ? 'yes' : 'no').padEnd(5)}${memory.padEnd(9)}${h.roles.join(',')}`)
+        this.say(
+          `${h.name.padEnd(10)}${h.address.padEnd(13)}${h.state.padEnd(9)}${(h.ssh ? 'yes' : 'no').padEnd(5)}${memory.padEnd(9)}${h.roles.join(',')}`,
+        )
       }
     }
     this.say(`\n${'SERVICE'.padEnd(21)}${'STATE'.padEnd(9)}URL`)

@@ -28,7 +28,8 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
     }
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
-    if (!hosts.some((h) => h.roles.includes('lb') || h.roles.includes('web'))) throw new UserError('no lb or web host selected: nothing serves requests')
+    if (!hosts.some((h) => h.roles.includes('lb') || h.roles.includes('web')))
+      throw new UserError('no lb or web host selected: nothing serves requests')
     const reader = await QpsReader.open(hosts, sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     try {
       let before = await reader.read()

@@ -8,18 +8,24 @@ import {sshTransport} from '../../remote/connection.js'
 import {scrapeTargets} from '../../engine/desired.js'
 
 export default class MonitorStatusCommand extends FoobarCommand<typeof MonitorStatusCommand> {
-  static summary = "Each monitoring client: up or down, its last scrape and its version (from Prometheus, else over SSH). Exit 3 when any is down."
+  static summary =
+    'Each monitoring client: up or down, its last scrape and its version (from Prometheus, else over SSH). Exit 3 when any is down.'
 
   static flags = {...connectFlags, limit: limitFlag}
 
   async run(): Promise<MonitorStatus> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
-    const status = await monitorStatus(inv, hosts, scrapeTargets(STACK, inv), {concurrency: this.flags.concurrency, transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
+    const status = await monitorStatus(inv, hosts, scrapeTargets(STACK, inv), {
+      concurrency: this.flags.concurrency,
+      transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
+    })
     this.say(`clients read ${status.source === 'prometheus' ? 'from Prometheus on the monitoring host' : 'over SSH (no monitoring host)'}`)
     for (const c of status.clients) {
       const when = c.lastScrape ? `last scrape ${c.lastScrape}` : 'never scraped'
-      this.say(`${c.host.padEnd(10)} ${c.job.padEnd(8)} ${c.target.padEnd(22)} ${c.up ? 'up  ' : 'DOWN'}  ${when}  ${c.version ?? ''}${c.error ? `  (${c.error})` : ''}`)
+      this.say(
+        `${c.host.padEnd(10)} ${c.job.padEnd(8)} ${c.target.padEnd(22)} ${c.up ? 'up  ' : 'DOWN'}  ${when}  ${c.version ?? ''}${c.error ? `  (${c.error})` : ''}`,
+      )
     }
     const down = status.clients.filter((c) => !c.up)
     if (down.length > 0) {

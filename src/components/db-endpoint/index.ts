@@ -40,7 +40,11 @@ const addr = (h: Host) => (h.family === 6 ? `[${h.address}]` : h.address)
 const listen = (inv: Inventory) => `127.0.0.1:${settings(inv)!.port}`
 
 /** The writer check on a database host: a tiny HTTPS service (python3) that answers from @@read_only. */
-function writerCheck(inv: Inventory, host: Host, ctx: {material?: {internalCa: string; leaves: Record<string, {cert: string; key: string}>}}): ComponentState {
+function writerCheck(
+  inv: Inventory,
+  host: Host,
+  ctx: {material?: {internalCa: string; leaves: Record<string, {cert: string; key: string}>}},
+): ComponentState {
   const s = emptyState()
   const ep = settings(inv)!
   const leaf = ctx.material?.leaves[leafKey('db-check', host.name)]
@@ -49,14 +53,30 @@ function writerCheck(inv: Inventory, host: Host, ctx: {material?: {internalCa: s
   s.packages.push('python3', 'libnss-systemd')
   if (ctx.material && leaf) {
     // Handed to the dynamic user by systemd (LoadCredential): the key stays root's on disk.
-    s.files.push(file(P.ca, ctx.material.internalCa, {notify: [CHECK]}), file(P.checkCert, leaf.cert, {notify: [CHECK]}), file(P.checkKey, leaf.key, {mode: 0o600, secret: true, notify: [CHECK]}))
+    s.files.push(
+      file(P.ca, ctx.material.internalCa, {notify: [CHECK]}),
+      file(P.checkCert, leaf.cert, {notify: [CHECK]}),
+      file(P.checkKey, leaf.key, {mode: 0o600, secret: true, notify: [CHECK]}),
+    )
   }
   s.files.push(
     file(P.checkSql, renderTemplate('db-endpoint/writer-check.sql', view), {mode: 0o600, notify: [CHECK]}),
-    file(P.checkScript, renderTemplate('db-endpoint/writer-check', view), {mode: 0o755, notify: [CHECK], validate: {mode: 'candidate', command: "python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' {}"}}),
+    file(P.checkScript, renderTemplate('db-endpoint/writer-check', view), {
+      mode: 0o755,
+      notify: [CHECK],
+      validate: {mode: 'candidate', command: "python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' {}"},
+    }),
     file(
       P.checkUnit,
-      renderTemplate('db-endpoint/foobar-db-writer-check.service', {...view, db: mysqlService(inv), sql: P.checkSql, script: P.checkScript, certFile: P.checkCert, keyFile: P.checkKey, caFile: P.ca}),
+      renderTemplate('db-endpoint/foobar-db-writer-check.service', {
+        ...view,
+        db: mysqlService(inv),
+        sql: P.checkSql,
+        script: P.checkScript,
+        certFile: P.checkCert,
+        keyFile: P.checkKey,
+        caFile: P.ca,
+      }),
       {notify: [CHECK]},
     ),
   )
@@ -65,7 +85,11 @@ function writerCheck(inv: Inventory, host: Host, ctx: {material?: {internalCa: s
 }
 
 /** The endpoint on a web server: its own HAProxy in TCP mode, the designated primary first, the others as backups. */
-function endpoint(inv: Inventory, host: Host, ctx: {material?: {internalCa: string; leaves: Record<string, {cert: string; key: string}>}}): ComponentState {
+function endpoint(
+  inv: Inventory,
+  host: Host,
+  ctx: {material?: {internalCa: string; leaves: Record<string, {cert: string; key: string}>}},
+): ComponentState {
   const s = emptyState()
   const ep = settings(inv)!
   const mysql = inv.mysql!
@@ -95,7 +119,11 @@ function endpoint(inv: Inventory, host: Host, ctx: {material?: {internalCa: stri
       // Checked with the certificates it names in place (written just before it).
       {notify: [ENDPOINT], validate: {mode: 'candidate', command: 'haproxy -c -q -f {}'}},
     ),
-    file(P.endpointUnit, renderTemplate('db-endpoint/foobar-db-endpoint.service', {host: host.name, listen: listen(inv), config: P.config}), {notify: [ENDPOINT]}),
+    file(
+      P.endpointUnit,
+      renderTemplate('db-endpoint/foobar-db-endpoint.service', {host: host.name, listen: listen(inv), config: P.config}),
+      {notify: [ENDPOINT]},
+    ),
   )
   s.services.push({name: ENDPOINT, onChange: 'reload', health: `ss -Hltn ${shq(`sport = :${ep.port}`)} | grep -q .`})
   return s
@@ -123,7 +151,9 @@ function planDefaultHaproxy(host: Host, lines: string[]): LiveAction[] {
       data: {unit: 'haproxy.service', was: `${enabled}, ${active}`},
       apply: async (h) => {
         h.step('disabling haproxy.service')
-        await h.runner.run('systemctl disable --now haproxy.service >/dev/null 2>&1; systemctl reset-failed haproxy.service 2>/dev/null; true')
+        await h.runner.run(
+          'systemctl disable --now haproxy.service >/dev/null 2>&1; systemctl reset-failed haproxy.service 2>/dev/null; true',
+        )
       },
     },
   ]
@@ -136,9 +166,16 @@ function checks(ctx: CheckContext): Check[] {
       name: 'db endpoint leads to the writer',
       run: async () => {
         const r = await ctx.runner.run(`echo 'show servers state writer' | socat stdio ${P.socket}`, {check: false})
-        if (r.code !== 0) return {ok: false, detail: `no answer from the endpoint's runtime API: ${(r.stderr || r.stdout).trim().split('\n').pop()}`}
-        const up = parseServersState(r.stdout).filter(isUp).map((s) => s.name)
-        if (up.length === 1) return {ok: true, detail: `${listen(ctx.inventory)} -> ${up[0]}${up[0] === ctx.inventory.mysql?.primary ? '' : ` (not mysql.primary ${ctx.inventory.mysql?.primary}: promoted since the inventory was written)`}`}
+        if (r.code !== 0)
+          return {ok: false, detail: `no answer from the endpoint's runtime API: ${(r.stderr || r.stdout).trim().split('\n').pop()}`}
+        const up = parseServersState(r.stdout)
+          .filter(isUp)
+          .map((s) => s.name)
+        if (up.length === 1)
+          return {
+            ok: true,
+            detail: `${listen(ctx.inventory)} -> ${up[0]}${up[0] === ctx.inventory.mysql?.primary ? '' : ` (not mysql.primary ${ctx.inventory.mysql?.primary}: promoted since the inventory was written)`}`,
+          }
         return {ok: false, detail: up.length === 0 ? 'no database host answers as the writer' : `more than one writer: ${up.join(', ')}`}
       },
     },
@@ -157,9 +194,14 @@ export const dbEndpoint: Component = {
   ports: ({inventory, host}) => {
     // A web server on the database host itself asks over loopback, which the firewall always allows.
     const from = inventory.hosts.filter((h) => isWeb(h) && h !== host).map(hostCidr)
-    return host.db && from.length ? [{port: settings(inventory)!.checkPort, proto: 'tcp', from, comment: 'database writer check from web servers'}] : []
+    return host.db && from.length
+      ? [{port: settings(inventory)!.checkPort, proto: 'tcp', from, comment: 'database writer check from web servers'}]
+      : []
   },
-  targets: ({inventory, host}) => (isWeb(host) && host.monitoring.enabled ? [{job: 'db-endpoint', what: 'database endpoint metrics', port: settings(inventory)!.metricsPort}] : []),
+  targets: ({inventory, host}) =>
+    isWeb(host) && host.monitoring.enabled
+      ? [{job: 'db-endpoint', what: 'database endpoint metrics', port: settings(inventory)!.metricsPort}]
+      : [],
   desired: ({inventory, host, material}) => {
     let s = emptyState()
     if (host.db) s = merge(s, writerCheck(inventory, host, {material}))
@@ -168,7 +210,10 @@ export const dbEndpoint: Component = {
   },
   live: {
     prepare: () => ({
-      script: ({host}) => (isWeb(host) && !host.roles.includes('lb') ? 'echo "$(systemctl is-enabled haproxy.service 2>/dev/null || echo none) $(systemctl is-active haproxy.service 2>/dev/null || true)"' : ''),
+      script: ({host}) =>
+        isWeb(host) && !host.roles.includes('lb')
+          ? 'echo "$(systemctl is-enabled haproxy.service 2>/dev/null || echo none) $(systemctl is-active haproxy.service 2>/dev/null || true)"'
+          : '',
       plan: (ctx, lines) => planDefaultHaproxy(ctx.host, lines),
     }),
   },

@@ -1,6 +1,5 @@
 import {Failure} from '../../util/errors.js'
 import type {Host} from '../../inventory/index.js'
-import {shq} from '../../util/shell.js'
 import type {Runner} from '../../remote/runner.js'
 import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
 import {APPLIED_DIR} from './live.js'

@@ -29,19 +29,34 @@ export function renderFirewall(host: Host, rules: FirewallRule[]): ComponentStat
   if (host.firewall.backend === 'ufw') {
     return {
       packages: ['ufw'],
-      files: [file(UFW_RULES_FILE, renderTemplate('firewall/ufw.rules', {...common, rules: expand(rules)}), {mode: 0o640, notify: [FIREWALL]})],
+      files: [
+        file(UFW_RULES_FILE, renderTemplate('firewall/ufw.rules', {...common, rules: expand(rules)}), {mode: 0o640, notify: [FIREWALL]}),
+      ],
       absent: [],
       services: [],
     }
   }
   // With IPv6 off the v6 table still loads: default deny, nothing opened.
   const rulesFor = (family: 4 | 6) =>
-    renderTemplate('firewall/rules', {...common, family, v6: family === 6, rules: family === 6 && !host.firewall.ipv6 ? [] : expand(rules, family)})
+    renderTemplate('firewall/rules', {
+      ...common,
+      family,
+      v6: family === 6,
+      rules: family === 6 && !host.firewall.ipv6 ? [] : expand(rules, family),
+    })
   return {
     packages: ['iptables', 'netfilter-persistent', 'iptables-persistent'],
     files: [
-      file(IPTABLES_V4_FILE, rulesFor(4), {mode: 0o640, notify: [FIREWALL], validate: {mode: 'candidate', command: 'iptables-restore --test {}'}}),
-      file(IPTABLES_V6_FILE, rulesFor(6), {mode: 0o640, notify: [FIREWALL], validate: {mode: 'candidate', command: 'ip6tables-restore --test {}'}}),
+      file(IPTABLES_V4_FILE, rulesFor(4), {
+        mode: 0o640,
+        notify: [FIREWALL],
+        validate: {mode: 'candidate', command: 'iptables-restore --test {}'},
+      }),
+      file(IPTABLES_V6_FILE, rulesFor(6), {
+        mode: 0o640,
+        notify: [FIREWALL],
+        validate: {mode: 'candidate', command: 'ip6tables-restore --test {}'},
+      }),
     ],
     absent: [],
     services: [],
@@ -59,7 +74,12 @@ export function desiredRules(ctx: HostContext & {ports: PortRule[]; controlAddre
 /** The firewall's drift as one live action (activate with the automatic revert), or none when in sync. */
 function planFirewall(host: Host, drift: FirewallDrift, rulesChanged: boolean): LiveAction[] {
   if (!rulesChanged && drift.inSync) return []
-  const reason = [...drift.notes, ...(drift.missing.length ? [`${drift.missing.length} rules missing`] : []), ...(drift.extra.length ? [`${drift.extra.length} rules not in the inventory`] : [])].join(', ') || 'rules changed'
+  const reason =
+    [
+      ...drift.notes,
+      ...(drift.missing.length ? [`${drift.missing.length} rules missing`] : []),
+      ...(drift.extra.length ? [`${drift.extra.length} rules not in the inventory`] : []),
+    ].join(', ') || 'rules changed'
   return [
     {
       kind: 'activate',

@@ -96,7 +96,12 @@ export interface FirewallDrift {
   notes: string[]
 }
 
-export function compareFirewall(host: Host, rules: FirewallRule[], live: LiveFirewall, desiredFiles: {v4?: string; v6?: string}): FirewallDrift {
+export function compareFirewall(
+  host: Host,
+  rules: FirewallRule[],
+  live: LiveFirewall,
+  desiredFiles: {v4?: string; v6?: string},
+): FirewallDrift {
   const notes: string[] = []
   let missing: string[]
   let extra: string[]
@@ -108,7 +113,10 @@ export function compareFirewall(host: Host, rules: FirewallRule[], live: LiveFir
     missing = want.filter((k) => !have.includes(k))
     extra = have.filter((k) => !want.includes(k))
   } else {
-    const want = [...normaliseRules(desiredFiles.v4 ?? '').map((l) => `v4 ${l}`), ...normaliseRules(desiredFiles.v6 ?? '').map((l) => `v6 ${l}`)]
+    const want = [
+      ...normaliseRules(desiredFiles.v4 ?? '').map((l) => `v4 ${l}`),
+      ...normaliseRules(desiredFiles.v6 ?? '').map((l) => `v6 ${l}`),
+    ]
     const have = [...live.v4.map((l) => `v4 ${normaliseRule(l)}`), ...live.v6.map((l) => `v6 ${normaliseRule(l)}`)]
     missing = want.filter((k) => !have.includes(k))
     extra = have.filter((k) => !want.includes(k))

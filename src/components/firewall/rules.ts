@@ -20,7 +20,8 @@ export function firewallRules(host: Host, ports: PortRule[], controlAddress?: st
   add(host.ssh.port, [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
   for (const p of ports) add(p.port, p.from, p.comment, p.proto)
   for (const role of host.roles) {
-    for (const extra of host.firewall.extraPorts[role] ?? []) add(extra.port, extra.from, extra.comment ?? `extra ${role} port`, extra.proto)
+    for (const extra of host.firewall.extraPorts[role] ?? [])
+      add(extra.port, extra.from, extra.comment ?? `extra ${role} port`, extra.proto)
   }
   return mergeRules(rules)
 }

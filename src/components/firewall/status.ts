@@ -12,14 +12,23 @@ export interface FirewallStatus extends Partial<FirewallDrift> {
 }
 
 /** The live firewall of each host against the inventory's rules (read-only). */
-export async function firewallStatus(stack: Stack, inv: Inventory, hosts: Host[], o: {transport: Transport; concurrency: number}): Promise<FirewallStatus[]> {
+export async function firewallStatus(
+  stack: Stack,
+  inv: Inventory,
+  hosts: Host[],
+  o: {transport: Transport; concurrency: number},
+): Promise<FirewallStatus[]> {
   return pool(hosts, o.concurrency, async (host) => {
     let runner: Runner | undefined
     try {
       runner = await o.transport.open(host)
       const want = desiredRules({inventory: inv, host, ports: hostPorts(stack, inv, host), controlAddress: await runner.clientAddress()})
       const live = await runner.run(firewallFactsScript(host))
-      return {host: host.name, backend: host.firewall.backend, ...compareFirewall(host, want.rules, parseFirewallFacts(live.stdout.split('\n')), want)}
+      return {
+        host: host.name,
+        backend: host.firewall.backend,
+        ...compareFirewall(host, want.rules, parseFirewallFacts(live.stdout.split('\n')), want),
+      }
     } catch (error) {
       return {host: host.name, backend: host.firewall.backend, error: error instanceof Error ? error.message : String(error)}
     } finally {

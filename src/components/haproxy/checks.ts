@@ -6,7 +6,13 @@ import {isUp, serverStates} from './runtime.js'
 /** Does the server accept a handshake capped at TLS 1.1? (The client allows the old protocols explicitly.) */
 async function acceptsOldTls(address: string, servername: string): Promise<string | undefined> {
   try {
-    const h = await tlsHandshake(address, PORTS.https, {servername, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0', rejectUnauthorized: false})
+    const h = await tlsHandshake(address, PORTS.https, {
+      servername,
+      minVersion: 'TLSv1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+      rejectUnauthorized: false,
+    })
     return h.protocol
   } catch {
     return undefined
@@ -30,7 +36,9 @@ export function webTierChecks(ctx: CheckContext): Check[] {
           seen.add(r.body.trim().replace(/^ok /, ''))
         }
         const missing = webs.filter((w) => !seen.has(w))
-        return missing.length ? {ok: false, detail: `no answer from ${missing.join(', ')}`} : {ok: true, detail: `200 from ${[...seen].sort().join(', ')}`}
+        return missing.length
+          ? {ok: false, detail: `no answer from ${missing.join(', ')}`}
+          : {ok: true, detail: `200 from ${[...seen].sort().join(', ')}`}
       },
     },
     {
@@ -38,7 +46,9 @@ export function webTierChecks(ctx: CheckContext): Check[] {
       run: async () => {
         const c = await tlsHandshake(lb.address, PORTS.https, {servername: domain, ca})
         const daysLeft = Math.floor((c.validTo.getTime() - Date.now()) / 86_400_000)
-        return daysLeft > 0 ? {ok: true, detail: `${c.names}, serial ${c.serial}, ${daysLeft} days left`} : {ok: false, detail: `expired (${daysLeft} days)`}
+        return daysLeft > 0
+          ? {ok: true, detail: `${c.names}, serial ${c.serial}, ${daysLeft} days left`}
+          : {ok: false, detail: `expired (${daysLeft} days)`}
       },
     },
     {
@@ -46,7 +56,9 @@ export function webTierChecks(ctx: CheckContext): Check[] {
       run: async () => {
         const r = await httpProbe(lb.address, PORTS.http, domain, '/x')
         const want = `https://${domain}/x`
-        return r.status === 301 && r.location === want ? {ok: true, detail: `301 -> ${want}`} : {ok: false, detail: `HTTP ${r.status} -> ${r.location ?? '(no Location)'}`}
+        return r.status === 301 && r.location === want
+          ? {ok: true, detail: `301 -> ${want}`}
+          : {ok: false, detail: `HTTP ${r.status} -> ${r.location ?? '(no Location)'}`}
       },
     },
     {
@@ -55,7 +67,9 @@ export function webTierChecks(ctx: CheckContext): Check[] {
         const r = await httpsProbe(lb.address, PORTS.https, domain, '/', ca)
         const h = r.headers['strict-transport-security']
         if (!lb.tls.hsts.enabled) return {ok: true, detail: 'off in the inventory'}
-        return typeof h === 'string' && h.includes(`max-age=${lb.tls.hsts.maxAge}`) ? {ok: true, detail: h} : {ok: false, detail: `header: ${String(h)}`}
+        return typeof h === 'string' && h.includes(`max-age=${lb.tls.hsts.maxAge}`)
+          ? {ok: true, detail: h}
+          : {ok: false, detail: `header: ${String(h)}`}
       },
     },
     {
@@ -79,7 +93,9 @@ export function webTierChecks(ctx: CheckContext): Check[] {
         const states = await serverStates(conn)
         const plain = states.filter((s) => !s.useSsl).map((s) => s.name)
         if (!lb.lb.reencrypt) return {ok: false, detail: 'lb.reencrypt is off: plaintext behind the load balancer'}
-        return plain.length ? {ok: false, detail: `plaintext to ${plain.join(', ')}`} : {ok: true, detail: 'ssl verify required on every server'}
+        return plain.length
+          ? {ok: false, detail: `plaintext to ${plain.join(', ')}`}
+          : {ok: true, detail: 'ssl verify required on every server'}
       },
     },
   ]

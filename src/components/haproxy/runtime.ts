@@ -32,7 +32,12 @@ async function api(conn: Runner, command: string): Promise<string> {
 /** Parses `show servers state` (a version line, a `#` header naming the columns, then one line per server). */
 export function parseServersState(text: string): ServerState[] {
   const lines = text.split('\n').filter((l) => l.trim() !== '')
-  const header = lines.find((l) => l.startsWith('#'))?.slice(1).trim().split(/\s+/) ?? []
+  const header =
+    lines
+      .find((l) => l.startsWith('#'))
+      ?.slice(1)
+      .trim()
+      .split(/\s+/) ?? []
   const col = (fields: string[], name: string) => fields[header.indexOf(name)] ?? ''
   return lines
     .filter((l) => !l.startsWith('#') && l.split(/\s+/).length > 5)
@@ -62,7 +67,9 @@ async function waitState(conn: Runner, server: string, want: (s: ServerState) =>
     last = (await serverStates(conn)).find((s) => s.name === server)
     if (last && want(last)) return
     if (Date.now() > deadline) {
-      throw new Failure(`${conn.host.name}: backend ${server} not ${what} after ${timeoutMs / 1000}s (op state ${last?.opState}, admin state ${last?.adminState})`)
+      throw new Failure(
+        `${conn.host.name}: backend ${server} not ${what} after ${timeoutMs / 1000}s (op state ${last?.opState}, admin state ${last?.adminState})`,
+      )
     }
     await new Promise((r) => setTimeout(r, 500))
   }
@@ -72,7 +79,10 @@ async function waitState(conn: Runner, server: string, want: (s: ServerState) =>
 async function sessions(conn: Runner, server: string): Promise<number> {
   const csv = await api(conn, 'show stat')
   const header = csv.split('\n')[0]?.replace(/^# /, '').split(',') ?? []
-  const row = csv.split('\n').map((l) => l.split(',')).find((f) => f[0] === BACKEND && f[1] === server)
+  const row = csv
+    .split('\n')
+    .map((l) => l.split(','))
+    .find((f) => f[0] === BACKEND && f[1] === server)
   return Number(row?.[header.indexOf('scur')] ?? 0)
 }
 

@@ -22,8 +22,14 @@ export async function applyHardening(conn: Runner, actions: HardeningAction[], s
     } else if (a.kind === 'sysctl') {
       step('setting kernel parameters')
       // Keys come from foobar's own list and values are digits; the file in sysctl.d makes them last across boots.
-      const r = await conn.run(`sysctl -q -w ${Object.entries(a.set).map(([k, v]) => shq(`${k}=${v}`)).join(' ')}`, {check: false})
-      if (r.code !== 0) throw new Failure(`${conn.host.name}: sysctl failed: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 3).join(' | ')}`)
+      const r = await conn.run(
+        `sysctl -q -w ${Object.entries(a.set)
+          .map(([k, v]) => shq(`${k}=${v}`))
+          .join(' ')}`,
+        {check: false},
+      )
+      if (r.code !== 0)
+        throw new Failure(`${conn.host.name}: sysctl failed: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 3).join(' | ')}`)
     }
   }
 }
@@ -34,17 +40,31 @@ export async function applyHardening(conn: Runner, actions: HardeningAction[], s
  * survive a reload, so only a new one proves that the next login will work). `restore` puts back the files
  * written in this run (the engine's backups).
  */
-export async function reloadSshdGuarded(conn: Runner, seconds: number, restore: string, freshConnection: () => Promise<void>, step: (s: string) => void): Promise<void> {
+export async function reloadSshdGuarded(
+  conn: Runner,
+  seconds: number,
+  restore: string,
+  freshConnection: () => Promise<void>,
+  step: (s: string) => void,
+): Promise<void> {
   const guard: RevertGuard = {unit: SSHD_REVERT_UNIT, script: `${STATE_DIR}/revert.sh`, seconds, what: 'sshd'}
   await assertNoPendingRevert(conn, guard)
-  const script = ['#!/bin/sh', '# Written by foobar: puts back the sshd config as it was before a change that was not confirmed in time.', restore, 'systemctl reload ssh', "logger -t foobar 'sshd change not confirmed: previous config restored' || true"]
+  const script = [
+    '#!/bin/sh',
+    '# Written by foobar: puts back the sshd config as it was before a change that was not confirmed in time.',
+    restore,
+    'systemctl reload ssh',
+    "logger -t foobar 'sshd change not confirmed: previous config restored' || true",
+  ]
   await conn.run(`mkdir -p ${STATE_DIR} && chmod 700 ${STATE_DIR} && cat > ${guard.script}`, {stdin: `${script.join('\n')}\n`})
   await armRevert(conn, guard)
   step(`reloading ssh; automatic revert in ${seconds}s unless confirmed`)
   const r = await conn.run('sshd -t && systemctl reload ssh', {check: false})
   if (r.code !== 0) {
     await revertNow(conn, guard)
-    throw new Failure(`${conn.host.name}: reloading ssh failed, previous config restored: ${(r.stderr || r.stdout).trim().split('\n').pop()}`)
+    throw new Failure(
+      `${conn.host.name}: reloading ssh failed, previous config restored: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
+    )
   }
   step('checking a fresh SSH connection')
   await confirmOrRevert(conn, guard, () => settled(freshConnection))

@@ -25,10 +25,16 @@ const EFFECTIVE = {
 export function hardeningChecks(ctx: CheckContext): HardeningCheck[] {
   const {host, runner: conn} = ctx
   const spec = hardeningSpec(host)
-  const options = {lynis: ctx.options.lynis, facts: {get: async () => {
-    const f = await ctx.facts.get()
-    return {virt: f.virt, hardening: f.live.hardening ?? []}
-  }, drop: ctx.facts.drop}}
+  const options = {
+    lynis: ctx.options.lynis,
+    facts: {
+      get: async () => {
+        const f = await ctx.facts.get()
+        return {virt: f.virt, hardening: f.live.hardening ?? []}
+      },
+      drop: ctx.facts.drop,
+    },
+  }
   const checks: HardeningCheck[] = Object.entries(spec.skipped).map(([item, reason]) => ({
     name: `hardening ${item}`,
     run: async () => ({ok: true, skipped: true, detail: `switched off: ${reason}`}),
@@ -37,7 +43,11 @@ export function hardeningChecks(ctx: CheckContext): HardeningCheck[] {
   if (on('ssh')) checks.push({name: 'hardening ssh', run: () => sshdEffective(host, conn)})
   if (on('sysctl')) checks.push(...sysctlChecks(options.facts, spec))
   checks.push({name: 'ssh-audit', run: () => sshAudit(host, spec)})
-  checks.push(options.lynis ? {name: 'lynis', run: () => lynis(host, conn)} : {name: 'lynis', run: async () => ({ok: true, skipped: true, detail: 'not run (--no-lynis)'})})
+  checks.push(
+    options.lynis
+      ? {name: 'lynis', run: () => lynis(host, conn)}
+      : {name: 'lynis', run: async () => ({ok: true, skipped: true, detail: 'not run (--no-lynis)'})},
+  )
   return checks
 }
 
@@ -46,8 +56,12 @@ async function sshdEffective(host: Host, conn: Runner) {
   if (r.code !== 0) return {ok: false, detail: `sshd -T failed: ${r.stderr.trim().split('\n').pop()}`}
   const live = Object.fromEntries(r.stdout.split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]))
   const want: Record<string, string> = {...EFFECTIVE, permitrootlogin: host.ssh.user === 'root' ? 'without-password' : 'no'}
-  const wrong = Object.entries(want).filter(([k, v]) => live[k] !== v).map(([k, v]) => `${k} ${live[k] ?? '(unset)'}, want ${v}`)
-  return wrong.length ? {ok: false, detail: wrong.join('; ')} : {ok: true, detail: `root login ${want.permitrootlogin}, keys only, forwarding off`}
+  const wrong = Object.entries(want)
+    .filter(([k, v]) => live[k] !== v)
+    .map(([k, v]) => `${k} ${live[k] ?? '(unset)'}, want ${v}`)
+  return wrong.length
+    ? {ok: false, detail: wrong.join('; ')}
+    : {ok: true, detail: `root login ${want.permitrootlogin}, keys only, forwarding off`}
 }
 
 /**
@@ -90,7 +104,11 @@ function sysctlChecks(live: LiveFacts, spec: HardeningSpec): HardeningCheck[] {
         const {skipped} = await state()
         const keys = Object.keys(skipped)
         if (keys.length === 0) return {ok: true, detail: 'every setting applies'}
-        return {ok: true, skipped: true, detail: `${keys.length} keys: ${[...new Set(Object.values(skipped))].join('; ')} (${keys.join(', ')})`}
+        return {
+          ok: true,
+          skipped: true,
+          detail: `${keys.length} keys: ${[...new Set(Object.values(skipped))].join('; ')} (${keys.join(', ')})`,
+        }
       },
     },
   ]
@@ -104,7 +122,9 @@ async function sshAudit(host: Host, spec: HardeningSpec) {
     text = await new Promise<string>((resolve, reject) =>
       // Exit 1/2 mean warnings/failures: the report is on stdout either way.
       execFile('ssh-audit', ['-n', '-t', '10', '-p', String(host.ssh.port), host.address], {timeout: 60_000}, (error, stdout) =>
-        (error as NodeJS.ErrnoException | null)?.code === 'ENOENT' ? reject(new Error('ssh-audit is not installed on the control machine (Debian package ssh-audit)')) : resolve(stdout),
+        (error as NodeJS.ErrnoException | null)?.code === 'ENOENT'
+          ? reject(new Error('ssh-audit is not installed on the control machine (Debian package ssh-audit)'))
+          : resolve(stdout),
       ),
     )
   } catch (error) {
@@ -122,11 +142,15 @@ async function sshAudit(host: Host, spec: HardeningSpec) {
 async function lynis(host: Host, conn: Runner) {
   const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
   const apt = `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q`
-  const install = await conn.run(`command -v lynis >/dev/null || { ${apt} update >/dev/null && ${apt} -y --no-install-recommends install lynis >/dev/null; }`, {check: false})
+  const install = await conn.run(
+    `command -v lynis >/dev/null || { ${apt} update >/dev/null && ${apt} -y --no-install-recommends install lynis >/dev/null; }`,
+    {check: false},
+  )
   if (install.code !== 0) return {ok: false, final: true, detail: `installing lynis failed: ${install.stderr.trim().split('\n').pop()}`}
   const r = await conn.run('lynis audit system --quick --no-colors 2>&1; cat /var/log/lynis-report.dat 2>/dev/null', {check: false})
   const index = parseLynisIndex(r.stdout)
-  if (index === undefined) return {ok: false, final: true, detail: `no hardening index in lynis' output: ${r.stdout.trim().split('\n').pop()}`}
+  if (index === undefined)
+    return {ok: false, final: true, detail: `no hardening index in lynis' output: ${r.stdout.trim().split('\n').pop()}`}
   const min = host.hardening.thresholds.lynisMin
   return {ok: index >= min, final: true, detail: `hardening index ${index} (minimum ${min})`}
 }

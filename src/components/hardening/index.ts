@@ -31,7 +31,8 @@ const fail2ban: ServiceSpec = {name: 'fail2ban', onChange: 'reload', health: 'fa
 const usbguard: ServiceSpec = {name: 'usbguard', onChange: 'restart', health: 'usbguard list-rules >/dev/null', notInContainer: NO_USB}
 
 /** Legal banner with the words auditors look for (Lynis BANN-7126/7130 want five or more). */
-const BANNER = 'Authorized access only. This system is private and monitored: activity is logged and recorded, and may be\nused as evidence. Unauthorized use is prohibited and subject to criminal and civil law.\n'
+const BANNER =
+  'Authorized access only. This system is private and monitored: activity is logged and recorded, and may be\nused as evidence. Unauthorized use is prohibited and subject to criminal and civil law.\n'
 
 /**
  * A drop-in that keeps a unit from starting in a container, where it cannot work. Its package may have started
@@ -39,7 +40,11 @@ const BANNER = 'Authorized access only. This system is private and monitored: ac
  */
 const hostOnly = (item: HardeningItem): DesiredFile[] =>
   HOST_ONLY.filter((u) => u.item === item).map(({unit, why, notify}) =>
-    file(`/etc/systemd/system/${unit}.d/60-foobar.conf`, `# Managed by foobar: not started in a container (${why}).\n[Unit]\nConditionVirtualization=!container\n`, notify ? {notify} : {}),
+    file(
+      `/etc/systemd/system/${unit}.d/60-foobar.conf`,
+      `# Managed by foobar: not started in a container (${why}).\n[Unit]\nConditionVirtualization=!container\n`,
+      notify ? {notify} : {},
+    ),
   )
 
 export function renderHardening(host: Host, controlAddress?: string): ComponentState {
@@ -56,18 +61,36 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     // The systemd backend needs the journal bindings (only a Recommends of fail2ban); bans go through nft.
     s.packages.push('fail2ban', 'python3-systemd', 'nftables')
     const ignore = host.firewall.allowControlAddress ? controlAddress : undefined
-    s.files.push(file(FAIL2BAN_JAIL, renderTemplate('hardening/fail2ban.local', {...common, port: host.ssh.port, controlAddress: ignore}), {notify: ['fail2ban']}))
+    s.files.push(
+      file(FAIL2BAN_JAIL, renderTemplate('hardening/fail2ban.local', {...common, port: host.ssh.port, controlAddress: ignore}), {
+        notify: ['fail2ban'],
+      }),
+    )
     s.services.push(fail2ban)
   }
   if (on('policy')) {
     // A legal banner, no core dumps (they can hold secrets), and kernel modules a server never needs refused.
     // Password quality for the accounts that still have one (console, sudo passwords), and idle shells ended.
     s.packages.push('libpam-pwquality')
-    s.files.push(file('/etc/issue', BANNER), file('/etc/issue.net', BANNER), file('/etc/login.defs', renderTemplate('hardening/login.defs', {})))
+    s.files.push(
+      file('/etc/issue', BANNER),
+      file('/etc/issue.net', BANNER),
+      file('/etc/login.defs', renderTemplate('hardening/login.defs', {})),
+    )
     s.files.push(file('/etc/security/limits.d/60-foobar.conf', '# Managed by foobar: no core dumps.\n* hard core 0\n'))
-    s.files.push(file('/etc/systemd/coredump.conf.d/60-foobar.conf', '# Managed by foobar: no core dumps.\n[Coredump]\nStorage=none\nProcessSizeMax=0\n'))
+    s.files.push(
+      file(
+        '/etc/systemd/coredump.conf.d/60-foobar.conf',
+        '# Managed by foobar: no core dumps.\n[Coredump]\nStorage=none\nProcessSizeMax=0\n',
+      ),
+    )
     s.files.push(file(PROFILE_FILE, renderTemplate('hardening/profile', {timeout: host.hardening.shellTimeout})))
-    s.files.push(file('/etc/modprobe.d/60-foobar.conf', `# Managed by foobar: protocols and storage drivers a server does not need.\n${UNUSED_MODULES.map((m) => `install ${m} /bin/false`).join('\n')}\n`))
+    s.files.push(
+      file(
+        '/etc/modprobe.d/60-foobar.conf',
+        `# Managed by foobar: protocols and storage drivers a server does not need.\n${UNUSED_MODULES.map((m) => `install ${m} /bin/false`).join('\n')}\n`,
+      ),
+    )
   }
   if (on('audit_tools')) {
     // What auditors look for (Lynis PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
@@ -97,7 +120,14 @@ function toAction(a: HardeningAction, revertAfter: number): LiveAction {
       ...base,
       guarded: true,
       pending: SSHD_GUARDED,
-      apply: (h) => reloadSshdGuarded(h.runner, revertAfter, h.restoreScript(h.written.filter((p) => p.startsWith('/etc/ssh/'))), h.freshConnection, h.step),
+      apply: (h) =>
+        reloadSshdGuarded(
+          h.runner,
+          revertAfter,
+          h.restoreScript(h.written.filter((p) => p.startsWith('/etc/ssh/'))),
+          h.freshConnection,
+          h.step,
+        ),
     }
   }
   return {...base, apply: (h) => applyHardening(h.runner, [a], h.step)}
@@ -117,8 +147,14 @@ export const hardening: Component = {
     prepare: () => ({
       script: ({host}) => hardeningFactsScript(hardeningSpec(host)),
       plan: (ctx, lines) => {
-        const dropIn = ctx.notified.has(SSHD_GUARDED) ? 'config changed' : ctx.pending.includes(SSHD_GUARDED) ? 'pending from an interrupted run' : undefined
-        return planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn).map((a) => toAction(a, ctx.host.hardening.revertAfter))
+        const dropIn = ctx.notified.has(SSHD_GUARDED)
+          ? 'config changed'
+          : ctx.pending.includes(SSHD_GUARDED)
+            ? 'pending from an interrupted run'
+            : undefined
+        return planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn).map((a) =>
+          toAction(a, ctx.host.hardening.revertAfter),
+        )
       },
     }),
   },

@@ -45,7 +45,8 @@ export function parseHardeningFacts(lines: string[]): HardeningFacts {
 }
 
 /** Units that are not installed, already off, or masked need nothing. */
-const isOff = (u: {enabled: string; active: string}) => ['none', 'disabled', 'masked', 'static', 'not-found'].includes(u.enabled) && u.active !== 'active'
+const isOff = (u: {enabled: string; active: string}) =>
+  ['none', 'disabled', 'masked', 'static', 'not-found'].includes(u.enabled) && u.active !== 'active'
 
 /**
  * Pure: what to change so the host matches the spec. `sshdChanged`: the drop-in changes in this plan, or a
@@ -92,7 +93,9 @@ export function describeHardening(a: HardeningAction): string {
       return `stop ${a.unit}: not run in a container (was ${a.was})`
     case 'sysctl': {
       const skipped = Object.keys(a.skipped)
-      return `set ${Object.entries(a.set).map(([k, v]) => `${k}=${v}`).join(' ')}${skipped.length ? ` (skipped: ${skipped.length} keys ${[...new Set(Object.values(a.skipped))].join('; ')})` : ''}`
+      return `set ${Object.entries(a.set)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}${skipped.length ? ` (skipped: ${skipped.length} keys ${[...new Set(Object.values(a.skipped))].join('; ')})` : ''}`
     }
     case 'sshd':
       return `reload ssh, confirmed by a fresh SSH connection (${a.reason})`

@@ -29,8 +29,14 @@ const MODES: Array<{path: string; mode: number}> = [
  * mDNS, printing and Bluetooth. Their sockets too, or the first connection would start them again.
  */
 export const NEEDLESS_UNITS = [
-  'avahi-daemon.socket', 'avahi-daemon.service', 'bluetooth.service',
-  'cups.socket', 'cups.service', 'cups-browsed.service', 'rpcbind.socket', 'rpcbind.service',
+  'avahi-daemon.socket',
+  'avahi-daemon.service',
+  'bluetooth.service',
+  'cups.socket',
+  'cups.service',
+  'cups-browsed.service',
+  'rpcbind.socket',
+  'rpcbind.service',
 ]
 
 export const NO_USB = 'in a container the host machine owns the USB devices'
@@ -52,4 +58,3 @@ export function hardeningSpec(host: Host): HardeningSpec {
     skipped: host.hardening.skip,
   }
 }
-

@@ -25,7 +25,8 @@ export function metricsChecks(ctx: CheckContext): Check[] {
     run: async () => {
       const from = await scraper(ctx)
       const r = await from.runner.run(`curl -fsS -m 5 ${shq(t.url)}`, {check: false})
-      if (r.code !== 0) return {ok: false, detail: `${t.url} from ${from.host.name}: ${(r.stderr || `curl exit ${r.code}`).trim().split('\n').pop()}`}
+      if (r.code !== 0)
+        return {ok: false, detail: `${t.url} from ${from.host.name}: ${(r.stderr || `curl exit ${r.code}`).trim().split('\n').pop()}`}
       const version = buildVersion(r.stdout)
       return {ok: true, detail: `${t.target} from ${from.host.name}${version ? `, version ${version}` : ''}`}
     },
@@ -50,7 +51,9 @@ export function logsChecks(ctx: CheckContext): Check[] {
         }
         const dir = `${MONITORING_PATHS.remoteLogs}/${host.name}`
         const r = await (await ctx.connect(mon)).run(`grep -rqF ${shq(marker)} ${shq(dir)}`, {check: false})
-        return r.code === 0 ? {ok: true, detail: `a line logged here arrived in ${mon.name}:${dir}`} : {ok: false, detail: `a line logged here has not arrived in ${mon.name}:${dir}`}
+        return r.code === 0
+          ? {ok: true, detail: `a line logged here arrived in ${mon.name}:${dir}`}
+          : {ok: false, detail: `a line logged here has not arrived in ${mon.name}:${dir}`}
       },
     },
   ]

@@ -38,7 +38,11 @@ export const exporters: Component = {
   },
   desired: ({host}) => ({
     packages: ['prometheus-node-exporter'],
-    files: [file(P.nodeDefaults, renderTemplate('monitoring/node-exporter.default', {listen: hostPort(host, PORTS.nodeExporter)}), {notify: ['prometheus-node-exporter']})],
+    files: [
+      file(P.nodeDefaults, renderTemplate('monitoring/node-exporter.default', {listen: hostPort(host, PORTS.nodeExporter)}), {
+        notify: ['prometheus-node-exporter'],
+      }),
+    ],
     absent: [],
     services: [exporter('prometheus-node-exporter', host, PORTS.nodeExporter)],
   }),
@@ -50,9 +54,13 @@ export function nginxExporter(host: Host): ComponentState {
   return {
     packages: ['prometheus-nginx-exporter'],
     files: [
-      file(P.nginxDefaults, renderTemplate('monitoring/nginx-exporter.default', {listen: hostPort(host, PORTS.nginxExporter), scrapeUri: NGINX_STUB_STATUS}), {
-        notify: ['prometheus-nginx-exporter'],
-      }),
+      file(
+        P.nginxDefaults,
+        renderTemplate('monitoring/nginx-exporter.default', {listen: hostPort(host, PORTS.nginxExporter), scrapeUri: NGINX_STUB_STATUS}),
+        {
+          notify: ['prometheus-nginx-exporter'],
+        },
+      ),
     ],
     absent: [],
     services: [exporter('prometheus-nginx-exporter', host, PORTS.nginxExporter, 'nginx_up')],
@@ -63,12 +71,18 @@ export function nginxExporter(host: Host): ComponentState {
 export function monitorPassword(inv: Inventory, mode: 'read' | 'placeholder'): string | undefined {
   const ref = inv.mysql?.monitorPassword
   if (!ref) {
-    if (inv.mysql?.engine === 'mysql') throw new UserError('mysql.monitor_password is needed for the mysqld exporter with engine mysql (MariaDB can do without: unix_socket)')
+    if (inv.mysql?.engine === 'mysql')
+      throw new UserError(
+        'mysql.monitor_password is needed for the mysqld exporter with engine mysql (MariaDB can do without: unix_socket)',
+      )
     return undefined
   }
   if (mode === 'placeholder') return 'secret-not-read-for-render'
   const value = readSecret(ref, 'mysql.monitor_password')
-  if (!PASSWORD.test(value)) throw new UserError('mysql.monitor_password: must be 12-128 characters of letters, digits and . _ ~ + = , : ! * @ - (the secret itself is not shown)')
+  if (!PASSWORD.test(value))
+    throw new UserError(
+      'mysql.monitor_password: must be 12-128 characters of letters, digits and . _ ~ + = , : ! * @ - (the secret itself is not shown)',
+    )
   return value
 }
 
@@ -90,7 +104,11 @@ export function mysqldExporter(inv: Inventory, host: Host, service: string, mode
       secret: password !== undefined,
       notify: [svc],
     }),
-    file(P.mysqldUserSql, renderTemplate('monitoring/mysqld-exporter-user.sql', view), {mode: 0o600, secret: password !== undefined, notify: [svc]}),
+    file(P.mysqldUserSql, renderTemplate('monitoring/mysqld-exporter-user.sql', view), {
+      mode: 0o600,
+      secret: password !== undefined,
+      notify: [svc],
+    }),
     file(P.mysqldDropIn, renderTemplate('monitoring/mysqld-exporter.dropin', {db: service, sql: P.mysqldUserSql}), {notify: [svc]}),
   ]
   return {packages: ['prometheus-mysqld-exporter'], files, absent: [], services: [exporter(svc, host, PORTS.mysqldExporter, 'mysql_up')]}

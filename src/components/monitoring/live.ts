@@ -42,7 +42,10 @@ export class QpsReader {
       for (const c of conns.values()) c.close()
       throw error
     }
-    return new QpsReader(lbHosts.map((h) => conns.get(h.name)!), webHosts.map((h) => conns.get(h.name)!))
+    return new QpsReader(
+      lbHosts.map((h) => conns.get(h.name)!),
+      webHosts.map((h) => conns.get(h.name)!),
+    )
   }
 
   /** One reading of every counter: HAProxy's https frontend `req_tot`, nginx's `requests`. */
@@ -86,7 +89,12 @@ export interface MonitorStatus {
 const BUILD_INFO = '{__name__=~"node_exporter_build_info|nginxexporter_build_info|haproxy_process_build_info|mysqld_exporter_build_info"}'
 
 /** Every client of the inventory (of `hosts`): up or down, last scrape, version. */
-export async function monitorStatus(inv: Inventory, hosts: Host[], targets: ScrapeTarget[], options: {transport: Transport; concurrency: number}): Promise<MonitorStatus> {
+export async function monitorStatus(
+  inv: Inventory,
+  hosts: Host[],
+  targets: ScrapeTarget[],
+  options: {transport: Transport; concurrency: number},
+): Promise<MonitorStatus> {
   const names = new Set(hosts.map((h) => h.name))
   const wanted = targets.filter((t) => names.has(t.host))
   const mon = monitoringHost(inv)
@@ -95,11 +103,21 @@ export async function monitorStatus(inv: Inventory, hosts: Host[], targets: Scra
     try {
       const api = prometheusUrl(mon)
       const targets = parseTargets((await conn.run(`curl -fsS -m 10 ${shq(`${api}/api/v1/targets?state=active`)}`)).stdout)
-      const versions = parseVersions((await conn.run(`curl -fsS -m 10 -G --data-urlencode ${shq(`query=${BUILD_INFO}`)} ${shq(`${api}/api/v1/query`)}`)).stdout)
+      const versions = parseVersions(
+        (await conn.run(`curl -fsS -m 10 -G --data-urlencode ${shq(`query=${BUILD_INFO}`)} ${shq(`${api}/api/v1/query`)}`)).stdout,
+      )
       const clients = wanted.map((w): ClientStatus => {
         const t = targets.find((x) => x.job === w.job && x.host === w.host)
         if (!t) return {host: w.host, job: w.job, target: w.target, up: false, error: 'not in Prometheus (run foobar provision)'}
-        return {host: w.host, job: w.job, target: w.target, up: t.up, lastScrape: t.lastScrape, version: versions.get(`${w.job} ${w.host}`), ...(t.error ? {error: t.error} : {})}
+        return {
+          host: w.host,
+          job: w.job,
+          target: w.target,
+          up: t.up,
+          lastScrape: t.lastScrape,
+          version: versions.get(`${w.job} ${w.host}`),
+          ...(t.error ? {error: t.error} : {}),
+        }
       })
       return {source: 'prometheus', clients}
     } finally {
@@ -113,7 +131,13 @@ export async function monitorStatus(inv: Inventory, hosts: Host[], targets: Scra
     try {
       conn = await options.transport.open(host)
     } catch (error) {
-      return mine.map((t) => ({host: t.host, job: t.job, target: t.target, up: false, error: error instanceof Error ? error.message : String(error)}))
+      return mine.map((t) => ({
+        host: t.host,
+        job: t.job,
+        target: t.target,
+        up: false,
+        error: error instanceof Error ? error.message : String(error),
+      }))
     }
     try {
       return await Promise.all(mine.map((t) => scrapeOverSsh(conn, t.host, t.job, t.target, t.url)))

@@ -39,7 +39,16 @@ export const logs: Component = {
   // Every host's certificate for log transport, when there is a collector.
   certificates: ({inventory, host}) => (monitoringHost(inventory) ? [{name: 'log', sans: [`DNS:${host.name}`, `IP:${host.address}`]}] : []),
   ports: ({inventory, host}) =>
-    monitoringHost(inventory) === host ? [{port: PORTS.syslogTls, proto: 'tcp', from: inventory.hosts.filter((h) => h !== host).map(hostCidr), comment: 'logs from every host'}] : [],
+    monitoringHost(inventory) === host
+      ? [
+          {
+            port: PORTS.syslogTls,
+            proto: 'tcp',
+            from: inventory.hosts.filter((h) => h !== host).map(hostCidr),
+            comment: 'logs from every host',
+          },
+        ]
+      : [],
   checks: (ctx) => logsChecks(ctx),
   desired: ({inventory, host, material}) => {
     const state = emptyState()
@@ -60,8 +69,18 @@ export const logs: Component = {
         ),
       )
     } else if (collector && host.monitoring.enabled) {
-      const view = {...tlsView, collector: collector.name, address: collector.address, port: PORTS.syslogTls, web: host.roles.includes('web'), lb: host.roles.includes('lb')}
-      state.files.push(...tlsFiles(host, material), file(P.forward, renderTemplate('monitoring/rsyslog-forward.conf', view), {notify: [RSYSLOG], validate: rsyslogCheck}))
+      const view = {
+        ...tlsView,
+        collector: collector.name,
+        address: collector.address,
+        port: PORTS.syslogTls,
+        web: host.roles.includes('web'),
+        lb: host.roles.includes('lb'),
+      }
+      state.files.push(
+        ...tlsFiles(host, material),
+        file(P.forward, renderTemplate('monitoring/rsyslog-forward.conf', view), {notify: [RSYSLOG], validate: rsyslogCheck}),
+      )
     }
     if (host.monitoring.logService) state.files.push(...logServiceFiles(host, material ? 'read' : 'placeholder'))
     if (state.files.length === 0) return state
@@ -82,12 +101,23 @@ const SERVICE_URL = /^https:\/\/[A-Za-z0-9.:[\]-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._
  * curl config, never on a command line or in a diff.
  */
 function logServiceFiles(host: Host, mode: 'read' | 'placeholder'): DesiredFile[] {
-  const url = mode === 'read' ? readSecret(host.monitoring.logService!.url, 'monitoring.log_service.url') : 'https://log-service.invalid/secret-not-read-for-render'
+  const url =
+    mode === 'read'
+      ? readSecret(host.monitoring.logService!.url, 'monitoring.log_service.url')
+      : 'https://log-service.invalid/secret-not-read-for-render'
   // The secret is checked like any URL of the inventory before it reaches a config file (the value is not shown).
-  if (!SERVICE_URL.test(url)) throw new UserError('monitoring.log_service.url: the secret must be an https:// URL without spaces, quotes or query string')
+  if (!SERVICE_URL.test(url))
+    throw new UserError('monitoring.log_service.url: the secret must be an https:// URL without spaces, quotes or query string')
   return [
     file(P.logServiceCurl, renderTemplate('monitoring/log-service.curl', {url}), {mode: 0o600, secret: true, notify: [RSYSLOG]}),
-    file(P.logShip, renderTemplate('monitoring/log-ship', SHIP), {mode: 0o755, notify: [RSYSLOG], validate: {mode: 'candidate', command: 'bash -n {}'}}),
-    file(P.logService, renderTemplate('monitoring/rsyslog-log-service.conf', {ship: P.logShip, curlConfig: P.logServiceCurl}), {notify: [RSYSLOG], validate: rsyslogCheck}),
+    file(P.logShip, renderTemplate('monitoring/log-ship', SHIP), {
+      mode: 0o755,
+      notify: [RSYSLOG],
+      validate: {mode: 'candidate', command: 'bash -n {}'},
+    }),
+    file(P.logService, renderTemplate('monitoring/rsyslog-log-service.conf', {ship: P.logShip, curlConfig: P.logServiceCurl}), {
+      notify: [RSYSLOG],
+      validate: rsyslogCheck,
+    }),
   ]
 }

@@ -35,8 +35,15 @@ export const monitoringServer: Component = {
     return {
       packages: ['prometheus'],
       files: [
-        file(P.prometheusConfig, prometheusConfig(inventory, host, targets), {notify: ['prometheus'], validate: {mode: 'candidate', command: 'promtool check config {}'}}),
-        file(P.prometheusDefaults, renderTemplate('monitoring/prometheus.default', {listen: hostPort(host, PORTS.prometheus), retention: RETENTION}), {notify: ['prometheus']}),
+        file(P.prometheusConfig, prometheusConfig(inventory, host, targets), {
+          notify: ['prometheus'],
+          validate: {mode: 'candidate', command: 'promtool check config {}'},
+        }),
+        file(
+          P.prometheusDefaults,
+          renderTemplate('monitoring/prometheus.default', {listen: hostPort(host, PORTS.prometheus), retention: RETENTION}),
+          {notify: ['prometheus']},
+        ),
       ],
       absent: [],
       services: [

@@ -79,7 +79,9 @@ export interface TargetHealth {
 
 /** Prometheus `/api/v1/targets`: each active target's job, host label, health and last scrape. */
 export function parseTargets(json: string): TargetHealth[] {
-  const body = JSON.parse(json) as {data?: {activeTargets?: Array<{labels: Record<string, string>; health: string; lastScrape: string; lastError: string}>}}
+  const body = JSON.parse(json) as {
+    data?: {activeTargets?: Array<{labels: Record<string, string>; health: string; lastScrape: string; lastError: string}>}
+  }
   return (body.data?.activeTargets ?? []).map((t) => ({
     job: t.labels.job ?? '',
     host: t.labels.host ?? t.labels.instance ?? '',

@@ -41,7 +41,9 @@ export function databaseChecks(ctx: CheckContext): Check[] {
       run: async () => {
         const {token, at} = await setup()
         const seen = (await c.run(`${MYSQL} -e "SELECT token FROM foobar_health.heartbeat WHERE id = 1"`, {check: false})).stdout.trim()
-        return seen === token ? {ok: true, detail: `arrived in ${((Date.now() - at) / 1000).toFixed(1)}s`} : {ok: false, detail: `not there yet (${seen || 'no row'})`}
+        return seen === token
+          ? {ok: true, detail: `arrived in ${((Date.now() - at) / 1000).toFixed(1)}s`}
+          : {ok: false, detail: `not there yet (${seen || 'no row'})`}
       },
     },
     {
@@ -49,10 +51,13 @@ export function databaseChecks(ctx: CheckContext): Check[] {
       run: async () => {
         const {probePassword} = await setup()
         // The password goes on stdin as an option file, never on a command line.
-        const write = await c.run(`mysql --defaults-extra-file=/dev/stdin --protocol=socket -u ${VERIFY_USER} -e "INSERT INTO foobar_health.heartbeat (id, token) VALUES (2, 'replica')" 2>&1`, {
-          check: false,
-          stdin: `[client]\npassword=${probePassword}\n`,
-        })
+        const write = await c.run(
+          `mysql --defaults-extra-file=/dev/stdin --protocol=socket -u ${VERIFY_USER} -e "INSERT INTO foobar_health.heartbeat (id, token) VALUES (2, 'replica')" 2>&1`,
+          {
+            check: false,
+            stdin: `[client]\npassword=${probePassword}\n`,
+          },
+        )
         return write.code !== 0 && /read-only|read_only/i.test(write.stdout)
           ? {ok: true, detail: 'read-only'}
           : {ok: false, detail: write.code === 0 ? 'a write was ACCEPTED on a replica' : write.stdout.trim()}
@@ -62,7 +67,9 @@ export function databaseChecks(ctx: CheckContext): Check[] {
       name: 'replication over tls',
       run: async () => {
         const f = await dbFacts(c, inv)
-        return f.slave.Master_SSL_Allowed === 'Yes' ? {ok: true, detail: `from ${f.slave.Master_Host}, certificate verified`} : {ok: false, detail: `Master_SSL_Allowed=${f.slave.Master_SSL_Allowed ?? 'not replicating'}`}
+        return f.slave.Master_SSL_Allowed === 'Yes'
+          ? {ok: true, detail: `from ${f.slave.Master_Host}, certificate verified`}
+          : {ok: false, detail: `Master_SSL_Allowed=${f.slave.Master_SSL_Allowed ?? 'not replicating'}`}
       },
     },
   ]

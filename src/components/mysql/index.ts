@@ -80,7 +80,11 @@ export const mysql: Component = {
 }
 
 function describeReplication(a: DbAction): string {
-  return a.kind === 'users' ? `replication user for ${a.hosts.join(', ')} (TLS required)` : a.kind === 'seed' ? `seed from ${a.from} and replicate (GTID, TLS)` : `replicate from ${a.from}: ${a.why}`
+  return a.kind === 'users'
+    ? `replication user for ${a.hosts.join(', ')} (TLS required)`
+    : a.kind === 'seed'
+      ? `seed from ${a.from} and replicate (GTID, TLS)`
+      : `replicate from ${a.from}: ${a.why}`
 }
 
 /**

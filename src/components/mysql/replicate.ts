@@ -57,7 +57,9 @@ async function waitReplicating(replica: Runner, inv: Inventory, timeoutMs = 30_0
 async function assertReachable(replica: Runner, primary: Host, port: number): Promise<void> {
   const r = await replica.run(`timeout 5 bash -c ${shq(`echo > /dev/tcp/${primary.address}/${port}`)}`, {check: false})
   if (r.code !== 0) {
-    throw new Failure(`${replica.host.name} cannot reach the primary ${primary.name} at ${primary.address}:${port} (${r.code === 124 ? 'timed out: a firewall?' : 'refused'}); nothing was changed on ${replica.host.name}`)
+    throw new Failure(
+      `${replica.host.name} cannot reach the primary ${primary.name} at ${primary.address}:${port} (${r.code === 124 ? 'timed out: a firewall?' : 'refused'}); nothing was changed on ${replica.host.name}`,
+    )
   }
 }
 
@@ -185,7 +187,13 @@ export interface PromoteResult {
  * transaction the old primary committed, promote it, repoint the other database hosts (the old primary too).
  * Refuses when that cannot be proven, unless forced.
  */
-export async function promote(inv: Inventory, target: Host, connect: (h: Host) => Promise<Runner>, password: string, o: PromoteOptions): Promise<PromoteResult> {
+export async function promote(
+  inv: Inventory,
+  target: Host,
+  connect: (h: Host) => Promise<Runner>,
+  password: string,
+  o: PromoteOptions,
+): Promise<PromoteResult> {
   const mysql = inv.mysql!
   const old = inv.hosts.find((h) => h.name === mysql.primary)!
   const replica = await connect(target)
@@ -193,7 +201,10 @@ export async function promote(inv: Inventory, target: Host, connect: (h: Host) =
   try {
     oldConn = await connect(old)
   } catch (error) {
-    if (!o.force) throw new Failure(`the primary ${old.name} is unreachable (${(error as Error).message}): cannot prove ${target.name} has every committed transaction; use --force to promote anyway`)
+    if (!o.force)
+      throw new Failure(
+        `the primary ${old.name} is unreachable (${(error as Error).message}): cannot prove ${target.name} has every committed transaction; use --force to promote anyway`,
+      )
   }
   let position = ''
   if (oldConn) {
@@ -208,7 +219,9 @@ export async function promote(inv: Inventory, target: Host, connect: (h: Host) =
       if (Date.now() > deadline) {
         if (!o.force) {
           await sql(oldConn, 'SET GLOBAL read_only = OFF;')
-          throw new Failure(`${target.name} has ${f.gtidSlavePos || 'nothing'} of ${old.name}'s ${position} after ${o.timeoutMs / 1000}s${f.slave.Last_IO_Error ? ` (${f.slave.Last_IO_Error})` : ''}: promoting would lose committed transactions; ${old.name} is writable again. Use --force to promote anyway.`)
+          throw new Failure(
+            `${target.name} has ${f.gtidSlavePos || 'nothing'} of ${old.name}'s ${position} after ${o.timeoutMs / 1000}s${f.slave.Last_IO_Error ? ` (${f.slave.Last_IO_Error})` : ''}: promoting would lose committed transactions; ${old.name} is writable again. Use --force to promote anyway.`,
+          )
         }
         break
       }
@@ -219,7 +232,14 @@ export async function promote(inv: Inventory, target: Host, connect: (h: Host) =
   await sql(replica, 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;')
   // The new topology: the new primary needs replication users for every other database host (old primary too).
   const others = replicationPeers(inv).filter((h) => h !== target)
-  await sql(replica, usersSql(mysql.replicationUser, password, others.map((h) => h.address)))
+  await sql(
+    replica,
+    usersSql(
+      mysql.replicationUser,
+      password,
+      others.map((h) => h.address),
+    ),
+  )
   const repointed: string[] = []
   for (const h of others) {
     if (h === old && !oldConn) continue

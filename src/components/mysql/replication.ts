@@ -39,7 +39,8 @@ export function parseDbFacts(lines: string[], replUser: string): DbFacts {
   for (const line of lines) {
     const [kind, ...rest] = line.split(' ')
     if (kind === 'up') f.up = true
-    else if (kind === 'user' && rest[0] === replUser) f.users.push({user: rest[0]!, host: rest[1]!, hash: rest[2] ?? '', ssl: rest[3] ?? ''})
+    else if (kind === 'user' && rest[0] === replUser)
+      f.users.push({user: rest[0]!, host: rest[1]!, hash: rest[2] ?? '', ssl: rest[3] ?? ''})
     else if (kind === 'slave') f.slave[rest[0]!] = rest.slice(1).join(' ')
     else if (kind === 'userdbs') f.userDatabases = Number(rest[0])
     else if (kind === 'vars') {
@@ -63,10 +64,7 @@ export function replicationPeers(inv: Inventory): Host[] {
   return inv.hosts.filter((h) => h.db !== undefined)
 }
 
-export type DbAction =
-  | {kind: 'users'; hosts: string[]}
-  | {kind: 'seed'; from: string}
-  | {kind: 'configure'; from: string; why: string}
+export type DbAction = {kind: 'users'; hosts: string[]} | {kind: 'seed'; from: string} | {kind: 'configure'; from: string; why: string}
 
 /** Pure: what this database host needs for replication. A running replica is never re-seeded or reset. */
 export function planReplication(inv: Inventory, host: Host, facts: DbFacts, password: string): DbAction[] {
@@ -81,7 +79,9 @@ export function planReplication(inv: Inventory, host: Host, facts: DbFacts, pass
   const s = facts.slave
   if (Object.keys(s).length === 0) {
     // Never configured: a new or empty replica (no tables of its own) is seeded from the primary first.
-    return facts.userDatabases === 0 || !facts.up ? [{kind: 'seed', from: primary.name}] : [{kind: 'configure', from: primary.name, why: 'not replicating'}]
+    return facts.userDatabases === 0 || !facts.up
+      ? [{kind: 'seed', from: primary.name}]
+      : [{kind: 'configure', from: primary.name, why: 'not replicating'}]
   }
   const why: string[] = []
   if (s.Master_Host !== primary.address) why.push(`replicates from ${s.Master_Host}, not ${primary.address}`)

@@ -32,7 +32,10 @@ export const nginx: Component = {
       packages: ['nginx', ...(exporter?.packages ?? [])],
       files: [
         ...(material
-          ? [file(TLS_PATHS.cert, material.siteChain, {notify: ['nginx']}), file(TLS_PATHS.key, material.siteKey, {mode: 0o600, secret: true, notify: ['nginx']})]
+          ? [
+              file(TLS_PATHS.cert, material.siteChain, {notify: ['nginx']}),
+              file(TLS_PATHS.key, material.siteKey, {mode: 0o600, secret: true, notify: ['nginx']}),
+            ]
           : []),
         file(
           NGINX_SITE,

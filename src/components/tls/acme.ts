@@ -1,5 +1,16 @@
 import {X509Certificate, randomInt} from 'node:crypto'
-import {chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync} from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import {Agent} from 'node:https'
 import {join} from 'node:path'
 import acme from 'acme-client'
@@ -26,12 +37,23 @@ export function acmePaths(inv: Inventory): CertPaths {
   const dir = join(stateDir(inv), 'acme')
   mkdirSync(dir, {recursive: true, mode: 0o700})
   chmodSync(dir, 0o700)
-  return {dir, accountKey: join(dir, 'account.key'), key: join(dir, 'site.key'), chain: join(dir, 'site.crt'), lock: join(dir, 'renew.lock')}
+  return {
+    dir,
+    accountKey: join(dir, 'account.key'),
+    key: join(dir, 'site.key'),
+    chain: join(dir, 'site.crt'),
+    lock: join(dir, 'renew.lock'),
+  }
 }
 
 export function acmeSource(inv: Inventory, directory?: string): AcmeSource {
   const src = inv.tlsSource
-  if (src.type !== 'acme') throw new UserError(`tls.source is ${src.type}: foobar cert works with tls.source.type acme`, [], ['Set tls.source: {type: acme, directory: URL} in the inventory.'])
+  if (src.type !== 'acme')
+    throw new UserError(
+      `tls.source is ${src.type}: foobar cert works with tls.source.type acme`,
+      [],
+      ['Set tls.source: {type: acme, directory: URL} in the inventory.'],
+    )
   return directory ? {...src, directory} : src
 }
 
@@ -46,9 +68,18 @@ export interface CertInfo {
 export function certInfo(chainPem: string): CertInfo {
   const info = acme.crypto.readCertificateInfo(chainPem)
   const x = new X509Certificate(acme.crypto.splitPemChain(chainPem)[0]!)
-  return {serial: x.serialNumber, notBefore: info.notBefore, notAfter: info.notAfter, names: info.domains.altNames, issuer: x.issuer.split('\n').find((l: string) => l.startsWith('CN='))?.slice(3) ?? x.issuer}
+  return {
+    serial: x.serialNumber,
+    notBefore: info.notBefore,
+    notAfter: info.notAfter,
+    names: info.domains.altNames,
+    issuer:
+      x.issuer
+        .split('\n')
+        .find((l: string) => l.startsWith('CN='))
+        ?.slice(3) ?? x.issuer,
+  }
 }
-
 
 export interface DueDecision {
   due: boolean
@@ -61,9 +92,14 @@ export function renewalDue(info: CertInfo | undefined, now: Date, o: {days?: num
   if (o.force) return {due: true, reason: 'forced'}
   const left = info.notAfter.getTime() - now.getTime()
   const daysLeft = left / 86_400_000
-  if (o.days !== undefined) return daysLeft <= o.days ? {due: true, reason: `${daysLeft.toFixed(1)} days left (--days ${o.days})`} : {due: false, reason: `${daysLeft.toFixed(1)} days left`}
+  if (o.days !== undefined)
+    return daysLeft <= o.days
+      ? {due: true, reason: `${daysLeft.toFixed(1)} days left (--days ${o.days})`}
+      : {due: false, reason: `${daysLeft.toFixed(1)} days left`}
   const lifetime = info.notAfter.getTime() - info.notBefore.getTime()
-  return left <= lifetime / 3 ? {due: true, reason: `${daysLeft.toFixed(1)} days left, under a third of the lifetime`} : {due: false, reason: `${daysLeft.toFixed(1)} days left`}
+  return left <= lifetime / 3
+    ? {due: true, reason: `${daysLeft.toFixed(1)} days left, under a third of the lifetime`}
+    : {due: false, reason: `${daysLeft.toFixed(1)} days left`}
 }
 
 export function readCurrent(paths: CertPaths): CertInfo | undefined {
@@ -127,7 +163,8 @@ function writeSecret(path: string, content: string): void {
 
 /** Orders a certificate for the site's names; writes key and chain only when the CA has issued it in full. */
 export async function issueCertificate(inv: Inventory, source: AcmeSource, paths: CertPaths, hooks: IssueHooks): Promise<CertInfo> {
-  if (source.challenge !== 'http-01') throw new UserError('only the http-01 challenge is built in; dns-01 needs tls.source.dns_hook (not implemented yet)')
+  if (source.challenge !== 'http-01')
+    throw new UserError('only the http-01 challenge is built in; dns-01 needs tls.source.dns_hook (not implemented yet)')
   const agent = source.apiCaFile ? new Agent({ca: readFileSync(source.apiCaFile)}) : undefined
   // Trust a private ACME CA (pebble in the lab) for the directory's own API, without touching the process.
   if (agent) acme.axios.defaults.httpsAgent = agent
@@ -172,7 +209,9 @@ async function checkDirectory(url: string, agent: Agent | undefined): Promise<vo
       else reject(new Failure(`the ACME directory ${url} answered HTTP ${res.statusCode}; the current certificate stays deployed`))
     })
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), {code: 'ETIMEDOUT'})))
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new Failure(`the ACME directory ${url} is unreachable (${e.code ?? e.message}); the current certificate stays deployed`)))
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(new Failure(`the ACME directory ${url} is unreachable (${e.code ?? e.message}); the current certificate stays deployed`)),
+    )
     req.end()
   })
 }
@@ -180,6 +219,7 @@ async function checkDirectory(url: string, agent: Agent | undefined): Promise<vo
 function describeAcmeError(error: unknown): string {
   const e = error as {code?: string; message?: string; cause?: {code?: string}}
   const code = e.code ?? e.cause?.code
-  if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT' || code === 'ENOTFOUND') return `the CA is unreachable (${code}); the current certificate stays deployed`
+  if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT' || code === 'ENOTFOUND')
+    return `the CA is unreachable (${code}); the current certificate stays deployed`
   return `${e.message ?? String(error)}; the current certificate stays deployed`
 }

@@ -29,9 +29,28 @@ function ensureCa(dir: string, label: string): {cert: string; key: string} {
   const cert = join(dir, 'internal-ca.crt')
   const key = join(dir, 'internal-ca.key')
   if (!existsSync(cert) || !existsSync(key)) {
-    openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-      '-days', '3650', '-subj', `/CN=foobar internal CA for ${label}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
+    openssl([
+      'req',
+      '-x509',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=foobar internal CA for ${label}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ])
   }
   return {cert, key}
 }
@@ -45,9 +64,43 @@ function ensureLeaf(dir: string, name: string, ca: {cert: string; key: string}, 
   if (existsSync(cert) && existsSync(key) && existsSync(sansFile) && readFileSync(sansFile, 'utf8') === want) return {cert, key}
   const csr = join(dir, `${name}.csr`)
   const ext = join(dir, `${name}.ext`)
-  writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${want}\n`)
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${sans[0]!.replace(/^(DNS|IP):/, '')}`])
-  openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '397', '-sha256', '-out', cert, '-extfile', ext])
+  writeFileSync(
+    ext,
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${want}\n`,
+  )
+  openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${sans[0]!.replace(/^(DNS|IP):/, '')}`,
+  ])
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-days',
+    '397',
+    '-sha256',
+    '-out',
+    cert,
+    '-extfile',
+    ext,
+  ])
   writeFileSync(sansFile, want)
   return {cert, key}
 }
@@ -79,7 +132,13 @@ export function prepareTlsMaterial(inv: Inventory, requests: Record<string, Cert
     case 'files': {
       for (const p of [source.cert, source.key]) if (!existsSync(p)) throw new UserError(`tls.source: certificate file ${p} does not exist`)
       const chain = read(source.cert)
-      return {siteChain: chain, siteKey: read(source.key), backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'), internalCa, leaves}
+      return {
+        siteChain: chain,
+        siteKey: read(source.key),
+        backendCa: source.caFile ? read(source.caFile) : read('/etc/ssl/certs/ca-certificates.crt'),
+        internalCa,
+        leaves,
+      }
     }
     case 'acme': {
       const chainFile = join(dir, 'acme', 'site.crt')

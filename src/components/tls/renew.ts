@@ -24,7 +24,9 @@ export async function issueWithTokensOnWebServers(inv: Inventory, source: AcmeSo
   try {
     return await issueCertificate(inv, source, paths, {
       put: async (ch: Challenge) => {
-        await Promise.all(conns.map((c) => c.run(`umask 022; mkdir -p ${WEBROOT} && cat > ${shq(`${WEBROOT}/${ch.token}`)}`, {stdin: ch.content})))
+        await Promise.all(
+          conns.map((c) => c.run(`umask 022; mkdir -p ${WEBROOT} && cat > ${shq(`${WEBROOT}/${ch.token}`)}`, {stdin: ch.content})),
+        )
       },
       remove: async (ch: Challenge) => {
         await Promise.all(conns.map((c) => c.run(`rm -f ${shq(`${WEBROOT}/${ch.token}`)}`, {check: false})))
@@ -107,13 +109,18 @@ export async function renewCertificate(
     // Decided under the lock: a renewal that waited for another one finds the certificate fresh.
     const decision = renewalDue(readCurrent(paths), new Date(), {force: o.force, days: o.days})
     if (!decision.due) return {renewed: false, reason: decision.reason}
-    o.step?.(`ordering a certificate for ${[inv.site.domain, ...inv.site.aliases].join(', ')} from ${source.directory} (${decision.reason})`)
+    o.step?.(
+      `ordering a certificate for ${[inv.site.domain, ...inv.site.aliases].join(', ')} from ${source.directory} (${decision.reason})`,
+    )
     const certificate = await issueWithTokensOnWebServers(inv, source, paths, o)
     o.step?.(`issued serial ${certificate.serial}; deploying`)
     await deployCertificate(stack, inv, o)
     const served = await servedSerials(inv, o)
     const wrong = served.filter((s) => !s.serial || normaliseSerial(s.serial) !== normaliseSerial(certificate.serial))
-    if (wrong.length) throw new Failure(`new certificate ${certificate.serial} deployed, but not served by ${wrong.map((w) => `${w.host} (${w.error ?? w.serial})`).join(', ')}`)
+    if (wrong.length)
+      throw new Failure(
+        `new certificate ${certificate.serial} deployed, but not served by ${wrong.map((w) => `${w.host} (${w.error ?? w.serial})`).join(', ')}`,
+      )
     return {renewed: true, reason: decision.reason, certificate, served}
   })
 }

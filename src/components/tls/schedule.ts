@@ -57,8 +57,10 @@ export function schedulePlan(o: ScheduleOptions): SchedulePlan {
       command,
       timer: `${name}.timer`,
       files: {
-        [join(o.unitDir, `${name}.service`)]: `# Managed by foobar: renew the certificate for ${o.domain}.\n[Unit]\nDescription=foobar cert renew (${o.domain})\n\n[Service]\nType=oneshot\nExecStart=${command}\n`,
-        [join(o.unitDir, `${name}.timer`)]: `# Managed by foobar.\n[Unit]\nDescription=foobar cert renew (${o.domain}), twice a day\n\n[Timer]\nOnCalendar=*-*-* 03,15:17:00\nRandomizedDelaySec=3600\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n`,
+        [join(o.unitDir, `${name}.service`)]:
+          `# Managed by foobar: renew the certificate for ${o.domain}.\n[Unit]\nDescription=foobar cert renew (${o.domain})\n\n[Service]\nType=oneshot\nExecStart=${command}\n`,
+        [join(o.unitDir, `${name}.timer`)]:
+          `# Managed by foobar.\n[Unit]\nDescription=foobar cert renew (${o.domain}), twice a day\n\n[Timer]\nOnCalendar=*-*-* 03,15:17:00\nRandomizedDelaySec=3600\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n`,
       },
     }
   }
@@ -97,5 +99,10 @@ export function removeSchedule(plan: SchedulePlan, systemctl: Systemctl = runSys
 /** The real systemctl on this machine. */
 export const runSystemctl: Systemctl = (args) => {
   const r = spawnSync('systemctl', args, {encoding: 'utf8'})
-  if (r.status !== 0) throw new UserError(`systemctl ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`, [], ['Without systemd, schedule with cron (drop --systemd).'])
+  if (r.status !== 0)
+    throw new UserError(
+      `systemctl ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`,
+      [],
+      ['Without systemd, schedule with cron (drop --systemd).'],
+    )
 }

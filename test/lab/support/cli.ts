@@ -13,7 +13,8 @@ export function foobar(args: string[], env: Record<string, string> = {}) {
 }
 
 /** What every command prints under --json (src/cli/base.ts, README "JSON output"). */
-export interface Envelope<R = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface Envelope<R = any> {
   status: number
   result: R | null
   warnings: string[]
@@ -21,7 +22,8 @@ export interface Envelope<R = any> { // eslint-disable-line @typescript-eslint/n
 }
 
 /** Parses `--json` output and checks it is one envelope: status, result, warnings, and an error when status is not 0. */
-export function envelope<R = any>(stdout: string): Envelope<R> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function envelope<R = any>(stdout: string): Envelope<R> {
   let body: unknown
   try {
     body = JSON.parse(stdout)
@@ -30,14 +32,19 @@ export function envelope<R = any>(stdout: string): Envelope<R> { // eslint-disab
   }
   const e = body as Envelope<R>
   const shaped =
-    typeof e === 'object' && e !== null && typeof e.status === 'number' && 'result' in e && Array.isArray(e.warnings) &&
+    typeof e === 'object' &&
+    e !== null &&
+    typeof e.status === 'number' &&
+    'result' in e &&
+    Array.isArray(e.warnings) &&
     (e.status === 0 ? e.error === undefined : typeof e.error?.name === 'string' && typeof e.error?.message === 'string')
   if (!shaped) throw new Error(`--json output is not a {status, result, warnings, error?} envelope: ${stdout.slice(0, 500)}`)
   return e
 }
 
 /** The `result` of `--json` output (the envelope checked first). */
-export function json<R = any>(stdout: string): R { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function json<R = any>(stdout: string): R {
   return envelope<R>(stdout).result as R
 }
 

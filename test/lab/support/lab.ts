@@ -5,9 +5,7 @@
 import {readFile} from 'node:fs/promises'
 import {inject} from 'vitest'
 import {loadInventory} from '../../../src/inventory/index.js'
-import {
-  httpsGet, labPaths, readState, sshRun, URLS, type LabHost, type LabSpec, type SshOptions,
-} from '../../../src/lab/index.js'
+import {httpsGet, labPaths, readState, sshRun, URLS, type LabHost, type LabSpec, type SshOptions} from '../../../src/lab/index.js'
 
 export const LAB_INVENTORY = 'inventories/lab.yml'
 export const paths = labPaths()

@@ -390,9 +390,47 @@ STUBS['ip6tables-save'] = STUBS['iptables-save']!
 
 /** Real tools the scripts may use: they only read, or change files under the paths they are given. */
 const TOOLS = [
-  'sh', 'cat', 'cp', 'mv', 'rm', 'mkdir', 'rmdir', 'chmod', 'ln', 'touch', 'ls', 'find', 'readlink', 'mktemp',
-  'sed', 'grep', 'awk', 'sort', 'uniq', 'cut', 'head', 'tail', 'tr', 'wc', 'tee', 'xargs', 'od', 'cmp', 'diff',
-  'dirname', 'basename', 'env', 'date', 'sleep', 'id', 'seq', 'expr', 'base64', 'sha256sum', 'tar', 'gzip',
+  'sh',
+  'cat',
+  'cp',
+  'mv',
+  'rm',
+  'mkdir',
+  'rmdir',
+  'chmod',
+  'ln',
+  'touch',
+  'ls',
+  'find',
+  'readlink',
+  'mktemp',
+  'sed',
+  'grep',
+  'awk',
+  'sort',
+  'uniq',
+  'cut',
+  'head',
+  'tail',
+  'tr',
+  'wc',
+  'tee',
+  'xargs',
+  'od',
+  'cmp',
+  'diff',
+  'dirname',
+  'basename',
+  'env',
+  'date',
+  'sleep',
+  'id',
+  'seq',
+  'expr',
+  'base64',
+  'sha256sum',
+  'tar',
+  'gzip',
 ]
 
 interface Shared {
@@ -461,7 +499,10 @@ const DEBIAN_PACKAGES: Record<string, PackageImage> = {
   },
   'iptables-persistent': {known: ['netfilter-persistent']},
   'netfilter-persistent': {known: ['netfilter-persistent']},
-  'openssh-server': {files: {'/etc/ssh/sshd_config': 'Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\n'}, units: ['ssh']},
+  'openssh-server': {
+    files: {'/etc/ssh/sshd_config': 'Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\n'},
+    units: ['ssh'],
+  },
   fail2ban: {units: ['fail2ban']},
   usbguard: {units: ['usbguard']},
   rsyslog: {units: ['rsyslog']},
@@ -557,7 +598,12 @@ export class FakeHost implements Runner {
       throw new ConnectionLost(this.host.name)
     }
     if ((options.check ?? true) && result.code !== 0) {
-      throw new RemoteError(this.host.name, script.length > 120 ? `${script.slice(0, 117)}...` : script, result.code, result.stderr || result.stdout)
+      throw new RemoteError(
+        this.host.name,
+        script.length > 120 ? `${script.slice(0, 117)}...` : script,
+        result.code,
+        result.stderr || result.stdout,
+      )
     }
     return result
   }
@@ -762,7 +808,9 @@ export class FakeHost implements Runner {
 
   /** What the stubs did, one line each ("systemctl reload nginx", "apt-get install nginx", "haproxy drain web1"). */
   journal(): string[] {
-    return this.unrewrite(this.file(join(this.state, 'journal'), true) ?? '').split('\n').filter(Boolean)
+    return this.unrewrite(this.file(join(this.state, 'journal'), true) ?? '')
+      .split('\n')
+      .filter(Boolean)
   }
 
   /** The recorded commands whose script matches. */
@@ -853,7 +901,13 @@ export function fakeTransport(hosts: FakeHost[]): FakeTransport {
       if (!fake) throw new Error(`fake transport: no fake host ${host.name}`)
       opened.push(host.name)
       if (fake.refusing) {
-        throw new RemoteError(host.name, 'ssh connect', null, fake.refusing, `${host.name}: cannot connect to ${host.ssh.user}@${host.address}:${host.ssh.port}: ${fake.refusing}`)
+        throw new RemoteError(
+          host.name,
+          'ssh connect',
+          null,
+          fake.refusing,
+          `${host.name}: cannot connect to ${host.ssh.user}@${host.address}:${host.ssh.port}: ${fake.refusing}`,
+        )
       }
       fake.connected()
       return fake
@@ -899,7 +953,8 @@ function fleetOf(hosts: Record<string, FakeHost>): FakeFleet {
  */
 export function fastTimers(scale = 0.01): () => void {
   const real = globalThis.setTimeout
-  const fast = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => real(fn, Math.floor((ms ?? 0) * scale), ...args)) as typeof setTimeout
+  const fast = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+    real(fn, Math.floor((ms ?? 0) * scale), ...args)) as typeof setTimeout
   globalThis.setTimeout = Object.assign(fast, real)
   return () => {
     globalThis.setTimeout = real
@@ -908,7 +963,8 @@ export function fastTimers(scale = 0.01): () => void {
 
 /** Key material for a run (runPlan's `material`): no certificate authority or state directory involved. */
 export const TEST_MATERIAL: TlsMaterial = {
-  siteChain: '-----BEGIN CERTIFICATE-----\nSITE LEAF\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n',
+  siteChain:
+    '-----BEGIN CERTIFICATE-----\nSITE LEAF\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n',
   siteKey: '-----BEGIN PRIVATE KEY-----\nSITE-SECRET\n-----END PRIVATE KEY-----\n',
   backendCa: '-----BEGIN CERTIFICATE-----\nBACKEND CA\n-----END CERTIFICATE-----\n',
   internalCa: '-----BEGIN CERTIFICATE-----\nINTERNAL CA\n-----END CERTIFICATE-----\n',
