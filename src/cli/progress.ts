@@ -1,21 +1,26 @@
-import {Listr, type ListrTaskWrapper} from 'listr2'
+import {Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper} from 'listr2'
 import type {HostResult} from '../engine/run.js'
 
 type Task = ListrTaskWrapper<unknown, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /**
- * A listr2 task per host, fed by the engine's progress events. Plain lines without a TTY (cron, CI); nothing at
- * all under --json.
+ * A listr2 task per host, fed by the engine's progress events, drawn on stderr (stdout carries the plan and the
+ * JSON). Plain lines without a TTY (cron, CI); nothing at all under --json. It never outlives the work: a result
+ * that arrives before its task started is kept for it, and `abort` ends every task when the run itself failed.
  */
 export class HostProgress {
   private readonly tasks = new Map<string, Task>()
   private readonly done = new Map<string, (r: HostResult) => void>()
+  private readonly results = new Map<string, HostResult>()
   private readonly listr?: Listr<unknown, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
   private running?: Promise<unknown>
 
   private readonly plain: boolean
 
-  constructor(hosts: string[], mode: 'tty' | 'plain' | 'silent') {
+  constructor(
+    private readonly hosts: string[],
+    mode: 'tty' | 'plain' | 'silent',
+  ) {
     this.plain = mode === 'plain'
     if (mode === 'silent') return
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -24,7 +29,7 @@ export class HostProgress {
         title: name,
         task: async (_ctx: unknown, task: Task) => {
           this.tasks.set(name, task)
-          const result = await new Promise<HostResult>((resolve) => this.done.set(name, resolve))
+          const result = this.results.get(name) ?? (await new Promise<HostResult>((resolve) => this.done.set(name, resolve)))
           task.title = `${name}: ${describeResult(result)}`
           if (result.status === 'failed') throw new Error(`${name}: ${result.error}`)
           if (result.status === 'skipped') task.skip(`${name}: ${result.error}`)
@@ -35,7 +40,11 @@ export class HostProgress {
         exitOnError: false,
         collectErrors: 'minimal',
         renderer: mode === 'tty' ? 'default' : 'simple',
-        rendererOptions: {collapseErrors: false} as never,
+        rendererOptions: {
+          collapseErrors: false,
+          processOutput: toStderr(),
+          logger: new ListrLogger({useIcons: true, processOutput: toStderr()}),
+        } as never,
       },
     )
   }
@@ -51,13 +60,26 @@ export class HostProgress {
   }
 
   finish(host: string, result: HostResult): void {
+    this.results.set(host, result)
     this.done.get(host)?.(result)
+  }
+
+  /** The run failed as a whole (bad input found late, a bug): every host not finished ends with it. */
+  async abort(error: unknown): Promise<void> {
+    const message = error instanceof Error ? error.message : String(error)
+    for (const host of this.hosts) {
+      if (!this.results.has(host)) this.finish(host, {host, status: 'skipped', changes: [], error: `not run: ${message}`, durationMs: 0})
+    }
+    await this.close()
   }
 
   async close(): Promise<void> {
     await this.running
   }
 }
+
+/** Both of listr2's streams on stderr. */
+const toStderr = () => new ProcessOutput(process.stderr, process.stderr)
 
 export function describeResult(r: HostResult): string {
   switch (r.status) {

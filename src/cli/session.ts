@@ -27,6 +27,8 @@ export interface SessionOptions {
  */
 export async function runSession(inventory: Inventory, hosts: Host[], o: SessionOptions): Promise<{report: RunReport; summary: Summary}> {
   const interactive = process.stdin.isTTY && process.stdout.isTTY
+  // The progress tree is drawn on stderr: redrawn in place only when stderr is a terminal.
+  const drawable = process.stderr.isTTY
   if (o.apply && !o.yes && !interactive) {
     throw new UserError(
       'provision needs confirmation, and there is no terminal to ask on',
@@ -34,7 +36,7 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
       ['Pass --yes to apply without asking, or run `foobar plan` to only see the changes.'],
     )
   }
-  const mode = o.json ? 'silent' : interactive && (o.yes || !o.apply) ? 'tty' : 'plain'
+  const mode = o.json ? 'silent' : drawable && (o.yes || !o.apply) ? 'tty' : 'plain'
   const progress = new HostProgress(
     hosts.map((h) => h.name),
     mode,
@@ -60,7 +62,14 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
           }
         : undefined,
   }
-  const report = await runPlan(STACK, inventory, hosts, options)
+  let report: RunReport
+  try {
+    report = await runPlan(STACK, inventory, hosts, options)
+  } catch (error) {
+    // Nothing may keep drawing after the run: a spinner left running would keep the command from exiting.
+    await progress.abort(error)
+    throw error
+  }
   for (const r of report.hosts) progress.finish(r.host, r)
   await progress.close()
   const summary = summarize(report)

@@ -47,7 +47,8 @@ describe.skipIf(!labIsUp())('database replication', () => {
     expect(plan.stdout).toMatch(/seed from web1 and replicate \(GTID, TLS\)/)
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/web2: seeding from web1: shop/)
+    // Progress lines go to stderr.
+    expect(r.stderr).toMatch(/web2: seeding from web1: shop/)
     expect(await count('web2')).toBe(3)
     await mysql('web1', "INSERT INTO shop.orders (item) VALUES ('d')")
     expect(await waitCount('web2', 4)).toBe(4)

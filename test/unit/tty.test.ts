@@ -1,0 +1,75 @@
+/*
+ * A terminal never hangs (issue 16): the CLI run in a real pseudo-terminal (util-linux `script`) against hosts
+ * that fail fast — connection refused on loopback, a missing key — must exit within seconds, the progress tree
+ * included. And piped, progress goes to stderr while the plan stays on stdout.
+ */
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+import {describe, expect, test} from 'vitest'
+
+const BIN = resolve(import.meta.dirname, '../../bin/run.js')
+const hasScript = spawnSync('script', ['--version']).status === 0
+
+/** Loopback addresses on a closed port: every connection is refused at once (no traffic leaves the machine). */
+function inventory(extra = ''): string {
+  const dir = mkdtempSync(join(tmpdir(), 'foobar-tty-'))
+  writeFileSync(join(dir, 'kh'), '')
+  spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')])
+  const file = join(dir, 'inv.yml')
+  writeFileSync(
+    file,
+    `site: {domain: www.example.test, email: admin@example.test}
+ssh: {user: deploy, port: 9, identity_file: ${extra || 'key'}, known_hosts: kh}
+firewall: {admin_cidrs: [127.0.0.1/32]}
+hosts:
+  - {name: lb1, address: 127.0.0.2, roles: [lb]}
+  - {name: web1, address: 127.0.0.3, roles: [web]}
+`,
+  )
+  return file
+}
+
+/** Runs the CLI inside a pseudo-terminal; resolves with its exit code and seconds taken, or -1 after `limitMs`. */
+function inTerminal(args: string[], limitMs = 15_000): Promise<{code: number; seconds: number; out: string}> {
+  return new Promise((done) => {
+    const t0 = Date.now()
+    const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+    const child = spawn('script', ['-qec', command, '/dev/null'], {stdio: ['ignore', 'pipe', 'pipe']})
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      done({code: code ?? -1, seconds: (Date.now() - t0) / 1000, out})
+    })
+  })
+}
+
+describe.skipIf(!hasScript)('in a terminal', () => {
+  test.each([
+    ['plan', ['plan']],
+    ['provision --yes', ['provision', '--yes']],
+    ['firewall plan', ['firewall', 'plan']],
+  ])('%s against hosts that refuse the connection exits 1 within seconds', async (_name, args) => {
+    const r = await inTerminal([...args, '-i', inventory()])
+    console.log(`tty: foobar ${args.join(' ')} exited ${r.code} after ${r.seconds.toFixed(1)} s`)
+    expect(r.code, r.out).toBe(1)
+    expect(r.out).toMatch(/cannot connect to deploy@127\.0\.0\.2:9/)
+  })
+
+  test('a missing identity file: ends within seconds, naming the file', async () => {
+    const r = await inTerminal(['plan', '-i', inventory('/nonexistent/key')])
+    expect(r.code, r.out).not.toBe(-1)
+    expect(r.out).toMatch(/\/nonexistent\/key/)
+  })
+})
+
+test('piped: the progress lines go to stderr, the plan and its summary to stdout', () => {
+  const r = spawnSync(process.execPath, [BIN, 'plan', '-i', inventory()], {encoding: 'utf8', timeout: 30_000})
+  expect(r.status).toBe(1)
+  expect(r.stderr).toMatch(/lb1: FAILED/)
+  expect(r.stdout).toMatch(/^plan: 0 ok, 0 changed, 2 failed/m)
+  expect(r.stdout).not.toMatch(/❯/)
+})
