@@ -8,8 +8,6 @@ import {type HardeningSpec, hardeningSpec} from './spec.js'
 import {parseHardeningFacts, planHardening} from './live.js'
 import {sysctlSkipReason} from './sysctl.js'
 
-type HardeningCheck = Check
-
 /** sshd's effective settings (`sshd -T`, lowercase) that keep the door shut. */
 const EFFECTIVE = {
   passwordauthentication: 'no',
@@ -22,7 +20,7 @@ const EFFECTIVE = {
   loglevel: 'VERBOSE',
 } as const
 
-export function hardeningChecks(ctx: CheckContext): HardeningCheck[] {
+export function hardeningChecks(ctx: CheckContext): Check[] {
   const {host, runner: conn} = ctx
   const spec = hardeningSpec(host)
   const options = {
@@ -35,7 +33,7 @@ export function hardeningChecks(ctx: CheckContext): HardeningCheck[] {
       drop: ctx.facts.drop,
     },
   }
-  const checks: HardeningCheck[] = Object.entries(spec.skipped).map(([item, reason]) => ({
+  const checks: Check[] = Object.entries(spec.skipped).map(([item, reason]) => ({
     name: `hardening ${item}`,
     run: async () => ({ok: true, skipped: true, detail: `switched off: ${reason}`}),
   }))
@@ -65,16 +63,16 @@ async function sshdEffective(host: Host, conn: Runner) {
 }
 
 /**
- * The host's live state as verify read it once for all its checks (engine/facts: `systemd-detect-virt` and the
- * `@@hard` lines of hardeningFactsScript); `drop` makes the next `get` read the host again.
+ * The host's live state as verify read it once for all its checks (`systemd-detect-virt` and the lines of
+ * hardeningFactsScript); `drop` makes the next `get` read the host again.
  */
-export interface LiveFacts {
+interface LiveFacts {
   get: () => Promise<{virt: string; hardening: string[]}>
   drop: () => void
 }
 
 /** Live kernel settings; in a container the keys it cannot set are their own, skipped, line. */
-function sysctlChecks(live: LiveFacts, spec: HardeningSpec): HardeningCheck[] {
+function sysctlChecks(live: LiveFacts, spec: HardeningSpec): Check[] {
   const kernelOnly: HardeningSpec = {...spec, modes: [], disable: [], hostOnly: []}
   const state = async () => {
     const {virt, hardening} = await live.get()
