@@ -1,20 +1,23 @@
-import {appendFileSync, existsSync, mkdirSync, readFileSync} from 'node:fs'
+import {appendFileSync, existsSync, mkdirSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, resolve} from 'node:path'
 import {NodeSSH, type Config} from 'node-ssh'
+import {utils as sshUtils} from 'ssh2'
 import {RemoteError, UserError} from '../util/errors.js'
 import type {Host} from '../inventory/index.js'
+import {DEFAULTS} from '../inventory/defaults.js'
 import {shq} from '../util/shell.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
 import type {RunOptions, RunResult, Runner, Transport} from './runner.js'
-import {readSshConfig} from './ssh-config.js'
+import {LocalFileError, readLocalFile, readableByOthers} from './local-file.js'
+import {type SshConfigEntry, resolveSshConfig} from './ssh-config.js'
 
 export type {RunOptions, RunResult, Runner, Transport} from './runner.js'
 
 export interface ConnectOptions {
   /** Trust on first use: record an unknown host's key (a changed key is still refused). */
   acceptNewHostKeys?: boolean
-  /** Override ~/.ssh/config (tests). */
+  /** The ssh_config to resolve hosts with (`ssh -G -F FILE`); default: OpenSSH's own (~/.ssh/config, /etc/ssh/ssh_config). */
   sshConfigFile?: string
 }
 
@@ -23,6 +26,10 @@ export interface ConnectOptions {
  * hardening sets to 2 by default (`hardening.max_sessions`, never below 2): further commands wait their turn.
  */
 export const MAX_CHANNELS = 2
+
+/** foobar's defaults for ssh.user and ssh.port (src/inventory/defaults.ts): ssh_config fills in where these stand. */
+const DEFAULT_USER: string = DEFAULTS.ssh.user
+const DEFAULT_PORT: number = DEFAULTS.ssh.port
 
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
@@ -54,6 +61,110 @@ export class HostKeyError extends UserError {
   }
 }
 
+/** A private key is a few KiB; anything near this is not one. */
+const MAX_KEY_BYTES = 64 * 1024
+/** ProxyJump chains that name further jump hosts in their own ssh_config stop here (a loop would not end). */
+const MAX_HOPS = 8
+
+/** One SSH connection to make: a jump host or the host itself. */
+export interface Hop {
+  /** How messages name it: `web1` for the host, `web1: jump host bastion` for a jump host. */
+  label: string
+  hostName: string
+  port: number
+  user: string
+  identityFile?: string
+  /** The field (or ssh_config keyword) the identity file came from, for messages. */
+  identityField: string
+  /** The names its key is looked up under in known_hosts (the first is the one recorded on first use). */
+  names: string[]
+}
+
+export interface Route {
+  /** Jump hosts in the order they are connected through (empty: a direct connection). */
+  jumps: Hop[]
+  target: Hop
+  warnings: string[]
+}
+
+function firstExisting(files: string[] | undefined): string | undefined {
+  return files?.find((f) => existsSync(f))
+}
+
+/** `[user@]host[:port]` or `ssh://[user@]host[:port]`, hosts in brackets for IPv6. */
+function parseHop(spec: string, hostName: string): {user?: string; host: string; port?: number} {
+  const m = /^(?:ssh:\/\/)?(?:([^@/\s]+)@)?(\[[^\]\s]+\]|[^:@/\s]+)(?::(\d{1,5}))?\/?$/.exec(spec.trim())
+  if (!m) throw new UserError(`${hostName}: cannot read jump host ${JSON.stringify(spec)} (expected [user@]host[:port])`)
+  return {user: m[1], host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : undefined}
+}
+
+/**
+ * Where and how a host is reached: the inventory's ssh settings, filled in by ssh_config as `ssh -G` resolves it
+ * for the host's name (see resolveSshConfig).
+ *
+ * Precedence, per setting:
+ * - address: ssh_config's HostName for the host's name, else the inventory's `address` (the address stays the
+ *   host's identity in the rendered configs and firewall rules; HostName only says how to reach it);
+ * - user, port: the inventory's value when it differs from foobar's default (root, 22), else ssh_config's, else
+ *   the default. (The inventory model does not keep whether a value was written or defaulted: an explicit
+ *   `user: root` or `port: 22` is taken for the default, so ssh_config's User/Port win over it.)
+ * - identity file: the inventory's `identity_file`, else the first of ssh_config's IdentityFile that exists, else
+ *   none (ssh-agent);
+ * - jump hosts: the inventory's `jump_host`, else ssh_config's ProxyJump; a comma-separated chain is followed hop
+ *   by hop, each hop resolved through ssh_config like `ssh -J` does (its HostName, Port, User, IdentityFile, and
+ *   for the first hop its own ProxyJump), explicit `user@` and `:port` in the chain winning.
+ */
+export function resolveRoute(host: Host, options: ConnectOptions = {}): Route {
+  const file = options.sshConfigFile
+  const cfg: SshConfigEntry = resolveSshConfig(host.name, file)
+  const warnings = [...(cfg.unsupported ?? [])]
+  const hostName = cfg.hostName ?? host.address
+  const port = host.ssh.port !== DEFAULT_PORT ? host.ssh.port : (cfg.port ?? DEFAULT_PORT)
+  const user = host.ssh.user !== DEFAULT_USER ? host.ssh.user : (cfg.user ?? DEFAULT_USER)
+  const configIdentity = firstExisting(cfg.identityFile)
+  const identityFile = host.ssh.identityFile ?? configIdentity
+  const identityField = host.ssh.identityFile
+    ? `ssh.identity_file (host ${host.name})`
+    : `IdentityFile in the ssh configuration (host ${host.name})`
+  const target: Hop = {
+    label: host.name,
+    hostName,
+    port,
+    user,
+    identityFile,
+    identityField,
+    names: [...new Set([hostName, host.name].map((n) => lookupName(n, port)))],
+  }
+
+  const jumps: Hop[] = []
+  const expand = (spec: string, depth: number): void => {
+    const specs = spec.split(',').filter((x) => x.trim() !== '')
+    for (const [i, one] of specs.entries()) {
+      if (jumps.length >= MAX_HOPS) throw new UserError(`${host.name}: more than ${MAX_HOPS} jump hosts (a ProxyJump loop in ssh_config?)`)
+      const p = parseHop(one, host.name)
+      const hc = resolveSshConfig(p.host, file)
+      // The first hop's own ProxyJump comes before it (as ssh -J does it).
+      if (i === 0 && hc.proxyJump && depth < MAX_HOPS) expand(hc.proxyJump, depth + 1)
+      warnings.push(...(hc.unsupported ?? []))
+      const hn = hc.hostName ?? p.host
+      const hp = p.port ?? hc.port ?? DEFAULT_PORT
+      const hopIdentity = firstExisting(hc.identityFile)
+      jumps.push({
+        label: `${host.name}: jump host ${p.host}`,
+        hostName: hn,
+        port: hp,
+        user: p.user ?? hc.user ?? user,
+        identityFile: hopIdentity ?? identityFile,
+        identityField: hopIdentity ? `IdentityFile in the ssh configuration (jump host ${p.host})` : identityField,
+        names: [...new Set([hn, p.host].map((n) => lookupName(n, hp)))],
+      })
+    }
+  }
+  const jumpSpec = host.ssh.jumpHost ?? cfg.proxyJump
+  if (jumpSpec) expand(jumpSpec, 0)
+  return {jumps, target, warnings}
+}
+
 /** SSH as the transport: every runner is a fresh Connection. */
 export function sshTransport(options: ConnectOptions = {}): Transport {
   return {open: (host) => Connection.open(host, options)}
@@ -67,78 +178,120 @@ export class Connection implements Runner {
   private constructor(
     readonly host: Host,
     private readonly ssh: NodeSSH,
-    private readonly jump?: NodeSSH,
+    /** The jump hosts' connections, first hop first. */
+    private readonly jumps: NodeSSH[] = [],
+    /** For the caller to show (stderr, the JSON envelope): a private key others can read, ssh_config it ignored. */
+    readonly warnings: readonly string[] = [],
   ) {}
 
   static async open(host: Host, options: ConnectOptions = {}): Promise<Connection> {
-    const cfg = readSshConfig(host.name, options.sshConfigFile)
-    const address = host.address
-    const port = host.ssh.port ?? cfg.port ?? 22
-    const knownHostsFiles = [host.ssh.knownHosts, resolve(homedir(), '.ssh', 'known_hosts')].filter((f): f is string => !!f)
-    const recordFile = host.ssh.knownHosts ?? resolve(homedir(), '.ssh', 'known_hosts')
-    const names = [...new Set([lookupName(address, port), lookupName(host.name, port)])]
-    let refusal: HostKeyError | undefined
-    const hostVerifier = (blob: Buffer): boolean => {
-      const entries = knownHostsFiles.flatMap((f) => (existsSync(f) ? parseKnownHosts(readFileSync(f, 'utf8'), f) : []))
-      const verdict = checkHostKey(entries, names, blob)
-      if (verdict.status === 'trusted') return true
-      if (verdict.status === 'unknown' && options.acceptNewHostKeys) {
-        mkdirSync(dirname(recordFile), {recursive: true, mode: 0o700})
-        appendFileSync(recordFile, `${knownHostsLine(lookupName(address, port), blob)}\n`, {mode: 0o600})
-        return true
+    const route = resolveRoute(host, options)
+    const warnings = [...route.warnings]
+    const inventoryKnownHosts = host.ssh.knownHosts
+    const userKnownHosts = resolve(homedir(), '.ssh', 'known_hosts')
+    const knownHostsFiles: Array<[string, string]> = [
+      ...(inventoryKnownHosts ? [[inventoryKnownHosts, `ssh.known_hosts (host ${host.name})`] as [string, string]] : []),
+      [userKnownHosts, '~/.ssh/known_hosts'],
+    ]
+    const recordFile = inventoryKnownHosts ?? userKnownHosts
+    // Every known_hosts file is checked before connecting (type, size): a FIFO or a device is a clear error, not a hang.
+    const knownEntries = () =>
+      knownHostsFiles.flatMap(([f, field]) => {
+        const file = readLocalFile(f, field, {missingOk: true})
+        return file ? parseKnownHosts(file.text, f) : []
+      })
+    knownEntries()
+
+    let refusal: Error | undefined
+    /** The same check for every hop, the jump hosts included: known_hosts, trust on first use, a changed key refused. */
+    const verifierFor =
+      (hop: Hop) =>
+      (blob: Buffer): boolean => {
+        try {
+          const verdict = checkHostKey(knownEntries(), hop.names, blob)
+          if (verdict.status === 'trusted') return true
+          if (verdict.status === 'unknown' && options.acceptNewHostKeys) {
+            mkdirSync(dirname(recordFile), {recursive: true, mode: 0o700})
+            appendFileSync(recordFile, `${knownHostsLine(hop.names[0]!, blob)}\n`, {mode: 0o600})
+            return true
+          }
+          refusal = new HostKeyError(hop.label, verdict, blob, recordFile)
+        } catch (error) {
+          refusal = error instanceof Error ? error : new Error(String(error))
+        }
+        return false
       }
-      refusal = new HostKeyError(host.name, verdict, blob, recordFile)
-      return false
-    }
 
-    const identity = host.ssh.identityFile ?? cfg.identityFile?.find((f) => existsSync(f))
-    const base: Config = {
-      username: host.ssh.user,
-      readyTimeout: host.ssh.connectTimeout * 1000,
-      keepaliveInterval: 5000,
-      keepaliveCountMax: 3,
-      agent: process.env.SSH_AUTH_SOCK,
-      hostVerifier,
+    const keys = new Map<string, string>()
+    const keyOf = (hop: Hop): string | undefined => {
+      if (!hop.identityFile) return undefined
+      let key = keys.get(hop.identityFile)
+      if (key === undefined) {
+        const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
+        const parsed = sshUtils.parseKey(file.text)
+        if (parsed instanceof Error)
+          throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
+            'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
+          ])
+        const warning = readableByOthers(hop.identityField, hop.identityFile, file.mode)
+        if (warning) warnings.push(warning)
+        key = file.text
+        keys.set(hop.identityFile, key)
+      }
+      return key
     }
-    if (identity) {
-      if (!existsSync(identity))
-        throw new UserError(`${host.name}: ssh identity file ${identity} does not exist`, [], ['Set ssh.identity_file in the inventory.'])
-      base.privateKey = readFileSync(identity, 'utf8')
+    const configOf = (hop: Hop): Config => {
+      const key = keyOf(hop)
+      return {
+        username: hop.user,
+        readyTimeout: host.ssh.connectTimeout * 1000,
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 3,
+        agent: process.env.SSH_AUTH_SOCK,
+        hostVerifier: verifierFor(hop),
+        ...(key !== undefined ? {privateKey: key} : {}),
+      }
     }
+    const hops = [...route.jumps, route.target]
+    // Keys are read (and refused) before any connection is made.
+    for (const hop of hops) keyOf(hop)
 
-    const ssh = new NodeSSH()
-    let jump: NodeSSH | undefined
+    const clients: NodeSSH[] = []
+    let current = route.target
     try {
-      const jumpSpec = host.ssh.jumpHost ?? cfg.proxyJump
-      if (jumpSpec) {
-        jump = new NodeSSH()
-        const m = /^(?:([^@]+)@)?([^:]+)(?::(\d+))?$/.exec(jumpSpec)
-        if (!m) throw new UserError(`${host.name}: cannot read jump host ${JSON.stringify(jumpSpec)}`)
-        await jump.connect({...base, host: m[2], port: Number(m[3] ?? 22), username: m[1] ?? host.ssh.user, hostVerifier: () => true})
-        const sock = await new Promise<NodeJS.ReadWriteStream>((res, rej) =>
-          jump!.connection!.forwardOut('127.0.0.1', 0, address, port, (err, stream) => (err ? rej(err) : res(stream))),
-        )
-        await ssh.connect({...base, sock: sock as never})
-      } else {
-        await ssh.connect({...base, host: address, port})
+      let sock: NodeJS.ReadWriteStream | undefined
+      for (const [i, hop] of hops.entries()) {
+        current = hop
+        const client = new NodeSSH()
+        clients.push(client)
+        await client.connect(sock ? {...configOf(hop), sock: sock as never} : {...configOf(hop), host: hop.hostName, port: hop.port})
+        const next = hops[i + 1]
+        if (next) {
+          current = next
+          sock = await new Promise<NodeJS.ReadWriteStream>((res, rej) =>
+            client.connection!.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, stream) => (err ? rej(err) : res(stream))),
+          )
+        }
       }
     } catch (error) {
-      jump?.dispose()
+      for (const c of clients.reverse()) c.dispose()
       if (refusal) throw refusal
       const msg = error instanceof Error ? error.message : String(error)
+      const via = current === route.target ? '' : ` (${current.label.replace(`${host.name}: `, '')})`
       throw new RemoteError(
         host.name,
         'ssh connect',
         null,
         msg,
-        `${host.name}: cannot connect to ${host.ssh.user}@${address}:${port}: ${msg}`,
+        `${host.name}: cannot connect to ${current.user}@${current.hostName}:${current.port}${via}: ${msg}`,
       )
     }
+    const ssh = clients.pop()!
     // Commands share the connection (checks run in parallel, MAX_CHANNELS at a time); each adds listeners.
     ssh.connection?.setMaxListeners(64)
     // Small request/answer packets: without TCP_NODELAY, Nagle's algorithm and delayed ACKs cost ~40 ms a command.
     ssh.connection?.setNoDelay(true)
-    return new Connection(host, ssh, jump)
+    return new Connection(host, ssh, clients, warnings)
   }
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
@@ -218,6 +371,6 @@ export class Connection implements Runner {
 
   close(): void {
     this.ssh.dispose()
-    this.jump?.dispose()
+    for (const j of [...this.jumps].reverse()) j.dispose()
   }
 }

@@ -21,6 +21,8 @@ export interface RunOptions {
 
 export interface Runner {
   readonly host: Host
+  /** Warnings for the caller to show (stderr, the JSON envelope): e.g. a private key others can read. */
+  readonly warnings?: readonly string[]
   /** Runs a shell snippet (values inside it already quoted with shq). */
   run(script: string, options?: RunOptions): Promise<RunResult>
   /** A file's content as root, or undefined when there is no such file. */

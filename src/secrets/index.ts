@@ -1,6 +1,9 @@
-import {readFileSync} from 'node:fs'
 import {UserError} from '../util/errors.js'
+import {readLocalFile, readableByOthers} from '../remote/local-file.js'
 import type {SecretRef} from '../inventory/primitives.js'
+
+/** A secret is one line; a secret file is never larger than this. */
+export const MAX_SECRET_BYTES = 64 * 1024
 
 /**
  * Secrets are read at run time from where the inventory points (an environment variable or a file), never
@@ -18,13 +21,8 @@ export function readSecret(ref: SecretRef | undefined, field: string): string {
         [`export ${ref.env}=... before running foobar.`],
       )
   } else {
-    try {
-      value = readFileSync(ref.file, 'utf8').replace(/\r?\n$/, '')
-    } catch (error) {
-      throw new UserError(
-        `${field}: cannot read the secret file ${ref.file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); nothing was changed`,
-      )
-    }
+    // A regular file of at most 64 KiB, opened without blocking (a FIFO or /dev/zero is refused, not waited on).
+    value = readLocalFile(ref.file, `${field} (secret file)`, {maxBytes: MAX_SECRET_BYTES}).text.replace(/\r?\n$/, '')
     if (value === '') throw new UserError(`${field}: the secret file ${ref.file} is empty (nothing was changed)`)
   }
   if (/[\n\r\0]/.test(value)) throw new UserError(`${field}: the secret must be a single line`)
@@ -34,4 +32,17 @@ export function readSecret(ref: SecretRef | undefined, field: string): string {
 /** For SQL string literals: the secret goes to mysql on stdin, never on a command line. */
 export function sqlString(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
+}
+
+/**
+ * Checks a secret reference without returning its value (for `inventory check`): set, readable, a single line; a
+ * secret file that others than its owner can read is a warning. Throws the error readSecret would throw.
+ */
+export function checkSecret(ref: SecretRef | undefined, field: string): {warnings: string[]} {
+  readSecret(ref, field)
+  if (ref && 'file' in ref) {
+    const warning = readableByOthers(`${field} (secret file)`, ref.file, readLocalFile(ref.file, field, {maxBytes: MAX_SECRET_BYTES}).mode)
+    if (warning) return {warnings: [warning]}
+  }
+  return {warnings: []}
 }
