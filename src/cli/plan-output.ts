@@ -6,7 +6,7 @@ export function formatPlan(results: HostResult[], diffs = true): string {
   const out: string[] = []
   for (const r of results) {
     out.push(
-      `\n== ${r.host}: ${r.status === 'failed' ? `FAILED: ${r.error}` : r.changes.length ? `${r.changes.length} changes` : 'no changes'}`,
+      `\n== ${r.host}: ${r.status === 'failed' ? `FAILED: ${underHost(r.host, r.error)}` : r.changes.length ? `${r.changes.length} changes` : 'no changes'}`,
     )
     for (const c of r.changes) {
       out.push(`  ~ ${describe(c)}`)
@@ -38,9 +38,15 @@ export function summarize(report: RunReport): Summary {
     changes: report.hosts.reduce((n, h) => n + (h.status === 'failed' && h.changes.length === 0 ? 0 : h.changes.length), 0),
     durationMs: report.durationMs,
     failedHosts: Object.fromEntries(
-      report.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped').map((h) => [h.host, h.error ?? '']),
+      report.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped').map((h) => [h.host, underHost(h.host, h.error)]),
     ),
   }
+}
+
+/** An error as shown under its host's name: without the host's name a second time in front. */
+export function underHost(host: string, error: string | undefined): string {
+  const e = error ?? ''
+  return e.startsWith(`${host}: `) ? e.slice(host.length + 2) : e
 }
 
 export function formatSummary(s: Summary, verb: string): string {
@@ -49,7 +55,7 @@ export function formatSummary(s: Summary, verb: string): string {
   parts.push(`${s.failed} failed`)
   if (s.skipped) parts.push(`${s.skipped} skipped`)
   const lines = [`\n${verb}: ${parts.join(', ')}; ${s.changes} changes in ${(s.durationMs / 1000).toFixed(1)}s`]
-  for (const [h, e] of Object.entries(s.failedHosts)) lines.push(`  ${h}: ${e}`)
+  for (const [h, e] of Object.entries(s.failedHosts)) lines.push(`  ${h}: ${underHost(h, e)}`)
   return lines.join('\n')
 }
 

@@ -1,5 +1,6 @@
 import {Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper} from 'listr2'
 import type {HostResult} from '../engine/run.js'
+import {underHost} from './plan-output.js'
 
 type Task = ListrTaskWrapper<unknown, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -31,8 +32,9 @@ export class HostProgress {
           this.tasks.set(name, task)
           const result = this.results.get(name) ?? (await new Promise<HostResult>((resolve) => this.done.set(name, resolve)))
           task.title = `${name}: ${describeResult(result)}`
-          if (result.status === 'failed') throw new Error(`${name}: ${result.error}`)
-          if (result.status === 'skipped') task.skip(`${name}: ${result.error}`)
+          // The title says it all; the error only marks the task failed (listr prints its message once, in brackets).
+          if (result.status === 'failed') throw new Error('failed')
+          if (result.status === 'skipped') task.skip(task.title)
         },
       })),
       {
@@ -90,8 +92,8 @@ export function describeResult(r: HostResult): string {
     case 'pending':
       return `${r.changes.length} changes pending`
     case 'skipped':
-      return `skipped (${r.error})`
+      return `skipped (${underHost(r.host, r.error)})`
     case 'failed':
-      return `FAILED: ${r.error}`
+      return `FAILED: ${underHost(r.host, r.error)}`
   }
 }

@@ -80,13 +80,17 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
   return {report, summary}
 }
 
-/** Exit codes: 1 when every host failed, 3 when some did. */
+/**
+ * Exit codes: 1 when no selected host succeeded (failed and skipped hosts have not), 3 when some succeeded and
+ * some did not.
+ */
 export function failIfNeeded(summary: Summary, total: number): void {
   const bad = summary.failed + summary.skipped
   if (bad === 0) return
   const list = Object.entries(summary.failedHosts)
     .map(([h, e]) => `${h}: ${e}`)
     .join('; ')
-  if (summary.failed >= total) throw new Failure(`all hosts failed: ${list}`)
+  const succeeded = total - bad
+  if (succeeded <= 0) throw new Failure(`no host succeeded (${summary.failed} failed, ${summary.skipped} skipped): ${list}`)
   throw new PartialFailure(`${bad} of ${total} hosts failed or were skipped: ${list}`, summary.failedHosts)
 }

@@ -4,7 +4,7 @@ import {Failure} from '../util/errors.js'
 import type {Runner} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
-import type {Change, DesiredFile, HostApply, HostPlan, LiveAction} from './contract.js'
+import {type Change, type DesiredFile, type HostApply, type HostPlan, type LiveAction, PENDING_REASON} from './contract.js'
 import type {HostDesired} from './desired.js'
 import {PENDING_FILE} from './facts.js'
 
@@ -142,6 +142,11 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
   // Recorded before anything changes, so that a run cut short still reloads next time (the lost-handler problem).
   const recorded = [...reloads.map((r) => r.name), ...pendingOf(plan.changes)]
   let touchedPending = recorded.length > 0
+  /** What an earlier, interrupted run left owed: still owed if this run rolls back. */
+  const earlier = [
+    ...reloads.filter((r) => r.reason === PENDING_REASON).map((r) => r.name),
+    ...only(plan.changes, 'live').flatMap((c) => (c.action.pending && c.action.summary.includes(PENDING_REASON) ? [c.action.pending] : [])),
+  ]
   if (recorded.length) await runner.run(addPendingScript(recorded))
 
   const pkgs = plan.changes.find((c): c is Of<'packages'> => c.kind === 'packages')
@@ -189,6 +194,8 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
       const res = await runner.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
       if (res.code !== 0) {
         if (written.length) await runner.run(restoreScript(written), {check: false})
+        // Nothing was reloaded: the host is as it was, so this run's reloads are not owed any more.
+        if (touchedPending) await runner.run(keepPendingScript(earlier))
         throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}`)
       }
       written.push(c.path)
@@ -203,6 +210,8 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
   if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload')
 
   const services = only(plan.changes, 'service')
+  /** Services started or reloaded in this run, in order: a rollback reloads them on the restored files. */
+  const touched: Array<{spec: (typeof desired.services)[number]; wasActive: boolean}> = []
   // In component order: the app is up before nginx's health check asks it.
   for (const spec of desired.services) {
     const svc = services.find((s) => s.name === spec.name)
@@ -217,14 +226,21 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
       step(`${reload.how}ing ${spec.name}`)
       await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
     }
+    touched.push({spec, wasActive: active})
     const problem = await waitHealthy(runner, spec.name, spec.health, timing)
     if (problem) {
-      // Put the previous config back and reload again, so the service keeps serving.
+      // Put the previous config back and reload again every service this run touched, so each runs on the
+      // restored files (not only the one that failed); their reloads are then no longer owed.
       if (written.length) {
         step(`rolling back ${spec.name}`)
         await runner.run(restoreScript(written), {check: false})
         if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload', {check: false})
-        await runner.run(`systemctl ${spec.onChange === 'reload' && active ? 'reload' : 'restart'} ${shq(spec.name)}`, {check: false})
+        for (const t of touched) {
+          await runner.run(`systemctl ${t.spec.onChange === 'reload' && t.wasActive ? 'reload' : 'restart'} ${shq(t.spec.name)}`, {
+            check: false,
+          })
+        }
+        if (touchedPending) await runner.run(keepPendingScript(earlier))
       }
       throw new Failure(`${host.name}: ${spec.name} unhealthy after the change (${problem}); previous config restored`)
     }

@@ -95,6 +95,9 @@ export interface TlsMaterial {
   placeholder?: boolean
 }
 
+/** Why a reload or step is planned that an earlier, interrupted run recorded and did not do. */
+export const PENDING_REASON = 'pending from an interrupted run'
+
 export const leafKey = (name: string, host: string) => `${name}-${host}`
 
 export interface HostContext {

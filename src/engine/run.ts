@@ -112,7 +112,6 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
           options.onStep?.(plan.host, `done: ${plan.changes.length} changes`)
           return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms}
         } catch (error) {
-          options.onStep?.(plan.host, `FAILED: ${message(error)}`)
           return {
             host: plan.host,
             status: 'failed' as const,
@@ -203,7 +202,6 @@ export async function applyBatch(
           error: `draining it in the load balancer failed: ${message(error)}; not changed`,
           durationMs: 0,
         }
-        options.onStep?.(r.host, `FAILED: ${r.error}`)
         byHost.set(r.host, r)
         stoppedAt ??= r.host
       }
@@ -266,7 +264,6 @@ async function convergePhase(
       if (failed[r.host]) {
         r.status = 'failed'
         r.error = failed[r.host]
-        options.onStep?.(r.host, `FAILED: ${r.error}`)
       }
     }
   }
@@ -313,7 +310,6 @@ async function planOne(
     options.onStep?.(host.name, plan.changes.length ? `${plan.changes.length} changes planned` : 'no changes')
     return {plan, desired, ms: Date.now() - t0}
   } catch (error) {
-    options.onStep?.(host.name, `FAILED: ${message(error)}`)
     return {result: {host: host.name, status: 'failed', changes: [], error: message(error), durationMs: Date.now() - t0}, ms: 0}
   }
 }

@@ -20,6 +20,8 @@ function saveScript(host: Host, files: string[], restore: (paths: string[]) => s
           `ufw --force disable >/dev/null 2>&1 || true`,
           `if [ -f ${d}/prev/ufw.tar ]; then rm -rf /etc/ufw && tar -C /etc -xf ${d}/prev/ufw.tar; fi`,
           `if [ "$(cat ${d}/prev/state)" = active ]; then ufw --force enable; fi`,
+          // ufw's enable loads its own sysctl.conf (log_martians off): the hardening values go back on, as after activation.
+          `if [ -f ${SYSCTL_FILE} ]; then sysctl -q -p ${SYSCTL_FILE} >/dev/null 2>&1 || true; fi`,
         ]
       : [`iptables-restore < ${d}/prev/v4`, `ip6tables-restore < ${d}/prev/v6`]
   const open = `*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n`

@@ -1,7 +1,7 @@
 import type {HardeningItem, Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import type {Component, ComponentState, DesiredFile, LiveAction, ServiceSpec} from '../../engine/contract.js'
-import {emptyState, file} from '../../engine/contract.js'
+import {PENDING_REASON, emptyState, file} from '../../engine/contract.js'
 import {applyHardening, reloadSshdGuarded} from './activate.js'
 import {hardeningChecks} from './checks.js'
 import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from './live.js'
@@ -147,11 +147,7 @@ export const hardening: Component = {
     prepare: () => ({
       script: ({host}) => hardeningFactsScript(hardeningSpec(host)),
       plan: (ctx, lines) => {
-        const dropIn = ctx.notified.has(SSHD_GUARDED)
-          ? 'config changed'
-          : ctx.pending.includes(SSHD_GUARDED)
-            ? 'pending from an interrupted run'
-            : undefined
+        const dropIn = ctx.notified.has(SSHD_GUARDED) ? 'config changed' : ctx.pending.includes(SSHD_GUARDED) ? PENDING_REASON : undefined
         return planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn).map((a) =>
           toAction(a, ctx.host.hardening.revertAfter),
         )
