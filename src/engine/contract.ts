@@ -232,7 +232,7 @@ export interface Balancer {
   serving: (lb: Runner) => Promise<boolean>
   drain: (lb: Runner, backend: string) => Promise<void>
   /** Back in rotation once the balancer's own health check sees it up (the LB side of the health gate). */
-  enable: (lb: Runner, backend: string) => Promise<void>
+  enable: (lb: Runner, backend: string, timeoutMs?: number) => Promise<void>
   /** Backends foobar drained and did not enable again (a roll that stopped). */
   drained: (lb: Runner) => Promise<string[]>
 }

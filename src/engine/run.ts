@@ -30,6 +30,8 @@ export interface RunOptions {
   only?: string[]
   /** Called after planning, before applying (for confirmation prompts). Return false to stop. */
   beforeApply?: (plans: HostPlan[]) => Promise<boolean>
+  /** How long the balancer may take to see a backend UP after a change (default 30 s). */
+  lbGateMs?: number
   /** The run's key material (default: prepared from the stack). */
   material?: TlsMaterial
   health?: HealthTiming
@@ -150,7 +152,7 @@ export async function applyBatch(
   planned: Planned[],
   applyOne: (p: Planned) => Promise<HostResult>,
   proceed: boolean,
-  options: Pick<RunOptions, 'concurrency' | 'serial' | 'onStep'>,
+  options: Pick<RunOptions, 'concurrency' | 'serial' | 'onStep' | 'lbGateMs'>,
   connect: (h: Host) => Promise<Runner>,
 ): Promise<HostResult[]> {
   const lbComponent = stack.components.find((c) => c.balancer)
@@ -166,8 +168,24 @@ export async function applyBatch(
   if (!balancer || lbs.length === 0) return pool(planned, options.concurrency, applyOne)
 
   const byHost = new Map<string, HostResult>()
-  const rest = planned.filter((p) => !isRolling(p))
+  // The load balancers' own changes come after the web tier's, so a roll that stops part-way never leaves them
+  // on a configuration their backends do not serve: they are then skipped with the rest of the roll.
+  const isLb = (p: Planned) => p.desired !== undefined && lbComponent!.appliesTo(p.desired.host, inventory)
+  const rest = planned.filter((p) => !isRolling(p) && !isLb(p))
   for (const r of await pool(rest, options.concurrency, applyOne)) byHost.set(r.host, r)
+  /** Back in rotation if every balancer sees it healthy (its previous configuration restored); else drained again. */
+  const backInRotation = async (host: string): Promise<boolean> => {
+    try {
+      for (const lb of lbs) {
+        options.onStep?.(host, `previous configuration restored: waiting for ${lb.host.name} to see it UP`)
+        await balancer.enable(lb, host, options.lbGateMs)
+      }
+      return true
+    } catch {
+      for (const lb of lbs) await balancer.drain(lb, host).catch(() => undefined)
+      return false
+    }
+  }
 
   const rolling = planned.filter(isRolling)
   const size = options.serial ?? 1
@@ -211,18 +229,34 @@ export async function applyBatch(
         try {
           for (const lb of lbs) {
             options.onStep?.(r.host, `health gate: waiting for ${lb.host.name} to see it UP`)
-            await balancer.enable(lb, r.host)
+            await balancer.enable(lb, r.host, options.lbGateMs)
           }
         } catch (error) {
           r.status = 'failed'
           r.error = `health gate at the load balancer: ${message(error)}; left drained`
         }
       } else if (r.status === 'failed') {
-        r.error = `${r.error}; left drained in the load balancer`
+        // Back to full strength: a server whose change failed but whose previous configuration serves again is
+        // not left out of rotation; it stays drained only when it is not healthy.
+        r.error = `${r.error}; ${(await backInRotation(r.host)) ? 'back in the load balancer on its previous configuration' : 'left drained in the load balancer (not healthy)'}`
       }
       if (r.status === 'failed') stoppedAt ??= r.host
       byHost.set(r.host, r)
     }
+  }
+  const lbHosts = planned.filter((p) => !isRolling(p) && isLb(p))
+  if (stoppedAt) {
+    for (const p of lbHosts) {
+      byHost.set(p.plan!.host, {
+        host: p.plan!.host,
+        status: 'skipped',
+        changes: p.plan!.changes,
+        error: `not run: the roll stopped at ${stoppedAt}`,
+        durationMs: 0,
+      })
+    }
+  } else {
+    for (const r of await pool(lbHosts, options.concurrency, applyOne)) byHost.set(r.host, r)
   }
   // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
   for (const lb of lbs) {
@@ -234,7 +268,7 @@ export async function applyBatch(
       const r = byHost.get(name)
       if (r && (r.status === 'unchanged' || r.status === 'changed')) {
         options.onStep?.(name, `enabling again in ${lb.host.name}`)
-        await balancer.enable(lb, name).catch((e: Error) => {
+        await balancer.enable(lb, name, options.lbGateMs).catch((e: Error) => {
           r.status = 'failed'
           r.error = e.message
         })

@@ -48,6 +48,7 @@ const options = (fleet: FakeFleet): RunOptions => ({
   concurrency: 4,
   material: TEST_MATERIAL,
   health: FAST_HEALTH,
+  lbGateMs: 1500,
 })
 
 /** What drains, changes and enables, across hosts, in the order it happened. */
@@ -86,35 +87,40 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
     expect(lb1.ls(DRAINED)).toEqual([])
   })
 
-  test('a server that fails its health gate stays drained and stops the roll; the ones done are back in rotation', async () => {
+  test('a server that fails its health gate and is not healthy at the LB either stays drained and stops the roll; the ones done are back in rotation', async () => {
     const {fleet, lb1, provision} = await serving()
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
     const broken = fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, () => ({
       code: 22,
       stderr: 'curl: (22) The requested URL returned error: 502\n',
     }))
+    // HAProxy's own check of web2 fails too: it is not healthy on its previous configuration either.
+    lb1.fail('haproxy-down-web2')
 
     const r = await provision()
     expect(r.web1).toMatchObject({status: 'changed'})
     expect(r.web2).toMatchObject({status: 'failed'})
     expect(r.web2!.error).toMatch(
-      /^web2: nginx unhealthy after the change \(health check failed: curl: \(22\) .*\); previous config restored; left drained in the load balancer$/,
+      /^web2: nginx unhealthy after the change \(health check failed: curl: \(22\) .*\); previous config restored; left drained in the load balancer \(not healthy\)$/,
     )
     expect(r.web3).toMatchObject({status: 'skipped', error: 'not run: the roll stopped at web2'})
     expect(rollEvents(fleet)).toEqual([
       'drain web1',
       'reload nginx on web1',
       'ready web1',
-      // web2: changed, unhealthy, its previous config reloaded; never enabled.
+      // web2: changed, unhealthy, its previous config reloaded; tried in rotation, not UP: drained again.
       'drain web2',
       'reload nginx on web2',
       'reload nginx on web2',
+      'ready web2',
+      'drain web2',
     ])
     expect(lb1.haproxyAdminState('web1')).toBe(0)
     expect(lb1.haproxyAdminState('web2')).toBe(8)
     expect(lb1.haproxyAdminState('web3')).toBe(0)
     expect(lb1.ls(DRAINED)).toEqual(['web2'])
     expect(fleet.hosts.web3!.file(NGINX_SITE)).toBe(EDITED)
+    lb1.heal('haproxy-down-web2')
 
     // Fixed: the next provision rolls the rest, and web2 is back in rotation.
     broken()
@@ -131,6 +137,35 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
     ])
     for (const w of WEBS) expect(lb1.haproxyAdminState(w)).toBe(0)
     expect(lb1.ls(DRAINED)).toEqual([])
+  })
+
+  test('back to full strength: a server whose change failed but whose previous configuration serves is back in rotation; the roll stops', async () => {
+    const {fleet, lb1, provision} = await serving()
+    for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
+    // The new config fails web2's own health gate; restored, HAProxy sees it UP again.
+    fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, () => ({
+      code: 22,
+      stderr: 'curl: (22) The requested URL returned error: 502\n',
+    }))
+    const r = await provision()
+    expect(r.web2).toMatchObject({status: 'failed'})
+    expect(r.web2!.error).toMatch(/previous config restored; back in the load balancer on its previous configuration$/)
+    expect(r.web3).toMatchObject({status: 'skipped', error: 'not run: the roll stopped at web2'})
+    for (const w of WEBS) expect(lb1.haproxyAdminState(w)).toBe(0)
+    expect(lb1.ls(DRAINED)).toEqual([])
+  })
+
+  test("the load balancer's own change comes after the web tier, and is skipped when the roll stops", async () => {
+    const {fleet, lb1, provision} = await serving()
+    for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
+    const cfg = lb1.file('/etc/haproxy/haproxy.cfg')!
+    lb1.put('/etc/haproxy/haproxy.cfg', `${cfg}# edited by hand\n`)
+    fleet.hosts.web1!.on(/curl -fsSk -o \/dev\/null --resolve/, () => ({code: 22, stderr: 'curl: (22) 502\n'}))
+    const r = await provision()
+    expect(r.web1).toMatchObject({status: 'failed'})
+    expect(r.lb1).toMatchObject({status: 'skipped', error: 'not run: the roll stopped at web1'})
+    // The LB keeps the configuration its backends serve.
+    expect(lb1.file('/etc/haproxy/haproxy.cfg')).toBe(`${cfg}# edited by hand\n`)
   })
 
   test('a server left drained (a roll cut short right after draining it) is enabled by the next provision once its host is converged', async () => {

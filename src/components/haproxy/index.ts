@@ -67,7 +67,7 @@ export const haproxy: Component = {
     isBackend: (h) => isWeb(h) && !h.roles.includes('lb'),
     serving: haproxyServing,
     drain: (lb, backend) => drain(lb, backend),
-    enable: (lb, backend) => enable(lb, backend),
+    enable: (lb, backend, timeoutMs) => enable(lb, backend, timeoutMs),
     drained: drainedByFoobar,
   },
 }
