@@ -21,6 +21,7 @@ export default class Plan extends FoobarCommand<typeof Plan> {
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
+    for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
       apply: false,

@@ -19,6 +19,7 @@ export default class Provision extends FoobarCommand<typeof Provision> {
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
+    for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const apply = !this.flags['dry-run']
     const {report, summary} = await runSession(inv, hosts, {

@@ -4,7 +4,7 @@ import type {mergedLayer} from './schema.js'
 /** The bottom layer: every field foobar needs, with the safe choice as the default (the type checks none is missing). */
 export const DEFAULTS = {
   ssh: {user: 'root', port: 22, sudo: true, connect_timeout: 10},
-  firewall: {backend: 'ufw', extra_ports: {}, ipv6: true, revert_after: 90, allow_control_address: true},
+  firewall: {backend: 'ufw', extra_ports: {}, ipv6: true, revert_after: 90, allow_control_address: true, allow_any_source: {}},
   tls: {
     profile: 'intermediate',
     hsts: {enabled: true, max_age: 63072000, include_subdomains: false, preload: false},

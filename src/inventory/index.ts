@@ -1,6 +1,7 @@
 export {loadInventory, parseInventory} from './loader.js'
 export {InventoryError} from './errors.js'
 export {selectHosts} from './select.js'
+export {type GovernedPort, governedPorts} from './firewall-policy.js'
 export type {
   AptSettings,
   DbMembership,

@@ -2,13 +2,25 @@ import {readFile} from 'node:fs/promises'
 import {isIP} from 'node:net'
 import {resolve} from 'node:path'
 import {isDeepStrictEqual} from 'node:util'
-import {LineCounter, parseDocument} from 'yaml'
+import {type Document, LineCounter, type Node, parseDocument, visit} from 'yaml'
 import type {z} from 'zod'
 import {UserError} from '../util/errors.js'
 import {DEFAULTS} from './defaults.js'
-import {type FieldPath, InventoryError, type InventoryProblem, SourceLocator, formatPath, showValue} from './errors.js'
+import {
+  type FieldPath,
+  InventoryError,
+  type InventoryProblem,
+  SourceLocator,
+  describeNonAscii,
+  formatPath,
+  keyInPath,
+  showKey,
+  showValue,
+} from './errors.js'
+import {firewallPolicy} from './firewall-policy.js'
+import {addressKey} from './primitives.js'
 import {type Inventory, type TlsSource, inventoryResolver} from './resolved.js'
-import {type InventoryFile, type Layer, inventorySchema} from './schema.js'
+import {type InventoryFile, type Layer, ROLES, inventorySchema} from './schema.js'
 
 export {expandPath} from './resolved.js'
 
@@ -34,16 +46,33 @@ export function parseInventory(text: string, file: string): Inventory {
   const lines = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lines, prettyErrors: false, uniqueKeys: true})
   const locator = new SourceLocator(file, doc, lines)
-  if (doc.errors.length > 0) {
+  const at = (pos: number) => {
+    const {line, col} = lines.linePos(pos)
+    return `${file}:${line}:${col}`
+  }
+  // Warnings too: an unknown tag (`!foo`, `!!js/function`) is kept as a plain value by the parser; here it is an error.
+  const yamlProblems = [...doc.errors, ...doc.warnings]
+  if (yamlProblems.length > 0) {
     throw new InventoryError(
       file,
-      doc.errors.map((e) => {
-        const {line, col} = lines.linePos(e.pos[0])
-        return {location: `${file}:${line}:${col}`, field: 'YAML', message: e.message.split('\n')[0] ?? e.message}
-      }),
+      yamlProblems.map((e) => ({location: at(e.pos[0]), field: 'YAML', message: e.message.split('\n')[0] ?? e.message})),
     )
   }
-  const raw: unknown = doc.toJS()
+  let raw: unknown
+  try {
+    raw = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT})
+  } catch (error) {
+    // yaml refuses aliases that expand beyond maxAliasCount (a "billion laughs" document) with a ReferenceError.
+    if (!(error instanceof ReferenceError)) throw error
+    const alias = firstAlias(doc)
+    throw new InventoryError(file, [
+      {
+        location: at(alias?.range?.[0] ?? 0),
+        field: 'YAML',
+        message: `aliases (*name) expand to more than ${MAX_ALIAS_COUNT} nodes: refused as a resource-exhaustion document (${error.message})`,
+      },
+    ])
+  }
   const parsed = inventorySchema.safeParse(raw)
   const problems: InventoryProblem[] = parsed.success ? [] : parsed.error.issues.flatMap((i) => fromZodIssue(i, locator))
   problems.push(...crossCheck(raw))
@@ -58,17 +87,37 @@ export function parseInventory(text: string, file: string): Inventory {
       problems.push(...resolved.error.issues.flatMap((i) => fromZodIssue(i, locator)))
     }
   }
+  let warnings: string[] = []
+  if (parsed.success && inventory !== undefined) {
+    const policy = firewallPolicy(parsed.data, inventory)
+    problems.push(...policy.problems)
+    warnings = policy.warnings
+  }
   if (problems.length > 0 || inventory === undefined) {
     throw new InventoryError(
       file,
       dedupe(problems).map((p) => ({
         location: locator.locate(p.path, p.atKey),
-        field: formatPath(p.atKey ? [...p.path, p.atKey] : p.path),
+        field: formatPath(p.atKey ? [...p.path, keyInPath(p.atKey)] : p.path),
         message: p.message,
       })),
     )
   }
-  return inventory
+  return warnings.length > 0 ? {...inventory, warnings} : inventory
+}
+
+/** Aliases may expand to at most this many nodes in all (yaml's own default, made explicit). */
+const MAX_ALIAS_COUNT = 100
+
+function firstAlias(doc: Document): Node | undefined {
+  let found: Node | undefined
+  visit(doc, {
+    Alias: (_key, node) => {
+      found = node
+      return visit.BREAK
+    },
+  })
+  return found
 }
 
 /** Each host's layers merged (defaults <- top level <- its roles, in order <- the host), then parsed into the model. */
@@ -154,17 +203,23 @@ function dedupe(problems: InventoryProblem[]): InventoryProblem[] {
 function fromZodIssue(issue: z.core.$ZodIssue, locator: SourceLocator): InventoryProblem[] {
   const path: FieldPath = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))
   if (issue.code === 'unrecognized_keys') {
+    // The key only, shortened; never its value (a file passed by mistake, e.g. a shadow file, must not be echoed).
     return issue.keys.map((key) => ({
       path,
       atKey: key,
-      message: `unknown field ${showValue(key)} (check the spelling; see README "Inventory")`,
+      message: `unknown field ${showKey(key)} (check the spelling; see README "Inventory")`,
     }))
+  }
+  if (path.length === 0 && issue.code === 'invalid_type') {
+    // Not a mapping at all (a certificate, a key or a text file passed as the inventory): its content is not shown.
+    return [{path, message: 'the inventory must be a YAML mapping with site: and hosts: (see README "Inventory"); this file is not one'}]
   }
   const value = locator.valueAt(path)
   const got = value === undefined ? '' : ` (got ${showValue(value)})`
+  const nonAscii = typeof value === 'string' ? describeNonAscii(value) : undefined
   let message = issue.message
   if (issue.code === 'invalid_type' && value === undefined && /received undefined/.test(message)) message = 'is required'
-  return [{path, message: `${message}${got}`}]
+  return [{path, message: `${message}${got}${nonAscii ? `; ${nonAscii}` : ''}`}]
 }
 
 /** Rules that span fields: unique names and addresses, the database topology, the LB's backends. */
@@ -176,16 +231,26 @@ function crossCheck(raw: unknown): InventoryProblem[] {
   const byName = new Map<string, number>()
   const byAddress = new Map<string, number>()
   hosts.forEach((h, i) => {
+    if (typeof h.name === 'string' && (ROLES as readonly string[]).includes(h.name)) {
+      problems.push({
+        path: ['hosts', i, 'name'],
+        message: `${showValue(h.name)} is a role name (${ROLES.join(', ')}): --limit ${h.name} would mean both the host and the role; name the host otherwise (e.g. ${h.name}1)`,
+      })
+    }
     if (typeof h.name === 'string') {
       const first = byName.get(h.name)
       if (first === undefined) byName.set(h.name, i)
       else problems.push({path: ['hosts', i, 'name'], message: `duplicate host name ${showValue(h.name)} (also hosts[${first}])`})
     }
     if (typeof h.address === 'string' && isIP(h.address)) {
-      const key = normaliseAddress(h.address)
+      const key = addressKey(h.address)
       const first = byAddress.get(key)
       if (first === undefined) byAddress.set(key, i)
-      else problems.push({path: ['hosts', i, 'address'], message: `duplicate address ${showValue(h.address)} (also hosts[${first}])`})
+      else
+        problems.push({
+          path: ['hosts', i, 'address'],
+          message: `duplicate address ${showValue(h.address)} (also hosts[${first}]${key !== h.address ? `: both are ${key}` : ''})`,
+        })
     }
   })
   const rolesOf = (h: Obj): string[] => (Array.isArray(h.roles) ? h.roles.filter((r: unknown) => typeof r === 'string') : [])
@@ -262,11 +327,6 @@ function checkDatabase(doc: Obj, hosts: Array<Obj>, byName: Map<string, number>,
     }
   }
   return problems
-}
-
-/** One spelling per address: `2001:DB8:0:0::1` and `2001:db8::1` are the same host (the URL parser canonicalises v6). */
-function normaliseAddress(address: string): string {
-  return isIP(address) === 6 ? new URL(`http://[${address.split('%')[0]}]`).hostname : address
 }
 
 type Obj = Record<string, unknown>

@@ -1,4 +1,5 @@
 import {isIP} from 'node:net'
+import ipaddr from 'ipaddr.js'
 import {z} from 'zod'
 
 /*
@@ -17,11 +18,54 @@ export const dnsName = z
   .string()
   .regex(DNS_NAME, {error: 'must be a fully qualified DNS name such as www.example.com (lowercase letters, digits, hyphens, dots)'})
 
-export const ipAddress = z.string().refine((v) => isIP(v) !== 0, {error: 'must be an IPv4 or IPv6 address'})
+/**
+ * Why an address cannot be a host's, or undefined when it can (ipaddr.js knows the special ranges). A host's
+ * address is where the other hosts and foobar reach it and what its services bind to: the unspecified address
+ * would bind them to every interface, a loopback address is every host itself, and a zone id is understood by
+ * some configs and dropped by others (ufw).
+ */
+export function hostAddressProblem(value: string): string | undefined {
+  if (isIP(value) === 0) return 'must be an IPv4 or IPv6 address'
+  if (value.includes('%'))
+    return 'has a zone id (%...): not supported (ufw drops it, HAProxy and MySQL keep it); use a global or unique-local address'
+  const ip = ipaddr.parse(value)
+  const range = ip.range()
+  if (range === 'unspecified')
+    return "is the unspecified address (every interface), not a host: services would listen on every interface; give the host's own address"
+  if (range === 'multicast') return 'is a multicast address, not a host'
+  if (range === 'broadcast') return 'is the broadcast address, not a host'
+  if (range === 'loopback') return 'is a loopback address: to each host it is itself; give an address the other hosts and foobar can reach'
+  if (range === 'linkLocal' && ip.kind() === 'ipv6')
+    return 'is an IPv6 link-local address: it is reachable only with a zone id; use a global or unique-local address'
+  return undefined
+}
+
+/** One spelling per host: an IPv4-mapped IPv6 address (::ffff:203.0.113.10) is the IPv4 host (203.0.113.10). */
+export function normaliseHostAddress(value: string): string {
+  if (isIP(value) !== 6 || value.includes('%')) return value
+  const ip = ipaddr.IPv6.parse(value)
+  return ip.isIPv4MappedAddress() ? ip.toIPv4Address().toString() : value
+}
+
+/** The key two spellings of one host share (for duplicates): IPv4-mapped as IPv4, IPv6 in its canonical form. */
+export function addressKey(value: string): string {
+  if (isIP(value) === 0) return value
+  const ip = ipaddr.parse(value.split('%')[0]!)
+  if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) return (ip as ipaddr.IPv6).toIPv4Address().toString()
+  return ip.toString()
+}
+
+export const ipAddress = z
+  .string()
+  .check((ctx) => {
+    const problem = hostAddressProblem(ctx.value)
+    if (problem) ctx.issues.push({code: 'custom', message: problem, input: ctx.value})
+  })
+  .transform(normaliseHostAddress)
 
 export function isCidr(value: string): boolean {
   const [ip, prefix, ...rest] = value.split('/')
-  if (rest.length > 0 || ip === undefined) return false
+  if (rest.length > 0 || ip === undefined || ip.includes('%')) return false
   const family = isIP(ip)
   if (family === 0) return false
   if (prefix === undefined) return true
@@ -29,11 +73,26 @@ export function isCidr(value: string): boolean {
   return Number(prefix) <= (family === 4 ? 32 : 128)
 }
 
+/** `a.b.c.d/n` (IPv4, a bare address /32) or `x::y/n` (IPv6, /128); IPv4-mapped networks (::ffff:a.b.c.d/96+) as IPv4. */
+function normaliseCidr(value: string): string {
+  const [ip, prefix] = value.split('/') as [string, string | undefined]
+  const family = isIP(ip)
+  const bits = prefix === undefined ? (family === 4 ? 32 : 128) : Number(prefix)
+  if (family === 6 && bits >= 96) {
+    const v6 = ipaddr.IPv6.parse(ip)
+    if (v6.isIPv4MappedAddress()) return `${v6.toIPv4Address().toString()}/${bits - 96}`
+  }
+  return `${ip}/${bits}`
+}
+
+/** A network that is every address of its family (0.0.0.0/0, ::/0): "anywhere". */
+export const isAnyAddress = (cidr: string): boolean => cidr.endsWith('/0')
+
 /** An address or network; a bare address means that one host. */
 export const cidr = z
   .string()
-  .refine(isCidr, {error: 'must be an IP address or CIDR network such as 203.0.113.0/24 or 2001:db8::/32'})
-  .transform((v) => (v.includes('/') ? v : `${v}/${isIP(v) === 4 ? 32 : 128}`))
+  .refine(isCidr, {error: 'must be an IP address or CIDR network such as 203.0.113.0/24 or 2001:db8::/32 (no zone id)'})
+  .transform(normaliseCidr)
 
 export const port = z.int({error: 'must be a whole number'}).min(1, {error: 'must be a port from 1 to 65535'}).max(65535, {
   error: 'must be a port from 1 to 65535',

@@ -6,6 +6,7 @@ import type {SecretRef} from './primitives.js'
 import {
   HARDENING_ITEMS,
   acmeChallenge,
+  anySourceService,
   balance,
   dbEngine,
   firewallBackend,
@@ -35,6 +36,8 @@ export const portRuleModel = z.strictObject({
   /** Networks allowed; empty means anywhere. */
   from: z.array(z.string()),
   comment: z.string().optional(),
+  /** Set when the rule deliberately widens a port foobar's own rules govern: why. */
+  override: z.string().optional(),
 })
 export type PortRule = z.output<typeof portRuleModel>
 
@@ -56,6 +59,8 @@ export const firewallModel = z.strictObject({
   ipv6: z.boolean(),
   revertAfter: z.int(),
   allowControlAddress: z.boolean(),
+  /** service -> why it may be reached from any address. */
+  allowAnySource: z.partialRecord(anySourceService, z.string()),
 })
 export type FirewallSettings = z.output<typeof firewallModel>
 
@@ -176,6 +181,8 @@ export const inventoryModel = z.strictObject({
   tlsSource: tlsSourceModel,
   mysql: mysqlModel.optional(),
   hosts: z.array(hostModel),
+  /** What the loader let through but the user should see (e.g. a firewall source acknowledged as any address). */
+  warnings: z.array(z.string()).optional(),
 })
 export type Inventory = z.output<typeof inventoryModel>
 
@@ -316,12 +323,13 @@ const firewall = (f: Merged['firewall']): FirewallSettings => ({
   extraPorts: Object.fromEntries(
     Object.entries(f.extra_ports).map(([r, rules]) => [
       r,
-      (rules ?? []).map((x) => ({port: x.port, proto: x.proto ?? 'tcp', from: x.from ?? [], comment: x.comment})),
+      (rules ?? []).map((x) => ({port: x.port, proto: x.proto ?? 'tcp', from: x.from ?? [], comment: x.comment, override: x.override})),
     ]),
   ),
   ipv6: f.ipv6,
   revertAfter: f.revert_after,
   allowControlAddress: f.allow_control_address,
+  allowAnySource: {...f.allow_any_source},
 })
 
 const lb = (l: Merged['lb']): LbSettings => ({

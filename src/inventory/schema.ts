@@ -20,6 +20,11 @@ export const dbEngine = z.enum(['mariadb', 'mysql'])
  * is complete because defaults.ts fills every field.
  */
 
+/** Why a safe default is set aside (a hardening item skipped, a firewall rule widened): shown in plans and verify. */
+const reason = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 .,:()/_+-]{2,199}$/, {
+  error: 'must be the reason: 3-200 letters, digits, spaces and . , : ( ) / _ + -',
+})
+
 const portRule = z.strictObject({
   port,
   proto: proto.optional(),
@@ -28,7 +33,16 @@ const portRule = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9 ._-]{0,60}$/, {error: 'must be letters, digits, spaces and . _ - (max 60)'})
     .optional(),
+  /**
+   * A port that foobar's own rules already govern on the host (SSH, the database, exporters, ...) is widened by an
+   * extra port only with this: the reason it is deliberate (the loader refuses the entry without it).
+   */
+  override: reason.optional(),
 })
+
+/** What may be opened to any address (0.0.0.0/0, ::/0) only with an acknowledgement (`firewall.allow_any_source`). */
+export const ANY_SOURCE_SERVICES = ['ssh', 'database', 'exporters'] as const
+export const anySourceService = z.enum(ANY_SOURCE_SERVICES)
 
 const sshLayer = z.strictObject({
   user: z
@@ -54,6 +68,8 @@ const firewallLayer = z.strictObject({
   revert_after: z.int().min(30).max(3600).optional(),
   /** Also allow SSH from the address foobar connects from (default true). Off for ephemeral CI runners. */
   allow_control_address: z.boolean().optional(),
+  /** service -> why it may be reached from any address (0.0.0.0/0, ::/0): without it such a source is an error. */
+  allow_any_source: z.partialRecord(anySourceService, reason).optional(),
 })
 
 const hstsLayer = z.strictObject({
@@ -171,7 +187,14 @@ export type Layer = z.infer<typeof layer>
  */
 export const mergedLayer = z.strictObject({
   ssh: sshLayer.required({user: true, port: true, sudo: true, connect_timeout: true}),
-  firewall: firewallLayer.required({backend: true, extra_ports: true, ipv6: true, revert_after: true, allow_control_address: true}),
+  firewall: firewallLayer.required({
+    backend: true,
+    extra_ports: true,
+    ipv6: true,
+    revert_after: true,
+    allow_control_address: true,
+    allow_any_source: true,
+  }),
   tls: tlsLayer.extend({hsts: hstsLayer.required(), source: tlsSource}).required({profile: true}),
   lb: lbLayer.required(),
   monitoring: monitoringLayer.required({enabled: true, sources: true}),

@@ -384,3 +384,110 @@ describe.concurrent('inventory check --json', () => {
     expect(JSON.parse(run.stdout)).toMatchObject({status: 0, result: {valid: true, hosts: 3}})
   })
 })
+
+/* Issue 16: the firewall cannot be widened by accident, addresses with real semantics, the contract's edges. */
+describe.concurrent('trust at the edges: exit 2, field and line named, nothing rendered', () => {
+  const EXTRA = '      - {port: 8443, proto: tcp, from: [198.51.100.0/24], comment: admin api}\n'
+
+  test('an extra port on SSH (the LB open to the world under the SSH comment)', async () => {
+    const text = edit([EXTRA, `${EXTRA}    lb:\n      - {port: 22}\n`])
+    await expectRejected(text, 'firewall.extra_ports.lb[0]', lineOf(text, '{port: 22}'), 'port 22/tcp is SSH')
+  })
+
+  test('an extra port on the database from 0.0.0.0/0', async () => {
+    const text = edit([EXTRA, `${EXTRA}    db:\n      - {port: 3306, from: [0.0.0.0/0]}\n`])
+    await expectRejected(
+      text,
+      'firewall.extra_ports.db[0]',
+      lineOf(text, '{port: 3306'),
+      'the database (from web and database hosts) on web1, web2',
+    )
+  })
+
+  test('admin_cidrs [0.0.0.0/0] without firewall.allow_any_source', async () => {
+    const text = edit(['admin_cidrs: [198.51.100.0/24]', 'admin_cidrs: [0.0.0.0/0]'])
+    await expectRejected(text, 'firewall.admin_cidrs[0]', lineOf(text, '0.0.0.0/0'), 'allow_any_source: {ssh:')
+  })
+
+  test('monitoring.sources [0.0.0.0/0] without firewall.allow_any_source', async () => {
+    const text = edit(['sources: [198.51.100.10/32]', 'sources: [0.0.0.0/0]'])
+    await expectRejected(text, 'monitoring.sources[0]', lineOf(text, 'sources: [0.0.0.0/0]'), 'allow_any_source: {exporters:')
+  })
+
+  test('0.0.0.0 as a host address', async () => {
+    const text = edit(['address: 203.0.113.12', 'address: 0.0.0.0'])
+    await expectRejected(text, 'hosts[2].address', lineOf(text, 'address: 0.0.0.0'), 'unspecified address')
+  })
+
+  test('a multicast address and a zone id', async () => {
+    const text = edit(['address: 203.0.113.11', 'address: 224.0.0.5'], ['address: 203.0.113.12', 'address: "fe80::1%eth0"'])
+    await expectRejected(text, 'hosts[1].address', lineOf(text, '224.0.0.5'), 'multicast')
+    await expectRejected(text, 'hosts[2].address', lineOf(text, 'fe80::1%eth0'), 'zone id')
+  })
+
+  test('an IPv4-mapped IPv6 address is the same host as the IPv4 one', async () => {
+    const text = edit(['address: 203.0.113.12', 'address: "::ffff:203.0.113.10"'])
+    await expectRejected(text, 'hosts[2].address', lineOf(text, '::ffff:203.0.113.10'), 'both are 203.0.113.10')
+  })
+
+  test('a host named like a role', async () => {
+    const text = edit(['- name: lb1', '- name: web'])
+    await expectRejected(text, 'hosts[0].name', lineOf(text, '- name: web'), '"web" is a role name')
+  })
+
+  test('a look-alike in a host name is named by position and code point', async () => {
+    const text = edit(['- name: lb1', '- name: l\u0185'])
+    const run = await expectRejected(text, 'hosts[0].name', lineOf(text, '- name: l'), 'character 2 is U+0185')
+    expect(run.stderr).toContain('"l\\u0185"')
+  })
+
+  test('a billion-laughs document: exit 2 at the first alias, no ReferenceError', async () => {
+    const levels = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]']
+    for (const [prev, name] of [...'abcdefgh'].map((c, i) => [c, 'bcdefghi'[i]!]))
+      levels.push(`${name}: &${name} [${`*${prev}, `.repeat(8)}*${prev}]`)
+    const text = `${levels.join('\n')}\n${BASE}`
+    const run = await expectRejected(text, 'YAML', 2, 'resource-exhaustion')
+    expect(run.stderr).not.toContain('ReferenceError')
+  })
+
+  test('an unknown tag', async () => {
+    const text = edit(['proxy: http://10.0.0.1:3142', 'proxy: !!js/function http://10.0.0.1:3142'])
+    await expectRejected(text, 'YAML', lineOf(text, '!!js/function'), 'js/function')
+  })
+
+  test('a shadow file passed with -i: the keys are shortened, no hash is echoed (--json too)', async () => {
+    const hash = '$6$Zq0salt$AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghijklmnopqrstuvwxyzABCD./'
+    const {file} = scratch(`root:${hash}:19700:0:99999:7:::\nops:$y$j9T$secretsalt$hashhash:19700:0:99999:7:::\n`)
+    for (const json of [false, true]) {
+      const run = await runCli(['inventory', 'check', '-i', file, ...(json ? ['--json'] : [])])
+      expect(run.status).toBe(2)
+      const out = run.stdout + run.stderr
+      for (const secret of ['Zq0salt', 'secretsalt', '$6$', '$y$']) expect(out).not.toContain(secret)
+      expect(out).toMatch(/unknown field \\?"root\.\.\.\\?" \(\d+ characters/)
+    }
+  })
+})
+
+describe.concurrent('trust at the edges: commands that reach hosts', () => {
+  test('--limit "" is exit 2 (it selected nothing), before any host is reached', async () => {
+    const {file} = scratch(BASE)
+    const run = await runCli(['provision', '-i', file, '--yes', '--limit', ''])
+    expect(run.status, run.stderr).toBe(2)
+    expect(run.stderr).toContain('selected nothing')
+  })
+
+  test('plan --json carries an acknowledged any-address source as a warning', async () => {
+    // Hosts that fail fast (no identity file): what matters is the envelope's warnings, whatever the exit.
+    const text = edit(
+      ['admin_cidrs: [198.51.100.0/24]', 'admin_cidrs: [0.0.0.0/0]\n  allow_any_source: {ssh: "break-glass access"}'],
+      ['identity_file: ~/.ssh/id_ed25519', 'identity_file: /nonexistent/foobar-key'],
+      ['  jump_host: deploy@bastion.foobar.com:22\n', ''],
+      ['  port: 22\n', '  port: 22\n  connect_timeout: 1\n'],
+    )
+    const {file} = scratch(text)
+    const run = await runCli(['plan', '-i', file, '--json', '--limit', 'lb1'])
+    const body = JSON.parse(run.stdout) as {warnings: string[]}
+    expect(body.warnings).toContainEqual(expect.stringContaining('SSH on lb1, web1, web2 is open to any address'))
+    expect(body.warnings).toContainEqual(expect.stringContaining('"break-glass access"'))
+  })
+})

@@ -10,6 +10,7 @@ export default class FirewallPlan extends FoobarCommand<typeof FirewallPlan> {
 
   async run() {
     const inv = await loadInventory(this.flags.inventory)
+    for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
       apply: false,

@@ -12,6 +12,7 @@ export default class FirewallStatusCommand extends FoobarCommand<typeof Firewall
 
   async run(): Promise<{hosts: FirewallStatus[]}> {
     const inv = await loadInventory(this.flags.inventory)
+    for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const statuses = await firewallStatus(STACK, inv, hosts, {
       concurrency: this.flags.concurrency,

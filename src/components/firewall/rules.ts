@@ -8,33 +8,58 @@ export type FirewallRule = PortRule
 /**
  * The rules a host needs (pure): SSH from the admin networks and from the address foobar connects from, the
  * ports every component on the host opens (`ports`), and the inventory's extra ports. Sorted for stable output;
- * the same list feeds ufw, iptables and the port-matrix checks.
+ * the same list feeds ufw, iptables and the port-matrix checks. An extra port on a port that SSH or a component
+ * already governs must be marked `override` (the inventory loader refuses it otherwise; this is the second line);
+ * the merged rule's comment then says it was widened.
  */
 export function firewallRules(host: Host, ports: PortRule[], controlAddress?: string): FirewallRule[] {
   const rules: FirewallRule[] = []
-  const add = (port: number, from: string[], comment: string, proto: 'tcp' | 'udp' = 'tcp') =>
-    rules.push({port, proto, from: aggregateCidrs(from), comment})
+  const extras = new Set<FirewallRule>()
+  const add = (port: number, from: string[], comment: string, proto: 'tcp' | 'udp' = 'tcp') => {
+    const rule = {port, proto, from: aggregateCidrs(from), comment}
+    rules.push(rule)
+    return rule
+  }
 
   // The address foobar connects from is always allowed too: a change must never cut off the one applying it.
   const control = controlAddress && host.firewall.allowControlAddress ? [`${controlAddress}/${isIP(controlAddress) === 6 ? 128 : 32}`] : []
   add(host.ssh.port, [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
   for (const p of ports) add(p.port, p.from, p.comment, p.proto)
+  const governed = new Set(rules.map((r) => `${r.port}/${r.proto}`))
   for (const role of host.roles) {
-    for (const extra of host.firewall.extraPorts[role] ?? [])
-      add(extra.port, extra.from, extra.comment ?? `extra ${role} port`, extra.proto)
+    for (const extra of host.firewall.extraPorts[role] ?? []) {
+      if (extra.override === undefined && governed.has(`${extra.port}/${extra.proto}`))
+        throw new Error(
+          `${host.name}: the extra ${role} port ${extra.port}/${extra.proto} would widen foobar's own rule for that port; it needs override (the inventory loader refuses it)`,
+        )
+      extras.add(add(extra.port, extra.from, extra.comment ?? `extra ${role} port`, extra.proto))
+    }
   }
-  return mergeRules(rules)
+  return mergeRules(rules, extras)
 }
 
-/** Same port and protocol: one rule with the union of sources (anywhere wins). */
-function mergeRules(rules: FirewallRule[]): FirewallRule[] {
+/**
+ * Same port and protocol: one rule with the union of sources (anywhere wins). Every comment describes the rule it
+ * sits on: a component's rule that covers the other takes its comment (80 from anywhere on an LB that is also a web
+ * server), and a rule widened by an extra port says so (`ssh from admin networks, widened by extra lb port`).
+ */
+function mergeRules(rules: FirewallRule[], extras: Set<FirewallRule>): FirewallRule[] {
   const byKey = new Map<string, FirewallRule>()
   for (const r of rules) {
     const key = `${r.port}/${r.proto}`
     const prev = byKey.get(key)
-    if (!prev) byKey.set(key, r)
-    else if (prev.from.length === 0 || r.from.length === 0) prev.from = []
-    else prev.from = aggregateCidrs([...prev.from, ...r.from])
+    if (!prev) {
+      byKey.set(key, {...r})
+      continue
+    }
+    if (prev.from.length === 0) continue
+    const from = r.from.length === 0 ? [] : aggregateCidrs([...prev.from, ...r.from])
+    if (from.length === prev.from.length && from.every((c, i) => c === prev.from[i])) continue
+    const how = from.length === 0 ? 'widened to anywhere by' : 'widened by'
+    const covers = from.length === r.from.length && from.every((c, i) => c === r.from[i])
+    if (covers && !extras.has(r)) prev.comment = r.comment
+    else if (r.comment !== prev.comment) prev.comment = `${prev.comment}, ${how} ${r.comment}`.slice(0, 200)
+    prev.from = from
   }
   return [...byKey.values()].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto))
 }
