@@ -17,3 +17,13 @@ export const limitFlag = Flags.string({
   delimiter: ',',
   helpGroup: 'GLOBAL',
 })
+
+/**
+ * `--wait SECONDS`: declared by the commands that change hosts. One run at a time changes an inventory's hosts;
+ * without it a second run names the holder and exits 5, with it the run waits that long for the lock first.
+ */
+export const waitFlag = Flags.integer({
+  summary: 'Wait up to SECONDS for another run that holds the lock (default: refuse at once, exit 5, naming it).',
+  default: 0,
+  min: 0,
+})

@@ -1,3 +1,4 @@
+import {basename, dirname, extname, join} from 'node:path'
 import {confirm} from '@inquirer/prompts'
 import {Failure, PartialFailure, UserError} from '../util/errors.js'
 import type {Host, Inventory} from '../inventory/index.js'
@@ -7,6 +8,7 @@ import {STACK} from '../components/index.js'
 import {type HostPlan, describe} from '../engine/plan.js'
 import {type RunOptions, type RunReport, runPlan} from '../engine/run.js'
 import {sshTransport} from '../remote/connection.js'
+import {type Held, holderInfo, lockLocal} from '../util/lock.js'
 
 export interface SessionOptions {
   apply: boolean
@@ -18,7 +20,14 @@ export interface SessionOptions {
   /** Only these components (`foobar firewall apply`). */
   only?: string[]
   verb?: string
+  /** Seconds to wait for another run's lock before refusing (exit 5). */
+  waitSeconds?: number
   log: (s: string) => void
+}
+
+/** The control machine's lock on an inventory: next to it, in its state folder. */
+export function inventoryLockPath(inventory: Inventory): string {
+  return join(dirname(inventory.file), '.foobar', `${basename(inventory.file, extname(inventory.file))}.lock`)
 }
 
 /**
@@ -26,9 +35,9 @@ export interface SessionOptions {
  * summary, and the exit code (3 when some hosts failed, 1 when all did).
  */
 export async function runSession(inventory: Inventory, hosts: Host[], o: SessionOptions): Promise<{report: RunReport; summary: Summary}> {
-  const interactive = process.stdin.isTTY && process.stdout.isTTY
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY)
   // The progress tree is drawn on stderr: redrawn in place only when stderr is a terminal.
-  const drawable = process.stderr.isTTY
+  const drawable = Boolean(process.stderr.isTTY)
   if (o.apply && !o.yes && !interactive) {
     throw new UserError(
       'provision needs confirmation, and there is no terminal to ask on',
@@ -36,6 +45,27 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
       ['Pass --yes to apply without asking, or run `foobar plan` to only see the changes.'],
     )
   }
+  // One run at a time changes an inventory's hosts: a second one names the holder and refuses (or waits).
+  const info = holderInfo(`foobar ${process.argv.slice(2).join(' ')}`)
+  const waitMs = (o.waitSeconds ?? 0) * 1000
+  const held: Held | undefined = o.apply
+    ? await lockLocal(inventoryLockPath(inventory), info, `inventory ${inventory.file}`, waitMs)
+    : undefined
+  try {
+    return await runLocked(inventory, hosts, o, interactive, drawable, {info, waitMs})
+  } finally {
+    held?.release()
+  }
+}
+
+async function runLocked(
+  inventory: Inventory,
+  hosts: Host[],
+  o: SessionOptions,
+  interactive: boolean,
+  drawable: boolean,
+  lock: {info: string; waitMs: number},
+): Promise<{report: RunReport; summary: Summary}> {
   const mode = o.json ? 'silent' : drawable && (o.yes || !o.apply) ? 'tty' : 'plain'
   const progress = new HostProgress(
     hosts.map((h) => h.name),
@@ -48,6 +78,7 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
     serial: o.serial,
     transport: sshTransport({acceptNewHostKeys: o.acceptNewHostKeys}),
     only: o.only,
+    lock: o.apply ? lock : undefined,
     onStep: (h, s) => progress.step(h, s),
     beforeApply:
       o.apply && !o.yes

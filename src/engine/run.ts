@@ -1,6 +1,9 @@
 import type {Host, Inventory} from '../inventory/index.js'
 import {type Runner, type Transport, runnerCache} from '../remote/runner.js'
+import {LockedError} from '../util/errors.js'
+import {BUSY, holdScript} from '../util/lock.js'
 import {chunk, pool} from '../util/pool.js'
+import {sleep} from '../util/wait.js'
 import {type HealthTiming, applyHost} from './apply.js'
 import type {Change, HostPlan, LivePlanner, TlsMaterial} from './contract.js'
 import {type HostDesired, type Stack, desiredState, prepareMaterial, preparePlanners} from './desired.js'
@@ -30,6 +33,11 @@ export interface RunOptions {
   only?: string[]
   /** Called after planning, before applying (for confirmation prompts). Return false to stop. */
   beforeApply?: (plans: HostPlan[]) => Promise<boolean>
+  /**
+   * Changing runs lock every host first (held by a connection of their own for the whole run, released when it
+   * ends or dies): `info` names this run to a second one, which waits up to `waitMs` and then refuses (exit 5).
+   */
+  lock?: {info: string; waitMs: number}
   /** How long the balancer may take to see a backend UP after a change (default 30 s). */
   lbGateMs?: number
   /** The run's key material (default: prepared from the stack). */
@@ -61,6 +69,78 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
   const material = options.material ?? prepareMaterial(stack, inventory)
   // Read before anything is touched: a missing secret is bad input (exit 2) and changes nothing.
   const planners = preparePlanners(stack, inventory, hosts, options.only)
+  const locks = options.apply && options.lock ? await lockHosts(hosts, options.transport, options.lock, options.concurrency) : []
+  try {
+    return await runBatches(stack, inventory, hosts, options, material, planners, started)
+  } finally {
+    for (const l of locks) l.release()
+  }
+}
+
+export const HOST_LOCK = '/var/lib/foobar/run.lock'
+
+/**
+ * Takes every reachable host's lock, each on a connection of its own (a host that cannot be reached fails later,
+ * in its plan). A lock taken elsewhere: wait up to `waitMs`, then release what was taken and refuse, naming each
+ * holder. Nothing has changed on any host at that point.
+ */
+async function lockHosts(
+  hosts: Host[],
+  transport: Transport,
+  lock: {info: string; waitMs: number},
+  concurrency: number,
+): Promise<Array<{release: () => void}>> {
+  const deadline = Date.now() + lock.waitMs
+  const held: Array<{release: () => void}> = []
+  const busy: Record<string, string> = {}
+  await pool(hosts, concurrency, async (host) => {
+    let runner: Runner
+    try {
+      runner = await transport.open(host)
+    } catch {
+      return
+    }
+    if (!runner.hold) return runner.close()
+    for (;;) {
+      const h = await runner.hold(holdScript(HOST_LOCK, lock.info)).catch((e: Error) => ({line: '', code: -1, release: () => {}, error: e}))
+      if (h.line === 'locked') {
+        held.push({release: () => (h.release(), runner.close())})
+        return
+      }
+      if (h.code !== BUSY) {
+        // flock missing or the command failed: no lock on this host, and the run goes on as before locks.
+        runner.close()
+        return
+      }
+      if (Date.now() >= deadline) {
+        busy[host.name] =
+          (await runner.readFile(`${HOST_LOCK}.holder`).catch(() => undefined))?.trim() || 'a run that has not said who it is yet'
+        runner.close()
+        return
+      }
+      await sleep(1000)
+    }
+  })
+  if (Object.keys(busy).length) {
+    for (const l of held) l.release()
+    const list = Object.entries(busy).map(([h, who]) => `${h}: ${who}`)
+    throw new LockedError(
+      `another foobar run is changing ${Object.keys(busy).join(', ')}: ${list.join('; ')}; nothing was changed (--wait SECONDS to wait for it)`,
+      busy,
+    )
+  }
+  return held
+}
+
+async function runBatches(
+  stack: Stack,
+  inventory: Inventory,
+  hosts: Host[],
+  options: RunOptions,
+  material: TlsMaterial,
+  planners: Map<string, LivePlanner>,
+  started: number,
+): Promise<RunReport> {
   const batches = options.serial ? chunk(hosts, options.serial) : [hosts]
   const results: HostResult[] = []
   let stopped = false

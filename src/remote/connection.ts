@@ -2,7 +2,7 @@ import {appendFileSync, existsSync, mkdirSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, resolve} from 'node:path'
 import {NodeSSH, type Config} from 'node-ssh'
-import {utils as sshUtils} from 'ssh2'
+import ssh2 from 'ssh2'
 import {RemoteError, UserError} from '../util/errors.js'
 import type {Host} from '../inventory/index.js'
 import {DEFAULTS} from '../inventory/defaults.js'
@@ -228,7 +228,7 @@ export class Connection implements Runner {
       let key = keys.get(hop.identityFile)
       if (key === undefined) {
         const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
-        const parsed = sshUtils.parseKey(file.text)
+        const parsed = ssh2.utils.parseKey(file.text)
         if (parsed instanceof Error)
           throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
             'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
@@ -367,6 +367,35 @@ export class Connection implements Runner {
   async clientAddress(): Promise<string | undefined> {
     const r = await this.run('echo "$SSH_CONNECTION"', {root: false, check: false})
     return r.stdout.trim().split(' ')[0] || undefined
+  }
+
+  async hold(script: string): Promise<{line: string; code?: number; release: () => void}> {
+    const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
+    const command = this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const connection = this.ssh.connection
+    if (!connection) throw new Error(`${this.host.name}: not connected`)
+    return new Promise((resolve, reject) => {
+      connection.exec(command, (error, stream) => {
+        if (error) return reject(error)
+        let out = ''
+        let settled = false
+        const release = () => stream.end()
+        stream.on('data', (d: Buffer) => {
+          out += d.toString()
+          if (!settled && out.includes('\n')) {
+            settled = true
+            resolve({line: out.split('\n')[0]!, release})
+          }
+        })
+        stream.stderr.on('data', () => undefined)
+        stream.on('close', (code: number | null) => {
+          if (!settled) {
+            settled = true
+            resolve({line: out.trim(), code: code ?? -1, release})
+          }
+        })
+      })
+    })
   }
 
   close(): void {

@@ -31,6 +31,12 @@ export interface Runner {
   pipe(from: string, target: Runner, to: string): Promise<{dump: RunResult; load: RunResult}>
   /** The address this connection comes from, as the host sees it. */
   clientAddress(): Promise<string | undefined>
+  /**
+   * Starts a command (as root) that keeps running while its standard input stays open: resolves with its first line
+   * of output, or with its exit code when it ends before printing one. `release` closes its input. For locks held
+   * for as long as this connection lives (util/lock.ts). Absent: the transport cannot hold a lock.
+   */
+  hold?(script: string): Promise<{line: string; code?: number; release: () => void}>
   close(): void
 }
 

@@ -8,6 +8,7 @@
  * | 2    | bad input or usage: nothing was changed                                   |
  * | 3    | partial: some hosts failed, the others were done                          |
  * | 4    | `plan --detailed-exitcode`: changes are pending; `firewall status`: drift |
+ * | 5    | busy: another run holds the lock (named); nothing was changed             |
  *
  * Under --json the code is also the envelope's `status` (src/cli/base.ts).
  */
@@ -17,9 +18,22 @@ export const ExitCode = {
   badInput: 2,
   partial: 3,
   changesPending: 4,
+  locked: 5,
 } as const
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
+
+/** Another run holds the lock on the inventory or a host (named in the message); nothing was changed. Exit 5. */
+export class LockedError extends Error {
+  readonly exitCode: ExitCodeValue = ExitCode.locked
+  constructor(
+    message: string,
+    readonly holders: Record<string, string> = {},
+  ) {
+    super(message)
+    this.name = 'LockedError'
+  }
+}
 
 /** An error the user can fix: bad inventory, bad flag, missing secret. Exit 2. */
 export class UserError extends Error {

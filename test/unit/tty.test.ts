@@ -1,7 +1,8 @@
 /*
  * A terminal never hangs (issue 16): the CLI run in a real pseudo-terminal (util-linux `script`) against hosts
- * that fail fast — connection refused on loopback, a missing key — must exit within seconds, the progress tree
- * included. And piped, progress goes to stderr while the plan stays on stdout.
+ * that fail fast — here an identity file that does not exist, so no connection is even attempted (the addresses
+ * are documentation ones, never contacted) — must exit within seconds, the progress tree included. And piped,
+ * progress goes to stderr while the plan stays on stdout.
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
@@ -12,20 +13,19 @@ import {describe, expect, test} from 'vitest'
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
 const hasScript = spawnSync('script', ['--version']).status === 0
 
-/** Loopback addresses on a closed port: every connection is refused at once (no traffic leaves the machine). */
-function inventory(extra = ''): string {
+/** Hosts whose identity file is missing: each fails at once, before any connection. */
+function inventory(): string {
   const dir = mkdtempSync(join(tmpdir(), 'foobar-tty-'))
   writeFileSync(join(dir, 'kh'), '')
-  spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'key')])
   const file = join(dir, 'inv.yml')
   writeFileSync(
     file,
     `site: {domain: www.example.test, email: admin@example.test}
-ssh: {user: deploy, port: 9, identity_file: ${extra || 'key'}, known_hosts: kh}
-firewall: {admin_cidrs: [127.0.0.1/32]}
+ssh: {user: deploy, identity_file: ${join(dir, 'missing-key')}, known_hosts: kh}
+firewall: {admin_cidrs: [192.0.2.1/32]}
 hosts:
-  - {name: lb1, address: 127.0.0.2, roles: [lb]}
-  - {name: web1, address: 127.0.0.3, roles: [web]}
+  - {name: lb1, address: 192.0.2.10, roles: [lb]}
+  - {name: web1, address: 192.0.2.11, roles: [web]}
 `,
   )
   return file
@@ -52,17 +52,11 @@ describe.skipIf(!hasScript)('in a terminal', () => {
     ['plan', ['plan']],
     ['provision --yes', ['provision', '--yes']],
     ['firewall plan', ['firewall', 'plan']],
-  ])('%s against hosts that refuse the connection exits 1 within seconds', async (_name, args) => {
+  ])('%s against hosts that fail at once exits within seconds, naming the problem', async (_name, args) => {
     const r = await inTerminal([...args, '-i', inventory()])
     console.log(`tty: foobar ${args.join(' ')} exited ${r.code} after ${r.seconds.toFixed(1)} s`)
-    expect(r.code, r.out).toBe(1)
-    expect(r.out).toMatch(/cannot connect to deploy@127\.0\.0\.2:9/)
-  })
-
-  test('a missing identity file: ends within seconds, naming the file', async () => {
-    const r = await inTerminal(['plan', '-i', inventory('/nonexistent/key')])
-    expect(r.code, r.out).not.toBe(-1)
-    expect(r.out).toMatch(/\/nonexistent\/key/)
+    expect(r.code, r.out).toBeGreaterThan(0)
+    expect(r.out).toMatch(/missing-key/)
   })
 })
 

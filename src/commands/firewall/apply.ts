@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
-import {connectFlags, limitFlag} from '../../cli/run-flags.js'
+import {connectFlags, limitFlag, waitFlag} from '../../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../../cli/session.js'
 import {loadInventory} from '../../inventory/index.js'
 import {jsonChanges} from '../../cli/plan-output.js'
@@ -12,6 +12,7 @@ export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
   static flags = {
     ...connectFlags,
     limit: limitFlag,
+    wait: waitFlag,
     yes: Flags.boolean({char: 'y', summary: 'Apply without asking (required without a terminal).'}),
     serial: Flags.integer({summary: 'Rolling batches of N hosts; stop at the first batch with a failure.', min: 1}),
   }
@@ -21,6 +22,7 @@ export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const {report, summary} = await runSession(inv, hosts, {
+      waitSeconds: this.flags.wait,
       apply: true,
       json: this.jsonEnabled(),
       yes: this.flags.yes,
