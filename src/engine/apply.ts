@@ -54,6 +54,15 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path)): strin
   return lines.join('\n')
 }
 
+/**
+ * A checker that reads the whole config (nginx -t) may reject another file than the one written (a broken file
+ * someone else left in conf.d): say which, so nobody hunts in the wrong file.
+ */
+export function rejectedElsewhere(checkerOutput: string, written: string): string {
+  const named = /(?:\bin |^)(\/[^\s:"']+):(\d+)/m.exec(checkerOutput)
+  return named && named[1] !== written ? ` (the checker rejected ${named[1]}:${named[2]}, not ${written})` : ''
+}
+
 export function restoreScript(paths: string[]): string {
   return paths
     .map((path) => {
@@ -196,7 +205,7 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
         if (written.length) await runner.run(restoreScript(written), {check: false})
         // Nothing was reloaded: the host is as it was, so this run's reloads are not owed any more.
         if (touchedPending) await runner.run(keepPendingScript(earlier))
-        throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}`)
+        throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}${rejectedElsewhere(res.stderr, c.path)}`)
       }
       written.push(c.path)
     } else if (c.kind === 'remove') {

@@ -194,7 +194,9 @@ async function guestState(paths: LabPaths, name: string): Promise<string> {
   if (init === undefined) return 'no guest process'
   const script =
     'echo "state: $(systemctl is-system-running)"; [ -e /run/nologin ] && echo "/run/nologin present"; ' +
-    'systemctl list-jobs --no-pager --no-legend | head -8; systemctl --failed --no-pager --no-legend | head -5'
+    'systemctl list-jobs --no-pager --no-legend | head -8; systemctl --failed --no-pager --no-legend | head -5; ' +
+    // What the failed units said: the reason, not only their names.
+    "for u in $(systemctl --failed --plain --no-legend | awk '{print $1}' | head -3); do journalctl -b -u \"$u\" --no-pager -o cat -n 4; done"
   const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
     what: `${name}: guest state`,
     timeoutMs: 10_000,

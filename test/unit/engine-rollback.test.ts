@@ -110,6 +110,19 @@ describe('a checker that reads the whole config (nginx -t)', () => {
     expect(journal).toEqual(['nginx -t -q'])
   })
 
+  test('a foreign file that breaks the config: the error names the file the checker rejected, not ours', async () => {
+    const {host: web1, run} = await converged('web1')
+    web1.put(NGINX_SITE, 'server {\n    # edited by hand\n}\n')
+    web1.fail(
+      'nginx',
+      'nginx: [emerg] unknown directive "oops" in /etc/nginx/conf.d/zz-broken.conf:1\nnginx: configuration file /etc/nginx/nginx.conf test failed',
+    )
+    const r = await run(true)
+    expect(r.status).toBe('failed')
+    expect(r.error).toContain('validation failed: /etc/nginx/conf.d/foobar.conf (previous file restored)')
+    expect(r.error).toMatch(/\(the checker rejected \/etc\/nginx\/conf\.d\/zz-broken\.conf:1, not \/etc\/nginx\/conf\.d\/foobar\.conf\)$/)
+  })
+
   test('a new file that fails is removed again (no half-configured site left in place)', async () => {
     const {host: web1, run} = await converged('web1')
     web1.remove(NGINX_SITE)
