@@ -5,6 +5,8 @@ import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory} from '../inventory/index.js'
 import {jsonChanges} from '../cli/plan-output.js'
+import {prepareMaterial} from '../components/index.js'
+import {pendingMaterial, stateDirPath} from '../components/tls/index.js'
 
 export default class Plan extends FoobarCommand<typeof Plan> {
   static summary = 'Show what provision would change on each host, with diffs. Changes nothing.'
@@ -31,6 +33,9 @@ export default class Plan extends FoobarCommand<typeof Plan> {
       acceptNewHostKeys: this.flags['accept-new-host-keys'],
       log: (s) => this.log(s),
     })
+    // plan creates no key material: what is missing is planned as "(new ..., created by provision)".
+    const toCreate = pendingMaterial(prepareMaterial(inv))
+    if (toCreate.length && !this.jsonEnabled()) this.log(`provision will create ${toCreate.join(', ')} in ${stateDirPath(inv)}`)
     const result = {summary, hosts: report.hosts.map((h) => ({host: h.host, status: h.status, changes: jsonChanges(h.changes)}))}
     this.withResult(result, () => failIfNeeded(summary, hosts.length))
     if (this.flags['detailed-exitcode'] && summary.pending > 0) {

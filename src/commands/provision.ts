@@ -4,6 +4,9 @@ import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory} from '../inventory/index.js'
 import {jsonChanges} from '../cli/plan-output.js'
+import {STACK} from '../components/index.js'
+import {createTlsMaterial} from '../components/tls/index.js'
+import {sshTransport} from '../remote/connection.js'
 
 export default class Provision extends FoobarCommand<typeof Provision> {
   static summary = 'Bring every host to the inventory: packages, configs (validated, atomic), services; reload what changed.'
@@ -22,6 +25,13 @@ export default class Provision extends FoobarCommand<typeof Provision> {
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const apply = !this.flags['dry-run']
+    // Key material is created here (not by plan): the internal CA, leaves, the placeholder; never a new CA over
+    // hosts that already carry one (exit 2, nothing changed). The run below reads what this created.
+    if (apply && (this.flags.yes || (process.stdin.isTTY && process.stdout.isTTY)))
+      await createTlsMaterial(STACK, inv, {
+        transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
+        concurrency: this.flags.concurrency,
+      })
     const {report, summary} = await runSession(inv, hosts, {
       apply,
       json: this.jsonEnabled(),

@@ -1,6 +1,6 @@
 import type {Host, Inventory} from '../inventory/index.js'
 import {hostPort} from '../util/address.js'
-import type {CertRequest, Component, ComponentState, LivePlanner, PortRule, ScrapeTarget, TlsMaterial} from './contract.js'
+import type {CertRequest, Component, ComponentState, DesiredFile, LivePlanner, PortRule, ScrapeTarget, TlsMaterial} from './contract.js'
 import {orderComponents} from './order.js'
 
 /** The registered components in dependency order: what every engine function works over. */
@@ -103,6 +103,18 @@ export function preparePlanners(
   return out
 }
 
+/** Any PEM private-key block (PKCS#8, RSA, EC, DSA, ENCRYPTED, OPENSSH). */
+export const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/
+
+/**
+ * A file with a private key in it is secret whatever its component declared (never in a diff, plan, log or JSON),
+ * and never readable by others (the "other" permission bits are dropped).
+ */
+export function secretIfPrivateKey(f: DesiredFile): DesiredFile {
+  if (!PRIVATE_KEY_BLOCK.test(f.content)) return f
+  return {...f, secret: true, mode: f.mode & ~0o007}
+}
+
 /** Everything a host should have, merged over the components that apply to it (pure). */
 export function desiredState(stack: Stack, inventory: Inventory, host: Host, options: DesiredOptions = {}): HostDesired {
   const {material, controlAddress, only, planners} = options
@@ -134,6 +146,7 @@ export function desiredState(stack: Stack, inventory: Inventory, host: Host, opt
     if (planner) out.live.push({component: c.name, planner})
   }
   out.packages = [...new Set(out.packages)].sort()
+  out.files = out.files.map(secretIfPrivateKey)
   const paths = new Set<string>()
   for (const f of out.files) {
     if (paths.has(f.path)) throw new Error(`${host.name}: two components write ${f.path}`)

@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import type {Change, HostPlan, PlanContext, ServiceSpec} from './contract.js'
-import type {HostDesired} from './desired.js'
+import {type HostDesired, PRIVATE_KEY_BLOCK, secretIfPrivateKey} from './desired.js'
 import {unifiedDiff} from './diff.js'
 import {isContainer} from '../util/virt.js'
 import type {FactQuery, HostFacts} from './facts.js'
@@ -13,7 +13,10 @@ export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex'
 export function factQuery(d: HostDesired): FactQuery {
   return {
     packages: d.packages,
-    files: [...d.files.map((f) => ({path: f.path, secret: f.secret})), ...d.absent.map((path) => ({path, secret: true}))],
+    files: [
+      ...d.files.map((f) => ({path: f.path, secret: secretIfPrivateKey(f).secret})),
+      ...d.absent.map((path) => ({path, secret: true})),
+    ],
     services: [...new Set(d.services.map((s) => s.name))],
     live: d.live.map(({component, planner}) => ({component, script: planner.script({inventory: d.inventory, host: d.host})})),
   }
@@ -29,7 +32,9 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
   if (missing.length) changes.push({kind: 'packages', install: missing})
 
   const notify = new Set<string>()
-  for (const f of d.files) {
+  for (const desired of d.files) {
+    // A private key is secret whatever was declared (desiredState does this too; a plan built from other input as well).
+    const f = secretIfPrivateKey(desired)
     const fact = facts.files[f.path] ?? {exists: false}
     const wantSha = sha256(f.content)
     let change: Change | undefined
@@ -46,9 +51,11 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     } else if (fact.sha256 !== wantSha) {
       const diff = f.secret
         ? '(secret content changed; not shown)'
-        : fact.content !== undefined
-          ? unifiedDiff(fact.content, f.content, f.path)
-          : '(content differs)'
+        : fact.content !== undefined && PRIVATE_KEY_BLOCK.test(fact.content)
+          ? '(content differs; the file on the host holds a private key, not shown)'
+          : fact.content !== undefined
+            ? unifiedDiff(fact.content, f.content, f.path)
+            : '(content differs)'
       change = {kind: 'file', path: f.path, action: 'update', file: f, detail: 'content', diff, component: f.component}
     } else if (fact.mode !== f.mode || fact.owner !== f.owner || fact.group !== f.group) {
       const was = `${fact.mode?.toString(8)} ${fact.owner}:${fact.group}`

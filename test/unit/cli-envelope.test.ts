@@ -9,7 +9,7 @@ import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
-import {installSchedule, removeSchedule, schedulePlan} from '../../src/components/tls/schedule.js'
+import {installSchedule, removeSchedule, scheduleName, schedulePlan} from '../../src/components/tls/schedule.js'
 import {setPrimary} from '../../src/inventory/write.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -212,8 +212,10 @@ describe('cert schedule (src/components/tls/schedule.ts)', () => {
   test('through the CLI: installed, unchanged, removed, absent, with the cron entry for this inventory', async () => {
     const cronDir = mkdtempSync(join(TMP, 'cron-'))
     const args = ['cert', 'schedule', '-i', INVENTORY, '--cron-dir', cronDir, '--json']
-    expect(envelope(await cli(args), 0).result).toMatchObject({action: 'installed', files: [join(cronDir, 'foobar-cert-renew-foobar')]})
-    const entry = readFileSync(join(cronDir, 'foobar-cert-renew-foobar'), 'utf8')
+    const name = scheduleName(INVENTORY)
+    expect(name).toMatch(/^foobar-cert-renew-foobar-[0-9a-f]{8}$/)
+    expect(envelope(await cli(args), 0).result).toMatchObject({action: 'installed', files: [join(cronDir, name)]})
+    const entry = readFileSync(join(cronDir, name), 'utf8')
     expect(entry).toMatch(
       /^17 3,15 \* \* \* root \S+ '?\/\S*bin\/run\.js'? cert renew -i '?\/\S*inventories\/foobar\.yml'? --random-delay 3600$/m,
     )
@@ -221,6 +223,22 @@ describe('cert schedule (src/components/tls/schedule.ts)', () => {
     expect(envelope(await cli([...args, '--remove']), 0).result.action).toBe('removed')
     expect(readdirSync(cronDir)).toEqual([])
     expect(envelope(await cli([...args, '--remove']), 0).result).toMatchObject({action: 'absent', files: []})
+  })
+
+  test('through the CLI: two inventories both named site.yml keep their own entries', async () => {
+    const cronDir = mkdtempSync(join(TMP, 'cron-'))
+    const [a, b] = ['shop', 'blog'].map((d) => {
+      const file = join(mkdtempSync(join(TMP, `${d}-`)), 'site.yml')
+      writeFileSync(file, readFileSync(INVENTORY, 'utf8'))
+      return file
+    })
+    const run = (file: string, ...extra: string[]) => cli(['cert', 'schedule', '-i', file, '--cron-dir', cronDir, '--json', ...extra])
+    expect(envelope(await run(a!), 0).result.action).toBe('installed')
+    expect(envelope(await run(b!), 0).result.action).toBe('installed')
+    expect(readdirSync(cronDir).sort()).toEqual([scheduleName(a!), scheduleName(b!)].sort())
+    expect(envelope(await run(a!, '--remove'), 0).result).toMatchObject({action: 'removed', files: [join(cronDir, scheduleName(a!))]})
+    expect(readdirSync(cronDir)).toEqual([scheduleName(b!)])
+    expect(readFileSync(join(cronDir, scheduleName(b!)), 'utf8')).toContain(b!)
   })
 
   test('systemd: a service and a timer; systemctl (injected) reloads and enables once, disables on remove', () => {
@@ -236,18 +254,16 @@ describe('cert schedule (src/components/tls/schedule.ts)', () => {
       node: '/usr/bin/node',
       bin: '/opt/foobar/bin/run.js',
     })
+    const name = scheduleName('/srv/inv/prod.yml')
     expect(plan.command).toBe('/usr/bin/node /opt/foobar/bin/run.js cert renew -i /srv/inv/prod.yml')
-    expect(Object.keys(plan.files)).toEqual([
-      join(unitDir, 'foobar-cert-renew-prod.service'),
-      join(unitDir, 'foobar-cert-renew-prod.timer'),
-    ])
-    expect(plan.files[join(unitDir, 'foobar-cert-renew-prod.service')]).toContain(`ExecStart=${plan.command}\n`)
-    expect(plan.files[join(unitDir, 'foobar-cert-renew-prod.timer')]).toContain('RandomizedDelaySec=3600')
+    expect(Object.keys(plan.files)).toEqual([join(unitDir, `${name}.service`), join(unitDir, `${name}.timer`)])
+    expect(plan.files[join(unitDir, `${name}.service`)]).toContain(`ExecStart=${plan.command}\n`)
+    expect(plan.files[join(unitDir, `${name}.timer`)]).toContain('RandomizedDelaySec=3600')
     expect(installSchedule(plan, systemctl).action).toBe('installed')
     expect(installSchedule(plan, systemctl).action).toBe('unchanged')
-    expect(calls).toEqual(['daemon-reload', 'enable --now foobar-cert-renew-prod.timer'])
+    expect(calls).toEqual(['daemon-reload', `enable --now ${name}.timer`])
     expect(removeSchedule(plan, systemctl).action).toBe('removed')
-    expect(calls.at(-1)).toBe('disable --now foobar-cert-renew-prod.timer')
+    expect(calls.at(-1)).toBe(`disable --now ${name}.timer`)
     expect(readdirSync(unitDir)).toEqual([])
   })
 

@@ -1,16 +1,6 @@
-import {X509Certificate, randomInt} from 'node:crypto'
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs'
+import {spawn} from 'node:child_process'
+import {X509Certificate} from 'node:crypto'
+import {chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {Agent} from 'node:https'
 import {join} from 'node:path'
 import acme from 'acme-client'
@@ -106,41 +96,60 @@ export function readCurrent(paths: CertPaths): CertInfo | undefined {
   return existsSync(paths.chain) ? certInfo(readFileSync(paths.chain, 'utf8')) : undefined
 }
 
-/** A lock so that two renewals (cron and a person, say) never collide; a lock left by a dead process is taken over. */
+/**
+ * A lock so that two renewals (cron and a person, say) never collide: flock(1) on the lock file, held by a child
+ * process for as long as `fn` runs. The kernel releases it when its holder exits (even when killed), so a lock is
+ * "stale" exactly when no live process holds it: the file itself (empty or with a dead pid) means nothing. The
+ * holder's pid is written into the file for the message another renewal shows.
+ */
 export async function withLock<T>(lockFile: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + waitMs
-  for (;;) {
-    try {
-      const fd = openSync(lockFile, 'wx', 0o600)
-      writeSync(fd, String(process.pid))
-      closeSync(fd)
-      break
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const holder = Number(readFileSync(lockFile, 'utf8').trim())
-      let alive = false
-      try {
-        process.kill(holder, 0)
-        alive = holder > 0
-      } catch {
-        alive = false
-      }
-      if (!alive) {
-        unlinkSync(lockFile)
-        continue
-      }
-      if (Date.now() > deadline) throw new Failure(`another renewal is running (pid ${holder}, lock ${lockFile})`)
-      await new Promise((r) => setTimeout(r, 500 + randomInt(250)))
+  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o600)
+  closeSync(fd)
+  // flock holds the lock while `cat` reads our stdin: it ends when we close it, or when this process dies.
+  const holder = spawn(
+    'flock',
+    [
+      '--exclusive',
+      '--wait',
+      String(Math.max(0, waitMs) / 1000),
+      '--conflict-exit-code',
+      '75',
+      lockFile,
+      'sh',
+      '-c',
+      'echo locked; exec cat >/dev/null',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  )
+  let stderr = ''
+  holder.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const exited = new Promise<number | null>((resolve) => holder.on('close', (code) => resolve(code)))
+  const locked = await new Promise<boolean>((resolve, reject) => {
+    holder.stdout.once('data', () => resolve(true))
+    holder.once('error', (e) => reject(new Failure(`cannot lock ${lockFile}: flock(1) did not run (${e.message})`)))
+    void exited.then(() => resolve(false))
+  })
+  if (!locked) {
+    const code = await exited
+    if (code === 75) {
+      const pid = readFileSync(lockFile, 'utf8').trim()
+      throw new Failure(`another renewal is running (${/^\d+$/.test(pid) ? `pid ${pid}, ` : ''}lock ${lockFile})`)
     }
+    throw new Failure(`cannot lock ${lockFile}: flock exited ${code}: ${stderr.trim()}`)
   }
   try {
+    writeFileSync(lockFile, `${process.pid}\n`)
     return await fn()
   } finally {
     try {
-      unlinkSync(lockFile)
+      writeFileSync(lockFile, '')
     } catch {
-      // already gone
+      // the directory went away: nothing to tidy
     }
+    holder.stdin.end()
+    await exited
   }
 }
 

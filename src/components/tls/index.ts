@@ -1,7 +1,9 @@
 import type {Component} from '../../engine/contract.js'
 import {prepareTlsMaterial} from './material.js'
 
-export {prepareTlsMaterial, stateDir, type TlsMaterial} from './material.js'
+export {PENDING, isPending, pendingMaterial, prepareTlsMaterial, stateDir, stateDirPath, type TlsMaterial} from './material.js'
+export {checkTlsSource, hasPrivateKey} from './check.js'
+export {createTlsMaterial, refuseNewCaOverExisting} from './init.js'
 
 /**
  * Certificates: the provider of every run's key material (the internal CA, the leaves other components ask for

@@ -2,6 +2,7 @@ import {Failure} from '../../util/errors.js'
 import type {Stack} from '../../engine/desired.js'
 import {runPlan} from '../../engine/run.js'
 import {PORTS} from '../ports.js'
+import {createTlsMaterial, refuseNewCaOverExisting} from './init.js'
 import {type AcmeSource, type CertInfo, type CertPaths, type Challenge, issueCertificate} from './acme.js'
 import type {Host, Inventory} from '../../inventory/index.js'
 import type {Runner, Transport} from '../../remote/runner.js'
@@ -40,7 +41,9 @@ export async function issueWithTokensOnWebServers(inv: Inventory, source: AcmeSo
 /** Pushes the certificate to the LB (PEM bundle) and web servers, validated, reloaded hitlessly (a rolling change). */
 export async function deployCertificate(stack: Stack, inv: Inventory, o: Reach & {concurrency: number}): Promise<void> {
   const hosts = inv.hosts.filter((h) => h.roles.includes('lb') || h.roles.includes('web'))
-  const report = await runPlan(stack, inv, hosts, {...o, apply: true, only: ['nginx', 'haproxy']})
+  // The internal CA and leaves the deployed configs need, created where missing (never a new CA over hosts that have one).
+  const material = await createTlsMaterial(stack, inv, {transport: o.transport, concurrency: o.concurrency})
+  const report = await runPlan(stack, inv, hosts, {...o, apply: true, only: ['nginx', 'haproxy'], material})
   const failed = report.hosts.filter((h) => h.status === 'failed' || h.status === 'skipped')
   if (failed.length) throw new Failure(`deploying the certificate failed: ${failed.map((h) => `${h.host}: ${h.error}`).join('; ')}`)
 }
@@ -109,6 +112,8 @@ export async function renewCertificate(
     // Decided under the lock: a renewal that waited for another one finds the certificate fresh.
     const decision = renewalDue(readCurrent(paths), new Date(), {force: o.force, days: o.days})
     if (!decision.due) return {renewed: false, reason: decision.reason}
+    // Before asking the CA: a control machine without the state directory that provisioned the hosts stops here.
+    await refuseNewCaOverExisting(stack, inv, {transport: o.transport, concurrency: o.concurrency})
     o.step?.(
       `ordering a certificate for ${[inv.site.domain, ...inv.site.aliases].join(', ')} from ${source.directory} (${decision.reason})`,
     )
