@@ -1,4 +1,6 @@
-import {basename, dirname, extname, join} from 'node:path'
+import {createHash} from 'node:crypto'
+import {tmpdir} from 'node:os'
+import {basename, extname, join, resolve} from 'node:path'
 import {confirm} from '@inquirer/prompts'
 import {Failure, PartialFailure, UserError} from '../util/errors.js'
 import type {Host, Inventory} from '../inventory/index.js'
@@ -20,14 +22,20 @@ export interface SessionOptions {
   /** Only these components (`foobar firewall apply`). */
   only?: string[]
   verb?: string
+  /** Runs under the lock before anything is planned, when applying (e.g. creating key material). */
+  prepare?: () => Promise<void>
   /** Seconds to wait for another run's lock before refusing (exit 5). */
   waitSeconds?: number
   log: (s: string) => void
 }
 
-/** The control machine's lock on an inventory: next to it, in its state folder. */
-export function inventoryLockPath(inventory: Inventory): string {
-  return join(dirname(inventory.file), '.foobar', `${basename(inventory.file, extname(inventory.file))}.lock`)
+/**
+ * The control machine's lock on an inventory, named after its absolute path, in the runtime directory (not next to
+ * the inventory: taking the lock must not create the state folder a failed run would leave behind).
+ */
+export function inventoryLockPath(file: string): string {
+  const id = createHash('sha256').update(resolve(file)).digest('hex').slice(0, 16)
+  return join(process.env.XDG_RUNTIME_DIR || tmpdir(), `foobar-${basename(file, extname(file)).replace(/[^A-Za-z0-9-]/g, '-')}-${id}.lock`)
 }
 
 /**
@@ -49,9 +57,10 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
   const info = holderInfo(`foobar ${process.argv.slice(2).join(' ')}`)
   const waitMs = (o.waitSeconds ?? 0) * 1000
   const held: Held | undefined = o.apply
-    ? await lockLocal(inventoryLockPath(inventory), info, `inventory ${inventory.file}`, waitMs)
+    ? await lockLocal(inventoryLockPath(inventory.file), info, `inventory ${inventory.file}`, waitMs)
     : undefined
   try {
+    if (o.apply) await o.prepare?.()
     return await runLocked(inventory, hosts, o, interactive, drawable, {info, waitMs})
   } finally {
     held?.release()

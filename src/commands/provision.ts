@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../cli/base.js'
-import {connectFlags, limitFlag} from '../cli/run-flags.js'
+import {connectFlags, limitFlag, waitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory} from '../inventory/index.js'
 import {jsonChanges} from '../cli/plan-output.js'
@@ -15,6 +15,7 @@ export default class Provision extends FoobarCommand<typeof Provision> {
   static flags = {
     ...connectFlags,
     limit: limitFlag,
+    wait: waitFlag,
     yes: Flags.boolean({char: 'y', summary: 'Apply without asking (required without a terminal).'}),
     'dry-run': Flags.boolean({summary: 'Only show the plan (same as `foobar plan`).'}),
     serial: Flags.integer({summary: 'Rolling batches of N hosts; stop at the first batch with a failure.', min: 1}),
@@ -25,14 +26,16 @@ export default class Provision extends FoobarCommand<typeof Provision> {
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
     const apply = !this.flags['dry-run']
-    // Key material is created here (not by plan): the internal CA, leaves, the placeholder; never a new CA over
-    // hosts that already carry one (exit 2, nothing changed). The run below reads what this created.
-    if (apply && (this.flags.yes || (process.stdin.isTTY && process.stdout.isTTY)))
-      await createTlsMaterial(STACK, inv, {
-        transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
-        concurrency: this.flags.concurrency,
-      })
     const {report, summary} = await runSession(inv, hosts, {
+      waitSeconds: this.flags.wait,
+      // Key material is created here (not by plan), under the run's lock: the internal CA, leaves, the placeholder;
+      // never a new CA over hosts that already carry one (exit 2, nothing changed). The run reads what this created.
+      prepare: async () => {
+        await createTlsMaterial(STACK, inv, {
+          transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
+          concurrency: this.flags.concurrency,
+        })
+      },
       apply,
       json: this.jsonEnabled(),
       yes: this.flags.yes,

@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import type {Change, HostPlan, PlanContext, ServiceSpec} from './contract.js'
+import {type Change, type HostPlan, PENDING_REASON, type PlanContext, type ServiceSpec} from './contract.js'
 import {type HostDesired, PRIVATE_KEY_BLOCK, secretIfPrivateKey} from './desired.js'
 import {unifiedDiff} from './diff.js'
 import {isContainer} from '../util/virt.js'
@@ -94,7 +94,7 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
   for (const name of [...new Set([...notify, ...facts.pendingReloads])].sort()) {
     const spec = byName.get(name)
     if (!spec) continue
-    const reason = notify.has(name) ? 'config changed' : 'pending from an interrupted run'
+    const reason = notify.has(name) ? 'config changed' : PENDING_REASON
     changes.push({kind: 'reload', name, how: spec.onChange, reason, component: spec.component})
   }
   const ctx: PlanContext = {

@@ -160,9 +160,17 @@ export function waitHostKeys(paths: LabPaths, host: LabHost, timeoutMs: number):
 export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number): Promise<void> {
   const started = Date.now()
   let last = ''
+  let nudged = false
   await waitFor(
     async () => {
       await assertBooting(paths, host.name)
+      // Seen once in CI: the guest's systemd-user-sessions failed at boot, so /run/nologin stayed and every login
+      // was refused. After 20 s, restart it once (and say so) rather than fail the whole lab.
+      if (!nudged && Date.now() - started > 20_000) {
+        nudged = true
+        const why = await restartFailedUserSessions(paths, host.name)
+        if (why) process.stderr.write(`lab: ${host.name}: systemd-user-sessions had failed at boot (${why}); restarted it\n`)
+      }
       // INFO: a server that closes the connection (e.g. logins refused while booting) says so only at INFO.
       const r = await sshRun(paths, host.address, 'true', {timeoutMs: 10_000, logLevel: 'INFO'})
       last = r.stderr
@@ -187,6 +195,21 @@ export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number)
   )
 }
 
+/** Restarts the guest's systemd-user-sessions if it failed; returns what it had logged, or undefined. */
+async function restartFailedUserSessions(paths: LabPaths, name: string): Promise<string | undefined> {
+  const {nspawn} = await hostProcesses(paths, name)
+  const init = nspawn === undefined ? undefined : (await childrenOf(nspawn))[0]
+  if (init === undefined) return undefined
+  const u = 'systemd-user-sessions.service'
+  const script = `systemctl is-failed --quiet ${u} || exit 3; journalctl -b -u ${u} --no-pager -o cat -n 3 | tr '\\n' ' '; systemctl restart ${u}`
+  const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
+    what: `${name}: restart systemd-user-sessions`,
+    timeoutMs: 15_000,
+    allowFailure: true,
+  }).catch(() => ({code: 1, stdout: ''}))
+  return 'code' in r && r.code === 0 ? r.stdout.trim() || 'no journal' : undefined
+}
+
 /** What the guest's systemd says about its boot (state, pending jobs, /run/nologin), for an error message. */
 async function guestState(paths: LabPaths, name: string): Promise<string> {
   const {nspawn} = await hostProcesses(paths, name)
@@ -196,7 +219,7 @@ async function guestState(paths: LabPaths, name: string): Promise<string> {
     'echo "state: $(systemctl is-system-running)"; [ -e /run/nologin ] && echo "/run/nologin present"; ' +
     'systemctl list-jobs --no-pager --no-legend | head -8; systemctl --failed --no-pager --no-legend | head -5; ' +
     // What the failed units said: the reason, not only their names.
-    "for u in $(systemctl --failed --plain --no-legend | awk '{print $1}' | head -3); do journalctl -b -u \"$u\" --no-pager -o cat -n 4; done"
+    'for u in $(systemctl --failed --plain --no-legend | awk \'{print $1}\' | head -3); do journalctl -b -u "$u" --no-pager -o cat -n 4; done'
   const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
     what: `${name}: guest state`,
     timeoutMs: 10_000,

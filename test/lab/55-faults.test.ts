@@ -24,12 +24,13 @@ const report = (what: string, l: LoadResult) =>
 function run(
   args: string[],
   onLine?: (line: string, kill: () => void) => void,
-): Promise<{code: number | null; signal: string | null; out: string}> {
+): Promise<{code: number | null; signal: string | null; out: string; stdout: string}> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
+    let stdout = ''
     let partial = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stdout.on('data', (d: Buffer) => ((out += d.toString()), (stdout += d.toString())))
     child.stderr.on('data', (d: Buffer) => {
       out += d.toString()
       partial += d.toString()
@@ -37,7 +38,7 @@ function run(
       partial = lines.pop()!
       for (const l of lines) onLine?.(l, () => child.kill('SIGKILL'))
     })
-    child.on('exit', (code, signal) => resolve({code, signal, out}))
+    child.on('exit', (code, signal) => resolve({code, signal, out, stdout}))
   })
 }
 
@@ -81,12 +82,20 @@ describe.skipIf(!labIsUp())('faults', () => {
   ])('SIGKILL %s: configs whole, the site answers throughout, the rerun completes and then plans 0 changes', async (point, pattern) => {
     await editByHand('web1')
     const load = pacedLoad(domain, ca)
-    const killed = await run(['provision', '-i', LAB_INVENTORY, '--yes'], (line, kill) => pattern.test(line) && kill())
+    let seen = false
+    const killed = await run(['provision', '-i', LAB_INVENTORY, '--yes'], (line, kill) => {
+      if (!seen && pattern.test(line)) {
+        seen = true
+        kill()
+      }
+    })
+    // Killed at that point, not after the run had finished.
     expect(killed.signal, killed.out).toBe('SIGKILL')
+    expect(killed.out).not.toMatch(/^provision: /m)
     await configsWhole()
     // The rerun is not refused by the killed run's locks: they died with it.
-    const rerun = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
-    expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0)
+    const rerun = await run(['provision', '-i', LAB_INVENTORY, '--yes'])
+    expect(rerun.code, rerun.out).toBe(0)
     const l = await load.finish()
     report(`SIGKILL ${point}`, l)
     expect(l.failed).toBe(0)
@@ -99,22 +108,25 @@ describe.skipIf(!labIsUp())('faults', () => {
     const copy = variant('concurrent', (t) => `${t}\n# the same hosts, another inventory file\n`)
     let holding!: () => void
     const locked = new Promise<void>((r) => (holding = r))
-    const first = run(['provision', '-i', LAB_INVENTORY, '--yes'], (line) => /connecting|gathering facts/.test(line) && holding())
+    // The first run is mid-roll (web1 drained) when the others start: it holds every lock.
+    const first = run(['provision', '-i', LAB_INVENTORY, '--yes'], (line) => /web1: draining in lb1/.test(line) && holding())
     await locked
-    // Same inventory: the control machine's lock.
-    const same = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
-    expect(same.code, same.stdout + same.stderr).toBe(5)
+    const [same, other] = await Promise.all([
+      // Same inventory: the control machine's lock.
+      run(['provision', '-i', LAB_INVENTORY, '--yes', '--json']),
+      // Another file naming the same hosts: the hosts' own locks.
+      run(['provision', '-i', copy, '--yes', '--json']),
+    ])
+    const r = await first
+    expect(r.code, r.out).toBe(0)
+    expect(same.code, same.out).toBe(5)
     expect(envelope(same.stdout).error!.message).toMatch(
       /is locked by another foobar run: .*foobar provision -i inventories\/lab\.yml --yes/,
     )
-    // Another file naming the same hosts: the hosts' own locks.
-    const other = foobar(['provision', '-i', copy, '--yes', '--json'])
-    expect(other.code, other.stdout + other.stderr).toBe(5)
+    expect(other.code, other.out).toBe(5)
     expect(envelope(other.stdout).error!.message).toMatch(
-      /another foobar run is changing .*lb1.*: .*foobar provision -i inventories\/lab\.yml --yes.*nothing was changed/,
+      /another foobar run is changing .*: .*foobar provision -i inventories\/lab\.yml --yes.*nothing was changed/,
     )
-    const r = await first
-    expect(r.code, r.out).toBe(0)
     expect(r.out).not.toMatch(/cannot stat|foobar-tmp/)
     await configsWhole()
     expect(foobar(['plan', '-i', LAB_INVENTORY, '--detailed-exitcode']).code).toBe(0)
@@ -127,10 +139,10 @@ describe.skipIf(!labIsUp())('faults', () => {
         .replace('  sudo: true', '  sudo: true\n  connect_timeout: 4'),
     )
     const load = pacedLoad(domain, ca)
-    const r = foobar(['firewall', 'apply', '-i', lockout, '--limit', 'web2', '--yes'])
-    expect(r.code, r.stdout + r.stderr).toBe(1)
-    expect(r.stdout + r.stderr).toMatch(/fresh SSH connection failed after the firewall change/)
-    expect(r.stdout + r.stderr).toMatch(/back in the load balancer on its previous configuration/)
+    const r = await run(['firewall', 'apply', '-i', lockout, '--limit', 'web2', '--yes'])
+    expect(r.code, r.out).toBe(1)
+    expect(r.out).toMatch(/fresh SSH connection failed after the firewall change/)
+    expect(r.out).toMatch(/back in the load balancer on its previous configuration/)
     expect(await drainedOnLb()).toEqual([])
     await waitFor('web2 reachable over SSH again', async () => (await ssh('web2', 'true')).code === 0, 90_000)
     const l = await load.finish()
@@ -146,13 +158,11 @@ describe.skipIf(!labIsUp())('faults', () => {
     try {
       await editByHand('web1')
       const load = pacedLoad(domain, ca)
-      const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
+      const r = await run(['provision', '-i', LAB_INVENTORY, '--yes'])
       const l = await load.finish()
       report('broken foreign file on web1', l)
-      expect(r.code, r.stdout + r.stderr).toBe(3)
-      expect(r.stdout + r.stderr).toMatch(
-        /the checker rejected \/etc\/nginx\/conf\.d\/zz-broken\.conf:1, not \/etc\/nginx\/conf\.d\/foobar\.conf/,
-      )
+      expect(r.code, r.out).toBe(3)
+      expect(r.out).toMatch(/the checker rejected \/etc\/nginx\/conf\.d\/zz-broken\.conf:1, not \/etc\/nginx\/conf\.d\/foobar\.conf/)
       expect(l.failed).toBe(0)
       expect(await drainedOnLb()).toEqual([])
     } finally {

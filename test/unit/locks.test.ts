@@ -10,6 +10,7 @@ import {join, resolve} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {ExitCode, LockedError} from '../../src/util/errors.js'
 import {holderInfo, lockLocal} from '../../src/util/lock.js'
+import {inventoryLockPath} from '../../src/cli/session.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const BIN = join(ROOT, 'bin/run.js')
@@ -80,7 +81,7 @@ hosts:
   - {name: web1, address: 192.0.2.11, roles: [web]}
 `,
     )
-    const held = await lockLocal(join(dir, '.foobar', 'site.lock'), 'alice@ctl (pid 7) since 10:00: foobar provision', `inventory ${inv}`)
+    const held = await lockLocal(inventoryLockPath(inv), 'alice@ctl (pid 7) since 10:00: foobar provision', `inventory ${inv}`)
     try {
       const r = spawnSync(process.execPath, [BIN, 'provision', '-i', inv, '--yes', '--json'], {encoding: 'utf8', timeout: 30_000})
       expect(r.status).toBe(5)

@@ -9,7 +9,8 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {MONITORING_PATHS as P, prometheusConfig} from '../../src/components/monitoring/index.js'
-import {scrapeTargets} from '../../src/engine/desired.js'
+import {certRequests, scrapeTargets} from '../../src/engine/desired.js'
+import {prepareTlsMaterial} from '../../src/components/tls/index.js'
 import {
   buildVersion,
   haproxyStat,
@@ -165,7 +166,7 @@ describe('the monitoring server', () => {
     expect(forward).toContain('File="/var/log/nginx/access.log"')
     expect(fileIn(inv, 'lb1', P.forward)!.content).not.toContain('imfile')
     expect(fileIn(inv, 'mon1', P.forward)).toBeUndefined()
-    const d = desiredState(inv, host(inv, 'web1'), {material: prepareMaterial(inv)})
+    const d = desiredState(inv, host(inv, 'web1'), {material: prepareTlsMaterial(inv, certRequests(STACK, inv), {create: true})})
     expect(d.files.find((f) => f.path === P.logKey)).toMatchObject({secret: true, mode: 0o600})
     expect(d.files.find((f) => f.path === P.logCert)!.content).toMatch(/^-----BEGIN CERTIFICATE-----/)
   })
