@@ -10,6 +10,8 @@ import {pendingMaterial, stateDirPath} from '../components/tls/index.js'
 
 export default class Plan extends FoobarCommand<typeof Plan> {
   static summary = 'Show what provision would change on each host, with diffs. Changes nothing.'
+  static description =
+    'Exit codes: 0 nothing to do or changes shown, 1 no selected host could be planned, 2 bad input, 3 some hosts could not be planned, 4 with --detailed-exitcode: changes are pending.'
   static examples = [
     '<%= config.bin %> plan -i inventories/lab.yml',
     '<%= config.bin %> plan --detailed-exitcode   # 0 nothing to do, 4 changes pending',

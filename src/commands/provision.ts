@@ -10,6 +10,8 @@ import {sshTransport} from '../remote/connection.js'
 
 export default class Provision extends FoobarCommand<typeof Provision> {
   static summary = 'Bring every host to the inventory: packages, configs (validated, atomic), services; reload what changed.'
+  static description =
+    'Exit codes: 0 done (or nothing to do), 1 no selected host succeeded, 2 bad input (nothing changed), 3 some hosts failed or were skipped (the others done), 5 another run holds the lock (named; nothing changed).'
   static examples = ['<%= config.bin %> provision -i inventories/lab.yml --yes', '<%= config.bin %> provision --limit web --serial 1']
 
   static flags = {

@@ -8,7 +8,7 @@ import {jsonChanges} from '../../cli/plan-output.js'
 export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
   static summary = 'Apply the firewall: save the live rules, schedule an automatic revert, activate, confirm with a fresh SSH connection.'
   static description =
-    'SSH from the admin networks and from the address foobar connects from is always allowed. If a fresh SSH connection fails after the change, the host restores its previous rules on its own after firewall.revert_after seconds (default 90).'
+    'SSH from the admin networks and from the address foobar connects from is always allowed. If a fresh SSH connection fails after the change, the host restores its previous rules on its own after firewall.revert_after seconds (default 90). Exit codes: 0 done (or nothing to do), 1 no selected host succeeded, 2 bad input (nothing changed), 3 some hosts failed or were skipped (the others done), 5 another run holds the lock (named; nothing changed).'
   static flags = {
     ...connectFlags,
     limit: limitFlag,
