@@ -6,7 +6,7 @@ export function formatPlan(results: HostResult[], diffs = true): string {
   const out: string[] = []
   for (const r of results) {
     out.push(
-      `\n== ${r.host}: ${r.status === 'failed' ? `FAILED: ${underHost(r.host, r.error)}` : r.changes.length ? `${r.changes.length} changes` : 'no changes'}`,
+      `\n== ${r.host}: ${r.status === 'failed' ? 'FAILED (why: below)' : r.changes.length ? `${r.changes.length} changes` : 'no changes'}`,
     )
     for (const c of r.changes) {
       out.push(`  ~ ${describe(c)}`)

@@ -31,9 +31,9 @@ export class HostProgress {
         task: async (_ctx: unknown, task: Task) => {
           this.tasks.set(name, task)
           const result = this.results.get(name) ?? (await new Promise<HostResult>((resolve) => this.done.set(name, resolve)))
+          // A failure is said once: listr prints the error after the host's name.
+          if (result.status === 'failed') throw new Error(underHost(name, result.error))
           task.title = `${name}: ${describeResult(result)}`
-          // The title says it all; the error only marks the task failed (listr prints its message once, in brackets).
-          if (result.status === 'failed') throw new Error('failed')
           if (result.status === 'skipped') task.skip(task.title)
         },
       })),

@@ -127,10 +127,15 @@ async function runLocked(
 export function failIfNeeded(summary: Summary, total: number): void {
   const bad = summary.failed + summary.skipped
   if (bad === 0) return
-  const list = Object.entries(summary.failedHosts)
-    .map(([h, e]) => `${h}: ${e}`)
-    .join('; ')
+  // The summary above lists each host and why (and --json's `error.failed`): the error itself does not repeat it.
   const succeeded = total - bad
-  if (succeeded <= 0) throw new Failure(`no host succeeded (${summary.failed} failed, ${summary.skipped} skipped): ${list}`)
-  throw new PartialFailure(`${bad} of ${total} hosts failed or were skipped: ${list}`, summary.failedHosts)
+  if (succeeded <= 0) {
+    throw Object.assign(new Failure(`no host succeeded (${summary.failed} failed, ${summary.skipped} skipped)`), {
+      failed: summary.failedHosts,
+    })
+  }
+  throw new PartialFailure(
+    `${bad} of ${total} hosts failed or were skipped: ${Object.keys(summary.failedHosts).join(', ')}`,
+    summary.failedHosts,
+  )
 }

@@ -10,6 +10,9 @@ import {PENDING_FILE} from './facts.js'
 
 export const BACKUP_DIR = '/var/lib/foobar/backup'
 
+/** Package work through a slow mirror takes minutes (its postinst scripts too: AIDE's database, say). */
+const APT_TIMEOUT_MS = 60 * 60_000
+
 export type Step = (title: string) => void
 
 /** A temp name of its own per write (same directory, so the rename is atomic): two runs never share one. */
@@ -162,7 +165,10 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
   if (pkgs) {
     step(`installing ${pkgs.install.join(' ')}`)
     const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
-    const update = await runner.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {check: false})
+    const update = await runner.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {
+      check: false,
+      timeoutMs: APT_TIMEOUT_MS,
+    })
     // Offline apt-get update exits 0 with only warnings: check for them.
     if (update.code !== 0 || /^(W: Failed to fetch|E: )/m.test(update.stdout)) {
       throw new Failure(
@@ -175,6 +181,7 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
     }
     await runner.run(
       `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
+      {timeoutMs: APT_TIMEOUT_MS},
     )
     // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.
     if (o.replan) {

@@ -8,7 +8,7 @@ import type {Host} from '../inventory/index.js'
 import {DEFAULTS} from '../inventory/defaults.js'
 import {shq} from '../util/shell.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
-import type {RunOptions, RunResult, Runner, Transport} from './runner.js'
+import {COMMAND_TIMEOUT_MS, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
 import {LocalFileError, readLocalFile, readableByOthers} from './local-file.js'
 import {type SshConfigEntry, resolveSshConfig} from './ssh-config.js'
 
@@ -296,7 +296,7 @@ export class Connection implements Runner {
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
   async run(script: string, options: RunOptions = {}): Promise<RunResult> {
-    const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin})
+    const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin, timeoutMs: options.timeoutMs})
     if ((options.check ?? true) && result.code !== 0) {
       throw new RemoteError(
         this.host.name,
@@ -313,35 +313,62 @@ export class Connection implements Runner {
    * nothing is written to disk on either side.
    */
   async pipe(from: string, target: Runner, to: string): Promise<{dump: RunResult; load: RunResult}> {
+    // A dump takes as long as the data is big: no time limit (a dead connection still ends it, by keepalive).
     if (!(target instanceof Connection)) {
-      const dump = await this.exec(from, {root: true})
-      return {dump, load: await target.run(to, {stdin: dump.stdout, check: false})}
+      const dump = await this.exec(from, {root: true, timeoutMs: 0})
+      return {dump, load: await target.run(to, {stdin: dump.stdout, check: false, timeoutMs: 0})}
     }
     const {PassThrough} = await import('node:stream')
     const stream = new PassThrough()
-    const load = target.exec(to, {root: true, stdin: stream})
-    const dump = this.exec(from, {root: true, onStdout: (chunk) => stream.write(chunk)}).finally(() => stream.end())
+    const load = target.exec(to, {root: true, stdin: stream, timeoutMs: 0})
+    const dump = this.exec(from, {root: true, timeoutMs: 0, onStdout: (chunk) => stream.write(chunk)}).finally(() => stream.end())
     return {dump: await dump, load: await load}
   }
 
   /** The one place a command line is built: `sh -c` with the fixed environment, through `sudo -n` when needed. */
   private async exec(
     script: string,
-    o: {root: boolean; stdin?: string | import('node:stream').Readable; onStdout?: (chunk: Buffer) => void},
+    o: {root: boolean; stdin?: string | import('node:stream').Readable; onStdout?: (chunk: Buffer) => void; timeoutMs?: number},
   ): Promise<RunResult> {
     const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
     const command = o.root && this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const timeoutMs = o.timeoutMs ?? COMMAND_TIMEOUT_MS
     await this.channel()
     try {
       for (let attempt = 1; ; attempt++) {
+        let channel: {close: () => unknown; signal?: (name: string) => unknown} | undefined
+        let expire: (() => void) | undefined
+        const expired = new Promise<'expired'>((resolve) => (expire = () => resolve('expired')))
+        const timer = timeoutMs > 0 ? setTimeout(() => expire?.(), timeoutMs) : undefined
         try {
-          const res = await this.ssh.execCommand(command, {stdin: o.stdin, onStdout: o.onStdout, noTrim: true})
+          const running = this.ssh.execCommand(command, {
+            stdin: o.stdin,
+            onStdout: o.onStdout,
+            noTrim: true,
+            onChannel: (c) => (channel = c),
+          })
+          const res = await Promise.race([running, expired])
+          if (res === 'expired') {
+            // Ask the host to end it, and stop waiting either way: a child that keeps its output open would keep
+            // the channel (and foobar) waiting.
+            try {
+              channel?.signal?.('KILL')
+              channel?.close()
+            } catch {
+              // the channel is already gone
+            }
+            running.catch(() => undefined)
+            const said = `timed out after ${timeoutMs / 1000} s (foobar stopped waiting; the command may still be running on ${this.host.name})`
+            return {code: TIMED_OUT, stdout: '', stderr: `${said}\n`}
+          }
           return {code: res.code ?? -1, stdout: o.onStdout ? '' : res.stdout, stderr: res.stderr}
         } catch (error) {
           // sshd frees a finished session's slot a moment after the client sees it close: a channel opened right
           // then is refused. Nothing ran, so it is safe to open it again.
           if (attempt >= 8 || !/Channel open failure/i.test(String(error))) throw error
           await new Promise((r) => setTimeout(r, 5 * 2 ** (attempt - 1)))
+        } finally {
+          clearTimeout(timer)
         }
       }
     } finally {

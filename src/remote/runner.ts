@@ -17,7 +17,16 @@ export interface RunOptions {
   root?: boolean
   /** Throw RemoteError on a non-zero exit (default true). */
   check?: boolean
+  /**
+   * Give up waiting after this long (default COMMAND_TIMEOUT_MS; 0: never): the command then ends with code 124 and
+   * says so. Long by design — apt and first starts take minutes — but a hung command never hangs foobar.
+   */
+  timeoutMs?: number
 }
+
+/** How long a remote command may run by default (package installs pass their own, longer, limit). */
+export const COMMAND_TIMEOUT_MS = 10 * 60_000
+export const TIMED_OUT = 124
 
 export interface Runner {
   readonly host: Host

@@ -191,3 +191,25 @@ describe('the identity file', () => {
     expect(c600.warnings).toEqual([])
   })
 })
+
+describe('a remote command that hangs', () => {
+  test('ends at its time limit with code 124 and says so; the connection keeps working', async (ctx) => {
+    need(ctx)
+    const h = host('web1', '127.0.0.1', {
+      port: target.port,
+      identityFile: lab.clientKey,
+      knownHosts: knownHosts([line(target.port, target.hostKey)]),
+    })
+    const c = await open(h)
+    try {
+      const t0 = Date.now()
+      const r = await c.run('sleep 30', {check: false, timeoutMs: 500, root: false})
+      expect(Date.now() - t0).toBeLessThan(10_000)
+      expect(r.code).toBe(124)
+      expect(r.stderr).toMatch(/timed out after 0\.5 s \(foobar stopped waiting; the command may still be running on web1\)/)
+      expect((await c.run('echo still here', {root: false})).stdout).toBe('still here\n')
+    } finally {
+      c.close()
+    }
+  })
+})

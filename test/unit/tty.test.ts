@@ -63,7 +63,13 @@ describe.skipIf(!hasScript)('in a terminal', () => {
 test('piped: the progress lines go to stderr, the plan and its summary to stdout', () => {
   const r = spawnSync(process.execPath, [BIN, 'plan', '-i', inventory()], {encoding: 'utf8', timeout: 30_000})
   expect(r.status).toBe(1)
-  expect(r.stderr).toMatch(/lb1: FAILED/)
+  expect(r.stderr).toMatch(/✖ lb1 \[FAILED: ssh.identity_file \(host lb1\): .*missing-key does not exist\]/)
   expect(r.stdout).toMatch(/^plan: 0 ok, 0 changed, 2 failed/m)
   expect(r.stdout).not.toMatch(/❯/)
+  // Each host's failure said once on each stream: in the progress (stderr) and in the summary (stdout), never again
+  // in the plan's header or the final error line.
+  expect(r.stdout.match(/missing-key does not exist/g)).toHaveLength(2)
+  expect(r.stderr.match(/missing-key does not exist/g)).toHaveLength(2)
+  expect(r.stderr).toMatch(/^Error: no host succeeded \(2 failed, 0 skipped\)$/m)
+  expect(`${r.stdout}${r.stderr}`).not.toMatch(/(lb1|web1): \1:/)
 })

@@ -145,7 +145,10 @@ async function lynis(host: Host, conn: Runner) {
     {check: false},
   )
   if (install.code !== 0) return {ok: false, final: true, detail: `installing lynis failed: ${install.stderr.trim().split('\n').pop()}`}
-  const r = await conn.run('lynis audit system --quick --no-colors 2>&1; cat /var/log/lynis-report.dat 2>/dev/null', {check: false})
+  const r = await conn.run('lynis audit system --quick --no-colors 2>&1; cat /var/log/lynis-report.dat 2>/dev/null', {
+    check: false,
+    timeoutMs: 30 * 60_000,
+  })
   const index = parseLynisIndex(r.stdout)
   if (index === undefined)
     return {ok: false, final: true, detail: `no hardening index in lynis' output: ${r.stdout.trim().split('\n').pop()}`}
