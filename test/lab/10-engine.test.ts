@@ -129,7 +129,8 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
     })
     let output = ''
     await new Promise<void>((resolve) => {
-      child.stdout.on('data', (d: Buffer) => {
+      // Progress lines go to stderr.
+      child.stderr.on('data', (d: Buffer) => {
         output += d.toString()
         // Cut the connection as soon as the first file is being written: the host is mid-apply.
         if (/writing /.test(output) && child.exitCode === null) {
