@@ -148,7 +148,13 @@ describe.skipIf(!labIsUp())('faults', () => {
     const l = await load.finish()
     report('firewall lockout of web2', l)
     expect(l.failed).toBe(0)
-    // ufw's revert loaded its own sysctl.conf: the hardening values are back on.
+    // SSH answers as soon as the revert has disabled the new rules; the revert goes on (ufw enable, which loads ufw's
+    // own sysctl.conf, then the hardening values again): once it is done, log_martians is the hardening's 1.
+    await waitFor(
+      'the revert finished',
+      async () => (await ssh('web2', 'systemctl is-active foobar-firewall-revert.service')).stdout.trim() !== 'active',
+      30_000,
+    )
     expect((await sshOk('web2', 'cat /proc/sys/net/ipv4/conf/all/log_martians')).trim()).toBe('1')
     expect(foobar(['firewall', 'status', '-i', LAB_INVENTORY, '--limit', 'web2']).code).toBe(0)
   })
