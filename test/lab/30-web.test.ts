@@ -2,6 +2,10 @@
  * The web tier (issue 6): verify's web checks after provision, a rolling change of the web servers' config with a
  * client loop counting failed requests through the LB, and a server that fails its health gate.
  */
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {beforeAll, describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
@@ -9,7 +13,7 @@ import {serverStates} from '../../src/components/haproxy/runtime.js'
 import {prepareMaterial} from '../../src/components/index.js'
 import {applyHost} from '../../src/engine/apply.js'
 import {applyBatch, type Planned} from '../../src/engine/run.js'
-import {httpsProbe} from '../../src/util/probes.js'
+import {httpsProbe, tlsHandshake} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
 import {foobar, foobarAsync, json, variant} from './support/cli.js'
@@ -76,6 +80,43 @@ describe.skipIf(!labIsUp())('web tier', () => {
       expect(byName[name], name).toMatchObject({ok: true})
     }
     expect(byName['https: every backend answers']!.detail).toBe('200 from web1, web2')
+  })
+
+  test('what it serves: no version banner, no compression on HTTPS, 404 for unknown paths, no answer without the site name', async () => {
+    const caFile = join(mkdtempSync(join(tmpdir(), 'foobar-ca-')), 'ca.pem')
+    writeFileSync(caFile, ca)
+    const curl = (path: string, ...extra: string[]) =>
+      spawnSync(
+        'curl',
+        [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-D',
+          '-',
+          '--max-time',
+          '10',
+          '--cacert',
+          caFile,
+          '--resolve',
+          `${domain}:443:10.77.0.11`,
+          ...extra,
+          `https://${domain}${path}`,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      )
+    const page = curl('/', '-H', 'Accept-Encoding: gzip, deflate, br')
+    expect(page.status, page.stderr).toBe(0)
+    expect(page.stdout).toMatch(/^HTTP\/\S+ 200/)
+    expect(page.stdout).not.toMatch(/^server:/im)
+    expect(page.stdout).not.toMatch(/^content-encoding:/im)
+    expect(curl('/no/such/page').stdout).toMatch(/^HTTP\/\S+ 404/)
+    // A client that does not name the site (by address, no SNI) gets no handshake, and so no certificate.
+    await expect(tlsHandshake('10.77.0.11', 443, {rejectUnauthorized: false})).rejects.toThrow()
+    await expect(tlsHandshake('10.77.0.11', 443, {servername: 'other.example.test', rejectUnauthorized: false})).rejects.toThrow()
+    expect((await tlsHandshake('10.77.0.11', 443, {servername: domain, ca})).names).toContain(domain)
   })
 
   test('a rolling change of the web servers: one at a time, drained first, and 0 failed requests', async () => {
