@@ -379,7 +379,7 @@ describe.concurrent('inventory check --json', () => {
 
   test('a good file exits 0 with valid: true', async () => {
     const {file} = scratch(BASE)
-    const run = await runCli(['inventory', 'check', '-i', file, '--json'])
+    const run = await runCli(['inventory', 'check', '-i', file, '--no-files', '--json'])
     expect(run.status, run.stderr).toBe(0)
     expect(JSON.parse(run.stdout)).toMatchObject({status: 0, result: {valid: true, hosts: 3}})
   })
@@ -489,5 +489,17 @@ describe.concurrent('trust at the edges: commands that reach hosts', () => {
     const body = JSON.parse(run.stdout) as {warnings: string[]}
     expect(body.warnings).toContainEqual(expect.stringContaining('SSH on lb1, web1, web2 is open to any address'))
     expect(body.warnings).toContainEqual(expect.stringContaining('"break-glass access"'))
+  })
+})
+
+describe('inventory check reads the files and secrets the inventory refers to (issue 16)', () => {
+  test('a device as the SSH key, a missing secret: exit 2 listing each, field and path named; --no-files skips them', async () => {
+    const {file} = scratch(BASE.replace(/identity_file: \S+/, 'identity_file: /dev/zero'))
+    const run = await runCli(['inventory', 'check', '-i', file, '--json'])
+    expect(run.status, run.stdout + run.stderr).toBe(2)
+    const details: string[] = JSON.parse(run.stdout).error.details
+    expect(details).toContainEqual(expect.stringMatching(/^ssh\.identity_file \(host \w+\): \/dev\/zero /))
+    expect(details.join('\n')).toMatch(/mysql\.replication_password/)
+    expect((await runCli(['inventory', 'check', '-i', file, '--no-files'])).status).toBe(0)
   })
 })

@@ -77,7 +77,7 @@ const SECRETS = {FOOBAR_REPL_PASSWORD: 'unused', FOOBAR_MONITOR_PASSWORD: 'unuse
 
 describe.concurrent('the --json envelope', () => {
   test('success: {status: 0, result, warnings}', async () => {
-    const body = envelope(await cli(['inventory', 'check', '-i', INVENTORY, '--json']), 0)
+    const body = envelope(await cli(['inventory', 'check', '-i', INVENTORY, '--no-files', '--json']), 0)
     expect(body.result).toEqual({file: INVENTORY, valid: true, hosts: 3})
     expect(body.warnings).toEqual([])
   })
