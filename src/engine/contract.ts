@@ -159,6 +159,8 @@ export interface PlanContext extends HostContext {
   /** The ports every component on this host opens, and the address foobar connects from (as in RenderContext). */
   ports: PortRule[]
   controlAddress?: string
+  /** The files the host's components want (already rendered: a planner compares with them instead of rendering again). */
+  files: DesiredFile[]
   /** systemd-detect-virt's answer (`none`, `kvm`, `systemd-nspawn`, ...). */
   virt: string
   /** Services and pseudo-services notified by files that change in this plan. */

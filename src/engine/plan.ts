@@ -102,6 +102,7 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     host: d.host,
     ports: d.ports,
     controlAddress: d.controlAddress,
+    files: d.files,
     virt: facts.virt,
     notified: notify,
     pending: facts.pendingReloads,

@@ -1,4 +1,4 @@
-import type {Check, Component, ComponentState, HostContext, LiveAction, PortRule} from '../../engine/contract.js'
+import type {Check, Component, ComponentState, DesiredFile, HostContext, LiveAction, PortRule} from '../../engine/contract.js'
 import {file} from '../../engine/contract.js'
 import type {Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
@@ -63,10 +63,13 @@ export function renderFirewall(host: Host, rules: FirewallRule[]): ComponentStat
   }
 }
 
-/** The desired rules and rule files, as the plan compares them with the live firewall. */
-export function desiredRules(ctx: HostContext & {ports: PortRule[]; controlAddress?: string}) {
+/**
+ * The desired rules and iptables files, as the live firewall is compared with them. `files`: the host's desired
+ * files when they are rendered already (the plan); else they are rendered here (`firewall status`).
+ */
+export function desiredRules(ctx: HostContext & {ports: PortRule[]; controlAddress?: string; files?: DesiredFile[]}) {
   const rules = firewallRules(ctx.host, ctx.ports, ctx.controlAddress)
-  const files = renderFirewall(ctx.host, rules).files
+  const files = ctx.files ?? renderFirewall(ctx.host, rules).files
   const content = (path: string) => files.find((f) => f.path === path)?.content
   return {rules, v4: content(IPTABLES_V4_FILE), v6: content(IPTABLES_V6_FILE)}
 }
