@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {chown, mkdir, readFile, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {Failure} from '../util/errors.js'
-import {run, waitFor} from './exec.js'
+import {type RunResult, run, waitFor} from './exec.js'
 import {ADMIN_USER} from './image.js'
 import {netnsPath} from './network.js'
 import {IMAGE_DIR, NAME_PREFIX, type LabPaths} from './paths.js'
@@ -195,36 +195,38 @@ export async function waitSsh(paths: LabPaths, host: LabHost, timeoutMs: number)
   )
 }
 
-/** Restarts the guest's systemd-user-sessions if it failed; returns what it had logged, or undefined. */
-async function restartFailedUserSessions(paths: LabPaths, name: string): Promise<string | undefined> {
+/**
+ * Runs a shell script inside the guest (its PID 1's namespaces): from outside, when SSH does not answer. Undefined
+ * when there is no guest process; a failure to run is an exit code like any other.
+ */
+async function inGuest(paths: LabPaths, name: string, script: string, what: string, timeoutMs: number): Promise<RunResult | undefined> {
   const {nspawn} = await hostProcesses(paths, name)
   const init = nspawn === undefined ? undefined : (await childrenOf(nspawn))[0]
   if (init === undefined) return undefined
+  return run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
+    what: `${name}: ${what}`,
+    timeoutMs,
+    allowFailure: true,
+  }).catch((e: Error) => ({code: -1, stdout: '', stderr: e.message}))
+}
+
+/** Restarts the guest's systemd-user-sessions if it failed; returns what it had logged, or undefined. */
+async function restartFailedUserSessions(paths: LabPaths, name: string): Promise<string | undefined> {
   const u = 'systemd-user-sessions.service'
   const script = `systemctl is-failed --quiet ${u} || exit 3; journalctl -b -u ${u} --no-pager -o cat -n 3 | tr '\\n' ' '; systemctl restart ${u}`
-  const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
-    what: `${name}: restart systemd-user-sessions`,
-    timeoutMs: 15_000,
-    allowFailure: true,
-  }).catch(() => ({code: 1, stdout: ''}))
-  return 'code' in r && r.code === 0 ? r.stdout.trim() || 'no journal' : undefined
+  const r = await inGuest(paths, name, script, 'restart systemd-user-sessions', 15_000)
+  return r?.code === 0 ? r.stdout.trim() || 'no journal' : undefined
 }
 
 /** What the guest's systemd says about its boot (state, pending jobs, /run/nologin), for an error message. */
 async function guestState(paths: LabPaths, name: string): Promise<string> {
-  const {nspawn} = await hostProcesses(paths, name)
-  const init = nspawn === undefined ? undefined : (await childrenOf(nspawn))[0]
-  if (init === undefined) return 'no guest process'
   const script =
     'echo "state: $(systemctl is-system-running)"; [ -e /run/nologin ] && echo "/run/nologin present"; ' +
     'systemctl list-jobs --no-pager --no-legend | head -8; systemctl --failed --no-pager --no-legend | head -5; ' +
     // What the failed units said: the reason, not only their names.
     'for u in $(systemctl --failed --plain --no-legend | awk \'{print $1}\' | head -3); do journalctl -b -u "$u" --no-pager -o cat -n 4; done'
-  const r = await run('nsenter', ['-t', String(init), '-m', '-u', '-i', '-n', '-p', 'sh', '-c', script], {
-    what: `${name}: guest state`,
-    timeoutMs: 10_000,
-    allowFailure: true,
-  }).catch((e: Error) => ({stdout: '', stderr: e.message}))
+  const r = await inGuest(paths, name, script, 'guest state', 10_000)
+  if (!r) return 'no guest process'
   return `${r.stdout}${r.stderr}`.trim().split('\n').join(' | ') || 'nothing'
 }
 
