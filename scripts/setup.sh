@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs what foobar's demo and tests need on a fresh Debian 12 machine, once: the lab's tools (debootstrap,
-# systemd-nspawn, pebble, tinyproxy), the daemons whose config checkers the tests run (never started here), ssh-audit
+# systemd-nspawn, pebble, apt-cacher-ng), the daemons whose config checkers the tests run (never started here), ssh-audit
 # (verify runs it from the control machine) and the npm dependencies. Safe to run again: it only installs what is missing.
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="debootstrap systemd-container pebble tinyproxy-bin iproute2 openssh-client curl openssl ca-certificates nginx haproxy mariadb-server iptables ufw openssh-server ssh-audit"
+PACKAGES="debootstrap systemd-container pebble apt-cacher-ng iproute2 openssh-client curl openssl ca-certificates nginx haproxy mariadb-server iptables ufw openssh-server ssh-audit"
 
 # Prometheus (promtool) and rsyslog (rsyslogd -N1, with the TLS driver) for the monitoring configs' checks.
 PACKAGES="$PACKAGES prometheus rsyslog rsyslog-gnutls"

@@ -23,7 +23,7 @@ import {
 } from './state.js'
 
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate'
-const SERVICE_PROGRAMS = new Set(['tinyproxy', 'pebble', 'pebble-challtestsrv'])
+const SERVICE_PROGRAMS = new Set(['apt-cacher-ng', 'pebble', 'pebble-challtestsrv'])
 
 export interface UpOptions {
   /** How many hosts (default: the spec's); see planHosts. */

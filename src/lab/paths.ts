@@ -13,6 +13,8 @@ export const MAX_HOSTS = 20
 export const IMAGE_DIR = '/var/cache/foobar/lab-image-bookworm'
 /** Written last by the image build: an image without it is half-built and is rebuilt. */
 export const IMAGE_MARKER = `${IMAGE_DIR}.complete`
+/** The lab's apt cache (apt-cacher-ng): kept across `lab down --purge` like the image, so a second run downloads nothing. */
+export const APT_CACHE_DIR = '/var/cache/foobar/apt-cacher-ng'
 
 export const PORTS = {proxy: 3142, acme: 14000, acmeManagement: 15000, dns: 8053, dnsManagement: 8055} as const
 
@@ -44,7 +46,7 @@ export function labPaths(root = labDir()) {
       config: path.join(pebble, 'config.json'),
       roots: path.join(pebble, 'roots.pem'),
     },
-    tinyproxy: {config: path.join(root, 'tinyproxy', 'tinyproxy.conf'), filter: path.join(root, 'tinyproxy', 'filter')},
+    aptCache: {dir: path.join(root, 'apt-cache'), config: path.join(root, 'apt-cache', 'acng.conf')},
     host: (name: string) => {
       const dir = path.join(root, 'hosts', name)
       return {

@@ -5,10 +5,10 @@ import net from 'node:net'
 import path from 'node:path'
 import {Failure} from '../util/errors.js'
 import {run, waitFor} from './exec.js'
-import {BRIDGE_ADDRESS, PORTS, SUBNET, URLS, type LabPaths} from './paths.js'
+import {APT_CACHE_DIR, BRIDGE_ADDRESS, PORTS, URLS, type LabPaths} from './paths.js'
 import {livePid, startDetached, stopProcess} from './process.js'
 
-export type ServiceName = 'tinyproxy' | 'pebble-challtestsrv' | 'pebble'
+export type ServiceName = 'apt-cache' | 'pebble-challtestsrv' | 'pebble'
 
 export interface ServiceInfo {
   name: ServiceName
@@ -28,7 +28,7 @@ export function services(paths: LabPaths): ServiceInfo[] {
     log: path.join(paths.logs, `${name}.log`),
   })
   return [
-    svc('tinyproxy', URLS.proxy, paths.tinyproxy.config),
+    svc('apt-cache', URLS.proxy, paths.aptCache.dir),
     svc('pebble-challtestsrv', URLS.dnsManagement, `-management ${BRIDGE_ADDRESS}:${PORTS.dnsManagement}`),
     svc('pebble', URLS.acmeDirectory, paths.pebble.config),
   ]
@@ -85,30 +85,38 @@ function waitService<T>(s: ServiceInfo, probe: () => Promise<T | undefined>, tim
   )
 }
 
-/** apt proxy for the hosts: only the lab subnet may use it, and only to reach the Debian mirror. */
-async function startTinyproxy(paths: LabPaths): Promise<void> {
-  const s = service(paths, 'tinyproxy')
-  await mkdir(path.dirname(paths.tinyproxy.config), {recursive: true})
-  await writeFile(paths.tinyproxy.filter, '^deb\\.debian\\.org$\n')
+/**
+ * The hosts' apt proxy is a cache (apt-cacher-ng) on the bridge address: the first lab run fills it from the Debian
+ * mirror, later runs (and `lab down --purge` + `up`) are served from ${APT_CACHE_DIR}. It only serves the Debian
+ * archive and its security archive (ForceManaged: anything else is refused), listens on the bridge only, and runs as
+ * Debian's apt-cacher-ng user. Its own config directory: the machine's /etc/apt-cacher-ng is not read.
+ */
+async function startAptCache(paths: LabPaths): Promise<void> {
+  const s = service(paths, 'apt-cache')
+  const c = paths.aptCache
+  await mkdir(c.dir, {recursive: true})
+  await mkdir(APT_CACHE_DIR, {recursive: true})
+  const logDir = path.join(paths.logs, 'apt-cacher-ng')
+  await mkdir(logDir, {recursive: true})
+  const user = 'apt-cacher-ng'
+  await run('chown', ['-R', `${user}:${user}`, APT_CACHE_DIR, logDir], {what: 'apt cache: own its directories'})
   await writeFile(
-    paths.tinyproxy.config,
-    `User nobody
-Group nogroup
-Listen ${BRIDGE_ADDRESS}
-Port ${PORTS.proxy}
-Timeout 600
-MaxClients 100
-LogLevel Notice
-Allow ${SUBNET}
-ConnectPort 443
-Filter "${paths.tinyproxy.filter}"
-FilterType ere
-FilterURLs Off
-FilterDefaultDeny Yes
-DisableViaHeader Yes
+    c.config,
+    `CacheDir: ${APT_CACHE_DIR}
+LogDir: ${logDir}
+SupportDir: /usr/lib/apt-cacher-ng
+BindAddress: ${BRIDGE_ADDRESS}
+Port: ${PORTS.proxy}
+SocketPath: ${path.join(logDir, 'socket')}
+ForeGround: 1
+Remap-debrep: deb.debian.org/debian /debian ; http://deb.debian.org/debian
+Remap-secdeb: deb.debian.org/debian-security /debian-security ; http://deb.debian.org/debian-security
+ForceManaged: 1
+ExThreshold: 4
+ReportPage:
 `,
   )
-  await start(s, 'tinyproxy', ['-d', '-c', paths.tinyproxy.config])
+  await start(s, 'setpriv', ['--reuid', user, '--regid', user, '--clear-groups', 'apt-cacher-ng', '-c', c.dir])
   await waitService(s, async () => ((await tcpOpen(PORTS.proxy)) ? true : undefined))
 }
 
@@ -225,7 +233,7 @@ async function startPebble(paths: LabPaths): Promise<void> {
 export async function startServices(paths: LabPaths, records: Array<{name: string; address: string}>) {
   await mkdir(paths.run, {recursive: true})
   await mkdir(paths.logs, {recursive: true})
-  await startTinyproxy(paths)
+  await startAptCache(paths)
   await startChalltestsrv(paths, records)
   await startPebble(paths)
 }

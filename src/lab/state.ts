@@ -39,7 +39,8 @@ const TOOLS: Record<string, string> = {
   ssh: 'openssh-client',
   'ssh-keygen': 'openssh-client',
   openssl: 'openssl',
-  tinyproxy: 'tinyproxy-bin',
+  'apt-cacher-ng': 'apt-cacher-ng',
+  setpriv: 'util-linux',
   pebble: 'pebble',
   'pebble-challtestsrv': 'pebble',
 }

@@ -133,7 +133,7 @@ describe.skipIf(!labIsUp())('the lab', () => {
     expect(status.up).toBe(true)
     expect(status.hosts.map((h) => [h.name, h.state, h.ssh])).toEqual(hosts.map((h) => [h.name, 'running', true]))
     expect(status.services.map((s) => [s.name, s.state])).toEqual([
-      ['tinyproxy', 'running'],
+      ['apt-cache', 'running'],
       ['pebble-challtestsrv', 'running'],
       ['pebble', 'running'],
     ])

@@ -16,7 +16,7 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
   static description = [
     'Needs root on Linux. Builds and caches a bare Debian 12 image on first use (a minute or two), boots the',
     "inventory's hosts (lb1, web1, web2 for inventories/lab.yml), writes their real SSH host keys to the lab's",
-    `known_hosts, and starts tinyproxy (${URLS.proxy}), pebble (${URLS.acmeDirectory}) and its DNS.`,
+    `known_hosts, and starts an apt cache (apt-cacher-ng, ${URLS.proxy}), pebble (${URLS.acmeDirectory}) and its DNS.`,
     'Running it on a lab that is up does nothing.',
   ].join(' ')
 
