@@ -180,7 +180,8 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
       )
     }
     await runner.run(
-      `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
+      // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
+      `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io install ${pkgs.install.map(shq).join(' ')}`,
       {timeoutMs: APT_TIMEOUT_MS},
     )
     // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.

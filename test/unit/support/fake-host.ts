@@ -9,7 +9,7 @@
  * - absolute paths under /etc, /var, /opt, /run, /srv, /boot, /root, /home and /usr in the script (and in stdin,
  *   except a file's content) are rewritten into that root; the root is taken out of stdout and stderr again, so
  *   messages name the paths the engine knows;
- * - PATH holds only small stubs (systemctl, systemd-run, apt-get, dpkg-query, chown, stat, sysctl, ufw, iptables,
+ * - PATH holds only small stubs (systemctl, systemd-run, apt-get, dpkg, dpkg-query, chown, stat, sysctl, ufw, iptables,
  *   socat for HAProxy's runtime API, curl, the daemons' config checkers, ...) and a whitelist of harmless real tools
  *   (cat, cp, mv, sed, sha256sum, tar, ...): nothing on this machine outside the temp root can be changed by a
  *   script, and a command that is neither stubbed nor whitelisted is "not found". Run as root, the scripts run as
@@ -229,6 +229,9 @@ case $mode in
     done
     journal "apt-get install$pkgs" ;;
 esac
+`,
+  dpkg: sh`
+case " $* " in *" --configure -a "*) journal "dpkg --configure -a" ;; *) echo "dpkg (fake): unsupported: $*" >&2; exit 2 ;; esac
 `,
   'dpkg-query': sh`
 fmt=; missing=0
