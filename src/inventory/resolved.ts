@@ -167,6 +167,7 @@ export const mysqlModel = z.strictObject({
   monitorPassword: secretModel.optional(),
   port: z.int(),
   endpoint: z.strictObject({port: z.int(), checkPort: z.int(), metricsPort: z.int()}).optional(),
+  semiSync: z.strictObject({enabled: z.boolean(), timeoutMs: z.int()}),
 })
 export type MysqlSettings = z.output<typeof mysqlModel>
 
@@ -310,6 +311,7 @@ export function inventoryResolver(ctx: ResolveContext) {
             checkPort: mysql.endpoint.check_port,
             metricsPort: mysql.endpoint.metrics_port,
           },
+          semiSync: {enabled: mysql.semi_sync.enabled, timeoutMs: mysql.semi_sync.timeout_ms},
         },
         hosts,
       }

@@ -227,6 +227,16 @@ export const mysqlSchema = z.strictObject({
    * `metrics_port`: the endpoint's Prometheus metrics on the web server's private address.
    */
   endpoint: z.strictObject({port: port.default(3306), check_port: port.default(9200), metrics_port: port.default(8406)}).optional(),
+  /**
+   * Semi-synchronous replication (MariaDB's built-in): a commit is acknowledged once a replica has it; after
+   * `timeout_ms` without a replica's answer the primary falls back to asynchronous (db status says so).
+   */
+  semi_sync: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      timeout_ms: z.int().min(100, {error: 'must be at least 100 (milliseconds)'}).max(3_600_000).default(10_000),
+    })
+    .default({enabled: true, timeout_ms: 10_000}),
 })
 
 export const inventorySchema = z.strictObject({

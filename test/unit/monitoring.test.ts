@@ -32,6 +32,8 @@ const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status
 /** The classic stack plus a monitoring host; the exporter's password from a file. */
 function stack(extra = ''): Inventory {
   writeFileSync(join(TMP, 'monitor_password'), 'Ab3-kd9_x2.Lq8zz\n')
+  // Read for a real run's files (the database fence's account derives its password from it).
+  process.env.REPL = 'repl-secret-for-monitoring-tests'
   const text = `site: {domain: www.example.com, email: admin@example.com}
 firewall: {admin_cidrs: [192.0.2.0/24]}
 tls: {source: {type: self-signed, state_dir: ${join(TMP, 'state')}}}

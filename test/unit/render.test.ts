@@ -44,6 +44,9 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/default/prometheus-nginx-exporter',
       '644 /etc/default/prometheus-node-exporter',
       '644 /etc/systemd/system/prometheus-mysqld-exporter.service.d/foobar.conf',
+      // The database's fence (its account's option file is secret: never rendered).
+      '644 /etc/systemd/system/foobar-db-fence.service',
+      '755 /usr/local/lib/foobar/db-fence',
     ]
     // Every host: the SSH and OS hardening.
     const hardened = [
@@ -109,7 +112,7 @@ describe('rendered files (snapshots)', () => {
         encoding: 'utf8',
       })
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('67 files for 3 hosts')
+      expect(run.stdout).toContain('71 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {
@@ -163,13 +166,30 @@ describe('what the configs say (foobar.yml)', () => {
     expect(cfg).toContain('bind 127.0.0.1:8404')
   })
 
-  test('mariadb: unique server_id, ROW binlog, GTID, the replica read-only, bound to the host address', () => {
+  test('mariadb: unique server_id, ROW binlog, GTID, semi-sync, every host starts read-only (fenced), bound to the host address', () => {
     const primary = fileOf(files, 'web1', '/etc/mysql/mariadb.conf.d/60-foobar.cnf')
     const replica = fileOf(files, 'web2', '/etc/mysql/mariadb.conf.d/60-foobar.cnf')
     expect(primary).toMatch(/^server_id = 2$/m)
     expect(replica).toMatch(/^server_id = 3$/m)
-    expect(primary).toMatch(/^read_only = OFF$/m)
-    expect(replica).toMatch(/^read_only = ON$/m)
+    // The role is not in the file: a promotion rewrites nothing and restarts nothing.
+    expect(
+      primary
+        .replace(/2$/m, '')
+        .replace(/203\.0\.113\.11/g, 'X')
+        .replace(/web1/g, 'H'),
+    ).toBe(
+      replica
+        .replace(/3$/m, '')
+        .replace(/203\.0\.113\.12/g, 'X')
+        .replace(/web2/g, 'H'),
+    )
+    for (const cnf of [primary, replica]) {
+      expect(cnf).toMatch(/^read_only = ON$/m)
+      expect(cnf).toMatch(/^rpl_semi_sync_master_enabled = ON$/m)
+      expect(cnf).toMatch(/^rpl_semi_sync_slave_enabled = ON$/m)
+      expect(cnf).toMatch(/^rpl_semi_sync_master_timeout = 10000$/m)
+      expect(cnf).toMatch(/^rpl_semi_sync_master_wait_point = AFTER_SYNC$/m)
+    }
     expect(primary).toMatch(/^bind-address = 203\.0\.113\.11$/m)
     expect(replica).toMatch(/^bind-address = 203\.0\.113\.12$/m)
     for (const cnf of [primary, replica]) {

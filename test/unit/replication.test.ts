@@ -15,11 +15,13 @@ import {
   planReplication,
 } from '../../src/components/mysql/replication.js'
 import {convergeReplication, gtidCovers, promote} from '../../src/components/mysql/replicate.js'
+import {fencePassword} from '../../src/components/mysql/fence.js'
 import type {Host} from '../../src/inventory/index.js'
 import {type Command, FakeHost, fastTimers, testInventory} from './support/fake-host.js'
 
 const PASSWORD = 'repl-secret-1'
 const HASH = nativePasswordHash(PASSWORD)
+const FENCE_HASH = nativePasswordHash(fencePassword(PASSWORD))
 const inv = testInventory(['web1 10.77.0.12 web db', 'web2 10.77.0.13 web db', 'web3 10.77.0.14 web db'], {
   yaml: 'mysql: {engine: mariadb, primary: web1, replicas: [web2, web3], replication_user: repl, replication_password: {env: FOOBAR_TEST_REPL_PASSWORD}}\n',
 })
@@ -160,6 +162,10 @@ interface Db {
   databases: string[]
   users: Array<{user: string; host: string; hash: string; ssl: string}>
   slave?: Record<string, string>
+  /** foobar_meta.writer (replicated in a real database; set per host here). */
+  writer?: {generation: number; name: string}
+  /** The fence marker file's content. */
+  fenced?: string
   /** Runs before each read of the replication status (a replica catching up). */
   tick?: () => void
 }
@@ -182,21 +188,36 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
   fake.on(
     (c) => c.script.includes('mysqladmin --connect-timeout=3 ping'),
     () => {
-      if (!state.up) return ok('down\n')
+      const marker = state.fenced ? [`fenced ${state.fenced}`] : []
+      if (!state.up) return ok(['down', ...marker, ''].join('\n'))
       state.tick?.()
       const s = state
       return ok(
         [
           'up',
           ...s.users.map((u) => `user ${u.user} ${u.host} ${u.hash} ${u.ssl}`),
+          ...(s.writer ? [`writer ${s.writer.generation} ${s.writer.name}`] : []),
           ...Object.entries(s.slave ?? {}).map(([k, v]) => `slave ${k} ${v}`),
           `userdbs ${s.databases.length}`,
           `vars ${s.readOnly ? 1 : 0} ${s.serverId} ${s.binlogPos} ${s.slavePos}`,
+          ...marker,
           '',
         ].join('\n'),
       )
     },
   )
+  fake.on(/^mkdir -p .* && cat > '?\/var\/lib\/foobar\/db-fenced'?$/, (c: Command) => {
+    state.fenced = (c.stdin ?? '').trim()
+    return ok()
+  })
+  fake.on(/^rm -f '?\/var\/lib\/foobar\/db-fenced'?$/, () => {
+    state.fenced = undefined
+    return ok()
+  })
+  fake.on(/^systemctl kill -s KILL mariadb/, () => {
+    state.up = false
+    return ok()
+  })
   fake.on(
     (c) => c.script === LIST_DATABASES,
     () => ok(state.databases.map((d) => `${d}\n`).join('')),
@@ -236,10 +257,18 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
             ...state.users.filter((u) => !(u.user === m![1] && u.host === m![2])),
             {user: m[1]!, host: m[2]!, hash: nativePasswordHash(m[3]!), ssl: 'ANY'},
           ]
-        } else if (/^GRANT REPLICATION SLAVE ON \*\.\* TO /.test(st)) {
-          // granted
-        } else if ((m = /^CREATE DATABASE (\S+)$/.exec(st))) state.databases.push(m[1]!)
-        else return {code: 1, stdout: '', stderr: `ERROR 1064 (42000): not scripted: ${st}\n`}
+        } else if (
+          /^GRANT (REPLICATION SLAVE ON \*\.\*|SELECT ON foobar_meta\.\*) TO /.test(st) ||
+          /^SET SESSION sql_log_bin = [01]$/.test(st)
+        ) {
+          // granted; binlogging is not modelled
+        } else if ((m = /^CREATE DATABASE (?:IF NOT EXISTS )?(\S+)$/.exec(st))) {
+          if (!state.databases.includes(m[1]!)) state.databases.push(m[1]!)
+        } else if (st.startsWith('CREATE TABLE IF NOT EXISTS foobar_meta.writer ')) {
+          // the record's table
+        } else if ((m = /^INSERT (IGNORE )?INTO foobar_meta\.writer \(id, generation, writer\) VALUES \(1, (\d+), '([^']+)'\)/.exec(st))) {
+          if (!m[1] || !state.writer) state.writer = {generation: Number(m[2]), name: m[3]!}
+        } else return {code: 1, stdout: '', stderr: `ERROR 1064 (42000): not scripted: ${st}\n`}
       }
       return ok(out)
     },
@@ -254,7 +283,13 @@ describe('convergeReplication through scripted databases (the primary first)', (
     const peers = new Map<string, Db>()
     const p = database(web1, {binlogPos: '0-1-100', databases: ['shop']}, peers)
     const fresh = database(web2, {}, peers)
-    const running = database(web3, {slave: RUNNING, slavePos: '0-1-100', databases: ['shop'], users: []}, peers)
+    // A running replica with its fence accounts and the writer record: nothing to do there.
+    const fenceUsers = [web1, web2].map((h) => ({user: 'foobar_fence', host: h.address, hash: FENCE_HASH, ssl: 'ANY'}))
+    const running = database(
+      web3,
+      {slave: RUNNING, slavePos: '0-1-100', databases: ['shop'], users: fenceUsers, writer: {generation: 1, name: 'web1'}},
+      peers,
+    )
     const byName = new Map([p, fresh, running].map((x) => [x.fake.host.name, x.fake]))
     const steps: string[] = []
     const failed = await convergeReplication(
@@ -265,21 +300,35 @@ describe('convergeReplication through scripted databases (the primary first)', (
       (h, s) => steps.push(`${h}: ${s}`),
     )
     expect(failed).toEqual({})
-    expect(p.db.users.map((u) => [u.host, u.ssl, u.hash === HASH])).toEqual([
-      [web2.address, 'ANY', true],
-      [web3.address, 'ANY', true],
+    const accounts = (d: Db) => d.users.map((u) => [u.user, u.host, u.ssl, u.hash === (u.user === 'repl' ? HASH : FENCE_HASH)])
+    expect(accounts(p.db)).toEqual([
+      ['foobar_fence', web2.address, 'ANY', true],
+      ['foobar_fence', web3.address, 'ANY', true],
+      ['repl', web2.address, 'ANY', true],
+      ['repl', web3.address, 'ANY', true],
+    ])
+    // Fencing: the primary recorded as the designated writer and writable; every host has the fence's accounts.
+    expect(p.db).toMatchObject({writer: {generation: 1, name: 'web1'}, readOnly: false})
+    expect(accounts(fresh.db)).toEqual([
+      ['foobar_fence', web1.address, 'ANY', true],
+      ['foobar_fence', web3.address, 'ANY', true],
     ])
     expect(fresh.db).toMatchObject({
-      databases: ['shop'],
+      databases: ['shop', 'foobar_meta'],
       slavePos: '0-1-100',
       slave: {Master_Host: web1.address, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'},
     })
     // The running replica: its facts were read, nothing else.
-    expect(running.fake.log.map((c) => c.script)).toEqual([dbFactsScript('repl')])
+    // Read twice (every host's writer record first, then its own plan), nothing else.
+    expect(running.fake.log.map((c) => c.script)).toEqual([dbFactsScript('repl'), dbFactsScript('repl')])
     expect(steps).toEqual([
+      `web1: fence account for ${web2.address}, ${web3.address} (TLS required, reads the writer record only)`,
+      'web1: recording web1 as the designated writer (generation 1)',
+      'web1: taking writes: web1 is the designated writer (generation 1)',
       `web1: replication user repl for ${web2.address}, ${web3.address} (TLS required)`,
-      'web2: seeding from web1: shop',
+      'web2: seeding from web1: shop, foobar_meta',
       'web2: replicating from web1 (GTID, TLS)',
+      `web2: fence account for ${web1.address}, ${web3.address} (TLS required, reads the writer record only)`,
     ])
     // The primary's users exist before the replica connects with them.
     const created = p.fake.log.find((c) => c.stdin?.includes('CREATE USER'))!.seq
@@ -370,19 +419,36 @@ describe('db promote through scripted databases', () => {
     expect((error as Error).message).toBe(
       "web2 has 0-1-90 of web1's 0-1-100 after 0.1s: promoting would lose committed transactions; web1 is writable again. Use --force to promote anyway.",
     )
-    expect(sqlOf(c.old.fake)).toEqual(['SET GLOBAL read_only = ON;', 'SELECT @@gtid_binlog_pos;', 'SET GLOBAL read_only = OFF;'])
-    expect(c.old.db.readOnly).toBe(false)
+    // Marked fenced first, then read-only; both undone.
+    expect(sqlOf(c.old.fake)).toEqual([
+      expect.stringMatching(/^generation 1: web2 is the writer \(db promote, /),
+      'SET GLOBAL read_only = ON;',
+      'SELECT @@gtid_binlog_pos;',
+      'SET GLOBAL read_only = OFF;',
+    ])
+    expect(c.old.db).toMatchObject({readOnly: false, fenced: undefined})
     // Nothing changed on the replicas.
     expect(sqlOf(c.target.fake)).toEqual([])
     expect(c.target.db).toMatchObject({readOnly: true, slave: {Slave_IO_Running: 'Yes'}})
-    expect(c.other.fake.log).toEqual([])
+    // The other replica: its writer record read (for the new generation), nothing changed.
+    expect(sqlOf(c.other.fake)).toEqual([])
   })
 
   test('covered once the replica has caught up: fenced, promoted, the others (old primary too) repointed to it', async () => {
     const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-90', catchUpAfter: 1})
     const r = await c.run(false, 5000)
-    expect(r).toEqual({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: true, repointed: ['web1', 'web3'], position: '0-1-100'})
-    expect(c.target.db).toMatchObject({readOnly: false, slave: undefined})
+    expect(r).toEqual({
+      newPrimary: 'web2',
+      oldPrimary: 'web1',
+      oldPrimaryFenced: true,
+      oldPrimaryStopped: false,
+      repointed: ['web1', 'web3'],
+      position: '0-1-100',
+      generation: 1,
+    })
+    // The new writer recorded (a generation above every one seen); the old primary marked fenced.
+    expect(c.target.db).toMatchObject({readOnly: false, slave: undefined, writer: {generation: 1, name: 'web2'}, fenced: undefined})
+    expect(c.old.db.fenced).toMatch(/^generation 1: web2 is the writer/)
     expect(c.target.db.users.map((u) => u.host).sort()).toEqual([web1.address, web2.address, web3.address])
     for (const x of [c.old, c.other])
       expect(x.db).toMatchObject({
@@ -396,7 +462,7 @@ describe('db promote through scripted databases', () => {
     expect(c.steps).toEqual([
       'fencing web1: read-only',
       'waiting for web2 to reach 0-1-100',
-      'promoting web2',
+      'promoting web2 (designated writer, generation 1)',
       'repointing web1 to web2',
       'repointing web3 to web2',
     ])
@@ -419,8 +485,17 @@ describe('db promote through scripted databases', () => {
     await expect(c.run(false)).rejects.toThrow(
       'the primary web1 is unreachable (web1: cannot connect to deploy@10.77.0.12:22: connect ECONNREFUSED): cannot prove web2 has every committed transaction; use --force to promote anyway',
     )
-    expect(c.target.fake.log).toEqual([])
-    expect(await c.run(true)).toEqual({newPrimary: 'web2', oldPrimary: 'web1', oldPrimaryFenced: false, repointed: ['web3'], position: ''})
+    // The replica's state was read, nothing changed.
+    expect(sqlOf(c.target.fake)).toEqual([])
+    expect(await c.run(true)).toEqual({
+      newPrimary: 'web2',
+      oldPrimary: 'web1',
+      oldPrimaryFenced: false,
+      oldPrimaryStopped: false,
+      repointed: ['web3'],
+      position: '',
+      generation: 1,
+    })
     expect(c.other.db.slave).toMatchObject({Master_Host: web2.address})
   })
 })

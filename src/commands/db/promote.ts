@@ -17,7 +17,8 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
   static flags = {
     ...connectFlags,
     force: Flags.boolean({
-      summary: 'Promote even if the old primary is unreachable or the replica has not caught up (may lose transactions).',
+      summary:
+        'Promote even if the old primary is unreachable, its database does not answer, or the replica has not caught up (may lose transactions; the old primary stays fenced).',
     }),
     write: Flags.boolean({summary: 'Update the inventory file (mysql.primary and mysql.replicas).'}),
     timeout: Flags.integer({summary: 'Seconds to wait for the replica to catch up.', default: 60, min: 1}),
@@ -65,7 +66,19 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
     }
     const primaryHost = target.address
     this.say(`\n${name} is the primary now (${primaryHost}); replicas: ${result.repointed.join(', ') || 'none'}.`)
-    this.say(`The application must send writes to ${name} (${primaryHost}:${inv.mysql.port}) instead of ${result.oldPrimary}.`)
+    if (result.oldPrimaryStopped)
+      this.say(
+        `${result.oldPrimary}'s database did not answer: it was stopped and is fenced (it stays read-only when started again); make the inventory name ${name} the primary, then \`foobar provision\` repoints it.`,
+      )
+    else if (!result.oldPrimaryFenced)
+      this.say(
+        `${result.oldPrimary} was unreachable: when it comes back, its fence finds generation ${result.generation} on the others and it stays read-only.`,
+      )
+    this.say(
+      inv.mysql.endpoint
+        ? `The database endpoint on the web servers (127.0.0.1:${inv.mysql.endpoint.port}) follows the new writer on its own.`
+        : `The application must send writes to ${name} (${primaryHost}:${inv.mysql.port}) instead of ${result.oldPrimary} (or use mysql.endpoint, which follows the writer).`,
+    )
     if (inventoryUpdated) {
       this.say(
         `${inv.file} updated (mysql.primary: ${name}); run \`foobar provision\` to render the new roles (read_only, server configs).`,

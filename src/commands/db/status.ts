@@ -1,16 +1,24 @@
+import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode, UserError} from '../../util/errors.js'
 import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type DbHostStatus, dbFacts, dbHostStatus} from '../../components/mysql/replicate.js'
+import {type Topology, assessTopology} from '../../components/mysql/topology.js'
 import {pool} from '../../util/pool.js'
 import {loadInventory} from '../../inventory/index.js'
 import {type Runner, sshTransport} from '../../remote/connection.js'
 
 export default class DbStatus extends FoobarCommand<typeof DbStatus> {
-  static summary = 'Per database host: role, replication threads, GTID positions, lag, TLS, last error.'
-  static flags = {...connectFlags, limit: limitFlag}
+  static summary = 'Per database host: role, writable or fenced, replication threads, GTID positions, lag, TLS, semi-sync.'
+  static description =
+    'Exits 0 when the topology is right: one writer and it is the designated one, every other host read-only and replicating from it within --max-lag, semi-sync not fallen back. Otherwise it names each problem and what to do, and exits 1 (every host concerned) or 3.'
+  static flags = {
+    ...connectFlags,
+    limit: limitFlag,
+    'max-lag': Flags.integer({summary: 'Seconds of replica lag counted as a problem.', default: 30, min: 0}),
+  }
 
-  async run(): Promise<{hosts: DbHostStatus[]}> {
+  async run(): Promise<{hosts: DbHostStatus[]} & Topology> {
     const inv = await loadInventory(this.flags.inventory)
     const dbHosts = inv.hosts.filter((h) => h.db)
     if (!inv.mysql || dbHosts.length === 0) throw new UserError('no database hosts in the inventory (mysql.primary / mysql.replicas)')
@@ -35,6 +43,7 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
         conn?.close()
       }
     })
+    const topology = assessTopology(inv, statuses, {maxLagSeconds: this.flags['max-lag']})
     if (!this.jsonEnabled()) {
       for (const s of statuses) {
         if (s.error) {
@@ -44,24 +53,39 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
         const repl = s.replicatingFrom
           ? `from ${s.replicatingFrom}, IO ${s.ioThread}, SQL ${s.sqlThread}, lag ${s.lagSeconds ?? 'unknown'}s, TLS ${s.tls ? 'yes' : 'NO'}`
           : 'not replicating'
+        const semi =
+          s.semiSync?.master === 'ON'
+            ? ', semi-sync on'
+            : s.semiSync?.master === 'OFF' && !s.readOnly
+              ? ', semi-sync OFF (asynchronous)'
+              : ''
         this.log(
-          `${s.host} (${s.role}): ${s.up ? 'up' : 'DOWN'}, ${s.readOnly ? 'read-only' : 'writable'}, ${repl}; gtid binlog ${s.gtidBinlogPos || '-'}, slave ${s.gtidSlavePos || '-'}${s.lastError ? `; last error: ${s.lastError}` : ''}`,
+          `${s.host} (${s.role}): ${s.up ? 'up' : 'DOWN'}, ${s.readOnly ? 'read-only' : 'writable'}${s.fenced ? ' (fenced)' : ''}${semi}, ${repl}; gtid binlog ${s.gtidBinlogPos || '-'}, slave ${s.gtidSlavePos || '-'}${s.lastError ? `; last error: ${s.lastError}` : ''}`,
         )
       }
+      this.log(
+        topology.writer
+          ? `designated writer: ${topology.writer.name} (generation ${topology.writer.generation}); taking writes: ${topology.writable.join(', ') || 'none'}`
+          : `no designated writer recorded yet (foobar provision records ${inv.mysql.primary}); taking writes: ${topology.writable.join(', ') || 'none'}`,
+      )
+      for (const p of topology.problems) this.log(`PROBLEM ${p.hosts.join(', ')}: ${p.problem}\n  -> ${p.advice}`)
     }
-    const bad = statuses.filter((s) => s.error || !s.up || (s.role === 'replica' && (s.ioThread !== 'Yes' || s.sqlThread !== 'Yes')))
-    const result = {hosts: statuses}
-    if (bad.length) {
+    const result = {hosts: statuses, ...topology}
+    if (topology.problems.length) {
+      const concerned = new Set(topology.problems.flatMap((p) => p.hosts))
       const failed = Object.fromEntries(
-        bad.map((s) => [
-          s.host,
-          s.error ?? (!s.up ? 'down' : `replication IO ${s.ioThread}, SQL ${s.sqlThread}${s.lastError ? `: ${s.lastError}` : ''}`),
+        [...concerned].map((h) => [
+          h,
+          topology.problems
+            .filter((p) => p.hosts.includes(h))
+            .map((p) => p.problem)
+            .join('; '),
         ]),
       )
       this.outcome(
         result,
-        bad.length === statuses.length ? ExitCode.failure : ExitCode.partial,
-        `database hosts not healthy: ${bad.map((s) => s.host).join(', ')}`,
+        concerned.size >= statuses.length ? ExitCode.failure : ExitCode.partial,
+        `database topology not right: ${topology.problems.map((p) => p.problem).join('; ')}`,
         {failed, quiet: true},
       )
     }

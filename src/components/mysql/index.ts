@@ -8,20 +8,20 @@ import {mysqldExporter} from '../monitoring/exporters.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS} from '../tls/profile.js'
 import {databaseChecks} from './checks.js'
-import {type DbAction, dbFactsScript, parseDbFacts, planReplication} from './replication.js'
+import {fenceState, mysqlService} from './fence.js'
+import {type DbAction, type FenceAction, dbFactsScript, parseDbFacts, planFencing, planReplication} from './replication.js'
 import {convergeReplication} from './replicate.js'
 
 export function mysqlConfigPath(inv: Inventory): string {
   return inv.mysql?.engine === 'mysql' ? '/etc/mysql/mysql.conf.d/60-foobar.cnf' : '/etc/mysql/mariadb.conf.d/60-foobar.cnf'
 }
 
-export function mysqlService(inv: Inventory): string {
-  return inv.mysql?.engine === 'mysql' ? 'mysql' : 'mariadb'
-}
+export {mysqlService} from './fence.js'
 
 /**
- * MariaDB/MySQL on database hosts: unique server_id, ROW binlog, GTID, read-only replicas, TLS with a certificate
- * from foobar's internal CA; the mysqld exporter where monitoring is on.
+ * MariaDB/MySQL on database hosts: unique server_id, ROW binlog, GTID, semi-synchronous replication, TLS with a
+ * certificate from foobar's internal CA, fencing (every host starts read-only; see fence.ts); the mysqld exporter
+ * where monitoring is on.
  */
 export const mysql: Component = {
   name: 'mysql',
@@ -41,6 +41,9 @@ export const mysql: Component = {
     const leaf = material?.leaves[leafKey('db', host.name)]
     // Secrets are read only for a real run (TLS material present); `foobar render` never writes secret files.
     const exporter = host.monitoring.enabled ? mysqldExporter(inventory, host, svc, material ? 'read' : 'placeholder') : undefined
+    const fence = fenceState(inventory, host, svc, material ? 'read' : 'placeholder')
+    const semiSync =
+      mariadb && inventory.mysql!.semiSync.enabled && inventory.mysql!.replicas.length > 0 ? inventory.mysql!.semiSync : undefined
     return {
       packages: [mariadb ? 'mariadb-server' : 'mysql-server', ...(exporter?.packages ?? [])],
       files: [
@@ -58,8 +61,7 @@ export const mysql: Component = {
             engine,
             mariadb,
             section: mariadb ? 'mariadbd' : 'mysqld',
-            dbRole: host.db!.role,
-            replica: host.db!.role === 'replica',
+            semiSync,
             bindAddress: host.address,
             port: inventory.mysql?.port ?? 3306,
             serverId: host.db!.serverId,
@@ -70,13 +72,31 @@ export const mysql: Component = {
           // Option changes (bind address, server_id) need a restart; MariaDB has no config reload.
           {notify: [svc]},
         ),
+        ...fence.files,
         ...(exporter?.files ?? []),
       ],
       absent: [],
-      services: [{name: svc, onChange: 'restart', health: 'mysqladmin --connect-timeout=5 ping'}, ...(exporter?.services ?? [])],
+      services: [
+        {name: svc, onChange: 'restart', health: 'mysqladmin --connect-timeout=5 ping'},
+        ...fence.services,
+        ...(exporter?.services ?? []),
+      ],
     }
   },
   checks: (ctx) => databaseChecks(ctx),
+}
+
+function describeFencing(a: FenceAction): string {
+  switch (a.kind) {
+    case 'fence-users':
+      return `fence account for ${a.hosts.join(', ')} (TLS required, reads the writer record only)`
+    case 'designate':
+      return `record ${a.writer} as the designated writer (generation 1)`
+    case 'unfence':
+      return `take writes: the designated writer is read-only (generation ${a.generation})`
+    case 'fence':
+      return `fence: read-only (${a.why})`
+  }
 }
 
 function describeReplication(a: DbAction): string {
@@ -105,14 +125,23 @@ export const replication: Component = {
       const password = readSecret(mysql.replicationPassword, 'mysql.replication_password')
       return {
         script: () => dbFactsScript(mysql.replicationUser),
-        plan: (ctx, lines): LiveAction[] =>
-          planReplication(inventory, ctx.host, parseDbFacts(lines, mysql.replicationUser), password).map((a) => ({
+        plan: (ctx, lines): LiveAction[] => {
+          const facts = parseDbFacts(lines, mysql.replicationUser)
+          // Checked by the database's own verify checks (row replicated, replica read-only, TLS, one writer).
+          const fencing = planFencing(inventory, ctx.host, facts, password).map((a) => ({
+            kind: a.kind,
+            summary: describeFencing(a),
+            data: {...a},
+            ownCheck: true,
+          }))
+          const replication = planReplication(inventory, ctx.host, facts, password).map((a) => ({
             kind: a.kind,
             summary: describeReplication(a),
             data: {...a},
-            // Checked by the database's own verify checks (row replicated, replica read-only, TLS).
             ownCheck: true,
-          })),
+          }))
+          return ctx.host.db?.role === 'primary' ? [...fencing, ...replication] : [...replication, ...fencing]
+        },
         converge: (ctx) => convergeReplication(inventory, ctx.hosts, ctx.connect, password, ctx.step),
       }
     },

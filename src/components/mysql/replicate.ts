@@ -4,8 +4,12 @@ import {
   MYSQL,
   type DbAction,
   type DbFacts,
+  type FenceAction,
   changeMasterSql,
   dbFactsScript,
+  fenceUsersSql,
+  planFencing,
+  writerRecordSql,
   dumpCommand,
   parseDbFacts,
   planReplication,
@@ -15,6 +19,7 @@ import {
 import type {Host, Inventory} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {shq} from '../../util/shell.js'
+import {FENCE, mysqlService} from './fence.js'
 
 export async function dbFacts(conn: Runner, inv: Inventory): Promise<DbFacts> {
   const r = await conn.run(dbFactsScript(inv.mysql!.replicationUser))
@@ -89,6 +94,40 @@ export async function applyReplication(
   }
 }
 
+type Records = Map<string, DbFacts['writer']>
+
+/** Applies one host's fencing actions; lifting read-only only when no other database host knows a later writer. */
+async function applyFencing(
+  host: Host,
+  actions: FenceAction[],
+  conn: Runner,
+  password: string,
+  records: Records,
+  step: (s: string) => void,
+) {
+  for (const a of actions) {
+    if (a.kind === 'fence-users') {
+      step(`fence account for ${a.hosts.join(', ')} (TLS required, reads the writer record only)`)
+      await sql(conn, fenceUsersSql(password, a.hosts))
+    } else if (a.kind === 'designate') {
+      step(`recording ${a.writer} as the designated writer (generation 1)`)
+      await sql(conn, writerRecordSql(a.writer, 1, 'create'))
+    } else if (a.kind === 'unfence') {
+      for (const [other, w] of records) {
+        if (other !== host.name && w && (w.generation > a.generation || (w.generation === a.generation && w.name !== host.name)))
+          throw new Failure(
+            `not lifting read-only on ${host.name}: ${other} says ${w.name} is the writer since generation ${w.generation} (${host.name} has ${a.generation}); run \`foobar db status\``,
+          )
+      }
+      step(`taking writes: ${host.name} is the designated writer (generation ${a.generation})`)
+      await sql(conn, 'SET GLOBAL read_only = OFF;')
+    } else {
+      step(`fencing ${host.name}: read-only (${a.why})`)
+      await sql(conn, 'SET GLOBAL read_only = ON;')
+    }
+  }
+}
+
 /** Plans and applies replication for the inventory's database hosts: primary first, then each replica. */
 export async function convergeReplication(
   inv: Inventory,
@@ -101,11 +140,26 @@ export async function convergeReplication(
   const ordered = replicationPeers(inv)
     .filter((h) => hosts.includes(h))
     .sort((a, b) => (a.db!.role === 'primary' ? -1 : b.db!.role === 'primary' ? 1 : 0))
+  // Every reachable database host's writer record first: the primary lifts read-only only if none knows a later one.
+  const records: Records = new Map()
+  for (const h of replicationPeers(inv)) {
+    try {
+      records.set(h.name, (await dbFacts(await connect(h), inv)).writer)
+    } catch {
+      // Unreachable: its own fence keeps it read-only until it can ask the others.
+    }
+  }
   for (const host of ordered) {
     try {
       const conn = await connect(host)
-      const actions = planReplication(inv, host, await dbFacts(conn, inv), password)
-      if (actions.length) await applyReplication(inv, host, actions, conn, connect, password, (s) => step(host.name, s))
+      const facts = await dbFacts(conn, inv)
+      const fencing = planFencing(inv, host, facts, password)
+      const actions = planReplication(inv, host, facts, password)
+      const log = (s: string) => step(host.name, s)
+      // The primary's accounts and record before a replica is seeded from it; a replica's fence once it replicates.
+      if (host.db!.role === 'primary') await applyFencing(host, fencing, conn, password, records, log)
+      if (actions.length) await applyReplication(inv, host, actions, conn, connect, password, log)
+      if (host.db!.role !== 'primary') await applyFencing(host, fencing, conn, password, records, log)
     } catch (error) {
       failed[host.name] = error instanceof Error ? error.message : String(error)
       if (host.db!.role === 'primary') break
@@ -128,6 +182,12 @@ export interface DbHostStatus {
   tls?: boolean
   lastError?: string
   error?: string
+  /** This host's copy of the designated writer record. */
+  writer?: {generation: number; name: string}
+  /** Why it was fenced (db promote's marker), if it was. */
+  fenced?: string
+  /** Semi-synchronous replication, as the primary (master) and replica (slave) sides report it. */
+  semiSync?: {master?: string; slave?: string; clients?: number; asyncCommits?: number}
 }
 
 export function dbHostStatus(host: Host, f: DbFacts): DbHostStatus {
@@ -147,6 +207,14 @@ export function dbHostStatus(host: Host, f: DbFacts): DbHostStatus {
     gtidSlavePos: f.gtidSlavePos,
     tls: replicating ? s.Master_SSL_Allowed === 'Yes' : undefined,
     lastError: s.Last_IO_Error || s.Last_SQL_Error || undefined,
+    writer: f.writer,
+    fenced: f.fenced,
+    semiSync: f.semiSync && {
+      master: f.semiSync.rpl_semi_sync_master_status,
+      slave: f.semiSync.rpl_semi_sync_slave_status,
+      clients: f.semiSync.rpl_semi_sync_master_clients === undefined ? undefined : Number(f.semiSync.rpl_semi_sync_master_clients),
+      asyncCommits: f.semiSync.rpl_semi_sync_master_no_tx === undefined ? undefined : Number(f.semiSync.rpl_semi_sync_master_no_tx),
+    },
   }
 }
 
@@ -177,15 +245,21 @@ export interface PromoteOptions {
 export interface PromoteResult {
   newPrimary: string
   oldPrimary: string
+  /** The old primary was made read-only (its database answered) or stopped (it did not), and marked fenced. */
   oldPrimaryFenced: boolean
+  /** Its database did not answer: stopped, so that a hung mysqld cannot wake up writable. */
+  oldPrimaryStopped: boolean
   repointed: string[]
   position: string
+  /** The designated writer's new generation (foobar_meta.writer). */
+  generation: number
 }
 
 /**
- * A controlled failover: fence the old primary (read-only) if reachable, wait until the replica has every
- * transaction the old primary committed, promote it, repoint the other database hosts (the old primary too).
- * Refuses when that cannot be proven, unless forced.
+ * A controlled failover: fence the old primary (read-only and marked, or stopped if its database does not answer)
+ * if its host is reachable, wait until the replica has every transaction the old primary committed, record the
+ * replica as the designated writer with a higher generation, promote it, repoint the other database hosts (the old
+ * primary too). Refuses when no loss cannot be proven, unless forced.
  */
 export async function promote(
   inv: Inventory,
@@ -195,43 +269,79 @@ export async function promote(
   o: PromoteOptions,
 ): Promise<PromoteResult> {
   const mysql = inv.mysql!
+  const svc = mysqlService(inv)
   const old = inv.hosts.find((h) => h.name === mysql.primary)!
   const replica = await connect(target)
+  const targetFacts = await dbFacts(replica, inv)
+  if (!targetFacts.up) throw new Failure(`${target.name}'s database does not answer: nothing was changed`)
   let oldConn: Runner | undefined
   try {
     oldConn = await connect(old)
   } catch (error) {
     if (!o.force)
       throw new Failure(
-        `the primary ${old.name} is unreachable (${(error as Error).message}): cannot prove ${target.name} has every committed transaction; use --force to promote anyway`,
+        `the primary ${old.name} is unreachable (${(error as Error).message}): cannot prove ${target.name} has every committed transaction; use --force to promote anyway (${old.name} then stays read-only when it comes back: its fence asks the other database hosts first)`,
       )
   }
+  const others = replicationPeers(inv).filter((h) => h !== target)
+  // The new generation is above every one a reachable database host has seen.
+  const generations = [targetFacts.writer?.generation ?? 0]
+  const oldFacts = oldConn ? await dbFacts(oldConn, inv) : undefined
+  if (oldFacts?.writer) generations.push(oldFacts.writer.generation)
+  for (const h of others.filter((x) => x !== old)) {
+    const f = await connect(h)
+      .then((c) => dbFacts(c, inv))
+      .catch(() => undefined)
+    if (f?.writer) generations.push(f.writer.generation)
+  }
+  const generation = Math.max(...generations) + 1
+  const marker = `generation ${generation}: ${target.name} is the writer (db promote, ${new Date().toISOString()})`
   let position = ''
-  if (oldConn) {
-    o.step(`fencing ${old.name}: read-only`)
-    await sql(oldConn, 'SET GLOBAL read_only = ON;')
-    position = (await sql(oldConn, 'SELECT @@gtid_binlog_pos;')).trim()
-    o.step(`waiting for ${target.name} to reach ${position}`)
-    const deadline = Date.now() + o.timeoutMs
-    for (;;) {
-      const f = await dbFacts(replica, inv)
-      if (gtidCovers(f.gtidSlavePos ?? '', position)) break
-      if (Date.now() > deadline) {
-        if (!o.force) {
-          await sql(oldConn, 'SET GLOBAL read_only = OFF;')
-          throw new Failure(
-            `${target.name} has ${f.gtidSlavePos || 'nothing'} of ${old.name}'s ${position} after ${o.timeoutMs / 1000}s${f.slave.Last_IO_Error ? ` (${f.slave.Last_IO_Error})` : ''}: promoting would lose committed transactions; ${old.name} is writable again. Use --force to promote anyway.`,
-          )
-        }
-        break
+  let oldStopped = false
+  if (oldConn && oldFacts) {
+    // The marker first: from now on the old primary never lifts read-only on its own, whatever happens next.
+    await oldConn.run(`mkdir -p ${shq(FENCE.marker.replace(/\/[^/]+$/, ''))} && cat > ${shq(FENCE.marker)}`, {stdin: `${marker}\n`})
+    const unfenceOld = async () => {
+      await oldConn!.run(`rm -f ${shq(FENCE.marker)}`)
+      if (oldFacts.up) await sql(oldConn!, 'SET GLOBAL read_only = OFF;')
+    }
+    if (!oldFacts.up) {
+      if (!o.force) {
+        await unfenceOld()
+        throw new Failure(
+          `${old.name}'s database does not answer (its host does: mysqld is down or hung): cannot prove ${target.name} has every transaction it committed. Start it (\`systemctl start ${svc}\` on ${old.name}) and promote again, or use --force: ${old.name}'s database is then stopped and stays read-only (fenced) until it is repointed`,
+        )
       }
-      await new Promise((r) => setTimeout(r, 500))
+      o.step(`fencing ${old.name}: its database does not answer; stopping it (it stays read-only when started again)`)
+      await oldConn.run(`systemctl kill -s KILL ${svc} >/dev/null 2>&1; systemctl stop ${svc}`, {check: false})
+      oldStopped = true
+    } else {
+      o.step(`fencing ${old.name}: read-only`)
+      await sql(oldConn, 'SET GLOBAL read_only = ON;')
+      position = (await sql(oldConn, 'SELECT @@gtid_binlog_pos;')).trim()
+      o.step(`waiting for ${target.name} to reach ${position}`)
+      const deadline = Date.now() + o.timeoutMs
+      for (;;) {
+        const f = await dbFacts(replica, inv)
+        if (gtidCovers(f.gtidSlavePos ?? '', position)) break
+        if (Date.now() > deadline) {
+          if (!o.force) {
+            await unfenceOld()
+            throw new Failure(
+              `${target.name} has ${f.gtidSlavePos || 'nothing'} of ${old.name}'s ${position} after ${o.timeoutMs / 1000}s${f.slave.Last_IO_Error ? ` (${f.slave.Last_IO_Error})` : ''}: promoting would lose committed transactions; ${old.name} is writable again. Use --force to promote anyway.`,
+            )
+          }
+          break
+        }
+        await new Promise((r) => setTimeout(r, 500))
+      }
     }
   }
-  o.step(`promoting ${target.name}`)
-  await sql(replica, 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;')
+  o.step(`promoting ${target.name} (designated writer, generation ${generation})`)
+  await sql(replica, `STOP SLAVE; RESET SLAVE ALL;\n${writerRecordSql(target.name, generation, 'set')}`)
+  await replica.run(`rm -f ${shq(FENCE.marker)}`)
+  await sql(replica, 'SET GLOBAL read_only = OFF;')
   // The new topology: the new primary needs replication users for every other database host (old primary too).
-  const others = replicationPeers(inv).filter((h) => h !== target)
   await sql(
     replica,
     usersSql(
@@ -242,7 +352,7 @@ export async function promote(
   )
   const repointed: string[] = []
   for (const h of others) {
-    if (h === old && !oldConn) continue
+    if (h === old && (!oldConn || oldStopped)) continue
     o.step(`repointing ${h.name} to ${target.name}`)
     const c = h === old ? oldConn! : await connect(h)
     await sql(c, 'SET GLOBAL read_only = ON;')
@@ -250,5 +360,13 @@ export async function promote(
     await waitReplicating(c, inv)
     repointed.push(h.name)
   }
-  return {newPrimary: target.name, oldPrimary: old.name, oldPrimaryFenced: oldConn !== undefined, repointed, position}
+  return {
+    newPrimary: target.name,
+    oldPrimary: old.name,
+    oldPrimaryFenced: oldConn !== undefined,
+    oldPrimaryStopped: oldStopped,
+    repointed,
+    position,
+    generation,
+  }
 }

@@ -3,6 +3,8 @@ import type {Host, Inventory} from '../../inventory/index.js'
 import {shq} from '../../util/shell.js'
 import {sqlString} from '../../secrets/index.js'
 import {TLS_PATHS} from '../tls/profile.js'
+import {FENCE, dbPeers, fencePassword} from './fence.js'
+import {Failure} from '../../util/errors.js'
 
 /*
  * GTID replication over TLS, as facts (one shell snippet), a pure comparison, and the SQL that converges it.
@@ -15,11 +17,15 @@ export function dbFactsScript(replUser: string): string {
   return [
     `if command -v mysql >/dev/null 2>&1 && mysqladmin --connect-timeout=3 ping >/dev/null 2>&1; then`,
     `  echo "up"`,
-    `  ${MYSQL} -e "SELECT CONCAT('user ', User, ' ', Host, ' ', Password, ' ', ssl_type) FROM mysql.user WHERE User = ${sqlString(replUser)}" 2>/dev/null || true`,
+    `  ${MYSQL} -e "SELECT CONCAT('user ', User, ' ', Host, ' ', Password, ' ', ssl_type) FROM mysql.user WHERE User IN (${sqlString(replUser)}, '${FENCE.user}')" 2>/dev/null || true`,
+    `  ${MYSQL} -e "SELECT CONCAT('writer ', generation, ' ', writer) FROM ${FENCE.database}.writer WHERE id = 1" 2>/dev/null || true`,
+    `  ${MYSQL} -e "SELECT CONCAT('semisync ', LOWER(VARIABLE_NAME), ' ', VARIABLE_VALUE) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status', 'Rpl_semi_sync_master_no_tx', 'Rpl_semi_sync_master_yes_tx', 'Rpl_semi_sync_master_clients')" 2>/dev/null || true`,
     `  mysql --protocol=socket -e 'SHOW SLAVE STATUS\\G' 2>/dev/null | sed -n 's/^ *\\([A-Za-z_]*\\): \\(.*\\)$/slave \\1 \\2/p'`,
-    `  ${MYSQL} -e "SELECT CONCAT('userdbs ', COUNT(DISTINCT table_schema)) FROM information_schema.tables WHERE table_schema NOT IN ('mysql','information_schema','performance_schema','sys','foobar_health')"`,
+    `  ${MYSQL} -e "SELECT CONCAT('userdbs ', COUNT(DISTINCT table_schema)) FROM information_schema.tables WHERE table_schema NOT IN ('mysql','information_schema','performance_schema','sys','foobar_health','${FENCE.database}')"`,
     `  ${MYSQL} -e "SELECT CONCAT('vars ', @@read_only, ' ', @@server_id, ' ', IFNULL(@@gtid_binlog_pos,''), ' ', IFNULL(@@gtid_slave_pos,''))"`,
     `else echo "down"; fi`,
+    `[ -s ${FENCE.marker} ] && echo "fenced $(head -c 200 ${FENCE.marker} | tr '\\n' ' ')"`,
+    'true',
   ].join('\n')
 }
 
@@ -32,6 +38,14 @@ export interface DbFacts {
   serverId?: number
   gtidBinlogPos?: string
   gtidSlavePos?: string
+  /** The fence's accounts on this host (one per other database host's address). */
+  fenceUsers?: Array<{host: string; hash: string; ssl: string}>
+  /** This host's copy of the designated writer (foobar_meta.writer), if recorded. */
+  writer?: {generation: number; name: string}
+  /** Why this host was fenced (db promote's marker), if it was. */
+  fenced?: string
+  /** Semi-synchronous replication status variables (lower-cased names, e.g. rpl_semi_sync_master_status: ON). */
+  semiSync?: Record<string, string>
 }
 
 export function parseDbFacts(lines: string[], replUser: string): DbFacts {
@@ -41,6 +55,11 @@ export function parseDbFacts(lines: string[], replUser: string): DbFacts {
     if (kind === 'up') f.up = true
     else if (kind === 'user' && rest[0] === replUser)
       f.users.push({user: rest[0]!, host: rest[1]!, hash: rest[2] ?? '', ssl: rest[3] ?? ''})
+    else if (kind === 'user' && rest[0] === FENCE.user)
+      (f.fenceUsers ??= []).push({host: rest[1]!, hash: rest[2] ?? '', ssl: rest[3] ?? ''})
+    else if (kind === 'writer' && /^\d+$/.test(rest[0] ?? '') && rest[1]) f.writer = {generation: Number(rest[0]), name: rest[1]}
+    else if (kind === 'fenced') f.fenced = rest.join(' ').trim()
+    else if (kind === 'semisync' && rest[0]) (f.semiSync ??= {})[rest[0]] = rest.slice(1).join(' ')
     else if (kind === 'slave') f.slave[rest[0]!] = rest.slice(1).join(' ')
     else if (kind === 'userdbs') f.userDatabases = Number(rest[0])
     else if (kind === 'vars') {
@@ -110,7 +129,7 @@ export function usersSql(user: string, password: string, addresses: string[]): s
 export function changeMasterSql(primary: Host, user: string, password: string, port: number): string {
   return [
     'STOP SLAVE;',
-    `CHANGE MASTER TO MASTER_HOST=${sqlString(primary.address)}, MASTER_PORT=${port}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=${sqlString(password)},`,
+    `CHANGE MASTER TO MASTER_HOST=${sqlString(primary.address)}, MASTER_PORT=${port}, MASTER_USER=${sqlString(user)}, MASTER_PASSWORD=${sqlString(password)}, MASTER_CONNECT_RETRY=5,`,
     `  MASTER_SSL=1, MASTER_SSL_CA=${sqlString(TLS_PATHS.dbCa)}, MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos;`,
     'START SLAVE;',
   ].join('\n')
@@ -122,4 +141,75 @@ export const LIST_DATABASES = `${MYSQL} -e "SELECT schema_name FROM information_
 /** A consistent dump with its GTID position (`SET GLOBAL gtid_slave_pos`), streamed, never written to disk. */
 export function dumpCommand(databases: string[]): string {
   return `mysqldump --single-transaction --gtid --master-data=1 --routines --events --triggers --databases ${databases.map(shq).join(' ')}`
+}
+
+export type FenceAction =
+  | {kind: 'fence-users'; hosts: string[]}
+  | {kind: 'designate'; writer: string}
+  | {kind: 'unfence'; generation: number}
+  | {kind: 'fence'; why: string}
+
+/**
+ * Pure: what fencing needs on this database host. Its own fence accounts (one per other database host, not
+ * replicated); on the inventory's primary the designated-writer record and lifting read-only; a writable replica
+ * fenced. Refuses (throws) when the database hosts know of a promotion the inventory does not: provisioning would
+ * otherwise undo it.
+ */
+export function planFencing(inv: Inventory, host: Host, facts: DbFacts, password: string): FenceAction[] {
+  if (!facts.up) return []
+  const mysql = inv.mysql!
+  const actions: FenceAction[] = []
+  const hash = nativePasswordHash(fencePassword(password))
+  const missing = dbPeers(inv, host).filter(
+    (h) => !(facts.fenceUsers ?? []).some((u) => u.host === h.address && u.hash === hash && u.ssl === 'ANY'),
+  )
+  if (missing.length) actions.push({kind: 'fence-users', hosts: missing.map((h) => h.address)})
+  const w = facts.writer
+  const fix = `update mysql.primary and mysql.replicas in ${inv.file} to match (\`db promote --write\` does), or \`foobar db promote ${mysql.primary}\` to make it the writer again`
+  if (host.name === mysql.primary) {
+    if (facts.fenced)
+      throw new Failure(`${host.name} was fenced by a promotion (${facts.fenced}), but the inventory names it the primary: ${fix}`)
+    if (w && w.name !== host.name)
+      throw new Failure(
+        `${host.name}'s database says ${w.name} is the writer (generation ${w.generation}), not ${host.name} as the inventory says: ${fix}`,
+      )
+    if (!w) actions.push({kind: 'designate', writer: host.name})
+    if (!w || facts.readOnly) actions.push({kind: 'unfence', generation: w?.generation ?? 1})
+  } else {
+    if (w && w.name !== mysql.primary && w.name !== host.name)
+      throw new Failure(
+        `${host.name}'s database says ${w.name} is the writer (generation ${w.generation}), the inventory says ${mysql.primary}: ${fix}`,
+      )
+    if (facts.readOnly === false) actions.push({kind: 'fence', why: 'writable, but not the designated writer'})
+  }
+  return actions
+}
+
+/** SQL for fencing's own accounts on one host: read the writer record, nothing else; TLS required; not binlogged. */
+export function fenceUsersSql(password: string, addresses: string[]): string {
+  const pw = sqlString(fencePassword(password))
+  return [
+    'SET SESSION sql_log_bin = 0;',
+    ...addresses.flatMap((a) => {
+      const account = `'${FENCE.user}'@${sqlString(a)}`
+      return [
+        `CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY ${pw} REQUIRE SSL;`,
+        `ALTER USER ${account} IDENTIFIED BY ${pw} REQUIRE SSL;`,
+        `GRANT SELECT ON ${FENCE.database}.* TO ${account};`,
+      ]
+    }),
+    'SET SESSION sql_log_bin = 1;',
+  ].join('\n')
+}
+
+/** SQL that records the designated writer (replicated: every database host gets it). */
+export function writerRecordSql(writer: string, generation: number, how: 'create' | 'set'): string {
+  const row = `(1, ${generation}, ${sqlString(writer)})`
+  return [
+    `CREATE DATABASE IF NOT EXISTS ${FENCE.database};`,
+    `CREATE TABLE IF NOT EXISTS ${FENCE.database}.writer (id TINYINT PRIMARY KEY, generation BIGINT NOT NULL, writer VARCHAR(64) NOT NULL, since TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP) ENGINE=InnoDB;`,
+    how === 'create'
+      ? `INSERT IGNORE INTO ${FENCE.database}.writer (id, generation, writer) VALUES ${row};`
+      : `INSERT INTO ${FENCE.database}.writer (id, generation, writer) VALUES ${row} ON DUPLICATE KEY UPDATE generation = VALUES(generation), writer = VALUES(writer);`,
+  ].join('\n')
 }
