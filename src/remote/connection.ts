@@ -165,6 +165,68 @@ export function resolveRoute(host: Host, options: ConnectOptions = {}): Route {
   return {jumps, target, warnings}
 }
 
+/** The known_hosts files a connection to `host` reads, each with the field that names it: the inventory's, then the user's. */
+function knownHostsFiles(host: Host): Array<{file: string; field: string}> {
+  const own = host.ssh.knownHosts
+  return [
+    ...(own ? [{file: own, field: `ssh.known_hosts (host ${host.name})`}] : []),
+    {file: resolve(homedir(), '.ssh', 'known_hosts'), field: '~/.ssh/known_hosts'},
+  ]
+}
+
+/** Every entry of these known_hosts files (a missing file has none); a FIFO or a device is a LocalFileError, not a hang. */
+function readKnownHosts(files: Array<{file: string; field: string}>) {
+  return files.flatMap(({file, field}) => {
+    const got = readLocalFile(file, field, {missingOk: true})
+    return got ? parseKnownHosts(got.text, file) : []
+  })
+}
+
+/**
+ * A hop's private key, read the way every connection reads it: a regular file of at most 64 KiB holding a usable
+ * unencrypted key (a LocalFileError otherwise: exit 2, the field and path named), and the warning when others than
+ * its owner can read it.
+ */
+function readIdentity(hop: Hop & {identityFile: string}): {key: string; warning?: string} {
+  const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
+  const parsed = ssh2.utils.parseKey(file.text)
+  if (parsed instanceof Error)
+    throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
+      'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
+    ])
+  return {key: file.text, warning: readableByOthers(hop.identityField, hop.identityFile, file.mode)}
+}
+
+/** One local read a connection makes: `key` names what is read (the same file for several hosts is read once). */
+export interface LocalRead {
+  key: string
+  /** Reads and checks it, as connecting would; returns warnings, throws a UserError (exit 2) on a problem. */
+  check: () => string[]
+}
+
+/**
+ * What connecting to `host` reads on this machine, to be checked before any host is contacted (a bad local file is
+ * bad input, exit 2, not a failed host): ssh_config as resolved for it (its warnings), every hop's identity file,
+ * the known_hosts files. Throws what resolving the route throws (ssh_config that `ssh -G` refuses, a bad jump host).
+ */
+export function connectionReads(host: Host, options: ConnectOptions = {}): LocalRead[] {
+  const route = resolveRoute(host, options)
+  const reads: LocalRead[] = [{key: `ssh_config ${host.name}`, check: () => route.warnings}]
+  for (const hop of [...route.jumps, route.target]) {
+    const identityFile = hop.identityFile
+    if (identityFile === undefined) continue
+    reads.push({
+      key: `identity ${identityFile}`,
+      check: () => {
+        const {warning} = readIdentity({...hop, identityFile})
+        return warning ? [warning] : []
+      },
+    })
+  }
+  for (const f of knownHostsFiles(host)) reads.push({key: `known_hosts ${f.file}`, check: () => (readKnownHosts([f]), [])})
+  return reads
+}
+
 /** SSH as the transport: every runner is a fresh Connection. */
 export function sshTransport(options: ConnectOptions = {}): Transport {
   return {open: (host) => Connection.open(host, options)}
@@ -189,19 +251,10 @@ export class Connection implements Runner {
   static async open(host: Host, options: ConnectOptions = {}): Promise<Connection> {
     const route = resolveRoute(host, options)
     const warnings = [...route.warnings]
-    const inventoryKnownHosts = host.ssh.knownHosts
-    const userKnownHosts = resolve(homedir(), '.ssh', 'known_hosts')
-    const knownHostsFiles: Array<[string, string]> = [
-      ...(inventoryKnownHosts ? [[inventoryKnownHosts, `ssh.known_hosts (host ${host.name})`] as [string, string]] : []),
-      [userKnownHosts, '~/.ssh/known_hosts'],
-    ]
-    const recordFile = inventoryKnownHosts ?? userKnownHosts
+    const knownFiles = knownHostsFiles(host)
+    const recordFile = knownFiles[0]!.file
     // Every known_hosts file is checked before connecting (type, size): a FIFO or a device is a clear error, not a hang.
-    const knownEntries = () =>
-      knownHostsFiles.flatMap(([f, field]) => {
-        const file = readLocalFile(f, field, {missingOk: true})
-        return file ? parseKnownHosts(file.text, f) : []
-      })
+    const knownEntries = () => readKnownHosts(knownFiles)
     knownEntries()
 
     let refusal: Error | undefined
@@ -226,19 +279,14 @@ export class Connection implements Runner {
 
     const keys = new Map<string, string>()
     const keyOf = (hop: Hop): string | undefined => {
-      if (!hop.identityFile) return undefined
-      let key = keys.get(hop.identityFile)
+      const identityFile = hop.identityFile
+      if (!identityFile) return undefined
+      let key = keys.get(identityFile)
       if (key === undefined) {
-        const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
-        const parsed = ssh2.utils.parseKey(file.text)
-        if (parsed instanceof Error)
-          throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
-            'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
-          ])
-        const warning = readableByOthers(hop.identityField, hop.identityFile, file.mode)
-        if (warning) warnings.push(warning)
-        key = file.text
-        keys.set(hop.identityFile, key)
+        const read = readIdentity({...hop, identityFile})
+        if (read.warning) warnings.push(read.warning)
+        key = read.key
+        keys.set(identityFile, key)
       }
       return key
     }
