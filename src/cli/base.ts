@@ -1,6 +1,7 @@
 import {Command, Errors, Flags, Interfaces, ux} from '@oclif/core'
 import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, exitCodeOf} from '../util/errors.js'
 import {type Host, type Inventory, selectHosts} from '../inventory/index.js'
+import type {LocalNeeds} from './local-files.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   Omit<(typeof FoobarCommand)['baseFlags'], keyof T['flags']> & T['flags']
@@ -127,6 +128,24 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
         this.warn(`--limit ${wanted}: no host has this role`)
     }
     return hosts
+  }
+
+  /**
+   * Before any host is contacted: reads and checks the local files and secrets that reaching `hosts` (and running
+   * `needs` on them) reads — identity files, known_hosts, ssh_config, secrets, tls.source files. A problem is exit 2
+   * (LocalFilesError: every problem, each naming the field and the path), the same in every command and in
+   * `inventory check`; a key or secret file others can read is a warning. Loaded on demand (SSH and the components
+   * are not needed by every command).
+   */
+  protected async requireLocalFiles(inventory: Inventory, hosts: Host[], needs: LocalNeeds = {}): Promise<void> {
+    const {LocalFilesError, localReads, runReads} = await import('./local-files.js')
+    const {problems, warnings} = runReads(localReads(inventory, hosts, needs))
+    for (const w of warnings) this.warn(w)
+    if (problems.length > 0)
+      // Named as given (-i), like every message about the inventory.
+      throw new LocalFilesError((this.flags as {inventory?: string}).inventory ?? inventory.file, problems, [
+        'Nothing was contacted. Fix the files above; `foobar inventory check` reads every file and secret the inventory refers to.',
+      ])
   }
 
   /**

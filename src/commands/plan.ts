@@ -5,7 +5,7 @@ import {connectFlags, limitFlag} from '../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../cli/session.js'
 import {loadInventory} from '../inventory/index.js'
 import {jsonChanges} from '../cli/plan-output.js'
-import {prepareMaterial} from '../components/index.js'
+import {STACK, prepareMaterial} from '../components/index.js'
 import {pendingMaterial, stateDirPath} from '../components/tls/index.js'
 
 export default class Plan extends FoobarCommand<typeof Plan> {
@@ -27,6 +27,7 @@ export default class Plan extends FoobarCommand<typeof Plan> {
     const inv = await loadInventory(this.flags.inventory)
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts, {stack: STACK})
     const {report, summary} = await runSession(inv, hosts, {
       apply: false,
       json: this.jsonEnabled(),

@@ -27,6 +27,7 @@ export default class Provision extends FoobarCommand<typeof Provision> {
     const inv = await loadInventory(this.flags.inventory)
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts, {stack: STACK})
     const apply = !this.flags['dry-run']
     const {report, summary} = await runSession(inv, hosts, {
       waitSeconds: this.flags.wait,

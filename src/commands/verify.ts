@@ -24,6 +24,7 @@ export default class Verify extends FoobarCommand<typeof Verify> {
   async run(): Promise<{passed: number; failed: number; skipped: number; checks: CheckResult[]}> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts, {stack: STACK})
     const checks = await verifyHosts(STACK, inv, hosts, {
       transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),
       timeoutMs: this.flags.timeout * 1000,

@@ -1,4 +1,5 @@
 import type {Host, Inventory} from '../inventory/index.js'
+import type {SecretRef} from '../inventory/primitives.js'
 import type {Runner} from '../remote/runner.js'
 
 /*
@@ -65,6 +66,12 @@ export interface CertRequest {
   name: string
   /** subjectAltName entries, e.g. `DNS:web1`, `IP:10.0.0.2`. */
   sans: string[]
+}
+
+/** A secret a component reads, and the inventory field that refers to it (for messages). */
+export interface SecretUse {
+  field: string
+  ref: SecretRef | undefined
 }
 
 /** A metrics endpoint a component exposes; the monitoring server scrapes it and the firewall opens it to scrapers. */
@@ -250,6 +257,11 @@ export interface Component {
   ports?: (ctx: HostContext & {targets: ScrapeTarget[]}) => PortRule[]
   /** Internal-CA certificates it needs on this host. */
   certificates?: (ctx: HostContext) => CertRequest[]
+  /**
+   * The secrets it reads for this host in a run (plan, provision, verify): each is read and checked on the control
+   * machine before any host is contacted, so a missing one is bad input (exit 2), not a failed host.
+   */
+  secrets?: (ctx: HostContext) => SecretUse[]
   /** Metrics endpoints it exposes on this host. */
   targets?: (ctx: HostContext) => Array<Pick<ScrapeTarget, 'job' | 'what' | 'port'>>
   live?: LiveState

@@ -3,7 +3,8 @@ import type {mergedLayer} from './schema.js'
 
 /** The bottom layer: every field foobar needs, with the safe choice as the default (the type checks none is missing). */
 export const DEFAULTS = {
-  ssh: {user: 'root', port: 22, sudo: true, connect_timeout: 10},
+  // ssh.user and ssh.port have no default here: the model keeps whether the inventory set them (see SSH_DEFAULTS).
+  ssh: {sudo: true, connect_timeout: 10},
   firewall: {backend: 'ufw', extra_ports: {}, ipv6: true, revert_after: 90, allow_control_address: true, allow_any_source: {}},
   tls: {
     profile: 'intermediate',
@@ -23,3 +24,10 @@ export const DEFAULTS = {
     thresholds: {ssh_audit_fail: 0, ssh_audit_warn: 0, lynis_min: 80},
   },
 } satisfies z.input<typeof mergedLayer>
+
+/**
+ * foobar's own ssh user and port, for what the inventory leaves unset. Not a layer: an unset `ssh.user` or
+ * `ssh.port` stays unset in the resolved model, so that connecting can tell "written" from "defaulted" (precedence:
+ * the inventory's value > ssh_config's for the host > these; see resolveRoute in src/remote/connection.ts).
+ */
+export const SSH_DEFAULTS = {user: 'root', port: 22} as const

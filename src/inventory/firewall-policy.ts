@@ -1,6 +1,6 @@
 import {type FieldPath, type InventoryProblem, formatPath} from './errors.js'
 import {isAnyAddress} from './primitives.js'
-import type {Host, Inventory, PortRule} from './resolved.js'
+import {type Host, type Inventory, type PortRule, sshPort} from './resolved.js'
 import type {InventoryFile} from './schema.js'
 
 /*
@@ -44,7 +44,7 @@ export function governedPorts(inv: Inventory, host: Host): GovernedPort[] {
   const out: GovernedPort[] = []
   const add = (port: number, service: GovernedService, what: string) => out.push({port, proto: 'tcp', service, what})
   const has = (r: Host['roles'][number]) => host.roles.includes(r)
-  add(host.ssh.port, 'ssh', 'SSH (from firewall.admin_cidrs)')
+  add(sshPort(host), 'ssh', 'SSH (from firewall.admin_cidrs)')
   if (has('lb')) {
     add(FIXED.http, 'web', 'http on the load balancer')
     add(FIXED.https, 'web', 'https on the load balancer')

@@ -20,3 +20,5 @@ export type {
   TlsSource,
 } from './resolved.js'
 export {ROLES, type Role} from './schema.js'
+export {sshPort, sshUser} from './resolved.js'
+export {SSH_DEFAULTS} from './defaults.js'

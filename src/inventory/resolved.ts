@@ -2,6 +2,7 @@ import {isIP} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, resolve} from 'node:path'
 import {z} from 'zod'
+import {SSH_DEFAULTS} from './defaults.js'
 import type {SecretRef} from './primitives.js'
 import {
   HARDENING_ITEMS,
@@ -22,7 +23,8 @@ import {
 
 /*
  * The resolved inventory: what the rest of foobar reads. Every setting is filled in (host > role > top level >
- * defaults), names are camelCase and local paths absolute. The types below are inferred from these schemas, and
+ * defaults) but ssh.user and ssh.port, which stay unset unless written (ssh_config may fill them in when
+ * connecting), names are camelCase and local paths absolute. The types below are inferred from these schemas, and
  * inventoryResolver() is the one way from the merged (snake_case) layers to them: its output is parsed by
  * inventoryModel, so a transform that drifted from the model fails loudly instead of passing a wrong shape on.
  */
@@ -42,8 +44,12 @@ export const portRuleModel = z.strictObject({
 export type PortRule = z.output<typeof portRuleModel>
 
 export const sshModel = z.strictObject({
-  user: z.string(),
-  port: z.int(),
+  /**
+   * As written in the inventory (host > role > top level), undefined when no layer sets it: ssh_config's User and
+   * Port then apply when connecting, else foobar's defaults (root, 22). Rendered configs read sshUser()/sshPort().
+   */
+  user: z.string().optional(),
+  port: z.int().optional(),
   identityFile: z.string().optional(),
   sudo: z.boolean(),
   jumpHost: z.string().optional(),
@@ -51,6 +57,15 @@ export const sshModel = z.strictObject({
   connectTimeout: z.int(),
 })
 export type SshSettings = z.output<typeof sshModel>
+
+/**
+ * The ssh user and port the host's own configuration is rendered for (the firewall's SSH rule, fail2ban's jail,
+ * sshd's AllowUsers and PermitRootLogin, ssh-audit): the inventory's value, else foobar's default (root, 22).
+ * ssh_config says how this machine reaches a host, not how the host is set up, so it never changes these; set
+ * `ssh.user`/`ssh.port` in the inventory when the host's sshd differs from the defaults.
+ */
+export const sshUser = (host: Pick<Host, 'ssh'>): string => host.ssh.user ?? SSH_DEFAULTS.user
+export const sshPort = (host: Pick<Host, 'ssh'>): number => host.ssh.port ?? SSH_DEFAULTS.port
 
 export const firewallModel = z.strictObject({
   backend: firewallBackend,

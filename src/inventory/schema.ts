@@ -186,7 +186,7 @@ export type Layer = z.infer<typeof layer>
  * as where it was written, and every field that defaults.ts fills is required from here on.
  */
 export const mergedLayer = z.strictObject({
-  ssh: sshLayer.required({user: true, port: true, sudo: true, connect_timeout: true}),
+  ssh: sshLayer.required({sudo: true, connect_timeout: true}),
   firewall: firewallLayer.required({
     backend: true,
     extra_ports: true,

@@ -5,7 +5,7 @@ import {NodeSSH, type Config} from 'node-ssh'
 import ssh2 from 'ssh2'
 import {RemoteError, UserError} from '../util/errors.js'
 import type {Host} from '../inventory/index.js'
-import {DEFAULTS} from '../inventory/defaults.js'
+import {SSH_DEFAULTS} from '../inventory/defaults.js'
 import {shq} from '../util/shell.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
 import {COMMAND_TIMEOUT_MS, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
@@ -27,9 +27,9 @@ export interface ConnectOptions {
  */
 export const MAX_CHANNELS = 2
 
-/** foobar's defaults for ssh.user and ssh.port (src/inventory/defaults.ts): ssh_config fills in where these stand. */
-const DEFAULT_USER: string = DEFAULTS.ssh.user
-const DEFAULT_PORT: number = DEFAULTS.ssh.port
+/** foobar's own user and port, where neither the inventory nor ssh_config sets one (src/inventory/defaults.ts). */
+const DEFAULT_USER: string = SSH_DEFAULTS.user
+const DEFAULT_PORT: number = SSH_DEFAULTS.port
 
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
@@ -103,11 +103,11 @@ function parseHop(spec: string, hostName: string): {user?: string; host: string;
  * for the host's name (see resolveSshConfig).
  *
  * Precedence, per setting:
- * - address: ssh_config's HostName for the host's name, else the inventory's `address` (the address stays the
- *   host's identity in the rendered configs and firewall rules; HostName only says how to reach it);
- * - user, port: the inventory's value when it differs from foobar's default (root, 22), else ssh_config's, else
- *   the default. (The inventory model does not keep whether a value was written or defaulted: an explicit
- *   `user: root` or `port: 22` is taken for the default, so ssh_config's User/Port win over it.)
+ * - address: ssh_config's HostName for the host's name, else the inventory's `address`. The one exception to
+ *   "the inventory wins": `address` is required and is the host's identity (rendered configs, firewall rules,
+ *   certificates), while HostName only says how this machine reaches it (a NAT, a tunnel, an SSH alias);
+ * - user, port: the inventory's value when one is written (host > role > top level; `user: root` and `port: 22`
+ *   included), else ssh_config's User/Port for the host's name, else foobar's default (root, 22);
  * - identity file: the inventory's `identity_file`, else the first of ssh_config's IdentityFile that exists, else
  *   none (ssh-agent);
  * - jump hosts: the inventory's `jump_host`, else ssh_config's ProxyJump; a comma-separated chain is followed hop
@@ -119,8 +119,8 @@ export function resolveRoute(host: Host, options: ConnectOptions = {}): Route {
   const cfg: SshConfigEntry = resolveSshConfig(host.name, file)
   const warnings = [...(cfg.unsupported ?? [])]
   const hostName = cfg.hostName ?? host.address
-  const port = host.ssh.port !== DEFAULT_PORT ? host.ssh.port : (cfg.port ?? DEFAULT_PORT)
-  const user = host.ssh.user !== DEFAULT_USER ? host.ssh.user : (cfg.user ?? DEFAULT_USER)
+  const port = host.ssh.port ?? cfg.port ?? DEFAULT_PORT
+  const user = host.ssh.user ?? cfg.user ?? DEFAULT_USER
   const configIdentity = firstExisting(cfg.identityFile)
   const identityFile = host.ssh.identityFile ?? configIdentity
   const identityField = host.ssh.identityFile
@@ -165,6 +165,68 @@ export function resolveRoute(host: Host, options: ConnectOptions = {}): Route {
   return {jumps, target, warnings}
 }
 
+/** The known_hosts files a connection to `host` reads, each with the field that names it: the inventory's, then the user's. */
+function knownHostsFiles(host: Host): Array<{file: string; field: string}> {
+  const own = host.ssh.knownHosts
+  return [
+    ...(own ? [{file: own, field: `ssh.known_hosts (host ${host.name})`}] : []),
+    {file: resolve(homedir(), '.ssh', 'known_hosts'), field: '~/.ssh/known_hosts'},
+  ]
+}
+
+/** Every entry of these known_hosts files (a missing file has none); a FIFO or a device is a LocalFileError, not a hang. */
+function readKnownHosts(files: Array<{file: string; field: string}>) {
+  return files.flatMap(({file, field}) => {
+    const got = readLocalFile(file, field, {missingOk: true})
+    return got ? parseKnownHosts(got.text, file) : []
+  })
+}
+
+/**
+ * A hop's private key, read the way every connection reads it: a regular file of at most 64 KiB holding a usable
+ * unencrypted key (a LocalFileError otherwise: exit 2, the field and path named), and the warning when others than
+ * its owner can read it.
+ */
+function readIdentity(hop: Hop & {identityFile: string}): {key: string; warning?: string} {
+  const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
+  const parsed = ssh2.utils.parseKey(file.text)
+  if (parsed instanceof Error)
+    throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
+      'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
+    ])
+  return {key: file.text, warning: readableByOthers(hop.identityField, hop.identityFile, file.mode)}
+}
+
+/** One local read a connection makes: `key` names what is read (the same file for several hosts is read once). */
+export interface LocalRead {
+  key: string
+  /** Reads and checks it, as connecting would; returns warnings, throws a UserError (exit 2) on a problem. */
+  check: () => string[]
+}
+
+/**
+ * What connecting to `host` reads on this machine, to be checked before any host is contacted (a bad local file is
+ * bad input, exit 2, not a failed host): ssh_config as resolved for it (its warnings), every hop's identity file,
+ * the known_hosts files. Throws what resolving the route throws (ssh_config that `ssh -G` refuses, a bad jump host).
+ */
+export function connectionReads(host: Host, options: ConnectOptions = {}): LocalRead[] {
+  const route = resolveRoute(host, options)
+  const reads: LocalRead[] = [{key: `ssh_config ${host.name}`, check: () => route.warnings}]
+  for (const hop of [...route.jumps, route.target]) {
+    const identityFile = hop.identityFile
+    if (identityFile === undefined) continue
+    reads.push({
+      key: `identity ${identityFile}`,
+      check: () => {
+        const {warning} = readIdentity({...hop, identityFile})
+        return warning ? [warning] : []
+      },
+    })
+  }
+  for (const f of knownHostsFiles(host)) reads.push({key: `known_hosts ${f.file}`, check: () => (readKnownHosts([f]), [])})
+  return reads
+}
+
 /** SSH as the transport: every runner is a fresh Connection. */
 export function sshTransport(options: ConnectOptions = {}): Transport {
   return {open: (host) => Connection.open(host, options)}
@@ -177,6 +239,8 @@ export class Connection implements Runner {
 
   private constructor(
     readonly host: Host,
+    /** Who it logged in as (inventory > ssh_config > root): commands go through `sudo -n` unless root. */
+    readonly user: string,
     private readonly ssh: NodeSSH,
     /** The jump hosts' connections, first hop first. */
     private readonly jumps: NodeSSH[] = [],
@@ -187,19 +251,10 @@ export class Connection implements Runner {
   static async open(host: Host, options: ConnectOptions = {}): Promise<Connection> {
     const route = resolveRoute(host, options)
     const warnings = [...route.warnings]
-    const inventoryKnownHosts = host.ssh.knownHosts
-    const userKnownHosts = resolve(homedir(), '.ssh', 'known_hosts')
-    const knownHostsFiles: Array<[string, string]> = [
-      ...(inventoryKnownHosts ? [[inventoryKnownHosts, `ssh.known_hosts (host ${host.name})`] as [string, string]] : []),
-      [userKnownHosts, '~/.ssh/known_hosts'],
-    ]
-    const recordFile = inventoryKnownHosts ?? userKnownHosts
+    const knownFiles = knownHostsFiles(host)
+    const recordFile = knownFiles[0]!.file
     // Every known_hosts file is checked before connecting (type, size): a FIFO or a device is a clear error, not a hang.
-    const knownEntries = () =>
-      knownHostsFiles.flatMap(([f, field]) => {
-        const file = readLocalFile(f, field, {missingOk: true})
-        return file ? parseKnownHosts(file.text, f) : []
-      })
+    const knownEntries = () => readKnownHosts(knownFiles)
     knownEntries()
 
     let refusal: Error | undefined
@@ -224,19 +279,14 @@ export class Connection implements Runner {
 
     const keys = new Map<string, string>()
     const keyOf = (hop: Hop): string | undefined => {
-      if (!hop.identityFile) return undefined
-      let key = keys.get(hop.identityFile)
+      const identityFile = hop.identityFile
+      if (!identityFile) return undefined
+      let key = keys.get(identityFile)
       if (key === undefined) {
-        const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
-        const parsed = ssh2.utils.parseKey(file.text)
-        if (parsed instanceof Error)
-          throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
-            'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
-          ])
-        const warning = readableByOthers(hop.identityField, hop.identityFile, file.mode)
-        if (warning) warnings.push(warning)
-        key = file.text
-        keys.set(hop.identityFile, key)
+        const read = readIdentity({...hop, identityFile})
+        if (read.warning) warnings.push(read.warning)
+        key = read.key
+        keys.set(identityFile, key)
       }
       return key
     }
@@ -291,7 +341,7 @@ export class Connection implements Runner {
     ssh.connection?.setMaxListeners(64)
     // Small request/answer packets: without TCP_NODELAY, Nagle's algorithm and delayed ACKs cost ~40 ms a command.
     ssh.connection?.setNoDelay(true)
-    return new Connection(host, ssh, clients, warnings)
+    return new Connection(host, route.target.user, ssh, clients, warnings)
   }
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
@@ -331,7 +381,7 @@ export class Connection implements Runner {
     o: {root: boolean; stdin?: string | import('node:stream').Readable; onStdout?: (chunk: Buffer) => void; timeoutMs?: number},
   ): Promise<RunResult> {
     const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
-    const command = o.root && this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const command = o.root && this.user !== 'root' ? `sudo -n -- ${inner}` : inner
     const timeoutMs = o.timeoutMs ?? COMMAND_TIMEOUT_MS
     await this.channel()
     try {
@@ -398,7 +448,7 @@ export class Connection implements Runner {
 
   async hold(script: string): Promise<{line: string; code?: number; release: () => void}> {
     const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
-    const command = this.host.ssh.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const command = this.user !== 'root' ? `sudo -n -- ${inner}` : inner
     const connection = this.ssh.connection
     if (!connection) throw new Error(`${this.host.name}: not connected`)
     return new Promise((resolve, reject) => {

@@ -477,11 +477,11 @@ describe.concurrent('trust at the edges: commands that reach hosts', () => {
   })
 
   test('plan --json carries an acknowledged any-address source as a warning', async () => {
-    // Hosts that fail fast (no identity file): what matters is the envelope's warnings, whatever the exit.
+    // Hosts that fail fast (their jump host refuses): what matters is the envelope's warnings, whatever the exit.
     const text = edit(
       ['admin_cidrs: [198.51.100.0/24]', 'admin_cidrs: [0.0.0.0/0]\n  allow_any_source: {ssh: "break-glass access"}'],
-      ['identity_file: ~/.ssh/id_ed25519', 'identity_file: /nonexistent/foobar-key'],
-      ['  jump_host: deploy@bastion.foobar.com:22\n', ''],
+      ['  identity_file: ~/.ssh/id_ed25519\n', ''],
+      ['jump_host: deploy@bastion.foobar.com:22', 'jump_host: "127.0.0.1:9"'],
       ['  port: 22\n', '  port: 22\n  connect_timeout: 1\n'],
     )
     const {file} = scratch(text)

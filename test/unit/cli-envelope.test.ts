@@ -1,7 +1,7 @@
 /*
  * The --json envelope, exit codes and --limit through the real CLI (`node bin/run.js`, i.e. dist/ as built by
  * `npm test` or `npx tsc -p tsconfig.json`), on commands that need no host: the ones that "reach hosts" here fail
- * before any connection (the SSH identity file does not exist). Also the helpers the commands delegate to
+ * at once (their jump host, a closed loopback port, refuses). Also the helpers the commands delegate to
  * (cert schedule's files, db promote's inventory write-back), in-process.
  */
 import {spawn} from 'node:child_process'
@@ -62,14 +62,17 @@ function envelope(run: Run, code: number): Envelope {
   return body
 }
 
-/** inventories/foobar.yml with an SSH identity that does not exist: each host fails before any connection (its documentation addresses are never contacted). */
+/**
+ * inventories/foobar.yml behind a jump host that refuses connections (127.0.0.1:9, closed): each host fails at once
+ * (its documentation addresses are never contacted). Not a missing identity file: that is bad input, exit 2.
+ */
 function unreachable(): string {
   const dir = mkdtempSync(join(TMP, 'hosts-'))
   const file = join(dir, 'inventory.yml')
   const text = readFileSync(INVENTORY, 'utf8')
-    .replace('identity_file: ~/.ssh/id_ed25519', `identity_file: ${join(dir, 'no-such-key')}`)
+    .replace('identity_file: ~/.ssh/id_ed25519', 'jump_host: "127.0.0.1:9"')
     .replace('known_hosts: ~/.ssh/known_hosts', `known_hosts: ${join(dir, 'known_hosts')}`)
-  expect(text).toContain('no-such-key')
+  expect(text).toContain('127.0.0.1:9')
   writeFileSync(file, text)
   return file
 }

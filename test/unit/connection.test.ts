@@ -13,7 +13,8 @@ type Exec = (command: string) => Promise<{code: number; stdout: string; stderr: 
 function connection(exec: Exec): Connection {
   const host = loadExample('lab').hosts[0]!
   const fake = {execCommand: (command: string) => exec(command), dispose() {}}
-  return new (Connection as unknown as new (...a: unknown[]) => Connection)(host, fake)
+  // The user it logged in as (the lab's deploy: commands as root go through sudo -n).
+  return new (Connection as unknown as new (...a: unknown[]) => Connection)(host, host.ssh.user, fake)
 }
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))

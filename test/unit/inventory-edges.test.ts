@@ -6,7 +6,7 @@ import {describe, expect, test} from 'vitest'
 import {firewallRules, renderFirewall} from '../../src/components/firewall/index.js'
 import {STACK} from '../../src/components/index.js'
 import {hostPorts} from '../../src/engine/desired.js'
-import {InventoryError, governedPorts, parseInventory, selectHosts} from '../../src/inventory/index.js'
+import {InventoryError, governedPorts, parseInventory, selectHosts, sshPort} from '../../src/inventory/index.js'
 import type {Host, Inventory} from '../../src/inventory/index.js'
 import {UserError} from '../../src/util/errors.js'
 
@@ -137,7 +137,7 @@ describe('the firewall cannot be widened by accident', () => {
     for (const i of [inv, both]) {
       for (const h of i.hosts) {
         const governed = governedPorts(i, h).map((g) => `${g.port}/${g.proto}`)
-        const open = [`${h.ssh.port}/tcp`, ...hostPorts(STACK, i, h).map((p) => `${p.port}/${p.proto}`)]
+        const open = [`${sshPort(h)}/tcp`, ...hostPorts(STACK, i, h).map((p) => `${p.port}/${p.proto}`)]
         for (const port of open) expect(governed, `${h.name} ${port}`).toContain(port)
       }
     }

@@ -2,7 +2,7 @@ import {homedir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {UserError} from '../../src/util/errors.js'
-import {InventoryError, loadInventory, parseInventory, selectHosts} from '../../src/inventory/index.js'
+import {InventoryError, loadInventory, parseInventory, selectHosts, sshPort, sshUser} from '../../src/inventory/index.js'
 import type {Inventory} from '../../src/inventory/index.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -144,6 +144,25 @@ mysql:
     expect(lb1.tls.profile).toBe('intermediate')
     expect(lb1.tls.hsts).toEqual({enabled: true, maxAge: 600, includeSubdomains: false, preload: false})
     expect(lb1.monitoring).toEqual({enabled: true, sources: []})
+  })
+
+  test('ssh.user and ssh.port stay unset unless a layer writes them (root and 22 included): ssh_config may fill them in', () => {
+    const none = parseInventory(MINIMAL, FILE).hosts[0]!
+    expect(none.ssh.user).toBeUndefined()
+    expect(none.ssh.port).toBeUndefined()
+    // What the host's own configs are rendered for (firewall, fail2ban, sshd): foobar's defaults.
+    expect([sshUser(none), sshPort(none)]).toEqual(['root', 22])
+    const explicit = parseInventory(MINIMAL.replace('hosts:\n', 'ssh: {user: root, port: 22}\nhosts:\n'), FILE).hosts[0]!
+    expect([explicit.ssh.user, explicit.ssh.port]).toEqual(['root', 22])
+    // host > role > top level, as for every setting.
+    const layered = parseInventory(
+      MINIMAL.replace('hosts:\n', 'ssh: {user: deploy, port: 2222}\nroles:\n  web: {ssh: {port: 22}}\nhosts:\n').replace(
+        'roles: [web]\n',
+        'roles: [web]\n    ssh: {user: root}\n',
+      ),
+      FILE,
+    ).hosts[0]!
+    expect([layered.ssh.user, layered.ssh.port]).toEqual(['root', 22])
   })
 
   test('the top level overrides defaults', () => {

@@ -75,7 +75,7 @@ describe('through the CLI', () => {
     writeFileSync(
       inv,
       `site: {domain: www.example.test, email: admin@example.test}
-ssh: {user: deploy, identity_file: ${join(dir, 'missing-key')}}
+ssh: {user: deploy, jump_host: "127.0.0.1:9", known_hosts: ${join(dir, 'known_hosts')}}
 firewall: {admin_cidrs: [192.0.2.1/32]}
 hosts:
   - {name: web1, address: 192.0.2.11, roles: [web]}
@@ -88,7 +88,7 @@ hosts:
       const body = JSON.parse(r.stdout)
       expect(body.error.name).toBe('LockedError')
       expect(body.error.message).toContain('alice@ctl (pid 7) since 10:00: foobar provision')
-      // Waiting: released after a second, the run goes on (and fails on its missing key, not on the lock).
+      // Waiting: released after a second, the run goes on (and fails on its host, whose jump host refuses, not on the lock).
       setTimeout(() => held.release(), 1000)
       const waited = await new Promise<{code: number; stderr: string}>((done) => {
         const c = spawn(process.execPath, [BIN, 'provision', '-i', inv, '--yes', '--wait', '10'], {stdio: ['ignore', 'pipe', 'pipe']})
@@ -97,7 +97,7 @@ hosts:
         c.on('exit', (code) => done({code: code ?? -1, stderr}))
       })
       expect(waited.code).toBe(1)
-      expect(waited.stderr).toMatch(/missing-key/)
+      expect(waited.stderr).toMatch(/ECONNREFUSED 127\.0\.0\.1:9/)
     } finally {
       held.release()
     }

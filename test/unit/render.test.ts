@@ -7,7 +7,7 @@ import {STACK, desiredState} from '../../src/components/index.js'
 import {firewallRules, renderFirewall} from '../../src/components/firewall/index.js'
 import {aggregateCidrs} from '../../src/components/firewall/rules.js'
 import {hostPorts} from '../../src/engine/desired.js'
-import {type Host, parseInventory, type Inventory} from '../../src/inventory/index.js'
+import {type Host, parseInventory, type Inventory, sshPort} from '../../src/inventory/index.js'
 import {assertSafeView} from '../../src/render/safe.js'
 import {shq} from '../../src/util/shell.js'
 import {renderTemplate} from '../../src/render/templates.js'
@@ -250,7 +250,7 @@ describe('firewall rules per role (firewallRules)', () => {
   })
 
   test("SSH (at each host's own port) only from the admin networks", () => {
-    for (const h of inv.hosts) expect(from(h.name, h.ssh.port), h.name).toEqual(ADMIN)
+    for (const h of inv.hosts) expect(from(h.name, sshPort(h)), h.name).toEqual(ADMIN)
     expect(port('web1', 22)).toBeUndefined()
   })
 

@@ -3,15 +3,16 @@
  * - a jump host's key is checked like any host's: known_hosts (the inventory's and ~/.ssh/known_hosts), trust on
  *   first use only with --accept-new-host-keys, a changed key refused, the error naming the jump host;
  * - a host reached only through ssh_config (HostName, Port, User, IdentityFile), as `ssh -G` resolves it, with the
- *   inventory's explicit settings winning; a ProxyJump chain from ssh_config;
+ *   inventory's explicit settings winning (`user: root` and `port: 22` included; host level over top level), what
+ *   it leaves unset taken from ssh_config; a ProxyJump chain from ssh_config;
  * - a private key others can read is a warning on the connection.
  * Needs sshd and root: skipped with a message otherwise, failing under CI=true.
  */
 import {chmodSync, copyFileSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, test, type TestContext} from 'vitest'
-import {Connection, HostKeyError} from '../../src/remote/connection.js'
-import type {Host} from '../../src/inventory/index.js'
+import {Connection, HostKeyError, resolveRoute} from '../../src/remote/connection.js'
+import {type Host, parseInventory} from '../../src/inventory/index.js'
 import {exitCodeOf} from '../../src/util/errors.js'
 import {type SshdLab, type TestSshd, sshdLab, sshdUnavailable} from './support/sshd.js'
 import {testInventory} from './support/fake-host.js'
@@ -52,15 +53,38 @@ function sshConfig(text: string): string {
 }
 const line = (port: number, key: string) => `[127.0.0.1]:${port} ${key}`
 
-/** A host of a parsed inventory with its ssh settings replaced (root and port 22 are foobar's defaults). */
+/** A host of a parsed inventory with its ssh settings replaced (user and port unset unless given, as in the model). */
 function host(name: string, address: string, ssh: Partial<Host['ssh']>): Host {
   // The inventory refuses loopback addresses: the host is parsed with another and pointed at this one.
   const h = testInventory([`${name} 10.77.0.50 web`]).hosts[0]!
   return {
     ...h,
     address,
-    ssh: {...h.ssh, user: 'root', port: 22, identityFile: undefined, jumpHost: undefined, knownHosts: undefined, connectTimeout: 5, ...ssh},
+    ssh: {
+      ...h.ssh,
+      user: undefined,
+      port: undefined,
+      identityFile: undefined,
+      jumpHost: undefined,
+      knownHosts: undefined,
+      connectTimeout: 5,
+      ...ssh,
+    },
   }
+}
+
+/** The one host of an inventory file with this top-level `ssh:` and host `ssh:` (flow mappings), parsed for real. */
+function inventoryHost(name: string, top: string, own: string): Host {
+  const text = [
+    'site: {domain: www.foobar.test, email: admin@foobar.test}',
+    `ssh: {${top}}`,
+    'firewall: {admin_cidrs: [192.0.2.1/32]}',
+    'hosts:',
+    // A documentation address: only ssh_config's HostName leads to the test's sshd.
+    `  - {name: ${name}, address: 192.0.2.20, roles: [web], ssh: {${own}}}`,
+    '',
+  ].join('\n')
+  return parseInventory(text, join(lab.dir, 'inventory.yml')).hosts[0]!
 }
 
 const open = (h: Host, o: Parameters<typeof Connection.open>[1] = {}) => Connection.open(h, {sshConfigFile: sshConfig(''), ...o})
@@ -123,7 +147,7 @@ describe('~/.ssh/config as OpenSSH resolves it', () => {
     expect(target.log()).toMatch(/Accepted publickey for nobody from 127\.0\.0\.1/)
   })
 
-  test('Include and Match, resolved by ssh -G; the inventory explicit user and port win', async (ctx) => {
+  test('Include and Match, resolved by ssh -G; an inventory user and port that are set win', async (ctx) => {
     need(ctx)
     const inc = sshConfig(`Host web8\n  HostName 127.0.0.1\n  User nobody\n`)
     const cfg = sshConfig(
@@ -134,11 +158,62 @@ describe('~/.ssh/config as OpenSSH resolves it', () => {
     const c = await Connection.open(host('web8', '192.0.2.8', {knownHosts: kh, connectTimeout: 3}), {sshConfigFile: cfg})
     c.close()
     expect(target.log().slice(before)).toMatch(/Accepted publickey for nobody/)
-    // ssh_config says nobody; the inventory says root (explicit, but root is the default: see the precedence notes);
-    // an inventory port that is not the default wins over ssh_config's.
+    // ssh_config says nobody and the target's port; the inventory's deploy and port win.
     const kh2 = knownHosts([line(target.port, target.hostKey), line(jump.port, jump.hostKey)])
     const wrongPort = host('web8', '192.0.2.8', {knownHosts: kh2, port: jump.port, user: 'deploy', connectTimeout: 3})
     await expect(Connection.open(wrongPort, {sshConfigFile: cfg})).rejects.toThrow(`deploy@127.0.0.1:${jump.port}`)
+  })
+
+  test('explicit ssh.port and ssh.user: root (host level over top level) beat ssh_config Port and User', async (ctx) => {
+    need(ctx)
+    // ssh_config sends web10 to the jump server's port as nobody; only the target's key is known.
+    const cfg = sshConfig(
+      [`Host web10`, `  HostName 127.0.0.1`, `  Port ${jump.port}`, `  User nobody`, `  IdentityFile ${lab.clientKey}`, ''].join('\n'),
+    )
+    const kh = knownHosts([line(target.port, target.hostKey)])
+    const h = inventoryHost(
+      'web10',
+      `user: nobody, port: ${jump.port}, known_hosts: ${kh}, connect_timeout: 3`,
+      `user: root, port: ${target.port}`,
+    )
+    expect([h.ssh.user, h.ssh.port]).toEqual(['root', target.port])
+    const before = target.log().length
+    const c = await Connection.open(h, {sshConfigFile: cfg})
+    try {
+      expect(c.user).toBe('root')
+      expect((await c.run('id -un')).stdout).toBe('root\n')
+    } finally {
+      c.close()
+    }
+    expect(target.log().slice(before)).toMatch(/Accepted publickey for root from 127\.0\.0\.1/)
+  })
+
+  test('what the inventory leaves unset comes from ssh_config (User, Port)', async (ctx) => {
+    need(ctx)
+    const cfg = sshConfig(
+      [`Host web11`, `  HostName 127.0.0.1`, `  Port ${target.port}`, `  User nobody`, `  IdentityFile ${lab.clientKey}`, ''].join('\n'),
+    )
+    const kh = knownHosts([line(target.port, target.hostKey)])
+    const h = inventoryHost('web11', `known_hosts: ${kh}, connect_timeout: 3`, 'sudo: true')
+    expect([h.ssh.user, h.ssh.port]).toEqual([undefined, undefined])
+    const before = target.log().length
+    const c = await Connection.open(h, {sshConfigFile: cfg})
+    c.close()
+    // The user it logged in as decides `sudo -n` for commands as root (nobody's shell runs none here: not asserted).
+    expect(c.user).toBe('nobody')
+    expect(target.log().slice(before)).toMatch(/Accepted publickey for nobody from 127\.0\.0\.1/)
+  })
+
+  test('the precedence per setting: inventory (root and 22 included) > ssh_config > foobar default', (ctx) => {
+    need(ctx)
+    const cfg = sshConfig([`Host web12`, `  HostName 127.0.0.1`, `  Port 2299`, `  User opsuser`, ''].join('\n'))
+    const o = {sshConfigFile: cfg}
+    const target = (ssh: Partial<Host['ssh']>) => resolveRoute(host('web12', '192.0.2.12', ssh), o).target
+    expect(target({user: 'root', port: 22})).toMatchObject({hostName: '127.0.0.1', user: 'root', port: 22})
+    expect(target({})).toMatchObject({hostName: '127.0.0.1', user: 'opsuser', port: 2299})
+    expect(target({port: 22})).toMatchObject({user: 'opsuser', port: 22})
+    // Nothing in either: foobar's defaults; no HostName: the inventory's address.
+    expect(resolveRoute(host('web13', '192.0.2.13', {}), o).target).toMatchObject({hostName: '192.0.2.13', user: 'root', port: 22})
   })
 
   test('a ProxyJump chain from ssh_config (two hops), each hop resolved and checked', async (ctx) => {

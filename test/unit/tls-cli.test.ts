@@ -4,6 +4,7 @@
  * exit 2 before any connection, and never show the key; `plan` creates no state directory.
  */
 import {execFileSync, spawn} from 'node:child_process'
+import {generateKeyPairSync} from 'node:crypto'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
@@ -58,7 +59,10 @@ execFileSync(
 )
 const KEY_LINE = readFileSync(key, 'utf8').split('\n')[1]!
 
-/** An inventory whose hosts cannot be reached (the identity file does not exist) and the given tls.source. */
+/**
+ * An inventory whose SSH identity file does not exist (bad input: every command stops before contacting a host,
+ * listing it with the tls.source problems) and the given tls.source.
+ */
 function inventory(source: string): string {
   const dir = mkdtempSync(join(TMP, 'inv-'))
   const file = join(dir, 'site.yml')
@@ -108,8 +112,14 @@ describe('tls.source files through the CLI', () => {
 
   test('the right files: inventory check is valid', async () => {
     const file = inventory(`{type: files, cert: ${cert}, key: ${key}}`)
-    // The SSH key it names exists for this one (inventory check reads every file the inventory refers to).
-    writeFileSync(join(dirname(file), 'no-such-key'), 'not read beyond its type and size\n', {mode: 0o600})
+    // The SSH key it names exists for this one, a usable one (inventory check reads every file the inventory refers
+    // to, the way connecting does).
+    const sshKey = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+      publicKeyEncoding: {type: 'spki', format: 'pem'},
+      privateKeyEncoding: {type: 'sec1', format: 'pem'},
+    }).privateKey
+    writeFileSync(join(dirname(file), 'no-such-key'), sshKey, {mode: 0o600})
     const r = await cli(['inventory', 'check', '-i', file])
     expect(r.code, r.stdout + r.stderr).toBe(0)
   })

@@ -1,8 +1,9 @@
 /*
  * A terminal never hangs (issue 16): the CLI run in a real pseudo-terminal (util-linux `script`) against hosts
- * that fail fast — here an identity file that does not exist, so no connection is even attempted (the addresses
- * are documentation ones, never contacted) — must exit within seconds, the progress tree included. And piped,
- * progress goes to stderr while the plan stays on stdout.
+ * that fail fast — here through a jump host on a closed loopback port, so every connection is refused at once (the
+ * addresses are documentation ones, never contacted) — must exit within seconds, the progress tree included. And
+ * piped, progress goes to stderr while the plan stays on stdout. (A missing identity file no longer does: it is bad
+ * input, exit 2 before any host is contacted, see local-files-cli.test.ts.)
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, writeFileSync} from 'node:fs'
@@ -13,7 +14,7 @@ import {describe, expect, test} from 'vitest'
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
 const hasScript = spawnSync('script', ['--version']).status === 0
 
-/** Hosts whose identity file is missing: each fails at once, before any connection. */
+/** Hosts behind a jump host that refuses connections (127.0.0.1:9, discard, closed): each fails at once. */
 function inventory(): string {
   const dir = mkdtempSync(join(tmpdir(), 'foobar-tty-'))
   writeFileSync(join(dir, 'kh'), '')
@@ -21,7 +22,7 @@ function inventory(): string {
   writeFileSync(
     file,
     `site: {domain: www.example.test, email: admin@example.test}
-ssh: {user: deploy, identity_file: ${join(dir, 'missing-key')}, known_hosts: kh}
+ssh: {user: deploy, jump_host: "127.0.0.1:9", known_hosts: kh}
 firewall: {admin_cidrs: [192.0.2.1/32]}
 hosts:
   - {name: lb1, address: 192.0.2.10, roles: [lb]}
@@ -56,20 +57,22 @@ describe.skipIf(!hasScript)('in a terminal', () => {
     const r = await inTerminal([...args, '-i', inventory()])
     console.log(`tty: foobar ${args.join(' ')} exited ${r.code} after ${r.seconds.toFixed(1)} s`)
     expect(r.code, r.out).toBeGreaterThan(0)
-    expect(r.out).toMatch(/missing-key/)
+    expect(r.out).toMatch(/ECONNREFUSED 127\.0\.0\.1:9/)
   })
 })
 
 test('piped: the progress lines go to stderr, the plan and its summary to stdout', () => {
   const r = spawnSync(process.execPath, [BIN, 'plan', '-i', inventory()], {encoding: 'utf8', timeout: 30_000})
   expect(r.status).toBe(1)
-  expect(r.stderr).toMatch(/✖ lb1 \[FAILED: ssh.identity_file \(host lb1\): .*missing-key does not exist\]/)
+  expect(r.stderr).toMatch(
+    /✖ lb1 \[FAILED: cannot connect to deploy@127\.0\.0\.1:9 \(jump host 127\.0\.0\.1\): connect ECONNREFUSED 127\.0\.0\.1:9\]/,
+  )
   expect(r.stdout).toMatch(/^plan: 0 ok, 0 changed, 2 failed/m)
   expect(r.stdout).not.toMatch(/❯/)
   // Each host's failure said once on each stream: in the progress (stderr) and in the summary (stdout), never again
   // in the plan's header or the final error line.
-  expect(r.stdout.match(/missing-key does not exist/g)).toHaveLength(2)
-  expect(r.stderr.match(/missing-key does not exist/g)).toHaveLength(2)
+  expect(r.stdout.match(/ECONNREFUSED/g)).toHaveLength(2)
+  expect(r.stderr.match(/ECONNREFUSED/g)).toHaveLength(2)
   expect(r.stderr).toMatch(/^Error: no host succeeded \(2 failed, 0 skipped\)$/m)
   expect(`${r.stdout}${r.stderr}`).not.toMatch(/(lb1|web1): \1:/)
 })

@@ -15,6 +15,11 @@ export default class CertIssue extends FoobarCommand<typeof CertIssue> {
   async run(): Promise<RenewResult> {
     const inv = await loadInventory(this.flags.inventory)
     const source = acmeSource(inv, this.flags.directory)
+    // The tokens go to the web servers, the certificate to the LB and web servers.
+    await this.requireLocalFiles(
+      inv,
+      inv.hosts.filter((h) => h.roles.includes('lb') || h.roles.includes('web')),
+    )
     const result = await renewCertificate(STACK, inv, source, acmePaths(inv), {
       concurrency: this.flags.concurrency,
       transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),

@@ -23,6 +23,11 @@ export default class CertRenew extends FoobarCommand<typeof CertRenew> {
     const inv = await loadInventory(this.flags.inventory)
     const source = acmeSource(inv, this.flags.directory)
     const paths = acmePaths(inv)
+    // The tokens go to the web servers, the certificate to the LB and web servers.
+    await this.requireLocalFiles(
+      inv,
+      inv.hosts.filter((h) => h.roles.includes('lb') || h.roles.includes('web')),
+    )
     if (this.flags['random-delay'] > 0) await new Promise((r) => setTimeout(r, Math.random() * this.flags['random-delay'] * 1000))
     const result = await renewCertificate(STACK, inv, source, paths, {
       concurrency: this.flags.concurrency,

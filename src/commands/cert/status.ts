@@ -15,6 +15,11 @@ export default class CertStatus extends FoobarCommand<typeof CertStatus> {
     const inv = await loadInventory(this.flags.inventory)
     acmeSource(inv)
     const cert = readCurrent(acmePaths(inv))
+    // What the web servers serve is read over SSH (the LBs' over TLS only).
+    await this.requireLocalFiles(
+      inv,
+      inv.hosts.filter((h) => h.roles.includes('web')),
+    )
     const served: Served[] = await servedSerials(inv, {transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']})})
     const daysLeft = cert ? Math.floor((cert.notAfter.getTime() - Date.now()) / 86_400_000) : undefined
     const consistent = cert !== undefined && served.every((s) => s.serial && normaliseSerial(s.serial) === normaliseSerial(cert.serial))

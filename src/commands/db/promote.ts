@@ -39,6 +39,11 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
         [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`],
       )
     const password = readSecret(inv.mysql.replicationPassword, 'mysql.replication_password')
+    // Every database host is reached (the old primary fenced, the others repointed).
+    await this.requireLocalFiles(
+      inv,
+      inv.hosts.filter((h) => h.db),
+    )
     if (!this.flags.yes) {
       if (!process.stdin.isTTY) throw new UserError('promote changes the database topology: pass --yes (no terminal to ask on)')
       const {confirm} = await import('@inquirer/prompts')

@@ -32,6 +32,7 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
     }
     const notDb = selected.filter((h) => !h.db)
     if (this.flags.limit && notDb.length > 0) this.warn(`not database hosts, left out: ${notDb.map((h) => h.name).join(', ')}`)
+    await this.requireLocalFiles(inv, hosts)
     const statuses = await pool(hosts, this.flags.concurrency, async (h): Promise<DbHostStatus> => {
       let conn: Runner | undefined
       try {

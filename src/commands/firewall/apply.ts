@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
 import {connectFlags, limitFlag, waitFlag} from '../../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../../cli/session.js'
+import {STACK} from '../../components/index.js'
 import {loadInventory} from '../../inventory/index.js'
 import {jsonChanges} from '../../cli/plan-output.js'
 
@@ -21,6 +22,7 @@ export default class FirewallApply extends FoobarCommand<typeof FirewallApply> {
     const inv = await loadInventory(this.flags.inventory)
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts, {stack: STACK, only: ['firewall']})
     const {report, summary} = await runSession(inv, hosts, {
       waitSeconds: this.flags.wait,
       apply: true,

@@ -1,6 +1,7 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {failIfNeeded, runSession} from '../../cli/session.js'
+import {STACK} from '../../components/index.js'
 import {loadInventory} from '../../inventory/index.js'
 import {jsonChanges} from '../../cli/plan-output.js'
 
@@ -12,6 +13,7 @@ export default class FirewallPlan extends FoobarCommand<typeof FirewallPlan> {
     const inv = await loadInventory(this.flags.inventory)
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts, {stack: STACK, only: ['firewall']})
     const {report, summary} = await runSession(inv, hosts, {
       apply: false,
       json: this.jsonEnabled(),

@@ -14,6 +14,7 @@ export default class FirewallStatusCommand extends FoobarCommand<typeof Firewall
     const inv = await loadInventory(this.flags.inventory)
     for (const w of inv.warnings ?? []) this.warn(w)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts)
     const statuses = await firewallStatus(STACK, inv, hosts, {
       concurrency: this.flags.concurrency,
       transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),

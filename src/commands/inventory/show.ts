@@ -1,6 +1,6 @@
 import {FoobarCommand} from '../../cli/base.js'
 import {limitFlag} from '../../cli/run-flags.js'
-import {type Host, loadInventory} from '../../inventory/index.js'
+import {type Host, loadInventory, sshPort, sshUser} from '../../inventory/index.js'
 
 export default class InventoryShow extends FoobarCommand<typeof InventoryShow> {
   static summary = 'Print the resolved hosts (host > role > top level > defaults). Secrets are only references.'
@@ -15,8 +15,10 @@ export default class InventoryShow extends FoobarCommand<typeof InventoryShow> {
         this.log(
           `\n${h.name}  ${h.address}  roles: ${h.roles.join(', ')}${h.db ? `  (mysql ${h.db.role}, server_id ${h.db.serverId})` : ''}`,
         )
+        // What the inventory leaves unset, ssh_config may set when connecting (else the default shown).
+        const unset = [h.ssh.user === undefined && 'user', h.ssh.port === undefined && 'port'].filter(Boolean)
         this.log(
-          `  ssh: ${h.ssh.user}@${h.address}:${h.ssh.port}${h.ssh.sudo ? ' (sudo)' : ''}${h.ssh.jumpHost ? ` via ${h.ssh.jumpHost}` : ''}`,
+          `  ssh: ${sshUser(h)}@${h.address}:${sshPort(h)}${h.ssh.sudo ? ' (sudo)' : ''}${h.ssh.jumpHost ? ` via ${h.ssh.jumpHost}` : ''}${unset.length ? ` (${unset.join(' and ')}: ssh_config's if it sets them, else this default)` : ''}`,
         )
         this.log(`  firewall: ${h.firewall.backend}, ssh from ${h.firewall.adminCidrs.join(', ')}`)
         this.log(

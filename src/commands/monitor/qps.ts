@@ -30,6 +30,7 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
     const hosts = this.limitHosts(inv, this.flags.limit)
     if (!hosts.some((h) => h.roles.includes('lb') || h.roles.includes('web')))
       throw new UserError('no lb or web host selected: nothing serves requests')
+    await this.requireLocalFiles(inv, hosts)
     const reader = await QpsReader.open(hosts, sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     try {
       let before = await reader.read()

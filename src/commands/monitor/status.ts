@@ -16,6 +16,7 @@ export default class MonitorStatusCommand extends FoobarCommand<typeof MonitorSt
   async run(): Promise<MonitorStatus> {
     const inv = await loadInventory(this.flags.inventory)
     const hosts = this.limitHosts(inv, this.flags.limit)
+    await this.requireLocalFiles(inv, hosts)
     const status = await monitorStatus(inv, hosts, scrapeTargets(STACK, inv), {
       concurrency: this.flags.concurrency,
       transport: sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}),

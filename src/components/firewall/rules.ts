@@ -1,6 +1,6 @@
 import {isIP} from 'node:net'
 import type {PortRule} from '../../engine/contract.js'
-import type {Host} from '../../inventory/index.js'
+import {type Host, sshPort} from '../../inventory/index.js'
 
 /** One allow rule. Everything not allowed is dropped (default deny incoming). */
 export type FirewallRule = PortRule
@@ -23,7 +23,7 @@ export function firewallRules(host: Host, ports: PortRule[], controlAddress?: st
 
   // The address foobar connects from is always allowed too: a change must never cut off the one applying it.
   const control = controlAddress && host.firewall.allowControlAddress ? [`${controlAddress}/${isIP(controlAddress) === 6 ? 128 : 32}`] : []
-  add(host.ssh.port, [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
+  add(sshPort(host), [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
   for (const p of ports) add(p.port, p.from, p.comment, p.proto)
   const governed = new Set(rules.map((r) => `${r.port}/${r.proto}`))
   for (const role of host.roles) {

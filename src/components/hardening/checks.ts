@@ -1,5 +1,5 @@
 import {execFile} from 'node:child_process'
-import type {HardeningItem, Host} from '../../inventory/index.js'
+import {type HardeningItem, type Host, sshPort, sshUser} from '../../inventory/index.js'
 import {shq} from '../../util/shell.js'
 import type {Check, CheckContext} from '../../engine/contract.js'
 import type {Runner} from '../../remote/runner.js'
@@ -53,7 +53,7 @@ async function sshdEffective(host: Host, conn: Runner) {
   const r = await conn.run('sshd -T', {check: false})
   if (r.code !== 0) return {ok: false, detail: `sshd -T failed: ${r.stderr.trim().split('\n').pop()}`}
   const live = Object.fromEntries(r.stdout.split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]))
-  const want: Record<string, string> = {...EFFECTIVE, permitrootlogin: host.ssh.user === 'root' ? 'without-password' : 'no'}
+  const want: Record<string, string> = {...EFFECTIVE, permitrootlogin: sshUser(host) === 'root' ? 'without-password' : 'no'}
   const wrong = Object.entries(want)
     .filter(([k, v]) => live[k] !== v)
     .map(([k, v]) => `${k} ${live[k] ?? '(unset)'}, want ${v}`)
@@ -119,7 +119,7 @@ async function sshAudit(host: Host, spec: HardeningSpec) {
   try {
     text = await new Promise<string>((resolve, reject) =>
       // Exit 1/2 mean warnings/failures: the report is on stdout either way.
-      execFile('ssh-audit', ['-n', '-t', '10', '-p', String(host.ssh.port), host.address], {timeout: 60_000}, (error, stdout) =>
+      execFile('ssh-audit', ['-n', '-t', '10', '-p', String(sshPort(host)), host.address], {timeout: 60_000}, (error, stdout) =>
         (error as NodeJS.ErrnoException | null)?.code === 'ENOENT'
           ? reject(new Error('ssh-audit is not installed on the control machine (Debian package ssh-audit)'))
           : resolve(stdout),
@@ -129,7 +129,7 @@ async function sshAudit(host: Host, spec: HardeningSpec) {
     return {ok: false, final: true, detail: (error as Error).message}
   }
   const r = parseSshAudit(text)
-  if (!r.banner) return {ok: false, detail: `no answer from ${host.address}:${host.ssh.port}: ${text.trim().split('\n').pop()}`}
+  if (!r.banner) return {ok: false, detail: `no answer from ${host.address}:${sshPort(host)}: ${text.trim().split('\n').pop()}`}
   const detail = `${r.fail.length} fail, ${r.warn.length} warn${[...r.fail, ...r.warn].length ? `: ${[...r.fail, ...r.warn].slice(0, 4).join('; ')}` : ''}${r.ignored.length ? ` (not counted: ${r.ignored.join('; ')})` : ''}`
   const ok = r.fail.length <= sshAuditFail && r.warn.length <= sshAuditWarn
   if (!ok && spec.skipped.ssh) return {ok: true, skipped: true, detail: `${detail}; ssh hardening switched off: ${spec.skipped.ssh}`}

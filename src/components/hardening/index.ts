@@ -1,4 +1,4 @@
-import type {HardeningItem, Host} from '../../inventory/index.js'
+import {type HardeningItem, type Host, sshPort} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import type {Component, ComponentState, DesiredFile, LiveAction, ServiceSpec} from '../../engine/contract.js'
 import {PENDING_REASON, emptyState, file} from '../../engine/contract.js'
@@ -62,7 +62,7 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     s.packages.push('fail2ban', 'python3-systemd', 'nftables')
     const ignore = host.firewall.allowControlAddress ? controlAddress : undefined
     s.files.push(
-      file(FAIL2BAN_JAIL, renderTemplate('hardening/fail2ban.local', {...common, port: host.ssh.port, controlAddress: ignore}), {
+      file(FAIL2BAN_JAIL, renderTemplate('hardening/fail2ban.local', {...common, port: sshPort(host), controlAddress: ignore}), {
         notify: ['fail2ban'],
       }),
     )

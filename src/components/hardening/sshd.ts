@@ -1,4 +1,4 @@
-import type {Host} from '../../inventory/index.js'
+import {type Host, sshUser} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 
 export const SSHD_DROPIN = '/etc/ssh/sshd_config.d/50-foobar.conf'
@@ -28,8 +28,8 @@ export function renderSshd(host: Host): string {
   return renderTemplate('hardening/sshd.conf', {
     host: host.name,
     // Root keeps key login only when foobar itself logs in as root (an inventory without a sudo user).
-    permitRootLogin: host.ssh.user === 'root' ? 'prohibit-password' : 'no',
-    allowUsers: allowUsers.length ? [...new Set([host.ssh.user, ...allowUsers])] : [],
+    permitRootLogin: sshUser(host) === 'root' ? 'prohibit-password' : 'no',
+    allowUsers: allowUsers.length ? [...new Set([sshUser(host), ...allowUsers])] : [],
     allowGroups,
     maxSessions: host.hardening.maxSessions,
     ...ALGORITHMS,

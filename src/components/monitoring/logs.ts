@@ -50,6 +50,8 @@ export const logs: Component = {
         ]
       : [],
   checks: (ctx) => logsChecks(ctx),
+  // The hosted log service's URL (it carries the service's token).
+  secrets: ({host}) => (host.monitoring.logService ? [{field: 'monitoring.log_service.url', ref: host.monitoring.logService.url}] : []),
   desired: ({inventory, host, material}) => {
     const state = emptyState()
     const collector = monitoringHost(inventory)

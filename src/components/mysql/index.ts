@@ -34,6 +34,11 @@ export const mysql: Component = {
     return peers.length ? [{port: inventory.mysql.port, proto: 'tcp', from: peers, comment: 'mysql from web and database hosts'}] : []
   },
   targets: ({host}) => (host.monitoring.enabled ? [{job: 'mysqld', what: 'mysqld exporter', port: PORTS.mysqldExporter}] : []),
+  // The mysqld exporter's account (MariaDB without one: unix_socket, no secret).
+  secrets: ({inventory, host}) =>
+    host.monitoring.enabled && inventory.mysql?.monitorPassword
+      ? [{field: 'mysql.monitor_password', ref: inventory.mysql.monitorPassword}]
+      : [],
   desired: ({inventory, host, material}) => {
     const engine = inventory.mysql?.engine ?? 'mariadb'
     const mariadb = engine === 'mariadb'
@@ -117,6 +122,9 @@ export const replication: Component = {
   after: ['mysql'],
   rolling: 'none',
   appliesTo: (host) => host.db !== undefined,
+  // The replication account's password: the live step and verify's replication checks read it.
+  secrets: ({inventory}) =>
+    inventory.mysql?.replicas.length ? [{field: 'mysql.replication_password', ref: inventory.mysql.replicationPassword}] : [],
   live: {
     prepare: (inventory) => {
       const mysql = inventory.mysql

@@ -44,7 +44,7 @@ import {afterAll} from 'vitest'
 import {RemoteError} from '../../../src/util/errors.js'
 import type {HealthTiming} from '../../../src/engine/apply.js'
 import type {TlsMaterial} from '../../../src/engine/contract.js'
-import {type Host, type Inventory, parseInventory} from '../../../src/inventory/index.js'
+import {type Host, type Inventory, parseInventory, sshPort, sshUser} from '../../../src/inventory/index.js'
 import type {RunOptions, RunResult, Runner, Transport} from '../../../src/remote/runner.js'
 
 export interface Command {
@@ -909,7 +909,7 @@ export function fakeTransport(hosts: FakeHost[]): FakeTransport {
           'ssh connect',
           null,
           fake.refusing,
-          `${host.name}: cannot connect to ${host.ssh.user}@${host.address}:${host.ssh.port}: ${fake.refusing}`,
+          `${host.name}: cannot connect to ${sshUser(host)}@${host.address}:${sshPort(host)}: ${fake.refusing}`,
         )
       }
       fake.connected()
