@@ -1,4 +1,4 @@
-import {Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper} from 'listr2'
+import type {Listr, ListrTaskWrapper} from 'listr2'
 import type {HostResult} from '../engine/run.js'
 import {underHost} from './plan-output.js'
 
@@ -10,6 +10,11 @@ type Task = ListrTaskWrapper<unknown, any, any> // eslint-disable-line @typescri
  * that arrives before its task started is kept for it, and `abort` ends every task when the run itself failed.
  */
 export class HostProgress {
+  /** listr2 is loaded only when something is drawn (not under --json): it is not on the CLI's start path. */
+  static async open(hosts: string[], mode: 'tty' | 'plain' | 'silent'): Promise<HostProgress> {
+    return new HostProgress(hosts, mode, mode === 'silent' ? undefined : await import('listr2'))
+  }
+
   private readonly tasks = new Map<string, Task>()
   private readonly done = new Map<string, (r: HostResult) => void>()
   private readonly results = new Map<string, HostResult>()
@@ -18,14 +23,17 @@ export class HostProgress {
 
   private readonly plain: boolean
 
-  constructor(
+  private constructor(
     private readonly hosts: string[],
     mode: 'tty' | 'plain' | 'silent',
+    lib: typeof import('listr2') | undefined,
   ) {
     this.plain = mode === 'plain'
-    if (mode === 'silent') return
+    if (mode === 'silent' || !lib) return
+    /** Both of listr2's streams on stderr. */
+    const toStderr = () => new lib.ProcessOutput(process.stderr, process.stderr)
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    this.listr = new Listr<unknown, any, any>(
+    this.listr = new lib.Listr<unknown, any, any>(
       hosts.map((name) => ({
         title: name,
         task: async (_ctx: unknown, task: Task) => {
@@ -45,7 +53,7 @@ export class HostProgress {
         rendererOptions: {
           collapseErrors: false,
           processOutput: toStderr(),
-          logger: new ListrLogger({useIcons: true, processOutput: toStderr()}),
+          logger: new lib.ListrLogger({useIcons: true, processOutput: toStderr()}),
         } as never,
       },
     )
@@ -79,9 +87,6 @@ export class HostProgress {
     await this.running
   }
 }
-
-/** Both of listr2's streams on stderr. */
-const toStderr = () => new ProcessOutput(process.stderr, process.stderr)
 
 export function describeResult(r: HostResult): string {
   switch (r.status) {

@@ -1,7 +1,6 @@
 import {createHash} from 'node:crypto'
 import {tmpdir} from 'node:os'
 import {basename, extname, join, resolve} from 'node:path'
-import {confirm} from '@inquirer/prompts'
 import {Failure, PartialFailure, UserError} from '../util/errors.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {HostProgress} from './progress.js'
@@ -76,7 +75,7 @@ async function runLocked(
   lock: {info: string; waitMs: number},
 ): Promise<{report: RunReport; summary: Summary}> {
   const mode = o.json ? 'silent' : drawable && (o.yes || !o.apply) ? 'tty' : 'plain'
-  const progress = new HostProgress(
+  const progress = await HostProgress.open(
     hosts.map((h) => h.name),
     mode,
   )
@@ -94,7 +93,9 @@ async function runLocked(
         ? async (plans: HostPlan[]) => {
             const say = o.json ? (text: string) => process.stderr.write(`${text}\n`) : o.log
             say(plans.map((p) => `\n${p.host}:\n${p.changes.map((c) => `  ~ ${describe(c)}`).join('\n')}`).join(''))
-            // Under --json the question goes to stderr: stdout carries only the envelope.
+            // Under --json the question goes to stderr: stdout carries only the envelope. The prompt library is
+            // loaded here, only when asking (it is most of a cold start otherwise).
+            const {confirm} = await import('@inquirer/prompts')
             return confirm(
               {message: `Apply ${plans.reduce((n, p) => n + p.changes.length, 0)} changes to ${plans.length} hosts?`, default: false},
               o.json ? {output: process.stderr} : undefined,

@@ -31,15 +31,19 @@ export interface DesiredOptions {
   planners?: Map<string, LivePlanner>
 }
 
-const targetCache = new WeakMap<Inventory, WeakMap<Stack, ScrapeTarget[]>>()
+const targetCache = new WeakMap<Inventory, WeakMap<Stack, {all: ScrapeTarget[]; byHost: Map<string, ScrapeTarget[]>}>>()
 
 /** Every scrape target of the inventory, in component order, then host order (pure; computed once per inventory). */
 export function scrapeTargets(stack: Stack, inventory: Inventory): ScrapeTarget[] {
+  return targetsOf(stack, inventory).all
+}
+
+function targetsOf(stack: Stack, inventory: Inventory) {
   let byStack = targetCache.get(inventory)
   if (!byStack) targetCache.set(inventory, (byStack = new WeakMap()))
   let targets = byStack.get(stack)
   if (!targets) {
-    targets = stack.components.flatMap((c) =>
+    const all = stack.components.flatMap((c) =>
       c.targets
         ? inventory.hosts
             .filter((h) => c.appliesTo(h, inventory))
@@ -51,14 +55,21 @@ export function scrapeTargets(stack: Stack, inventory: Inventory): ScrapeTarget[
             )
         : [],
     )
-    byStack.set(stack, targets)
+    // Each host's own, in the same order: looked up per host rather than filtered out of every host's (quadratic).
+    const byHost = new Map<string, ScrapeTarget[]>()
+    for (const t of all) {
+      const mine = byHost.get(t.host)
+      if (mine) mine.push(t)
+      else byHost.set(t.host, [t])
+    }
+    byStack.set(stack, (targets = {all, byHost}))
   }
   return targets
 }
 
 /** The ports every component on the host opens. */
 export function hostPorts(stack: Stack, inventory: Inventory, host: Host): PortRule[] {
-  const targets = scrapeTargets(stack, inventory).filter((t) => t.host === host.name)
+  const targets = targetsOf(stack, inventory).byHost.get(host.name) ?? []
   return stack.components.flatMap((c) => (c.ports && c.appliesTo(host, inventory) ? c.ports({inventory, host, targets}) : []))
 }
 

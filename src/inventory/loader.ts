@@ -166,7 +166,8 @@ function disagreements(values: object[]): Array<{index: number; reference: numbe
   if (first === undefined || others.length === 0) return []
   const majority = others.reduce((best, g) => (g.members.length > best.members.length ? g : best), first)
   const reference = majority.members[0]
-  return reference === undefined ? [] : values.flatMap((_, index) => (majority.members.includes(index) ? [] : [{index, reference}]))
+  const agree = new Set(majority.members)
+  return reference === undefined ? [] : values.flatMap((_, index) => (agree.has(index) ? [] : [{index, reference}]))
 }
 
 /** The fields that are set: an absent optional field and one resolved to undefined are the same. */
@@ -254,9 +255,9 @@ function crossCheck(raw: unknown): InventoryProblem[] {
     }
   })
   const rolesOf = (h: Obj): string[] => (Array.isArray(h.roles) ? h.roles.filter((r: unknown) => typeof r === 'string') : [])
-  const hasRole = (r: string) => hosts.some((h) => rolesOf(h).includes(r))
+  const anyWeb = hosts.some((h) => rolesOf(h).includes('web'))
   hosts.forEach((h, i) => {
-    if (rolesOf(h).includes('lb') && !hasRole('web')) {
+    if (rolesOf(h).includes('lb') && !anyWeb) {
       problems.push({path: ['hosts', i, 'roles'], message: 'an lb host needs web backends: no host has the web role'})
     }
   })
@@ -307,18 +308,21 @@ function checkDatabase(doc: Obj, hosts: Array<Obj>, byName: Map<string, number>,
   if (replicas.length > 0 && primary === undefined) {
     problems.push({path: ['mysql', 'replicas'], message: 'replicas need a primary: set mysql.primary'})
   }
+  // Sets and first places, not a search per entry: thousands of replicas would make it quadratic.
+  const firstPlace = new Map<unknown, number>()
+  replicas.forEach((r, j) => firstPlace.has(r) || firstPlace.set(r, j))
+  const listed = new Set<unknown>([...(Array.isArray(primary) ? primary : [primary]), ...replicas])
   replicas.forEach((r, j) => {
     if (r === primaryName) problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is the primary; a host cannot be both`})
     else if (typeof r === 'string' && !isDb(r))
       problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is not a host with the db role`})
-    if (replicas.indexOf(r) !== j) problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is listed twice`})
+    if (firstPlace.get(r) !== j) problems.push({path: ['mysql', 'replicas', j], message: `${showValue(r)} is listed twice`})
   })
   if (dbHosts.length > 0 && mysql === undefined) {
     problems.push({path: ['hosts', dbHosts[0]!.i, 'roles'], message: 'db hosts need a mysql section naming the primary'})
   } else if (mysql !== undefined) {
     for (const {h, i} of dbHosts) {
-      const primaries = Array.isArray(primary) ? primary : [primary]
-      if (typeof h.name === 'string' && !primaries.includes(h.name) && !replicas.includes(h.name)) {
+      if (typeof h.name === 'string' && !listed.has(h.name)) {
         problems.push({path: ['hosts', i, 'roles'], message: `db host ${showValue(h.name)} is neither mysql.primary nor in mysql.replicas`})
       }
     }

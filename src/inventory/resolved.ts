@@ -301,9 +301,13 @@ export function inventoryResolver(ctx: ResolveContext) {
       const mysql = inv.mysql
       const primary = Array.isArray(mysql?.primary) ? mysql.primary[0] : mysql?.primary
       // server_id follows the host's place in the inventory, not its role: a promotion must not renumber servers.
-      const serverId = (name: string) => inv.hosts.findIndex((h) => h.name === name) + 1
+      // (Looked up by name once: a find per host was quadratic at thousands of hosts.)
+      const place = new Map<string, number>()
+      inv.hosts.forEach((h, i) => place.has(h.name) || place.set(h.name, i + 1))
+      const serverId = (name: string) => place.get(name) ?? 0
+      const replicas = new Set(mysql?.replicas)
       const db = (name: string): DbMembership | undefined => {
-        if (mysql?.replicas.includes(name)) return {role: 'replica', serverId: serverId(name)}
+        if (replicas.has(name)) return {role: 'replica', serverId: serverId(name)}
         if (name === primary) return {role: 'primary', serverId: serverId(name)}
         return undefined
       }

@@ -1,15 +1,25 @@
 import {readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import Handlebars from 'handlebars'
+import type Handlebars from 'handlebars'
 import {assertSafeView} from './safe.js'
 
 /** templates/ at the repository root (dist/render/ -> ../../templates). */
 export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates')
 
-const hb = Handlebars.create()
-hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ' ') : ''))
-hb.registerHelper('eq', (a: unknown, b: unknown) => a === b)
+let instance: typeof Handlebars | undefined
+
+/** Handlebars, loaded on the first render (synchronously: it is CommonJS), not by every command that imports this. */
+function handlebars(): typeof Handlebars {
+  if (!instance) {
+    const hb = (createRequire(import.meta.url)('handlebars') as typeof Handlebars).create()
+    hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ' ') : ''))
+    hb.registerHelper('eq', (a: unknown, b: unknown) => a === b)
+    instance = hb
+  }
+  return instance
+}
 
 const cache = new Map<string, Handlebars.TemplateDelegate>()
 
@@ -22,7 +32,7 @@ export function renderTemplate(name: string, view: Record<string, unknown>): str
   let template = cache.get(name)
   if (!template) {
     const source = readFileSync(join(TEMPLATE_DIR, `${name}.hbs`), 'utf8')
-    template = hb.compile(source, {strict: true, noEscape: true})
+    template = handlebars().compile(source, {strict: true, noEscape: true})
     cache.set(name, template)
   }
   return template(view)

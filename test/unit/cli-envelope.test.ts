@@ -1,6 +1,6 @@
 /*
- * The --json envelope, exit codes and --limit through the real CLI (`node bin/run.js`, i.e. dist/ as built by
- * `npm test` or `npx tsc -p tsconfig.json`), on commands that need no host: the ones that "reach hosts" here fail
+ * The --json envelope, exit codes and --limit through the real CLI (`node bin/run.js`, i.e. dist/ and the oclif
+ * manifest as `npm run build` writes them), on commands that need no host: the ones that "reach hosts" here fail
  * at once (their jump host, a closed loopback port, refuses). Also the helpers the commands delegate to
  * (cert schedule's files, db promote's inventory write-back), in-process.
  */

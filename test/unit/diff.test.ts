@@ -1,10 +1,12 @@
 /*
- * The plan's unified diffs, checked hunk by hunk against GNU `diff -u` on the same two texts.
+ * The plan's unified diffs, checked hunk by hunk against GNU `diff -u` on the same two texts, and applied back
+ * (jsdiff's applyPatch) to the text before to give the text after.
  */
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {applyPatch} from 'diff'
 import {afterAll, describe, expect, test} from 'vitest'
 import {unifiedDiff} from '../../src/engine/diff.js'
 
@@ -55,6 +57,31 @@ describe('unifiedDiff', () => {
   ]
   test.each(CASES)('same hunks and +/- lines as diff -u: %s', (_name, before, after) => {
     expect(ourHunks(before, after)).toEqual(gnuHunks(before, after))
+    expect(applyPatch(before, unifiedDiff(before, after, '/etc/x.conf'))).toBe(after)
+  })
+
+  test('a one-line change in a 16,000-line file: exactly that hunk', () => {
+    const before = lines(16_000)
+    const after = before.replace('line 8000\n', 'line eight thousand\n')
+    const hunk = ['@@ -7997,7 +7997,7 @@', ' line 7997', ' line 7998', ' line 7999', '-line 8000', '+line eight thousand']
+    expect(ourHunks(before, after)).toEqual([...hunk, ' line 8001', ' line 8002', ' line 8003'])
+    expect(ourHunks(before, after)).toEqual(gnuHunks(before, after))
+  })
+
+  test('two unrelated large files: one replaced block between the common lines, and it applies', () => {
+    // Past 1,000 changed lines the shortest diff is not searched for (it could take seconds); the middle is replaced.
+    const before = `${lines(5)}${lines(2500, 'old')}${lines(5, 'tail')}`
+    const after = `${lines(5)}${lines(2500, 'new')}${lines(5, 'tail')}`
+    const hunks = ourHunks(before, after)
+    expect(hunks[0]).toBe('@@ -3,2506 +3,2506 @@')
+    expect(hunks.filter((l) => l.startsWith('@@'))).toHaveLength(1)
+    expect(hunks.slice(1, 5)).toEqual([' line 3', ' line 4', ' line 5', '-old 1'])
+    expect(hunks.slice(-4)).toEqual(['+new 2500', ' tail 1', ' tail 2', ' tail 3'])
+    expect(applyPatch(before, unifiedDiff(before, after, '/etc/x.conf'))).toBe(after)
+    const noEol = `${after}no newline`
+    expect(applyPatch(before, unifiedDiff(before, noEol, '/etc/x.conf'))).toBe(noEol)
+    expect(applyPatch('', unifiedDiff('', after, '/etc/x.conf'))).toBe(after)
+    expect(applyPatch(after, unifiedDiff(after, '', '/etc/x.conf'))).toBe('')
   })
 
   test('a file that differs only by its final newline still shows a change', () => {
@@ -62,6 +89,13 @@ describe('unifiedDiff', () => {
     expect(ourHunks('a\nb\n', 'a\nb')).toEqual(gnuHunks('a\nb\n', 'a\nb'))
     expect(ourHunks('a\nb', 'a\nc')).toEqual(gnuHunks('a\nb', 'a\nc'))
     expect(ourHunks('', 'x')).toEqual(gnuHunks('', 'x'))
+    for (const [before, after] of [
+      ['a\nb', 'a\nb\n'],
+      ['a\nb\n', 'a\nb'],
+      ['a\nb', 'a\nc'],
+      ['', 'x'],
+    ] as const)
+      expect(applyPatch(before, unifiedDiff(before, after, '/etc/x.conf'))).toBe(after)
   })
 
   test('create and remove from empty: -0,0 / +0,0 headers', () => {

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {firewallRules, renderFirewall} from '../../src/components/firewall/index.js'
-import {aggregateCidrs} from '../../src/components/firewall/rules.js'
+import {aggregateCidrs, hostGroup} from '../../src/components/firewall/rules.js'
 import {hostPorts} from '../../src/engine/desired.js'
 import {type Host, parseInventory, type Inventory, sshPort} from '../../src/inventory/index.js'
 import {assertSafeView} from '../../src/render/safe.js'
@@ -447,6 +447,33 @@ describe('aggregateCidrs: fewer rules, exactly the same addresses', () => {
       })
     for (const h of inv.hosts) expect(covered(h.address), h.name).toBe(h !== db && (h.roles.includes('web') || h.roles.includes('db')))
     expect(covered('10.1.3.253')).toBe(false) // an address no host has
+  })
+})
+
+describe('hostGroup: a host group as sources, worked out once per inventory', () => {
+  test('exactly aggregateCidrs of the group less the host (random groups, IPv4 and IPv6, shared addresses)', () => {
+    let seed = 11
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    for (let round = 0; round < 60; round++) {
+      const hosts = Array.from({length: 2 + Math.floor(rand() * 40)}, (_, i) => {
+        const v6 = rand() < 0.3
+        const n = Math.floor(rand() * 48)
+        const address = v6 ? `2001:db8::${n.toString(16)}` : `10.0.${Math.floor(n / 16)}.${n % 16}`
+        return {name: `h${i}`, address, family: v6 ? 6 : 4, roles: [rand() < 0.6 ? 'web' : 'db']} as unknown as Host
+      })
+      const inv = {hosts} as unknown as Inventory
+      const webs = hostGroup((h) => h.roles.includes('web'))
+      const expected = (except?: Host) =>
+        aggregateCidrs(hosts.filter((h) => h.roles.includes('web') && h !== except).map((h) => `${h.address}/${h.family === 4 ? 32 : 128}`))
+      expect(webs.all(inv)).toEqual(expected())
+      for (const h of hosts) expect(webs.except(inv, h), `${h.name} ${h.address}`).toEqual(expected(h))
+    }
+  })
+
+  test('shared lists are frozen: changing one throws instead of changing every host', () => {
+    const hosts = [{name: 'a', address: '10.0.0.1', family: 4, roles: ['lb']}] as unknown as Host[]
+    const all = hostGroup(() => true).all({hosts} as unknown as Inventory)
+    expect(() => all.push('0.0.0.0/0')).toThrow(TypeError)
   })
 })
 

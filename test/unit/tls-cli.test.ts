@@ -1,5 +1,5 @@
 /*
- * Certificate material through the built CLI (`node bin/run.js`, dist/ from `npx tsc -p tsconfig.json`):
+ * Certificate material through the built CLI (`node bin/run.js`, dist/ and the oclif manifest from `npm run build`):
  * tls.source files that are not a certificate and its key stop `inventory check`, `plan` and `provision` with
  * exit 2 before any connection, and never show the key; `plan` creates no state directory.
  */

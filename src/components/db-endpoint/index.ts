@@ -2,7 +2,8 @@ import type {Check, CheckContext, Component, ComponentState, LiveAction} from '.
 import {emptyState, file, leafKey} from '../../engine/contract.js'
 import type {Host, Inventory} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
-import {hostCidr, hostPort} from '../../util/address.js'
+import {hostPort} from '../../util/address.js'
+import {hostGroup} from '../firewall/rules.js'
 import {shq} from '../../util/shell.js'
 import {isUp, parseServersState} from '../haproxy/runtime.js'
 import {mysqlService} from '../mysql/index.js'
@@ -35,6 +36,7 @@ const CHECK = 'foobar-db-writer-check'
 
 const settings = (inv: Inventory) => inv.mysql?.endpoint
 const isWeb = (h: Host) => h.roles.includes('web')
+const webServers = hostGroup(isWeb)
 const dbHosts = (inv: Inventory) => inv.hosts.filter((h) => h.db !== undefined)
 const addr = (h: Host) => (h.family === 6 ? `[${h.address}]` : h.address)
 const listen = (inv: Inventory) => `127.0.0.1:${settings(inv)!.port}`
@@ -193,7 +195,7 @@ export const dbEndpoint: Component = {
   ],
   ports: ({inventory, host}) => {
     // A web server on the database host itself asks over loopback, which the firewall always allows.
-    const from = inventory.hosts.filter((h) => isWeb(h) && h !== host).map(hostCidr)
+    const from = webServers.except(inventory, host)
     return host.db && from.length
       ? [{port: settings(inventory)!.checkPort, proto: 'tcp', from, comment: 'database writer check from web servers'}]
       : []

@@ -1,6 +1,8 @@
 import {isIP} from 'node:net'
 import type {PortRule} from '../../engine/contract.js'
-import {type Host, sshPort} from '../../inventory/index.js'
+import {type Host, type Inventory, sshPort} from '../../inventory/index.js'
+import {hostCidr} from '../../util/address.js'
+import {memoByObject} from '../../util/memo.js'
 
 /** One allow rule. Everything not allowed is dropped (default deny incoming). */
 export type FirewallRule = PortRule
@@ -79,37 +81,124 @@ export function sourcesFor(rule: FirewallRule, family: 4 | 6): string[] | undefi
  * (10.0.0.2/32 + 10.0.0.3/32 -> 10.0.0.2/31). Keeps rule lists short: without it every database host in a
  * 1,000-host fleet would carry one line per peer (O(n^2) lines overall). Sorted for stable output.
  */
-export function aggregateCidrs(cidrs: string[]): string[] {
+export function aggregateCidrs(cidrs: readonly string[]): string[] {
+  if (canonical.has(cidrs)) return cidrs as string[]
   if (cidrs.length === 0) return []
   const out: string[] = []
   for (const family of [4, 6] as const) {
-    const bits = family === 4 ? 32 : 128
     const ranges = cidrs
       .filter((c) => familyOf(c) === family)
-      .map((c) => cidrRange(c, bits))
+      .map((c) => cidrRange(c, BITS[family]))
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-    const merged: Array<[bigint, bigint]> = []
-    for (const [start, end] of ranges) {
-      const last = merged.at(-1)
-      if (last && start <= last[1] + 1n) last[1] = end > last[1] ? end : last[1]
-      else merged.push([start, end])
-    }
-    for (const [start, end] of merged) {
-      // Split [start, end] into the largest aligned blocks.
-      let s = start
-      while (s <= end) {
-        let prefix = bits
-        while (prefix > 0) {
-          const block = 1n << BigInt(bits - prefix + 1)
-          if (s % block !== 0n || s + block - 1n > end) break
-          prefix--
-        }
-        out.push(`${formatAddress(s, family)}/${prefix}`)
-        s += 1n << BigInt(bits - prefix)
-      }
-    }
+    for (const [start, end] of mergeRanges(ranges)) out.push(...blocks(start, end, family))
   }
   return out.sort()
+}
+
+const BITS = {4: 32, 6: 128} as const
+
+/** Lists that are their own aggregate (a host group's, frozen): aggregating them again returns them as they are. */
+const canonical = new WeakSet<readonly string[]>()
+
+/** Sorted ranges with duplicates, overlaps and neighbours merged. */
+function mergeRanges(sorted: Array<[bigint, bigint]>): Array<[bigint, bigint]> {
+  const merged: Array<[bigint, bigint]> = []
+  for (const [start, end] of sorted) {
+    const last = merged.at(-1)
+    if (last && start <= last[1] + 1n) last[1] = end > last[1] ? end : last[1]
+    else merged.push([start, end])
+  }
+  return merged
+}
+
+/** [start, end] as the largest aligned blocks. */
+function blocks(start: bigint, end: bigint, family: 4 | 6): string[] {
+  const bits = BITS[family]
+  const out: string[] = []
+  let s = start
+  while (s <= end) {
+    let prefix = bits
+    while (prefix > 0) {
+      const block = 1n << BigInt(bits - prefix + 1)
+      if (s % block !== 0n || s + block - 1n > end) break
+      prefix--
+    }
+    out.push(`${formatAddress(s, family)}/${prefix}`)
+    s += 1n << BigInt(bits - prefix)
+  }
+  return out
+}
+
+/** A host group's addresses, aggregated once per inventory. */
+interface GroupNetworks {
+  members: Set<Host>
+  /** aggregateCidrs of every member's address (frozen, shared). */
+  all: readonly string[]
+  /** How many members have each address (`family:start`): one leaving takes its address with it only when alone. */
+  count: Map<string, number>
+  /** Per family, the merged ranges in order, each with its blocks in `all`. */
+  ranges: Record<4 | 6, Array<{start: bigint; end: bigint; blocks: string[]}>>
+}
+
+/**
+ * The hosts a predicate picks (e.g. every web and database host) as firewall sources: `all` their addresses as the
+ * fewest networks, or `except` one host's own. Worked out once per inventory; a host's peers are then the group's
+ * networks with the one range around its address re-split, not thousands of addresses aggregated for every host
+ * (what made rendering 10,000 hosts quadratic). The same networks as aggregateCidrs of the filtered list, exactly.
+ */
+export function hostGroup(picks: (h: Host) => boolean) {
+  const networks = memoByObject((inv: Inventory): GroupNetworks => {
+    const members = inv.hosts.filter(picks)
+    const count = new Map<string, number>()
+    const ranges: GroupNetworks['ranges'] = {4: [], 6: []}
+    const all: string[] = []
+    for (const family of [4, 6] as const) {
+      const sorted = members
+        .filter((h) => h.family === family)
+        .map((h) => {
+          const range = cidrRange(hostCidr(h), BITS[family])
+          const key = `${family}:${range[0]}`
+          count.set(key, (count.get(key) ?? 0) + 1)
+          return range
+        })
+        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      for (const [start, end] of mergeRanges(sorted)) {
+        const b = blocks(start, end, family)
+        ranges[family].push({start, end, blocks: b})
+        all.push(...b)
+      }
+    }
+    const frozen = Object.freeze(all.sort())
+    canonical.add(frozen)
+    return {members: new Set(members), all: frozen, count, ranges}
+  })
+  // Shared lists are frozen: a caller that changed one would change every host's rules (it throws instead).
+  return {
+    all: (inv: Inventory): string[] => networks(inv).all as string[],
+    /** The group's networks without `host`'s own address (unless another member shares it). */
+    except(inv: Inventory, host: Host): string[] {
+      const g = networks(inv)
+      if (!g.members.has(host)) return g.all as string[]
+      const [address] = cidrRange(hostCidr(host), BITS[host.family])
+      if (g.count.get(`${host.family}:${address}`)! > 1) return g.all as string[]
+      const ranges = g.ranges[host.family]
+      let lo = 0
+      let hi = ranges.length - 1
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1
+        if (ranges[mid]!.start <= address) lo = mid
+        else hi = mid - 1
+      }
+      const around = ranges[lo]!
+      const drop = new Set(around.blocks)
+      const out = g.all.filter((b) => !drop.has(b))
+      if (around.start < address) out.push(...blocks(around.start, address - 1n, host.family))
+      if (address < around.end) out.push(...blocks(address + 1n, around.end, host.family))
+      const peers = Object.freeze(out.sort())
+      canonical.add(peers)
+      return peers as string[]
+    },
+  }
 }
 
 // The same peers recur in every host's rules: parse each network once.

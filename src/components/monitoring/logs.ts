@@ -5,7 +5,7 @@ import {readSecret} from '../../secrets/index.js'
 import {UserError} from '../../util/errors.js'
 import {PORTS} from '../ports.js'
 import {type Component, type DesiredFile, type TlsMaterial, emptyState, file, leafKey} from '../../engine/contract.js'
-import {hostCidr} from '../../util/address.js'
+import {hostGroup} from '../firewall/rules.js'
 import {logsChecks} from './checks.js'
 import {MONITORING_PATHS as P} from './paths.js'
 import {monitoringHost} from './targets.js'
@@ -27,6 +27,8 @@ function tlsFiles(host: Host, material: TlsMaterial | undefined): DesiredFile[] 
 
 const tlsView = {caFile: P.logCa, certFile: P.logCert, keyFile: P.logKey}
 
+const everyHost = hostGroup(() => true)
+
 /**
  * Logs with rsyslog (Debian's, with rsyslog-gnutls): the monitoring host collects the other hosts' logs over TLS
  * (6514, mutual certificates from foobar's internal CA); every other host forwards its system logs, nginx's files
@@ -44,7 +46,7 @@ export const logs: Component = {
           {
             port: PORTS.syslogTls,
             proto: 'tcp',
-            from: inventory.hosts.filter((h) => h !== host).map(hostCidr),
+            from: everyHost.except(inventory, host),
             comment: 'logs from every host',
           },
         ]

@@ -1,5 +1,6 @@
 import type {Host, Inventory} from '../../inventory/index.js'
-import {hostCidr} from '../../util/address.js'
+import {memoByObject} from '../../util/memo.js'
+import {hostGroup} from '../firewall/rules.js'
 
 export type {ScrapeTarget} from '../../engine/contract.js'
 export {hostPort} from '../../util/address.js'
@@ -10,11 +11,13 @@ export {hostPort} from '../../util/address.js'
  */
 
 /** The monitoring server, if the inventory has one (the loader allows at most one). */
-export function monitoringHost(inv: Inventory): Host | undefined {
-  return inv.hosts.find((h) => h.roles.includes('monitoring'))
-}
+export const monitoringHost: (inv: Inventory) => Host | undefined = memoByObject((inv) =>
+  inv.hosts.find((h) => h.roles.includes('monitoring')),
+)
+
+const monitoringServers = hostGroup((h) => h.roles.includes('monitoring'))
 
 /** The networks allowed to scrape this host's endpoints: its monitoring sources and the monitoring server. */
 export function scrapers(inv: Inventory, host: Host): string[] {
-  return [...host.monitoring.sources, ...inv.hosts.filter((h) => h.roles.includes('monitoring') && h !== host).map(hostCidr)]
+  return [...host.monitoring.sources, ...monitoringServers.except(inv, host)]
 }

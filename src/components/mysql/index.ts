@@ -3,7 +3,7 @@ import {file, leafKey} from '../../engine/contract.js'
 import type {Host, Inventory} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import {readSecret} from '../../secrets/index.js'
-import {hostCidr} from '../../util/address.js'
+import {hostGroup} from '../firewall/rules.js'
 import {mysqldExporter} from '../monitoring/exporters.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS} from '../tls/profile.js'
@@ -18,6 +18,9 @@ export function mysqlConfigPath(inv: Inventory): string {
 
 export {mysqlService} from './fence.js'
 
+/** Who may connect to a database host: every web and database host (but itself). */
+const dbClients = hostGroup((h) => h.roles.includes('web') || h.roles.includes('db'))
+
 /**
  * MariaDB/MySQL on database hosts: unique server_id, ROW binlog, GTID, semi-synchronous replication, TLS with a
  * certificate from foobar's internal CA, fencing (every host starts read-only; see fence.ts); the mysqld exporter
@@ -30,7 +33,7 @@ export const mysql: Component = {
   certificates: ({host}) => [{name: 'db', sans: [`DNS:${host.name}`, `IP:${host.address}`]}],
   ports: ({inventory, host}) => {
     if (!inventory.mysql) return []
-    const peers = inventory.hosts.filter((h) => h !== host && (h.roles.includes('web') || h.roles.includes('db'))).map(hostCidr)
+    const peers = dbClients.except(inventory, host)
     return peers.length ? [{port: inventory.mysql.port, proto: 'tcp', from: peers, comment: 'mysql from web and database hosts'}] : []
   },
   targets: ({host}) => (host.monitoring.enabled ? [{job: 'mysqld', what: 'mysqld exporter', port: PORTS.mysqldExporter}] : []),

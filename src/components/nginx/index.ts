@@ -1,13 +1,15 @@
 import type {Component} from '../../engine/contract.js'
 import {file} from '../../engine/contract.js'
-import {hostCidr} from '../../util/address.js'
 import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'
 import {nginxExporter} from '../monitoring/exporters.js'
 import {PORTS} from '../ports.js'
+import {hostGroup} from '../firewall/rules.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
 
 export const NGINX_SITE = '/etc/nginx/conf.d/foobar.conf'
+
+const loadBalancers = hostGroup((h) => h.roles.includes('lb'))
 
 /**
  * nginx on web servers: HTTPS for the site in front of the app (with the site certificate), HTTP only for the
@@ -18,7 +20,7 @@ export const nginx: Component = {
   after: ['app'],
   appliesTo: (host) => host.roles.includes('web'),
   ports: ({inventory, host}) => {
-    const lbs = inventory.hosts.filter((h) => h.roles.includes('lb')).map(hostCidr)
+    const lbs = loadBalancers.all(inventory)
     // With no load balancer the web servers face clients directly.
     return [
       {port: PORTS.http, proto: 'tcp', from: lbs, comment: lbs.length ? 'http from the load balancer (ACME)' : 'http'},
