@@ -180,7 +180,7 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
       )
     }
     await runner.run(
-      `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install ${pkgs.install.map(shq).join(' ')}`,
+      `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io install ${pkgs.install.map(shq).join(' ')}`,
       {timeoutMs: APT_TIMEOUT_MS},
     )
     // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.
