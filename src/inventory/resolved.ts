@@ -167,6 +167,8 @@ export const mysqlModel = z.strictObject({
   monitorPassword: secretModel.optional(),
   port: z.int(),
   endpoint: z.strictObject({port: z.int(), checkPort: z.int(), metricsPort: z.int()}).optional(),
+  /** The default app's database account: user, password (where it is read from), database. */
+  app: z.strictObject({user: z.string(), password: secretModel, database: z.string()}).optional(),
 })
 export type MysqlSettings = z.output<typeof mysqlModel>
 
@@ -310,6 +312,7 @@ export function inventoryResolver(ctx: ResolveContext) {
             checkPort: mysql.endpoint.check_port,
             metricsPort: mysql.endpoint.metrics_port,
           },
+          app: mysql.app && {user: mysql.app.user, password: secret(mysql.app.password), database: mysql.app.database},
         },
         hosts,
       }

@@ -66,6 +66,7 @@ export default class InventoryCheck extends FoobarCommand<typeof InventoryCheck>
     }
     if (inv.mysql?.replicas.length) attempt(() => checkSecret(inv.mysql!.replicationPassword, 'mysql.replication_password').warnings)
     if (inv.mysql?.monitorPassword) attempt(() => checkSecret(inv.mysql!.monitorPassword, 'mysql.monitor_password').warnings)
+    if (inv.mysql?.app) attempt(() => checkSecret(inv.mysql!.app!.password, 'mysql.app.password').warnings)
     // tls.source files: PEM, a certificate chain and its matching key, names covering the site (reads, creates nothing).
     attempt(() => void checkTlsSource(inv))
     if (problems.length) {
