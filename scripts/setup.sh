@@ -10,6 +10,9 @@ PACKAGES="debootstrap systemd-container pebble apt-cacher-ng iproute2 openssh-cl
 # Prometheus (promtool) and rsyslog (rsyslogd -N1, with the TLS driver) for the monitoring configs' checks.
 PACKAGES="$PACKAGES prometheus rsyslog rsyslog-gnutls"
 
+# The default app's database driver, for the unit tests that run the app (test/unit/app-py.test.ts).
+PACKAGES="$PACKAGES python3-pymysql"
+
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

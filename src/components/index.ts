@@ -8,6 +8,7 @@ import {
 } from '../engine/desired.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import {app} from './app/index.js'
+import {appDb} from './app-db/index.js'
 import {base} from './base/index.js'
 import {dbEndpoint} from './db-endpoint/index.js'
 import {firewall} from './firewall/index.js'
@@ -31,6 +32,7 @@ export const STACK = defineStack([
   haproxy,
   mysql,
   replication,
+  appDb,
   dbEndpoint,
   logs,
   monitoringServer,

@@ -265,6 +265,7 @@ function crossCheck(raw: unknown): InventoryProblem[] {
     problems.push({path: ['hosts'], message: 'at most one host may have the monitoring role'})
   }
   problems.push(...checkDatabase(doc, hosts, byName, rolesOf))
+  problems.push(...checkAppDatabase(doc, hosts, rolesOf))
   problems.push(...checkAdminNetworks(doc, hosts, rolesOf))
   return problems
 }
@@ -330,6 +331,20 @@ function checkDatabase(doc: Obj, hosts: Array<Obj>, byName: Map<string, number>,
       problems.push({path: ['mysql'], message: 'replication needs replication_password: {env: NAME} or {file: PATH}'})
     }
   }
+  return problems
+}
+
+/** mysql.app: the default app's account lives on the primary, for web servers, under a name of its own. */
+function checkAppDatabase(doc: Obj, hosts: Array<Obj>, rolesOf: (h: Obj) => string[]): InventoryProblem[] {
+  const mysql = isObj(doc.mysql) ? doc.mysql : undefined
+  if (!mysql || !isObj(mysql.app)) return []
+  const problems: InventoryProblem[] = []
+  if (mysql.primary === undefined) problems.push({path: ['mysql', 'app'], message: 'the app database needs a primary: set mysql.primary'})
+  if (!hosts.some((h) => rolesOf(h).includes('web')))
+    problems.push({path: ['mysql', 'app'], message: 'the app database is for the web servers: no host has the web role'})
+  const user = mysql.app.user ?? 'foobar_app'
+  if (user === (mysql.replication_user ?? 'repl'))
+    problems.push({path: ['mysql', 'app', 'user'], message: `${showValue(user)} is the replication user: give the app a user of its own`})
   return problems
 }
 

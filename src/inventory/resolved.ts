@@ -183,6 +183,8 @@ export const mysqlModel = z.strictObject({
   port: z.int(),
   endpoint: z.strictObject({port: z.int(), checkPort: z.int(), metricsPort: z.int()}).optional(),
   semiSync: z.strictObject({enabled: z.boolean(), timeoutMs: z.int()}),
+  /** The default app's database account: user, password (where it is read from), database. */
+  app: z.strictObject({user: z.string(), password: secretModel, database: z.string()}).optional(),
 })
 export type MysqlSettings = z.output<typeof mysqlModel>
 
@@ -331,6 +333,7 @@ export function inventoryResolver(ctx: ResolveContext) {
             metricsPort: mysql.endpoint.metrics_port,
           },
           semiSync: {enabled: mysql.semi_sync.enabled, timeoutMs: mysql.semi_sync.timeout_ms},
+          app: mysql.app && {user: mysql.app.user, password: secret(mysql.app.password), database: mysql.app.database},
         },
         hosts,
       }

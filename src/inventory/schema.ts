@@ -209,6 +209,27 @@ export const hostSchema = z.strictObject({
   ...layerShape,
 })
 
+/** The default app's database account (src/components/app-db): a MySQL user name, a database that is not the server's own. */
+const mysqlUserName = z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, {error: 'must be a MySQL user name (a-z, 0-9, _)'})
+const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys', 'foobar_health']
+const appDatabase = z.strictObject({
+  user: mysqlUserName
+    .refine((u) => !['root', 'mysql', 'prometheus'].includes(u), {error: "must be the app's own user, not root, mysql or prometheus"})
+    .default('foobar_app'),
+  // Required: without it the loader says so by name ("is required"), not only that a reference is malformed.
+  password: z.union(secretRef.options, {
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required: a secret reference, {env: NAME} or {file: PATH}'
+        : 'must be a secret reference: {env: NAME} or {file: PATH} (never the secret itself)',
+  }),
+  database: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,63}$/, {error: 'must be a database name: a-z, 0-9, _ (at most 64, not starting with a digit)'})
+    .refine((d) => !SYSTEM_SCHEMAS.includes(d), {error: `must not be one of the server's own: ${SYSTEM_SCHEMAS.join(', ')}`})
+    .default('foobar_app'),
+})
+
 export const mysqlSchema = z.strictObject({
   engine: dbEngine.default('mariadb'),
   // A list is accepted here only so that two primaries get their own clear error (one writer only).
@@ -237,6 +258,8 @@ export const mysqlSchema = z.strictObject({
       timeout_ms: z.int().min(100, {error: 'must be at least 100 (milliseconds)'}).max(3_600_000).default(10_000),
     })
     .default({enabled: true, timeout_ms: 10_000}),
+  /** The default app's notes database and least-privilege account on the primary; on when present. */
+  app: appDatabase.optional(),
 })
 
 export const inventorySchema = z.strictObject({

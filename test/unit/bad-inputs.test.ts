@@ -502,4 +502,12 @@ describe('inventory check reads the files and secrets the inventory refers to (i
     expect(details.join('\n')).toMatch(/mysql\.replication_password/)
     expect((await runCli(['inventory', 'check', '-i', file, '--no-files'])).status).toBe(0)
   })
+
+  test("the app database's password (mysql.app) is read too", async () => {
+    const {file} = scratch(BASE.replace('  monitor_password: {file: secrets/monitor}\n', '  app: {password: {file: secrets/app-db}}\n'))
+    const run = await runCli(['inventory', 'check', '-i', file, '--json'])
+    expect(run.status, run.stdout + run.stderr).toBe(2)
+    const details: string[] = JSON.parse(run.stdout).error.details
+    expect(details).toContainEqual(expect.stringMatching(/^mysql\.app\.password \(secret file\): .*secrets\/app-db/))
+  })
 })

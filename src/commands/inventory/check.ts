@@ -39,6 +39,7 @@ export default class InventoryCheck extends FoobarCommand<typeof InventoryCheck>
       ...inv.hosts.flatMap((h) => (h.monitoring.logService ? [secretRead('monitoring.log_service.url', h.monitoring.logService.url)] : [])),
       ...(inv.mysql?.replicas.length ? [secretRead('mysql.replication_password', inv.mysql.replicationPassword)] : []),
       ...(inv.mysql?.monitorPassword ? [secretRead('mysql.monitor_password', inv.mysql.monitorPassword)] : []),
+      ...(inv.mysql?.app ? [secretRead('mysql.app.password', inv.mysql.app.password)] : []),
     ]
     const {problems, warnings} = runReads(reads)
     for (const w of warnings) this.warn(w)

@@ -37,11 +37,16 @@ export const mysql: Component = {
     return peers.length ? [{port: inventory.mysql.port, proto: 'tcp', from: peers, comment: 'mysql from web and database hosts'}] : []
   },
   targets: ({host}) => (host.monitoring.enabled ? [{job: 'mysqld', what: 'mysqld exporter', port: PORTS.mysqldExporter}] : []),
-  // The mysqld exporter's account (MariaDB without one: unix_socket, no secret).
-  secrets: ({inventory, host}) =>
-    host.monitoring.enabled && inventory.mysql?.monitorPassword
+  // The mysqld exporter's account (MariaDB without one: unix_socket, no secret); the fence's account derives from
+  // the replication secret.
+  secrets: ({inventory, host}) => [
+    ...(host.monitoring.enabled && inventory.mysql?.monitorPassword
       ? [{field: 'mysql.monitor_password', ref: inventory.mysql.monitorPassword}]
-      : [],
+      : []),
+    ...(inventory.mysql?.replicationPassword && inventory.hosts.some((h) => h.db && h !== host)
+      ? [{field: 'mysql.replication_password', ref: inventory.mysql.replicationPassword}]
+      : []),
+  ],
   desired: ({inventory, host, material}) => {
     const engine = inventory.mysql?.engine ?? 'mariadb'
     const mariadb = engine === 'mariadb'
