@@ -80,7 +80,7 @@ describe.skipIf(!labIsUp())('fencing: only the designated writer takes writes', 
     )
     expect(restart).toBeGreaterThanOrEqual(0)
     expect(reboot).toBeGreaterThanOrEqual(0)
-    expect(await sshOk('web1', 'journalctl -q -b -u foobar-db-fence --no-pager -o cat')).toMatch(
+    expect(await sshOk('web1', 'sudo journalctl -q -b -u foobar-db-fence --no-pager -o cat')).toMatch(
       /confirmed by 10\.77\.0\.13: taking writes/,
     )
     await waitStatusOk(LAB_INVENTORY, 90_000)
@@ -105,7 +105,7 @@ describe.skipIf(!labIsUp())('fencing: only the designated writer takes writes', 
     await sshOk('web1', 'sudo systemctl start mariadb')
     await sleep(5000)
     expect(await readOnly('web1')).toBe('1')
-    expect(await sshOk('web1', 'journalctl -q -u foobar-db-fence --no-pager -o cat | tail -n 1')).toMatch(
+    expect(await sshOk('web1', 'sudo journalctl -q -u foobar-db-fence --no-pager -o cat | tail -n 1')).toMatch(
       /fenced by foobar \(generation \d+: web2 is the writer/,
     )
     const wrong = status(inv)
@@ -134,7 +134,7 @@ describe.skipIf(!labIsUp())('fencing: only the designated writer takes writes', 
     await sshOk('web1', 'sudo systemctl start mariadb')
     await sleep(5000)
     expect(await readOnly('web1')).toBe('1')
-    expect(await sshOk('web1', 'journalctl -q -u foobar-db-fence --no-pager -o cat | tail -n 1')).toContain(
+    expect(await sshOk('web1', 'sudo journalctl -q -u foobar-db-fence --no-pager -o cat | tail -n 1')).toContain(
       `superseded: 10.77.0.13 says the writer is web2 since generation ${generation}`,
     )
     expect(await readOnly('web2')).toBe('0')

@@ -7,7 +7,6 @@
  */
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, writeFileSync} from 'node:fs'
-import {request} from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
@@ -15,32 +14,10 @@ import {prepareMaterial} from '../../src/components/index.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {foobar, json, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
+import {viaLb} from './support/notes.js'
 
-const LB = '10.77.0.11'
 const WEB = ['web1', 'web2']
 const mysql = (host: string, sql: string) => sshOk(host, `sudo mysql -N -B -e ${JSON.stringify(sql)}`)
-
-interface Answer {
-  status: number
-  body: string
-}
-
-/** One HTTPS request through the LB, the site's name and CA verified (no retries: an answer is what a user saw). */
-function viaLb(domain: string, ca: string, method: string, path: string, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {Host: domain}
-    if (body !== undefined) Object.assign(headers, {'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body)})
-    const req = request({host: LB, port: 443, servername: domain, ca, method, path, headers, timeout: 15_000, agent: false}, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (c) => (text += c))
-      res.on('end', () => resolve({status: res.statusCode ?? 0, body: text}))
-    })
-    req.on('timeout', () => req.destroy(new Error('timed out after 15 s')))
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 describe.skipIf(!labIsUp())('the app uses the database', () => {
   // The app's password: a secret file of this test (0600), referenced like production would.

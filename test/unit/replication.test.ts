@@ -131,6 +131,25 @@ describe('planReplication (pure)', () => {
     ])
   })
 
+  test('a replica whose history diverged (an old primary with unacknowledged transactions) is re-seeded, saying why', () => {
+    const sqlError =
+      'An attempt was made to binlog GTID 0-3-105 which would create an out-of-order sequence number with existing GTID 0-2-105, and gtid strict mode is enabled'
+    expect(planReplication(inv, web2, facts({slave: {...RUNNING, Slave_SQL_Running: 'No', Last_SQL_Error: sqlError}}), PASSWORD)).toEqual([
+      {kind: 'reseed', from: 'web1', why: `diverged from web1: ${sqlError}`},
+    ])
+    const ioError =
+      "Got fatal error 1236 from master when reading data from binary log: 'Error: connecting slave requested to start from GTID 0-2-105, which is not in the master's binlog'"
+    expect(
+      planReplication(inv, web2, facts({slave: {...RUNNING, Slave_IO_Running: 'No', Last_IO_Error: ioError}}), PASSWORD)[0],
+    ).toMatchObject({
+      kind: 'reseed',
+    })
+    // The same error while replicating from another host: repointed first, not re-seeded.
+    expect(
+      planReplication(inv, web2, facts({slave: {...RUNNING, Master_Host: '10.77.0.99', Last_SQL_Error: sqlError}}), PASSWORD)[0],
+    ).toMatchObject({kind: 'configure'})
+  })
+
   test('a replica of the wrong primary, without GTID or without TLS is configured again, with every reason', () => {
     const wrong = {...RUNNING, Master_Host: '10.77.0.99', Using_Gtid: 'No', Master_SSL_Allowed: 'No'}
     expect(planReplication(inv, web2, facts({slave: wrong}), PASSWORD)).toEqual([
@@ -245,6 +264,7 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
         else if (st === 'SELECT @@gtid_binlog_pos') out += `${state.binlogPos}\n`
         else if (st === 'STOP SLAVE') state.slave &&= {...state.slave, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
         else if (st === 'RESET SLAVE ALL') state.slave = undefined
+        else if (st === 'RESET MASTER') state.binlogPos = ''
         else if ((m = /^SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'$/.exec(st))) state.slavePos = m[1]!
         else if ((m = /^CHANGE MASTER TO MASTER_HOST='([^']+)'.*MASTER_SSL=1.*MASTER_USE_GTID=slave_pos$/s.exec(st))) {
           state.slave = {...RUNNING, Master_Host: m[1]!, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
@@ -360,6 +380,38 @@ describe('convergeReplication through scripted databases (the primary first)', (
     expect(p.fake.commands(/mysqldump/)).toEqual([])
     expect(sqlOf(own.fake).join('\n')).toContain(`CHANGE MASTER TO MASTER_HOST='${web1.address}'`)
     expect(own.db.slave).toMatchObject({Slave_IO_Running: 'Yes'})
+  })
+
+  test('a diverged replica: its binary log reset, re-seeded from the primary, replicating again', async () => {
+    const peers = new Map<string, Db>()
+    const users = [web2, web3].map((h) => ({user: 'repl', host: h.address, hash: HASH, ssl: 'ANY'}))
+    const p = database(web1, {binlogPos: '0-3-120', databases: ['shop'], users, writer: {generation: 2, name: 'web1'}}, peers)
+    const sqlError =
+      'An attempt was made to binlog GTID 0-3-105 which would create an out-of-order sequence number with existing GTID 0-2-105'
+    const old = database(
+      web2,
+      {binlogPos: '0-2-105', databases: ['shop'], slave: {...RUNNING, Slave_SQL_Running: 'No', Last_SQL_Error: sqlError}},
+      peers,
+    )
+    const byName = new Map([p, old].map((x) => [x.fake.host.name, x.fake]))
+    const steps: string[] = []
+    const failed = await convergeReplication(
+      inv,
+      [web1, web2],
+      async (h) => byName.get(h.name)!,
+      PASSWORD,
+      (h, s) => steps.push(`${h}: ${s}`),
+    )
+    expect(failed).toEqual({})
+    expect(steps).toContain(`web2: re-seeding from web1: diverged from web1: ${sqlError}`)
+    const sql = sqlOf(old.fake)
+    const reset = sql.findIndex((x) => x === 'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;')
+    const load = sql.findIndex((x) => x.startsWith('-- MariaDB dump'))
+    const change = sql.findIndex((x) => x.includes('CHANGE MASTER'))
+    expect(reset).toBeGreaterThanOrEqual(0)
+    expect(reset).toBeLessThan(load)
+    expect(load).toBeLessThan(change)
+    expect(old.db).toMatchObject({slavePos: '0-3-120', slave: {Master_Host: web1.address, Slave_SQL_Running: 'Yes'}})
   })
 })
 

@@ -117,7 +117,9 @@ function describeReplication(a: DbAction): string {
     ? `replication user for ${a.hosts.join(', ')} (TLS required)`
     : a.kind === 'seed'
       ? `seed from ${a.from} and replicate (GTID, TLS)`
-      : `replicate from ${a.from}: ${a.why}`
+      : a.kind === 'reseed'
+        ? `re-seed from ${a.from} (its unacknowledged transactions are discarded): ${a.why}`
+        : `replicate from ${a.from}: ${a.why}`
 }
 
 /**

@@ -87,7 +87,12 @@ export async function applyReplication(
     }
     const primary = inv.hosts.find((h) => h.name === a.from)!
     await assertReachable(conn, primary, mysql.port)
-    if (a.kind === 'seed') await seed(await connect(primary), conn, step)
+    if (a.kind === 'reseed') {
+      // Its own unreplicated transactions go (they were never acknowledged); its binary log starts again.
+      step(`re-seeding from ${primary.name}: ${a.why}`)
+      await sql(conn, 'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;')
+    }
+    if (a.kind === 'seed' || a.kind === 'reseed') await seed(await connect(primary), conn, step)
     step(`replicating from ${primary.name} (GTID, TLS)${a.kind === 'configure' ? `: ${a.why}` : ''}`)
     await sql(conn, changeMasterSql(primary, mysql.replicationUser, password, mysql.port))
     await waitReplicating(conn, inv)

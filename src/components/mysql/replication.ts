@@ -83,7 +83,17 @@ export function replicationPeers(inv: Inventory): Host[] {
   return inv.hosts.filter((h) => h.db !== undefined)
 }
 
-export type DbAction = {kind: 'users'; hosts: string[]} | {kind: 'seed'; from: string} | {kind: 'configure'; from: string; why: string}
+export type DbAction =
+  | {kind: 'users'; hosts: string[]}
+  | {kind: 'seed'; from: string}
+  | {kind: 'configure'; from: string; why: string}
+  | {kind: 'reseed'; from: string; why: string}
+
+/**
+ * A replica whose history has transactions the primary never had (an old primary that committed but never got its
+ * last transactions acknowledged before it died): GTID strict mode stops its replication with one of these.
+ */
+const DIVERGED = /out-of-order sequence number|not in the master's binlog|binlog on the master is missing the GTID/i
 
 /** Pure: what this database host needs for replication. A running replica is never re-seeded or reset. */
 export function planReplication(inv: Inventory, host: Host, facts: DbFacts, password: string): DbAction[] {
@@ -101,6 +111,11 @@ export function planReplication(inv: Inventory, host: Host, facts: DbFacts, pass
     return facts.userDatabases === 0 || !facts.up
       ? [{kind: 'seed', from: primary.name}]
       : [{kind: 'configure', from: primary.name, why: 'not replicating'}]
+  }
+  const error = `${s.Last_IO_Error ?? ''} ${s.Last_SQL_Error ?? ''}`
+  if (s.Master_Host === primary.address && DIVERGED.test(error)) {
+    // Only unacknowledged transactions can be there (semi-sync acknowledges a commit once a replica has it).
+    return [{kind: 'reseed', from: primary.name, why: `diverged from ${primary.name}: ${(s.Last_SQL_Error || s.Last_IO_Error)!.trim()}`}]
   }
   const why: string[] = []
   if (s.Master_Host !== primary.address) why.push(`replicates from ${s.Master_Host}, not ${primary.address}`)

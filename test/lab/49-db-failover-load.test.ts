@@ -1,0 +1,161 @@
+/**
+ * Writes survive the writer (issue 17, build item 7), in the primary/replica topology: a bounded write load through
+ * the LB (the app's notes API, through the database endpoint) while the writer fails — its mysqld SIGKILLed (no
+ * operator), then its whole host gone (`db promote --force`). Counted: acknowledged writes lost (must be 0), the
+ * longest time without an acknowledged write, and whether two database hosts were ever writable at once (every
+ * host's read_only polled every 200 ms; must never be). The old writer then rejoins as a replica with every write.
+ */
+import {randomBytes} from 'node:crypto'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+import {prepareMaterial} from '../../src/components/index.js'
+import {loadInventory} from '../../src/inventory/index.js'
+import {run} from '../../src/lab/exec.js'
+import {foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
+import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
+import {tally, writeLoad} from './support/notes.js'
+
+const DB = ['web1', 'web2']
+const mysql = (host: string, sql: string) => sshOk(host, `sudo mysql -N -B -e ${JSON.stringify(sql)}`)
+
+/** Polls every database host's read_only every 200 ms; counts the samples in which more than one was writable. */
+function writersWatch() {
+  let stop = false
+  let samples = 0
+  let twoWriters = 0
+  const seen: string[] = []
+  const loop = (async () => {
+    while (!stop) {
+      const t = Date.now()
+      const states = await Promise.all(
+        DB.map(async (h) =>
+          (await ssh(h, 'sudo mysql -N -B -e "SELECT @@read_only"', {timeoutMs: 2000}).catch(() => ({stdout: ''}))).stdout.trim(),
+        ),
+      )
+      samples++
+      const writable = DB.filter((_, i) => states[i] === '0')
+      if (writable.length > 1) {
+        twoWriters++
+        seen.push(`${new Date().toISOString()} ${writable.join('+')}`)
+      }
+      await sleep(Math.max(0, 200 - (Date.now() - t)))
+    }
+  })()
+  return {
+    async finish() {
+      stop = true
+      await loop
+      return {samples, twoWriters, seen}
+    },
+  }
+}
+
+/** The acknowledged ids missing from `host`'s notes table. */
+async function missingOn(host: string, ids: number[]): Promise<number[]> {
+  const have = new Set((await mysql(host, 'SELECT id FROM foobar_app.notes')).split('\n').filter(Boolean).map(Number))
+  return ids.filter((id) => !have.has(id))
+}
+
+async function waitStatusOk(inv: string, timeoutMs = 60_000) {
+  const t0 = Date.now()
+  let r = foobar(['db', 'status', '-i', inv])
+  while (r.code !== 0 && Date.now() - t0 < timeoutMs) {
+    await sleep(2000)
+    r = foobar(['db', 'status', '-i', inv])
+  }
+  expect(r.code, r.stdout + r.stderr).toBe(0)
+}
+
+describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sync, fencing, endpoint)', () => {
+  const secret = join(mkdtempSync(join(tmpdir(), 'foobar-failover-')), 'app_db_password')
+  writeFileSync(secret, `${randomBytes(18).toString('base64url')}\n`, {mode: 0o600})
+  const app = `  endpoint: {}\n  app: {password: {file: ${secret}}}\n`
+  const inv = variant('failover', (t) => t.replace('  replication_user: repl\n', `  replication_user: repl\n${app}`))
+  let domain: string
+  let ca: string
+
+  beforeAll(async () => {
+    const lab = await loadInventory(LAB_INVENTORY)
+    domain = lab.site.domain
+    ca = prepareMaterial(lab).backendCa
+    const r = foobar(['provision', '-i', inv, '--yes'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    await waitStatusOk(inv)
+  })
+
+  afterAll(async () => {
+    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    for (const h of DB) await ssh(h, 'sudo systemctl disable --now foobar-db-endpoint foobar-db-writer-check 2>/dev/null; true')
+    await mysql('web1', "DROP DATABASE IF EXISTS foobar_app; DROP USER IF EXISTS 'foobar_app'@'10.77.0.12', 'foobar_app'@'10.77.0.13'")
+  })
+
+  test("the writer's mysqld SIGKILLed under 20 writes/s: no operator, 0 acknowledged writes lost, never two writers", async () => {
+    const watch = writersWatch()
+    const load = writeLoad(domain, ca, 20, 60_000)
+    await sleep(8000)
+    const killedAt = Date.now()
+    await sshOk('web1', 'sudo systemctl kill -s KILL mariadb')
+    await sleep(22_000)
+    const result = await load.finish()
+    const writers = await watch.finish()
+    const back = result.ackTimes.filter((t) => t > killedAt).sort((a, b) => a - b)[0]
+    const lost = await missingOn('web1', result.acked)
+    console.log(
+      `mysqld SIGKILL on the writer, 20 writes/s: ${result.sent} sent, ${result.acked.length} acknowledged, ${lost.length} acknowledged lost, writes back ${back ? ((back - killedAt) / 1000).toFixed(1) : 'never'} s after the kill (longest gap ${result.longestGapSeconds.toFixed(1)} s), two writers in ${writers.twoWriters}/${writers.samples} samples; failures: ${tally(result.errors)}`,
+    )
+    expect(lost).toEqual([])
+    expect(writers.twoWriters, writers.seen.join(', ')).toBe(0)
+    expect(back).toBeDefined()
+    // The replica has every acknowledged write too.
+    await waitStatusOk(inv)
+    expect(await missingOn('web2', result.acked)).toEqual([])
+  })
+
+  test('the writer host gone under 20 writes/s: db promote --force; 0 acknowledged lost, never two writers; it rejoins as a replica', async () => {
+    const watch = writersWatch()
+    const load = writeLoad(domain, ca, 20, 90_000)
+    await sleep(8000)
+    // The host dies: its database stops, then it drops off the network (the lab's link for web1 on the bridge).
+    await sshOk('web1', "sudo sh -c 'systemctl kill -s KILL mariadb; systemctl stop mariadb'")
+    await run('ip', ['link', 'set', 'fbl-12', 'down'])
+    try {
+      await sleep(2000)
+      const promotedAt = Date.now()
+      const promote = await foobarAsync(['db', 'promote', 'web2', '-i', inv, '--yes', '--force', '--write', '--json'])
+      expect(promote.code, promote.out).toBe(0)
+      expect(json(promote.stdout)).toMatchObject({newPrimary: 'web2', oldPrimaryFenced: false})
+      await sleep(15_000)
+      const result = await load.finish()
+      const back = result.ackTimes.filter((t) => t > promotedAt).sort((a, b) => a - b)[0]
+      const lost = await missingOn('web2', result.acked)
+      // The host comes back (its link up, its database started as at boot): it asks web2 and stays read-only.
+      await run('ip', ['link', 'set', 'fbl-12', 'up'])
+      await sshOk('web1', 'sudo systemctl start mariadb')
+      await sleep(5000)
+      const writers = await watch.finish()
+      console.log(
+        `writer host gone, 20 writes/s: ${result.sent} sent, ${result.acked.length} acknowledged, ${lost.length} acknowledged lost, writes back ${back ? ((back - promotedAt) / 1000).toFixed(1) : 'never'} s after db promote --force started (longest gap ${result.longestGapSeconds.toFixed(1)} s), two writers in ${writers.twoWriters}/${writers.samples} samples; failures: ${tally(result.errors)}`,
+      )
+      expect(lost).toEqual([])
+      expect(writers.twoWriters, writers.seen.join(', ')).toBe(0)
+      expect(back).toBeDefined()
+      expect(((back ?? Infinity) - promotedAt) / 1000).toBeLessThanOrEqual(30)
+      expect((await mysql('web1', 'SELECT @@read_only')).trim()).toBe('1')
+      // It rejoins: the inventory (updated by --write) names web2 the primary; provision repoints or re-seeds web1.
+      const p = foobar(['provision', '-i', inv, '--yes'])
+      expect(p.code, p.stdout + p.stderr).toBe(0)
+      await waitStatusOk(inv)
+      expect(await missingOn('web1', result.acked)).toEqual([])
+      // And back to the lab's topology.
+      const again = foobar(['db', 'promote', 'web1', '-i', inv, '--yes', '--write'])
+      expect(again.code, again.stdout + again.stderr).toBe(0)
+      await waitStatusOk(inv)
+    } finally {
+      await run('ip', ['link', 'set', 'fbl-12', 'up']).catch(() => undefined)
+      await ssh('web1', 'sudo systemctl start mariadb')
+    }
+  })
+})
