@@ -17,7 +17,7 @@ import {httpsProbe, tlsHandshake} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
 import {foobar, foobarAsync, json, variant} from './support/cli.js'
-import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
+import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
 /** HTTPS requests through the LB until stopped (bounded in count and time): counts what a user would see fail. */
 function clientLoop(domain: string, ca: string, maxRequests = 5000, maxMs = 180_000) {
@@ -117,6 +117,12 @@ describe.skipIf(!labIsUp())('web tier', () => {
     await expect(tlsHandshake('10.77.0.11', 443, {rejectUnauthorized: false})).rejects.toThrow()
     await expect(tlsHandshake('10.77.0.11', 443, {servername: 'other.example.test', rejectUnauthorized: false})).rejects.toThrow()
     expect((await tlsHandshake('10.77.0.11', 443, {servername: domain, ca})).names).toContain(domain)
+    // The same on the backends (only the LB may reach them): nginx refuses a handshake without the site's name.
+    const handshake = (sni: string) =>
+      ssh('lb1', `openssl s_client -connect 10.77.0.12:443 ${sni} </dev/null 2>&1 | grep -c 'BEGIN CERTIFICATE' || true`)
+    expect((await handshake('-noservername')).stdout.trim()).toBe('0')
+    expect((await handshake('-servername other.example.test')).stdout.trim()).toBe('0')
+    expect((await handshake(`-servername ${domain} -showcerts`)).stdout.trim()).not.toBe('0')
   })
 
   test('a rolling change of the web servers: one at a time, drained first, and 0 failed requests', async () => {

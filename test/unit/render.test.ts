@@ -149,6 +149,8 @@ describe('what the configs say (foobar.yml)', () => {
     expect(acme).toBeGreaterThan(0)
     expect(redirect).toBeGreaterThan(acme)
     expect(conf).toContain('server_name www.foobar.com foobar.com;')
+    // The default server on the HTTPS port refuses a handshake that does not name the site (no certificate shown).
+    expect(conf).toMatch(/listen 443 ssl http2 default_server;\n(?:.*\n)?\s+ssl_reject_handshake on;/)
     expect(conf).toContain('ssl_protocols TLSv1.2 TLSv1.3;')
     expect(conf).toContain('add_header Strict-Transport-Security "max-age=63072000" always;')
     expect(conf).toContain('proxy_pass http://foobar_app;')
