@@ -6,7 +6,7 @@ import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
 import {type Change, type DesiredFile, type HostApply, type HostPlan, type LiveAction, PENDING_REASON} from './contract.js'
 import type {HostDesired} from './desired.js'
-import {PENDING_FILE} from './facts.js'
+import {LAST_APPLY, PENDING_FILE} from './facts.js'
 
 export const BACKUP_DIR = '/var/lib/foobar/backup'
 
@@ -82,6 +82,12 @@ export function addPendingScript(names: string[]): string {
   return `mkdir -p ${shq(dirname(PENDING_FILE))} && { cat ${f} 2>/dev/null; printf '%s\\n' ${names.map(shq).join(' ')}; } | sort -u > ${f}.new && mv -f ${f}.new ${f}`
 }
 
+/**
+ * Records that foobar is changing (or has just changed) the host, by the host's clock (see LAST_APPLY). Written in
+ * place, not renamed: a unit watching it (PathChanged=) sees the write.
+ */
+export const markAppliedScript = () => `mkdir -p ${shq(dirname(LAST_APPLY))} && date +%s > ${shq(LAST_APPLY)}`
+
 /** Keeps only these names in the pending set (none: removes it). */
 function keepPendingScript(names: string[]): string {
   const f = shq(PENDING_FILE)
@@ -145,6 +151,16 @@ const only = <K extends Change['kind']>(changes: Change[], kind: K) => changes.f
  * converged.
  */
 export async function applyHost(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions = {}): Promise<void> {
+  // Before the first change, and again at the end whatever happened: a run cut short still says the host changed.
+  await runner.run(markAppliedScript())
+  try {
+    await applyChanges(runner, desired, initialPlan, o)
+  } finally {
+    await runner.run(markAppliedScript(), {check: false}).catch(() => undefined)
+  }
+}
+
+async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions): Promise<void> {
   const host = desired.host
   const step = o.step ?? (() => {})
   const timing = o.health ?? HEALTH_TIMING

@@ -12,7 +12,7 @@ import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {UFW_RULES_FILE} from '../../src/components/firewall/index.js'
 import {SSHD_DROPIN} from '../../src/components/hardening/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
-import {PENDING_FILE} from '../../src/engine/facts.js'
+import {LAST_APPLY, PENDING_FILE} from '../../src/engine/facts.js'
 import {type RunOptions, runPlan} from '../../src/engine/run.js'
 import type {Inventory} from '../../src/inventory/index.js'
 import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, fastTimers, testInventory} from './support/fake-host.js'
@@ -93,6 +93,16 @@ describe('provisioning a bare host', () => {
     expect(recorded).toBeGreaterThan(0)
     expect(scripts.findIndex((s) => s.includes('apt-get'))).toBeGreaterThan(recorded)
     expect(web1.exists(PENDING_FILE)).toBe(false)
+  })
+
+  test('when foobar changed the host is recorded on it, by its clock: before the first change and again at the end', () => {
+    const scripts = web1.log.map((c) => c.script)
+    const marks = scripts.flatMap((s, i) => (s.includes(LAST_APPLY) && s.includes('date +%s') ? [i] : []))
+    expect(marks).toHaveLength(2)
+    expect(marks[0]).toBeLessThan(scripts.findIndex((s) => s.includes('apt-get')))
+    expect(marks[1]).toBeGreaterThan(scripts.findIndex((s) => s.includes('ufw') && s.includes('enable')))
+    const written = Number(web1.file(LAST_APPLY))
+    expect(Math.abs(written - Date.now() / 1000)).toBeLessThan(60)
   })
 
   test('no service is touched before the last file is written', () => {
