@@ -237,3 +237,28 @@ describe('a guarded step whose fresh connection fails', () => {
     expect(web1.journal().slice(-2)).toEqual(['timer foobar-sshd-revert fired', 'systemctl reload ssh'])
   })
 })
+
+describe('the health gate waits only where the daemon makes it (issue 20: no idle waits)', () => {
+  test('after a start it probes at once; after a reload (a signal systemctl does not wait for) it settles first', async () => {
+    const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'], {lean: true})
+    const {fleet, run} = setUp(inv)
+    const web1 = fleet.hosts.web1!
+    const at: Array<[string, number]> = []
+    web1.on(/^systemctl (start|reload|is-active) (foobar-app|nginx)$/, (c) => void at.push([c.script, Date.now()]))
+    const settleMs = 1500
+    const r = await run(['web1'], true, {health: {settleMs, everyMs: 5, timeoutMs: 5000}})
+    expect(r.hosts[0]!.status, r.hosts[0]!.error).toBe('changed')
+    /** From the command to the first probe of the service after it. */
+    const gap = (command: string) => {
+      const i = at.findIndex(([s]) => s === command)
+      expect(i, `${command} in ${JSON.stringify(at)}`).toBeGreaterThanOrEqual(0)
+      const name = command.split(' ').pop()!
+      const probe = at.slice(i + 1).find(([s]) => s === `systemctl is-active ${name}`)!
+      return probe[1] - at[i]![1]
+    }
+    // foobar-app was not running: started, then probed without a pause.
+    expect(gap('systemctl start foobar-app')).toBeLessThan(settleMs)
+    // nginx was running (the package starts it): reloaded, then the settle before the first probe.
+    expect(gap('systemctl reload nginx')).toBeGreaterThanOrEqual(settleMs)
+  })
+})
