@@ -4,6 +4,18 @@ import {underHost} from './plan-output.js'
 
 type Task = ListrTaskWrapper<unknown, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** How a host's line ends: its title (done), the error listr prints after its name (failed), or why it was skipped. */
+export interface HostEnding {
+  status: 'done' | 'failed' | 'skipped'
+  text: string
+}
+
+/** A run's host result as its line's ending. */
+export function endingOf(r: HostResult): HostEnding {
+  if (r.status === 'failed') return {status: 'failed', text: underHost(r.host, r.error)}
+  return {status: r.status === 'skipped' ? 'skipped' : 'done', text: describeResult(r)}
+}
+
 /**
  * A listr2 task per host, fed by the engine's progress events, drawn on stderr (stdout carries the plan and the
  * JSON). Plain lines without a TTY (cron, CI); nothing at all under --json. It never outlives the work: a result
@@ -16,8 +28,10 @@ export class HostProgress {
   }
 
   private readonly tasks = new Map<string, Task>()
-  private readonly done = new Map<string, (r: HostResult) => void>()
-  private readonly results = new Map<string, HostResult>()
+  /** Steps said before listr started the host's task: shown when it starts (plain lines are a log: none lost). */
+  private readonly early = new Map<string, string[]>()
+  private readonly done = new Map<string, (r: HostEnding) => void>()
+  private readonly results = new Map<string, HostEnding>()
   private readonly listr?: Listr<unknown, any, any> // eslint-disable-line @typescript-eslint/no-explicit-any
   private running?: Promise<unknown>
 
@@ -38,10 +52,12 @@ export class HostProgress {
         title: name,
         task: async (_ctx: unknown, task: Task) => {
           this.tasks.set(name, task)
-          const result = this.results.get(name) ?? (await new Promise<HostResult>((resolve) => this.done.set(name, resolve)))
+          for (const text of this.early.get(name) ?? []) task.output = text
+          this.early.delete(name)
+          const result = this.results.get(name) ?? (await new Promise<HostEnding>((resolve) => this.done.set(name, resolve)))
           // A failure is said once: listr prints the error after the host's name.
-          if (result.status === 'failed') throw new Error(underHost(name, result.error))
-          task.title = `${name}: ${describeResult(result)}`
+          if (result.status === 'failed') throw new Error(result.text)
+          task.title = `${name}: ${result.text}`
           if (result.status === 'skipped') task.skip(task.title)
         },
       })),
@@ -66,12 +82,19 @@ export class HostProgress {
   step(host: string, text: string): void {
     const t = this.tasks.get(host)
     // Plain lines carry no tree, so each says which host it is about.
-    if (t) t.output = this.plain ? `${host}: ${text}` : text
+    const line = this.plain ? `${host}: ${text}` : text
+    if (t) t.output = line
+    else if (this.listr) this.early.set(host, this.plain ? [...(this.early.get(host) ?? []), line] : [line])
   }
 
   finish(host: string, result: HostResult): void {
-    this.results.set(host, result)
-    this.done.get(host)?.(result)
+    this.end(host, endingOf(result))
+  }
+
+  end(host: string, ending: HostEnding): void {
+    if (this.results.has(host)) return
+    this.results.set(host, ending)
+    this.done.get(host)?.(ending)
   }
 
   /** The run failed as a whole (bad input found late, a bug): every host not finished ends with it. */

@@ -6,7 +6,7 @@ import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
 import {type Change, type DesiredFile, type HostApply, type HostPlan, type LiveAction, PENDING_REASON} from './contract.js'
 import type {HostDesired} from './desired.js'
-import {PENDING_FILE} from './facts.js'
+import {LAST_APPLY, PENDING_FILE} from './facts.js'
 
 export const BACKUP_DIR = '/var/lib/foobar/backup'
 
@@ -82,6 +82,12 @@ export function addPendingScript(names: string[]): string {
   return `mkdir -p ${shq(dirname(PENDING_FILE))} && { cat ${f} 2>/dev/null; printf '%s\\n' ${names.map(shq).join(' ')}; } | sort -u > ${f}.new && mv -f ${f}.new ${f}`
 }
 
+/**
+ * Records that foobar is changing (or has just changed) the host, by the host's clock (see LAST_APPLY). Written in
+ * place, not renamed: a unit watching it (PathChanged=) sees the write.
+ */
+export const markAppliedScript = () => `mkdir -p ${shq(dirname(LAST_APPLY))} && date +%s > ${shq(LAST_APPLY)}`
+
 /** Keeps only these names in the pending set (none: removes it). */
 function keepPendingScript(names: string[]): string {
   const f = shq(PENDING_FILE)
@@ -89,24 +95,35 @@ function keepPendingScript(names: string[]): string {
 }
 
 export interface HealthTiming {
-  /** Wait before the first probe: a reload is asynchronous. */
+  /** Wait before the first probe after a reload: a reload is asynchronous. None after a start or restart. */
   settleMs: number
   everyMs: number
   timeoutMs: number
 }
 
-export const HEALTH_TIMING: HealthTiming = {settleMs: 1000, everyMs: 1000, timeoutMs: 30_000}
+/**
+ * The probes poll fast. The settle is kept for reloads only: nginx, HAProxy and sshd reload on a signal that
+ * `systemctl reload` sends and does not wait for, so right after it the old workers would still answer (and pass)
+ * for the new config. A start or restart is over when systemctl returns (the unit is up, or it is starting and the
+ * probes wait for it).
+ */
+export const HEALTH_TIMING: HealthTiming = {settleMs: 1000, everyMs: 250, timeoutMs: 30_000}
 
 /**
- * Healthy = active and passing its health check twice in a row, a probe interval apart, after a short settle: a
- * reload is asynchronous (nginx's master re-reads its config after the signal), and the old workers must not pass
- * the gate for the new config.
+ * Healthy = active and passing its health check twice in a row, a probe interval apart (a daemon that comes up and
+ * falls over at once does not pass), after a short settle when it was reloaded (see HEALTH_TIMING).
  */
-async function waitHealthy(runner: Runner, name: string, health: string | undefined, t: HealthTiming): Promise<string | undefined> {
+async function waitHealthy(
+  runner: Runner,
+  name: string,
+  health: string | undefined,
+  t: HealthTiming,
+  reloaded: boolean,
+): Promise<string | undefined> {
   const deadline = Date.now() + t.timeoutMs
   let last = ''
   let passes = 0
-  await sleep(t.settleMs)
+  if (reloaded) await sleep(t.settleMs)
   for (;;) {
     const active = await runner.run(`systemctl is-active ${shq(name)}`, {check: false})
     if (active.stdout.trim() === 'active') {
@@ -145,6 +162,16 @@ const only = <K extends Change['kind']>(changes: Change[], kind: K) => changes.f
  * converged.
  */
 export async function applyHost(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions = {}): Promise<void> {
+  // Before the first change, and again at the end whatever happened: a run cut short still says the host changed.
+  await runner.run(markAppliedScript())
+  try {
+    await applyChanges(runner, desired, initialPlan, o)
+  } finally {
+    await runner.run(markAppliedScript(), {check: false}).catch(() => undefined)
+  }
+}
+
+async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions): Promise<void> {
   const host = desired.host
   const step = o.step ?? (() => {})
   const timing = o.health ?? HEALTH_TIMING
@@ -244,7 +271,7 @@ export async function applyHost(runner: Runner, desired: HostDesired, initialPla
       await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
     }
     touched.push({spec, wasActive: active})
-    const problem = await waitHealthy(runner, spec.name, spec.health, timing)
+    const problem = await waitHealthy(runner, spec.name, spec.health, timing, active && reload?.how === 'reload')
     if (problem) {
       // Put the previous config back and reload again every service this run touched, so each runs on the
       // restored files (not only the one that failed); their reloads are then no longer owed.

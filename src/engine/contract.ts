@@ -215,7 +215,8 @@ export interface CheckOutcome {
 /** A read-only check of the live host; retried by the engine until it passes or verify's timeout runs out. */
 export interface Check {
   name: string
-  run: () => Promise<CheckOutcome>
+  /** `progress`: what a long check is doing now (a line of verify's progress, e.g. Lynis' current test group). */
+  run: (progress: (text: string) => void) => Promise<CheckOutcome>
 }
 
 export interface CheckContext extends HostContext {
@@ -231,7 +232,13 @@ export interface CheckContext extends HostContext {
   connect: (host: Host) => Promise<Runner>
   /** State shared by the checks of one verify run (e.g. a token written once on the primary). */
   shared: <T>(key: string, make: () => Promise<T>) => Promise<T>
-  options: {lynis: boolean}
+  options: {
+    lynis: boolean
+    /** Run Lynis now even when the host's latest report could be used (`--lynis-now`). */
+    lynisNow?: boolean
+    /** A Lynis report older than this is not used (`--lynis-max-age`). */
+    lynisMaxAgeHours?: number
+  }
 }
 
 /** The load balancer's runtime control, for rolling changes: a component that balances traffic provides it. */

@@ -24,6 +24,12 @@ export interface HostFacts {
 }
 
 export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
+/**
+ * When foobar last changed the host: seconds since the epoch by the host's own clock, written before a host's
+ * first change in a run and again when its apply ends (done, failed or rolled back). Whatever judges the host from
+ * an earlier look (a Lynis report) must be younger than this.
+ */
+export const LAST_APPLY = '/var/lib/foobar/last-apply'
 const MAX_CONTENT = 256 * 1024
 
 export interface FactQuery {

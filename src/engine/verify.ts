@@ -19,13 +19,31 @@ export interface CheckResult {
   skipped?: boolean
 }
 
+/** What verify is doing, as it happens (drawn on stderr by the command; results are returned as before). */
+export type VerifyEvent =
+  /** Connected: the host's checks, about to run. */
+  | {kind: 'host'; host: string; checks: string[]}
+  | {kind: 'start'; host: string; check: string}
+  /** A long check says what it is doing (Lynis: its current test group). */
+  | {kind: 'progress'; host: string; check: string; text: string}
+  /** A check failed and is tried again (until it passes or the timeout runs out). */
+  | {kind: 'retry'; host: string; check: string; detail: string}
+  | {kind: 'done'; host: string; check: string; result: CheckResult; ms: number}
+  | {kind: 'hostDone'; host: string; results: CheckResult[]; ms: number}
+
 export interface VerifyOptions {
   transport: Transport
   timeoutMs: number
   concurrency: number
   lynis?: boolean
-  /** Between retries of a failing check. */
+  /** Run Lynis now instead of reading the host's latest report. */
+  lynisNow?: boolean
+  /** Hours after which a Lynis report is not used. */
+  lynisMaxAgeHours?: number
+  /** The first pause between tries of a failing check; it doubles up to `retryMaxMs`. */
   retryMs?: number
+  retryMaxMs?: number
+  onEvent?: (e: VerifyEvent) => void
 }
 
 /**
@@ -39,13 +57,24 @@ export async function verifyHosts(stack: Stack, inv: Inventory, hosts: Host[], o
   // Runners to other hosts (the monitoring server, the primary) are shared by every check of the run.
   const shared = runnerCache(o.transport)
   const memo = new Map<string, Promise<unknown>>()
+  const emit = (e: VerifyEvent) => {
+    try {
+      o.onEvent?.(e)
+    } catch {
+      // Drawing progress never fails a check.
+    }
+  }
   try {
     const perHost = await pool(hosts, o.concurrency, async (host) => {
+      const t0 = Date.now()
       let runner: Runner
       try {
         runner = await o.transport.open(host)
       } catch (error) {
-        return [{host: host.name, check: 'ssh', ok: false, detail: error instanceof Error ? error.message : String(error)}]
+        const failed = [{host: host.name, check: 'ssh', ok: false, detail: error instanceof Error ? error.message : String(error)}]
+        emit({kind: 'done', host: host.name, check: 'ssh', result: failed[0]!, ms: Date.now() - t0})
+        emit({kind: 'hostDone', host: host.name, results: failed, ms: Date.now() - t0})
+        return failed
       }
       try {
         const desired = desiredState(stack, inv, host, {material, controlAddress: await runner.clientAddress(), planners})
@@ -87,10 +116,14 @@ export async function verifyHosts(stack: Stack, inv: Inventory, hosts: Host[], o
             if (!p) memo.set(key, (p = make()))
             return p
           },
-          options: {lynis: o.lynis ?? true},
+          options: {lynis: o.lynis ?? true, lynisNow: o.lynisNow, lynisMaxAgeHours: o.lynisMaxAgeHours},
         }
         for (const c of stack.components) if (c.checks && c.appliesTo(host, inv)) checks.push(...c.checks(ctx))
-        return await Promise.all(checks.map((c) => retry(host.name, c, o.timeoutMs, o.retryMs ?? 1000)))
+        emit({kind: 'host', host: host.name, checks: checks.map((c) => c.name)})
+        const timing = {timeoutMs: o.timeoutMs, firstMs: o.retryMs ?? 250, maxMs: o.retryMaxMs ?? 2000}
+        const results = await Promise.all(checks.map((c) => retry(host.name, c, timing, emit)))
+        emit({kind: 'hostDone', host: host.name, results, ms: Date.now() - t0})
+        return results
       } finally {
         runner.close()
       }
@@ -120,17 +153,34 @@ function sharedFacts(read: () => Promise<HostFacts>): {get: () => Promise<HostFa
   }
 }
 
-async function retry(host: string, check: Check, timeoutMs: number, everyMs: number): Promise<CheckResult> {
-  const deadline = Date.now() + timeoutMs
+/**
+ * Runs a check until it passes, says its answer is final, or the timeout runs out: the first retry comes soon
+ * (a service a moment from ready), later ones back off, so a check that keeps failing does not hammer the host.
+ */
+async function retry(
+  host: string,
+  check: Check,
+  t: {timeoutMs: number; firstMs: number; maxMs: number},
+  emit: (e: VerifyEvent) => void,
+): Promise<CheckResult> {
+  const t0 = Date.now()
+  const deadline = t0 + t.timeoutMs
+  let pause = t.firstMs
+  emit({kind: 'start', host, check: check.name})
   for (;;) {
     let r: CheckOutcome
     try {
-      r = await check.run()
+      r = await check.run((text) => emit({kind: 'progress', host, check: check.name, text}))
     } catch (error) {
       r = {ok: false, detail: error instanceof Error ? error.message : String(error)}
     }
-    if (r.ok || r.final || Date.now() > deadline)
-      return {host, check: check.name, ok: r.ok, detail: r.detail, ...(r.skipped ? {skipped: true} : {})}
-    await sleep(everyMs)
+    if (r.ok || r.final || Date.now() > deadline) {
+      const result: CheckResult = {host, check: check.name, ok: r.ok, detail: r.detail, ...(r.skipped ? {skipped: true} : {})}
+      emit({kind: 'done', host, check: check.name, result, ms: Date.now() - t0})
+      return result
+    }
+    emit({kind: 'retry', host, check: check.name, detail: r.detail})
+    await sleep(Math.min(pause, Math.max(0, deadline - Date.now()) + 1))
+    pause = Math.min(pause * 2, t.maxMs)
   }
 }

@@ -145,10 +145,11 @@ describe.concurrent('the --json envelope', () => {
     expect(plan.result.summary).toMatchObject({failed: 3})
     expect(plan.result.hosts.map((h: {status: string}) => h.status)).toEqual(['failed', 'failed', 'failed'])
     expect(plan.error!.message).toMatch(/^no host succeeded \(3 failed, 0 skipped\)/)
-    // For humans, verify still ends with `Error: ...` on stderr.
+    // For humans, verify still ends with `Error: ...` on stderr, after its progress lines.
     const human = await cli(['verify', '-i', file, '--no-lynis', '--timeout', '0'], SECRETS)
     expect(human.code).toBe(1)
-    expect(human.stderr).toBe('Error: verify failed on every host\n')
+    expect(human.stderr).toMatch(/^✖ lb1 \[FAILED: 0 passed, 1 failed \(ssh\) in /m)
+    expect(human.stderr).toMatch(/\nError: verify failed on every host\n$/)
   })
 })
 

@@ -12,7 +12,7 @@ import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {UFW_RULES_FILE} from '../../src/components/firewall/index.js'
 import {SSHD_DROPIN} from '../../src/components/hardening/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
-import {PENDING_FILE} from '../../src/engine/facts.js'
+import {LAST_APPLY, PENDING_FILE} from '../../src/engine/facts.js'
 import {type RunOptions, runPlan} from '../../src/engine/run.js'
 import type {Inventory} from '../../src/inventory/index.js'
 import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, fastTimers, testInventory} from './support/fake-host.js'
@@ -93,6 +93,16 @@ describe('provisioning a bare host', () => {
     expect(recorded).toBeGreaterThan(0)
     expect(scripts.findIndex((s) => s.includes('apt-get'))).toBeGreaterThan(recorded)
     expect(web1.exists(PENDING_FILE)).toBe(false)
+  })
+
+  test('when foobar changed the host is recorded on it, by its clock: before the first change and again at the end', () => {
+    const scripts = web1.log.map((c) => c.script)
+    const marks = scripts.flatMap((s, i) => (s.includes(LAST_APPLY) && s.includes('date +%s') ? [i] : []))
+    expect(marks).toHaveLength(2)
+    expect(marks[0]).toBeLessThan(scripts.findIndex((s) => s.includes('apt-get')))
+    expect(marks[1]).toBeGreaterThan(scripts.findIndex((s) => s.includes('ufw') && s.includes('enable')))
+    const written = Number(web1.file(LAST_APPLY))
+    expect(Math.abs(written - Date.now() / 1000)).toBeLessThan(60)
   })
 
   test('no service is touched before the last file is written', () => {
@@ -225,5 +235,30 @@ describe('a guarded step whose fresh connection fails', () => {
     expect(fired.code, fired.stderr).toBe(0)
     expect(web1.file(SSHD_DROPIN)).toBe(edited)
     expect(web1.journal().slice(-2)).toEqual(['timer foobar-sshd-revert fired', 'systemctl reload ssh'])
+  })
+})
+
+describe('the health gate waits only where the daemon makes it (issue 20: no idle waits)', () => {
+  test('after a start it probes at once; after a reload (a signal systemctl does not wait for) it settles first', async () => {
+    const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'], {lean: true})
+    const {fleet, run} = setUp(inv)
+    const web1 = fleet.hosts.web1!
+    const at: Array<[string, number]> = []
+    web1.on(/^systemctl (start|reload|is-active) (foobar-app|nginx)$/, (c) => void at.push([c.script, Date.now()]))
+    const settleMs = 1500
+    const r = await run(['web1'], true, {health: {settleMs, everyMs: 5, timeoutMs: 5000}})
+    expect(r.hosts[0]!.status, r.hosts[0]!.error).toBe('changed')
+    /** From the command to the first probe of the service after it. */
+    const gap = (command: string) => {
+      const i = at.findIndex(([s]) => s === command)
+      expect(i, `${command} in ${JSON.stringify(at)}`).toBeGreaterThanOrEqual(0)
+      const name = command.split(' ').pop()!
+      const probe = at.slice(i + 1).find(([s]) => s === `systemctl is-active ${name}`)!
+      return probe[1] - at[i]![1]
+    }
+    // foobar-app was not running: started, then probed without a pause.
+    expect(gap('systemctl start foobar-app')).toBeLessThan(settleMs)
+    // nginx was running (the package starts it): reloaded, then the settle before the first probe.
+    expect(gap('systemctl reload nginx')).toBeGreaterThanOrEqual(settleMs)
   })
 })

@@ -10,7 +10,7 @@ import {STACK} from '../../src/components/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
-import {PENDING_FILE} from '../../src/engine/facts.js'
+import {LAST_APPLY, PENDING_FILE} from '../../src/engine/facts.js'
 import {type RunOptions, runPlan} from '../../src/engine/run.js'
 import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, testInventory} from './support/fake-host.js'
 
@@ -198,6 +198,9 @@ describe('the health gate', () => {
       error: 'web1: foobar-app unhealthy after the change (foobar-app is failed); previous config restored',
     })
     expect(web1.file(APP)).toBe(editedApp)
+    // The run changed the host all the same (and put it back): recorded last, after the restore.
+    const scripts = web1.log.map((c) => c.script)
+    expect(scripts.at(-1)).toMatch(new RegExp(`date \\+%s > ${LAST_APPLY}$`))
     // Healed, the next run converges it.
     web1.heal('unit-foobar-app')
     expect(await run(true)).toMatchObject({status: 'changed'})

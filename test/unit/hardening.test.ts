@@ -7,7 +7,7 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
-import {parseLynisIndex, parseSshAudit} from '../../src/components/hardening/audit.js'
+import {parseSshAudit} from '../../src/components/hardening/audit.js'
 import {
   AUTO_UPGRADES,
   FAIL2BAN_JAIL,
@@ -363,11 +363,5 @@ describe('scores', () => {
       ignored: ['kex kex-strict-s-v00@openssh.com: unknown algorithm'],
     })
     expect(parseSshAudit('[exception] cannot connect to 10.0.0.1 port 22').banner).toBeUndefined()
-  })
-
-  test("Lynis' hardening index from the screen or from the report file", () => {
-    expect(parseLynisIndex('  Hardening index : 67 [#############       ]\n  Tests performed : 240')).toBe(67)
-    expect(parseLynisIndex('report_version_major=1\nhardening_index=84\n')).toBe(84)
-    expect(parseLynisIndex('lynis: command not found')).toBeUndefined()
   })
 })

@@ -66,6 +66,11 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/systemd/system/usbguard.service.d/60-foobar.conf',
       '644 /etc/systemd/system/usbguard-dbus.service.d/60-foobar.conf',
       '644 /etc/systemd/system/acct.service.d/60-foobar.conf',
+      // Lynis on the host's own schedule (after every change by foobar, daily): verify reads its latest report.
+      '644 /etc/systemd/system/foobar-lynis.service',
+      '644 /etc/systemd/system/foobar-lynis.timer',
+      '644 /etc/systemd/system/foobar-lynis.path',
+      '755 /usr/local/lib/foobar/lynis',
     ]
     const withHardening = (l: string[]) => [...l, ...hardened].sort()
     expect(list).toEqual({
@@ -112,7 +117,7 @@ describe('rendered files (snapshots)', () => {
         encoding: 'utf8',
       })
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('71 files for 3 hosts')
+      expect(run.stdout).toContain('83 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {

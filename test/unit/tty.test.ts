@@ -33,10 +33,12 @@ hosts:
 }
 
 /** Runs the CLI inside a pseudo-terminal; resolves with its exit code and seconds taken, or -1 after `limitMs`. */
-function inTerminal(args: string[], limitMs = 15_000): Promise<{code: number; seconds: number; out: string}> {
+function inTerminal(args: string[], limitMs = 15_000, cols?: number): Promise<{code: number; seconds: number; out: string}> {
   return new Promise((done) => {
     const t0 = Date.now()
-    const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+    // `cols`: a terminal that wide (script's own has none, so lines wrap at every character).
+    const command =
+      (cols ? `stty cols ${cols}; ` : '') + [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
     const child = spawn('script', ['-qec', command, '/dev/null'], {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
@@ -53,12 +55,36 @@ describe.skipIf(!hasScript)('in a terminal', () => {
     ['plan', ['plan']],
     ['provision --yes', ['provision', '--yes']],
     ['firewall plan', ['firewall', 'plan']],
+    ['verify', ['verify', '--timeout', '0']],
   ])('%s against hosts that fail at once exits within seconds, naming the problem', async (_name, args) => {
     const r = await inTerminal([...args, '-i', inventory()])
     console.log(`tty: foobar ${args.join(' ')} exited ${r.code} after ${r.seconds.toFixed(1)} s`)
     expect(r.code, r.out).toBeGreaterThan(0)
     expect(r.out).toMatch(/ECONNREFUSED 127\.0\.0\.1:9/)
   })
+
+  test("verify draws each host's line, ending with its counts and time", async () => {
+    const r = await inTerminal(['verify', '--timeout', '0', '-i', inventory()], 15_000, 150)
+    const text = r.out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    expect(text).toMatch(/✖ lb1/)
+    expect(text).toMatch(/0 passed, 1 failed \(ssh\) in \d+\.\d s/)
+    expect(text).toMatch(/^verify: 0 passed, 2 failed/m)
+  })
+})
+
+test('verify piped: each check with its result and time on stderr; the table on stdout as before', () => {
+  const r = spawnSync(process.execPath, [BIN, 'verify', '--timeout', '0', '-i', inventory()], {encoding: 'utf8', timeout: 30_000})
+  expect(r.status).toBe(1)
+  expect(r.stderr).toMatch(/^› lb1: ssh: FAIL in \d+\.\d s: lb1: cannot connect to deploy@127\.0\.0\.1:9 .*ECONNREFUSED/m)
+  expect(r.stderr).toMatch(/^✖ web1 \[FAILED: 0 passed, 1 failed \(ssh\) in \d+\.\d s\]$/m)
+  expect(r.stderr).toMatch(/\nError: verify failed on every host\n$/)
+  expect(r.stdout.split('\n')).toEqual([
+    expect.stringMatching(/^lb1 {8}ssh {4}FAIL {2}lb1: cannot connect/),
+    expect.stringMatching(/^web1 {7}ssh {4}FAIL {2}web1: cannot connect/),
+    '',
+    'verify: 0 passed, 2 failed',
+    '',
+  ])
 })
 
 test('piped: the progress lines go to stderr, the plan and its summary to stdout', () => {

@@ -28,7 +28,7 @@ async function waitCaughtUp(replica: Runner, position: string): Promise<void> {
   while (Date.now() < deadline) {
     const r = await replica.run(`mysql --protocol=socket -N -B -e 'SELECT @@gtid_slave_pos'`, {check: false})
     if (r.code === 0 && gtidCovers(r.stdout.trim(), position)) return
-    await new Promise((res) => setTimeout(res, 500))
+    await new Promise((res) => setTimeout(res, 200))
   }
   // Not replicating (or far behind): its accounts are made here, which is what such a replica needs anyway.
 }

@@ -71,7 +71,8 @@ async function waitState(conn: Runner, server: string, want: (s: ServerState) =>
         `${conn.host.name}: backend ${server} not ${what} after ${timeoutMs / 1000}s (op state ${last?.opState}, admin state ${last?.adminState})`,
       )
     }
-    await new Promise((r) => setTimeout(r, 500))
+    // HAProxy's own checks (inter 2s, rise 2) decide when; polling its state often only ends the wait sooner.
+    await new Promise((r) => setTimeout(r, 200))
   }
 }
 

@@ -1,6 +1,6 @@
 /*
- * The scores auditors use, as pure parsers: ssh-audit's report (run from the control machine) and Lynis'
- * hardening index (run on the host).
+ * The score auditors use, as a pure parser: ssh-audit's report (run from the control machine). Lynis' hardening
+ * index (run on the host) is read from its report in lynis.ts.
  */
 
 export interface SshAuditResult {
@@ -40,10 +40,4 @@ export function parseSshAudit(text: string): SshAuditResult {
     else out[level as 'fail' | 'warn'].push(what)
   }
   return out
-}
-
-/** Lynis' "Hardening index : 67 [#############       ]" (screen) or `hardening_index=67` (report file). */
-export function parseLynisIndex(text: string): number | undefined {
-  const m = /Hardening index\s*:\s*(\d+)/.exec(text) ?? /^hardening_index=(\d+)/m.exec(text)
-  return m ? Number(m[1]) : undefined
 }

@@ -1,9 +1,9 @@
 import {execFile} from 'node:child_process'
 import {type HardeningItem, type Host, sshPort, sshUser} from '../../inventory/index.js'
-import {shq} from '../../util/shell.js'
 import type {Check, CheckContext} from '../../engine/contract.js'
 import type {Runner} from '../../remote/runner.js'
-import {parseLynisIndex, parseSshAudit} from './audit.js'
+import {parseSshAudit} from './audit.js'
+import {LYNIS_MAX_AGE_HOURS, lynisCheck} from './lynis.js'
 import {type HardeningSpec, hardeningSpec} from './spec.js'
 import {parseHardeningFacts, planHardening} from './live.js'
 import {sysctlSkipReason} from './sysctl.js'
@@ -43,7 +43,16 @@ export function hardeningChecks(ctx: CheckContext): Check[] {
   checks.push({name: 'ssh-audit', run: () => sshAudit(host, spec)})
   checks.push(
     options.lynis
-      ? {name: 'lynis', run: () => lynis(host, conn)}
+      ? {
+          name: 'lynis',
+          run: (say) =>
+            lynisCheck(
+              host,
+              conn,
+              {now: ctx.options.lynisNow ?? false, maxAgeHours: ctx.options.lynisMaxAgeHours ?? LYNIS_MAX_AGE_HOURS},
+              say,
+            ),
+        }
       : {name: 'lynis', run: async () => ({ok: true, skipped: true, detail: 'not run (--no-lynis)'})},
   )
   return checks
@@ -134,24 +143,4 @@ async function sshAudit(host: Host, spec: HardeningSpec) {
   const ok = r.fail.length <= sshAuditFail && r.warn.length <= sshAuditWarn
   if (!ok && spec.skipped.ssh) return {ok: true, skipped: true, detail: `${detail}; ssh hardening switched off: ${spec.skipped.ssh}`}
   return {ok, detail}
-}
-
-/** Lynis on the host, installed on demand through the inventory's apt proxy. Its answer is final: no retry of a minutes-long run. */
-async function lynis(host: Host, conn: Runner) {
-  const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
-  const apt = `DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q`
-  const install = await conn.run(
-    `command -v lynis >/dev/null || { ${apt} update >/dev/null && ${apt} -y --no-install-recommends install lynis >/dev/null; }`,
-    {check: false},
-  )
-  if (install.code !== 0) return {ok: false, final: true, detail: `installing lynis failed: ${install.stderr.trim().split('\n').pop()}`}
-  const r = await conn.run('lynis audit system --quick --no-colors 2>&1; cat /var/log/lynis-report.dat 2>/dev/null', {
-    check: false,
-    timeoutMs: 30 * 60_000,
-  })
-  const index = parseLynisIndex(r.stdout)
-  if (index === undefined)
-    return {ok: false, final: true, detail: `no hardening index in lynis' output: ${r.stdout.trim().split('\n').pop()}`}
-  const min = host.hardening.thresholds.lynisMin
-  return {ok: index >= min, final: true, detail: `hardening index ${index} (minimum ${min})`}
 }

@@ -4,6 +4,7 @@ import type {Component, ComponentState, DesiredFile, LiveAction, ServiceSpec} fr
 import {PENDING_REASON, emptyState, file} from '../../engine/contract.js'
 import {applyHardening, reloadSshdGuarded} from './activate.js'
 import {hardeningChecks} from './checks.js'
+import {lynisState} from './lynis.js'
 import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from './live.js'
 import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
 import {SYSCTL_FILE, renderSysctl} from './sysctl.js'
@@ -96,6 +97,11 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     // What auditors look for (Lynis PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
     s.packages.push(...AUDIT_PACKAGES)
     s.files.push(...hostOnly('audit_tools'))
+    // Lynis on the host's own schedule (after every change by foobar, and daily): verify reads its latest report.
+    const lynis = lynisState()
+    s.packages.push('lynis')
+    s.files.push(...lynis.files)
+    s.services.push(...lynis.services)
   }
   if (on('usb')) {
     // USBGuard: hubs and keyboards/mice (a console keeps working), every other device (storage, network) blocked.
