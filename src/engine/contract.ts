@@ -50,10 +50,20 @@ export interface ComponentState {
   services: ServiceSpec[]
 }
 
+/**
+ * IP protocols a firewall rule can admit: tcp and udp by port; the others whole, from the rule's sources (vrrp is
+ * IP protocol 112, the load balancers' floating-address exchange). ufw and iptables both know them by name.
+ */
+export type Protocol = 'tcp' | 'udp' | 'vrrp'
+
+/** Protocols without ports: a rule admits the whole protocol from its sources. */
+export const PORTLESS: readonly Protocol[] = ['vrrp']
+
 /** One allow rule of the host firewall: everything not allowed is dropped. */
 export interface PortRule {
-  port: number
-  proto: 'tcp' | 'udp'
+  /** tcp and udp: the port. Absent exactly for a protocol without ports (PORTLESS). */
+  port?: number
+  proto: Protocol
   /** Source networks (CIDR); empty = anywhere. */
   from: string[]
   /** Says what the rule is for; rendered next to it. */

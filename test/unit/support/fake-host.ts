@@ -328,7 +328,7 @@ case $1 in
     case $3 in incoming) k=DEFAULT_INPUT_POLICY ;; outgoing) k=DEFAULT_OUTPUT_POLICY ;; *) k=DEFAULT_FORWARD_POLICY ;; esac
     setconf "$D" "$k" "\"$p\"" ;;
   allow|deny|reject|limit)
-    action=$1; shift; dir=in; proto=any; from=; port=; comment=
+    action=$1; shift; dir=in; proto=any; from=; port=any; comment=
     while [ $# -gt 0 ]; do
       case $1 in in|out) dir=$1 ;; proto) proto=$2; shift ;; from) from=$2; shift ;; port) port=$2; shift ;; comment) comment=$2; shift ;; esac
       shift
