@@ -40,7 +40,8 @@ const peersOf = (inv: Inventory, host: Host) => sharingLbs(inv).filter((h) => h 
 /** A change that would interrupt HAProxy or keepalived on the host (packages, a restart): the address moves away first. */
 const interrupts = (plan: HostPlan) => plan.changes.some((c) => c.kind === 'packages' || (c.kind === 'reload' && c.how === 'restart'))
 
-const HANDOVER_MS = 15_000
+/** How long a peer has to serve through the address after keepalived stops on the holder (a setting for tests). */
+export const HANDOVER = {timeoutMs: 15_000, everyMs: 500}
 
 /** The site through the address, from the host that gave it up: answered by a peer. */
 const servedThrough = (inv: Inventory, vip: string) =>
@@ -54,17 +55,17 @@ const failover: Failover = {
     if (!vip || peers.length === 0 || !interrupts(plan) || !(await holds(runner))) return undefined
     step(`handing ${vip} over to ${peers.map((p) => p.name).join(' or ')} before the change (keepalived stopped here)`)
     await runner.run(`systemctl stop ${SERVICE}`)
-    const deadline = Date.now() + HANDOVER_MS
+    const deadline = Date.now() + HANDOVER.timeoutMs
     for (;;) {
       const gone = !(await holds(runner))
       if (gone && (await runner.run(servedThrough(inventory, vip), {check: false})).code === 0) break
       if (Date.now() > deadline) {
         await runner.run(`systemctl start ${SERVICE}`, {check: false})
         throw new Failure(
-          `${runner.host.name}: no other load balancer served ${vip} within ${HANDOVER_MS / 1000}s of keepalived stopping here; keepalived started again, nothing changed`,
+          `${runner.host.name}: no other load balancer served ${vip} within ${HANDOVER.timeoutMs / 1000}s of keepalived stopping here (keepalived started again)`,
         )
       }
-      await sleep(500)
+      await sleep(HANDOVER.everyMs)
     }
     return async () => {
       await runner.run(`systemctl start ${SERVICE}`)
