@@ -8,11 +8,12 @@
 import {rmSync} from 'node:fs'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {STACK} from '../../src/components/index.js'
-import {HANDOVER, KEEPALIVED_CONF} from '../../src/components/keepalived/index.js'
+import {HANDOVER, KEEPALIVED_CONF, vipHolders} from '../../src/components/keepalived/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import type {Change, Component, Failover} from '../../src/engine/contract.js'
 import type {HostDesired, Stack} from '../../src/engine/desired.js'
 import {type HostResult, type Planned, type RunOptions, applyBatch, runPlan} from '../../src/engine/run.js'
+import type {Host} from '../../src/inventory/index.js'
 import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, fastTimers, testInventory} from './support/fake-host.js'
 
 const VIP = '10.77.0.100'
@@ -22,6 +23,7 @@ const inv = testInventory(['lb1 10.77.0.11 lb', 'lb2 10.77.0.14 lb', 'web1 10.77
   yaml: `lb: {vip: ${VIP}, vrrp: {password: {env: ${ENV}}}}\n`,
 })
 const LBS = ['lb1', 'lb2']
+const host = (name: string) => inv.hosts.find((h) => h.name === name)!
 const EDITED = 'server {\n    # edited by hand\n}\n'
 
 let restoreTimers: () => void
@@ -198,6 +200,19 @@ describe('two load balancers sharing a floating address (fake hosts)', () => {
     expect(served.length).toBeGreaterThan(0)
     expect(served[0]!.seq).toBeLessThan(lb1.commands(/apt-get.* install/)[0]!.seq)
     expect(lb2.hasAddress(VIP)).toBe(true)
+  })
+
+  test('who holds the address (verify and monitor status name it): one, none, or both at once', async () => {
+    const {fleet, lb1, lb2} = await serving()
+    const open = (h: Host) => fleet.transport.open(h)
+    expect(await vipHolders(inv, open)).toEqual({holders: ['lb1'], unreachable: []})
+    expect(await vipHolders(inv, open, [host('lb2')])).toEqual({holders: [], unreachable: []})
+    lb2.addAddress(`${VIP}/24`)
+    expect((await vipHolders(inv, open)).holders).toEqual(['lb1', 'lb2'])
+    lb1.removeAddress(VIP)
+    lb2.removeAddress(VIP)
+    lb1.refusing = 'Connection refused'
+    expect(await vipHolders(inv, open)).toEqual({holders: [], unreachable: ['lb1']})
   })
 
   test('no peer takes the address over: keepalived is started again on the holder, which is not changed', async () => {

@@ -70,14 +70,18 @@ export async function holds(runner: Runner): Promise<boolean> {
   return (await runner.run(holdsScript(vip), {check: false})).code === 0
 }
 
-/** Which of the load balancers hold the address now (each asked over its own connection); unreachable ones are listed apart. */
+/**
+ * Which of the load balancers (of `among`, default all) hold the address now, each asked over its own connection;
+ * unreachable ones are listed apart.
+ */
 export async function vipHolders(
   inv: Inventory,
   connect: (h: Host) => Promise<Runner>,
+  among?: Host[],
 ): Promise<{holders: string[]; unreachable: string[]}> {
   const holders: string[] = []
   const unreachable: string[] = []
-  for (const lb of sharingLbs(inv)) {
+  for (const lb of sharingLbs(inv).filter((h) => !among || among.includes(h))) {
     try {
       if (await holds(await connect(lb))) holders.push(lb.name)
     } catch {
