@@ -12,6 +12,7 @@ import {CHECK_SCRIPT, KEEPALIVED_CONF, NOTIFY_SCRIPT} from '../../src/components
 import {discoveryParts, hostPorts} from '../../src/engine/desired.js'
 import {discoveryScript, parseDiscovery} from '../../src/engine/facts.js'
 import {type Host, type Inventory, InventoryError, governedPorts, parseInventory} from '../../src/inventory/index.js'
+import {dnsRecords} from '../../src/lab/index.js'
 import {fileOf, loadExample, renderAll} from './support/render.js'
 
 const ENV = 'FOOBAR_TEST_VRRP'
@@ -284,5 +285,20 @@ describe('firewall: VRRP (IP protocol 112) between the load balancers only', () 
     const [v4, v6] = renderFirewall(host(ipt, 'lb1'), rules(ipt, 'lb1')).files.map((f) => f.content)
     expect(v4).toContain('-A INPUT -s 10.77.0.14/32 -p vrrp -m comment --comment "vrrp from the other load balancers" -j ACCEPT\n')
     expect(v6).not.toContain('vrrp')
+  })
+})
+
+describe('the lab', () => {
+  test("lab up -i lab-ha.yml: four hosts; the site's DNS names on the floating address (else on the first load balancer)", () => {
+    const inv = ha()
+    const hosts = inv.hosts.map(({name, address, roles}) => ({name, address, roles}))
+    const spec = {hosts, domain: inv.site.domain, aliases: inv.site.aliases}
+    expect(hosts.map((h) => `${h.name} ${h.address}`)).toEqual(['lb1 10.77.0.11', 'web1 10.77.0.12', 'web2 10.77.0.13', 'lb2 10.77.0.14'])
+    const site = (records: Array<{name: string; address: string}>) => records.filter((r) => !r.name.endsWith('.lab.foobar.test'))
+    expect(site(dnsRecords({...spec, vip: '10.77.0.100'}, hosts))).toEqual([
+      {name: 'www.foobar.test', address: '10.77.0.100'},
+      {name: 'foobar.test', address: '10.77.0.100'},
+    ])
+    expect(site(dnsRecords(spec, hosts)).map((r) => r.address)).toEqual(['10.77.0.11', '10.77.0.11'])
   })
 })
