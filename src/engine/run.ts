@@ -410,8 +410,8 @@ async function applyWithFailover(
       runner = await connect(p.desired!.host)
       if (holds) rejoin = await failover.handOver({runner, plan, inventory, step})
     } catch (error) {
-      const error_ = `handing the floating address over failed: ${message(error)}; not changed`
-      return {host: plan.host, status: 'failed', changes: plan.changes, error: error_, durationMs: 0}
+      const why = `handing the floating address over failed: ${message(error)}; not changed`
+      return {host: plan.host, status: 'failed', changes: plan.changes, error: why, durationMs: 0}
     }
     const r = await applyOne(p)
     const fail = (why: string) => {
@@ -430,7 +430,15 @@ async function applyWithFailover(
   }
   const inTurn = async (): Promise<HostResult[]> => {
     const holding = new Map<Planned, boolean>()
-    for (const p of group) holding.set(p, await connect(p.desired!.host).then(failover.holds, () => false))
+    // A host that cannot say is taken for a standby: it changes before the others.
+    for (const p of group) {
+      holding.set(
+        p,
+        await connect(p.desired!.host)
+          .then((r) => failover.holds(r))
+          .catch(() => false),
+      )
+    }
     const order = [...group.filter((p) => !holding.get(p)), ...group.filter((p) => holding.get(p))]
     const out: HostResult[] = []
     let stoppedAt: string | undefined

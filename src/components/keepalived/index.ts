@@ -71,7 +71,7 @@ const failover: Failover = {
       await runner.run(`systemctl start ${SERVICE}`)
     }
   },
-  ready: (runner, timeoutMs) => waitReady(runner, CHECK_SCRIPT, timeoutMs),
+  ready: (runner, timeoutMs) => waitReady(runner, KEEPALIVED_CONF, CHECK_SCRIPT, timeoutMs),
 }
 
 function checks(ctx: CheckContext): Check[] {

@@ -91,13 +91,16 @@ export async function vipHolders(
   return {holders, unreachable}
 }
 
-/** Ready to take the address over: keepalived active and the track script passing, twice a second apart. */
-export async function waitReady(runner: Runner, check: string, timeoutMs = 30_000): Promise<void> {
+/**
+ * Ready to take the address over: keepalived active and the track script passing, twice a second apart. A host
+ * without keepalived's config yet (a firewall-only run before the first provision) has nothing to wait for.
+ */
+export async function waitReady(runner: Runner, conf: string, check: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let passes = 0
   let last = ''
   for (;;) {
-    const r = await runner.run(`systemctl is-active --quiet keepalived && ${check}`, {check: false})
+    const r = await runner.run(`[ ! -s ${shq(conf)} ] || { systemctl is-active --quiet keepalived && ${check}; }`, {check: false})
     if (r.code === 0) {
       if (++passes >= 2) return
     } else {
