@@ -13,6 +13,9 @@ PACKAGES="$PACKAGES prometheus rsyslog rsyslog-gnutls"
 # The default app's database driver, for the unit tests that run the app (test/unit/app-py.test.ts).
 PACKAGES="$PACKAGES python3-pymysql"
 
+# keepalived -t for the two load balancers' VRRP config (test/unit/checkers.test.ts); never started here.
+PACKAGES="$PACKAGES keepalived"
+
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

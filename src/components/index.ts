@@ -14,6 +14,7 @@ import {dbEndpoint} from './db-endpoint/index.js'
 import {firewall} from './firewall/index.js'
 import {haproxy} from './haproxy/index.js'
 import {hardening} from './hardening/index.js'
+import {keepalived} from './keepalived/index.js'
 import {exporters, logs, monitoringServer} from './monitoring/index.js'
 import {mysql, replication} from './mysql/index.js'
 import {nginx} from './nginx/index.js'
@@ -30,6 +31,7 @@ export const STACK = defineStack([
   app,
   nginx,
   haproxy,
+  keepalived,
   mysql,
   replication,
   appDb,

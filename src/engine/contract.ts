@@ -50,10 +50,20 @@ export interface ComponentState {
   services: ServiceSpec[]
 }
 
+/**
+ * IP protocols a firewall rule can admit: tcp and udp by port; the others whole, from the rule's sources (vrrp is
+ * IP protocol 112, the load balancers' floating-address exchange). ufw and iptables both know them by name.
+ */
+export type Protocol = 'tcp' | 'udp' | 'vrrp'
+
+/** Protocols without ports: a rule admits the whole protocol from its sources. */
+export const PORTLESS: readonly Protocol[] = ['vrrp']
+
 /** One allow rule of the host firewall: everything not allowed is dropped. */
 export interface PortRule {
-  port: number
-  proto: 'tcp' | 'udp'
+  /** tcp and udp: the port. Absent exactly for a protocol without ports (PORTLESS). */
+  port?: number
+  proto: Protocol
   /** Source networks (CIDR); empty = anywhere. */
   from: string[]
   /** Says what the rule is for; rendered next to it. */
@@ -115,6 +125,11 @@ export interface HostContext {
 export interface RenderContext extends HostContext {
   /** Certificates and keys; absent when only rendering configs (`foobar render`): then no key material is written. */
   material?: TlsMaterial
+  /**
+   * What the component's `discover` script printed on this host, read just before rendering (plan, provision,
+   * verify); undefined when no host was asked (`foobar render`, which touches none).
+   */
+  discovered?: string[]
   /** The address foobar connects from, as the host sees it (always allowed to reach SSH). */
   controlAddress?: string
   /** The ports every component on this host opens (the firewall renders from these). */
@@ -253,6 +268,30 @@ export interface Balancer {
   drained: (lb: Runner) => Promise<string[]>
 }
 
+/**
+ * Hosts that stand in for each other behind a floating address (load balancers sharing a VIP): the component that
+ * moves the address provides this, for the hosts it applies to. Their changes never run at once: one host at a
+ * time, the hosts not holding the address first, each ready to take over again before the next; the holder hands
+ * the address to a peer first when its change would interrupt what it serves. A host that fails stops the others.
+ */
+export interface Failover {
+  /** Whether the host holds the floating address now. */
+  holds: (runner: Runner) => Promise<boolean>
+  /**
+   * Called before the holder's change is applied: hands the address to a peer when this plan would interrupt the
+   * service (a restart, packages). Returns what makes the host take part again afterwards, or undefined when
+   * nothing was handed over.
+   */
+  handOver: (ctx: {
+    runner: Runner
+    plan: HostPlan
+    inventory: Inventory
+    step: (s: string) => void
+  }) => Promise<(() => Promise<void>) | undefined>
+  /** After a host's change: resolves once it could take the address over again, throws after `timeoutMs`. */
+  ready: (runner: Runner, timeoutMs?: number) => Promise<void>
+}
+
 export interface Component {
   name: string
   /** Components whose steps come first (packages, files, services, live steps). Order = these, then registry order. */
@@ -262,6 +301,12 @@ export interface Component {
   desired?: (ctx: RenderContext) => ComponentState
   /** Ports it opens on this host and to whom (`targets`: every scrape target of this host). */
   ports?: (ctx: HostContext & {targets: ScrapeTarget[]}) => PortRule[]
+  /**
+   * Read-only shell lines run on the host before its configs are rendered (plan, provision, verify), for what a
+   * config must take from the host itself (the interface that holds its address); their output reaches `desired`
+   * as `discovered`.
+   */
+  discover?: (ctx: HostContext) => string
   /** Internal-CA certificates it needs on this host. */
   certificates?: (ctx: HostContext) => CertRequest[]
   /**
@@ -282,6 +327,8 @@ export interface Component {
   material?: (inventory: Inventory, requests: Record<string, CertRequest[]>) => TlsMaterial
   /** The component that balances traffic provides the drain/enable control for rolling changes. */
   balancer?: Balancer
+  /** The component that moves a floating address between its hosts provides the order of their changes. */
+  failover?: Failover
 }
 
 export const emptyState = (): ComponentState => ({packages: [], files: [], absent: [], services: []})

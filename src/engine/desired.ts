@@ -29,6 +29,8 @@ export interface DesiredOptions {
   only?: string[]
   /** This run's live planners (runPlan prepares them once); none when only rendering. */
   planners?: Map<string, LivePlanner>
+  /** What each component's `discover` script printed on the host (see discoverHost); none when only rendering. */
+  discovered?: Record<string, string[]>
 }
 
 const targetCache = new WeakMap<Inventory, WeakMap<Stack, {all: ScrapeTarget[]; byHost: Map<string, ScrapeTarget[]>}>>()
@@ -114,6 +116,18 @@ export function preparePlanners(
   return out
 }
 
+/** The `discover` scripts of the components that apply to the host (those in `only`, when given), in component order. */
+export function discoveryParts(
+  stack: Stack,
+  inventory: Inventory,
+  host: Host,
+  only?: string[],
+): Array<{component: string; script: string}> {
+  return stack.components
+    .filter((c) => c.discover && c.appliesTo(host, inventory) && (!only || only.includes(c.name)))
+    .map((c) => ({component: c.name, script: c.discover!({inventory, host})}))
+}
+
 /** Any PEM private-key block (PKCS#8, RSA, EC, DSA, ENCRYPTED, OPENSSH). */
 export const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/
 
@@ -128,7 +142,7 @@ export function secretIfPrivateKey(f: DesiredFile): DesiredFile {
 
 /** Everything a host should have, merged over the components that apply to it (pure). */
 export function desiredState(stack: Stack, inventory: Inventory, host: Host, options: DesiredOptions = {}): HostDesired {
-  const {material, controlAddress, only, planners} = options
+  const {material, controlAddress, only, planners, discovered} = options
   const ports = hostPorts(stack, inventory, host)
   const out: HostDesired = {
     inventory,
@@ -147,7 +161,7 @@ export function desiredState(stack: Stack, inventory: Inventory, host: Host, opt
     if (!c.appliesTo(host, inventory) || (only && !only.includes(c.name))) continue
     out.components.push(c.name)
     if (c.desired) {
-      const s = c.desired({inventory, host, material, controlAddress, ports, targets})
+      const s = c.desired({inventory, host, material, controlAddress, ports, targets, discovered: discovered?.[c.name]})
       out.packages.push(...s.packages)
       out.files.push(...s.files.map((f) => ({...f, component: c.name})))
       out.absent.push(...s.absent)

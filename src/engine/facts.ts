@@ -71,6 +71,30 @@ export function factsScript(q: FactQuery): string {
   return lines.join('\n')
 }
 
+/**
+ * The components' discovery scripts (read before rendering), in one round trip; each line tagged with its
+ * component by the engine, as the live-state lines are.
+ */
+export function discoveryScript(parts: Array<{component: string; script: string}>): string {
+  return parts
+    .map((p) => {
+      if (!/^[a-z][a-z0-9-]*$/.test(p.component))
+        throw new Error(`component name ${JSON.stringify(p.component)}: lowercase letters, digits, -`)
+      return `{\n${p.script}\ntrue\n} 2>/dev/null | sed 's/^/@@disc ${p.component} /'`
+    })
+    .join('\n')
+}
+
+/** Pure parser of discoveryScript's output: component -> its lines (every component asked has an entry). */
+export function parseDiscovery(output: string, parts: Array<{component: string}>): Record<string, string[]> {
+  const out: Record<string, string[]> = Object.fromEntries(parts.map((p) => [p.component, [] as string[]]))
+  for (const line of output.split('\n')) {
+    const [tag, component, ...value] = line.split(' ')
+    if (tag === '@@disc' && component && out[component]) out[component].push(value.join(' '))
+  }
+  return out
+}
+
 /** Pure parser of factsScript's output. */
 export function parseFacts(output: string, q: FactQuery): HostFacts {
   const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], live: {}}

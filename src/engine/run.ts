@@ -6,8 +6,8 @@ import {chunk, pool} from '../util/pool.js'
 import {sleep} from '../util/wait.js'
 import {type HealthTiming, applyHost} from './apply.js'
 import type {Change, HostPlan, LivePlanner, TlsMaterial} from './contract.js'
-import {type HostDesired, type Stack, desiredState, prepareMaterial, preparePlanners} from './desired.js'
-import {type HostFacts, factsScript, parseFacts} from './facts.js'
+import {type HostDesired, type Stack, desiredState, discoveryParts, prepareMaterial, preparePlanners} from './desired.js'
+import {type HostFacts, discoveryScript, factsScript, parseDiscovery, parseFacts} from './facts.js'
 import {factQuery, planHost} from './plan.js'
 
 export type HostStatus = 'unchanged' | 'changed' | 'pending' | 'failed' | 'skipped'
@@ -54,6 +54,17 @@ export async function gatherFacts(runner: Runner, desired: HostDesired): Promise
   const q = factQuery(desired)
   const res = await runner.run(factsScript(q))
   return parseFacts(res.stdout, q)
+}
+
+/**
+ * What the host's components need to read from it before their configs are rendered (their `discover` scripts), in
+ * one round trip; none asked (and no round trip) when no component there has one.
+ */
+export async function discoverHost(stack: Stack, inventory: Inventory, host: Host, runner: Runner, only?: string[]) {
+  const parts = discoveryParts(stack, inventory, host, only)
+  if (parts.length === 0) return {}
+  const res = await runner.run(discoveryScript(parts))
+  return parseDiscovery(res.stdout, parts)
 }
 
 export type Planned = {plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}
@@ -141,7 +152,9 @@ async function runBatches(
   planners: Map<string, LivePlanner>,
   started: number,
 ): Promise<RunReport> {
-  const batches = options.serial ? chunk(hosts, options.serial) : [hosts]
+  // Rolling batches: the hosts sharing a floating address that do not hold it come first (each batch in turn).
+  const ordered = options.apply && options.serial ? await standbyFirst(stack, inventory, hosts, options.transport) : hosts
+  const batches = options.serial ? chunk(ordered, options.serial) : [hosts]
   const results: HostResult[] = []
   let stopped = false
   for (const batch of batches) {
@@ -211,6 +224,9 @@ async function runBatches(
       cache.closeAll()
     }
   }
+  // In the inventory's order, whatever order the batches ran in.
+  const place = new Map(hosts.map((h, i) => [h.name, i]))
+  results.sort((a, b) => (place.get(a.host) ?? 0) - (place.get(b.host) ?? 0))
   return {hosts: results, durationMs: Date.now() - started}
 }
 
@@ -245,14 +261,16 @@ export async function applyBatch(
     p.plan.changes.some((c) => drains(stack, c))
   const hasBackends = balancer !== undefined && planned.some((p) => p.desired && balancer.isBackend(p.desired.host))
   const lbs = proceed && hasBackends ? await servingLbs(inventory, (h) => lbComponent!.appliesTo(h, inventory), balancer!, connect) : []
-  if (!balancer || lbs.length === 0) return pool(planned, options.concurrency, applyOne)
+  // Hosts sharing a floating address change one at a time, the standby first (the others in parallel meanwhile).
+  const applyAll = (list: Planned[]) => applyWithFailover(stack, inventory, list, applyOne, proceed, options, connect)
+  if (!balancer || lbs.length === 0) return applyAll(planned)
 
   const byHost = new Map<string, HostResult>()
   // The load balancers' own changes come after the web tier's, so a roll that stops part-way never leaves them
   // on a configuration their backends do not serve: they are then skipped with the rest of the roll.
   const isLb = (p: Planned) => p.desired !== undefined && lbComponent!.appliesTo(p.desired.host, inventory)
   const rest = planned.filter((p) => !isRolling(p) && !isLb(p))
-  for (const r of await pool(rest, options.concurrency, applyOne)) byHost.set(r.host, r)
+  for (const r of await applyAll(rest)) byHost.set(r.host, r)
   /** Back in rotation if every balancer sees it healthy (its previous configuration restored); else drained again. */
   const backInRotation = async (host: string): Promise<boolean> => {
     try {
@@ -336,7 +354,7 @@ export async function applyBatch(
       })
     }
   } else {
-    for (const r of await pool(lbHosts, options.concurrency, applyOne)) byHost.set(r.host, r)
+    for (const r of await applyAll(lbHosts)) byHost.set(r.host, r)
   }
   // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
   for (const lb of lbs) {
@@ -356,6 +374,120 @@ export async function applyBatch(
     }
   }
   return planned.map((p) => byHost.get(p.plan?.host ?? p.result!.host) ?? p.result!)
+}
+
+/**
+ * Applies `planned`: the hosts of a failover group (the hosts a `failover` component applies to, e.g. load balancers
+ * sharing a floating address) one at a time, those not holding the address first; each ready to take over again
+ * before the next, the holder handing the address over first when its change would interrupt it; a host that fails
+ * stops the group. Every other host in parallel, meanwhile. Results in the order of `planned`.
+ */
+async function applyWithFailover(
+  stack: Stack,
+  inventory: Inventory,
+  planned: Planned[],
+  applyOne: (p: Planned) => Promise<HostResult>,
+  proceed: boolean,
+  options: Pick<RunOptions, 'concurrency' | 'onStep'>,
+  connect: (h: Host) => Promise<Runner>,
+): Promise<HostResult[]> {
+  const component = stack.components.find((c) => c.failover)
+  const failover = component?.failover
+  const inGroup = (p: Planned) =>
+    proceed &&
+    failover !== undefined &&
+    p.plan !== undefined &&
+    p.plan.changes.length > 0 &&
+    component!.appliesTo(p.desired!.host, inventory)
+  const group = planned.filter(inGroup)
+  if (!failover || group.length === 0) return pool(planned, options.concurrency, applyOne)
+  const others = planned.filter((p) => !inGroup(p))
+  const inItsTurn = async (p: Planned, step: (s: string) => void, holds: boolean): Promise<HostResult> => {
+    const plan = p.plan!
+    let runner: Runner
+    let rejoin: (() => Promise<void>) | undefined
+    try {
+      runner = await connect(p.desired!.host)
+      if (holds) rejoin = await failover.handOver({runner, plan, inventory, step})
+    } catch (error) {
+      const why = `handing the floating address over failed: ${message(error)}; not changed`
+      return {host: plan.host, status: 'failed', changes: plan.changes, error: why, durationMs: 0}
+    }
+    const r = await applyOne(p)
+    const fail = (why: string) => {
+      r.status = 'failed'
+      r.error = r.error ? `${r.error}; ${why}` : why
+    }
+    if (rejoin) {
+      step('taking part in the floating address again')
+      await rejoin().catch((error: unknown) => fail(`taking part in the floating address again failed: ${message(error)}`))
+    }
+    if (r.status === 'changed') {
+      step('waiting until it could take the floating address over')
+      await failover.ready(runner).catch((error: unknown) => fail(`not ready to take the floating address over: ${message(error)}`))
+    }
+    return r
+  }
+  const inTurn = async (): Promise<HostResult[]> => {
+    const holding = new Map<Planned, boolean>()
+    // A host that cannot say is taken for a standby: it changes before the others.
+    for (const p of group) {
+      holding.set(
+        p,
+        await connect(p.desired!.host)
+          .then((r) => failover.holds(r))
+          .catch(() => false),
+      )
+    }
+    const order = [...group.filter((p) => !holding.get(p)), ...group.filter((p) => holding.get(p))]
+    const out: HostResult[] = []
+    let stoppedAt: string | undefined
+    for (const p of order) {
+      const plan = p.plan!
+      const step = (s: string) => options.onStep?.(plan.host, s)
+      if (stoppedAt) {
+        out.push({
+          host: plan.host,
+          status: 'skipped',
+          changes: plan.changes,
+          error: `not run: ${stoppedAt} failed first (hosts sharing a floating address change one at a time)`,
+          durationMs: 0,
+        })
+        continue
+      }
+      const r = await inItsTurn(p, step, holding.get(p) ?? false)
+      if (r.status === 'failed') stoppedAt = plan.host
+      out.push(r)
+    }
+    return out
+  }
+  const [a, b] = await Promise.all([pool(others, options.concurrency, applyOne), inTurn()])
+  const byHost = new Map([...a, ...b].map((r) => [r.host, r]))
+  return planned.map((p) => byHost.get(p.plan?.host ?? p.result!.host)!)
+}
+
+/**
+ * The hosts with the members of a failover group reordered among their own places: those not holding the floating
+ * address first. Each member is asked once on a connection of its own (one that cannot be reached keeps its place
+ * among the others: it fails in its batch).
+ */
+async function standbyFirst(stack: Stack, inventory: Inventory, hosts: Host[], transport: Transport): Promise<Host[]> {
+  const component = stack.components.find((c) => c.failover)
+  const group = component ? hosts.filter((h) => component.appliesTo(h, inventory)) : []
+  if (group.length < 2) return hosts
+  const holds = new Map<Host, boolean>()
+  for (const h of group) {
+    const runner = await transport.open(h).catch(() => undefined)
+    if (!runner) continue
+    try {
+      holds.set(h, await component!.failover!.holds(runner).catch(() => false))
+    } finally {
+      runner.close()
+    }
+  }
+  const order = [...group.filter((h) => !holds.get(h)), ...group.filter((h) => holds.get(h))]
+  let next = 0
+  return hosts.map((h) => (group.includes(h) ? order[next++]! : h))
 }
 
 /** After the hosts' own changes: each component's cross-host step (e.g. replication, the primary first). */
@@ -417,7 +549,8 @@ async function planOne(
     const runner = await options.transport.open(host)
     runners.set(host.name, runner)
     const controlAddress = await runner.clientAddress()
-    const desired = desiredState(stack, inventory, host, {material, controlAddress, only: options.only, planners})
+    const discovered = await discoverHost(stack, inventory, host, runner, options.only)
+    const desired = desiredState(stack, inventory, host, {material, controlAddress, only: options.only, planners, discovered})
     options.onStep?.(host.name, 'gathering facts')
     const facts = await gatherFacts(runner, desired)
     const plan = planHost(desired, facts)

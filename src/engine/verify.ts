@@ -8,7 +8,7 @@ import type {Check, CheckContext, CheckOutcome, HostPlan} from './contract.js'
 import {type Stack, desiredState, prepareMaterial, preparePlanners, scrapeTargets} from './desired.js'
 import type {HostFacts} from './facts.js'
 import {planHost} from './plan.js'
-import {gatherFacts} from './run.js'
+import {discoverHost, gatherFacts} from './run.js'
 
 export interface CheckResult {
   host: string
@@ -77,7 +77,8 @@ export async function verifyHosts(stack: Stack, inv: Inventory, hosts: Host[], o
         return failed
       }
       try {
-        const desired = desiredState(stack, inv, host, {material, controlAddress: await runner.clientAddress(), planners})
+        const discovered = await discoverHost(stack, inv, host, runner)
+        const desired = desiredState(stack, inv, host, {material, controlAddress: await runner.clientAddress(), planners, discovered})
         const facts = sharedFacts(() => gatherFacts(runner, desired))
         const plan = async (): Promise<HostPlan> => planHost(desired, await facts.get())
         const checks: Check[] = [

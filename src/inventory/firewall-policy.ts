@@ -14,11 +14,12 @@ import type {InventoryFile} from './schema.js'
  */
 
 /** Where a governed port's sources come from, and what may be opened to any address only with an acknowledgement. */
-export type GovernedService = 'ssh' | 'database' | 'exporters' | 'web' | 'monitoring'
+export type GovernedService = 'ssh' | 'database' | 'exporters' | 'web' | 'monitoring' | 'vrrp'
 
 export interface GovernedPort {
-  port: number
-  proto: 'tcp' | 'udp'
+  /** Absent for a protocol without ports (vrrp). */
+  port?: number
+  proto: 'tcp' | 'udp' | 'vrrp'
   service: GovernedService
   /** For messages: "SSH (from firewall.admin_cidrs)". */
   what: string
@@ -48,6 +49,8 @@ export function governedPorts(inv: Inventory, host: Host): GovernedPort[] {
   if (has('lb')) {
     add(FIXED.http, 'web', 'http on the load balancer')
     add(FIXED.https, 'web', 'https on the load balancer')
+    // keepalived's VRRP (IP protocol 112, no port), only between the load balancers sharing lb.vip.
+    if (host.lb.vip !== undefined) out.push({proto: 'vrrp', service: 'vrrp', what: 'VRRP (from the other load balancers)'})
   }
   if (has('web')) {
     add(FIXED.http, 'web', 'http on the web server (from the load balancer)')

@@ -18,6 +18,7 @@ import {
   showValue,
 } from './errors.js'
 import {firewallPolicy} from './firewall-policy.js'
+import {floatingAddress} from './floating-address.js'
 import {addressKey} from './primitives.js'
 import {type Inventory, type TlsSource, inventoryResolver} from './resolved.js'
 import {type InventoryFile, type Layer, ROLES, inventorySchema} from './schema.js'
@@ -90,8 +91,9 @@ export function parseInventory(text: string, file: string): Inventory {
   let warnings: string[] = []
   if (parsed.success && inventory !== undefined) {
     const policy = firewallPolicy(parsed.data, inventory)
-    problems.push(...policy.problems)
-    warnings = policy.warnings
+    const vip = floatingAddress(parsed.data, inventory)
+    problems.push(...policy.problems, ...vip.problems)
+    warnings = [...policy.warnings, ...vip.warnings]
   }
   if (problems.length > 0 || inventory === undefined) {
     throw new InventoryError(
@@ -352,7 +354,7 @@ type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** Replaced whole, never merged: a certificate source, and a secret reference ({env} over {file} is not both). */
-const WHOLE = new Set(['source', 'url'])
+const WHOLE = new Set(['source', 'url', 'password'])
 
 /** Objects merge key by key; lists, scalars, the TLS certificate source and secret references are replaced whole. */
 export function mergeLayers(...layers: Array<Layer | undefined>): Obj {

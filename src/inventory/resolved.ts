@@ -108,6 +108,12 @@ export const lbModel = z.strictObject({
   healthCheck: z.string(),
   reencrypt: z.boolean(),
   backendPort: z.int(),
+  /** The floating address the load balancers share (keepalived); unset: none. */
+  vip: z.string().optional(),
+  /** Where the floating address lives; unset: the interface that holds the host's address (read on the host). */
+  vipInterface: z.string().optional(),
+  /** Set exactly when `vip` is: the VRRP exchange (defaults filled in). */
+  vrrp: z.strictObject({routerId: z.int(), preempt: z.boolean(), password: secretModel.optional()}).optional(),
 })
 export type LbSettings = z.output<typeof lbModel>
 
@@ -277,6 +283,24 @@ export function inventoryResolver(ctx: ResolveContext) {
     source: tlsSource(t.source),
   })
 
+  const lb = (l: Merged['lb']): LbSettings => ({
+    balance: l.balance,
+    healthCheck: l.health_check,
+    reencrypt: l.reencrypt,
+    backendPort: l.backend_port,
+    ...(l.vip === undefined
+      ? {}
+      : {
+          vip: l.vip,
+          vipInterface: l.vip_interface,
+          vrrp: {
+            routerId: l.vrrp?.router_id ?? VRRP_DEFAULTS.routerId,
+            preempt: l.vrrp?.preempt ?? VRRP_DEFAULTS.preempt,
+            password: l.vrrp?.password && secret(l.vrrp.password),
+          },
+        }),
+  })
+
   const monitoring = (m: Merged['monitoring']): MonitoringSettings => ({
     enabled: m.enabled,
     sources: m.sources,
@@ -356,12 +380,8 @@ const firewall = (f: Merged['firewall']): FirewallSettings => ({
   allowAnySource: {...f.allow_any_source},
 })
 
-const lb = (l: Merged['lb']): LbSettings => ({
-  balance: l.balance,
-  healthCheck: l.health_check,
-  reencrypt: l.reencrypt,
-  backendPort: l.backend_port,
-})
+/** VRRP's defaults: router id 51 (keepalived's own example), non-preemptive. */
+export const VRRP_DEFAULTS = {routerId: 51, preempt: false} as const
 
 const hardening = (h: Merged['hardening']): HardeningSettings => ({
   skip: {...h.skip},

@@ -112,11 +112,35 @@ const tlsLayer = z.strictObject({
   source: tlsSource.optional(),
 })
 
+/** A Linux network interface name (at most 15 characters). */
+const interfaceName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, {
+  error: 'must be a network interface name such as eth0 (letters, digits, _ . -; at most 15 characters)',
+})
+
+/** The VRRP exchange of the load balancers sharing lb.vip (keepalived). */
+const vrrpLayer = z.strictObject({
+  /** VRRP's virtual router id: unique among the VRRP routers on the network segment. */
+  router_id: z
+    .int({error: 'must be a whole number'})
+    .min(1, {error: 'must be from 1 to 255'})
+    .max(255, {error: 'must be from 1 to 255'})
+    .optional(),
+  /** false (default): the address stays where it is when a load balancer comes back; true: it returns to the first. */
+  preempt: z.boolean().optional(),
+  /** VRRPv2's PASS authentication (at most 8 characters): a secret reference, never the secret itself. */
+  password: secretRef.optional(),
+})
+
 const lbLayer = z.strictObject({
   balance: balance.optional(),
   health_check: urlPath.optional(),
   reencrypt: z.boolean().optional(),
   backend_port: port.optional(),
+  /** A floating address the load balancers share (keepalived moves it to a healthy one); unset: no keepalived. */
+  vip: ipAddress.optional(),
+  /** The interface the floating address lives on; default: the one that holds the host's address (read on the host). */
+  vip_interface: interfaceName.optional(),
+  vrrp: vrrpLayer.optional(),
 })
 
 const monitoringLayer = z.strictObject({
@@ -196,7 +220,7 @@ export const mergedLayer = z.strictObject({
     allow_any_source: true,
   }),
   tls: tlsLayer.extend({hsts: hstsLayer.required(), source: tlsSource}).required({profile: true}),
-  lb: lbLayer.required(),
+  lb: lbLayer.required({balance: true, health_check: true, reencrypt: true, backend_port: true}),
   monitoring: monitoringLayer.required({enabled: true, sources: true}),
   apt: aptLayer,
   hardening: hardeningLayer.extend({thresholds: thresholdsLayer.required()}).required(),

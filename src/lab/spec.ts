@@ -13,6 +13,8 @@ export interface LabSpec {
   /** The site's domain and aliases, served by the first `lb` host in the lab DNS. */
   domain: string
   aliases: string[]
+  /** The load balancers' floating address (lb.vip), when they share one: the site's DNS names point there. */
+  vip?: string
 }
 
 /**
@@ -40,9 +42,12 @@ function lastOctet(address: string): number {
   return Number(address.split('.').pop())
 }
 
-/** DNS names the lab registers: the site on the first `lb` host (else the first host), every host by name. */
+/**
+ * DNS names the lab registers: the site on the floating address when the load balancers share one, else on the
+ * first `lb` host (else the first host); every host by name.
+ */
 export function dnsRecords(spec: LabSpec, hosts: LabHost[]): Array<{name: string; address: string}> {
-  const front = spec.hosts.find((h) => h.roles.includes('lb')) ?? spec.hosts[0]
-  const site = front ? [spec.domain, ...spec.aliases].map((name) => ({name, address: front.address})) : []
+  const front = spec.vip ?? (spec.hosts.find((h) => h.roles.includes('lb')) ?? spec.hosts[0])?.address
+  const site = front ? [spec.domain, ...spec.aliases].map((name) => ({name, address: front})) : []
   return [...site, ...hosts.map((h) => ({name: `${h.name}.lab.foobar.test`, address: h.address}))]
 }

@@ -108,9 +108,16 @@ export async function ensureKey(paths: LabPaths): Promise<string> {
 
 /** The replication password the lab inventory points at (random, made once). */
 export async function ensureSecret(paths: LabPaths): Promise<void> {
-  if (existsSync(paths.replPassword)) return
-  await mkdir(path.dirname(paths.replPassword), {recursive: true, mode: 0o700})
-  await writeFile(paths.replPassword, randomBytes(18).toString('base64url') + '\n', {mode: 0o600})
+  const secrets: Array<[string, number]> = [
+    [paths.replPassword, 18],
+    // VRRPv2 carries 8 characters: 6 random bytes in base64url.
+    [paths.vrrpPassword, 6],
+  ]
+  for (const [file, bytes] of secrets) {
+    if (existsSync(file)) continue
+    await mkdir(path.dirname(file), {recursive: true, mode: 0o700})
+    await writeFile(file, randomBytes(bytes).toString('base64url') + '\n', {mode: 0o600})
+  }
 }
 
 /** Plain `address type key` lines, the hosts' real keys read from their own disks. */

@@ -13,6 +13,8 @@ import {delimiter, join} from 'node:path'
 import {afterAll, describe, expect, test, type TestContext} from 'vitest'
 import {IPTABLES_V4_FILE, IPTABLES_V6_FILE, UFW_RULES_FILE} from '../../src/components/firewall/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
+import {desiredState} from '../../src/components/index.js'
+import {KEEPALIVED_CONF} from '../../src/components/keepalived/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
 import {EXAMPLES, fileOf, iptablesVariant, loadExample, renderAll} from './support/render.js'
@@ -48,7 +50,7 @@ function requireTools(ctx: TestContext, bins: string[], needRoot = false): Recor
   }
   const problems = [...(missing.length ? [`not installed: ${missing.join(', ')}`] : []), ...(needRoot && !IS_ROOT ? ['needs root'] : [])]
   if (problems.length > 0) {
-    const message = `real checker unavailable (${problems.join('; ')}); install nginx haproxy mariadb-server iptables ufw openssl and run as root`
+    const message = `real checker unavailable (${problems.join('; ')}); install nginx haproxy mariadb-server iptables ufw keepalived openssl and run as root`
     if (CI) throw new Error(`CI=true: ${message}`)
     console.warn(`SKIP ${ctx.task.name}: ${message}`)
     ctx.skip(message)
@@ -66,7 +68,8 @@ function run(cmd: string, args: string[], input?: string): SpawnSyncReturns<stri
  * Rendered files for both examples (ufw and iptables variants), with the absolute paths they reference on a host
  * moved into the temp dir: TLS material generated here, the HAProxy stats socket.
  */
-const RENDERED = EXAMPLES.map((name) => ({
+// lab-ha.yml too: its load balancers' haproxy.cfg (the local serving path) and their VRRP firewall rules.
+const RENDERED = [...EXAMPLES, 'lab-ha' as const].map((name) => ({
   name,
   ufw: renderAll(loadExample(name)),
   iptables: renderAll(loadExample(name, iptablesVariant)),
@@ -378,5 +381,76 @@ describe('ufw --dry-run on every line of ufw.rules', () => {
     expect(ufwDryRun(line.replace('port 443', 'port 70000')).status).not.toBe(0)
     expect(ufwDryRun(line.replace('203.0.113.10/32', '203.0.113.10/33')).status).not.toBe(0)
     expect(ufwDryRun(line.replace("comment 'https", "comment 'it's")).status).not.toBe(0)
+  })
+})
+
+// ----------------------------------------------------------------------------------------------- keepalived
+
+describe('keepalived -t (two load balancers, lab-ha.yml; in a throwaway network namespace with an eth0)', () => {
+  const NETNS = `foobar-ka-${process.pid}`
+  const ENV = 'FOOBAR_CHECKERS_VRRP'
+  let made = false
+  afterAll(() => {
+    delete process.env[ENV]
+    if (made) run(which('ip')!, ['netns', 'delete', NETNS])
+  })
+
+  /** lb's keepalived.conf as provisioned (eth0 holds its address on a /24), its scripts moved into the temp dir. */
+  function rendered(lb: string, edit: (text: string) => string = (t) => t): string {
+    process.env[ENV] = 'vrrp-pw1'
+    const inv = loadExample('lab-ha', (t) => edit(t.replace('{file: /var/lib/foobar-lab/secrets/vrrp_password}', `{env: ${ENV}}`)))
+    const host = inv.hosts.find((h) => h.name === lb)!
+    const line = `2: eth0    inet ${host.address}/24 brd 10.77.0.255 scope global eth0\\       valid_lft forever preferred_lft forever`
+    const material = {siteChain: '', siteKey: '', backendCa: '', internalCa: '', leaves: {}}
+    const files = desiredState(inv, host, {material, discovered: {keepalived: [line]}}).files
+    const dir = scratch('keepalived')
+    const local = (text: string) => text.replaceAll('/etc/keepalived/', `${dir}/`)
+    for (const f of files.filter((x) => x.path.startsWith('/etc/keepalived/foobar-'))) {
+      writeFileSync(join(dir, f.path.split('/').pop()!), local(f.content), {mode: f.mode})
+    }
+    return local(files.find((f) => f.path === KEEPALIVED_CONF)!.content)
+  }
+
+  function keepalivedCheck(ctx: TestContext, conf: string): SpawnSyncReturns<string> & {output2: string} {
+    const tools = requireTools(ctx, ['ip', 'keepalived'], true)
+    if (!made) {
+      const r = run(tools.ip!, ['netns', 'add', NETNS])
+      if (r.status !== 0) throw new Error(`cannot create network namespace ${NETNS}: ${r.output2}`)
+      made = true
+      const veth = run(tools.ip!, ['-n', NETNS, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth9'])
+      if (veth.status !== 0) throw new Error(`cannot add eth0 in ${NETNS}: ${veth.output2}`)
+    }
+    const file = join(scratch('keepalived-conf'), 'keepalived.conf')
+    writeFileSync(file, conf, {mode: 0o640})
+    return run(tools.ip!, ['netns', 'exec', NETNS, tools.keepalived!, '-t', '-f', file])
+  }
+
+  for (const lb of ['lb1', 'lb2']) {
+    test(`lab-ha: ${lb}${KEEPALIVED_CONF}`, (ctx) => {
+      const conf = rendered(lb)
+      expect(conf).toContain('auth_pass vrrp-pw1')
+      const r = keepalivedCheck(ctx, conf)
+      expect(r.status, r.output2).toBe(0)
+      expect(r.output2).toBe('')
+    })
+  }
+
+  test('preemptive (lb.vrrp.preempt: true): valid too', (ctx) => {
+    const conf = rendered('lb1', (t) => t.replace('preempt: false', 'preempt: true'))
+    expect(conf).not.toMatch(/^\s*nopreempt$/m)
+    const r = keepalivedCheck(ctx, conf)
+    expect(r.status, r.output2).toBe(0)
+  })
+
+  test('negative: keepalived -t rejects an unknown keyword, an interface the host lacks and a missing track script', (ctx) => {
+    const conf = rendered('lb1')
+    const keyword = keepalivedCheck(ctx, conf.replace('advert_int 1', 'advert_intt 1'))
+    expect(keyword.status).not.toBe(0)
+    expect(keyword.output2).toMatch(/Unknown keyword 'advert_intt'/)
+    const iface = keepalivedCheck(ctx, conf.replaceAll('eth0', 'eth7'))
+    expect(iface.status).not.toBe(0)
+    expect(iface.output2).toMatch(/eth7/)
+    const script = keepalivedCheck(ctx, conf.replace(/script "([^"]+)"/, 'script "$1-missing"'))
+    expect(script.status).not.toBe(0)
   })
 })

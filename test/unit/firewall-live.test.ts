@@ -105,7 +105,7 @@ describe('compareFirewall', () => {
     status: 'active',
     policy: 'DROP',
     tuples: rules.flatMap((r) =>
-      r.from.length ? r.from.map((s) => tuple(r.port, s.replace(/\/32$/, ''))) : [tuple(r.port, '0.0.0.0/0'), tuple(r.port, '::/0')],
+      r.from.length ? r.from.map((s) => tuple(r.port!, s.replace(/\/32$/, ''))) : [tuple(r.port!, '0.0.0.0/0'), tuple(r.port!, '::/0')],
     ),
     v4: [],
     v6: [],

@@ -50,7 +50,7 @@ function liveFirewall(d: HostDesired): string[] {
       'status active',
       'policy DROP',
       ...want.rules.flatMap((r) =>
-        r.from.length ? r.from.map((s) => t(r.port, s.replace(/\/(32|128)$/, ''))) : [t(r.port, '0.0.0.0/0'), t(r.port, '::/0')],
+        r.from.length ? r.from.map((s) => t(r.port!, s.replace(/\/(32|128)$/, ''))) : [t(r.port!, '0.0.0.0/0'), t(r.port!, '::/0')],
       ),
     ]
   }

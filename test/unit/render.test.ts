@@ -316,7 +316,7 @@ describe('firewall rules per role (firewallRules)', () => {
       expect(
         rulesFor(none, h)
           .map((r) => r.port)
-          .filter((p) => p >= 8400),
+          .filter((p) => p !== undefined && p >= 8400),
         h.name,
       ).toEqual([])
   })

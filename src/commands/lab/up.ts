@@ -38,6 +38,7 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
       hosts: inv.hosts.map(({name, address, roles}) => ({name, address, roles})),
       domain: inv.site.domain,
       aliases: inv.site.aliases,
+      vip: inv.hosts.find((h) => h.roles.includes('lb') && h.lb.vip !== undefined)?.lb.vip,
     }
     const result = await up(spec, {hosts: this.flags.hosts, log: (line) => this.say(line)})
     if (result.alreadyUp) {

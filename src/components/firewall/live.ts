@@ -53,11 +53,13 @@ const stripHostPrefix = (cidr: string) => cidr.replace(/\/32$/, '').replace(/\/1
 export function desiredUfwKeys(rules: FirewallRule[], ipv6: boolean): string[] {
   const keys: string[] = []
   for (const r of rules) {
+    // ufw records a portless protocol (vrrp) with the port `any`.
+    const port = r.port ?? 'any'
     if (r.from.length === 0) {
-      keys.push(`allow ${r.proto} ${r.port} from 0.0.0.0/0`)
-      if (ipv6) keys.push(`allow ${r.proto} ${r.port} from ::/0`)
+      keys.push(`allow ${r.proto} ${port} from 0.0.0.0/0`)
+      if (ipv6) keys.push(`allow ${r.proto} ${port} from ::/0`)
     } else {
-      for (const src of r.from) if (ipv6 || familyOf(src) === 4) keys.push(`allow ${r.proto} ${r.port} from ${stripHostPrefix(src)}`)
+      for (const src of r.from) if (ipv6 || familyOf(src) === 4) keys.push(`allow ${r.proto} ${port} from ${stripHostPrefix(src)}`)
     }
   }
   return [...new Set(keys)].sort()

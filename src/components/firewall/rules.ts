@@ -1,5 +1,5 @@
 import {isIP} from 'node:net'
-import type {PortRule} from '../../engine/contract.js'
+import {PORTLESS, type PortRule, type Protocol} from '../../engine/contract.js'
 import {type Host, type Inventory, sshPort} from '../../inventory/index.js'
 import {hostCidr} from '../../util/address.js'
 import {memoByObject} from '../../util/memo.js'
@@ -17,8 +17,10 @@ export type FirewallRule = PortRule
 export function firewallRules(host: Host, ports: PortRule[], controlAddress?: string): FirewallRule[] {
   const rules: FirewallRule[] = []
   const extras = new Set<FirewallRule>()
-  const add = (port: number, from: string[], comment: string, proto: 'tcp' | 'udp' = 'tcp') => {
-    const rule = {port, proto, from: aggregateCidrs(from), comment}
+  const add = (port: number | undefined, from: string[], comment: string, proto: Protocol = 'tcp') => {
+    const rule: FirewallRule = PORTLESS.includes(proto)
+      ? {proto, from: aggregateCidrs(from), comment}
+      : {port, proto, from: aggregateCidrs(from), comment}
     rules.push(rule)
     return rule
   }
@@ -27,7 +29,7 @@ export function firewallRules(host: Host, ports: PortRule[], controlAddress?: st
   const control = controlAddress && host.firewall.allowControlAddress ? [`${controlAddress}/${isIP(controlAddress) === 6 ? 128 : 32}`] : []
   add(sshPort(host), [...host.firewall.adminCidrs, ...control], 'ssh from admin networks')
   for (const p of ports) add(p.port, p.from, p.comment, p.proto)
-  const governed = new Set(rules.map((r) => `${r.port}/${r.proto}`))
+  const governed = new Set(rules.map(ruleKey))
   for (const role of host.roles) {
     for (const extra of host.firewall.extraPorts[role] ?? []) {
       if (extra.override === undefined && governed.has(`${extra.port}/${extra.proto}`))
@@ -48,7 +50,7 @@ export function firewallRules(host: Host, ports: PortRule[], controlAddress?: st
 function mergeRules(rules: FirewallRule[], extras: Set<FirewallRule>): FirewallRule[] {
   const byKey = new Map<string, FirewallRule>()
   for (const r of rules) {
-    const key = `${r.port}/${r.proto}`
+    const key = ruleKey(r)
     const prev = byKey.get(key)
     if (!prev) {
       byKey.set(key, {...r})
@@ -63,8 +65,12 @@ function mergeRules(rules: FirewallRule[], extras: Set<FirewallRule>): FirewallR
     else if (r.comment !== prev.comment) prev.comment = `${prev.comment}, ${how} ${r.comment}`.slice(0, 200)
     prev.from = from
   }
-  return [...byKey.values()].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto))
+  // Portless protocols (vrrp) after the ports.
+  return [...byKey.values()].sort((a, b) => (a.port ?? 65536) - (b.port ?? 65536) || a.proto.localeCompare(b.proto))
 }
+
+/** `443/tcp`, or the protocol alone for a portless one (`vrrp`). */
+export const ruleKey = (r: Pick<FirewallRule, 'port' | 'proto'>) => (r.port === undefined ? r.proto : `${r.port}/${r.proto}`)
 
 /** Sources are validated CIDRs (the inventory schema), so a colon means IPv6; no re-parsing (hot at 1,000 hosts). */
 export const familyOf = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4)

@@ -9,6 +9,12 @@ import {drain, drainedByFoobar, enable, haproxyServing} from './runtime.js'
 
 export const HAPROXY_CFG = '/etc/haproxy/haproxy.cfg'
 
+/**
+ * With a floating address (lb.vip), HAProxy answers this path itself on the HTTPS frontend, to this host only:
+ * keepalived's track script asks it whether HAProxy serves, whatever the backends do.
+ */
+export const LB_SERVING_PATH = '/.foobar-lb-serving'
+
 const addr = (h: Host) => (h.family === 6 ? `[${h.address}]` : h.address)
 const isWeb = (h: Host) => h.roles.includes('web')
 
@@ -49,6 +55,7 @@ export const haproxy: Component = {
             backendCa: TLS_PATHS.backendCa,
             bundleFile: TLS_PATHS.haproxyBundle,
             statsPort: PORTS.haproxyStats,
+            servingPath: host.lb.vip === undefined ? '' : LB_SERVING_PATH,
             metricsBind: host.monitoring.enabled ? `${addr(host)}:${PORTS.haproxyMetrics}` : '',
             tls: tlsView(host.tls),
             backends: webs.map((w) => ({name: w.name, address: addr(w), port: host.lb.reencrypt ? w.lb.backendPort : PORTS.http})),

@@ -23,6 +23,7 @@ export async function labSpec(file = LAB_INVENTORY): Promise<LabSpec> {
     hosts: inv.hosts.map(({name, address, roles}) => ({name, address, roles})),
     domain: inv.site.domain,
     aliases: inv.site.aliases,
+    vip: inv.hosts.find((h) => h.roles.includes('lb') && h.lb.vip !== undefined)?.lb.vip,
   }
 }
 

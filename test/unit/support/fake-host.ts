@@ -328,7 +328,7 @@ case $1 in
     case $3 in incoming) k=DEFAULT_INPUT_POLICY ;; outgoing) k=DEFAULT_OUTPUT_POLICY ;; *) k=DEFAULT_FORWARD_POLICY ;; esac
     setconf "$D" "$k" "\"$p\"" ;;
   allow|deny|reject|limit)
-    action=$1; shift; dir=in; proto=any; from=; port=; comment=
+    action=$1; shift; dir=in; proto=any; from=; port=any; comment=
     while [ $# -gt 0 ]; do
       case $1 in in|out) dir=$1 ;; proto) proto=$2; shift ;; from) from=$2; shift ;; port) port=$2; shift ;; comment) comment=$2; shift ;; esac
       shift
@@ -379,9 +379,20 @@ failing curl 7
 exit 0
 `,
   logger: 'exit 0',
+  // ip -o [-4] addr show [to ADDRESS | dev NAME]: the host's addresses as `ip -o addr` prints them, from the state
+  // (its own address on eth0 from the start; addAddress/removeAddress for a floating one).
+  ip: sh`
+to=; dev=
+while [ $# -gt 0 ]; do case $1 in to) to=$2; shift ;; dev) dev=$2; shift ;; esac; shift; done
+f=$FAKE_STATE/ip-addr
+[ -f "$f" ] || exit 0
+if [ -n "$to" ]; then grep -F " $to/" "$f" || true
+elif [ -n "$dev" ]; then grep "^[0-9]*: $dev " "$f" || true
+else cat "$f"; fi
+`,
 }
 /** The daemons' own config checkers and probes: pass unless the test made them fail (`fail(name)`). */
-for (const name of ['nginx', 'haproxy', 'sshd', 'rsyslogd', 'fail2ban-client', 'usbguard']) {
+for (const name of ['nginx', 'haproxy', 'sshd', 'rsyslogd', 'fail2ban-client', 'usbguard', 'keepalived']) {
   STUBS[name] = sh`
 journal "$(basename "$0") $*"
 failing "$(basename "$0")"
@@ -510,6 +521,8 @@ const DEBIAN_PACKAGES: Record<string, PackageImage> = {
   usbguard: {units: ['usbguard']},
   rsyslog: {units: ['rsyslog']},
   'mariadb-server': {units: ['mariadb']},
+  // Installed, not started: Debian's unit waits for a non-empty keepalived.conf (ConditionFileNotEmpty).
+  keepalived: {known: ['keepalived']},
 }
 
 function postinst(image: PackageImage): string {
@@ -565,6 +578,8 @@ export class FakeHost implements Runner {
     setUp()
     // A minimal Debian 12 that foobar reached over SSH.
     this.put('/etc/os-release', 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n')
+    put(join(this.state, 'ip-addr'), '')
+    this.addAddress(`${host.address}/${host.family === 4 ? 24 : 64}`)
     this.put('/etc/crontab', '# /etc/crontab: system-wide crontab\n')
     for (const d of ['d', 'daily', 'hourly', 'weekly', 'monthly']) this.mkdir(`/etc/cron.${d}`)
     for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', '/var/lib', '/run', '/opt', '/root']) this.mkdir(d)
@@ -802,6 +817,27 @@ export class FakeHost implements Runner {
   /** The kernel's live iptables rules (as iptables-restore loaded them). */
   iptables(family: 4 | 6 = 4): string | undefined {
     return this.file(join(this.state, 'iptables', `v${family}`), true)
+  }
+
+  /** An address on eth0, as `ip -o addr` prints it (a floating address taken by keepalived, say). */
+  addAddress(cidr: string): void {
+    const file = join(this.state, 'ip-addr')
+    const family = cidr.includes(':') ? 'inet6' : 'inet'
+    put(
+      file,
+      `${this.file(file, true) ?? ''}2: eth0    ${family} ${cidr} scope global eth0\\       valid_lft forever preferred_lft forever\n`,
+    )
+  }
+
+  removeAddress(address: string): void {
+    const file = join(this.state, 'ip-addr')
+    const lines = (this.file(file, true) ?? '').split('\n').filter((l) => l !== '' && !l.includes(` ${address}/`))
+    put(file, lines.map((l) => `${l}\n`).join(''))
+  }
+
+  /** Whether the host has the address (on any interface). */
+  hasAddress(address: string): boolean {
+    return (this.file(join(this.state, 'ip-addr'), true) ?? '').includes(` ${address}/`)
   }
 
   /** HAProxy's admin state of a backend server (0 ready, 8 drain, 1 maintenance). */
