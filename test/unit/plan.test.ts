@@ -27,7 +27,11 @@ const MATERIAL: TlsMaterial = {
   },
 }
 
-const inv = loadExample('lab')
+// The database fence's account derives its password from the replication secret: from the environment here, not
+// the lab's secret file (which exists only while a lab is up).
+process.env.FOOBAR_TEST_PLAN_REPL = 'repl-secret-for-plan-tests'
+const envSecret = (t: string) => t.replace(/replication_password: .*/, 'replication_password: {env: FOOBAR_TEST_PLAN_REPL}')
+const inv = loadExample('lab', envSecret)
 /**
  * The live planners of a run, as provision prepares them: the firewall and the hardening. Replication is left out
  * (it reads the lab's secret file, and its plan is the database's own business).
@@ -97,7 +101,7 @@ group('planHost', () => {
   })
 
   test('a converged host with the iptables backend plans nothing either', () => {
-    const i = loadExample('lab', iptablesVariant)
+    const i = loadExample('lab', (t) => iptablesVariant(envSecret(t)))
     for (const name of ['lb1', 'web1']) {
       const d = desired(name, i)
       expect(planHost(d, converged(d)).changes).toEqual([])
