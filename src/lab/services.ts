@@ -75,7 +75,9 @@ async function start(s: ServiceInfo, file: string, args: string[], env?: NodeJS.
 function waitService<T>(s: ServiceInfo, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   return waitFor(
     async () => {
-      if ((await servicePid(s)) === undefined) {
+      // Asked twice: a service started through a wrapper that execs it (setpriv) has no readable command line for
+      // the instant of the exec, which a single look can take for an exit.
+      if ((await servicePid(s)) === undefined && (await new Promise((r) => setTimeout(r, 250)), (await servicePid(s)) === undefined)) {
         const log = (await readFile(s.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ')
         throw new Failure(`${s.name} exited at start (${s.log}): ${log}`)
       }
