@@ -35,6 +35,8 @@ export interface WriteLoadResult {
   errors: string[]
   /** When each write was acknowledged (ms since the epoch). */
   ackTimes: number[]
+  /** When each failed write was sent (ms since the epoch). */
+  failTimes: number[]
 }
 
 /**
@@ -47,6 +49,7 @@ export function writeLoad(domain: string, ca: string, rate = 20, maxMs = 120_000
   const acked: number[] = []
   const ackTimes: number[] = []
   const errors: string[] = []
+  const failTimes: number[] = []
   let sent = 0
   const inflight: Array<Promise<void>> = []
   const loop = (async () => {
@@ -54,15 +57,22 @@ export function writeLoad(domain: string, ca: string, rate = 20, maxMs = 120_000
       const wait = t0 + (i * 1000) / rate - Date.now()
       if (wait > 0) await new Promise((r) => setTimeout(r, wait))
       sent++
+      const at = Date.now()
       inflight.push(
         viaLb(domain, ca, 'POST', '/api/notes', JSON.stringify({body: `load ${i}`}), 10_000).then(
           (r) => {
             if (r.status === 201) {
               acked.push((JSON.parse(r.body) as {id: number}).id)
               ackTimes.push(Date.now())
-            } else errors.push(`HTTP ${r.status} ${r.body.trim().slice(0, 120)}`)
+            } else {
+              errors.push(`HTTP ${r.status} ${r.body.trim().slice(0, 120)}`)
+              failTimes.push(at)
+            }
           },
-          (e: Error) => void errors.push(e.message),
+          (e: Error) => {
+            errors.push(e.message)
+            failTimes.push(at)
+          },
         ),
       )
     }
@@ -76,7 +86,7 @@ export function writeLoad(domain: string, ca: string, rate = 20, maxMs = 120_000
       const times = [t0, ...[...ackTimes].sort((a, b) => a - b), Date.now()]
       let gap = 0
       for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!)
-      return {sent, acked, failed: sent - acked.length, longestGapSeconds: gap / 1000, errors, ackTimes}
+      return {sent, acked, failed: sent - acked.length, longestGapSeconds: gap / 1000, errors, ackTimes, failTimes}
     },
   }
 }
@@ -90,4 +100,12 @@ export function tally(errors: string[]): string {
     .slice(0, 4)
     .map(([e, n]) => `${n}x ${e}`)
     .join('; ')
+}
+
+/** Seconds from `since` until writes were acknowledged again after the first write that failed after `since`. */
+export function secondsBack(r: WriteLoadResult, since: number): number | undefined {
+  const firstFail = r.failTimes.filter((t) => t >= since).sort((a, b) => a - b)[0]
+  if (firstFail === undefined) return 0
+  const back = r.ackTimes.filter((t) => t > firstFail).sort((a, b) => a - b)[0]
+  return back === undefined ? undefined : (back - since) / 1000
 }
