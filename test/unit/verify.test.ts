@@ -216,6 +216,24 @@ describe('the Lynis check on a host', () => {
     expect((await verify(bare.fleet)).lynis.detail).toMatch(/not recorded\)$/)
   })
 
+  test('the unit cannot run (a container\u2019s cgroup: 219/CGROUP): Lynis runs in the session instead, and says why', async () => {
+    restore = fastTimers()
+    const {fleet, web1, runs} = host({unit: true})
+    web1.on(`systemctl start ${LYNIS_UNIT}.service`, () => ({code: 1, stderr: 'Job for foobar-lynis.service failed.\n'}))
+    web1.on(`journalctl -u ${LYNIS_UNIT}.service -n 3 --no-pager -o cat`, () => ({
+      code: 0,
+      stdout: 'foobar-lynis.service: Main process exited, code=exited, status=219/CGROUP\n',
+    }))
+    const {lynis, events} = await verify(fleet)
+    expect(runs()).toBe(1)
+    expect(lynis.ok).toBe(true)
+    expect(lynis.detail).toMatch(/^hardening index 87 \(minimum 80; ran now in \d+ s: /)
+    const said = events.flatMap((e) => (e.kind === 'progress' && e.check === 'lynis' ? [e.text] : []))
+    expect(said).toContain(
+      `${LYNIS_UNIT}.service failed (foobar-lynis.service: Main process exited, code=exited, status=219/CGROUP); running Lynis in this session`,
+    )
+  })
+
   test('a score under the minimum fails, and is not retried', async () => {
     const {fleet, web1, runs} = host({unit: true})
     const t = secondsNow()
