@@ -62,6 +62,8 @@ const SERVICE = `# Managed by foobar: one Lynis audit, for \`foobar verify\` (${
 [Unit]
 Description=Lynis audit for foobar verify
 Documentation=man:lynis(8)
+StartLimitIntervalSec=1800
+StartLimitBurst=4
 
 [Service]
 Type=oneshot
@@ -69,6 +71,9 @@ ExecStart=${LYNIS_SCRIPT}
 Nice=19
 IOSchedulingClass=idle
 TimeoutStartSec=${RUN_LIMIT_S}
+# A start refused by systemd itself (seen in containers: 219/CGROUP right after the previous run) is tried again.
+Restart=on-failure
+RestartSec=20
 `
 
 const TIMER = `# Managed by foobar: a Lynis audit every day, so \`foobar verify\` reads a recent score.
