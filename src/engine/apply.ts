@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
 import {Failure} from '../util/errors.js'
-import type {Runner} from '../remote/runner.js'
+import {type Runner, TIMED_OUT} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
 import {type Change, type DesiredFile, type HostApply, type HostPlan, type LiveAction, PENDING_REASON} from './contract.js'
@@ -12,6 +12,8 @@ export const BACKUP_DIR = '/var/lib/foobar/backup'
 
 /** Package work through a slow mirror takes minutes (its postinst scripts too: AIDE's database, say). */
 const APT_TIMEOUT_MS = 60 * 60_000
+/** apt-get update: index files only, so a few minutes at most on any mirror; a hung fetch is tried again. */
+const APT_UPDATE_LIMIT_S = 300
 
 export type Step = (title: string) => void
 
@@ -191,11 +193,20 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   const pkgs = plan.changes.find((c): c is Of<'packages'> => c.kind === 'packages')
   if (pkgs) {
     step(`installing ${pkgs.install.join(' ')}`)
-    const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)}` : ''
-    const update = await runner.run(`DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {
-      check: false,
-      timeoutMs: APT_TIMEOUT_MS,
-    })
+    // Through a proxy without HTTP pipelining: a proxy that closed a pipelined connection left apt-get update waiting
+    // forever (seen with the lab's apt-cacher-ng: the socket in CLOSE_WAIT, apt polling on).
+    const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)} -o Acquire::http::Pipeline-Depth=0` : ''
+    // The index update is bounded on the host itself (killed there, its lock freed) and tried a second time.
+    const updateOnce = () =>
+      runner.run(`timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {
+        check: false,
+        timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000,
+      })
+    let update = await updateOnce()
+    if (update.code === TIMED_OUT) {
+      step(`apt-get update did not finish in ${APT_UPDATE_LIMIT_S} s: trying again`)
+      update = await updateOnce()
+    }
     // Offline apt-get update exits 0 with only warnings: check for them.
     if (update.code !== 0 || /^(W: Failed to fetch|E: )/m.test(update.stdout)) {
       throw new Failure(

@@ -438,6 +438,7 @@ const TOOLS = [
   'env',
   'date',
   'sleep',
+  'timeout',
   'id',
   'seq',
   'expr',
