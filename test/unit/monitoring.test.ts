@@ -274,13 +274,17 @@ describe('parsing and QPS', () => {
     expect(rate({host: 'a', at: 100, count: 1}, {host: 'a', at: 100, count: 2})).toBeNull()
   })
 
-  test('report: the LB, each web server and their sum, rounded to 0.01', () => {
+  test('report: each LB and their sum (two behind a floating address), each web server and their sum, rounded to 0.01', () => {
     const r = qpsReport(
       10,
       [
         [
           {host: 'lb1', at: 0, count: 0},
           {host: 'lb1', at: 10.02, count: 200},
+        ],
+        [
+          {host: 'lb2', at: 0, count: 50},
+          {host: 'lb2', at: 10, count: 60},
         ],
       ],
       [
@@ -296,7 +300,11 @@ describe('parsing and QPS', () => {
     )
     expect(r).toEqual({
       windowSeconds: 10,
-      lb: [{host: 'lb1', qps: 19.96}],
+      lb: [
+        {host: 'lb1', qps: 19.96},
+        {host: 'lb2', qps: 1},
+      ],
+      lbTotal: 20.96,
       web: [
         {host: 'web1', qps: 10.5},
         {host: 'web2', qps: 10},

@@ -57,6 +57,7 @@ export default class MonitorQps extends FoobarCommand<typeof MonitorQps> {
     const stamp = new Date().toISOString().slice(11, 19)
     this.say(`${stamp} requests/s over ${r.windowSeconds}s`)
     for (const l of r.lb) this.say(`  lb   ${l.host.padEnd(12)} ${fmt(l.qps)}`)
+    if (r.lb.length > 1) this.say(`  lb   ${'(sum)'.padEnd(12)} ${fmt(r.lbTotal)}`)
     for (const w of r.web) this.say(`  web  ${w.host.padEnd(12)} ${fmt(w.qps)}`)
     if (r.web.length > 1) this.say(`  web  ${'(sum)'.padEnd(12)} ${fmt(r.webTotal)}`)
   }

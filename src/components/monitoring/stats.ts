@@ -44,13 +44,16 @@ export interface QpsReport {
   web: Array<{host: string; qps: number | null}>
   /** Sum over the web servers; null when any of them is unknown. */
   webTotal: number | null
+  /** Sum over the load balancers (two behind a floating address serve the site between them); null when any is unknown. */
+  lbTotal: number | null
 }
 
 export function qpsReport(windowSeconds: number, lb: Array<[Reading, Reading]>, web: Array<[Reading, Reading]>): QpsReport {
   const rows = (pairs: Array<[Reading, Reading]>) => pairs.map(([a, b]) => ({host: a.host, qps: round(rate(a, b))}))
+  const sum = (rs: Array<{qps: number | null}>) => (rs.some((r) => r.qps === null) ? null : round(rs.reduce((s, r) => s + r.qps!, 0)))
+  const lbRows = rows(lb)
   const webRows = rows(web)
-  const total = webRows.some((r) => r.qps === null) ? null : round(webRows.reduce((s, r) => s + r.qps!, 0))
-  return {windowSeconds, lb: rows(lb), web: webRows, webTotal: total}
+  return {windowSeconds, lb: lbRows, web: webRows, webTotal: sum(webRows), lbTotal: sum(lbRows)}
 }
 
 const round = (n: number | null) => (n === null ? null : Math.round(n * 100) / 100)
