@@ -1,6 +1,6 @@
 import {Command, Errors, Flags, Interfaces, ux} from '@oclif/core'
 import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, exitCodeOf} from '../util/errors.js'
-import {type Host, type Inventory, selectHosts} from '../inventory/index.js'
+import {type Host, type Inventory, ROLES, selectHosts} from '../inventory/index.js'
 import type {LocalNeeds} from './local-files.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -123,9 +123,13 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
    */
   protected limitHosts(inventory: Inventory, limit: string[] | undefined): Host[] {
     const hosts = selectHosts(inventory, limit)
-    for (const wanted of (limit ?? []).map((l) => l.trim()).filter(Boolean)) {
-      if (!inventory.hosts.some((h) => h.name === wanted || h.roles.includes(wanted as never)))
-        this.warn(`--limit ${wanted}: no host has this role`)
+    for (const term of (limit ?? []).map((l) => l.trim()).filter(Boolean)) {
+      const wanted = term.replace(/^!\s*/, '')
+      if (
+        (ROLES as readonly string[]).includes(wanted) &&
+        !inventory.hosts.some((h) => h.name === wanted || h.roles.includes(wanted as never))
+      )
+        this.warn(`--limit ${term}: no host has this role`)
     }
     return hosts
   }

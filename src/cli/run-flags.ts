@@ -12,7 +12,8 @@ export const connectFlags = {
  * with the list). A command that does not declare it rejects it (oclif: unknown flag, exit 2).
  */
 export const limitFlag = Flags.string({
-  summary: 'Only these hosts or roles (comma-separated host names or roles, e.g. web1,lb). An unknown name is an error.',
+  summary:
+    "Only these hosts or roles: comma-separated host names, roles, patterns over host names ('web*', 'web[12]'), each may be negated to leave hosts out ('!web2'). An unknown name is an error.",
   multiple: true,
   delimiter: ',',
   helpGroup: 'GLOBAL',

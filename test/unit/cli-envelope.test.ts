@@ -172,6 +172,18 @@ describe.concurrent('--limit', () => {
     expect(existsSync(join(TMP, 'never'))).toBe(false)
   })
 
+  test("patterns and exclusions through the CLI, no warning for them: --limit 'web*' and '!lb'; -h is help", async () => {
+    const web = envelope(await cli(['inventory', 'show', '-i', INVENTORY, '--limit', 'web*', '--json']), 0)
+    expect(web.result.hosts.map((h: {name: string}) => h.name)).toEqual(['web1', 'web2'])
+    expect(web.warnings).toEqual([])
+    const notLb = envelope(await cli(['inventory', 'show', '-i', INVENTORY, '--limit', '!lb,!web1', '--json']), 0)
+    expect(notLb.result.hosts.map((h: {name: string}) => h.name)).toEqual(['web2'])
+    expect(notLb.warnings).toEqual([])
+    const help = await cli(['plan', '-h'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/^USAGE\n {2}\$ foobar plan /m)
+  })
+
   test('a role no host has selects nothing, with a warning', async () => {
     const body = envelope(await cli(['inventory', 'show', '-i', INVENTORY, '--limit', 'monitoring', '--json']), 0)
     expect(body.result.hosts).toEqual([])

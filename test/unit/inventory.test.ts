@@ -360,6 +360,34 @@ hosts:
     expect((err as UserError).message).not.toContain('"web1"')
     expect((err as UserError).details.join('\n')).toContain('lb1, web1, web2, db1')
   })
+
+  test("patterns over host names and exclusions, as Ansible users type them: 'web*', 'web[12]', '!web2', 'web,!web1'", () => {
+    expect(names(['web*'])).toEqual(['web1', 'web2'])
+    expect(names(['*1'])).toEqual(['lb1', 'web1', 'db1'])
+    expect(names(['web[2]', 'db?'])).toEqual(['web2', 'db1'])
+    // Exclusion alone: every host but those.
+    expect(names(['!web2'])).toEqual(['lb1', 'web1', 'db1'])
+    expect(names(['!web', '!lb'])).toEqual(['db1'])
+    // A role (or a pattern) less some of its hosts.
+    expect(names(['web', '!web1'])).toEqual(['web2'])
+    expect(names(['*', '!web*'])).toEqual(['lb1', 'db1'])
+  })
+
+  test('a pattern that matches no host, a lone "!", or exclusions that leave nothing: exit-2 errors', () => {
+    const error = (limit: string[]) => {
+      try {
+        selectHosts(inv, limit)
+      } catch (e) {
+        return e as UserError
+      }
+      throw new Error(`--limit ${limit.join(',')} was accepted`)
+    }
+    expect(error(['cache*']).message).toBe('--limit: no host or role matching "cache*"')
+    expect(error(['!wbe2']).message).toBe('--limit: no host or role named "wbe2"')
+    expect(error(['!']).message).toBe('--limit: "!" must be followed by a host, role or pattern to leave out')
+    expect(error(['web', '!web*']).message).toBe('--limit web,!web*: selected no host')
+    for (const limit of [['cache*'], ['!'], ['web', '!web*']]) expect(error(limit).exitCode).toBe(2)
+  })
 })
 
 describe('errors: every problem at once, with file:line:col, field path and bad value', () => {
