@@ -31,15 +31,16 @@ async function writersWatch() {
   const unit = 'foobar-test-writers-watch'
   const loop = `while :; do echo "$(date +%s%3N) $(mysql -N -B -e 'SELECT @@read_only' 2>/dev/null || echo x)"; sleep 0.2; done > /run/${unit}.log`
   for (const h of DB) {
-    await ssh(h, `sudo systemctl stop ${unit} 2>/dev/null; sudo rm -f /run/${unit}.log`)
-    await sshOk(h, `sudo systemd-run --quiet --unit ${unit} sh -c ${shq(loop)}`)
+    // A stopped transient unit stays loaded when it failed: reset, and --collect so it is unloaded when it ends.
+    await ssh(h, `sudo systemctl stop ${unit} 2>/dev/null; sudo systemctl reset-failed ${unit} 2>/dev/null; sudo rm -f /run/${unit}.log`)
+    await sshOk(h, `sudo systemd-run --quiet --collect --unit ${unit} sh -c ${shq(loop)}`)
   }
   return {
     async finish() {
       const windows = new Map<number, Set<string>>()
       let samples = 0
       for (const h of DB) {
-        await ssh(h, `sudo systemctl stop ${unit}`)
+        await ssh(h, `sudo systemctl stop ${unit}; sudo systemctl reset-failed ${unit} 2>/dev/null; true`)
         const lines = (await sshOk(h, `sudo cat /run/${unit}.log`)).split('\n').filter(Boolean)
         samples += lines.length
         for (const line of lines) {

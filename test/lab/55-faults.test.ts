@@ -104,7 +104,10 @@ describe.skipIf(!labIsUp())('faults', () => {
   })
 
   test('two provisions at once: the second is refused with the holder named (exit 5), nothing half-written', async () => {
+    // Both web servers changed: the roll takes web1 then web2, so the first run still holds its locks when the
+    // others start (with one host to change, a fast health gate could end it before they reach the locks).
     await editByHand('web1')
+    await editByHand('web2')
     const copy = variant('concurrent', (t) => `${t}\n# the same hosts, another inventory file\n`)
     let holding!: () => void
     const locked = new Promise<void>((r) => (holding = r))
