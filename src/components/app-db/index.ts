@@ -3,7 +3,7 @@ import type {Host, Inventory} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {readSecret} from '../../secrets/index.js'
 import {Failure} from '../../util/errors.js'
-import {gtidCovers} from '../mysql/replicate.js'
+import {gtidCovers, primaryFirst} from '../mysql/replicate.js'
 import {type AppDbAction, type AppDbSettings, appDbFactsScript, appDbSql, describeAppDb, parseAppDbFacts, planAppDb} from './account.js'
 
 /*
@@ -43,7 +43,7 @@ export async function convergeAppDb(
 ): Promise<Record<string, string>> {
   const s = settings(inv)
   const failed: Record<string, string> = {}
-  const ordered = [...hosts].sort((a, b) => (a.db!.role === 'primary' ? -1 : b.db!.role === 'primary' ? 1 : 0))
+  const ordered = primaryFirst(hosts)
   let position: string | undefined
   for (const host of ordered) {
     try {

@@ -134,6 +134,10 @@ async function applyFencing(
   }
 }
 
+/** The database hosts given, the primary first (the others keep their order): the order every convergence applies. */
+export const primaryFirst = (hosts: Host[]): Host[] =>
+  [...hosts].sort((a, b) => (a.db!.role === 'primary' ? -1 : b.db!.role === 'primary' ? 1 : 0))
+
 /** Plans and applies replication for the inventory's database hosts: primary first, then each replica. */
 export async function convergeReplication(
   inv: Inventory,
@@ -143,9 +147,7 @@ export async function convergeReplication(
   step: (host: string, s: string) => void,
 ): Promise<Record<string, string>> {
   const failed: Record<string, string> = {}
-  const ordered = replicationPeers(inv)
-    .filter((h) => hosts.includes(h))
-    .sort((a, b) => (a.db!.role === 'primary' ? -1 : b.db!.role === 'primary' ? 1 : 0))
+  const ordered = primaryFirst(replicationPeers(inv).filter((h) => hosts.includes(h)))
   // Every reachable database host's writer record first: the primary lifts read-only only if none knows a later one.
   const records: Records = new Map()
   for (const h of replicationPeers(inv)) {
