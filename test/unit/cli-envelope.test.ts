@@ -4,16 +4,16 @@
  * at once (their jump host, a closed loopback port, refuses). Also the helpers the commands delegate to
  * (cert schedule's files, db promote's inventory write-back), in-process.
  */
-import {spawn} from 'node:child_process'
+
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {installSchedule, removeSchedule, scheduleName, schedulePlan} from '../../src/components/tls/schedule.js'
 import {setPrimary} from '../../src/inventory/write.js'
+import {runCli} from './support/run-cli.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
-const BIN = join(ROOT, 'bin', 'run.js')
 const INVENTORY = join(ROOT, 'inventories', 'foobar.yml')
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-envelope-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
@@ -24,21 +24,7 @@ interface Run {
   stderr: string
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: {...process.env, FOOBAR_INVENTORY: '', ...env},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolvePromise({code, stdout, stderr}))
-  })
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<Run> => runCli(args, env)
 
 interface Envelope {
   status: number

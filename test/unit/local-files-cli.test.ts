@@ -7,14 +7,13 @@
  * does not stop a run, a secret only some components read stops only the commands that run them, and a host that
  * cannot be reached stays a failed host (exit 1).
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
+import {runCli} from './support/run-cli.js'
 
-const ROOT = resolve(import.meta.dirname, '..', '..')
-const BIN = join(ROOT, 'bin', 'run.js')
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-local-files-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
 /** No ~/.ssh/known_hosts of the machine's user in the way. */
@@ -26,21 +25,7 @@ interface Run {
   stderr: string
 }
 
-function cli(args: string[]): Promise<Run> {
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: {...process.env, HOME, FOOBAR_INVENTORY: ''},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => done({code, stdout, stderr}))
-  })
-}
+const cli = (args: string[]): Promise<Run> => runCli(args, {HOME})
 
 function write(name: string, text: string): string {
   const file = join(TMP, name)

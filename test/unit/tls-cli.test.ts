@@ -3,33 +3,18 @@
  * tls.source files that are not a certificate and its key stop `inventory check`, `plan` and `provision` with
  * exit 2 before any connection, and never show the key; `plan` creates no state directory.
  */
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync} from 'node:child_process'
 import {generateKeyPairSync} from 'node:crypto'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
+import {dirname, join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
+import {runCli} from './support/run-cli.js'
 
-const ROOT = resolve(import.meta.dirname, '..', '..')
-const BIN = join(ROOT, 'bin', 'run.js')
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-tls-cli-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
 
-function cli(args: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: {...process.env, FOOBAR_INVENTORY: ''},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => done({code, stdout, stderr}))
-  })
-}
+const cli = (args: string[]) => runCli(args)
 
 const key = join(TMP, 'site.key')
 const cert = join(TMP, 'site.crt')
