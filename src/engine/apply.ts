@@ -115,6 +115,13 @@ export const HEALTH_TIMING: HealthTiming = {settleMs: 1000, everyMs: 250, timeou
  * Healthy = active and passing its health check twice in a row, a probe interval apart (a daemon that comes up and
  * falls over at once does not pass), after a short settle when it was reloaded (see HEALTH_TIMING).
  */
+/** The unit's last journal lines, to say why it is not running (empty when the journal has nothing to say). */
+async function journalTail(runner: Runner, name: string, lines = 6): Promise<string> {
+  const j = await runner.run(`journalctl -u ${shq(name)} -n ${lines} --no-pager -o cat 2>/dev/null`, {check: false})
+  const text = j.stdout.trim()
+  return text && !/^-- No entries --$/.test(text) ? `; its journal ends:\n    ${text.split('\n').join('\n    ')}` : ''
+}
+
 async function waitHealthy(
   runner: Runner,
   name: string,
@@ -140,7 +147,7 @@ async function waitHealthy(
       passes = 0
       last = `${name} is ${active.stdout.trim() || 'not active'}`
     }
-    if (Date.now() > deadline) return last
+    if (Date.now() > deadline) return active.stdout.trim() === 'active' ? last : `${last}${await journalTail(runner, name)}`
     await sleep(t.everyMs)
   }
 }

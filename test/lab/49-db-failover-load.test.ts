@@ -154,7 +154,12 @@ describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sy
       const p = foobar(['provision', '-i', inv, '--yes'])
       expect(p.code, p.stdout + p.stderr).toBe(0)
       await waitStatusOk(inv)
-      expect(await missingOn('web1', result.acked)).toEqual([])
+      // Every acknowledged write reaches it: it applies up to web2's position (waited for, bounded), then has each id.
+      const pos = (await mysql('web2', 'SELECT @@gtid_binlog_pos')).trim()
+      const waited = (await mysql('web1', `SELECT MASTER_GTID_WAIT('${pos}', 60)`)).trim()
+      const state = await ssh('web1', "sudo mysql -e 'SELECT @@gtid_slave_pos, @@gtid_binlog_pos, @@read_only\\G SHOW SLAVE STATUS\\G'")
+      const missing = await missingOn('web1', result.acked)
+      expect({waited, missing: missing.length}, `web2 at ${pos}; web1:\n${state.stdout}${state.stderr}`).toEqual({waited: '0', missing: 0})
     } finally {
       await run('ip', ['link', 'set', 'fbl-12', 'up']).catch(() => undefined)
       await ssh('web1', 'sudo systemctl start mariadb')

@@ -186,6 +186,21 @@ describe('the health gate', () => {
     expect(web1.exists(PENDING_FILE)).toBe(false)
   })
 
+  test("a service that does not start: the error quotes the end of its journal, so the user sees why", async () => {
+    const {host: web1, run} = await converged('web1')
+    web1.put(APP, `${web1.file(APP)!}# patched by hand\n`)
+    web1.fail('unit-foobar-app')
+    web1.command(
+      'journalctl',
+      `case "$*" in *'-u foobar-app'*) printf 'Starting foobar-app...\\nfoobar-app: address already in use\\nfoobar-app.service: Failed with result exit-code.\\n' ;; esac`,
+    )
+    const r = await run(true)
+    expect(r.error).toBe(
+      'web1: foobar-app unhealthy after the change (foobar-app is failed; its journal ends:\n    Starting foobar-app...\n    foobar-app: address already in use\n    foobar-app.service: Failed with result exit-code.); previous config restored',
+    )
+    web1.heal('unit-foobar-app')
+  })
+
   test('a service that does not start: the error says so, its files are restored', async () => {
     const {host: web1, run} = await converged('web1')
     const editedApp = `${web1.file(APP)!}# patched by hand\n`
