@@ -186,7 +186,7 @@ describe('the health gate', () => {
     expect(web1.exists(PENDING_FILE)).toBe(false)
   })
 
-  test("a service that does not start: the error quotes the end of its journal, so the user sees why", async () => {
+  test('a service that does not start: the error quotes the end of its journal, so the user sees why', async () => {
     const {host: web1, run} = await converged('web1')
     web1.put(APP, `${web1.file(APP)!}# patched by hand\n`)
     web1.fail('unit-foobar-app')
