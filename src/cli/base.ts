@@ -2,6 +2,7 @@ import {Command, Errors, Flags, Interfaces, ux} from '@oclif/core'
 import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, exitCodeOf} from '../util/errors.js'
 import {type Host, type Inventory, ROLES, selectHosts} from '../inventory/index.js'
 import type {LocalNeeds} from './local-files.js'
+import {closest} from './suggest.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   Omit<(typeof FoobarCommand)['baseFlags'], keyof T['flags']> & T['flags']
@@ -200,6 +201,9 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
     const outcome = err instanceof Outcome ? err : undefined
     const cause = outcome?.error ?? err
     const code = exitCodeOf(cause)
+    const unknownFlags = (cause as {flags?: unknown}).flags
+    if (cause.constructor.name === 'NonExistentFlagsError' && Array.isArray(unknownFlags))
+      cause.message = cause.message.replace(/^.*/, (first) => first + this.flagHints(unknownFlags as string[]))
     if (this.jsonEnabled()) {
       this.printEnvelope({
         status: code,
@@ -228,6 +232,20 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
     // An unexpected error: oclif prints it (a stack trace with DEBUG) and exits 1.
     await super.catch(cause)
     throw cause
+  }
+
+  /** " (did you mean --limit?)" for each unknown flag close to one of this command's. */
+  private flagHints(unknown: string[]): string {
+    const all = {...(this.ctor as typeof FoobarCommand).baseFlags, ...this.ctor.flags}
+    const names = [...Object.keys(all), ...(this.ctor.enableJsonFlag ? ['json'] : [])].map((n) => `--${n}`)
+    const hints = unknown.flatMap((typed) => {
+      const f = typed.split('=')[0]!
+      const guess = closest(f, names)
+      return guess ? [{f, guess}] : []
+    })
+    if (hints.length === 0) return ''
+    if (unknown.length === 1) return ` (did you mean ${hints[0]!.guess}?)`
+    return ` (did you mean ${hints.map((h) => `${h.guess} for ${h.f}`).join(', ')}?)`
   }
 
   private printEnvelope(envelope: Envelope): void {
