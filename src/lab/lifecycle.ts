@@ -8,7 +8,7 @@ import {ensureImage, type ImageResult} from './image.js'
 import {addHostNetwork, ensureBridge, labLinks, labNetns, netnsPids, removeNetwork} from './network.js'
 import {labPaths, NAME_PREFIX, type LabPaths} from './paths.js'
 import {allProcesses, childrenOf, killNow, stopProcess, type ProcessInfo} from './process.js'
-import {servicePid, services, startServices, stopServices} from './services.js'
+import {type ServiceName, servicePid, services, startServices, stopServices} from './services.js'
 import {dnsRecords, planHosts, type LabHost, type LabSpec} from './spec.js'
 import {
   assertLabSupported,
@@ -42,6 +42,8 @@ export interface UpResult {
   seconds: number
   /** Absent when the lab was already up. */
   image?: ImageResult
+  /** Lab services found stopped on a lab that was up, and started again (its hosts untouched). */
+  restarted?: ServiceName[]
   sshKey: string
   knownHosts: string
 }
@@ -64,10 +66,15 @@ function sameHosts(a: LabHost[], b: LabHost[]): boolean {
   return key(a) === key(b)
 }
 
-async function isRunning(paths: LabPaths, state: LabState): Promise<boolean> {
+async function hostsRunning(paths: LabPaths, state: LabState): Promise<boolean> {
   const hosts = await Promise.all(state.hosts.map((h) => hostProcesses(paths, h.name)))
-  const svcs = await Promise.all(services(paths).map((s) => servicePid(s)))
-  return hosts.every((p) => p.nspawn !== undefined && p.supervisor !== undefined) && svcs.every((p) => p !== undefined)
+  return hosts.every((p) => p.nspawn !== undefined && p.supervisor !== undefined)
+}
+
+async function stoppedServices(paths: LabPaths): Promise<ServiceName[]> {
+  const svcs = services(paths)
+  const pids = await Promise.all(svcs.map((s) => servicePid(s)))
+  return svcs.filter((_, i) => pids[i] === undefined).map((s) => s.name)
 }
 
 export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult> {
@@ -80,7 +87,7 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
   return withLock(paths, async () => {
     const base = {hosts, sshKey: paths.sshKey, knownHosts: paths.knownHosts}
     const current = await readState(paths)
-    if (current?.status === 'up' && (await isRunning(paths, current))) {
+    if (current?.status === 'up' && (await hostsRunning(paths, current))) {
       if (!sameHosts(current.hosts, hosts)) {
         const names = current.hosts.map((h) => h.name).join(', ')
         throw new UserError(
@@ -89,7 +96,13 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
           ['foobar lab down', `foobar lab up --hosts ${hosts.length}`],
         )
       }
-      return {...base, alreadyUp: true, seconds: (Date.now() - started) / 1000}
+      // Its hosts run: a lab service that stopped (pebble killed, say) is started again, the hosts left as they are.
+      const stopped = await stoppedServices(paths)
+      if (stopped.length > 0) {
+        log(`starting ${stopped.join(', ')} again (stopped while the hosts ran)`)
+        await startServices(paths, dnsRecords(spec, current.hosts), stopped)
+      }
+      return {...base, alreadyUp: true, seconds: (Date.now() - started) / 1000, ...(stopped.length ? {restarted: stopped} : {})}
     }
     // A lab that was not taken down cleanly (crash, Ctrl-C, reboot of this machine) is cleared first.
     if ((current !== undefined && current.status !== 'down') || (await leftovers(paths)).length > 0) {

@@ -232,12 +232,17 @@ async function startPebble(paths: LabPaths): Promise<void> {
   await writeFile(p.roots, await waitService(s, () => ok(URLS.acmeRoots)))
 }
 
-export async function startServices(paths: LabPaths, records: Array<{name: string; address: string}>) {
+/**
+ * Starts the lab services (all, or only those named: a restart of what stopped while the hosts run). Pebble asks
+ * challtestsrv for DNS, so a restarted challtestsrv gets the hosts' records again.
+ */
+export async function startServices(paths: LabPaths, records: Array<{name: string; address: string}>, only?: ServiceName[]) {
   await mkdir(paths.run, {recursive: true})
   await mkdir(paths.logs, {recursive: true})
-  await startAptCache(paths)
-  await startChalltestsrv(paths, records)
-  await startPebble(paths)
+  const wanted = (name: ServiceName) => only === undefined || only.includes(name)
+  if (wanted('apt-cache')) await startAptCache(paths)
+  if (wanted('pebble-challtestsrv')) await startChalltestsrv(paths, records)
+  if (wanted('pebble')) await startPebble(paths)
 }
 
 export async function stopServices(paths: LabPaths): Promise<void> {

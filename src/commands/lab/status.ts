@@ -22,6 +22,11 @@ export default class LabStatusCommand extends FoobarCommand<typeof LabStatusComm
     }
     this.say(`\n${'SERVICE'.padEnd(21)}${'STATE'.padEnd(9)}URL`)
     for (const s of result.services) this.say(`${s.name.padEnd(21)}${s.state.padEnd(9)}${s.url}`)
+    if (result.hosts.length > 0) {
+      const first = result.hosts[0]!
+      this.say(`\nenter a host: ${this.config.bin} lab ssh ${first.name} [-- COMMAND]`)
+      this.say(`  or: ssh -i ${result.sshKey} -o UserKnownHostsFile=${result.knownHosts} deploy@${first.address}`)
+    }
     this.say(`\nssh key ${result.sshKey}, known_hosts ${result.knownHosts}`)
     this.say(`ACME API CA ${result.acmeCa}, issuing root ${result.acmeRoots}`)
     return result

@@ -17,7 +17,7 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
     'Needs root on Linux. Builds and caches a bare Debian 12 image on first use (a minute or two), boots the',
     "inventory's hosts (lb1, web1, web2 for inventories/lab.yml), writes their real SSH host keys to the lab's",
     `known_hosts, and starts an apt cache (apt-cacher-ng, ${URLS.proxy}), pebble (${URLS.acmeDirectory}) and its DNS.`,
-    'Running it on a lab that is up does nothing.',
+    'Running it on a lab that is up starts any lab service that stopped, and touches no host.',
   ].join(' ')
 
   static examples = ['<%= config.bin %> lab up', '<%= config.bin %> lab up --hosts 6 --json']
@@ -42,12 +42,18 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
     }
     const result = await up(spec, {hosts: this.flags.hosts, log: (line) => this.say(line)})
     if (result.alreadyUp) {
-      this.say(`the lab is already up (${result.hosts.length} hosts): nothing to do`)
+      this.say(
+        result.restarted
+          ? `the lab is already up (${result.hosts.length} hosts): started ${result.restarted.join(', ')} again, the hosts untouched`
+          : `the lab is already up (${result.hosts.length} hosts): nothing to do`,
+      )
     } else {
       const image = result.image?.built ? ` (image built in ${result.image.seconds.toFixed(0)} s)` : ''
       this.say(`lab up in ${result.seconds.toFixed(1)} s${image}`)
       for (const h of result.hosts) this.say(`  ${h.name.padEnd(8)} ${h.address}`)
-      this.say(`ssh: ssh -i ${result.sshKey} -o UserKnownHostsFile=${result.knownHosts} deploy@${result.hosts[0].address}`)
+      this.say(
+        `enter a host: ${this.config.bin} lab ssh ${result.hosts[0].name} (or ssh -i ${result.sshKey} -o UserKnownHostsFile=${result.knownHosts} deploy@${result.hosts[0].address})`,
+      )
     }
     return result
   }
