@@ -16,6 +16,9 @@ PACKAGES="$PACKAGES python3-pymysql"
 # keepalived -t for the two load balancers' VRRP config (test/unit/checkers.test.ts); never started here.
 PACKAGES="$PACKAGES keepalived"
 
+# Graphviz: `foobar inventory graph --format svg` (test/unit/graph.test.ts renders every example with dot).
+PACKAGES="$PACKAGES graphviz"
+
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
