@@ -1,12 +1,12 @@
 import {readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import type Handlebars from 'handlebars'
+import {packagePath} from '../util/package.js'
 import {assertSafeView} from './safe.js'
 
-/** templates/ at the repository root (dist/render/ -> ../../templates). */
-export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates')
+/** templates/ shipped with the package (the checkout's, or the installed package's). */
+export const TEMPLATE_DIR = packagePath('templates')
 
 let instance: typeof Handlebars | undefined
 

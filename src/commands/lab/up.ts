@@ -1,13 +1,16 @@
+import {existsSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
+import {packagePath} from '../../util/package.js'
 import {loadInventory} from '../../inventory/index.js'
 import {assertLabSupported, MAX_HOSTS, URLS, up, type LabSpec, type UpResult} from '../../lab/index.js'
 
 /** Lab commands read the lab inventory unless told otherwise (and not from FOOBAR_INVENTORY: that is the fleet's). */
 export const labInventoryFlag = Flags.string({
   char: 'i',
-  summary: 'Inventory file (YAML) whose hosts the lab boots.',
-  default: 'inventories/lab.yml',
+  summary: 'Inventory file (YAML) whose hosts the lab boots (default: ./inventories/lab.yml, else the one shipped with foobar).',
+  default: async () => (existsSync('inventories/lab.yml') ? 'inventories/lab.yml' : packagePath('inventories', 'lab.yml')),
+  defaultHelp: async () => 'inventories/lab.yml',
   helpGroup: 'GLOBAL',
 })
 

@@ -2,12 +2,12 @@ import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {existsSync, readFileSync, unlinkSync, writeFileSync} from 'node:fs'
 import {basename, extname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {UserError} from '../../util/errors.js'
+import {packagePath} from '../../util/package.js'
 import {shq} from '../../util/shell.js'
 
 /** foobar's own entry point (bin/run.js), which the scheduled job runs. */
-export const FOOBAR_BIN = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'bin', 'run.js')
+export const FOOBAR_BIN = packagePath('bin', 'run.js')
 
 export interface ScheduleOptions {
   /** The inventory file the job renews for (absolute, as loaded). */
