@@ -17,10 +17,13 @@ const LAYERS: Record<string, number> = {
   render: 1,
   remote: 1,
   engine: 2,
+  exec: 2,
   components: 3,
   lab: 3,
+  graph: 4,
   cli: 4,
   commands: 5,
+  hooks: 5,
 }
 
 function files(dir: string): string[] {
