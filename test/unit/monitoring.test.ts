@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {MONITORING_PATHS as P, prometheusConfig} from '../../src/components/monitoring/index.js'
+import {ALERTING_PATHS, alertRules} from '../../src/components/alerting/index.js'
 import {certRequests, scrapeTargets} from '../../src/engine/desired.js'
 import {prepareTlsMaterial} from '../../src/components/tls/index.js'
 import {
@@ -152,8 +153,11 @@ describe('the monitoring server', () => {
   })
 
   test.skipIf(!has('promtool'))('promtool accepts the rendered prometheus.yml', () => {
+    // The rule file it names (the alerting component writes it first on the host), here next to it.
+    const rules = join(TMP, 'foobar-alerts.yml')
+    writeFileSync(rules, alertRules(inv))
     const f = join(TMP, 'prometheus.yml')
-    writeFileSync(f, prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv)))
+    writeFileSync(f, prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv)).replace(ALERTING_PATHS.rules, rules))
     const r = spawnSync('promtool', ['check', 'config', f], {encoding: 'utf8'})
     expect(r.status, r.stdout + r.stderr).toBe(0)
   })
