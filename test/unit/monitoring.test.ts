@@ -59,7 +59,7 @@ describe('clients on every host', () => {
   const inv = stack()
 
   test('each exporter listens on the host private address only, with the port of its role', () => {
-    expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(/^ARGS="--web.listen-address=10\.0\.0\.11:9100"$/m)
+    expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(/^ARGS="--web.listen-address=10\.0\.0\.11:9100 --collector.systemd"$/m)
     expect(fileIn(inv, 'web1', P.nginxDefaults)!.content).toMatch(
       /^ARGS="-web.listen-address=10\.0\.0\.12:9113 -nginx.scrape-uri=http:\/\/127\.0\.0\.1:8081\/stub_status"$/m,
     )
@@ -70,7 +70,7 @@ describe('clients on every host', () => {
     const packages = (name: string) => desiredState(inv, host(inv, name)).packages.filter((p) => p.startsWith('prometheus'))
     expect(packages('lb1')).toEqual(['prometheus-node-exporter'])
     expect(packages('web1')).toEqual(['prometheus-mysqld-exporter', 'prometheus-nginx-exporter', 'prometheus-node-exporter'])
-    expect(packages('mon1')).toEqual(['prometheus', 'prometheus-node-exporter'])
+    expect(packages('mon1')).toEqual(['prometheus', 'prometheus-alertmanager', 'prometheus-blackbox-exporter', 'prometheus-node-exporter'])
   })
 
   test('mysqld exporter: own least-privilege account, password from the secret only in secret root-only files', () => {

@@ -4,16 +4,15 @@
  * `monitor test-alert` read and exercise them (live.ts). Prometheus's own config (monitoring/server.ts) takes the
  * rule file, the Alertmanager and the probe jobs from prometheus.ts.
  */
-import {type Component, type DesiredFile, emptyState, file} from '../../engine/contract.js'
-import type {Host, Inventory} from '../../inventory/index.js'
+import {type Component, type DesiredFile, file} from '../../engine/contract.js'
+import type {Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
-import {hostCidr, hostPort} from '../../util/address.js'
+import {hostPort} from '../../util/address.js'
 import {shq} from '../../util/shell.js'
 import {PORTS} from '../ports.js'
 import {alertingChecks} from './checks.js'
 import {alertmanagerConfig, blackboxConfig, smtpPassword} from './configs.js'
 import {ALERTING_PATHS as P, BLACKBOX_ADDRESS, alertingOn, alertmanagerUrl} from './paths.js'
-import {backendProbes} from './probes.js'
 import {alertRules} from './rules.js'
 
 export {ALERTING_PATHS, TEST_ALERT, alertingOn, alertmanagerUrl} from './paths.js'
@@ -24,32 +23,19 @@ export {alertmanagerConfig, blackboxConfig} from './configs.js'
 const ALERTMANAGER = 'prometheus-alertmanager'
 const BLACKBOX = 'prometheus-blackbox-exporter'
 
-const monitoringHostOf = (inv: Inventory) => inv.hosts.find((h) => h.roles.includes('monitoring'))
 const isMonitoring = (h: Host) => h.roles.includes('monitoring')
-/** A web server the blackbox exporter probes directly: its backend port is opened to the monitoring host. */
-const isProbedBackend = (h: Host, inv: Inventory) => h.roles.includes('web') && backendProbes(inv) && !isMonitoring(h)
 
-/**
- * On the monitoring host: Alertmanager (private address, admin networks only), the blackbox exporter (loopback),
- * the rule file Prometheus loads. On the web servers it probes directly: their backend HTTPS port, opened to the
- * monitoring host.
- */
+/** On the monitoring host: Alertmanager (private address, admin networks only), the blackbox exporter (loopback), the rule file Prometheus loads. */
 export const alerting: Component = {
   name: 'alerting',
   after: ['exporters'],
-  appliesTo: (host, inv) => alertingOn(inv) && (isMonitoring(host) || isProbedBackend(host, inv)),
-  ports: ({inventory, host}) => {
-    if (isMonitoring(host))
-      return [{port: PORTS.alertmanager, proto: 'tcp', from: host.firewall.adminCidrs, comment: 'alertmanager from admin networks'}]
-    const mon = monitoringHostOf(inventory)!
-    return [{port: host.lb.backendPort, proto: 'tcp', from: [hostCidr(mon)], comment: 'https probes from the monitoring host'}]
-  },
-  secrets: ({inventory, host}) =>
-    isMonitoring(host) && inventory.alerting.receivers.email?.password
+  appliesTo: (host, inv) => alertingOn(inv) && isMonitoring(host),
+  ports: ({host}) => [{port: PORTS.alertmanager, proto: 'tcp', from: host.firewall.adminCidrs, comment: 'alertmanager from admin networks'}],
+  secrets: ({inventory}) =>
+    inventory.alerting.receivers.email?.password
       ? [{field: 'alerting.receivers.email.password', ref: inventory.alerting.receivers.email.password}]
       : [],
   desired: ({inventory, host, material}) => {
-    if (!isMonitoring(host)) return emptyState()
     const password = smtpPassword(inventory, material ? 'read' : 'placeholder')
     const listen = hostPort(host, PORTS.alertmanager)
     const files: DesiredFile[] = [
@@ -90,5 +76,5 @@ export const alerting: Component = {
       ],
     }
   },
-  checks: (ctx) => (isMonitoring(ctx.host) ? alertingChecks(ctx) : []),
+  checks: (ctx) => alertingChecks(ctx),
 }

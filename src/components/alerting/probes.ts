@@ -5,21 +5,22 @@ import {PORTS} from '../ports.js'
 /*
  * The synthetic user: what the blackbox exporter on the monitoring host probes. Through each load balancer (and
  * the floating address): the site's page (HTTPS, the certificate chain for the site's name and its expiry, HSTS)
- * and the app's health. Each web server directly on its backend HTTPS port, which the firewall opens to the
- * monitoring host for that (re-encryption on: with plain HTTP to the backends there is no backend TLS to probe, and
- * port 80 stays the load balancers' alone).
+ * and the app's health. Not the web servers directly: their HTTPS port is open to the load balancers alone, and
+ * stays so. Each backend's TLS is checked from the load balancer's point of view instead: HAProxy's health check
+ * verifies its certificate for the site's name every 2 s, and a backend that fails it is DOWN (the BackendDown
+ * alert, from HAProxy's metrics).
  */
 
 export interface Probe {
   /** Prometheus job: one per blackbox module. */
-  job: 'probe-site' | 'probe-backend'
-  module: 'foobar_site' | 'foobar_backend'
+  job: 'probe-site'
+  module: 'foobar_site'
   /** What the exporter fetches. */
   url: string
   /** The host the probe is about (alerts carry it: a host down silences its probes' alerts). */
   host: string
-  /** site, health (through a load balancer) or backend (a web server directly). */
-  probe: 'site' | 'health' | 'backend'
+  /** site or health (the app's, through a load balancer). */
+  probe: 'site' | 'health'
 }
 
 const url = (h: {address: string; family: 4 | 6}, port: number, path: string) => `https://${hostPort(h, port)}${path}`
@@ -32,7 +33,6 @@ export function healthPath(inv: Inventory, lb: Host): string {
 /** Every probe of the inventory, in a stable order. */
 export function probes(inv: Inventory): Probe[] {
   const lbs = inv.hosts.filter((h) => h.roles.includes('lb'))
-  const webs = inv.hosts.filter((h) => h.roles.includes('web'))
   const out: Probe[] = []
   for (const lb of lbs) {
     out.push({job: 'probe-site', module: 'foobar_site', url: url(lb, PORTS.https, '/'), host: lb.name, probe: 'site'})
@@ -43,14 +43,5 @@ export function probes(inv: Inventory): Probe[] {
     const v = {address: vip, family: (vip.includes(':') ? 6 : 4) as 4 | 6}
     out.push({job: 'probe-site', module: 'foobar_site', url: url(v, PORTS.https, '/'), host: 'vip', probe: 'site'})
   }
-  if (backendProbes(inv))
-    for (const w of webs)
-      out.push({job: 'probe-backend', module: 'foobar_backend', url: url(w, w.lb.backendPort, w.lb.healthCheck), host: w.name, probe: 'backend'})
   return out
-}
-
-/** The web servers are probed directly only when every load balancer re-encrypts to them (their HTTPS port). */
-export const backendProbes = (inv: Inventory): boolean => {
-  const lbs = inv.hosts.filter((h) => h.roles.includes('lb'))
-  return lbs.length > 0 && lbs.every((l) => l.lb.reencrypt)
 }
