@@ -1,4 +1,4 @@
-import type {Host, Inventory} from '../../inventory/index.js'
+import type {Inventory} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import {readSecret} from '../../secrets/index.js'
 import {UserError} from '../../util/errors.js'
@@ -29,6 +29,9 @@ export function alertmanagerConfig(inv: Inventory): string {
   })
 }
 
-export function blackboxConfig(inv: Inventory, mon: Host): string {
-  return renderTemplate('alerting/blackbox.yml', {domain: inv.site.domain, caFile: P.probeCa, hsts: mon.tls.hsts.enabled})
+/** The site probe expects HSTS when the load balancers send it (HAProxy sets the header, per load balancer's tls.hsts). */
+export function blackboxConfig(inv: Inventory): string {
+  const lbs = inv.hosts.filter((h) => h.roles.includes('lb'))
+  const hsts = lbs.length > 0 && lbs.every((h) => h.tls.hsts.enabled)
+  return renderTemplate('alerting/blackbox.yml', {domain: inv.site.domain, caFile: P.probeCa, hsts})
 }

@@ -57,7 +57,7 @@ export const alerting: Component = {
       // The probes verify the site's chain with the CA HAProxy trusts for the backends (foobar's internal CA, or the
       // ACME/files chain's): written only in a real run, like the other certificates.
       ...(material ? [file(P.probeCa, material.backendCa, {notify: [BLACKBOX]})] : []),
-      file(P.blackboxConfig, blackboxConfig(inventory, host), {
+      file(P.blackboxConfig, blackboxConfig(inventory), {
         notify: [BLACKBOX],
         validate: {mode: 'candidate', command: `${BLACKBOX} --config.check --config.file={}`},
       }),
