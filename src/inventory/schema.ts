@@ -302,7 +302,11 @@ const smarthost = z.string().check((ctx) => {
   const okHost = m !== null && (m[1] !== undefined ? isIP(m[1]) === 6 : isIP(name!) === 4 || DNS_HOST.test(name!))
   const p = Number(m?.[3])
   if (!okHost || !(p >= 1 && p <= 65535))
-    ctx.issues.push({code: 'custom', message: 'must be host:port of the SMTP relay, such as smtp.example.com:587 or [2001:db8::25]:587', input: ctx.value})
+    ctx.issues.push({
+      code: 'custom',
+      message: 'must be host:port of the SMTP relay, such as smtp.example.com:587 or [2001:db8::25]:587',
+      input: ctx.value,
+    })
 })
 const DNS_HOST = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 
@@ -321,7 +325,9 @@ export const alertingSchema = z.strictObject({
       host_down: forOnly('1m'),
       exporter_down: forOnly('2m'),
       backend_down: forOnly('1m'),
-      http_5xx: z.strictObject({ratio: z.number().gt(0).lt(1).default(0.05), window: duration.default('5m'), for: duration.default('5m')}).prefault({}),
+      http_5xx: z
+        .strictObject({ratio: z.number().gt(0).lt(1).default(0.05), window: duration.default('5m'), for: duration.default('5m')})
+        .prefault({}),
       /** Requests per second at the LB below `near_zero` now, after being above `serving` within `lookback`. */
       qps_drop: z
         .strictObject({

@@ -10,14 +10,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {parse as parseYaml} from 'yaml'
-import {
-  ALERTING_PATHS,
-  alertRules,
-  alertmanagerConfig,
-  blackboxConfig,
-  probes,
-  ruleNames,
-} from '../../src/components/alerting/index.js'
+import {ALERTING_PATHS, alertRules, alertmanagerConfig, blackboxConfig, probes, ruleNames} from '../../src/components/alerting/index.js'
 import {notificationCounts, parseAlertmanagers, parseAmAlerts, parseRules, parseVector} from '../../src/components/alerting/api.js'
 import {integrations} from '../../src/components/alerting/live.js'
 import {STACK, desiredState} from '../../src/components/index.js'
@@ -93,8 +86,14 @@ describe('alert rules', () => {
     const tested = parseYaml(fixture) as {tests: Array<{alert_rule_test: Array<{alertname: string; exp_alerts: unknown[]}>}>}
     const cases = tested.tests.flatMap((t) => t.alert_rule_test)
     for (const name of ruleNames(rules)) {
-      expect(cases.some((c) => c.alertname === name && c.exp_alerts.length > 0), `${name} fires in a test`).toBe(true)
-      expect(cases.some((c) => c.alertname === name && c.exp_alerts.length === 0), `${name} stays quiet in a test`).toBe(true)
+      expect(
+        cases.some((c) => c.alertname === name && c.exp_alerts.length > 0),
+        `${name} fires in a test`,
+      ).toBe(true)
+      expect(
+        cases.some((c) => c.alertname === name && c.exp_alerts.length === 0),
+        `${name} stays quiet in a test`,
+      ).toBe(true)
     }
     writeFileSync(join(TMP, 'foobar-alerts.yml'), rules)
     const t = join(TMP, 'rules.test.yml')
@@ -111,7 +110,9 @@ describe('alert rules', () => {
 
   test('thresholds and durations come from the inventory', () => {
     const custom = alertRules(
-      stack('alerting: {rules: {http_5xx: {ratio: 0.2, window: 2m}, replication: {max_lag: 60}, cert_expiry: {days: 30}, backend_down: {for: 10s}}}'),
+      stack(
+        'alerting: {rules: {http_5xx: {ratio: 0.2, window: 2m}, replication: {max_lag: 60}, cert_expiry: {days: 30}, backend_down: {for: 10s}}}',
+      ),
     )
     expect(custom).toContain('> 0.2\n')
     expect(custom).toContain('[2m]))')
@@ -155,11 +156,16 @@ describe('Alertmanager and the blackbox exporter on the monitoring host', () => 
     const cfg = parseYaml(alertmanagerConfig(inv)) as {
       route: {group_by: string[]; group_wait: string; repeat_interval: string; routes: Array<{matchers: string[]; group_wait: string}>}
       inhibit_rules: Array<{source_matchers: string[]; target_matchers: string[]; equal: string[]}>
-      receivers: Array<{webhook_configs: Array<{url: string; send_resolved: boolean}>; email_configs: Array<{to: string; smarthost: string}>}>
+      receivers: Array<{
+        webhook_configs: Array<{url: string; send_resolved: boolean}>
+        email_configs: Array<{to: string; smarthost: string}>
+      }>
     }
     expect(cfg.route).toMatchObject({group_by: ['alertname', 'host'], group_wait: '30s', repeat_interval: '4h'})
     expect(cfg.route.routes[0]).toMatchObject({matchers: ['alertname="FoobarTestAlert"'], group_wait: '0s'})
-    expect(cfg.inhibit_rules).toEqual([{source_matchers: ['alertname="HostDown"'], target_matchers: ['alertname!="HostDown"'], equal: ['host']}])
+    expect(cfg.inhibit_rules).toEqual([
+      {source_matchers: ['alertname="HostDown"'], target_matchers: ['alertname!="HostDown"'], equal: ['host']},
+    ])
     expect(cfg.receivers[0]!.webhook_configs).toEqual([{url: 'https://hooks.example.com/foobar/alerts', send_resolved: true}])
     expect(cfg.receivers[0]!.email_configs[0]).toMatchObject({to: 'ops@example.com, oncall@example.com', smarthost: 'smtp.example.com:587'})
     expect(integrations(inv)).toEqual(['webhook', 'email'])
@@ -179,22 +185,25 @@ describe('Alertmanager and the blackbox exporter on the monitoring host', () => 
     }
   })
 
-  test.skipIf(needs('prometheus-blackbox-exporter'))('the blackbox exporter accepts its config; the site probe wants the name, the chain and HSTS', () => {
-    const text = blackboxConfig(inv)
-    const f = join(TMP, 'blackbox.yml')
-    writeFileSync(f, text)
-    const r = run('prometheus-blackbox-exporter', ['--config.check', `--config.file=${f}`])
-    expect(r.status, r.stdout + r.stderr).toBe(0)
-    const site = (parseYaml(text) as {modules: Record<string, {http: Record<string, unknown>}>}).modules.foobar_site!.http
-    expect(site).toMatchObject({
-      fail_if_not_ssl: true,
-      follow_redirects: false,
-      headers: {Host: 'www.example.com'},
-      tls_config: {server_name: 'www.example.com', ca_file: ALERTING_PATHS.probeCa},
-      fail_if_header_not_matches: [{header: 'Strict-Transport-Security', regexp: '^max-age=[0-9]+'}],
-    })
-    expect(blackboxConfig(stack('', 'hsts: {enabled: false}, '))).not.toContain('Strict-Transport-Security')
-  })
+  test.skipIf(needs('prometheus-blackbox-exporter'))(
+    'the blackbox exporter accepts its config; the site probe wants the name, the chain and HSTS',
+    () => {
+      const text = blackboxConfig(inv)
+      const f = join(TMP, 'blackbox.yml')
+      writeFileSync(f, text)
+      const r = run('prometheus-blackbox-exporter', ['--config.check', `--config.file=${f}`])
+      expect(r.status, r.stdout + r.stderr).toBe(0)
+      const site = (parseYaml(text) as {modules: Record<string, {http: Record<string, unknown>}>}).modules.foobar_site!.http
+      expect(site).toMatchObject({
+        fail_if_not_ssl: true,
+        follow_redirects: false,
+        headers: {Host: 'www.example.com'},
+        tls_config: {server_name: 'www.example.com', ca_file: ALERTING_PATHS.probeCa},
+        fail_if_header_not_matches: [{header: 'Strict-Transport-Security', regexp: '^max-age=[0-9]+'}],
+      })
+      expect(blackboxConfig(stack('', 'hsts: {enabled: false}, '))).not.toContain('Strict-Transport-Security')
+    },
+  )
 
   test('probes: the site and the app health through each load balancer', () => {
     expect(probes(inv).map((p) => `${p.probe} ${p.host} ${p.url}`)).toEqual([
@@ -205,7 +214,11 @@ describe('Alertmanager and the blackbox exporter on the monitoring host', () => 
 
   test('alerting off, or no monitoring host: nothing of it anywhere', () => {
     const off = stack('alerting: {enabled: false}')
-    const d = desiredState(off, off.hosts.find((h) => h.name === 'mon1')!, {})
+    const d = desiredState(
+      off,
+      off.hosts.find((h) => h.name === 'mon1')!,
+      {},
+    )
     expect(d.packages).not.toContain('prometheus-alertmanager')
     expect(d.files.find((f) => f.path === '/etc/prometheus/prometheus.yml')!.content).not.toContain('rule_files')
   })
@@ -227,11 +240,26 @@ describe('inventory: what alerting refuses', () => {
     ['a webhook URL with a query string', 'alerting: {receivers: {webhook: {url: "https://x.example.com/a?token=1"}}}'],
     ['a webhook URL with a newline', 'alerting: {receivers: {webhook: {url: "https://x.example.com/a\\nb: c"}}}'],
     ['a non-http webhook', 'alerting: {receivers: {webhook: {url: "file:///etc/passwd"}}}'],
-    ['an e-mail with a header in it', 'alerting: {receivers: {email: {to: ["a@example.com\\nBcc: x@evil.test"], from: b@example.com, smarthost: "smtp.example.com:587"}}}'],
-    ['a smarthost without a port', 'alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: smtp.example.com}}}'],
-    ['a smarthost with YAML in it', `alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: "smtp.example.com:587' x"}}}`],
-    ['a password written in clear', 'alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: "s.example.com:25", username: u, password: hunter2}}}'],
-    ['a username without a password', 'alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: "s.example.com:25", username: u}}}'],
+    [
+      'an e-mail with a header in it',
+      'alerting: {receivers: {email: {to: ["a@example.com\\nBcc: x@evil.test"], from: b@example.com, smarthost: "smtp.example.com:587"}}}',
+    ],
+    [
+      'a smarthost without a port',
+      'alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: smtp.example.com}}}',
+    ],
+    [
+      'a smarthost with YAML in it',
+      `alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: "smtp.example.com:587' x"}}}`,
+    ],
+    [
+      'a password written in clear',
+      'alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: "s.example.com:25", username: u, password: hunter2}}}',
+    ],
+    [
+      'a username without a password',
+      'alerting: {receivers: {email: {to: [a@example.com], from: b@example.com, smarthost: "s.example.com:25", username: u}}}',
+    ],
     ['a duration with two units', 'alerting: {rules: {host_down: {for: 1m30s}}}'],
     ['a duration with PromQL in it', 'alerting: {rules: {http_5xx: {window: "5m]) or vector(1"}}}'],
     ['a percentage of 100', 'alerting: {rules: {disk: {percent: 100}}}'],
@@ -253,8 +281,18 @@ describe('inventory: what alerting refuses', () => {
 describe('reading the APIs', () => {
   test('Alertmanager alerts: name, host, since, state, oldest first', () => {
     const body = JSON.stringify([
-      {labels: {alertname: 'BackendDown', host: 'web2', severity: 'critical'}, annotations: {summary: 's2'}, startsAt: '2026-01-01T10:05:00Z', status: {state: 'active'}},
-      {labels: {alertname: 'HostDown', host: 'web1', severity: 'critical'}, annotations: {summary: 's1'}, startsAt: '2026-01-01T10:00:00Z', status: {state: 'active'}},
+      {
+        labels: {alertname: 'BackendDown', host: 'web2', severity: 'critical'},
+        annotations: {summary: 's2'},
+        startsAt: '2026-01-01T10:05:00Z',
+        status: {state: 'active'},
+      },
+      {
+        labels: {alertname: 'HostDown', host: 'web1', severity: 'critical'},
+        annotations: {summary: 's1'},
+        startsAt: '2026-01-01T10:00:00Z',
+        status: {state: 'active'},
+      },
       {labels: {alertname: 'BackendDown', host: 'web1'}, startsAt: '2026-01-01T10:01:00Z', status: {state: 'suppressed'}},
     ])
     expect(parseAmAlerts(body).map((a) => `${a.name} ${a.host} ${a.state} ${a.since}`)).toEqual([
@@ -281,13 +319,28 @@ describe('reading the APIs', () => {
     expect(
       parseRules(
         JSON.stringify({
-          data: {groups: [{rules: [{type: 'alerting', name: 'HostDown', health: 'ok'}, {type: 'recording', name: 'x', health: 'ok'}, {type: 'alerting', name: 'Bad', health: 'err', lastError: 'boom'}]}]},
+          data: {
+            groups: [
+              {
+                rules: [
+                  {type: 'alerting', name: 'HostDown', health: 'ok'},
+                  {type: 'recording', name: 'x', health: 'ok'},
+                  {type: 'alerting', name: 'Bad', health: 'err', lastError: 'boom'},
+                ],
+              },
+            ],
+          },
         }),
       ),
-    ).toEqual([{name: 'HostDown', health: 'ok'}, {name: 'Bad', health: 'err', lastError: 'boom'}])
+    ).toEqual([
+      {name: 'HostDown', health: 'ok'},
+      {name: 'Bad', health: 'err', lastError: 'boom'},
+    ])
     expect(parseAlertmanagers(JSON.stringify({data: {activeAlertmanagers: [{url: 'http://10.0.0.14:9093/api/v2/alerts'}]}}))).toEqual([
       'http://10.0.0.14:9093/api/v2/alerts',
     ])
-    expect(parseVector(JSON.stringify({data: {result: [{metric: {instance: 'a'}, value: [1, '1']}]}}))).toEqual([{labels: {instance: 'a'}, value: 1}])
+    expect(parseVector(JSON.stringify({data: {result: [{metric: {instance: 'a'}, value: [1, '1']}]}}))).toEqual([
+      {labels: {instance: 'a'}, value: 1},
+    ])
   })
 })

@@ -27,7 +27,9 @@ export default class MonitorAlerts extends FoobarCommand<typeof MonitorAlerts> {
     await this.requireLocalFiles(inv, mon)
     const {monitoring, alerts} = await firingAlerts(inv, sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}))
     const active = alerts.filter((a) => a.state === 'active').length
-    this.say(`${alerts.length === 0 ? 'no alert firing' : `${active} firing${active < alerts.length ? `, ${alerts.length - active} suppressed` : ''}`} (Alertmanager on ${monitoring})`)
+    this.say(
+      `${alerts.length === 0 ? 'no alert firing' : `${active} firing${active < alerts.length ? `, ${alerts.length - active} suppressed` : ''}`} (Alertmanager on ${monitoring})`,
+    )
     for (const a of alerts) {
       this.say(
         `${a.name.padEnd(20)} ${a.host.padEnd(10)} ${a.severity.padEnd(8)} since ${a.since} (${ago(a.since)})${a.state === 'active' ? '' : ` [${a.state}]`}  ${a.summary}`,

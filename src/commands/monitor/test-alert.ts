@@ -32,10 +32,17 @@ export default class MonitorTestAlert extends FoobarCommand<typeof MonitorTestAl
     this.say(`test_id ${result.testId}`)
     const missing = result.receivers.filter((r) => !r.delivered)
     if (missing.length > 0)
-      this.outcome(result, ExitCode.failure, `test alert not received by ${missing.map((r) => r.integration).join(', ')} within ${this.flags.timeout} s`, {
-        failed: Object.fromEntries(missing.map((r) => [r.integration, r.failedAttempts ? `${r.failedAttempts} failed attempts` : 'no notification'])),
-        quiet: true,
-      })
+      this.outcome(
+        result,
+        ExitCode.failure,
+        `test alert not received by ${missing.map((r) => r.integration).join(', ')} within ${this.flags.timeout} s`,
+        {
+          failed: Object.fromEntries(
+            missing.map((r) => [r.integration, r.failedAttempts ? `${r.failedAttempts} failed attempts` : 'no notification']),
+          ),
+          quiet: true,
+        },
+      )
     return result
   }
 }

@@ -29,11 +29,14 @@ export function alertingChecks(ctx: CheckContext): Check[] {
       run: async () => {
         const am = alertmanagerUrl(ctx.host)
         const active = parseAlertmanagers(await get(`${prom}/api/v1/alertmanagers`))
-        if (!active.some((u) => u.startsWith(`${am}/`))) return {ok: false, detail: `Prometheus sends to ${active.join(', ') || 'no Alertmanager'}, not ${am}`}
+        if (!active.some((u) => u.startsWith(`${am}/`)))
+          return {ok: false, detail: `Prometheus sends to ${active.join(', ') || 'no Alertmanager'}, not ${am}`}
         // From the monitoring host itself, where Prometheus runs: the same path its notifications take.
         const ready = await ctx.runner.run(`curl -fsS -m 5 -o /dev/null ${shq(`${am}/-/ready`)}`, {check: false})
         if (ready.code !== 0) return {ok: false, detail: `${am} does not answer: ${ready.stderr.trim().split('\n').pop()}`}
-        const errors = parseVector(await get(`${prom}/api/v1/query?query=${encodeURIComponent('sum(increase(prometheus_notifications_errors_total[5m]))')}`))
+        const errors = parseVector(
+          await get(`${prom}/api/v1/query?query=${encodeURIComponent('sum(increase(prometheus_notifications_errors_total[5m]))')}`),
+        )
         const n = errors[0]?.value ?? 0
         if (n > 0) return {ok: false, detail: `${n.toFixed(0)} notifications to Alertmanager failed in the last 5 minutes`}
         return {ok: true, detail: `Prometheus sends to ${am}, which is ready`}
@@ -48,7 +51,9 @@ export function alertingChecks(ctx: CheckContext): Check[] {
         if (failing.length)
           return {
             ok: false,
-            detail: failing.map((p) => `${p.probe} ${p.url}: ${got.some((g) => g.labels.instance === p.url) ? 'failed' : 'no result yet'}`).join('; '),
+            detail: failing
+              .map((p) => `${p.probe} ${p.url}: ${got.some((g) => g.labels.instance === p.url) ? 'failed' : 'no result yet'}`)
+              .join('; '),
           }
         return {ok: true, detail: `${want.length} probes succeed`}
       },

@@ -13,7 +13,9 @@ export function smtpPassword(inv: Inventory, mode: 'read' | 'placeholder'): stri
   if (mode === 'placeholder') return 'secret-not-read-for-render'
   const value = readSecret(email.password, 'alerting.receivers.email.password')
   if (!SMTP_PASSWORD.test(value))
-    throw new UserError('alerting.receivers.email.password: must be 1-256 characters without spaces or control characters (the secret itself is not shown)')
+    throw new UserError(
+      'alerting.receivers.email.password: must be 1-256 characters without spaces or control characters (the secret itself is not shown)',
+    )
   return value
 }
 

@@ -30,7 +30,9 @@ export const alerting: Component = {
   name: 'alerting',
   after: ['exporters'],
   appliesTo: (host, inv) => alertingOn(inv) && isMonitoring(host),
-  ports: ({host}) => [{port: PORTS.alertmanager, proto: 'tcp', from: host.firewall.adminCidrs, comment: 'alertmanager from admin networks'}],
+  ports: ({host}) => [
+    {port: PORTS.alertmanager, proto: 'tcp', from: host.firewall.adminCidrs, comment: 'alertmanager from admin networks'},
+  ],
   secrets: ({inventory}) =>
     inventory.alerting.receivers.email?.password
       ? [{field: 'alerting.receivers.email.password', ref: inventory.alerting.receivers.email.password}]
