@@ -34,12 +34,12 @@ export function alertingChecks(ctx: CheckContext): Check[] {
         // From the monitoring host itself, where Prometheus runs: the same path its notifications take.
         const ready = await ctx.runner.run(`curl -fsS -m 5 -o /dev/null ${shq(`${am}/-/ready`)}`, {check: false})
         if (ready.code !== 0) return {ok: false, detail: `${am} does not answer: ${ready.stderr.trim().split('\n').pop()}`}
+        // Failed sends are said, not failed on: a restart of Alertmanager while alerts fire leaves a few behind.
         const errors = parseVector(
           await get(`${prom}/api/v1/query?query=${encodeURIComponent('sum(increase(prometheus_notifications_errors_total[5m]))')}`),
         )
-        const n = errors[0]?.value ?? 0
-        if (n > 0) return {ok: false, detail: `${n.toFixed(0)} notifications to Alertmanager failed in the last 5 minutes`}
-        return {ok: true, detail: `Prometheus sends to ${am}, which is ready`}
+        const n = Math.round(errors[0]?.value ?? 0)
+        return {ok: true, detail: `Prometheus sends to ${am}, which is ready${n > 0 ? ` (${n} failed sends in the last 5 minutes)` : ''}`}
       },
     },
     {
