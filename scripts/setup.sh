@@ -10,6 +10,9 @@ PACKAGES="debootstrap systemd-container pebble apt-cacher-ng iproute2 openssh-cl
 # Prometheus (promtool) and rsyslog (rsyslogd -N1, with the TLS driver) for the monitoring configs' checks.
 PACKAGES="$PACKAGES prometheus rsyslog rsyslog-gnutls"
 
+# Alertmanager (amtool check-config) and the blackbox exporter (--config.check) for the alerting configs' checks.
+PACKAGES="$PACKAGES prometheus-alertmanager prometheus-blackbox-exporter"
+
 # The default app's database driver, for the unit tests that run the app (test/unit/app-py.test.ts).
 PACKAGES="$PACKAGES python3-pymysql"
 

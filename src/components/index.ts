@@ -7,6 +7,7 @@ import {
   prepareMaterial as materialOf,
 } from '../engine/desired.js'
 import type {Host, Inventory} from '../inventory/index.js'
+import {alerting} from './alerting/index.js'
 import {app} from './app/index.js'
 import {appDb} from './app-db/index.js'
 import {base} from './base/index.js'
@@ -37,6 +38,7 @@ export const STACK = defineStack([
   appDb,
   dbEndpoint,
   logs,
+  alerting,
   monitoringServer,
   hardening,
   firewall,

@@ -10,5 +10,8 @@ export const PORTS = {
   nginxExporter: 9113,
   mysqldExporter: 9104,
   prometheus: 9090,
+  alertmanager: 9093,
+  /** The blackbox exporter: on the monitoring host's loopback only (Prometheus asks it there). */
+  blackbox: 9115,
   syslogTls: 6514,
 } as const

@@ -37,6 +37,7 @@ const FIXED = {
   nginxExporter: 9113,
   mysqldExporter: 9104,
   prometheus: 9090,
+  alertmanager: 9093,
   syslog: 6514,
 }
 
@@ -62,6 +63,7 @@ export function governedPorts(inv: Inventory, host: Host): GovernedPort[] {
   }
   if (has('monitoring')) {
     add(FIXED.prometheus, 'monitoring', 'Prometheus (from firewall.admin_cidrs)')
+    if (inv.alerting.enabled) add(FIXED.alertmanager, 'monitoring', 'Alertmanager (from firewall.admin_cidrs)')
     add(FIXED.syslog, 'monitoring', 'the log collector (from every host)')
   }
   if (host.monitoring.enabled) {

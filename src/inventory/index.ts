@@ -3,6 +3,7 @@ export {InventoryError} from './errors.js'
 export {selectHosts} from './select.js'
 export {type GovernedPort, governedPorts} from './firewall-policy.js'
 export type {
+  AlertingSettings,
   AptSettings,
   DbMembership,
   FirewallSettings,

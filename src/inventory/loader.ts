@@ -124,10 +124,11 @@ function firstAlias(doc: Document): Node | undefined {
 
 /** Each host's layers merged (defaults <- top level <- its roles, in order <- the host), then parsed into the model. */
 function resolveInventory(data: InventoryFile, file: string) {
-  const {site, mysql, roles, hosts, ...top} = data
+  const {site, mysql, alerting, roles, hosts, ...top} = data
   return inventoryResolver({file, siteEmail: site.email}).safeParse({
     site,
     mysql,
+    alerting,
     hosts: hosts.map(({name, address, roles: hostRoles, ...own}) => ({
       name,
       address,

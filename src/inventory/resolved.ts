@@ -7,6 +7,7 @@ import type {SecretRef} from './primitives.js'
 import {
   HARDENING_ITEMS,
   acmeChallenge,
+  alertingSchema,
   anySourceService,
   balance,
   dbEngine,
@@ -194,6 +195,45 @@ export const mysqlModel = z.strictObject({
 })
 export type MysqlSettings = z.output<typeof mysqlModel>
 
+const forModel = z.strictObject({for: z.string()})
+const fullnessModel = z.strictObject({percent: z.number(), for: z.string()})
+
+/** Alerting on the monitoring host: rule thresholds and durations, Alertmanager's timings and receivers (defaults in). */
+export const alertingModel = z.strictObject({
+  enabled: z.boolean(),
+  evaluationInterval: z.string(),
+  rules: z.strictObject({
+    hostDown: forModel,
+    exporterDown: forModel,
+    backendDown: forModel,
+    http5xx: z.strictObject({ratio: z.number(), window: z.string(), for: z.string()}),
+    qpsDrop: z.strictObject({nearZero: z.number(), serving: z.number(), window: z.string(), lookback: z.string(), for: z.string()}),
+    replication: z.strictObject({maxLag: z.int(), for: z.string()}),
+    writers: forModel,
+    probeFailed: forModel,
+    certExpiry: z.strictObject({days: z.int(), for: z.string()}),
+    disk: fullnessModel,
+    inodes: fullnessModel,
+    memory: fullnessModel,
+    systemdFailed: forModel,
+  }),
+  route: z.strictObject({groupWait: z.string(), groupInterval: z.string(), repeatInterval: z.string()}),
+  receivers: z.strictObject({
+    webhook: z.strictObject({url: z.string(), sendResolved: z.boolean()}).optional(),
+    email: z
+      .strictObject({
+        to: z.array(z.string()),
+        from: z.string(),
+        smarthost: z.string(),
+        username: z.string().optional(),
+        password: secretModel.optional(),
+        sendResolved: z.boolean(),
+      })
+      .optional(),
+  }),
+})
+export type AlertingSettings = z.output<typeof alertingModel>
+
 export const inventoryModel = z.strictObject({
   /** The file it was read from (absolute). */
   file: z.string(),
@@ -204,6 +244,7 @@ export const inventoryModel = z.strictObject({
    */
   tlsSource: tlsSourceModel,
   mysql: mysqlModel.optional(),
+  alerting: alertingModel,
   hosts: z.array(hostModel),
   /** What the loader let through but the user should see (e.g. a firewall source acknowledged as any address). */
   warnings: z.array(z.string()).optional(),
@@ -219,6 +260,7 @@ export const mergedHost = hostSchema.pick({name: true, address: true, roles: tru
 export const mergedInventory = z.strictObject({
   site: inventorySchema.shape.site,
   mysql: mysqlSchema.optional(),
+  alerting: alertingSchema,
   hosts: z.array(mergedHost).min(1),
 })
 
@@ -359,6 +401,7 @@ export function inventoryResolver(ctx: ResolveContext) {
           semiSync: {enabled: mysql.semi_sync.enabled, timeoutMs: mysql.semi_sync.timeout_ms},
           app: mysql.app && {user: mysql.app.user, password: secret(mysql.app.password), database: mysql.app.database},
         },
+        alerting: alerting(inv.alerting, secret),
         hosts,
       }
     })
@@ -392,6 +435,48 @@ const hardening = (h: Merged['hardening']): HardeningSettings => ({
   shellTimeout: h.shell_timeout,
   thresholds: {sshAuditFail: h.thresholds.ssh_audit_fail, sshAuditWarn: h.thresholds.ssh_audit_warn, lynisMin: h.thresholds.lynis_min},
 })
+
+function alerting(a: z.output<typeof alertingSchema>, secret: (ref: SecretRef) => SecretRef): AlertingSettings {
+  const r = a.rules
+  const {webhook, email} = a.receivers
+  return {
+    enabled: a.enabled,
+    evaluationInterval: a.evaluation_interval,
+    rules: {
+      hostDown: r.host_down,
+      exporterDown: r.exporter_down,
+      backendDown: r.backend_down,
+      http5xx: r.http_5xx,
+      qpsDrop: {
+        nearZero: r.qps_drop.near_zero,
+        serving: r.qps_drop.serving,
+        window: r.qps_drop.window,
+        lookback: r.qps_drop.lookback,
+        for: r.qps_drop.for,
+      },
+      replication: {maxLag: r.replication.max_lag, for: r.replication.for},
+      writers: r.writers,
+      probeFailed: r.probe_failed,
+      certExpiry: r.cert_expiry,
+      disk: r.disk,
+      inodes: r.inodes,
+      memory: r.memory,
+      systemdFailed: r.systemd_failed,
+    },
+    route: {groupWait: a.route.group_wait, groupInterval: a.route.group_interval, repeatInterval: a.route.repeat_interval},
+    receivers: {
+      webhook: webhook && {url: webhook.url, sendResolved: webhook.send_resolved},
+      email: email && {
+        to: [...email.to],
+        from: email.from,
+        smarthost: email.smarthost,
+        username: email.username,
+        password: email.password && secret(email.password),
+        sendResolved: email.send_resolved,
+      },
+    },
+  }
+}
 
 /** `~/x` -> home, relative -> next to the inventory file. */
 export function expandPath(p: string, base: string): string {

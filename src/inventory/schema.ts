@@ -1,3 +1,4 @@
+import {isIP} from 'node:net'
 import {z} from 'zod'
 import {cidr, dnsName, email, hostName, httpUrl, ipAddress, localPath, port, secretRef, urlPath} from './primitives.js'
 
@@ -286,6 +287,93 @@ export const mysqlSchema = z.strictObject({
   app: appDatabase.optional(),
 })
 
+/** A Prometheus/Alertmanager duration: a number and one unit (ms, s, m, h, d). */
+export const duration = z.string().regex(/^(0|[1-9]\d{0,5})(ms|s|m|h|d)$/, {
+  error: 'must be a duration: a whole number and one unit, such as 30s, 5m, 1h (ms, s, m, h, d)',
+})
+const percent = z.number({error: 'must be a number'}).gt(0, {error: 'must be above 0'}).lt(100, {error: 'must be below 100'})
+const forOnly = (d: string) => z.strictObject({for: duration.default(d)}).prefault({})
+const fullness = z.strictObject({percent: percent.default(90), for: duration.default('10m')}).prefault({})
+
+/** host:port of an SMTP relay (Alertmanager's smarthost): a DNS name or an IP address, and the port. */
+const smarthost = z.string().check((ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([a-z0-9.-]+)):(\d{1,5})$/.exec(ctx.value)
+  const name = m?.[2]
+  const okHost = m !== null && (m[1] !== undefined ? isIP(m[1]) === 6 : isIP(name!) === 4 || DNS_HOST.test(name!))
+  const p = Number(m?.[3])
+  if (!okHost || !(p >= 1 && p <= 65535))
+    ctx.issues.push({
+      code: 'custom',
+      message: 'must be host:port of the SMTP relay, such as smtp.example.com:587 or [2001:db8::25]:587',
+      input: ctx.value,
+    })
+})
+const DNS_HOST = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+
+/**
+ * Alerting on the monitoring host (src/components/alerting): Prometheus's alert rules with their thresholds and
+ * durations, Alertmanager's receivers and timings, the blackbox exporter's probes. One for the inventory (there is one
+ * monitoring host), so a top-level section and not a layer; every field has a default.
+ */
+export const alertingSchema = z.strictObject({
+  /** Off: no rules, Alertmanager or probes on the monitoring host (Prometheus and the collector stay). */
+  enabled: z.boolean().default(true),
+  /** How often Prometheus evaluates the rules. */
+  evaluation_interval: duration.default('15s'),
+  rules: z
+    .strictObject({
+      host_down: forOnly('1m'),
+      exporter_down: forOnly('2m'),
+      backend_down: forOnly('1m'),
+      http_5xx: z
+        .strictObject({ratio: z.number().gt(0).lt(1).default(0.05), window: duration.default('5m'), for: duration.default('5m')})
+        .prefault({}),
+      /** Requests per second at the LB below `near_zero` now, after being above `serving` within `lookback`. */
+      qps_drop: z
+        .strictObject({
+          near_zero: z.number().min(0).default(0.1),
+          serving: z.number().gt(0).default(1),
+          window: duration.default('5m'),
+          lookback: duration.default('1h'),
+          for: duration.default('5m'),
+        })
+        .prefault({}),
+      replication: z.strictObject({max_lag: z.int().min(1).max(86400).default(300), for: duration.default('2m')}).prefault({}),
+      writers: forOnly('1m'),
+      probe_failed: forOnly('2m'),
+      cert_expiry: z.strictObject({days: z.int().min(1).max(365).default(14), for: duration.default('10m')}).prefault({}),
+      disk: fullness,
+      inodes: fullness,
+      memory: fullness,
+      systemd_failed: forOnly('5m'),
+    })
+    .prefault({}),
+  /** Alertmanager's notification timings (its root route). */
+  route: z
+    .strictObject({group_wait: duration.default('30s'), group_interval: duration.default('5m'), repeat_interval: duration.default('4h')})
+    .prefault({}),
+  receivers: z
+    .strictObject({
+      webhook: z.strictObject({url: httpUrl, send_resolved: z.boolean().default(true)}).optional(),
+      /** E-mail over SMTP with STARTTLS (required); the password is a secret reference. */
+      email: z
+        .strictObject({
+          to: z.array(email).min(1, {error: 'must list at least one address'}),
+          from: email,
+          smarthost,
+          username: z
+            .string()
+            .regex(/^[A-Za-z0-9._%+@-]{1,128}$/, {error: 'must be an SMTP user name: letters, digits and . _ % + @ - (max 128)'})
+            .optional(),
+          password: secretRef.optional(),
+          send_resolved: z.boolean().default(false),
+        })
+        .refine((e) => (e.username === undefined) === (e.password === undefined), {error: 'username and password go together'})
+        .optional(),
+    })
+    .prefault({}),
+})
+
 export const inventorySchema = z.strictObject({
   site: z.strictObject({
     domain: dnsName,
@@ -294,6 +382,7 @@ export const inventorySchema = z.strictObject({
   }),
   ...layerShape,
   mysql: mysqlSchema.optional(),
+  alerting: alertingSchema.prefault({}),
   roles: z.partialRecord(role, layer).optional(),
   hosts: z.array(hostSchema).min(1, {error: 'must list at least one host'}),
 })

@@ -5,6 +5,11 @@
  * up, exporter ports refused from anywhere but the monitoring server, `monitor qps` within 10 % of a generated
  * load at the LB and summed over the web servers, a log line from a web server at the collector, and a second
  * provision with 0 changes.
+ *
+ * Alerting (issue 19) on the same boot: a webhook receiver on the control machine (the bridge address), short rule
+ * durations in the test inventory; stopping nginx on web2 brings "BackendDown web2" to the webhook within the
+ * configured time (printed) and its resolution once nginx is back; two writable database hosts fire
+ * MultipleWriters; `monitor test-alert` goes round trip; verify's alerting checks pass.
  */
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -18,6 +23,7 @@ import {down, up} from '../../src/lab/index.js'
 import {foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, labSpec, paths, ssh, sshOk} from './support/lab.js'
 import {probe} from './support/probe.js'
+import {type Notification, firstMatching, webhookReceiver} from './support/webhook.js'
 
 const LB = '10.77.0.11'
 const WEB1 = '10.77.0.12'
@@ -25,6 +31,30 @@ const MON = '10.77.0.14'
 /** The generated load: bounded in rate, count and time, to the lab's LB only. */
 const RATE = 30
 const LOAD_SECONDS = 15
+
+/* Alerting timings of the test inventory (seconds), short for CI, and the worst case they add up to. */
+const EVAL = 5
+const BACKEND_FOR = 10
+const WRITERS_FOR = 10
+const GROUP_WAIT = 5
+const GROUP_INTERVAL = 10
+/** Prometheus's scrape interval (SCRAPE_INTERVAL) and HAProxy's health check (inter 2s, fall 3 / rise 2). */
+const SCRAPE = 15
+const HAPROXY_DOWN = 6
+/** From the event to the webhook, at worst: HAProxy notices, a scrape, an evaluation, `for`, one more evaluation, the group wait. */
+const BACKEND_BUDGET = HAPROXY_DOWN + SCRAPE + EVAL + BACKEND_FOR + EVAL + GROUP_WAIT
+const WRITERS_BUDGET = SCRAPE + EVAL + WRITERS_FOR + EVAL + GROUP_WAIT
+/** What a loaded 2-core lab adds to timers (a late evaluation, a slow scrape): the test allows this much over the budget. */
+const SLACK = 20
+const ALERTING = `alerting:
+  evaluation_interval: ${EVAL}s
+  rules:
+    backend_down: {for: ${BACKEND_FOR}s}
+    writers: {for: ${WRITERS_FOR}s}
+  route: {group_wait: ${GROUP_WAIT}s, group_interval: ${GROUP_INTERVAL}s, repeat_interval: 1h}
+  receivers:
+    webhook: {url: "WEBHOOK"}
+`
 
 /** Request i leaves at t0 + i/RATE whatever the others do (no coordinated omission); RATE * LOAD_SECONDS in all. */
 async function paceLoad(domain: string, ca: string): Promise<{sent: number; ok: number}> {
@@ -68,6 +98,7 @@ interface Client {
 describe.skipIf(!labIsUp())('monitoring', () => {
   let inv: string
   let secrets: string
+  let hook: Awaited<ReturnType<typeof webhookReceiver>> | undefined
 
   beforeAll(async () => {
     // A 4th lab host: the lab boots exactly the hosts it is given, so it comes down (host state kept) and up again.
@@ -75,8 +106,11 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     await up(await labSpec(), {hosts: 4})
     secrets = mkdtempSync(join(tmpdir(), 'foobar-mon-'))
     writeFileSync(join(secrets, 'monitor_password'), `${randomBytes(18).toString('base64url')}\n`, {mode: 0o600})
+    // The webhook receiver: on the lab bridge's address, where the monitoring host's Alertmanager reaches it.
+    hook = await webhookReceiver()
     inv = variant('monitoring', (t) =>
       t
+        .replace('\nhosts:\n', `\n${ALERTING.replace('WEBHOOK', hook!.url)}\nhosts:\n`)
         .replace(/(  replication_password: .*\n)/, `$1  monitor_password: {file: ${join(secrets, 'monitor_password')}}\n`)
         .replace(/\s*$/, '\n  - name: extra1\n    address: 10.77.0.14\n    roles: [monitoring]\n'),
     )
@@ -85,6 +119,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   })
 
   afterAll(async () => {
+    await hook?.close()
     // Back to lab.yml's three hosts, with nothing of extra1 left for the files that follow.
     await down()
     rmSync(paths.host('extra1').dir, {recursive: true, force: true})
@@ -123,7 +158,8 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     const targets = JSON.parse(await sshOk('extra1', `curl -fsS http://${MON}:9090/api/v1/targets`)) as {
       data: {activeTargets: Array<{health: string}>}
     }
-    expect(targets.data.activeTargets.length).toBe(10) // the 9 clients and Prometheus itself
+    // The 9 clients, Prometheus itself, Alertmanager, the blackbox exporter and its 2 probes (site and health through lb1).
+    expect(targets.data.activeTargets.length).toBe(14)
     expect(targets.data.activeTargets.every((t) => t.health === 'up')).toBe(true)
     // The mysqld exporter logs in with its own account (mysql_up 1), which has no more than it needs.
     expect(await sshOk('extra1', `curl -fsS http://${WEB1}:9104/metrics | grep '^mysql_up '`)).toBe('mysql_up 1\n')
@@ -161,6 +197,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     }
     // Prometheus and the collector: not open to the other hosts beyond what they need.
     if ((await probe('web1', MON, 9090)) !== 'filtered') wrong.push('web1 -> extra1:9090 not filtered')
+    if ((await probe('web1', MON, 9093)) !== 'filtered') wrong.push('web1 -> extra1:9093 (Alertmanager) not filtered')
     if ((await probe('web1', MON, 6514)) !== 'open') wrong.push('web1 -> extra1:6514 not open (log forwarding)')
     expect(wrong).toEqual([])
     // Bound to the private address: nothing on localhost.
@@ -219,6 +256,94 @@ describe.skipIf(!labIsUp())('monitoring', () => {
         .map((c) => c.host)
         .sort(),
     ).toEqual(['lb1', 'web1', 'web2'])
+    // Alerting, on the monitoring host: the rules loaded, Prometheus sending to Alertmanager, the probes succeeding.
+    const alerting = checks.filter(
+      (c) => c.host === 'extra1' && /^(alert rules loaded|alertmanager reachable from prometheus|blackbox probes succeed)$/.test(c.check),
+    )
+    expect(alerting.map((c) => `${c.check} ${c.ok}`).sort()).toEqual([
+      'alert rules loaded true',
+      'alertmanager reachable from prometheus true',
+      'blackbox probes succeed true',
+    ])
+  })
+
+  /** Waits for a webhook notification after `since` with an alert that matches; the seconds it took. */
+  async function notified(what: string, since: number, match: (a: Notification['alerts'][number]) => boolean, timeoutMs: number) {
+    const found = await waitFor(
+      what,
+      async () => firstMatching(hook!.received, since, match),
+      (f) => f !== undefined,
+      timeoutMs,
+    )
+    return (found!.at - since) / 1000
+  }
+
+  test(`backend down: nginx stopped on web2 reaches the webhook within ${BACKEND_BUDGET} s (+${SLACK} s slack), resolved once it is back`, async () => {
+    const stopped = Date.now()
+    await sshOk('web2', 'sudo systemctl stop nginx')
+    try {
+      const firing = await notified(
+        'BackendDown web2 at the webhook',
+        stopped,
+        (a) => a.status === 'firing' && a.labels.alertname === 'BackendDown' && a.labels.host === 'web2',
+        (BACKEND_BUDGET + SLACK + 30) * 1000,
+      )
+      console.log(`BackendDown web2 reached the webhook ${firing.toFixed(1)} s after nginx stopped (budget ${BACKEND_BUDGET} s)`)
+      expect(firing).toBeLessThanOrEqual(BACKEND_BUDGET + SLACK)
+      // monitor alerts shows it: which, where, since when.
+      const alerts = await foobarAsync(['monitor', 'alerts', '-i', inv, '--json'])
+      expect(alerts.code, alerts.stdout + alerts.stderr).toBe(0)
+      const list = json<{alerts: Array<{name: string; host: string; since: string; state: string; labels: Record<string, string>}>}>(
+        alerts.stdout,
+      ).alerts
+      const backend = list.find((a) => a.name === 'BackendDown' && a.host === 'web2')
+      expect(backend, JSON.stringify(list)).toMatchObject({state: 'active', labels: {lb: 'lb1'}})
+      expect(Date.parse(backend!.since)).toBeGreaterThan(stopped - 5000)
+    } finally {
+      await sshOk('web2', 'sudo systemctl start nginx')
+    }
+    const started = Date.now()
+    const resolved = await notified(
+      'BackendDown web2 resolved at the webhook',
+      started,
+      (a) => a.status === 'resolved' && a.labels.alertname === 'BackendDown' && a.labels.host === 'web2',
+      120_000,
+    )
+    console.log(`BackendDown web2 resolved at the webhook ${resolved.toFixed(1)} s after nginx started again`)
+  })
+
+  test(`two writable database hosts fire MultipleWriters (within ${WRITERS_BUDGET} s + ${SLACK} s slack)`, async () => {
+    const since = Date.now()
+    await sshOk('web2', `sudo mysql -e 'SET GLOBAL read_only = 0'`)
+    try {
+      const seconds = await notified(
+        'MultipleWriters at the webhook',
+        since,
+        (a) => a.status === 'firing' && a.labels.alertname === 'MultipleWriters' && a.labels.host === 'web2',
+        (WRITERS_BUDGET + SLACK + 30) * 1000,
+      )
+      console.log(`MultipleWriters reached the webhook ${seconds.toFixed(1)} s after web2 became writable (budget ${WRITERS_BUDGET} s)`)
+      expect(seconds).toBeLessThanOrEqual(WRITERS_BUDGET + SLACK)
+      // One alert per writable host: the primary too.
+      expect(
+        firstMatching(hook!.received, since, (a) => a.labels.alertname === 'MultipleWriters' && a.labels.host === 'web1'),
+      ).toBeDefined()
+    } finally {
+      await sshOk('web2', `sudo mysql -e 'SET GLOBAL read_only = 1'`)
+    }
+  })
+
+  test('monitor test-alert: the webhook receives the test alert, and the command knows it', async () => {
+    const since = Date.now()
+    const r = await foobarAsync(['monitor', 'test-alert', '-i', inv, '--json', '--timeout', '60'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const result = json<{testId: string; seconds: number; receivers: Array<{integration: string; delivered: boolean}>}>(r.stdout)
+    expect(result.receivers).toEqual([{integration: 'webhook', delivered: true, failedAttempts: 0}])
+    const got = firstMatching(hook!.received, since, (a) => a.labels.alertname === 'FoobarTestAlert' && a.labels.test_id === result.testId)
+    expect(got, 'the test alert with its test_id at the webhook').toBeDefined()
+    console.log(
+      `monitor test-alert: delivered in ${result.seconds} s (webhook got it ${((got!.at - since) / 1000).toFixed(1)} s after the command started)`,
+    )
   })
 
   test('a second provision makes 0 changes', () => {

@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {MONITORING_PATHS as P, prometheusConfig} from '../../src/components/monitoring/index.js'
+import {ALERTING_PATHS, alertRules} from '../../src/components/alerting/index.js'
 import {certRequests, scrapeTargets} from '../../src/engine/desired.js'
 import {prepareTlsMaterial} from '../../src/components/tls/index.js'
 import {
@@ -58,7 +59,7 @@ describe('clients on every host', () => {
   const inv = stack()
 
   test('each exporter listens on the host private address only, with the port of its role', () => {
-    expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(/^ARGS="--web.listen-address=10\.0\.0\.11:9100"$/m)
+    expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(/^ARGS="--web.listen-address=10\.0\.0\.11:9100 --collector.systemd"$/m)
     expect(fileIn(inv, 'web1', P.nginxDefaults)!.content).toMatch(
       /^ARGS="-web.listen-address=10\.0\.0\.12:9113 -nginx.scrape-uri=http:\/\/127\.0\.0\.1:8081\/stub_status"$/m,
     )
@@ -69,7 +70,7 @@ describe('clients on every host', () => {
     const packages = (name: string) => desiredState(inv, host(inv, name)).packages.filter((p) => p.startsWith('prometheus'))
     expect(packages('lb1')).toEqual(['prometheus-node-exporter'])
     expect(packages('web1')).toEqual(['prometheus-mysqld-exporter', 'prometheus-nginx-exporter', 'prometheus-node-exporter'])
-    expect(packages('mon1')).toEqual(['prometheus', 'prometheus-node-exporter'])
+    expect(packages('mon1')).toEqual(['prometheus', 'prometheus-alertmanager', 'prometheus-blackbox-exporter', 'prometheus-node-exporter'])
   })
 
   test('mysqld exporter: own least-privilege account, password from the secret only in secret root-only files', () => {
@@ -152,8 +153,11 @@ describe('the monitoring server', () => {
   })
 
   test.skipIf(!has('promtool'))('promtool accepts the rendered prometheus.yml', () => {
+    // The rule file it names (the alerting component writes it first on the host), here next to it.
+    const rules = join(TMP, 'foobar-alerts.yml')
+    writeFileSync(rules, alertRules(inv))
     const f = join(TMP, 'prometheus.yml')
-    writeFileSync(f, prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv)))
+    writeFileSync(f, prometheusConfig(inv, host(inv, 'mon1'), scrapeTargets(STACK, inv)).replace(ALERTING_PATHS.rules, rules))
     const r = spawnSync('promtool', ['check', 'config', f], {encoding: 'utf8'})
     expect(r.status, r.stdout + r.stderr).toBe(0)
   })

@@ -252,7 +252,7 @@ describe('firewall rules per role (firewallRules)', () => {
     expect(ports('web1')).toEqual(['80/tcp', '443/tcp', '2222/tcp', '9100/tcp', '9113/tcp'])
     expect(ports('web2')).toEqual(['22/tcp', '80/tcp', '443/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp', '9113/tcp'])
     expect(ports('db1')).toEqual(['22/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp'])
-    expect(ports('mon1')).toEqual(['22/tcp', '6514/tcp', '9090/tcp', '9100/tcp'])
+    expect(ports('mon1')).toEqual(['22/tcp', '6514/tcp', '9090/tcp', '9093/tcp', '9100/tcp'])
   })
 
   test("SSH (at each host's own port) only from the admin networks", () => {

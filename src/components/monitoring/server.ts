@@ -6,6 +6,7 @@ import {type Component, file} from '../../engine/contract.js'
 import {MONITORING_PATHS as P} from './paths.js'
 import type {ScrapeTarget} from '../../engine/contract.js'
 import {hostPort} from '../../util/address.js'
+import {prometheusAlerting} from '../alerting/prometheus.js'
 
 export const SCRAPE_INTERVAL = '15s'
 const RETENTION = '15d'
@@ -22,6 +23,8 @@ export function prometheusConfig(inv: Inventory, mon: Host, targets: ScrapeTarge
     host: mon.name,
     self: hostPort(mon, PORTS.prometheus),
     jobs: jobs.map((name) => ({name, targets: targets.filter((t) => t.job === name)})),
+    // Rules, Alertmanager and the blackbox probes (src/components/alerting), when alerting is on.
+    alerting: prometheusAlerting(inv, mon) ?? false,
   })
 }
 

@@ -1,0 +1,10 @@
+import type {Inventory} from '../../inventory/index.js'
+import {renderTemplate} from '../../render/templates.js'
+
+/** The alert rules, thresholds and durations from the inventory (checked by `promtool check rules` before they are used). */
+export function alertRules(inv: Inventory): string {
+  return renderTemplate('alerting/rules.yml', {domain: inv.site.domain, r: inv.alerting.rules})
+}
+
+/** The names of the rules in a rendered rule file, in order. */
+export const ruleNames = (rules: string): string[] => [...rules.matchAll(/^\s+- alert: (\w+)$/gm)].map((m) => m[1]!)
