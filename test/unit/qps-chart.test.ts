@@ -2,11 +2,12 @@
  * `monitor qps --since` (issue 19, item 5): the time range and its PromQL, Prometheus's range answer, and the chart
  * drawn from a fixed data set (captured in __snapshots__/monitoring/qps-chart*.txt, shown in the README).
  */
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {qpsChart, yAxis} from '../../src/cli/qps-chart.js'
 import {type QpsSeries, parseRange, parseSince, qpsQueries, qpsRange, rangeEnd} from '../../src/components/monitoring/range.js'
-import {runCli} from './support/run-cli.js'
+import {ROOT, runCli} from './support/run-cli.js'
 
 describe('the range and the queries', () => {
   test('--since: 1m to 15d (what Prometheus keeps), in s, m, h or d; anything else names the flag', () => {
@@ -133,6 +134,8 @@ describe('the chart', () => {
     expect(xLabels).toEqual(['22:15', '22:20', '22:25', '22:30'])
     expect(lines.every((l) => l.length <= 80)).toBe(true)
     expect(Math.max(...lines.map((l) => l.length))).toBe(80)
+    // The README shows this very capture.
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toContain(`\`\`\`\n${chart}\n\`\`\``)
   })
 
   test('captured: colour in a terminal, one per series, legend in the same colour; same layout', async () => {
