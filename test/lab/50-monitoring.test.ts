@@ -3,14 +3,15 @@
  * the lab inventory makes the monitoring server; afterwards the lab goes back to the three hosts of lab.yml (the
  * earlier and later lab files expect exactly those). Shows: every client scraped with Prometheus's targets all
  * up, exporter ports refused from anywhere but the monitoring server, `monitor qps` within 10 % of a generated
- * load at the LB and summed over the web servers, a log line from a web server at the collector, and a second
- * provision with 0 changes.
+ * load at the LB and summed over the web servers, the same load in `monitor qps --since`'s chart from Prometheus
+ * (and `--watch` redrawing it), a log line from a web server at the collector, and a second provision with 0 changes.
  *
  * Alerting (issue 19) on the same boot: a webhook receiver on the control machine (the bridge address), short rule
  * durations in the test inventory; stopping nginx on web2 brings "BackendDown web2" to the webhook within the
  * configured time (printed) and its resolution once nginx is back; two writable database hosts fire
  * MultipleWriters; `monitor test-alert` goes round trip; verify's alerting checks pass.
  */
+import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -20,7 +21,7 @@ import {prepareMaterial} from '../../src/components/index.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {down, up} from '../../src/lab/index.js'
-import {foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
+import {BIN, envelope, foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, labSpec, paths, ssh, sshOk} from './support/lab.js'
 import {probe} from './support/probe.js'
 import {type Notification, firstMatching, webhookReceiver} from './support/webhook.js'
@@ -224,6 +225,56 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     // nginx also counts HAProxy's health checks (2 per 2 s) and the exporters' reads: a little above the rate.
     expect(Math.abs(report.webTotal - RATE) / RATE).toBeLessThan(0.1)
     expect(report.web.map((w) => w.host).sort()).toEqual(['web1', 'web2'])
+  })
+
+  test('monitor qps --since charts that load from Prometheus, at the LB and on each web server; --watch redraws it', async () => {
+    interface Chart {
+      stepSeconds: number
+      end: number
+      series: Array<{name: string; points: Array<[number, number]>}>
+    }
+    const max = (c: Chart | undefined, name: string) =>
+      Math.max(0, ...(c?.series.find((s) => s.name === name)?.points ?? []).map(([, v]) => v))
+    // The load above (30 req/s for 15 s): over Prometheus's 60 s rate about 7 req/s at the LB, which idles near 0, and
+    // half that on each web server, which idle under 1 (HAProxy's health checks, the exporter). Scraped every 15 s.
+    const got = await waitFor(
+      'the load in the chart data',
+      async () => {
+        const r = await foobarAsync(['monitor', 'qps', '-i', inv, '--since', '5m', '--json'])
+        return {code: r.code, err: r.stderr, body: r.stdout ? json<Chart>(r.stdout) : undefined}
+      },
+      (c) => c.code === 0 && max(c.body, 'lb1') >= 3 && max(c.body, 'web1') >= 1.5 && max(c.body, 'web2') >= 1.5,
+      60_000,
+    )
+    expect(got.body!.series.map((s) => s.name)).toEqual(['lb1', 'web1', 'web2'])
+    expect(got.body!.stepSeconds).toBe(15)
+    // For people: the chart, with each series in the legend (captured in the README).
+    const human = await foobarAsync(['monitor', 'qps', '-i', inv, '--since', '5m'])
+    expect(human.code, human.stderr).toBe(0)
+    console.log(human.stdout)
+    for (const name of ['lb1', 'web1', 'web2']) expect(human.stdout).toMatch(new RegExp(`^  . ${name} +now +[\\d.]+ +max +[\\d.]+$`, 'm'))
+    expect(human.stdout).toMatch(/^ *0┤/m)
+    expect(human.stdout.split('\n').every((l) => l.length <= 80)).toBe(true)
+
+    // --watch: a draw every --interval until interrupted; under --json one envelope per line.
+    const child = spawn(process.execPath, [BIN, 'monitor', 'qps', '-i', inv, '--since', '5m', '--watch', '--interval', '2s', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<number | null>((r) => child.on('exit', (code, signal) => r(code ?? (signal ? 128 : null))))
+    const t0 = Date.now()
+    while (out.split('\n').filter(Boolean).length < 2 && Date.now() - t0 < 60_000) await sleep(200)
+    child.kill('SIGINT')
+    await exited
+    const draws = out
+      .split('\n')
+      .filter(Boolean)
+      .slice(0, 2)
+      .map((l) => envelope<Chart>(l))
+    expect(draws.length).toBe(2)
+    for (const d of draws) expect(d.result!.series.map((s) => s.name)).toEqual(['lb1', 'web1', 'web2'])
+    expect(draws[1]!.result!.end).toBeGreaterThanOrEqual(draws[0]!.result!.end)
   })
 
   test('a log line written on a web server appears at the collector; nginx and HAProxy logs arrive too', async () => {

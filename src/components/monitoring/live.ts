@@ -7,6 +7,7 @@ import {ADMIN_SOCKET} from '../haproxy/runtime.js'
 import {NGINX_STUB_STATUS} from './paths.js'
 import {prometheusUrl} from './server.js'
 import {type Reading, buildVersion, haproxyStat, parseStubStatus, parseTargets, parseVersions} from './stats.js'
+import {type QpsRange, type QpsSeries, parseRange, qpsQueries, rangeEnd} from './range.js'
 import {monitoringHost} from './targets.js'
 
 /*
@@ -67,6 +68,63 @@ export class QpsReader {
 
   close(): void {
     for (const c of new Set([...this.lbs, ...this.webs])) c.close()
+  }
+}
+
+export interface QpsHistory {
+  /** Unix seconds (the monitoring host's clock, rounded down to the step). */
+  start: number
+  end: number
+  stepSeconds: number
+  queries: {lb?: string; web?: string}
+  series: QpsSeries[]
+}
+
+/**
+ * QPS over time from Prometheus on the monitoring host, over one SSH connection kept open across draws (`--watch`):
+ * the LBs' sum and each web server, over `range` up to the host's own now.
+ */
+export class QpsHistoryReader {
+  private constructor(
+    private readonly conn: Runner,
+    private readonly lbs: string[],
+    private readonly webs: string[],
+  ) {}
+
+  static async open(mon: Host, hosts: Host[], transport: Transport): Promise<QpsHistoryReader> {
+    const names = (role: 'lb' | 'web') => hosts.filter((h) => h.roles.includes(role)).map((h) => h.name)
+    return new QpsHistoryReader(await transport.open(mon), names('lb'), names('web'))
+  }
+
+  async read(range: QpsRange): Promise<QpsHistory> {
+    const now = Number((await this.conn.run('date +%s', {root: false})).stdout.trim())
+    if (!Number.isFinite(now)) throw new Error(`${this.conn.host.name}: no clock reading`)
+    const end = rangeEnd(now, range)
+    const start = end - range.sinceSeconds
+    const queries = qpsQueries(this.lbs, this.webs, range)
+    const api = `${prometheusUrl(this.conn.host)}/api/v1/query_range`
+    const ask = async (query: string) => {
+      const params = [`query=${query}`, `start=${start}`, `end=${end}`, `step=${range.stepSeconds}`]
+      return (await this.conn.run(`curl -fsS -m 20 -G ${params.map((p) => `--data-urlencode ${shq(p)}`).join(' ')} ${shq(api)}`)).stdout
+    }
+    // The LBs' sum has no host label: named after the LBs it adds up.
+    const lbName = this.lbs.length === 1 ? this.lbs[0]! : `lb (${this.lbs.join('+')})`
+    const [lb, web] = await Promise.all([
+      queries.lb ? ask(queries.lb).then((j) => parseRange(j, 'lb', () => lbName)) : [],
+      queries.web ? ask(queries.web).then((j) => parseRange(j, 'web', (m) => m.host ?? '?')) : [],
+    ])
+    return {start, end, stepSeconds: range.stepSeconds, queries, series: [...lb, ...web]}
+  }
+
+  /** The hosts selected that Prometheus had nothing for over the range. */
+  missing(history: QpsHistory): string[] {
+    const have = new Set(history.series.map((s) => s.name))
+    const lbMissing = this.lbs.length > 0 && !history.series.some((s) => s.role === 'lb')
+    return [...(lbMissing ? this.lbs : []), ...this.webs.filter((w) => !have.has(w))]
+  }
+
+  close(): void {
+    this.conn.close()
   }
 }
 

@@ -58,12 +58,12 @@ export function qpsReport(windowSeconds: number, lb: Array<[Reading, Reading]>, 
 
 const round = (n: number | null) => (n === null ? null : Math.round(n * 100) / 100)
 
-/** `10s`, `500ms`, `1m` or a bare number of seconds -> seconds (1 s to 1 h). */
-export function parseWindow(text: string): number {
+/** `10s`, `500ms`, `1m` or a bare number of seconds -> seconds (1 s to 1 h); `flag` names it in the error. */
+export function parseWindow(text: string, flag = '--window'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (!m) throw new Error(`--window must look like 10s, 500ms or 1m (got ${JSON.stringify(text)})`)
+  if (!m) throw new Error(`${flag} must look like 10s, 500ms or 1m (got ${JSON.stringify(text)})`)
   const seconds = Number(m[1]) * (m[2] === 'ms' ? 0.001 : m[2] === 'm' ? 60 : 1)
-  if (seconds < 1 || seconds > 3600) throw new Error(`--window must be from 1s to 1h (got ${text})`)
+  if (seconds < 1 || seconds > 3600) throw new Error(`${flag} must be from 1s to 1h (got ${text})`)
   return seconds
 }
 
