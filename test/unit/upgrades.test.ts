@@ -155,3 +155,16 @@ describe('the upgrade gate', () => {
     expect(planUpgradeUnits(fine, 'window changed').map((a) => a.kind)).toEqual(['timers'])
   })
 })
+
+describe('role diversity in the examples', () => {
+  test('foobar-split.yml: the database on its own hosts, each tier upgrading one host at a time', async () => {
+    const {loadInventory} = await import('../../src/inventory/index.js')
+    const inv = await loadInventory('inventories/foobar-split.yml')
+    const roles = Object.fromEntries(inv.hosts.map((h) => [h.name, h.roles]))
+    expect(roles).toEqual({lb1: ['lb'], web1: ['web'], web2: ['web'], db1: ['db'], db2: ['db']})
+    const w = upgradeWindows(inv)
+    expect(clock(w.get('db2')!.start)).toBe('02:00')
+    expect(clock(w.get('db1')!.start)).toBe('05:00')
+    expect(windowsOverlap(w.get('web1')!, w.get('web2')!)).toBe(false)
+  })
+})
