@@ -110,11 +110,10 @@ describe.skipIf(!labIsUp())('staggered upgrades and pinned versions', () => {
 
   test('an upgrade that broke a service: published, held by the other web server, failed by verify until fixed', async () => {
     const gate = 'sudo FOOBAR_UPGRADE_TRIES=1 /usr/local/sbin/foobar-upgrade-gate'
-    // web2's "upgrade": the versions before it say tzdata was another version; nginx is down after it.
-    await sshOk(
-      'web2',
-      `sudo sh -c "dpkg-query -W -f='\\\${Package} \\\${Version}\\n' | sed 's/^${PKG} .*/${PKG} 0-before/' | LC_ALL=C sort > /var/lib/foobar-upgrade/before" && sudo systemctl stop nginx`,
-    )
+    // web2's window: the gate records the versions before the upgrade; the "upgrade" then changed tzdata (the record
+    // says it was another version) and left nginx down.
+    await sshOk('web2', `${gate} pre`)
+    await sshOk('web2', `sudo sed -i 's/^${PKG} .*/${PKG} 0-before/' /var/lib/foobar-upgrade/before && sudo systemctl stop nginx`)
     const post = await ssh('web2', `${gate} post`)
     expect(post.code, post.stderr).toBe(1)
     const status = await sshOk('web1', `timeout 5 bash -c 'exec 3<>/dev/tcp/10.77.0.13/9731 && cat <&3'`)
@@ -135,6 +134,6 @@ describe.skipIf(!labIsUp())('staggered upgrades and pinned versions', () => {
     await sshOk('web2', `sudo systemctl start nginx && ${gate} check`)
     await sshOk('web1', `${gate} pre`)
     expect((await ssh('web1', 'test -e /etc/apt/preferences.d/foobar-upgrade-hold')).code).toBe(1)
-    expect((await ssh('web1', 'journalctl -t foobar-upgrade --no-pager -q | tail -n 3')).stdout).toMatch(/holding/)
+    expect((await ssh('web1', 'sudo journalctl -t foobar-upgrade --no-pager -q | tail -n 3')).stdout).toMatch(/holding/)
   })
 })
