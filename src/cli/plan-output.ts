@@ -64,6 +64,7 @@ export function jsonChanges(changes: Change[]) {
     kind: c.kind,
     description: describe(c),
     ...(c.kind === 'file' ? {path: c.path, diff: c.diff} : {}),
+    ...(c.kind === 'packages' ? {install: c.install, ...(c.versions ? {versions: c.versions} : {})} : {}),
     ...(c.kind === 'live' ? {component: c.component, action: c.action.kind, ...(c.action.data ? {data: c.action.data} : {})} : {}),
   }))
 }

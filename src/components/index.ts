@@ -20,6 +20,7 @@ import {exporters, logs, monitoringServer} from './monitoring/index.js'
 import {mysql, replication} from './mysql/index.js'
 import {nginx} from './nginx/index.js'
 import {tls} from './tls/index.js'
+import {upgrades} from './upgrades/index.js'
 
 /**
  * The registry: one line per component. The order of steps comes from each component's `after`; this list only
@@ -41,6 +42,7 @@ export const STACK = defineStack([
   alerting,
   monitoringServer,
   hardening,
+  upgrades,
   firewall,
 ])
 

@@ -14,4 +14,6 @@ export const PORTS = {
   /** The blackbox exporter: on the monitoring host's loopback only (Prometheus asks it there). */
   blackbox: 9115,
   syslogTls: 6514,
+  /** Each host's automatic-upgrade status, for the hosts sharing a role with it (components/upgrades). */
+  upgradeStatus: 9731,
 } as const

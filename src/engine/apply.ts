@@ -161,6 +161,12 @@ export interface ApplyOptions {
   health?: HealthTiming
 }
 
+/** apt-get install's arguments: a pinned package as `name=version` (versions are validated by the inventory). */
+export function installArgs(c: {install: string[]; versions?: Array<{name: string; from?: string; to: string}>}): string[] {
+  const to = new Map((c.versions ?? []).map((v) => [v.name, v.to]))
+  return c.install.map((p) => (to.has(p) ? `${p}=${to.get(p)}` : p))
+}
+
 type Of<K extends Change['kind']> = Extract<Change, {kind: K}>
 const only = <K extends Change['kind']>(changes: Change[], kind: K) => changes.filter((c): c is Of<K> => c.kind === kind)
 
@@ -226,7 +232,7 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     }
     await runner.run(
       // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
-      `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io install ${pkgs.install.map(shq).join(' ')}`,
+      `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
       {timeoutMs: APT_TIMEOUT_MS},
     )
     // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.

@@ -44,6 +44,8 @@ export interface ServiceSpec {
 /** Everything one component wants on one host. */
 export interface ComponentState {
   packages: string[]
+  /** Packages held at a version (installed as `name=version`, downgrades included); each is also in `packages`. */
+  versions?: Record<string, string>
   files: DesiredFile[]
   /** Files that must not exist (e.g. a distribution default that would conflict). */
   absent: string[]
@@ -136,6 +138,8 @@ export interface RenderContext extends HostContext {
   ports: PortRule[]
   /** Every scrape target of the inventory, in component order (the monitoring server renders from these). */
   targets: ScrapeTarget[]
+  /** The services of the components before this one on this host (in step order): e.g. to check them all. */
+  services?: ServiceSpec[]
 }
 
 /** What the engine hands a live step when it is applied on one host. */
@@ -344,7 +348,13 @@ export const file = (path: string, content: string, extra: Partial<DesiredFile> 
 
 /** One step of a host's plan. Provision applies exactly these; `plan` prints them. */
 export type Change =
-  | {kind: 'packages'; install: string[]}
+  | {
+      kind: 'packages'
+      /** Every package apt-get installs: the missing ones, and the pinned ones not at their version. */
+      install: string[]
+      /** The pinned among them: installed as `name=to` (`from`: the version on the host, absent when not installed). */
+      versions?: Array<{name: string; from?: string; to: string}>
+    }
   | {
       kind: 'file'
       path: string

@@ -151,6 +151,7 @@ export function desiredState(stack: Stack, inventory: Inventory, host: Host, opt
     ports,
     controlAddress,
     packages: [],
+    versions: {},
     files: [],
     absent: [],
     services: [],
@@ -161,8 +162,22 @@ export function desiredState(stack: Stack, inventory: Inventory, host: Host, opt
     if (!c.appliesTo(host, inventory) || (only && !only.includes(c.name))) continue
     out.components.push(c.name)
     if (c.desired) {
-      const s = c.desired({inventory, host, material, controlAddress, ports, targets, discovered: discovered?.[c.name]})
-      out.packages.push(...s.packages)
+      const s = c.desired({
+        inventory,
+        host,
+        material,
+        controlAddress,
+        ports,
+        targets,
+        discovered: discovered?.[c.name],
+        services: [...out.services],
+      })
+      out.packages.push(...s.packages, ...Object.keys(s.versions ?? {}))
+      for (const [name, version] of Object.entries(s.versions ?? {})) {
+        const other = out.versions![name]
+        if (other !== undefined && other !== version) throw new Error(`${host.name}: two components pin ${name} (${other}, ${version})`)
+        out.versions![name] = version
+      }
       out.files.push(...s.files.map((f) => ({...f, component: c.name})))
       out.absent.push(...s.absent)
       out.services.push(...s.services.map((sv) => ({...sv, component: c.name})))

@@ -15,6 +15,8 @@ export interface HostFacts {
   os: string
   virt: string
   packages: Record<string, 'installed' | 'absent'>
+  /** The version dpkg knows of each package asked for in `versions` (absent: dpkg knows none). */
+  versions?: Record<string, string>
   files: Record<string, FileFact>
   services: Record<string, {enabled: string; active: string}>
   /** Reloads (and pending live steps) recorded by an earlier run that did not finish them. */
@@ -34,6 +36,8 @@ const MAX_CONTENT = 256 * 1024
 
 export interface FactQuery {
   packages: string[]
+  /** Packages whose version the plan compares (the pinned ones). */
+  versions?: string[]
   files: Array<{path: string; secret?: boolean}>
   services: string[]
   /** The components' live-state scripts: their output goes back to each component untouched. */
@@ -48,6 +52,9 @@ export function factsScript(q: FactQuery): string {
   ]
   if (q.packages.length) {
     lines.push(`dpkg-query -W -f='@@pkg \${Package} \${db:Status-Abbrev}\\n' ${q.packages.map(shq).join(' ')} 2>/dev/null || true`)
+  }
+  if (q.versions?.length) {
+    lines.push(`dpkg-query -W -f='@@ver \${Package} \${Version}\\n' ${q.versions.map(shq).join(' ')} 2>/dev/null || true`)
   }
   for (const f of q.files) {
     const p = shq(f.path)
@@ -97,7 +104,16 @@ export function parseDiscovery(output: string, parts: Array<{component: string}>
 
 /** Pure parser of factsScript's output. */
 export function parseFacts(output: string, q: FactQuery): HostFacts {
-  const facts: HostFacts = {os: '', virt: '', packages: {}, files: {}, services: {}, pendingReloads: [], live: {}}
+  const facts: HostFacts & {versions: Record<string, string>} = {
+    os: '',
+    virt: '',
+    packages: {},
+    versions: {},
+    files: {},
+    services: {},
+    pendingReloads: [],
+    live: {},
+  }
   for (const l of q.live ?? []) facts.live[l.component] = []
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
@@ -114,6 +130,11 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         const [name, status] = rest
         // "ii" = installed; anything else (rc, un, iF, ...) needs an install.
         if (name) facts.packages[name] = status === 'ii' ? 'installed' : 'absent'
+        break
+      }
+      case '@@ver': {
+        const [name, version] = rest
+        if (name && version) facts.versions[name] = version
         break
       }
       case '@@file': {

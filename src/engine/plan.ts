@@ -13,6 +13,7 @@ export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex'
 export function factQuery(d: HostDesired): FactQuery {
   return {
     packages: d.packages,
+    ...(Object.keys(d.versions ?? {}).length ? {versions: Object.keys(d.versions!).sort()} : {}),
     files: [
       ...d.files.map((f) => ({path: f.path, secret: secretIfPrivateKey(f).secret})),
       ...d.absent.map((path) => ({path, secret: true})),
@@ -28,8 +29,13 @@ export function factQuery(d: HostDesired): FactQuery {
  */
 export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
   const changes: Change[] = []
-  const missing = d.packages.filter((p) => facts.packages[p] !== 'installed')
-  if (missing.length) changes.push({kind: 'packages', install: missing})
+  const pinned = d.versions ?? {}
+  const versions = Object.keys(pinned)
+    .sort()
+    .filter((p) => facts.packages[p] !== 'installed' || facts.versions?.[p] !== pinned[p])
+    .map((p) => ({name: p, ...(facts.packages[p] === 'installed' && facts.versions?.[p] ? {from: facts.versions[p]} : {}), to: pinned[p]!}))
+  const missing = d.packages.filter((p) => facts.packages[p] !== 'installed' || versions.some((v) => v.name === p))
+  if (missing.length) changes.push({kind: 'packages', install: missing, ...(versions.length ? {versions} : {})})
 
   const notify = new Set<string>()
   for (const desired of d.files) {
@@ -115,8 +121,17 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
 
 export function describe(change: Change): string {
   switch (change.kind) {
-    case 'packages':
-      return `install packages: ${change.install.join(' ')}`
+    case 'packages': {
+      // A pinned package's version change reads like any other change: from -> to.
+      const pinned = new Set((change.versions ?? []).map((v) => v.name))
+      const plain = change.install.filter((p) => !pinned.has(p))
+      return [
+        ...(plain.length ? [`install packages: ${plain.join(' ')}`] : []),
+        ...(change.versions ?? []).map((v) =>
+          v.from ? `package ${v.name} ${v.from} -> ${v.to} (pinned)` : `install package ${v.name} ${v.to} (pinned)`,
+        ),
+      ].join('\n  ~ ')
+    }
     case 'file':
       return `${change.action === 'create' ? 'create' : change.action === 'update' ? 'update' : 'fix'} ${change.path}${change.action === 'attributes' ? ` (${change.detail})` : ''}`
     case 'remove':

@@ -23,6 +23,8 @@ export const DEFAULTS = {
     shell_timeout: 900,
     thresholds: {ssh_audit_fail: 0, ssh_audit_warn: 0, lynis_min: 80},
   },
+  upgrades: {origins: ['security'], start: '02:00', period_hours: 6, reboot: 'never'},
+  pins: {},
 } satisfies z.input<typeof mergedLayer>
 
 /**

@@ -1,3 +1,4 @@
+import {upgradeWindows} from './upgrade-windows.js'
 import {type FieldPath, type InventoryProblem, formatPath} from './errors.js'
 import {isAnyAddress} from './primitives.js'
 import {type Host, type Inventory, type PortRule, sshPort} from './resolved.js'
@@ -14,7 +15,7 @@ import type {InventoryFile} from './schema.js'
  */
 
 /** Where a governed port's sources come from, and what may be opened to any address only with an acknowledgement. */
-export type GovernedService = 'ssh' | 'database' | 'exporters' | 'web' | 'monitoring' | 'vrrp'
+export type GovernedService = 'ssh' | 'database' | 'exporters' | 'web' | 'monitoring' | 'vrrp' | 'upgrades'
 
 export interface GovernedPort {
   /** Absent for a protocol without ports (vrrp). */
@@ -39,6 +40,7 @@ const FIXED = {
   prometheus: 9090,
   alertmanager: 9093,
   syslog: 6514,
+  upgradeStatus: 9731,
 }
 
 /** The ports foobar's own rules open on this host, with whom they are for. A superset is harmless: an override is asked for. */
@@ -65,6 +67,9 @@ export function governedPorts(inv: Inventory, host: Host): GovernedPort[] {
     add(FIXED.prometheus, 'monitoring', 'Prometheus (from firewall.admin_cidrs)')
     if (inv.alerting.enabled) add(FIXED.alertmanager, 'monitoring', 'Alertmanager (from firewall.admin_cidrs)')
     add(FIXED.syslog, 'monitoring', 'the log collector (from every host)')
+  }
+  if (upgradeWindows(inv).get(host.name)?.peers.length) {
+    add(FIXED.upgradeStatus, 'upgrades', 'the upgrade status (from the hosts sharing a role)')
   }
   if (host.monitoring.enabled) {
     const exporter = (port: number, name: string) => add(port, 'exporters', `the ${name} (from monitoring.sources)`)

@@ -19,7 +19,9 @@ export type {
   SshSettings,
   TlsSettings,
   TlsSource,
+  UpgradeSettings,
 } from './resolved.js'
 export {ROLES, type Role} from './schema.js'
 export {sshPort, sshUser} from './resolved.js'
 export {SSH_DEFAULTS} from './defaults.js'
+export * from './upgrade-windows.js'

@@ -1,3 +1,4 @@
+import {upgradeWindowProblems} from './upgrade-windows.js'
 import {readFile} from 'node:fs/promises'
 import {isIP} from 'node:net'
 import {resolve} from 'node:path'
@@ -84,6 +85,9 @@ export function parseInventory(text: string, file: string): Inventory {
     if (resolved.success) {
       inventory = resolved.data
       problems.push(...checkInventoryWide(parsed.data, inventory))
+      for (const p of upgradeWindowProblems(inventory)) {
+        problems.push({path: ['hosts', inventory.hosts.findIndex((h) => h.name === p.host), 'upgrades'], message: p.message})
+      }
     } else {
       problems.push(...resolved.error.issues.flatMap((i) => fromZodIssue(i, locator)))
     }

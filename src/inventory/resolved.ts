@@ -18,7 +18,9 @@ import {
   mergedLayer,
   mysqlSchema,
   proto,
+  rebootPolicy,
   role,
+  upgradeOrigin,
   tlsProfile,
 } from './schema.js'
 
@@ -149,6 +151,17 @@ export const hardeningModel = z.strictObject({
 })
 export type HardeningSettings = z.output<typeof hardeningModel>
 
+export const upgradesModel = z.strictObject({
+  origins: z.array(upgradeOrigin),
+  /** The first window's start, HH:MM on the host's clock. */
+  start: z.string(),
+  periodHours: z.int(),
+  /** Unset: the period shared out among the slots (at most 60 minutes); see components/upgrades/windows.ts. */
+  windowMinutes: z.int().optional(),
+  reboot: rebootPolicy,
+})
+export type UpgradeSettings = z.output<typeof upgradesModel>
+
 export const dbMembershipModel = z.strictObject({
   role: z.enum(['primary', 'replica']),
   /** Unique per database host: its position in the inventory's host list (stable across promotions). */
@@ -169,6 +182,9 @@ export const hostModel = z.strictObject({
   monitoring: monitoringModel,
   apt: aptModel,
   hardening: hardeningModel,
+  upgrades: upgradesModel,
+  /** package -> pinned version (host > role > top level). */
+  pins: z.record(z.string(), z.string()),
   db: dbMembershipModel.optional(),
 })
 export type Host = z.output<typeof hostModel>
@@ -361,6 +377,14 @@ export function inventoryResolver(ctx: ResolveContext) {
     monitoring: monitoring(h.monitoring),
     apt: {proxy: h.apt.proxy},
     hardening: hardening(h.hardening),
+    upgrades: {
+      origins: [...new Set(h.upgrades.origins)],
+      start: h.upgrades.start,
+      periodHours: h.upgrades.period_hours,
+      windowMinutes: h.upgrades.window_minutes,
+      reboot: h.upgrades.reboot,
+    },
+    pins: {...h.pins},
     db,
   })
 

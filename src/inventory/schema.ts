@@ -194,6 +194,68 @@ const aptLayer = z.strictObject({
   proxy: httpUrl.optional(),
 })
 
+/**
+ * Where unattended-upgrades takes upgrades from: `security` (Debian's security archive, the default), `updates`
+ * (stable-updates), `stable` (point releases).
+ */
+export const upgradeOrigin = z.enum(['security', 'updates', 'stable'])
+/** After an upgrade that asks for a reboot: `never` (the operator reboots), `if-required` (at once, inside the window). */
+export const rebootPolicy = z.enum(['never', 'if-required'])
+
+/**
+ * Automatic upgrades (the hardening item unattended_upgrades): each host upgrades in its own window, spread over
+ * `period_hours` from `start` (the host's clock); hosts that share a role never upgrade at the same time.
+ */
+const upgradesLayer = z.strictObject({
+  origins: z
+    .array(upgradeOrigin, {error: 'must be a list of: security, updates, stable'})
+    .min(1, {error: 'must name at least one origin'})
+    .optional(),
+  start: z
+    .string()
+    .regex(/^(?:[01][0-9]|2[0-3]):[0-5][0-9]$/, {error: 'must be a time of day, HH:MM (24 h)'})
+    .optional(),
+  period_hours: z
+    .int({error: 'must be a whole number of hours'})
+    .min(1, {error: 'must be from 1 to 24 (hours)'})
+    .max(24, {error: 'must be from 1 to 24 (hours)'})
+    .optional(),
+  /** How long each host's window lasts; unset: the period shared out (at most 60). */
+  window_minutes: z
+    .int({error: 'must be a whole number of minutes'})
+    .min(10, {error: 'must be at least 10 (minutes)'})
+    .max(1440)
+    .optional(),
+  reboot: rebootPolicy.optional(),
+})
+
+/**
+ * A Debian package name (policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, starting with a
+ * letter or digit). No globs or regular expressions: a pin names one package.
+ */
+export const packageName = z.string().regex(/^[a-z0-9][a-z0-9+.-]{1,99}$/, {
+  error: 'must be a Debian package name (lowercase letters, digits, + - . ; no patterns)',
+})
+/**
+ * A Debian version (policy 5.6.12): [epoch:]upstream[-revision]; the upstream part starts with a digit. Only the
+ * characters the policy allows, so it is safe in apt's preferences file and on apt-get's command line.
+ */
+export const packageVersion = z
+  .string()
+  .regex(/^(?:[0-9]{1,9}:)?[0-9][A-Za-z0-9.+~]*(?:-[A-Za-z0-9.+~-]*[A-Za-z0-9.+~])?$/, {
+    error: 'must be a Debian version: [epoch:]upstream[-revision], letters, digits and . + ~ - (e.g. 1.22.1-9+deb12u1)',
+  })
+  .max(100, {error: 'must be at most 100 characters'})
+
+/** package -> version; a bad package name is reported at its key, by name. */
+const pins = z.record(z.string(), packageVersion).superRefine((rec, ctx) => {
+  for (const key of Object.keys(rec)) {
+    if (!packageName.safeParse(key).success) {
+      ctx.addIssue({code: 'custom', path: [key], message: 'must be a Debian package name (lowercase letters, digits, + - . ; no patterns)'})
+    }
+  }
+})
+
 export const layerShape = {
   ssh: sshLayer.optional(),
   firewall: firewallLayer.optional(),
@@ -202,6 +264,9 @@ export const layerShape = {
   monitoring: monitoringLayer.optional(),
   apt: aptLayer.optional(),
   hardening: hardeningLayer.optional(),
+  upgrades: upgradesLayer.optional(),
+  /** package -> the version it is held at (apt preferences, priority 1001: downgrades too); host > role > top level. */
+  pins: pins.optional(),
 }
 export const layer = z.strictObject(layerShape)
 export type Layer = z.infer<typeof layer>
@@ -225,6 +290,8 @@ export const mergedLayer = z.strictObject({
   monitoring: monitoringLayer.required({enabled: true, sources: true}),
   apt: aptLayer,
   hardening: hardeningLayer.extend({thresholds: thresholdsLayer.required()}).required(),
+  upgrades: upgradesLayer.required({origins: true, start: true, period_hours: true, reboot: true}),
+  pins,
 })
 
 export const hostSchema = z.strictObject({

@@ -70,7 +70,16 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/systemd/system/foobar-lynis.service',
       '644 /etc/systemd/system/foobar-lynis.timer',
       '755 /usr/local/lib/foobar/lynis',
+      // Staggered automatic upgrades: this host's window, origins, and the gate around each upgrade.
+      '644 /etc/apt/apt.conf.d/52foobar-unattended-upgrades',
+      '644 /etc/systemd/system/apt-daily.timer.d/60-foobar.conf',
+      '644 /etc/systemd/system/apt-daily-upgrade.timer.d/60-foobar.conf',
+      '644 /etc/systemd/system/apt-daily-upgrade.service.d/60-foobar.conf',
+      '644 /etc/systemd/system/foobar-upgrade-boot.service',
+      '755 /usr/local/sbin/foobar-upgrade-gate',
     ]
+    // Hosts sharing a role read each other's upgrade status.
+    const status = ['644 /etc/systemd/system/foobar-upgrade-status.socket', '644 /etc/systemd/system/foobar-upgrade-status@.service']
     const withHardening = (l: string[]) => [...l, ...hardened].sort()
     expect(list).toEqual({
       lb1: withHardening([
@@ -78,8 +87,8 @@ describe('rendered files (snapshots)', () => {
         '644 /etc/haproxy/haproxy.cfg',
         '644 /etc/default/prometheus-node-exporter',
       ]),
-      web1: withHardening(web),
-      web2: withHardening(web),
+      web1: withHardening([...web, ...status]),
+      web2: withHardening([...web, ...status]),
     })
     const ipt = renderAll(loadExample('lab', iptablesVariant))
     const paths = (l: string[]) => l.map((x) => x.split(' ')[1]!)
@@ -116,7 +125,7 @@ describe('rendered files (snapshots)', () => {
         encoding: 'utf8',
       })
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('80 files for 3 hosts')
+      expect(run.stdout).toContain('102 files for 3 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {
@@ -248,10 +257,11 @@ describe('firewall rules per role (firewallRules)', () => {
   const LBS = ['192.0.2.10/32', '2001:db8::10/128'].sort()
 
   test('only the ports each role needs are open', () => {
-    expect(ports('lb1')).toEqual(['22/tcp', '80/tcp', '443/tcp', '8405/tcp', '9100/tcp'])
-    expect(ports('web1')).toEqual(['80/tcp', '443/tcp', '2222/tcp', '9100/tcp', '9113/tcp'])
-    expect(ports('web2')).toEqual(['22/tcp', '80/tcp', '443/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp', '9113/tcp'])
-    expect(ports('db1')).toEqual(['22/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp'])
+    // 9731: the upgrade status, for the hosts sharing a role (mon1 shares none).
+    expect(ports('lb1')).toEqual(['22/tcp', '80/tcp', '443/tcp', '8405/tcp', '9100/tcp', '9731/tcp'])
+    expect(ports('web1')).toEqual(['80/tcp', '443/tcp', '2222/tcp', '9100/tcp', '9113/tcp', '9731/tcp'])
+    expect(ports('web2')).toEqual(['22/tcp', '80/tcp', '443/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp', '9113/tcp', '9731/tcp'])
+    expect(ports('db1')).toEqual(['22/tcp', '3306/tcp', '5555/udp', '9100/tcp', '9104/tcp', '9731/tcp'])
     expect(ports('mon1')).toEqual(['22/tcp', '6514/tcp', '9090/tcp', '9093/tcp', '9100/tcp'])
   })
 
@@ -315,7 +325,7 @@ describe('firewall rules per role (firewallRules)', () => {
       expect(
         rulesFor(none, h)
           .map((r) => r.port)
-          .filter((p) => p !== undefined && p >= 8400),
+          .filter((p) => p !== undefined && p >= 8400 && p !== 9731),
         h.name,
       ).toEqual([])
   })
@@ -354,6 +364,8 @@ describe('firewall rules per role (firewallRules)', () => {
       '-A INPUT -p tcp -m tcp --dport 443 -m comment --comment "https" -j ACCEPT',
       '-A INPUT -s 2001:db8:f::10/128 -p tcp -m tcp --dport 8405 -m comment --comment "haproxy metrics from monitoring" -j ACCEPT',
       '-A INPUT -s 2001:db8:f::10/128 -p tcp -m tcp --dport 9100 -m comment --comment "node exporter from monitoring" -j ACCEPT',
+      // lb2, the other load balancer, is IPv6 only: its upgrade status rule is in rules.v6 alone.
+      '-A INPUT -s 2001:db8::10/128 -p tcp -m tcp --dport 9731 -m comment --comment "upgrade status for hosts sharing a role" -j ACCEPT',
     ])
     const web1 = tables('web1')
     expect(accepts(web1.v4).filter((l) => l.includes('--dport 443 '))).toEqual([expect.stringContaining('-s 192.0.2.10/32 ')])
@@ -438,7 +450,7 @@ describe('aggregateCidrs: fewer rules, exactly the same addresses', () => {
     )
     const dbs = Array.from({length: 199}, (_, i) => `h${801 + i}`)
     const inv = parseInventory(
-      `site: {domain: www.example.com, email: admin@example.com}\nfirewall: {admin_cidrs: [192.0.2.0/24]}\nmysql: {primary: ${dbs[0]}, replicas: [${dbs.slice(1).join(', ')}], replication_password: {env: R}}\nhosts:\n${hosts.join('\n')}\n`,
+      `site: {domain: www.example.com, email: admin@example.com}\nfirewall: {admin_cidrs: [192.0.2.0/24]}\nhardening: {skip: {unattended_upgrades: "one window per host does not fit 800 web servers in a day"}}\nmysql: {primary: ${dbs[0]}, replicas: [${dbs.slice(1).join(', ')}], replication_password: {env: R}}\nhosts:\n${hosts.join('\n')}\n`,
       '/srv/big.yml',
     )
     const db = inv.hosts.find((h) => h.name === 'h900')!

@@ -524,6 +524,8 @@ const DEBIAN_PACKAGES: Record<string, PackageImage> = {
   'mariadb-server': {units: ['mariadb']},
   // Installed, not started: Debian's unit waits for a non-empty keepalived.conf (ConditionFileNotEmpty).
   keepalived: {known: ['keepalived']},
+  // apt's own timers (Debian ships them with apt, enabled); here they come with the package that uses them.
+  'unattended-upgrades': {units: ['apt-daily.timer', 'apt-daily-upgrade.timer']},
 }
 
 function postinst(image: PackageImage): string {
