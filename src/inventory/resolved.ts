@@ -232,6 +232,7 @@ export const alertingModel = z.strictObject({
     inodes: fullnessModel,
     memory: fullnessModel,
     systemdFailed: forModel,
+    upgradeBroken: forModel,
   }),
   route: z.strictObject({groupWait: z.string(), groupInterval: z.string(), repeatInterval: z.string()}),
   receivers: z.strictObject({
@@ -486,6 +487,7 @@ function alerting(a: z.output<typeof alertingSchema>, secret: (ref: SecretRef) =
       inodes: r.inodes,
       memory: r.memory,
       systemdFailed: r.systemd_failed,
+      upgradeBroken: r.upgrade_broken,
     },
     route: {groupWait: a.route.group_wait, groupInterval: a.route.group_interval, repeatInterval: a.route.repeat_interval},
     receivers: {

@@ -413,6 +413,7 @@ export const alertingSchema = z.strictObject({
       inodes: fullness,
       memory: fullness,
       systemd_failed: forOnly('5m'),
+      upgrade_broken: forOnly('1m'),
     })
     .prefault({}),
   /** Alertmanager's notification timings (its root route). */

@@ -50,7 +50,7 @@ const run = (cmd: string, args: string[]) => spawnSync(cmd, args, {encoding: 'ut
 describe('alert rules', () => {
   const rules = alertRules(stack())
 
-  test('one rule per condition of the issue (fail2ban: no metric exists in Debian 12, so no rule)', () => {
+  test('one rule per condition of the issue (fail2ban: no metric exists in Debian 12, so no rule), and a broken automatic upgrade (issue 22)', () => {
     expect(ruleNames(rules)).toEqual([
       'HostDown',
       'ExporterDown',
@@ -67,9 +67,10 @@ describe('alert rules', () => {
       'InodesFull',
       'MemoryFull',
       'SystemdUnitFailed',
+      'UpgradeBroken',
     ])
     // Every alert says which host it is about (inhibition by host, `monitor alerts`).
-    expect(rules.match(/summary: '/g)).toHaveLength(15)
+    expect(rules.match(/summary: '/g)).toHaveLength(16)
   })
 
   test.skipIf(needs('promtool'))('promtool check rules accepts them', () => {
@@ -77,7 +78,7 @@ describe('alert rules', () => {
     writeFileSync(f, rules)
     const r = run('promtool', ['check', 'rules', f])
     expect(r.status, r.stdout + r.stderr).toBe(0)
-    expect(r.stdout).toContain('SUCCESS: 15 rules found')
+    expect(r.stdout).toContain('SUCCESS: 16 rules found')
   })
 
   test.skipIf(needs('promtool'))('promtool test rules: every rule fires where it should and stays quiet where it should not', () => {
