@@ -59,7 +59,9 @@ describe('clients on every host', () => {
   const inv = stack()
 
   test('each exporter listens on the host private address only, with the port of its role', () => {
-    expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(/^ARGS="--web.listen-address=10\.0\.0\.11:9100 --collector.systemd"$/m)
+    expect(fileIn(inv, 'lb1', P.nodeDefaults)!.content).toMatch(
+      /^ARGS="--web.listen-address=10\.0\.0\.11:9100 --collector.systemd --collector.textfile.directory=\/var\/lib\/prometheus\/node-exporter"$/m,
+    )
     expect(fileIn(inv, 'web1', P.nginxDefaults)!.content).toMatch(
       /^ARGS="-web.listen-address=10\.0\.0\.12:9113 -nginx.scrape-uri=http:\/\/127\.0\.0\.1:8081\/stub_status"$/m,
     )
