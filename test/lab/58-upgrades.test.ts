@@ -135,5 +135,17 @@ describe.skipIf(!labIsUp())('staggered upgrades and pinned versions', () => {
     await sshOk('web1', `${gate} pre`)
     expect((await ssh('web1', 'test -e /etc/apt/preferences.d/foobar-upgrade-hold')).code).toBe(1)
     expect((await ssh('web1', 'sudo journalctl -t foobar-upgrade --no-pager -q | tail -n 3')).stdout).toMatch(/holding/)
+    // Every answer, web1's before it had any status included, ended cleanly: no failed unit is left behind.
+    for (const h of ['web1', 'web2']) expect(await sshOk(h, 'systemctl --failed --no-legend --plain'), h).toBe('')
+  })
+
+  test('a host with no upgrade status yet answers "state none", and leaves no failed unit', async () => {
+    await sshOk('web1', 'sudo rm -f /var/lib/foobar-upgrade/status')
+    const reply = await sshOk('web2', `timeout 5 bash -c 'exec 3<>/dev/tcp/10.77.0.12/9731 && cat <&3'`)
+    expect(reply).toBe('foobar-upgrade-status 1\nstate none\n')
+    // A peer that hangs up at once.
+    await ssh('web2', `timeout 5 bash -c 'exec 3<>/dev/tcp/10.77.0.12/9731; exec 3<&-'`)
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(await sshOk('web1', 'systemctl --failed --no-legend --plain')).toBe('')
   })
 })
