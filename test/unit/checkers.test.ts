@@ -68,8 +68,9 @@ function run(cmd: string, args: string[], input?: string): SpawnSyncReturns<stri
  * Rendered files for both examples (ufw and iptables variants), with the absolute paths they reference on a host
  * moved into the temp dir: TLS material generated here, the HAProxy stats socket.
  */
-// lab-ha.yml too: its load balancers' haproxy.cfg (the local serving path) and their VRRP firewall rules.
-const RENDERED = [...EXAMPLES, 'lab-ha' as const].map((name) => ({
+// lab-ha.yml too: its load balancers' haproxy.cfg (the local serving path) and their VRRP firewall rules; and
+// lab-monitoring.yml: the lab's monitoring host (Prometheus, alert rules, Alertmanager, blackbox) through the checkers.
+const RENDERED = [...EXAMPLES, 'lab-ha' as const, 'lab-monitoring' as const].map((name) => ({
   name,
   ufw: renderAll(loadExample(name)),
   iptables: renderAll(loadExample(name, iptablesVariant)),

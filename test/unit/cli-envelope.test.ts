@@ -67,7 +67,7 @@ const SECRETS = {FOOBAR_REPL_PASSWORD: 'unused', FOOBAR_MONITOR_PASSWORD: 'unuse
 describe.concurrent('the --json envelope', () => {
   test('success: {status: 0, result, warnings}', async () => {
     const body = envelope(await cli(['inventory', 'check', '-i', INVENTORY, '--no-files', '--json']), 0)
-    expect(body.result).toEqual({file: INVENTORY, valid: true, hosts: 3})
+    expect(body.result).toEqual({file: INVENTORY, valid: true, hosts: 4})
     expect(body.warnings).toEqual([])
   })
 
@@ -99,7 +99,7 @@ describe.concurrent('the --json envelope', () => {
     const body = envelope(await cli(['render', '-i', INVENTORY, '--out', out, '--json']), 0)
     expect(body.result.out).toBe(out)
     expect(body.result.files.length).toBeGreaterThan(10)
-    expect(new Set(body.result.files.map((f: {host: string}) => f.host))).toEqual(new Set(['lb1', 'web1', 'web2']))
+    expect(new Set(body.result.files.map((f: {host: string}) => f.host))).toEqual(new Set(['lb1', 'web1', 'web2', 'mon1']))
     for (const f of body.result.files.slice(0, 5)) expect(existsSync(join(out, f.host, f.path))).toBe(true)
   })
 
@@ -110,9 +110,10 @@ describe.concurrent('the --json envelope', () => {
       ['lb1', 'string'],
       ['web1', 'string'],
       ['web2', 'string'],
+      ['mon1', 'string'],
     ])
     expect(body.error!.name).toBe('Failure')
-    expect(Object.keys(body.error!.failed!)).toEqual(['lb1', 'web1', 'web2'])
+    expect(Object.keys(body.error!.failed!)).toEqual(['lb1', 'web1', 'web2', 'mon1'])
     // For humans: the report on stdout, no JSON, the same exit code, nothing more on stderr (as before).
     const human = await cli(['firewall', 'status', '-i', file])
     expect(human.code).toBe(1)
@@ -124,13 +125,13 @@ describe.concurrent('the --json envelope', () => {
   test('verify and plan with failing hosts: exit 1 with their results (the checks, the per-host statuses)', async () => {
     const file = unreachable()
     const verify = envelope(await cli(['verify', '-i', file, '--no-lynis', '--timeout', '0', '--json'], SECRETS), 1)
-    expect(verify.result).toMatchObject({passed: 0, failed: 3})
-    expect(verify.result.checks.map((c: {host: string}) => c.host)).toEqual(['lb1', 'web1', 'web2'])
+    expect(verify.result).toMatchObject({passed: 0, failed: 4})
+    expect(verify.result.checks.map((c: {host: string}) => c.host)).toEqual(['lb1', 'web1', 'web2', 'mon1'])
     expect(verify.error).toMatchObject({name: 'Failure', message: 'verify failed on every host'})
     const plan = envelope(await cli(['plan', '-i', file, '--detailed-exitcode', '--json'], SECRETS), 1)
-    expect(plan.result.summary).toMatchObject({failed: 3})
-    expect(plan.result.hosts.map((h: {status: string}) => h.status)).toEqual(['failed', 'failed', 'failed'])
-    expect(plan.error!.message).toMatch(/^no host succeeded \(3 failed, 0 skipped\)/)
+    expect(plan.result.summary).toMatchObject({failed: 4})
+    expect(plan.result.hosts.map((h: {status: string}) => h.status)).toEqual(['failed', 'failed', 'failed', 'failed'])
+    expect(plan.error!.message).toMatch(/^no host succeeded \(4 failed, 0 skipped\)/)
     // For humans, verify still ends with `Error: ...` on stderr, after its progress lines.
     const human = await cli(['verify', '-i', file, '--no-lynis', '--timeout', '0'], SECRETS)
     expect(human.code).toBe(1)
@@ -150,11 +151,11 @@ describe.concurrent('--limit', () => {
   test('an unknown name is exit 2, naming the hosts and the roles', async () => {
     const body = envelope(await cli(['inventory', 'show', '-i', INVENTORY, '--limit', 'nosuchhost', '--json']), 2)
     expect(body.error!.message).toMatch(/nosuchhost/)
-    expect(body.error!.details).toContain('hosts: lb1, web1, web2')
+    expect(body.error!.details).toContain('hosts: lb1, web1, web2, mon1')
     const human = await cli(['render', '-i', INVENTORY, '--out', join(TMP, 'never'), '--limit', 'nosuchhost'])
     expect(human.code).toBe(2)
     expect(human.stderr).toMatch(/no host or role named "nosuchhost"/)
-    expect(human.stderr).toMatch(/hosts: lb1, web1, web2/)
+    expect(human.stderr).toMatch(/hosts: lb1, web1, web2, mon1/)
     expect(existsSync(join(TMP, 'never'))).toBe(false)
   })
 
@@ -163,7 +164,7 @@ describe.concurrent('--limit', () => {
     expect(web.result.hosts.map((h: {name: string}) => h.name)).toEqual(['web1', 'web2'])
     expect(web.warnings).toEqual([])
     const notLb = envelope(await cli(['inventory', 'show', '-i', INVENTORY, '--limit', '!lb,!web1', '--json']), 0)
-    expect(notLb.result.hosts.map((h: {name: string}) => h.name)).toEqual(['web2'])
+    expect(notLb.result.hosts.map((h: {name: string}) => h.name)).toEqual(['web2', 'mon1'])
     expect(notLb.warnings).toEqual([])
     const help = await cli(['plan', '-h'])
     expect(help.code).toBe(0)
@@ -171,10 +172,12 @@ describe.concurrent('--limit', () => {
   })
 
   test('a role no host has selects nothing, with a warning', async () => {
-    const body = envelope(await cli(['inventory', 'show', '-i', INVENTORY, '--limit', 'monitoring', '--json']), 0)
+    // The lab's inventory has no monitoring host.
+    const LAB = join(ROOT, 'inventories', 'lab.yml')
+    const body = envelope(await cli(['inventory', 'show', '-i', LAB, '--limit', 'monitoring', '--json']), 0)
     expect(body.result.hosts).toEqual([])
     expect(body.warnings).toEqual(['--limit monitoring: no host has this role'])
-    const human = await cli(['inventory', 'show', '-i', INVENTORY, '--limit', 'monitoring'])
+    const human = await cli(['inventory', 'show', '-i', LAB, '--limit', 'monitoring'])
     expect(human.code).toBe(0)
     expect(human.stderr).toMatch(/Warning: --limit monitoring: no host has this role/)
   })

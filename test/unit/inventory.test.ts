@@ -37,13 +37,14 @@ hosts:
 `
 
 describe('example inventories', () => {
-  test('inventories/foobar.yml: lb1 in front of web1 (primary) and web2 (replica)', async () => {
+  test('inventories/foobar.yml: lb1 in front of web1 (primary) and web2 (replica), watched by mon1', async () => {
     const inv = await loadInventory(join(ROOT, 'inventories/foobar.yml'))
     expect(inv.site).toEqual({domain: 'www.foobar.com', aliases: ['foobar.com'], email: 'admin@foobar.com'})
     expect(inv.hosts.map((h) => [h.name, h.address, h.roles])).toEqual([
       ['lb1', '203.0.113.10', ['lb']],
       ['web1', '203.0.113.11', ['db', 'web']],
       ['web2', '203.0.113.12', ['db', 'web']],
+      ['mon1', '203.0.113.13', ['monitoring']],
     ])
     expect(host(inv, 'lb1').db).toBeUndefined()
     expect(host(inv, 'web1').db).toEqual({role: 'primary', serverId: 2})

@@ -190,10 +190,10 @@ describe('the command, before any host is contacted', () => {
   })
 
   test('no monitoring host in the inventory: exit 2, saying what is missing and what to do', async () => {
-    const r = await runCli(['monitor', 'qps', '--since', '15m', '-i', 'inventories/foobar.yml', '--json'])
+    const r = await runCli(['monitor', 'qps', '--since', '15m', '-i', 'inventories/lab.yml', '--json'])
     expect(r.code).toBe(2)
     const e = JSON.parse(r.stdout).error
-    expect(e.message).toMatch(/reads Prometheus on the monitoring host, and inventories\/foobar\.yml has none/)
+    expect(e.message).toMatch(/reads Prometheus on the monitoring host, and inventories\/lab\.yml has none/)
     expect(e.suggestions[0]).toMatch(/roles: \[monitoring\]/)
   })
 })

@@ -81,14 +81,30 @@ describe('rendered files (snapshots)', () => {
     // Hosts sharing a role read each other's upgrade status.
     const status = ['644 /etc/systemd/system/foobar-upgrade-status.socket', '644 /etc/systemd/system/foobar-upgrade-status@.service']
     const withHardening = (l: string[]) => [...l, ...hardened].sort()
+    // With a monitoring host, every other host forwards its logs to it.
+    const forward = '644 /etc/rsyslog.d/30-foobar-forward.conf'
     expect(list).toEqual({
       lb1: withHardening([
         '640 /etc/foobar/firewall/ufw.rules',
         '644 /etc/haproxy/haproxy.cfg',
         '644 /etc/default/prometheus-node-exporter',
+        forward,
       ]),
-      web1: withHardening([...web, ...status]),
-      web2: withHardening([...web, ...status]),
+      web1: withHardening([...web, ...status, forward]),
+      web2: withHardening([...web, ...status, forward]),
+      // The monitoring host: Prometheus with the alert rules, Alertmanager, the blackbox prober, the log collector.
+      mon1: withHardening([
+        '640 /etc/foobar/firewall/ufw.rules',
+        '644 /etc/default/prometheus-node-exporter',
+        '644 /etc/rsyslog.d/30-foobar-collector.conf',
+        '644 /etc/prometheus/foobar-alerts.yml',
+        '640 /etc/prometheus/alertmanager.yml',
+        '644 /etc/default/prometheus-alertmanager',
+        '644 /etc/prometheus/blackbox.yml',
+        '644 /etc/default/prometheus-blackbox-exporter',
+        '644 /etc/prometheus/prometheus.yml',
+        '644 /etc/default/prometheus',
+      ]),
     })
     const ipt = renderAll(loadExample('lab', iptablesVariant))
     const paths = (l: string[]) => l.map((x) => x.split(' ')[1]!)
@@ -125,7 +141,7 @@ describe('rendered files (snapshots)', () => {
         encoding: 'utf8',
       })
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('102 files for 3 hosts')
+      expect(run.stdout).toContain('140 files for 4 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {
@@ -137,7 +153,7 @@ describe('rendered files (snapshots)', () => {
         }
       }
     }
-    expect(readdirSync(outs[0]!).sort()).toEqual(['lb1', 'web1', 'web2'])
+    expect(readdirSync(outs[0]!).sort()).toEqual(['lb1', 'mon1', 'web1', 'web2'])
   })
 
   test('--host renders only that host', () => {
