@@ -28,7 +28,9 @@ const mysql = (host: string, sql: string) => sshOk(host, `sudo mysql -N -B -e ${
  * samples and counts the 200 ms windows in which more than one host was writable.
  */
 async function writersWatch() {
-  const unit = 'foobar-test-writers-watch'
+  // A name of its own per watch: a unit the previous watch stopped can still be loaded (deactivating) when the next
+  // one starts (CI on 7fdb2c2: "already loaded" on web2).
+  const unit = `foobar-test-writers-watch-${randomBytes(4).toString('hex')}`
   const loop = `while :; do echo "$(date +%s%3N) $(mysql -N -B -e 'SELECT @@read_only' 2>/dev/null || echo x)"; sleep 0.2; done > /run/${unit}.log`
   for (const h of DB) {
     // A stopped transient unit stays loaded when it failed: reset, and --collect so it is unloaded when it ends.
