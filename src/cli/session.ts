@@ -17,6 +17,8 @@ export interface SessionOptions {
   yes: boolean
   concurrency: number
   serial?: number
+  /** `provision --canary`: see RunOptions.canary. */
+  canary?: RunOptions['canary']
   acceptNewHostKeys?: boolean
   /** Only these components (`foobar firewall apply`). */
   only?: string[]
@@ -84,6 +86,7 @@ async function runLocked(
     apply: o.apply,
     concurrency: o.concurrency,
     serial: o.serial,
+    canary: o.canary,
     transport: sshTransport({acceptNewHostKeys: o.acceptNewHostKeys}),
     only: o.only,
     lock: o.apply ? lock : undefined,

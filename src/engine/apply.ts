@@ -176,17 +176,49 @@ const only = <K extends Change['kind']>(changes: Change[], kind: K) => changes.f
  * steps that could cut off access. Throws Failure naming the host and what failed; the host is left as it was or
  * converged.
  */
-export async function applyHost(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions = {}): Promise<void> {
+export async function applyHost(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions = {}): Promise<Applied> {
   // Before the first change, and again at the end whatever happened: a run cut short still says the host changed.
   await runner.run(markAppliedScript())
   try {
-    await applyChanges(runner, desired, initialPlan, o)
+    return await applyChanges(runner, desired, initialPlan, o)
   } finally {
     await runner.run(markAppliedScript(), {check: false}).catch(() => undefined)
   }
 }
 
-async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions): Promise<void> {
+/** What a successful apply wrote (each previous file kept in BACKUP_DIR) and which services it started or reloaded. */
+export interface Applied {
+  written: string[]
+  services: string[]
+}
+
+/**
+ * Puts back the files an apply wrote (from the backups that apply made) and reloads or restarts the services it had
+ * touched, each health-gated: the host serves its previous configuration again (a canary judged worse). Packages
+ * installed and live steps (firewall, database accounts) stay. Throws when a service is not healthy afterwards.
+ */
+export async function revertApplied(runner: Runner, desired: HostDesired, applied: Applied, o: Pick<ApplyOptions, 'step' | 'health'> = {}) {
+  const step = o.step ?? (() => {})
+  const timing = o.health ?? HEALTH_TIMING
+  await runner.run(markAppliedScript())
+  try {
+    step(`putting back the previous ${applied.written.join(', ')}`)
+    await runner.run(restoreScript(applied.written))
+    if (applied.written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload')
+    for (const spec of desired.services.filter((s) => applied.services.includes(s.name))) {
+      const active = (await runner.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
+      const how = active && spec.onChange === 'reload' ? 'reload' : 'restart'
+      step(`${how}ing ${spec.name} on the previous configuration`)
+      await runner.run(`systemctl ${how} ${shq(spec.name)}`, {check: false})
+      const problem = await waitHealthy(runner, spec.name, spec.health, timing, how === 'reload')
+      if (problem) throw new Failure(`${desired.host.name}: ${spec.name} unhealthy on the previous configuration (${problem})`)
+    }
+  } finally {
+    await runner.run(markAppliedScript(), {check: false}).catch(() => undefined)
+  }
+}
+
+async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: HostPlan, o: ApplyOptions): Promise<Applied> {
   const host = desired.host
   const step = o.step ?? (() => {})
   const timing = o.health ?? HEALTH_TIMING
@@ -337,4 +369,5 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     await guarded[i]!.apply!(ctx)
     if (guarded[i]!.pending) await runner.run(keepPendingScript(stillPending(guarded.slice(i + 1))))
   }
+  return {written, services: touched.map((t) => t.spec.name)}
 }

@@ -270,6 +270,21 @@ export interface Balancer {
   enable: (lb: Runner, backend: string, timeoutMs?: number) => Promise<void>
   /** Backends foobar drained and did not enable again (a roll that stopped). */
   drained: (lb: Runner) => Promise<string[]>
+  /** Each backend's traffic counters on this balancer (canary changes compare them); absent: no canary possible. */
+  counters?: (lb: Runner) => Promise<BackendCounters[]>
+}
+
+/** A backend's counters as one balancer sees them: cumulative since the balancer started, except the latency. */
+export interface BackendCounters {
+  name: string
+  /** Responses the backend gave (any status). */
+  responses: number
+  /** Requests that failed at the backend: 5xx responses, failed connections and aborted responses. */
+  errors: number
+  /** Average response time over the backend's recent requests (ms); undefined when it has answered none. */
+  latencyMs?: number
+  /** In rotation and passing the balancer's health check. */
+  up: boolean
 }
 
 /**

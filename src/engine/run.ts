@@ -4,7 +4,8 @@ import {LockedError} from '../util/errors.js'
 import {BUSY, holdScript} from '../util/lock.js'
 import {chunk, pool} from '../util/pool.js'
 import {sleep} from '../util/wait.js'
-import {type HealthTiming, applyHost} from './apply.js'
+import {type Applied, type HealthTiming, applyHost, revertApplied} from './apply.js'
+import {type CanaryJudgement, type CanaryThresholds, CANARY_THRESHOLDS, describeFigures, judgeCanary} from './canary.js'
 import type {Change, HostPlan, LivePlanner, TlsMaterial} from './contract.js'
 import {type HostDesired, type Stack, desiredState, discoveryParts, prepareMaterial, preparePlanners} from './desired.js'
 import {type HostFacts, discoveryScript, factsScript, parseDiscovery, parseFacts} from './facts.js'
@@ -18,7 +19,23 @@ export interface HostResult {
   changes: Change[]
   error?: string
   durationMs: number
+  /** What a successful apply wrote and reloaded (a canary judged worse is put back from it). */
+  applied?: Applied
 }
+
+/** `provision --canary N`: the first N backends with changes go first and are watched before the rest. */
+export interface CanaryOptions {
+  count: number
+  waitMs: number
+  thresholds?: CanaryThresholds
+  /** How often progress is read during the watch (default 5 s). */
+  sampleMs?: number
+}
+
+/** The canary's outcome: judged (and put back when it failed), or why there was nothing to watch. */
+export type CanaryReport =
+  | (CanaryJudgement & {hosts: string[]; rolledBack: boolean})
+  | {verdict: 'not-run'; reason: string; hosts: string[]}
 
 export interface RunOptions {
   /** How hosts are reached: SSH in real runs (remote/connection.ts `sshTransport`), a fake in unit tests. */
@@ -43,11 +60,13 @@ export interface RunOptions {
   /** The run's key material (default: prepared from the stack). */
   material?: TlsMaterial
   health?: HealthTiming
+  canary?: CanaryOptions
 }
 
 export interface RunReport {
   hosts: HostResult[]
   durationMs: number
+  canary?: CanaryReport
 }
 
 export async function gatherFacts(runner: Runner, desired: HostDesired): Promise<HostFacts> {
@@ -156,6 +175,7 @@ async function runBatches(
   const ordered = options.apply && options.serial ? await standbyFirst(stack, inventory, hosts, options.transport) : hosts
   const batches = options.serial ? chunk(ordered, options.serial) : [hosts]
   const results: HostResult[] = []
+  let canary: CanaryReport | undefined
   let stopped = false
   for (const batch of batches) {
     if (stopped) {
@@ -198,14 +218,14 @@ async function runBatches(
               c.close()
             }
           }
-          await applyHost(runner, p.desired!, plan, {
+          const applied = await applyHost(runner, p.desired!, plan, {
             step: (s) => options.onStep?.(plan.host, s),
             replan: async () => planHost(p.desired!, await gatherFacts(runner, p.desired!)),
             freshConnection,
             health: options.health,
           })
           options.onStep?.(plan.host, `done: ${plan.changes.length} changes`)
-          return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms}
+          return {host: plan.host, status: 'changed' as const, changes: plan.changes, durationMs: Date.now() - t0 + p.ms, applied}
         } catch (error) {
           return {
             host: plan.host,
@@ -216,7 +236,9 @@ async function runBatches(
           }
         }
       }
-      const batchResults = await applyBatch(stack, inventory, planned, applyOne, proceed, options, (h) => cache.get(h))
+      const out: {canary?: CanaryReport} = {}
+      const batchResults = await applyBatch(stack, inventory, planned, applyOne, proceed, options, (h) => cache.get(h), out)
+      canary ??= out.canary
       if (proceed) await convergePhase(inventory, batchResults, planners, options, (h) => cache.get(h))
       results.push(...batchResults)
       if (options.serial && batchResults.some((r) => r.status === 'failed')) stopped = true
@@ -227,7 +249,7 @@ async function runBatches(
   // In the inventory's order, whatever order the batches ran in.
   const place = new Map(hosts.map((h, i) => [h.name, i]))
   results.sort((a, b) => (place.get(a.host) ?? 0) - (place.get(b.host) ?? 0))
-  return {hosts: results, durationMs: Date.now() - started}
+  return {hosts: results, durationMs: Date.now() - started, ...(canary ? {canary} : {})}
 }
 
 /** Whether a change takes a load-balanced backend out of rotation first (its component's rolling policy). */
@@ -241,6 +263,10 @@ function drains(stack: Stack, c: Change): boolean {
  * Applies a batch. Backends with changes behind a serving load balancer roll one at a time (or --serial at a
  * time): drained, changed and reloaded, health-gated by the host's own checks and by the balancer seeing them up,
  * then enabled. A server that fails its gate stops the roll and stays drained; the others keep serving.
+ *
+ * With a canary (`options.canary`), the first N of those backends change before any other host and are watched
+ * under real traffic for the wait; judged worse than the backends not changed (canary.ts), each gets its previous
+ * configuration back and returns to rotation, and nothing else is changed. `out.canary` says what was judged.
  */
 export async function applyBatch(
   stack: Stack,
@@ -248,8 +274,9 @@ export async function applyBatch(
   planned: Planned[],
   applyOne: (p: Planned) => Promise<HostResult>,
   proceed: boolean,
-  options: Pick<RunOptions, 'concurrency' | 'serial' | 'onStep' | 'lbGateMs'>,
+  options: Pick<RunOptions, 'concurrency' | 'serial' | 'onStep' | 'lbGateMs' | 'canary' | 'health'>,
   connect: (h: Host) => Promise<Runner>,
+  out: {canary?: CanaryReport} = {},
 ): Promise<HostResult[]> {
   const lbComponent = stack.components.find((c) => c.balancer)
   const balancer = lbComponent?.balancer
@@ -263,14 +290,24 @@ export async function applyBatch(
   const lbs = proceed && hasBackends ? await servingLbs(inventory, (h) => lbComponent!.appliesTo(h, inventory), balancer!, connect) : []
   // Hosts sharing a floating address change one at a time, the standby first (the others in parallel meanwhile).
   const applyAll = (list: Planned[]) => applyWithFailover(stack, inventory, list, applyOne, proceed, options, connect)
-  if (!balancer || lbs.length === 0) return applyAll(planned)
+  const notRun = (reason: string) => {
+    if (options.canary && proceed) out.canary = {verdict: 'not-run', reason, hosts: []}
+  }
+  if (!balancer || lbs.length === 0) {
+    notRun(balancer && hasBackends ? 'no load balancer is serving yet: there is no traffic to watch' : 'no load-balanced server here')
+    return applyAll(planned)
+  }
 
   const byHost = new Map<string, HostResult>()
+  const skip = (list: Planned[], why: string) => {
+    for (const p of list) {
+      byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: ${why}`, durationMs: 0})
+    }
+  }
   // The load balancers' own changes come after the web tier's, so a roll that stops part-way never leaves them
   // on a configuration their backends do not serve: they are then skipped with the rest of the roll.
   const isLb = (p: Planned) => p.desired !== undefined && lbComponent!.appliesTo(p.desired.host, inventory)
   const rest = planned.filter((p) => !isRolling(p) && !isLb(p))
-  for (const r of await applyAll(rest)) byHost.set(r.host, r)
   /** Back in rotation if every balancer sees it healthy (its previous configuration restored); else drained again. */
   const backInRotation = async (host: string): Promise<boolean> => {
     try {
@@ -285,22 +322,9 @@ export async function applyBatch(
     }
   }
 
-  const rolling = planned.filter(isRolling)
-  const size = options.serial ?? 1
-  let stoppedAt: string | undefined
-  for (let i = 0; i < rolling.length; i += size) {
-    const group = rolling.slice(i, i + size)
-    if (stoppedAt) {
-      for (const p of group)
-        byHost.set(p.plan!.host, {
-          host: p.plan!.host,
-          status: 'skipped',
-          changes: p.plan!.changes,
-          error: `not run: the roll stopped at ${stoppedAt}`,
-          durationMs: 0,
-        })
-      continue
-    }
+  /** Drains, applies and enables one group; returns the first host that failed. */
+  const rollGroup = async (group: Planned[]): Promise<string | undefined> => {
+    let failed: string | undefined
     // A server the balancer could not drain is not changed: it fails there and the roll stops.
     const drainedOk: Planned[] = []
     for (const p of group) {
@@ -319,7 +343,7 @@ export async function applyBatch(
           durationMs: 0,
         }
         byHost.set(r.host, r)
-        stoppedAt ??= r.host
+        failed ??= r.host
       }
     }
     for (const r of await pool(drainedOk, options.concurrency, applyOne)) {
@@ -338,24 +362,78 @@ export async function applyBatch(
         // not left out of rotation; it stays drained only when it is not healthy.
         r.error = `${r.error}; ${(await backInRotation(r.host)) ? 'back in the load balancer on its previous configuration' : 'left drained in the load balancer (not healthy)'}`
       }
-      if (r.status === 'failed') stoppedAt ??= r.host
+      if (r.status === 'failed') failed ??= r.host
       byHost.set(r.host, r)
     }
+    return failed
+  }
+
+  let rolling = planned.filter(isRolling)
+  let stoppedAt: string | undefined
+  let restDone = false
+  if (options.canary) {
+    if (rolling.length === 0) notRun('no load-balanced server has changes that take it out of rotation')
+    else if (!balancer.counters) notRun('the load balancer has no traffic counters to judge by')
+    else {
+      const group = rolling.slice(0, options.canary.count)
+      rolling = rolling.slice(options.canary.count)
+      const names = group.map((p) => p.plan!.host)
+      stoppedAt = await rollGroup(group)
+      if (stoppedAt) {
+        out.canary = {verdict: 'not-run', reason: `the canary ${stoppedAt} failed before it could be watched`, hosts: names}
+      } else {
+        const judgement = await watchCanary(names, planned, lbs, balancer, options.canary, options.onStep)
+        out.canary = {...judgement, hosts: names, rolledBack: false}
+        if (judgement.verdict === 'fail') {
+          stoppedAt = names[0]
+          out.canary.rolledBack = await putBack(group)
+        }
+      }
+      if (stoppedAt) {
+        const why = `the canary ${stoppedAt} failed`
+        skip(rest, why)
+        restDone = true
+      }
+    }
+  }
+
+  /** The canary judged worse: each back on its previous configuration and in rotation, or left drained. */
+  async function putBack(group: Planned[]): Promise<boolean> {
+    let all = true
+    const reasons = out.canary && 'reasons' in out.canary ? out.canary.reasons.join('; ') : ''
+    for (const p of group) {
+      const r = byHost.get(p.plan!.host)!
+      const step = (s: string) => options.onStep?.(r.host, s)
+      let state: string
+      try {
+        for (const lb of lbs) {
+          step(`canary judged worse: draining in ${lb.host.name}`)
+          await balancer!.drain(lb, r.host)
+        }
+        await revertApplied(await connect(p.desired!.host), p.desired!, r.applied ?? {written: [], services: []}, {step, health: options.health})
+        state = (await backInRotation(r.host))
+          ? 'previous configuration restored, back in the load balancer'
+          : 'previous configuration restored, left drained in the load balancer (not healthy)'
+      } catch (error) {
+        all = false
+        state = `putting the previous configuration back failed: ${message(error)}; left drained in the load balancer`
+      }
+      r.status = 'failed'
+      r.error = `canary judged worse than the servers not changed: ${reasons}; ${state}`
+    }
+    return all
+  }
+
+  if (!restDone) for (const r of await applyAll(rest)) byHost.set(r.host, r)
+  const size = options.serial ?? 1
+  for (let i = 0; i < rolling.length; i += size) {
+    const group = rolling.slice(i, i + size)
+    if (stoppedAt) skip(group, `the roll stopped at ${stoppedAt}`)
+    else stoppedAt = await rollGroup(group)
   }
   const lbHosts = planned.filter((p) => !isRolling(p) && isLb(p))
-  if (stoppedAt) {
-    for (const p of lbHosts) {
-      byHost.set(p.plan!.host, {
-        host: p.plan!.host,
-        status: 'skipped',
-        changes: p.plan!.changes,
-        error: `not run: the roll stopped at ${stoppedAt}`,
-        durationMs: 0,
-      })
-    }
-  } else {
-    for (const r of await applyAll(lbHosts)) byHost.set(r.host, r)
-  }
+  if (stoppedAt) skip(lbHosts, `the roll stopped at ${stoppedAt}`)
+  else for (const r of await applyAll(lbHosts)) byHost.set(r.host, r)
   // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
   for (const lb of lbs) {
     const drained = await balancer.drained(lb).catch((e: Error) => {
@@ -374,6 +452,38 @@ export async function applyBatch(
     }
   }
   return planned.map((p) => byHost.get(p.plan?.host ?? p.result!.host) ?? p.result!)
+}
+
+/**
+ * Watches the canary for the wait: every balancer's counters at the start and the end (read every `sampleMs` for
+ * progress), the canary against every other backend of the batch (those not changed yet and those without changes).
+ */
+async function watchCanary(
+  canary: string[],
+  planned: Planned[],
+  lbs: Runner[],
+  balancer: NonNullable<Stack['components'][number]['balancer']>,
+  o: CanaryOptions,
+  onStep: RunOptions['onStep'],
+): Promise<CanaryJudgement> {
+  const read = () => Promise.all(lbs.map((lb) => balancer.counters!(lb)))
+  const baseline = planned
+    .filter((p) => p.desired && balancer.isBackend(p.desired.host) && !canary.includes(p.desired.host.name))
+    .map((p) => p.desired!.host.name)
+  const thresholds = o.thresholds ?? CANARY_THRESHOLDS
+  const started = Date.now()
+  const before = await read()
+  let after = before
+  for (;;) {
+    const left = o.waitMs - (Date.now() - started)
+    if (left <= 0) break
+    await sleep(Math.min(left, o.sampleMs ?? 5000))
+    after = await read()
+    const seconds = Math.round((Date.now() - started) / 1000)
+    const j = judgeCanary(canary, baseline, before, after, seconds, thresholds)
+    for (const h of canary) onStep?.(h, `canary: watched ${seconds}/${Math.round(o.waitMs / 1000)} s: ${describeFigures(j.canary)}`)
+  }
+  return judgeCanary(canary, baseline, before, after, Math.round((Date.now() - started) / 1000), thresholds)
 }
 
 /**

@@ -12,6 +12,7 @@ export const DEFAULTS = {
     source: {type: 'self-signed'},
   },
   lb: {balance: 'roundrobin', health_check: '/healthz', reencrypt: true, backend_port: 443},
+  nginx: {responses: []},
   monitoring: {enabled: true, sources: []},
   apt: {},
   hardening: {

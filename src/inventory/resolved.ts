@@ -179,6 +179,8 @@ export const hostModel = z.strictObject({
   firewall: firewallModel,
   tls: tlsModel,
   lb: lbModel,
+  /** Fixed answers nginx gives before the app (path prefix -> status). */
+  nginx: z.strictObject({responses: z.array(z.strictObject({path: z.string(), status: z.number()}))}),
   monitoring: monitoringModel,
   apt: aptModel,
   hardening: hardeningModel,
@@ -375,6 +377,7 @@ export function inventoryResolver(ctx: ResolveContext) {
     firewall: firewall(h.firewall),
     tls: tls(h.tls),
     lb: lb(h.lb),
+    nginx: {responses: h.nginx.responses.map((r) => ({...r}))},
     monitoring: monitoring(h.monitoring),
     apt: {proxy: h.apt.proxy},
     hardening: hardening(h.hardening),

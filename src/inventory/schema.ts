@@ -144,6 +144,27 @@ const lbLayer = z.strictObject({
   vrrp: vrrpLayer.optional(),
 })
 
+/**
+ * A fixed answer nginx gives itself on the site's HTTPS server, before the app: a retired path (410), one blocked for
+ * scanners (403), a part of the site in maintenance (503). A prefix (`location ^~ PATH`); never `/` itself.
+ */
+const fixedResponse = z.strictObject({
+  path: urlPath.refine((p) => p !== '/', {error: 'must not be / (that would answer for the whole site)'}),
+  status: z
+    .int({error: 'must be an HTTP status code such as 410'})
+    .min(200, {error: 'must be an HTTP status code from 200 to 599'})
+    .max(599, {error: 'must be an HTTP status code from 200 to 599'}),
+})
+
+const nginxLayer = z.strictObject({
+  responses: z
+    .array(fixedResponse)
+    .refine((list) => new Set(list.map((r) => r.path)).size === list.length, {
+      error: 'names a path twice',
+    })
+    .optional(),
+})
+
 const monitoringLayer = z.strictObject({
   enabled: z.boolean().optional(),
   /** Networks allowed to scrape the exporters (besides the monitoring host). */
@@ -261,6 +282,7 @@ export const layerShape = {
   firewall: firewallLayer.optional(),
   tls: tlsLayer.optional(),
   lb: lbLayer.optional(),
+  nginx: nginxLayer.optional(),
   monitoring: monitoringLayer.optional(),
   apt: aptLayer.optional(),
   hardening: hardeningLayer.optional(),
@@ -287,6 +309,7 @@ export const mergedLayer = z.strictObject({
   }),
   tls: tlsLayer.extend({hsts: hstsLayer.required(), source: tlsSource}).required({profile: true}),
   lb: lbLayer.required({balance: true, health_check: true, reencrypt: true, backend_port: true}),
+  nginx: nginxLayer.required({responses: true}),
   monitoring: monitoringLayer.required({enabled: true, sources: true}),
   apt: aptLayer,
   hardening: hardeningLayer.extend({thresholds: thresholdsLayer.required()}).required(),

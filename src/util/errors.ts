@@ -9,6 +9,7 @@
  * | 3    | partial: some hosts failed, the others were done                          |
  * | 4    | `plan --detailed-exitcode`: changes are pending; `firewall status`: drift |
  * | 5    | busy: another run holds the lock (named); nothing was changed             |
+ * | 6    | `provision --canary`: the canary was judged worse and put back; no other host was changed |
  *
  * Under --json the code is also the envelope's `status` (src/cli/base.ts).
  */
@@ -19,6 +20,7 @@ export const ExitCode = {
   partial: 3,
   changesPending: 4,
   locked: 5,
+  canaryRejected: 6,
 } as const
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
@@ -83,6 +85,18 @@ export class Failure extends Error {
   ) {
     super(message)
     this.name = 'Failure'
+  }
+}
+
+/** `provision --canary`: the canary was judged worse than the servers not changed and put back. Exit 6. */
+export class CanaryRejected extends Error {
+  readonly exitCode: ExitCodeValue = ExitCode.canaryRejected
+  constructor(
+    message: string,
+    readonly failed: Record<string, string>,
+  ) {
+    super(message)
+    this.name = 'CanaryRejected'
   }
 }
 

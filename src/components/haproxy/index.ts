@@ -5,7 +5,7 @@ import {renderTemplate} from '../../render/templates.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
 import {webTierChecks} from './checks.js'
-import {drain, drainedByFoobar, enable, haproxyServing} from './runtime.js'
+import {counters, drain, drainedByFoobar, enable, haproxyServing} from './runtime.js'
 
 export const HAPROXY_CFG = '/etc/haproxy/haproxy.cfg'
 
@@ -76,5 +76,6 @@ export const haproxy: Component = {
     drain: (lb, backend) => drain(lb, backend),
     enable: (lb, backend, timeoutMs) => enable(lb, backend, timeoutMs),
     drained: drainedByFoobar,
+    counters,
   },
 }

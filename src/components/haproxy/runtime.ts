@@ -1,6 +1,7 @@
 import {Failure} from '../../util/errors.js'
 import {shq} from '../../util/shell.js'
 import type {Runner} from '../../remote/runner.js'
+import type {BackendCounters} from '../../engine/contract.js'
 
 /*
  * HAProxy's runtime API on the LB (the stats socket in haproxy.cfg): drain a web server before changing it,
@@ -76,15 +77,43 @@ async function waitState(conn: Runner, server: string, want: (s: ServerState) =>
   }
 }
 
+/** `show stat`'s CSV: one record per proxy and server, named by the `# ` header line. */
+export function parseStat(csv: string): Array<Record<string, string>> {
+  const lines = csv.split('\n').filter((l) => l.trim() !== '')
+  const header = lines[0]?.replace(/^# /, '').split(',') ?? []
+  return lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [header[i] ?? `${i}`, v])))
+}
+
 /** Current sessions on a server, from the stats CSV. */
 async function sessions(conn: Runner, server: string): Promise<number> {
-  const csv = await api(conn, 'show stat')
-  const header = csv.split('\n')[0]?.replace(/^# /, '').split(',') ?? []
-  const row = csv
-    .split('\n')
-    .map((l) => l.split(','))
-    .find((f) => f[0] === BACKEND && f[1] === server)
-  return Number(row?.[header.indexOf('scur')] ?? 0)
+  const row = parseStat(await api(conn, 'show stat')).find((r) => r.pxname === BACKEND && r.svname === server)
+  return Number(row?.scur ?? 0)
+}
+
+const num = (v: string | undefined) => (v === undefined || v === '' ? 0 : Number(v))
+
+/**
+ * The web backend's servers' counters (`show stat`): responses are the hrsp_* classes; errors are 5xx responses,
+ * failed connections (econ) and aborted responses (eresp); latency is HAProxy's `rtime`, the average over the
+ * server's last 1024 requests.
+ */
+export function backendCounters(csv: string): BackendCounters[] {
+  return parseStat(csv)
+    .filter((r) => r.pxname === BACKEND && r.svname !== 'BACKEND' && r.svname !== 'FRONTEND')
+    .map((r) => {
+      const responses = ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'].reduce((n, k) => n + num(r[k]), 0)
+      return {
+        name: r.svname!,
+        responses,
+        errors: num(r.hrsp_5xx) + num(r.econ) + num(r.eresp),
+        latencyMs: responses > 0 && r.rtime !== '' && r.rtime !== undefined ? Number(r.rtime) : undefined,
+        up: (r.status ?? '').startsWith('UP'),
+      }
+    })
+}
+
+export async function counters(conn: Runner): Promise<BackendCounters[]> {
+  return backendCounters(await api(conn, 'show stat'))
 }
 
 /** No new requests go to the server; waits (bounded) for its current ones to finish. Recorded on the LB. */

@@ -52,6 +52,7 @@ export const nginx: Component = {
             certFile: TLS_PATHS.cert,
             keyFile: TLS_PATHS.key,
             tls: tlsView(host.tls),
+            responses: host.nginx.responses,
           }),
           {notify: ['nginx'], validate: {mode: 'config', command: 'nginx -t -q'}},
         ),
