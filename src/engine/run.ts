@@ -299,9 +299,12 @@ export async function applyBatch(
   }
 
   const byHost = new Map<string, HostResult>()
+  /** Not run because the roll stopped: hosts without changes (or that could not be planned) say so instead. */
   const skip = (list: Planned[], why: string) => {
     for (const p of list) {
-      byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: ${why}`, durationMs: 0})
+      if (p.result) byHost.set(p.result.host, p.result)
+      else if (p.plan!.changes.length === 0) byHost.set(p.plan!.host, {host: p.plan!.host, status: 'unchanged', changes: [], durationMs: p.ms})
+      else byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: ${why}`, durationMs: 0})
     }
   }
   // The load balancers' own changes come after the web tier's, so a roll that stops part-way never leaves them
@@ -370,6 +373,8 @@ export async function applyBatch(
 
   let rolling = planned.filter(isRolling)
   let stoppedAt: string | undefined
+  /** Why the hosts after the stop are not run. */
+  let stopped = () => `the roll stopped at ${stoppedAt}`
   let restDone = false
   if (options.canary) {
     if (rolling.length === 0) notRun('no load-balanced server has changes that take it out of rotation')
@@ -390,8 +395,8 @@ export async function applyBatch(
         }
       }
       if (stoppedAt) {
-        const why = `the canary ${stoppedAt} failed`
-        skip(rest, why)
+        stopped = () => `the canary ${stoppedAt} failed`
+        skip(rest, stopped())
         restDone = true
       }
     }
@@ -428,11 +433,11 @@ export async function applyBatch(
   const size = options.serial ?? 1
   for (let i = 0; i < rolling.length; i += size) {
     const group = rolling.slice(i, i + size)
-    if (stoppedAt) skip(group, `the roll stopped at ${stoppedAt}`)
+    if (stoppedAt) skip(group, stopped())
     else stoppedAt = await rollGroup(group)
   }
   const lbHosts = planned.filter((p) => !isRolling(p) && isLb(p))
-  if (stoppedAt) skip(lbHosts, `the roll stopped at ${stoppedAt}`)
+  if (stoppedAt) skip(lbHosts, stopped())
   else for (const r of await applyAll(lbHosts)) byHost.set(r.host, r)
   // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
   for (const lb of lbs) {

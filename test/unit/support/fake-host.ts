@@ -369,8 +369,18 @@ case $cmd in
       echo "3 web $i $s 10.0.0.$i $op $admin 1 1 10 $check 3 4 6 0 0 0 - 443 - 1"
     done ;;
   "show stat")
-    echo "# pxname,svname,qcur,qmax,scur,smax,slim,stot"
-    for s in $(servers); do echo "web,$s,0,0,$(cat "$S/$s.scur" 2>/dev/null || echo 0),0,,0"; done ;;
+    # Traffic: each read adds the server's rate file (ok errors rtime) to its counters (haproxyTraffic).
+    echo "# pxname,svname,qcur,qmax,scur,smax,slim,stot,hrsp_2xx,hrsp_5xx,econ,eresp,rtime,status"
+    for s in $(servers); do
+      ok=0; err=0; rt=0
+      [ -f "$S/$s.count" ] && read -r ok err rt < "$S/$s.count"
+      if [ -f "$S/$s.rate" ]; then read -r rok rerr rrt < "$S/$s.rate"; ok=$((ok + rok)); err=$((err + rerr)); rt=$rrt; fi
+      echo "$ok $err $rt" > "$S/$s.count"
+      admin=$(cat "$S/$s.admin" 2>/dev/null || echo 0); st=UP
+      [ "$admin" = 8 ] && st=DRAIN; [ "$admin" = 1 ] && st=MAINT
+      [ -f "$FAKE_STATE/fail/haproxy-down-$s" ] && st=DOWN
+      echo "web,$s,0,0,$(cat "$S/$s.scur" 2>/dev/null || echo 0),0,,0,$ok,$err,0,0,$rt,$st"
+    done ;;
   *) echo "Unknown command: $cmd" ;;
 esac
 `,
@@ -846,6 +856,11 @@ export class FakeHost implements Runner {
   /** HAProxy's admin state of a backend server (0 ready, 8 drain, 1 maintenance). */
   haproxyAdminState(server: string): number {
     return Number(this.file(join(this.state, 'haproxy', `${server}.admin`), true)?.trim() ?? 0)
+  }
+
+  /** Traffic a backend server gets: every `show stat` read adds `ok` 2xx and `errors` 5xx responses; `rtimeMs` its average. */
+  haproxyTraffic(server: string, ok: number, errors = 0, rtimeMs = 5): void {
+    put(join(this.state, 'haproxy', `${server}.rate`), `${ok} ${errors} ${rtimeMs}\n`)
   }
 
   /** What the stubs did, one line each ("systemctl reload nginx", "apt-get install nginx", "haproxy drain web1"). */
