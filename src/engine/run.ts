@@ -34,8 +34,7 @@ export interface CanaryOptions {
 
 /** The canary's outcome: judged (and put back when it failed), or why there was nothing to watch. */
 export type CanaryReport =
-  | (CanaryJudgement & {hosts: string[]; rolledBack: boolean})
-  | {verdict: 'not-run'; reason: string; hosts: string[]}
+  (CanaryJudgement & {hosts: string[]; rolledBack: boolean}) | {verdict: 'not-run'; reason: string; hosts: string[]}
 
 export interface RunOptions {
   /** How hosts are reached: SSH in real runs (remote/connection.ts `sshTransport`), a fake in unit tests. */
@@ -303,8 +302,10 @@ export async function applyBatch(
   const skip = (list: Planned[], why: string) => {
     for (const p of list) {
       if (p.result) byHost.set(p.result.host, p.result)
-      else if (p.plan!.changes.length === 0) byHost.set(p.plan!.host, {host: p.plan!.host, status: 'unchanged', changes: [], durationMs: p.ms})
-      else byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: ${why}`, durationMs: 0})
+      else if (p.plan!.changes.length === 0)
+        byHost.set(p.plan!.host, {host: p.plan!.host, status: 'unchanged', changes: [], durationMs: p.ms})
+      else
+        byHost.set(p.plan!.host, {host: p.plan!.host, status: 'skipped', changes: p.plan!.changes, error: `not run: ${why}`, durationMs: 0})
     }
   }
   // The load balancers' own changes come after the web tier's, so a roll that stops part-way never leaves them
@@ -415,7 +416,10 @@ export async function applyBatch(
           step(`canary judged worse: draining in ${lb.host.name}`)
           await balancer!.drain(lb, r.host)
         }
-        await revertApplied(await connect(p.desired!.host), p.desired!, r.applied ?? {written: [], services: []}, {step, health: options.health})
+        await revertApplied(await connect(p.desired!.host), p.desired!, r.applied ?? {written: [], services: []}, {
+          step,
+          health: options.health,
+        })
         state = (await backInRotation(r.host))
           ? 'previous configuration restored, back in the load balancer'
           : 'previous configuration restored, left drained in the load balancer (not healthy)'

@@ -71,9 +71,15 @@ describe('judging a canary (pure)', () => {
     const j = judgeCanary(
       ['web1'],
       ['web2'],
-      [[c('web1', 500), c('web2', 500)], [c('web1', 40), c('web2', 40)]],
+      [
+        [c('web1', 500), c('web2', 500)],
+        [c('web1', 40), c('web2', 40)],
+      ],
       // the second balancer restarted: its counters went down
-      [[c('web1', 600), c('web2', 600)], [c('web1', 10, 10), c('web2', 10)]],
+      [
+        [c('web1', 600), c('web2', 600)],
+        [c('web1', 10, 10), c('web2', 10)],
+      ],
       30,
     )
     expect(j.canary).toMatchObject({responses: 110, errors: 10})
@@ -183,7 +189,14 @@ describe('provision --canary through the real load balancer (fake hosts)', () =>
     expect(byHost.web3).toMatchObject({status: 'skipped', error: 'not run: the canary web1 failed'})
     // web1 serves its previous configuration again; the others never changed.
     for (const w of ['web1', 'web2', 'web3']) expect(fleet.hosts[w]!.file(NGINX_SITE)).toBe(EDITED)
-    expect(rollEvents(fleet)).toEqual(['drain web1', 'reload nginx on web1', 'ready web1', 'drain web1', 'reload nginx on web1', 'ready web1'])
+    expect(rollEvents(fleet)).toEqual([
+      'drain web1',
+      'reload nginx on web1',
+      'ready web1',
+      'drain web1',
+      'reload nginx on web1',
+      'ready web1',
+    ])
     for (const w of ['web1', 'web2', 'web3']) expect(lb1.haproxyAdminState(w)).toBe(0)
   })
 
