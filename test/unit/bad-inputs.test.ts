@@ -46,6 +46,9 @@ tls:
 lb:
   balance: roundrobin
   health_check: /healthz
+nginx:
+  responses:
+    - {path: /old-shop/, status: 410}
 mysql:
   engine: mariadb
   primary: web1
@@ -267,6 +270,12 @@ const FIELDS: Field[] = [
   {field: 'tls.source.email', path: ['tls', 'source', 'email'], from: 'email: certs@foobar.com', to: (q) => `email: ${q}`},
   {field: 'tls.source.dns_hook', path: ['tls', 'source', 'dns_hook'], from: 'dns_hook: hooks/dns.sh', to: (q) => `dns_hook: ${q}`},
   {field: 'lb.health_check', path: ['lb', 'health_check'], from: 'health_check: /healthz', to: (q) => `health_check: ${q}`},
+  {
+    field: 'nginx.responses[0].path',
+    path: ['nginx', 'responses', 0, 'path'],
+    from: 'path: /old-shop/',
+    to: (q) => `path: ${q}`,
+  },
   {
     field: 'mysql.replication_user',
     path: ['mysql', 'replication_user'],

@@ -186,6 +186,33 @@ describe('what the configs say (foobar.yml)', () => {
     expect(conf).toMatch(/listen 127\.0\.0\.1:8081;\s+location = \/stub_status \{\s+stub_status;\s+allow 127\.0\.0\.1;\s+deny all;/)
   })
 
+  test('nginx.responses: fixed answers before the app, per host (host > role > top level); none by default', () => {
+    expect(fileOf(files, 'web1', '/etc/nginx/conf.d/foobar.conf')).not.toContain('nginx.responses')
+    const text = readFileSync(join(ROOT, 'inventories', 'foobar.yml'), 'utf8').replace(
+      '\nhosts:\n',
+      '\nnginx:\n  responses: [{path: /old-shop/, status: 410}]\nroles:\n  web: {nginx: {responses: [{path: /wp-admin/, status: 403}]}}\nhosts:\n',
+    )
+    const inv = parseInventory(text, join(ROOT, 'inventories', 'foobar.yml'))
+    const conf = fileOf(renderAll(inv), 'web1', '/etc/nginx/conf.d/foobar.conf')
+    // The role's list replaces the top level's (a list is replaced whole, like every list in a layer).
+    expect(conf).toMatch(/location \^~ \/wp-admin\/ \{\n\s+return 403;\n\s+\}\n\n\s+location \/ \{/)
+    expect(conf).not.toContain('/old-shop/')
+    const problems = (t: string) => {
+      try {
+        parseInventory(t, 'x.yml')
+        return ''
+      } catch (error) {
+        return ((error as {details?: string[]}).details ?? [(error as Error).message]).join('\n')
+      }
+    }
+    for (const bad of ['/', '/a b', '/x;', '/x{'])
+      expect(problems(text.replace('/old-shop/', JSON.stringify(bad))), bad).toMatch(/nginx\.responses\[0\]\.path/)
+    expect(problems(text.replace('status: 410', 'status: 700'))).toMatch(/from 200 to 599/)
+    expect(problems(text.replace('[{path: /old-shop/, status: 410}]', '[{path: /a/, status: 410}, {path: /a/, status: 404}]'))).toMatch(
+      /names a path twice/,
+    )
+  })
+
   test('haproxy: re-encrypts to every web server and verifies their certificate; stats on localhost', () => {
     const cfg = fileOf(files, 'lb1', '/etc/haproxy/haproxy.cfg')
     expect(cfg).toContain('ssl verify required ca-file /etc/foobar/tls/backend-ca.pem verifyhost www.foobar.com')
