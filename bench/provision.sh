@@ -20,3 +20,12 @@ for i in 1 2 3; do
 done
 t=$(now); foobar plan -i inventories/lab.yml --detailed-exitcode --json >/dev/null
 echo "plan with nothing to do:                                       $(since "$t") s"
+
+# Where a no-op provision spends its time: every SSH connection and remote command (FOOBAR_TRACE), the slowest first.
+trace=$(mktemp)
+t=$(now); FOOBAR_TRACE=1 foobar provision -i inventories/lab.yml --yes --json 2>"$trace" >/dev/null
+echo "traced no-op provision: $(since "$t") s; $(grep -c '^trace ' "$trace") remote steps; the slowest:"
+grep '^trace ' "$trace" | sort -k4,4 -n -r | head -12 | sed 's/^/  /'
+echo "  last remote step ended at $(grep '^trace ' "$trace" | tail -1 | awk '{print $2}') after the CLI started"
+rm -f "$trace"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

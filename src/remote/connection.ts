@@ -32,6 +32,17 @@ const DEFAULT_USER: string = SSH_DEFAULTS.user
 const DEFAULT_PORT: number = SSH_DEFAULTS.port
 
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
+/**
+ * `FOOBAR_TRACE=1`: each SSH connection and remote command with its duration, on stderr (what a slow run spends its
+ * time on). The first line of the script only, cut at 100 characters: secrets never reach a command line (stdin).
+ */
+const TRACE = Boolean(process.env.FOOBAR_TRACE)
+export function trace(host: string, ms: number, what: string): void {
+  if (!TRACE) return
+  const line = what.split('\n')[0]!.replace(/\s+/g, ' ')
+  process.stderr.write(`trace +${process.uptime().toFixed(3)}s ${host} ${ms} ms ${line.length > 100 ? `${line.slice(0, 97)}...` : line}\n`)
+}
+
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
 
 export class HostKeyError extends UserError {
@@ -308,6 +319,7 @@ export class Connection implements Runner {
 
     const clients: NodeSSH[] = []
     let current = route.target
+    const opened = Date.now()
     try {
       let sock: NodeJS.ReadWriteStream | undefined
       for (const [i, hop] of hops.entries()) {
@@ -336,6 +348,7 @@ export class Connection implements Runner {
         `${host.name}: cannot connect to ${current.user}@${current.hostName}:${current.port}${via}: ${msg}`,
       )
     }
+    trace(host.name, Date.now() - opened, 'ssh connect')
     const ssh = clients.pop()!
     // Commands share the connection (checks run in parallel, MAX_CHANNELS at a time); each adds listeners.
     ssh.connection?.setMaxListeners(64)
@@ -346,7 +359,9 @@ export class Connection implements Runner {
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
   async run(script: string, options: RunOptions = {}): Promise<RunResult> {
+    const started = Date.now()
     const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin, timeoutMs: options.timeoutMs})
+    trace(this.host.name, Date.now() - started, script)
     if ((options.check ?? true) && result.code !== 0) {
       throw new RemoteError(
         this.host.name,
