@@ -1,4 +1,5 @@
 import type {Component} from '../../engine/contract.js'
+import type {Inventory} from '../../inventory/index.js'
 import {file} from '../../engine/contract.js'
 import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'
@@ -8,6 +9,22 @@ import {hostGroup} from '../firewall/rules.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
 
 export const NGINX_SITE = '/etc/nginx/conf.d/foobar.conf'
+
+/**
+ * What the load balancer's health check asks each web server: nginx answers it with the app's own health path on
+ * that server (the host's lb.health_check, whose default is app.health). So HAProxy's config never names the app's
+ * path, and a change of app or health path rolls with the web servers (each gated on its own new path) instead of
+ * leaving the load balancer checking the old path against the new app.
+ */
+export const BACKEND_HEALTH_PATH = '/.foobar-health'
+
+/** Where nginx sends the site's requests: the inventory's app (upstream or root), else the default app. */
+export function appView(inventory: Inventory): {upstream: string; upstreamWhat: string; root: string} {
+  const app = inventory.app
+  if (app?.root) return {upstream: '', upstreamWhat: '', root: app.root}
+  if (app?.upstream) return {upstream: app.upstream, upstreamWhat: `The app: ${app.upstream} (the inventory's app.upstream).`, root: ''}
+  return {upstream: `127.0.0.1:${PORTS.app}`, upstreamWhat: 'The default app (foobar-app), on this server only.', root: ''}
+}
 
 const loadBalancers = hostGroup((h) => h.roles.includes('lb'))
 
@@ -47,7 +64,9 @@ export const nginx: Component = {
             names: [inventory.site.domain, ...inventory.site.aliases],
             ipv6: host.firewall.ipv6,
             httpsPort: host.lb.backendPort,
-            appPort: PORTS.app,
+            ...appView(inventory),
+            health: host.lb.healthCheck,
+            backendHealth: BACKEND_HEALTH_PATH,
             statusPort: PORTS.nginxStatus,
             certFile: TLS_PATHS.cert,
             keyFile: TLS_PATHS.key,
