@@ -193,7 +193,9 @@ function checkAppPorts(inv: Inventory): InventoryProblem[] {
   const m = inv.app?.upstream && /^(?:127\.[0-9.]+|\[::1\]|localhost):([0-9]+)$/.exec(inv.app.upstream)
   if (!m) return []
   const p = Number(m[1])
-  const web = inv.hosts.find((h) => h.roles.includes('web') && [NGINX_OWN_PORTS.http, NGINX_OWN_PORTS.nginxStatus, h.lb.backendPort].includes(p))
+  const web = inv.hosts.find(
+    (h) => h.roles.includes('web') && [NGINX_OWN_PORTS.http, NGINX_OWN_PORTS.nginxStatus, h.lb.backendPort].includes(p),
+  )
   return web
     ? [
         {

@@ -410,9 +410,10 @@ export function docRootProblem(value: string): string | undefined {
   const problem = absolutePathProblem(value)
   if (problem) return `${problem} (the directory nginx serves, such as /srv/www/site)`
   const dir = value.replace(/\/$/, '')
-  if (dir === '') return 'is / (the whole file system): give the site\'s own directory, such as /srv/www/site'
+  if (dir === '') return "is / (the whole file system): give the site's own directory, such as /srv/www/site"
   const under = FORBIDDEN_ROOTS.find((f) => dir === f || dir.startsWith(`${f}/`))
-  if (under) return `is ${dir === under ? '' : 'under '}${under}: nginx would serve it to anyone; give the site's own directory, such as /srv/www/site`
+  if (under)
+    return `is ${dir === under ? '' : 'under '}${under}: nginx would serve it to anyone; give the site's own directory, such as /srv/www/site`
   return undefined
 }
 

@@ -63,7 +63,8 @@ export const app: Component = {
   },
   live: {
     // Only with the inventory's own app: the default app's service is stopped once nginx no longer sends it anything.
-    prepare: (inventory) => (inventory.app ? {script: () => defaultAppFactsScript(), plan: (_ctx, lines) => planDefaultAppGone(lines)} : undefined),
+    prepare: (inventory) =>
+      inventory.app ? {script: () => defaultAppFactsScript(), plan: (_ctx, lines) => planDefaultAppGone(lines)} : undefined,
   },
   checks,
 }
@@ -139,7 +140,10 @@ function appHealthCheck(ctx: CheckContext): Check {
       const status = r.stdout.trim()
       return status === '200'
         ? {ok: true, detail: `${host.lb.healthCheck} through nginx: 200 (${what})`}
-        : {ok: false, detail: `${host.lb.healthCheck} through nginx: ${status && status !== '000' ? `HTTP ${status}` : `no answer (curl exit ${r.code})`} (${what})`}
+        : {
+            ok: false,
+            detail: `${host.lb.healthCheck} through nginx: ${status && status !== '000' ? `HTTP ${status}` : `no answer (curl exit ${r.code})`} (${what})`,
+          }
     },
   }
 }

@@ -18,6 +18,15 @@ export const NGINX_SITE = '/etc/nginx/conf.d/foobar.conf'
  */
 export const BACKEND_HEALTH_PATH = '/.foobar-health'
 
+/**
+ * nginx's health gate: the app's own health path through nginx on this server. A failure names the path (the last
+ * line is what the engine reports). No `exit`: the upgrade gate runs it inside a group of its own.
+ */
+export function healthCommand(domain: string, port: number, path: string): string {
+  const curl = `curl -fsSk -o /dev/null --resolve ${shq(`${domain}:${port}:127.0.0.1`)} ${shq(`https://${domain}:${port}${path}`)}`
+  return `out=$(${curl} 2>&1) || { printf '%s: %s\\n' ${shq(`GET ${path} (the app's health path) through nginx`)} "$out" >&2; false; }`
+}
+
 /** Where nginx sends the site's requests: the inventory's app (upstream or root), else the default app. */
 export function appView(inventory: Inventory): {upstream: string; upstreamWhat: string; root: string} {
   const app = inventory.app
@@ -82,7 +91,7 @@ export const nginx: Component = {
         {
           name: 'nginx',
           onChange: 'reload',
-          health: `curl -fsSk -o /dev/null --resolve ${shq(`${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1`)} ${shq(`https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`)}`,
+          health: healthCommand(inventory.site.domain, host.lb.backendPort, host.lb.healthCheck),
         },
         ...(exporter?.services ?? []),
       ],
