@@ -24,14 +24,14 @@ export const BACKEND_HEALTH_PATH = '/.foobar-health'
  */
 export function healthCommand(domain: string, port: number, path: string): string {
   const curl = `curl -fsSk -o /dev/null --resolve ${shq(`${domain}:${port}:127.0.0.1`)} ${shq(`https://${domain}:${port}${path}`)}`
-  return `out=$(${curl} 2>&1) || { printf '%s: %s\\n' ${shq(`GET ${path} (the app's health path) through nginx`)} "$out" >&2; false; }`
+  return `foobar_health=$(${curl} 2>&1) || { printf '%s: %s\\n' ${shq(`GET ${path} (the app's health path) through nginx`)} "$foobar_health" >&2; false; }`
 }
 
 /** Where nginx sends the site's requests: the inventory's app (upstream or root), else the default app. */
 export function appView(inventory: Inventory): {upstream: string; upstreamWhat: string; root: string} {
   const app = inventory.app
   if (app?.root) return {upstream: '', upstreamWhat: '', root: app.root}
-  if (app?.upstream) return {upstream: app.upstream, upstreamWhat: `The app: ${app.upstream} (the inventory's app.upstream).`, root: ''}
+  if (app?.upstream) return {upstream: app.upstream, upstreamWhat: `The app: ${app.upstream} (app.upstream in the inventory).`, root: ''}
   return {upstream: `127.0.0.1:${PORTS.app}`, upstreamWhat: 'The default app (foobar-app), on this server only.', root: ''}
 }
 
