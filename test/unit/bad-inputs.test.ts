@@ -55,6 +55,8 @@ mysql:
   monitor_password: {file: secrets/monitor}
 monitoring:
   sources: [198.51.100.10/32]
+app:
+  upstream: 127.0.0.1:9000
 hosts:
   - name: lb1
     address: 203.0.113.10
@@ -285,6 +287,7 @@ const FIELDS: Field[] = [
     from: '{file: secrets/monitor}',
     to: (q) => `{file: ${q}}`,
   },
+  {field: 'app.upstream', path: ['app', 'upstream'], from: 'upstream: 127.0.0.1:9000', to: (q) => `upstream: ${q}`},
   {field: 'hosts[0].name', path: ['hosts', 0, 'name'], from: '- name: lb1', to: (q) => `- name: ${q}`},
   {field: 'hosts[0].address', path: ['hosts', 0, 'address'], from: 'address: 203.0.113.10', to: (q) => `address: ${q}`},
 ]
