@@ -507,7 +507,13 @@ describe('inventory check reads the files and secrets the inventory refers to (i
   })
 
   test("the app database's password (mysql.app) is read too", async () => {
-    const {file} = scratch(BASE.replace('  monitor_password: {file: secrets/monitor}\n', '  app: {password: {file: secrets/app-db}}\n'))
+    // The default app's account: without an app section of its own (mysql.app goes with the default app).
+    const {file} = scratch(
+      BASE.replace('  monitor_password: {file: secrets/monitor}\n', '  app: {password: {file: secrets/app-db}}\n').replace(
+        'app:\n  upstream: 127.0.0.1:9000\n',
+        '',
+      ),
+    )
     const run = await runCli(['inventory', 'check', '-i', file, '--json'])
     expect(run.status, run.stdout + run.stderr).toBe(2)
     const details: string[] = JSON.parse(run.stdout).error.details
