@@ -4,6 +4,7 @@ export {selectHosts} from './select.js'
 export {type GovernedPort, governedPorts} from './firewall-policy.js'
 export type {
   AlertingSettings,
+  AppSettings,
   AptSettings,
   DbMembership,
   FirewallSettings,

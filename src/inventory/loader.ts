@@ -78,13 +78,14 @@ export function parseInventory(text: string, file: string): Inventory {
   const parsed = inventorySchema.safeParse(raw)
   const problems: InventoryProblem[] = parsed.success ? [] : parsed.error.issues.flatMap((i) => fromZodIssue(i, locator))
   problems.push(...crossCheck(raw))
+  if (parsed.success) problems.push(...checkApp(parsed.data))
   let inventory: Inventory | undefined
   if (parsed.success) {
     // Resolved even when the cross-field rules failed, so that disagreeing hosts are listed with those problems.
     const resolved = resolveInventory(parsed.data, file)
     if (resolved.success) {
       inventory = resolved.data
-      problems.push(...checkInventoryWide(parsed.data, inventory))
+      problems.push(...checkInventoryWide(parsed.data, inventory), ...checkAppPorts(inventory))
       for (const p of upgradeWindowProblems(inventory)) {
         problems.push({path: ['hosts', inventory.hosts.findIndex((h) => h.name === p.host), 'upgrades'], message: p.message})
       }
@@ -128,18 +129,81 @@ function firstAlias(doc: Document): Node | undefined {
 
 /** Each host's layers merged (defaults <- top level <- its roles, in order <- the host), then parsed into the model. */
 function resolveInventory(data: InventoryFile, file: string) {
-  const {site, mysql, alerting, roles, hosts, ...top} = data
+  const {site, mysql, app, alerting, roles, hosts, ...top} = data
+  // The app's health path is the load balancer's check unless a layer says otherwise (checkApp: never differently).
+  const appLayer: Layer | undefined = app && {lb: {health_check: app.health ?? APP_HEALTH_DEFAULT}}
   return inventoryResolver({file, siteEmail: site.email}).safeParse({
     site,
     mysql,
+    app,
     alerting,
     hosts: hosts.map(({name, address, roles: hostRoles, ...own}) => ({
       name,
       address,
       roles: hostRoles,
-      ...mergeLayers(DEFAULTS, top, ...hostRoles.map((r) => roles?.[r]), own),
+      ...mergeLayers(DEFAULTS, appLayer, top, ...hostRoles.map((r) => roles?.[r]), own),
     })),
   })
+}
+
+/** The health path of an app the inventory names without `health`. */
+export const APP_HEALTH_DEFAULT = '/'
+
+/**
+ * The site's own app (app): its health path is the load balancer's check, so an lb.health_check written anywhere
+ * must say the same; mysql.app is the default app's account, so it goes with the default app; it runs on web servers.
+ */
+function checkApp(data: InventoryFile): InventoryProblem[] {
+  const app = data.app
+  if (!app) return []
+  const problems: InventoryProblem[] = []
+  if (app.health !== undefined) {
+    const written: Array<{path: FieldPath; value: string | undefined}> = [
+      {path: ['lb', 'health_check'], value: data.lb?.health_check},
+      ...ROLES.map((r) => ({path: ['roles', r, 'lb', 'health_check'], value: data.roles?.[r]?.lb?.health_check})),
+      ...data.hosts.map((h, i) => ({path: ['hosts', i, 'lb', 'health_check'], value: h.lb?.health_check})),
+    ]
+    for (const w of written) {
+      if (w.value !== undefined && w.value !== app.health)
+        problems.push({
+          path: w.path,
+          message: `${showValue(w.value)} differs from app.health ${showValue(app.health)}: the load balancer checks the app's own health path; write it once, as app.health (remove ${formatPath(w.path)})`,
+        })
+    }
+  }
+  if (data.mysql?.app)
+    problems.push({
+      path: ['mysql', 'app'],
+      message:
+        "is the default app's database account, and app names your own app (there is no default app to use it): remove mysql.app and give your app an account of its own (mysql.endpoint still leads to the writer on 127.0.0.1)",
+    })
+  if (!data.hosts.some((h) => h.roles.includes('web')))
+    problems.push({path: ['app'], message: 'the app runs on the web servers: no host has the web role'})
+  return problems
+}
+
+/**
+ * nginx's own ports on a web server (src/components/ports.ts; the inventory cannot import components): http and the
+ * status page for its exporter on 127.0.0.1. A unit test (app.test.ts) checks they agree.
+ */
+export const NGINX_OWN_PORTS = {http: 80, nginxStatus: 8081} as const
+
+/** nginx's own listeners on a web server: an upstream on the same host's loopback at one of them would be nginx itself. */
+function checkAppPorts(inv: Inventory): InventoryProblem[] {
+  const m = inv.app?.upstream && /^(?:127\.[0-9.]+|\[::1\]|localhost):([0-9]+)$/.exec(inv.app.upstream)
+  if (!m) return []
+  const p = Number(m[1])
+  const web = inv.hosts.find(
+    (h) => h.roles.includes('web') && [NGINX_OWN_PORTS.http, NGINX_OWN_PORTS.nginxStatus, h.lb.backendPort].includes(p),
+  )
+  return web
+    ? [
+        {
+          path: ['app', 'upstream'],
+          message: `${showValue(inv.app!.upstream)}: port ${p} on the loopback is nginx's own on ${web.name} (${p === NGINX_OWN_PORTS.nginxStatus ? 'its status page for the exporter' : p === NGINX_OWN_PORTS.http ? 'http' : 'https'}); run the app on another port`,
+        },
+      ]
+    : []
 }
 
 /** The certificate source is one for the whole inventory (one certificate, one ACME account, one state directory). */

@@ -112,6 +112,14 @@ export const urlPath = z
   .string()
   .regex(/^\/[A-Za-z0-9._~/-]*$/, {error: 'must be a URL path such as /healthz (letters, digits, . _ ~ - /)'})
 
+/**
+ * A health path (the load balancer's check, the app's own): a URL path, not one of foobar's own under `/.foobar-`
+ * (nginx maps BACKEND_HEALTH_PATH to it; HAProxy answers LB_SERVING_PATH itself).
+ */
+export const healthPath = urlPath.refine((p) => !p.startsWith('/.foobar-'), {
+  error: "must be the app's own path: /.foobar-... is foobar's (the load balancer's check and its own answers)",
+})
+
 export const httpUrl = z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/%-]*)?$/, {
   error: 'must be an http:// or https:// URL without spaces, quotes or query string',
 })

@@ -9,6 +9,7 @@ import {
   acmeChallenge,
   alertingSchema,
   anySourceService,
+  appSchema,
   balance,
   dbEngine,
   firewallBackend,
@@ -253,6 +254,14 @@ export const alertingModel = z.strictObject({
 })
 export type AlertingSettings = z.output<typeof alertingModel>
 
+/**
+ * The site's own app (the inventory's `app`): exactly one of `upstream` (host:port or unix:/path, as nginx's upstream
+ * server takes it) or `root` (a directory nginx serves). Absent: the default app. Its health path is every host's
+ * `lb.healthCheck` (app.health is that setting's default; the loader refuses the two written apart).
+ */
+export const appModel = z.strictObject({upstream: z.string().optional(), root: z.string().optional()})
+export type AppSettings = z.output<typeof appModel>
+
 export const inventoryModel = z.strictObject({
   /** The file it was read from (absolute). */
   file: z.string(),
@@ -263,6 +272,7 @@ export const inventoryModel = z.strictObject({
    */
   tlsSource: tlsSourceModel,
   mysql: mysqlModel.optional(),
+  app: appModel.optional(),
   alerting: alertingModel,
   hosts: z.array(hostModel),
   /** What the loader let through but the user should see (e.g. a firewall source acknowledged as any address). */
@@ -279,6 +289,7 @@ export const mergedHost = hostSchema.pick({name: true, address: true, roles: tru
 export const mergedInventory = z.strictObject({
   site: inventorySchema.shape.site,
   mysql: mysqlSchema.optional(),
+  app: appSchema.optional(),
   alerting: alertingSchema,
   hosts: z.array(mergedHost).min(1),
 })
@@ -429,6 +440,7 @@ export function inventoryResolver(ctx: ResolveContext) {
           semiSync: {enabled: mysql.semi_sync.enabled, timeoutMs: mysql.semi_sync.timeout_ms},
           app: mysql.app && {user: mysql.app.user, password: secret(mysql.app.password), database: mysql.app.database},
         },
+        app: inv.app && {upstream: inv.app.upstream, root: inv.app.root?.replace(/\/$/, '')},
         alerting: alerting(inv.alerting, secret),
         hosts,
       }

@@ -1,6 +1,6 @@
 import {isIP} from 'node:net'
 import {z} from 'zod'
-import {cidr, dnsName, email, hostName, httpUrl, ipAddress, localPath, port, secretRef, urlPath} from './primitives.js'
+import {cidr, dnsName, email, healthPath, hostName, httpUrl, ipAddress, localPath, port, secretRef} from './primitives.js'
 
 export const ROLES = ['lb', 'web', 'db', 'monitoring'] as const
 export const role = z.enum(ROLES)
@@ -134,7 +134,7 @@ const vrrpLayer = z.strictObject({
 
 const lbLayer = z.strictObject({
   balance: balance.optional(),
-  health_check: urlPath.optional(),
+  health_check: healthPath.optional(),
   reencrypt: z.boolean().optional(),
   backend_port: port.optional(),
   /** A floating address the load balancers share (keepalived moves it to a healthy one); unset: no keepalived. */
@@ -377,6 +377,94 @@ export const mysqlSchema = z.strictObject({
   app: appDatabase.optional(),
 })
 
+/*
+ * The site's own app on the web servers (issue 21): nginx proxies to `upstream` or serves the static `root`; the
+ * default app (src/components/app) runs only when the inventory names none. Both values are written into nginx's
+ * site config, so each is held to a whitelist here: no spaces, `;`, braces, quotes, `$`, `#` or control characters.
+ */
+
+/** Directories nginx must never serve to the world: the system's own, foobar's state (backups hold private keys). */
+export const FORBIDDEN_ROOTS = ['/etc', '/root', '/proc', '/sys', '/dev', '/boot', '/run', '/tmp', '/var/lib', '/var/log', '/var/backups']
+
+/** One path segment: letters, digits and . _ - + @ (not `.` or `..`). */
+const SEGMENT = /^[A-Za-z0-9._@+-]+$/
+const absolutePathProblem = (p: string): string | undefined => {
+  if (!p.startsWith('/')) return 'must be an absolute path'
+  const segments = p.replace(/\/$/, '').split('/').slice(1)
+  if (segments.some((x) => x === '')) return 'must be an absolute path without empty segments (//)'
+  if (segments.some((x) => !SEGMENT.test(x))) return 'must be a path of letters, digits and . _ - + @ (no spaces, quotes or ; { } $ #)'
+  if (segments.some((x) => x === '.' || x === '..')) return 'must not contain . or .. segments'
+  return undefined
+}
+
+/** A host name the web servers resolve (one label or more: app, app.internal): lowercase letters, digits, hyphens. */
+const UPSTREAM_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/
+/** The longest unix socket path Linux takes (sun_path is 108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH = 107
+
+/** Why a value cannot be the app's upstream, or undefined when it can. */
+export function upstreamProblem(value: string): string | undefined {
+  const usage = 'must be host:port (127.0.0.1:8080, [::1]:8080, app.internal:8080) or unix:/absolute/path.sock'
+  if (value.startsWith('unix:')) {
+    const path = value.slice('unix:'.length)
+    const problem = absolutePathProblem(path)
+    if (problem) return `${usage}: the socket path ${problem}`
+    if (path.endsWith('/')) return `${usage}: the socket path names a directory`
+    if (path.length > MAX_SOCKET_PATH) return `${usage}: the socket path is longer than ${MAX_SOCKET_PATH} characters (Linux's limit)`
+    return undefined
+  }
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(value)
+  if (!m) return usage
+  const [, v6, name, portText] = m
+  const p = Number(portText)
+  if (!/^[1-9]/.test(portText!) || p < 1 || p > 65535) return `${usage}: the port must be from 1 to 65535`
+  if (v6 !== undefined) {
+    if (isIP(v6) !== 6) return `${usage}: [${v6}] is not an IPv6 address`
+    if (/^[0:]+$/.test(v6)) return `${usage}: [${v6}] is the unspecified address, not a destination`
+    return undefined
+  }
+  if (isIP(name!) === 4) return name === '0.0.0.0' ? `${usage}: 0.0.0.0 is the unspecified address, not a destination` : undefined
+  if (/^[0-9.]+$/.test(name!)) return `${usage}: ${name} is not an IPv4 address`
+  return UPSTREAM_NAME.test(name!) ? undefined : `${usage}: the host must be an IP address or a DNS name (lowercase)`
+}
+
+/** Why a directory cannot be the app's document root, or undefined when it can. */
+export function docRootProblem(value: string): string | undefined {
+  const problem = absolutePathProblem(value)
+  if (problem) return `${problem} (the directory nginx serves, such as /srv/www/site)`
+  const dir = value.replace(/\/$/, '')
+  if (dir === '') return "is / (the whole file system): give the site's own directory, such as /srv/www/site"
+  const under = FORBIDDEN_ROOTS.find((f) => dir === f || dir.startsWith(`${f}/`))
+  if (under)
+    return `is ${dir === under ? '' : 'under '}${under}: nginx would serve it to anyone; give the site's own directory, such as /srv/www/site`
+  return undefined
+}
+
+const checked = (problem: (v: string) => string | undefined) =>
+  z.string().check((ctx) => {
+    const p = problem(ctx.value)
+    if (p) ctx.issues.push({code: 'custom', message: p, input: ctx.value})
+  })
+
+export const appSchema = z
+  .strictObject({
+    /** Where nginx proxies to: host:port or unix:/path. */
+    upstream: checked(upstreamProblem).optional(),
+    /** A static document root nginx serves itself. */
+    root: checked(docRootProblem).optional(),
+    /** The app's own health path: the load balancer's check, the health gate and verify ask it (default /). */
+    health: healthPath.optional(),
+  })
+  .check((ctx) => {
+    const {upstream, root} = ctx.value
+    if ((upstream === undefined) === (root === undefined))
+      ctx.issues.push({
+        code: 'custom',
+        message: `must name exactly one of upstream (host:port or unix:/path) or root (a directory to serve)${upstream === undefined ? '' : ', not both'}; without an app section the default app runs`,
+        input: ctx.value,
+      })
+  })
+
 /** A Prometheus/Alertmanager duration: a number and one unit (ms, s, m, h, d). */
 export const duration = z.string().regex(/^(0|[1-9]\d{0,5})(ms|s|m|h|d)$/, {
   error: 'must be a duration: a whole number and one unit, such as 30s, 5m, 1h (ms, s, m, h, d)',
@@ -473,6 +561,8 @@ export const inventorySchema = z.strictObject({
   }),
   ...layerShape,
   mysql: mysqlSchema.optional(),
+  /** The site's own app; omitted: the default app. */
+  app: appSchema.optional(),
   alerting: alertingSchema.prefault({}),
   roles: z.partialRecord(role, layer).optional(),
   hosts: z.array(hostSchema).min(1, {error: 'must list at least one host'}),

@@ -58,6 +58,8 @@ mysql:
   monitor_password: {file: secrets/monitor}
 monitoring:
   sources: [198.51.100.10/32]
+app:
+  upstream: 127.0.0.1:9000
 hosts:
   - name: lb1
     address: 203.0.113.10
@@ -294,6 +296,7 @@ const FIELDS: Field[] = [
     from: '{file: secrets/monitor}',
     to: (q) => `{file: ${q}}`,
   },
+  {field: 'app.upstream', path: ['app', 'upstream'], from: 'upstream: 127.0.0.1:9000', to: (q) => `upstream: ${q}`},
   {field: 'hosts[0].name', path: ['hosts', 0, 'name'], from: '- name: lb1', to: (q) => `- name: ${q}`},
   {field: 'hosts[0].address', path: ['hosts', 0, 'address'], from: 'address: 203.0.113.10', to: (q) => `address: ${q}`},
 ]
@@ -513,7 +516,13 @@ describe('inventory check reads the files and secrets the inventory refers to (i
   })
 
   test("the app database's password (mysql.app) is read too", async () => {
-    const {file} = scratch(BASE.replace('  monitor_password: {file: secrets/monitor}\n', '  app: {password: {file: secrets/app-db}}\n'))
+    // The default app's account: without an app section of its own (mysql.app goes with the default app).
+    const {file} = scratch(
+      BASE.replace('  monitor_password: {file: secrets/monitor}\n', '  app: {password: {file: secrets/app-db}}\n').replace(
+        'app:\n  upstream: 127.0.0.1:9000\n',
+        '',
+      ),
+    )
     const run = await runCli(['inventory', 'check', '-i', file, '--json'])
     expect(run.status, run.stdout + run.stderr).toBe(2)
     const details: string[] = JSON.parse(run.stdout).error.details

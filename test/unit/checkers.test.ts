@@ -192,6 +192,24 @@ describe('nginx -t', () => {
     }
   }
 
+  // The inventory's own app (issue 21): proxied to host:port or a unix socket, or a static root.
+  const APPS = {
+    // A DNS name must resolve on the web server when nginx loads (nginx resolves upstreams then).
+    'upstream host:port': 'app: {upstream: "localhost:9000", health: /health}',
+    'upstream unix socket': 'app: {upstream: "unix:/run/myapp/app.sock", health: /status/ready}',
+    root: 'app: {root: /srv/www/site}',
+  }
+  for (const [label, app] of Object.entries(APPS)) {
+    test(`lab with app ${label}: web1${NGINX_SITE}`, (ctx) => {
+      const {nginx} = requireTools(ctx, ['nginx', 'openssl'])
+      makeTls(ctx)
+      const inv = loadExample('lab', (t) => t.replace('  health_check: /healthz\n', '').replace('\nhosts:\n', `\n${app}\n\nhosts:\n`))
+      const r = nginxCheck(nginx!, localise(fileOf(renderAll(inv), 'web1', NGINX_SITE)))
+      expect(r.status, r.output2).toBe(0)
+      expect(r.output2).toMatch(/test is successful/)
+    })
+  }
+
   test('negative: nginx -t rejects an injected directive, a syntax error and a missing certificate', (ctx) => {
     const {nginx} = requireTools(ctx, ['nginx', 'openssl'])
     makeTls(ctx)

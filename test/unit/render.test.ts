@@ -219,7 +219,9 @@ describe('what the configs say (foobar.yml)', () => {
     expect(cfg).toContain('server web1 203.0.113.11:443')
     expect(cfg).toContain('server web2 203.0.113.12:443')
     expect(cfg).toContain('bind :::443 v4v6 ssl crt /etc/foobar/tls/site.pem alpn h2,http/1.1')
-    expect(cfg).toContain('http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host www.foobar.com')
+    // The check asks nginx's fixed path; each web server maps it to the app's health path (lb.health_check).
+    expect(cfg).toContain('http-check send meth GET uri /.foobar-health ver HTTP/1.1 hdr Host www.foobar.com')
+    expect(fileOf(files, 'web1', '/etc/nginx/conf.d/foobar.conf')).toMatch(/location = \/\.foobar-health \{\s+rewrite \^ \/healthz last;/)
     expect(cfg).toContain('stats socket /run/haproxy/admin.sock')
     expect(cfg).toContain('bind 127.0.0.1:8404')
   })
@@ -564,7 +566,8 @@ describe('second line of defence: the view-model safety check', () => {
       ...inv,
       hosts: inv.hosts.map((h) => ({...h, lb: {...h.lb, healthCheck: '/healthz\n    server evil 6.6.6.6:443'}})),
     }
-    expect(() => desiredState(newline, newline.hosts[0]!)).toThrow(/unsafe value at view\.healthCheck/)
+    // The health path reaches nginx's site config (HAProxy asks nginx's fixed path, which nginx maps to it).
+    expect(() => desiredState(newline, newline.hosts[1]!)).toThrow(/unsafe value at view\.health/)
   })
 })
 

@@ -2,6 +2,7 @@ import type {Component} from '../../engine/contract.js'
 import {file} from '../../engine/contract.js'
 import type {Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
+import {BACKEND_HEALTH_PATH} from '../nginx/index.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
 import {webTierChecks} from './checks.js'
@@ -50,7 +51,7 @@ export const haproxy: Component = {
             host: host.name,
             domain: inventory.site.domain,
             balance: host.lb.balance,
-            healthCheck: host.lb.healthCheck,
+            backendHealth: BACKEND_HEALTH_PATH,
             reencrypt: host.lb.reencrypt,
             backendCa: TLS_PATHS.backendCa,
             bundleFile: TLS_PATHS.haproxyBundle,

@@ -1,4 +1,5 @@
 import type {Component} from '../../engine/contract.js'
+import type {Inventory} from '../../inventory/index.js'
 import {file} from '../../engine/contract.js'
 import {shq} from '../../util/shell.js'
 import {renderTemplate} from '../../render/templates.js'
@@ -8,6 +9,31 @@ import {hostGroup} from '../firewall/rules.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
 
 export const NGINX_SITE = '/etc/nginx/conf.d/foobar.conf'
+
+/**
+ * What the load balancer's health check asks each web server: nginx answers it with the app's own health path on
+ * that server (the host's lb.health_check, whose default is app.health). So HAProxy's config never names the app's
+ * path, and a change of app or health path rolls with the web servers (each gated on its own new path) instead of
+ * leaving the load balancer checking the old path against the new app.
+ */
+export const BACKEND_HEALTH_PATH = '/.foobar-health'
+
+/**
+ * nginx's health gate: the app's own health path through nginx on this server. A failure names the path (the last
+ * line is what the engine reports). No `exit`: the upgrade gate runs it inside a group of its own.
+ */
+export function healthCommand(domain: string, port: number, path: string): string {
+  const curl = `curl -fsSk -o /dev/null --resolve ${shq(`${domain}:${port}:127.0.0.1`)} ${shq(`https://${domain}:${port}${path}`)}`
+  return `foobar_health=$(${curl} 2>&1) || { printf '%s: %s\\n' ${shq(`GET ${path} (the app's health path) through nginx`)} "$foobar_health" >&2; false; }`
+}
+
+/** Where nginx sends the site's requests: the inventory's app (upstream or root), else the default app. */
+export function appView(inventory: Inventory): {upstream: string; upstreamWhat: string; root: string} {
+  const app = inventory.app
+  if (app?.root) return {upstream: '', upstreamWhat: '', root: app.root}
+  if (app?.upstream) return {upstream: app.upstream, upstreamWhat: `The app: ${app.upstream} (app.upstream in the inventory).`, root: ''}
+  return {upstream: `127.0.0.1:${PORTS.app}`, upstreamWhat: 'The default app (foobar-app), on this server only.', root: ''}
+}
 
 const loadBalancers = hostGroup((h) => h.roles.includes('lb'))
 
@@ -47,7 +73,9 @@ export const nginx: Component = {
             names: [inventory.site.domain, ...inventory.site.aliases],
             ipv6: host.firewall.ipv6,
             httpsPort: host.lb.backendPort,
-            appPort: PORTS.app,
+            ...appView(inventory),
+            health: host.lb.healthCheck,
+            backendHealth: BACKEND_HEALTH_PATH,
             statusPort: PORTS.nginxStatus,
             certFile: TLS_PATHS.cert,
             keyFile: TLS_PATHS.key,
@@ -64,7 +92,7 @@ export const nginx: Component = {
         {
           name: 'nginx',
           onChange: 'reload',
-          health: `curl -fsSk -o /dev/null --resolve ${shq(`${inventory.site.domain}:${host.lb.backendPort}:127.0.0.1`)} ${shq(`https://${inventory.site.domain}:${host.lb.backendPort}${host.lb.healthCheck}`)}`,
+          health: healthCommand(inventory.site.domain, host.lb.backendPort, host.lb.healthCheck),
         },
         ...(exporter?.services ?? []),
       ],
