@@ -1,6 +1,6 @@
 import {isIP} from 'node:net'
 import {z} from 'zod'
-import {cidr, dnsName, email, healthPath, hostName, httpUrl, ipAddress, localPath, port, secretRef} from './primitives.js'
+import {cidr, dnsName, email, healthPath, hostName, httpUrl, ipAddress, localPath, port, secretRef, urlPath} from './primitives.js'
 
 export const ROLES = ['lb', 'web', 'db', 'monitoring'] as const
 export const role = z.enum(ROLES)
@@ -149,7 +149,9 @@ const lbLayer = z.strictObject({
  * scanners (403), a part of the site in maintenance (503). A prefix (`location ^~ PATH`); never `/` itself.
  */
 const fixedResponse = z.strictObject({
-  path: urlPath.refine((p) => p !== '/', {error: 'must not be / (that would answer for the whole site)'}),
+  path: urlPath
+    .refine((p) => p !== '/', {error: 'must not be / (that would answer for the whole site)'})
+    .refine((p) => !p.startsWith('/.foobar-'), {error: "must not start with /.foobar- (foobar's own paths)"}),
   status: z
     .int({error: 'must be an HTTP status code such as 410'})
     .min(200, {error: 'must be an HTTP status code from 200 to 599'})
