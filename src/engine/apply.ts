@@ -115,11 +115,21 @@ export const HEALTH_TIMING: HealthTiming = {settleMs: 1000, everyMs: 250, timeou
  * Healthy = active and passing its health check twice in a row, a probe interval apart (a daemon that comes up and
  * falls over at once does not pass), after a short settle when it was reloaded (see HEALTH_TIMING).
  */
+/**
+ * systemd's own lines that say nothing about why a service failed (a container that cannot kill a cgroup says it
+ * twice per stop): dropped, so that the daemon's error lines fit in the tail.
+ */
+const JOURNAL_NOISE = /^\S+: Failed to kill control group .*, ignoring: /
+
 /** The unit's last journal lines, to say why it is not running (empty when the journal has nothing to say). */
-async function journalTail(runner: Runner, name: string, lines = 6): Promise<string> {
-  const j = await runner.run(`journalctl -u ${shq(name)} -n ${lines} --no-pager -o cat 2>/dev/null`, {check: false})
-  const text = j.stdout.trim()
-  return text && !/^-- No entries --$/.test(text) ? `; its journal ends:\n    ${text.split('\n').join('\n    ')}` : ''
+export async function journalTail(runner: Runner, name: string, lines = 8): Promise<string> {
+  const j = await runner.run(`journalctl -u ${shq(name)} -n ${lines * 4} --no-pager -o cat 2>/dev/null`, {check: false})
+  const kept = j.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !JOURNAL_NOISE.test(l) && !/^-- No entries --$/.test(l))
+    .slice(-lines)
+  return kept.length ? `; its journal ends:\n    ${kept.join('\n    ')}` : ''
 }
 
 async function waitHealthy(

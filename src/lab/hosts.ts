@@ -248,7 +248,7 @@ export async function stopHost(paths: LabPaths, name: string): Promise<void> {
   const current = (await hostProcesses(paths, name)).nspawn ?? nspawn
   if (current !== undefined) {
     // If nspawn must be killed, its child (the guest's PID 1) goes too, or the guest outlives it.
-    await stopProcess(current, `${name}: systemd-nspawn`, {timeoutMs: 20_000, alsoKill: await childrenOf(current)})
+    await stopProcess(current, `${name}: systemd-nspawn`, {timeoutMs: 45_000, alsoKill: await childrenOf(current)})
   }
 }
 

@@ -16,14 +16,14 @@ import {dirname, join, resolve} from 'node:path'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {prepareMaterial} from '../../src/components/index.js'
 import {loadInventory} from '../../src/inventory/index.js'
-import {down, readState, up} from '../../src/lab/index.js'
+import {readState} from '../../src/lab/index.js'
 import {bootHost, stopHost, waitSsh} from '../../src/lab/hosts.js'
 import {vethOf} from '../../src/lab/network.js'
 import {NAME_PREFIX} from '../../src/lab/paths.js'
 import {run} from '../../src/lab/exec.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {foobar, foobarAsync, json, sleep, waitFor} from './support/cli.js'
-import {labIsUp, labSpec, paths, ssh, sshOk} from './support/lab.js'
+import {labIsUp, labSpec, paths, powerCycle, ssh, sshOk} from './support/lab.js'
 import {type LoadResult, pacedLoad} from './support/load.js'
 
 const HA = 'inventories/lab-ha.yml'
@@ -147,10 +147,7 @@ describe.skipIf(!labIsUp())('two load balancers sharing a floating address', () 
     const same =
       state?.status === 'up' &&
       state.hosts.map((h) => `${h.name}=${h.address}`).join() === want.hosts.map((h) => `${h.name}=${h.address}`).join()
-    if (!same) {
-      await down()
-      await up(want)
-    }
+    if (!same) await powerCycle(want)
     // lab up writes it; a lab booted by an older foobar may have none (VRRPv2: at most 8 characters).
     if (!existsSync(paths.vrrpPassword)) {
       mkdirSync(dirname(paths.vrrpPassword), {recursive: true, mode: 0o700})
@@ -168,9 +165,7 @@ describe.skipIf(!labIsUp())('two load balancers sharing a floating address', () 
     // Back to lab.yml's three hosts, with nothing of lb2 left for the files that follow; lb1's keepalived off (lab.yml
     // has no floating address).
     await ssh('lb1', 'sudo systemctl disable --now keepalived 2>/dev/null; true')
-    await down()
-    rmSync(paths.host('lb2').dir, {recursive: true, force: true})
-    await up(await labSpec())
+    await powerCycle(await labSpec(), {}, () => rmSync(paths.host('lb2').dir, {recursive: true, force: true}))
   })
 
   test('provisioned: keepalived on both, exactly one holds the address, the site answers through it; verify and monitor status name the holder; a second provision changes nothing', async () => {

@@ -186,13 +186,13 @@ describe('the health gate', () => {
     expect(web1.exists(PENDING_FILE)).toBe(false)
   })
 
-  test('a service that does not start: the error quotes the end of its journal, so the user sees why', async () => {
+  test("a service that does not start: the error quotes the end of its journal (systemd's cgroup noise left out), so the user sees why", async () => {
     const {host: web1, run} = await converged('web1')
     web1.put(APP, `${web1.file(APP)!}# patched by hand\n`)
     web1.fail('unit-foobar-app')
     web1.command(
       'journalctl',
-      `case "$*" in *'-u foobar-app'*) printf 'Starting foobar-app...\\nfoobar-app: address already in use\\nfoobar-app.service: Failed with result exit-code.\\n' ;; esac`,
+      `case "$*" in *'-u foobar-app'*) printf 'Starting foobar-app...\\nfoobar-app: address already in use\\nfoobar-app.service: Failed to kill control group /system.slice/foobar-app.service, ignoring: Input/output error\\nfoobar-app.service: Failed with result exit-code.\\n' ;; esac`,
     )
     const r = await run(true)
     expect(r.error).toBe(

@@ -5,7 +5,7 @@
 import {readFile} from 'node:fs/promises'
 import {inject} from 'vitest'
 import {loadInventory} from '../../../src/inventory/index.js'
-import {httpsGet, labPaths, readState, sshRun, URLS, type LabHost, type LabSpec, type SshOptions} from '../../../src/lab/index.js'
+import {down, httpsGet, labPaths, readState, sshRun, up, URLS, type LabHost, type LabSpec, type SshOptions} from '../../../src/lab/index.js'
 
 export const LAB_INVENTORY = 'inventories/lab.yml'
 export const paths = labPaths()
@@ -71,4 +71,34 @@ export const pebble = {
   async get(url: string) {
     return httpsGet(url, await readFile(paths.pebble.ca))
   },
+}
+
+/**
+ * The lab down (host state kept) and up again with `spec`: for a file that needs another set of hosts. The
+ * database is stopped first, on every host that runs one, so that it never dies in a guest being halted (CI saw
+ * mariadb refuse to start after such a power cycle, twice). A database that is not active after the boot has its
+ * error lines printed: what the next person looking at such a failure needs.
+ */
+export async function powerCycle(spec: LabSpec, options: Parameters<typeof up>[1] = {}, whileDown?: () => void): Promise<void> {
+  const state = await readState(paths)
+  if (state?.status === 'up') {
+    await Promise.all(
+      state.hosts.map((h) => sshRun(paths, h.address, 'sudo systemctl stop mariadb 2>/dev/null || true', {}).catch(() => undefined)),
+    )
+  }
+  await down()
+  whileDown?.()
+  await up(spec, options)
+  for (const h of (await readState(paths))?.hosts ?? []) {
+    const r = await sshRun(paths, h.address, 'systemctl is-enabled mariadb >/dev/null 2>&1 || exit 0; systemctl is-active mariadb', {})
+    if (r.code !== 0) {
+      const why = await sshRun(
+        paths,
+        h.address,
+        "sudo journalctl -u mariadb --no-pager -o cat -n 200 | grep -E 'ERROR|Aborting|Shutdown complete|crash' | tail -12",
+        {},
+      )
+      console.log(`${h.name}: mariadb is ${r.stdout.trim()} after the lab came up again:\n  ${why.stdout.trim().split('\n').join('\n  ')}`)
+    }
+  }
 }
