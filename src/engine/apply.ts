@@ -122,7 +122,7 @@ export const HEALTH_TIMING: HealthTiming = {settleMs: 1000, everyMs: 250, timeou
 const JOURNAL_NOISE = /^\S+: Failed to kill control group .*, ignoring: /
 
 /** The unit's last journal lines, to say why it is not running (empty when the journal has nothing to say). */
-export async function journalTail(runner: Runner, name: string, lines = 8): Promise<string> {
+async function journalTail(runner: Runner, name: string, lines = 8): Promise<string> {
   const j = await runner.run(`journalctl -u ${shq(name)} -n ${lines * 4} --no-pager -o cat 2>/dev/null`, {check: false})
   const kept = j.stdout
     .trim()

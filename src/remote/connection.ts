@@ -37,7 +37,7 @@ const DEFAULT_PORT: number = SSH_DEFAULTS.port
  * time on). The first line of the script only, cut at 100 characters: secrets never reach a command line (stdin).
  */
 const TRACE = Boolean(process.env.FOOBAR_TRACE)
-export function trace(host: string, ms: number, what: string): void {
+function trace(host: string, ms: number, what: string): void {
   if (!TRACE) return
   const line = what.split('\n')[0]!.replace(/\s+/g, ' ')
   process.stderr.write(`trace +${process.uptime().toFixed(3)}s ${host} ${ms} ms ${line.length > 100 ? `${line.slice(0, 97)}...` : line}\n`)

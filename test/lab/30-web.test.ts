@@ -16,7 +16,7 @@ import {applyBatch, type Planned} from '../../src/engine/run.js'
 import {httpsProbe, tlsHandshake} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
-import {foobar, foobarAsync, json, variant} from './support/cli.js'
+import {foobar, foobarAsync, json, variant, provisionedLab} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
 /** HTTPS requests through the LB until stopped (bounded in count and time): counts what a user would see fail. */
@@ -56,11 +56,7 @@ describe.skipIf(!labIsUp())('web tier', () => {
   let ca: string
 
   beforeAll(async () => {
-    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    const inv = await loadInventory(LAB_INVENTORY)
-    domain = inv.site.domain
-    ca = prepareMaterial(inv).backendCa
+    ;({domain, ca} = await provisionedLab())
   })
 
   test('verify: HTTPS through the LB from every backend, valid chain, redirect, HSTS, no TLS 1.0/1.1, backends UP over TLS', () => {

@@ -9,10 +9,8 @@ import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {DEFAULT_APP_PATHS} from '../../src/components/app/index.js'
 import {type ServerState, isUp, parseServersState} from '../../src/components/haproxy/runtime.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
-import {prepareMaterial} from '../../src/components/index.js'
-import {loadInventory} from '../../src/inventory/index.js'
 import {httpsProbe} from '../../src/util/probes.js'
-import {foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
+import {foobar, foobarAsync, json, sleep, variant, provisionedLab} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
 const WEBS = ['web1', 'web2']
@@ -83,11 +81,7 @@ describe.skipIf(!labIsUp())('your own app', () => {
 
   beforeAll(async () => {
     // The lab as the files before leave it (a no-op after 30-web): the default app behind the LB.
-    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    const inv = await loadInventory(LAB_INVENTORY)
-    domain = inv.site.domain
-    ca = prepareMaterial(inv).backendCa
+    ;({domain, ca} = await provisionedLab())
     // lab.yml writes lb.health_check: /healthz; the app's own health path replaces it (both written apart is an error).
     appInventory = variant('user-app', (t) =>
       t

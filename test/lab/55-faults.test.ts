@@ -7,11 +7,10 @@
 import {spawn} from 'node:child_process'
 import {beforeAll, describe, expect, test} from 'vitest'
 import {serverStates} from '../../src/components/haproxy/runtime.js'
-import {prepareMaterial} from '../../src/components/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {Connection} from '../../src/remote/connection.js'
-import {BIN, envelope, foobar, variant, waitFor} from './support/cli.js'
+import {BIN, envelope, foobar, variant, waitFor, provisionedLab} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 import {type LoadResult, pacedLoad} from './support/load.js'
 
@@ -68,11 +67,7 @@ describe.skipIf(!labIsUp())('faults', () => {
   let ca: string
 
   beforeAll(async () => {
-    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    const inv = await loadInventory(LAB_INVENTORY)
-    domain = inv.site.domain
-    ca = prepareMaterial(inv).backendCa
+    ;({domain, ca} = await provisionedLab())
   })
 
   test.each([

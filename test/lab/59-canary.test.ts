@@ -6,10 +6,8 @@
  * rolls on to web2. Prints what users saw: 5xx answers during each run and after it.
  */
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
-import {prepareMaterial} from '../../src/components/index.js'
-import {loadInventory} from '../../src/inventory/index.js'
 import {httpsProbe} from '../../src/util/probes.js'
-import {foobar, foobarAsync, json, variant} from './support/cli.js'
+import {foobar, foobarAsync, json, variant, provisionedLab} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, sshOk} from './support/lab.js'
 
 const WAIT = '20s'
@@ -65,11 +63,7 @@ describe.skipIf(!labIsUp())('canary changes', () => {
   let ca = ''
 
   beforeAll(async () => {
-    const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    const inv = await loadInventory(LAB_INVENTORY)
-    domain = inv.site.domain
-    ca = prepareMaterial(inv).backendCa
+    ;({domain, ca} = await provisionedLab())
   })
 
   afterAll(() => {

@@ -10,7 +10,7 @@ import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {CANARY_THRESHOLDS, judgeCanary} from '../../src/engine/canary.js'
 import type {BackendCounters} from '../../src/engine/contract.js'
 import {type CanaryOptions, type RunOptions, runPlan} from '../../src/engine/run.js'
-import {FAST_HEALTH, type FakeFleet, TEST_MATERIAL, fakeFleet, testInventory} from './support/fake-host.js'
+import {FAST_HEALTH, type FakeFleet, TEST_MATERIAL, fakeFleet, rollEvents, testInventory} from './support/fake-host.js'
 
 const c = (name: string, responses: number, errors = 0, latencyMs: number | undefined = 5, up = true): BackendCounters => ({
   name,
@@ -138,15 +138,6 @@ async function serving() {
   await lb1.listen('/run/haproxy/admin.sock')
   for (const w of ['web1', 'web2', 'web3']) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
   return {fleet, lb1}
-}
-
-function rollEvents(fleet: FakeFleet): string[] {
-  return fleet.log().flatMap((x) => {
-    const lb = /^echo 'set server web\/(\S+) state (\S+)'/.exec(x.script)
-    if (x.host === 'lb1' && lb) return [`${lb[2]} ${lb[1]}`]
-    if (x.script === 'systemctl reload nginx') return [`reload nginx on ${x.host}`]
-    return []
-  })
 }
 
 describe('provision --canary through the real load balancer (fake hosts)', () => {

@@ -12,7 +12,7 @@ import type {Balancer, Change, Component} from '../../src/engine/contract.js'
 import type {HostDesired, Stack} from '../../src/engine/desired.js'
 import {type HostResult, type Planned, type RunOptions, applyBatch, runPlan} from '../../src/engine/run.js'
 import type {Host} from '../../src/inventory/index.js'
-import {FAST_HEALTH, type FakeFleet, FakeHost, TEST_MATERIAL, fakeFleet, testInventory} from './support/fake-host.js'
+import {FAST_HEALTH, type FakeFleet, FakeHost, TEST_MATERIAL, fakeFleet, rollEvents, testInventory} from './support/fake-host.js'
 
 const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web', 'web2 10.77.0.13 web', 'web3 10.77.0.14 web'], {lean: true})
 const WEBS = ['web1', 'web2', 'web3']
@@ -50,16 +50,6 @@ const options = (fleet: FakeFleet): RunOptions => ({
   health: FAST_HEALTH,
   lbGateMs: 1500,
 })
-
-/** What drains, changes and enables, across hosts, in the order it happened. */
-function rollEvents(fleet: FakeFleet): string[] {
-  return fleet.log().flatMap((c) => {
-    const lb = /^echo 'set server web\/(\S+) state (\S+)'/.exec(c.script)
-    if (c.host === 'lb1' && lb) return [`${lb[2]} ${lb[1]}`]
-    if (c.script === 'systemctl reload nginx') return [`reload nginx on ${c.host}`]
-    return []
-  })
-}
 
 describe('a roll through the real load balancer (haproxy runtime API)', () => {
   test('healthy: each web server is drained, changed and enabled again before the next one is drained', async () => {

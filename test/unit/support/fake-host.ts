@@ -1004,6 +1004,19 @@ function fleetOf(hosts: Record<string, FakeHost>): FakeFleet {
 /* Fixtures for runs through the fake hosts.                                                                         */
 
 /**
+ * What a roll did, across hosts, in the order it happened: lb1's drains and enables (`drain web1`, `ready web1`)
+ * and each web server's nginx reload (`reload nginx on web1`).
+ */
+export function rollEvents(fleet: FakeFleet): string[] {
+  return fleet.log().flatMap((c) => {
+    const lb = /^echo 'set server web\/(\S+) state (\S+)'/.exec(c.script)
+    if (c.host === 'lb1' && lb) return [`${lb[2]} ${lb[1]}`]
+    if (c.script === 'systemctl reload nginx') return [`reload nginx on ${c.host}`]
+    return []
+  })
+}
+
+/**
  * Until the returned function is called, every setTimeout waits `scale` times as long: the engine's fixed pauses
  * between retries and polls (a second here, half a second there) shrink to milliseconds. Deadlines are unchanged
  * (Date.now is real): a loop that waits for one just goes round more often. Vitest's own timers are not affected.
