@@ -17,7 +17,8 @@ import {haproxy} from './haproxy/index.js'
 import {hardening} from './hardening/index.js'
 import {keepalived} from './keepalived/index.js'
 import {exporters, logs, monitoringServer} from './monitoring/index.js'
-import {mysql, replication} from './mysql/index.js'
+import {mysql, mysqlConfigPath, replication} from './mysql/index.js'
+import {galeraArbitratorComponent, galeraComponent} from './galera/index.js'
 import {nginx} from './nginx/index.js'
 import {tls} from './tls/index.js'
 import {upgrades} from './upgrades/index.js'
@@ -36,6 +37,8 @@ export const STACK = defineStack([
   keepalived,
   mysql,
   replication,
+  galeraComponent(mysqlConfigPath),
+  galeraArbitratorComponent,
   appDb,
   dbEndpoint,
   logs,

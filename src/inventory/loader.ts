@@ -398,10 +398,47 @@ function checkDatabase(doc: Obj, hosts: Array<Obj>, byName: Map<string, number>,
         problems.push({path: ['hosts', i, 'roles'], message: `db host ${showValue(h.name)} is neither mysql.primary nor in mysql.replicas`})
       }
     }
-    if (replicas.length > 0 && mysql.replication_password === undefined) {
+    const galera = mysql.topology === 'galera'
+    if (!galera && replicas.length > 0 && mysql.replication_password === undefined) {
       problems.push({path: ['mysql'], message: 'replication needs replication_password: {env: NAME} or {file: PATH}'})
     }
+    if (galera) problems.push(...galeraProblems(mysql, [...listed].filter((x) => typeof x === 'string').length, byName, hosts, rolesOf))
+    else if (mysql.arbitrator !== undefined)
+      problems.push({path: ['mysql', 'arbitrator'], message: 'an arbitrator is for topology: galera only'})
   }
+  return problems
+}
+
+/**
+ * topology: galera: MariaDB only; at least three members, or two and an arbitrator (a quorum survives one failure);
+ * the arbitrator a host of its own without the db role.
+ */
+function galeraProblems(
+  mysql: Obj,
+  members: number,
+  byName: Map<string, number>,
+  hosts: Obj[],
+  rolesOf: (h: Obj) => string[],
+): InventoryProblem[] {
+  const problems: InventoryProblem[] = []
+  if (mysql.engine === 'mysql')
+    problems.push({path: ['mysql', 'engine'], message: 'galera needs engine: mariadb (Debian ships Galera for MariaDB)'})
+  const arb = mysql.arbitrator
+  if (arb !== undefined) {
+    const i = typeof arb === 'string' ? byName.get(arb) : undefined
+    if (i === undefined) problems.push({path: ['mysql', 'arbitrator'], message: `${showValue(arb)} is not a host in this inventory`})
+    else if (rolesOf(hosts[i]!).includes('db'))
+      problems.push({
+        path: ['mysql', 'arbitrator'],
+        message: `${showValue(arb)} has the db role: the arbitrator must be a host without a database`,
+      })
+  }
+  const votes = members + (arb === undefined ? 0 : 1)
+  if (votes < 3)
+    problems.push({
+      path: ['mysql'],
+      message: `galera needs at least three members, or two and an arbitrator (mysql.arbitrator), to keep a quorum when one fails: this has ${members} member${members === 1 ? '' : 's'}${arb === undefined ? '' : ' and an arbitrator'}`,
+    })
   return problems
 }
 

@@ -201,6 +201,9 @@ export type Site = z.output<typeof siteModel>
 
 export const mysqlModel = z.strictObject({
   engine: dbEngine,
+  topology: z.enum(['primary-replica', 'galera']),
+  arbitrator: z.string().optional(),
+  clusterName: z.string(),
   primary: z.string().optional(),
   replicas: z.array(z.string()),
   replicationUser: z.string(),
@@ -426,6 +429,9 @@ export function inventoryResolver(ctx: ResolveContext) {
         tlsSource: hosts[0].tls.source,
         mysql: mysql && {
           engine: mysql.engine,
+          topology: mysql.topology,
+          arbitrator: mysql.arbitrator,
+          clusterName: mysql.cluster_name,
           primary,
           replicas: mysql.replicas,
           replicationUser: mysql.replication_user,

@@ -349,6 +349,18 @@ const appDatabase = z.strictObject({
 
 export const mysqlSchema = z.strictObject({
   engine: dbEngine.default('mariadb'),
+  /**
+   * `primary-replica` (default): one writer, GTID replicas, fencing. `galera`: a MariaDB Galera cluster, every member
+   * takes writes (`primary` is the one the endpoint prefers, then the replicas in their order); quorum fences.
+   */
+  topology: z.enum(['primary-replica', 'galera'], {error: 'must be primary-replica or galera'}).default('primary-replica'),
+  /** galera: a host without the db role that runs the Galera arbitrator (garbd): two members plus it keep quorum. */
+  arbitrator: hostName.optional(),
+  /** galera: the cluster's name (wsrep_cluster_name); the same on every member and the arbitrator. */
+  cluster_name: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{0,31}$/, {error: 'must be a-z, 0-9, _ or - (at most 32, starting with a letter)'})
+    .default('foobar'),
   // A list is accepted here only so that two primaries get their own clear error (one writer only).
   primary: z.union([hostName, z.array(hostName)], {error: 'must be the name of one host'}).optional(),
   replicas: z.array(hostName).default([]),

@@ -34,6 +34,8 @@ export function labPaths(root = labDir()) {
     sshKey: path.join(root, 'ssh', 'id_ed25519'),
     knownHosts: path.join(root, 'known_hosts'),
     replPassword: path.join(root, 'secrets', 'repl_password'),
+    /** The default app's database account for inventories/lab-galera.yml. */
+    appPassword: path.join(root, 'secrets', 'app_password'),
     /** keepalived's VRRP password for inventories/lab-ha.yml (VRRPv2: at most 8 characters). */
     vrrpPassword: path.join(root, 'secrets', 'vrrp_password'),
     hostsDir: path.join(root, 'hosts'),

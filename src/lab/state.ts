@@ -106,10 +106,11 @@ export async function ensureKey(paths: LabPaths): Promise<string> {
   return readFile(`${paths.sshKey}.pub`, 'utf8')
 }
 
-/** The replication password the lab inventory points at (random, made once). */
+/** The passwords the lab inventories point at (random, made once). */
 export async function ensureSecret(paths: LabPaths): Promise<void> {
   const secrets: Array<[string, number]> = [
     [paths.replPassword, 18],
+    [paths.appPassword, 18],
     // VRRPv2 carries 8 characters: 6 random bytes in base64url.
     [paths.vrrpPassword, 6],
   ]

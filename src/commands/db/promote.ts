@@ -30,6 +30,10 @@ export default class DbPromote extends FoobarCommand<typeof DbPromote> {
     const name = this.args.replica
     const target = inv.hosts.find((h) => h.name === name)
     if (!inv.mysql?.primary) throw new UserError('the inventory has no mysql.primary')
+    if (inv.mysql.topology === 'galera')
+      throw new UserError('topology: galera: every member takes writes, there is nothing to promote', [
+        'the database endpoint moves to the next synced member on its own; foobar db status shows the cluster',
+      ])
     if (name === inv.mysql.primary)
       throw new UserError(`${name} is already the primary`, [], [`Replicas: ${inv.mysql.replicas.join(', ') || 'none'}`])
     if (!target || target.db?.role !== 'replica')

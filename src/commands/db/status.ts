@@ -7,6 +7,11 @@ import {type Topology, assessTopology} from '../../components/mysql/topology.js'
 import {pool} from '../../util/pool.js'
 import {loadInventory} from '../../inventory/index.js'
 import {type Runner, sshTransport} from '../../remote/connection.js'
+import type {Host, Inventory} from '../../inventory/index.js'
+import {type MemberStatus, assessGalera, galeraArbitrator, galeraMembers, isGalera, memberStatus} from '../../components/galera/cluster.js'
+import {restartFiles} from '../../components/galera/index.js'
+import {memberFacts} from '../../components/galera/converge.js'
+import {mysqlConfigPath} from '../../components/mysql/index.js'
 
 export default class DbStatus extends FoobarCommand<typeof DbStatus> {
   static summary = 'Per database host: role, writable or fenced, replication threads, GTID positions, lag, TLS, semi-sync.'
@@ -33,6 +38,7 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
     const notDb = selected.filter((h) => !h.db)
     if (this.flags.limit && notDb.length > 0) this.warn(`not database hosts, left out: ${notDb.map((h) => h.name).join(', ')}`)
     await this.requireLocalFiles(inv, hosts)
+    if (isGalera(inv)) return this.galera(inv, hosts) as never
     const statuses = await pool(hosts, this.flags.concurrency, async (h): Promise<DbHostStatus> => {
       let conn: Runner | undefined
       try {
@@ -87,6 +93,62 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
         result,
         concerned.size >= statuses.length ? ExitCode.failure : ExitCode.partial,
         `database topology not right: ${topology.problems.map((p) => p.problem).join('; ')}`,
+        {failed, quiet: true},
+      )
+    }
+    return result
+  }
+
+  /** topology: galera: each member's state in the cluster. */
+  private async galera(inv: Inventory, hosts: Host[]) {
+    const files = restartFiles(mysqlConfigPath(inv))
+    const statuses = await pool(hosts, this.flags.concurrency, async (h): Promise<MemberStatus> => {
+      let conn: Runner | undefined
+      try {
+        conn = await sshTransport({acceptNewHostKeys: this.flags['accept-new-host-keys']}).open(h)
+        return memberStatus(h.name, await memberFacts(conn, files))
+      } catch (error) {
+        return {host: h.name, role: 'member', up: false, error: (error as Error).message}
+      } finally {
+        conn?.close()
+      }
+    })
+    const cluster = assessGalera(inv, statuses)
+    if (!this.jsonEnabled()) {
+      for (const s of statuses) {
+        if (s.error) this.log(`${s.host} (member): ERROR ${s.error}`)
+        else if (!s.up) this.log(`${s.host} (member): DOWN (${s.service})`)
+        else
+          this.log(
+            `${s.host} (member): ${s.clusterStatus ?? 'not in a cluster'}, ${s.state ?? '-'}, cluster of ${s.clusterSize ?? '-'}, last committed ${s.lastCommitted ?? '-'}${s.ready ? ', takes writes' : ', refuses writes'}`,
+          )
+      }
+      const arb = galeraArbitrator(inv)
+      this.log(
+        `galera cluster ${inv.mysql!.clusterName}: ${galeraMembers(inv).length} members${arb ? ` and the arbitrator ${arb.name}` : ''}; taking writes: ${cluster.writable.join(', ') || 'none'} (the endpoint sends them to the first of ${galeraMembers(
+          inv,
+        )
+          .map((h) => h.name)
+          .join(', ')} that is synced)`,
+      )
+      for (const p of cluster.problems) this.log(`PROBLEM ${p.hosts.join(', ')}: ${p.problem}\n  -> ${p.advice}`)
+    }
+    const result = {topology: 'galera' as const, hosts: statuses, writable: cluster.writable, problems: cluster.problems}
+    if (cluster.problems.length) {
+      const concerned = new Set(cluster.problems.flatMap((p) => p.hosts))
+      const failed = Object.fromEntries(
+        [...concerned].map((h) => [
+          h,
+          cluster.problems
+            .filter((p) => p.hosts.includes(h))
+            .map((p) => p.problem)
+            .join('; '),
+        ]),
+      )
+      this.outcome(
+        result,
+        concerned.size >= statuses.length ? ExitCode.failure : ExitCode.partial,
+        `galera cluster not right: ${cluster.problems.map((p) => p.problem).join('; ')}`,
         {failed, quiet: true},
       )
     }

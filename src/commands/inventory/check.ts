@@ -37,7 +37,9 @@ export default class InventoryCheck extends FoobarCommand<typeof InventoryCheck>
       ...localReads(inv, inv.hosts, {stack: STACK}),
       // And every secret the inventory refers to, whether or not a host uses it as the inventory stands.
       ...inv.hosts.flatMap((h) => (h.monitoring.logService ? [secretRead('monitoring.log_service.url', h.monitoring.logService.url)] : [])),
-      ...(inv.mysql?.replicas.length ? [secretRead('mysql.replication_password', inv.mysql.replicationPassword)] : []),
+      ...(inv.mysql?.replicas.length && inv.mysql.topology !== 'galera'
+        ? [secretRead('mysql.replication_password', inv.mysql.replicationPassword)]
+        : []),
       ...(inv.mysql?.monitorPassword ? [secretRead('mysql.monitor_password', inv.mysql.monitorPassword)] : []),
       ...(inv.mysql?.app ? [secretRead('mysql.app.password', inv.mysql.app.password)] : []),
     ]

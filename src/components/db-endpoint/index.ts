@@ -7,6 +7,7 @@ import {hostGroup} from '../firewall/rules.js'
 import {shq} from '../../util/shell.js'
 import {isUp, parseServersState} from '../haproxy/runtime.js'
 import {mysqlService} from '../mysql/index.js'
+import {galeraMembers, isGalera} from '../galera/cluster.js'
 import {tlsView} from '../tls/profile.js'
 
 /*
@@ -50,7 +51,7 @@ function writerCheck(
   const s = emptyState()
   const ep = settings(inv)!
   const leaf = ctx.material?.leaves[leafKey('db-check', host.name)]
-  const view = {host: host.name, address: host.address, port: ep.checkPort, listen: hostPort(host, ep.checkPort)}
+  const view = {host: host.name, address: host.address, port: ep.checkPort, listen: hostPort(host, ep.checkPort), galera: isGalera(inv)}
   // libnss-systemd: the database resolves the check's dynamic user by name for its socket authentication.
   s.packages.push('python3', 'libnss-systemd')
   if (ctx.material && leaf) {
@@ -103,7 +104,11 @@ function endpoint(
       file(P.clientBundle, leaf.cert + leaf.key, {mode: 0o600, secret: true, notify: [ENDPOINT]}),
     )
   }
-  const ordered = [...dbHosts(inv)].sort((a, b) => (a.name === mysql.primary ? -1 : b.name === mysql.primary ? 1 : 0))
+  // Galera: every member takes writes, but the endpoints send them to one at a time (the first that is synced, in
+  // the inventory's order), so that concurrent transactions do not conflict across members.
+  const ordered = isGalera(inv)
+    ? galeraMembers(inv)
+    : [...dbHosts(inv)].sort((a, b) => (a.name === mysql.primary ? -1 : b.name === mysql.primary ? 1 : 0))
   s.files.push(
     file(
       P.config,

@@ -14,7 +14,8 @@ const VERIFY_USER = 'foobar_verify'
 export function databaseChecks(ctx: CheckContext): Check[] {
   const inv = ctx.inventory
   const mysql = inv.mysql
-  if (!mysql?.primary || ctx.host.db?.role !== 'replica') return []
+  // Galera has its own checks (components/galera): every member takes writes.
+  if (!mysql?.primary || ctx.host.db?.role !== 'replica' || mysql.topology === 'galera') return []
   const primary = inv.hosts.find((h) => h.name === mysql.primary)!
   const c = ctx.runner
   // An ordinary user for the probe, created on the primary (it replicates); its password derives from the secret.

@@ -1,5 +1,5 @@
 import type {Component, LiveAction} from '../../engine/contract.js'
-import {file, leafKey} from '../../engine/contract.js'
+import {emptyState, file, leafKey} from '../../engine/contract.js'
 import type {Host, Inventory} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import {readSecret} from '../../secrets/index.js'
@@ -11,6 +11,9 @@ import {databaseChecks} from './checks.js'
 import {fenceState, mysqlService} from './fence.js'
 import {type DbAction, type FenceAction, dbFactsScript, parseDbFacts, planFencing, planReplication} from './replication.js'
 import {convergeReplication} from './replicate.js'
+import {FENCE} from './fence.js'
+import {GALERA_RESTART, clusterAddress, galeraArbitrator, galeraMembers, isGalera, nodeAddress} from '../galera/cluster.js'
+import {galeraPorts} from '../galera/index.js'
 
 export function mysqlConfigPath(inv: Inventory): string {
   return inv.mysql?.engine === 'mysql' ? '/etc/mysql/mysql.conf.d/60-foobar.cnf' : '/etc/mysql/mariadb.conf.d/60-foobar.cnf'
@@ -34,7 +37,12 @@ export const mysql: Component = {
   ports: ({inventory, host}) => {
     if (!inventory.mysql) return []
     const peers = dbClients.except(inventory, host)
-    return peers.length ? [{port: inventory.mysql.port, proto: 'tcp', from: peers, comment: 'mysql from web and database hosts'}] : []
+    return [
+      ...(peers.length
+        ? [{port: inventory.mysql.port, proto: 'tcp' as const, from: peers, comment: 'mysql from web and database hosts'}]
+        : []),
+      ...(isGalera(inventory) ? galeraPorts(inventory, host) : []),
+    ]
   },
   targets: ({host}) => (host.monitoring.enabled ? [{job: 'mysqld', what: 'mysqld exporter', port: PORTS.mysqldExporter}] : []),
   // The mysqld exporter's account (MariaDB without one: unix_socket, no secret); the fence's account derives from
@@ -43,7 +51,7 @@ export const mysql: Component = {
     ...(host.monitoring.enabled && inventory.mysql?.monitorPassword
       ? [{field: 'mysql.monitor_password', ref: inventory.mysql.monitorPassword}]
       : []),
-    ...(inventory.mysql?.replicationPassword && inventory.hosts.some((h) => h.db && h !== host)
+    ...(!isGalera(inventory) && inventory.mysql?.replicationPassword && inventory.hosts.some((h) => h.db && h !== host)
       ? [{field: 'mysql.replication_password', ref: inventory.mysql.replicationPassword}]
       : []),
   ],
@@ -54,17 +62,28 @@ export const mysql: Component = {
     const leaf = material?.leaves[leafKey('db', host.name)]
     // Secrets are read only for a real run (TLS material present); `foobar render` never writes secret files.
     const exporter = host.monitoring.enabled ? mysqldExporter(inventory, host, svc, material ? 'read' : 'placeholder') : undefined
-    const fence = fenceState(inventory, host, svc, material ? 'read' : 'placeholder')
+    const galera = isGalera(inventory)
+    // Galera: the quorum fences, and a member restarts only in foobar's rolling step (never with the others).
+    const fence = galera ? emptyState() : fenceState(inventory, host, svc, material ? 'read' : 'placeholder')
+    const notify = galera ? [GALERA_RESTART] : [svc]
     const semiSync =
-      mariadb && inventory.mysql!.semiSync.enabled && inventory.mysql!.replicas.length > 0 ? inventory.mysql!.semiSync : undefined
+      mariadb && !galera && inventory.mysql!.semiSync.enabled && inventory.mysql!.replicas.length > 0
+        ? inventory.mysql!.semiSync
+        : undefined
+    const arbitrator = galeraArbitrator(inventory)
+    const members = galeraMembers(inventory)
     return {
-      packages: [mariadb ? 'mariadb-server' : 'mysql-server', ...(exporter?.packages ?? [])],
+      packages: [
+        mariadb ? 'mariadb-server' : 'mysql-server',
+        ...(galera ? ['galera-4', 'mariadb-backup', 'socat'] : []),
+        ...(exporter?.packages ?? []),
+      ],
       files: [
         ...(material && leaf
           ? [
-              file(TLS_PATHS.dbCa, material.internalCa, {notify: [svc]}),
-              file(TLS_PATHS.dbCert, leaf.cert, {notify: [svc]}),
-              file(TLS_PATHS.dbKey, leaf.key, {mode: 0o640, group: 'mysql', secret: true, notify: [svc]}),
+              file(TLS_PATHS.dbCa, material.internalCa, {notify}),
+              file(TLS_PATHS.dbCert, leaf.cert, {notify}),
+              file(TLS_PATHS.dbKey, leaf.key, {mode: 0o640, group: 'mysql', secret: true, notify}),
             ]
           : []),
         file(
@@ -75,6 +94,13 @@ export const mysql: Component = {
             mariadb,
             section: mariadb ? 'mariadbd' : 'mysqld',
             semiSync,
+            galera: galera && {
+              members: members.map((m) => m.name).join(', '),
+              arbitrator: arbitrator?.name,
+              clusterName: inventory.mysql!.clusterName,
+              peers: clusterAddress(inventory),
+              nodeAddress: nodeAddress(host),
+            },
             bindAddress: host.address,
             port: inventory.mysql?.port ?? 3306,
             serverId: host.db!.serverId,
@@ -83,14 +109,15 @@ export const mysql: Component = {
             keyFile: TLS_PATHS.dbKey,
           }),
           // Option changes (bind address, server_id) need a restart; MariaDB has no config reload.
-          {notify: [svc]},
+          {notify},
         ),
         ...fence.files,
         ...(exporter?.files ?? []),
       ],
-      absent: [],
+      // Galera: the primary/replica fence goes (its unit is stopped by the galera step).
+      absent: galera ? [FENCE.script, FENCE.unit, FENCE.cnf] : [],
       services: [
-        {name: svc, onChange: 'restart', health: 'mysqladmin --connect-timeout=5 ping'},
+        ...(galera ? [] : [{name: svc, onChange: 'restart' as const, health: 'mysqladmin --connect-timeout=5 ping'}]),
         ...fence.services,
         ...(exporter?.services ?? []),
       ],
@@ -134,11 +161,13 @@ export const replication: Component = {
   appliesTo: (host) => host.db !== undefined,
   // The replication account's password: the live step and verify's replication checks read it.
   secrets: ({inventory}) =>
-    inventory.mysql?.replicas.length ? [{field: 'mysql.replication_password', ref: inventory.mysql.replicationPassword}] : [],
+    inventory.mysql?.replicas.length && !isGalera(inventory)
+      ? [{field: 'mysql.replication_password', ref: inventory.mysql.replicationPassword}]
+      : [],
   live: {
     prepare: (inventory) => {
       const mysql = inventory.mysql
-      if (!mysql || mysql.replicas.length === 0) return undefined
+      if (!mysql || mysql.replicas.length === 0 || isGalera(inventory)) return undefined
       // Read before anything is touched (a missing secret is bad input); kept in memory, sent only on stdin.
       const password = readSecret(mysql.replicationPassword, 'mysql.replication_password')
       return {

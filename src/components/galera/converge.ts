@@ -1,0 +1,188 @@
+import type {Host, Inventory} from '../../inventory/index.js'
+import type {Runner} from '../../remote/runner.js'
+import {Failure} from '../../util/errors.js'
+import {
+  GALERA_STATE_FILE,
+  type MemberFacts,
+  type Position,
+  chooseBootstrap,
+  galeraMembers,
+  inPrimary,
+  memberFactsScript,
+  parseMemberFacts,
+  planMember,
+  positionOf,
+  synced,
+} from './cluster.js'
+
+/*
+ * Brings the members into one cluster, one member at a time: a new cluster is started on exactly one member (never
+ * while any member cannot be asked), the others join it by state transfer, and a member whose config changed is
+ * restarted only once every other member is synced (so the quorum holds throughout).
+ */
+
+const SYNC_TIMEOUT_MS = 600_000
+
+export async function memberFacts(conn: Runner, files: string[]): Promise<MemberFacts> {
+  const r = await conn.run(memberFactsScript(files), {check: false})
+  return parseMemberFacts(r.stdout.split('\n').filter(Boolean))
+}
+
+/** Waits until the member is synced in the primary component (a state transfer can take a while). */
+async function waitSynced(conn: Runner, files: string[], timeoutMs = SYNC_TIMEOUT_MS): Promise<MemberFacts> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const f = await memberFacts(conn, files)
+    if (synced(f)) return f
+    if (Date.now() > deadline)
+      throw new Failure(
+        `${conn.host.name}: not synced in the cluster after ${timeoutMs / 1000} s (${f.up ? `${f.status.wsrep_cluster_status ?? '?'}, ${f.status.wsrep_local_state_comment ?? '?'}` : `database ${f.service}`}); see journalctl -u mariadb on ${conn.host.name}`,
+      )
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
+
+/** The tail of the database's journal, for an error that says why a start failed. */
+async function journal(conn: Runner): Promise<string> {
+  const r = await conn.run(
+    "journalctl -u mariadb -n 40 --no-pager -o cat 2>/dev/null | grep -E '\\[ERROR\\]|WSREP.*(fail|error|refus)' | tail -4",
+    {
+      check: false,
+    },
+  )
+  return r.stdout.trim()
+}
+
+/** Starts (or restarts) the member's database with `command` and waits until it is synced. */
+async function start(conn: Runner, command: string, files: string[], step: (s: string) => void): Promise<MemberFacts> {
+  const r = await conn.run(command, {check: false, timeoutMs: SYNC_TIMEOUT_MS + 60_000})
+  if (r.code !== 0) {
+    const why = await journal(conn)
+    throw new Failure(`${conn.host.name}: \`${command}\` failed${why ? `: ${why.split('\n').join(' | ')}` : ''}`)
+  }
+  step('waiting until it is synced')
+  return waitSynced(conn, files)
+}
+
+/** A member that is down and whose grastate.dat does not know its position (a crash): Galera's own recovery. */
+async function recoverPosition(conn: Runner): Promise<{uuid: string; seqno: number} | undefined> {
+  const r = await conn.run(
+    `out=$(mktemp) && chown mysql "$out" && runuser -u mysql -- mariadbd --wsrep-recover --log-error="$out" >/dev/null 2>&1; grep -o 'Recovered position: [0-9a-f-]*:-\\?[0-9]*' "$out" | tail -1; rm -f "$out"`,
+    {check: false, timeoutMs: 180_000},
+  )
+  const m = /Recovered position: ([0-9a-f-]+):(-?\d+)/.exec(r.stdout)
+  return m ? {uuid: m[1]!, seqno: Number(m[2])} : undefined
+}
+
+export interface GaleraConvergeOptions {
+  /** The database's config and TLS files (a change to one needs that member's restart). */
+  files: string[]
+  /** Members whose files changed in this run. */
+  changed: Set<string>
+  step: (host: string, s: string) => void
+}
+
+export async function convergeGalera(
+  inv: Inventory,
+  connect: (h: Host) => Promise<Runner>,
+  o: GaleraConvergeOptions,
+): Promise<Record<string, string>> {
+  const failed: Record<string, string> = {}
+  const members = galeraMembers(inv)
+  const conns = new Map<string, Runner>()
+  const facts = new Map<string, MemberFacts>()
+  const unreachable: string[] = []
+  for (const h of members) {
+    try {
+      const c = await connect(h)
+      conns.set(h.name, c)
+      facts.set(h.name, await memberFacts(c, o.files))
+    } catch (error) {
+      unreachable.push(h.name)
+      failed[h.name] = `unreachable: ${error instanceof Error ? error.message : String(error)}`
+    }
+  }
+  const log = (h: string) => (s: string) => o.step(h, s)
+
+  // Left from the primary/replica topology: its fence and its replication channel.
+  for (const [name, f] of facts) {
+    const c = conns.get(name)!
+    if (f.fenceEnabled) {
+      log(name)('stopping the primary/replica fence (in Galera the quorum fences)')
+      await c.run(
+        'systemctl disable --now foobar-db-fence 2>/dev/null; rm -f /etc/systemd/system/mariadb.service.wants/foobar-db-fence.service; systemctl daemon-reload',
+        {check: false},
+      )
+    }
+  }
+
+  const running = [...facts].filter(([, f]) => inPrimary(f)).map(([n]) => n)
+  const bootstrapped: string[] = []
+  if (running.length === 0) {
+    // No member runs the cluster. Start one, on exactly one member, only if every member has been asked.
+    if (unreachable.length)
+      throw new Failure(
+        `no member runs the cluster and ${unreachable.join(', ')} cannot be asked: foobar will not start a cluster that one of them may still run (two clusters would each take writes); bring ${unreachable.length > 1 ? 'them' : 'it'} back, or take ${unreachable.length > 1 ? 'them' : 'it'} out of the inventory`,
+      )
+    const positions: Position[] = []
+    for (const h of members) {
+      const f = facts.get(h.name)!
+      const c = conns.get(h.name)!
+      // A stopped member whose state file says -1 (it crashed): ask InnoDB where it is.
+      const recovered = !f.up && f.grastate && f.grastate.seqno < 0 && f.grastate.uuid ? await recoverPosition(c) : undefined
+      positions.push(positionOf(h.name, f, recovered))
+    }
+    const choice = chooseBootstrap(inv, positions)
+    const c = conns.get(choice.host)!
+    const step = log(choice.host)
+    step(`starting a new cluster here: ${choice.why}`)
+    // Every other member stops first: a standalone server must not go on taking writes that the cluster will not have.
+    for (const h of members.filter((m) => m.name !== choice.host)) {
+      if (facts.get(h.name)!.up) {
+        log(h.name)('stopping its standalone database (it joins the new cluster next)')
+        await conns.get(h.name)!.run('systemctl stop mariadb', {timeoutMs: 300_000})
+      }
+    }
+    await c.run(
+      `systemctl stop mariadb; [ -f ${GALERA_STATE_FILE} ] && sed -i 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/' ${GALERA_STATE_FILE}; true`,
+      {timeoutMs: 300_000},
+    )
+    // MariaDB's own: starts the service once with --wsrep-new-cluster.
+    facts.set(choice.host, await start(c, 'galera_new_cluster', o.files, step))
+    bootstrapped.push(choice.host)
+  }
+
+  // Members to (re)start, one at a time: those not in the cluster first, then config changes.
+  for (const h of members) {
+    if (unreachable.includes(h.name) || bootstrapped.includes(h.name)) continue
+    const c = conns.get(h.name)!
+    const f = facts.get(h.name)!
+    const actions = planMember(f, o.changed.has(h.name))
+    const step = log(h.name)
+    try {
+      if (actions.some((a) => a.kind === 'join')) {
+        step('joining the cluster (state transfer from a synced member)')
+        facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
+      } else if (actions.some((a) => a.kind === 'restart')) {
+        // Only with every other reachable member synced: the restart must not cost the quorum.
+        const others = members.filter((m) => m !== h && !unreachable.includes(m.name))
+        for (const m of others) await waitSynced(conns.get(m.name)!, o.files, 120_000)
+        step('restarting to load the changed config')
+        facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
+      }
+    } catch (error) {
+      failed[h.name] = error instanceof Error ? error.message : String(error)
+      // The rest waits: a second member down could cost the quorum.
+      break
+    }
+  }
+
+  // Replication from outside the cluster (left from primary/replica) is removed once the member is in the cluster.
+  for (const [name, f] of facts) {
+    if (f.slaveConfigured && !failed[name]) {
+      log(name)('removing replication from outside the cluster')
+      await conns.get(name)!.run("mysql --protocol=socket -e 'STOP ALL SLAVES; RESET SLAVE ALL'", {check: false})
+    }
+  }
+  return failed
+}
