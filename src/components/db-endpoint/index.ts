@@ -178,6 +178,14 @@ function checks(ctx: CheckContext): Check[] {
         const up = parseServersState(r.stdout)
           .filter(isUp)
           .map((s) => s.name)
+        if (isGalera(ctx.inventory)) {
+          // Every synced member answers; HAProxy sends writes to the first of them in the inventory's order.
+          const order = galeraMembers(ctx.inventory).map((h) => h.name)
+          const first = order.find((n) => up.includes(n))
+          return first
+            ? {ok: true, detail: `${listen(ctx.inventory)} -> ${first} (synced: ${up.join(', ')})`}
+            : {ok: false, detail: 'no member answers as synced in the primary component'}
+        }
         if (up.length === 1)
           return {
             ok: true,
