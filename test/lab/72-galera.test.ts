@@ -13,7 +13,7 @@ import {randomBytes} from 'node:crypto'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {run} from '../../src/lab/exec.js'
 import {shq} from '../../src/util/shell.js'
-import {foobar, json, provisionedLab, sleep} from './support/cli.js'
+import {foobar, foobarAsync, json, provisionedLab, sleep} from './support/cli.js'
 import {labIsUp, ssh, sshOk} from './support/lab.js'
 import {secondsBack, tally, writeLoad} from './support/notes.js'
 
@@ -143,7 +143,8 @@ describe.skipIf(!labIsUp())('writes survive a member (galera: two members and an
     const load = writeLoad(domain, ca, 20, 120_000)
     await sleep(3000)
     const t0 = Date.now()
-    const r = foobar(['provision', '-i', GALERA, '--yes'])
+    // Not foobar(): a synchronous child would stop the load generator in this process while it runs.
+    const r = await foobarAsync(['provision', '-i', GALERA, '--yes'])
     const took = (Date.now() - t0) / 1000
     await sleep(3000)
     const result = await load.finish()
@@ -151,30 +152,14 @@ describe.skipIf(!labIsUp())('writes survive a member (galera: two members and an
     console.log(
       `galera rolling restart of both members under 20 writes/s: provision ${took.toFixed(0)} s, ${result.sent} sent, ${result.acked.length} acknowledged, ${result.sent - result.acked.length} failed, ${lost.length} acknowledged lost, longest gap ${result.longestGapSeconds.toFixed(1)} s; failures: ${tally(result.errors)}`,
     )
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(r.stdout + r.stderr).toMatch(/restarting to load the changed config/)
+    expect(r.code, r.out).toBe(0)
+    expect(r.out).toMatch(/restarting to load the changed config/)
     expect(lost).toEqual([])
+    // A member restarts only while the other serves: writes go on (a few fail while the endpoint moves).
+    expect(result.acked.length).toBeGreaterThan(result.sent * 0.8)
     await waitClusterOk()
     const again = foobar(['plan', '-i', GALERA, '--detailed-exitcode'])
     expect(again.code, again.stdout).toBe(0)
-  })
-
-  test('the whole cluster stopped: provision starts it again on the most advanced member (not the primary), once', async () => {
-    // web1 stops first; web2 (with the arbitrator, still a quorum) takes one more write, then stops too.
-    await sshOk('web1', 'sudo systemctl stop mariadb')
-    await mysql('web2', "REPLACE INTO foobar_health.galera VALUES (2, 'only-on-web2')")
-    await sshOk('web2', 'sudo systemctl stop mariadb')
-    const seqno = async (h: string) => Number((await sshOk(h, "sudo sed -n 's/^seqno: *//p' /var/lib/mysql/grastate.dat")).trim())
-    const [s1, s2] = [await seqno('web1'), await seqno('web2')]
-    expect(s2).toBeGreaterThan(s1)
-    const r = foobar(['provision', '-i', GALERA, '--yes'])
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(r.stdout + r.stderr).toMatch(/web2.*starting a new cluster here: the most advanced member \(seqno/)
-    expect((r.stdout + r.stderr).match(/starting a new cluster here/g)).toHaveLength(1)
-    await waitClusterOk()
-    // web1 joined the cluster web2 started: the last write is on both.
-    for (const h of MEMBERS) expect((await mysql(h, 'SELECT v FROM foobar_health.galera WHERE id = 2')).trim()).toBe('only-on-web2')
-    console.log(`galera cluster stopped (web1 seqno ${s1}, web2 ${s2}): started again on web2, web1 joined`)
   })
 
   test("the writing member's mysqld SIGKILLed under 20 writes/s: 0 acknowledged lost, writes back within 10 s, never two primary components; it rejoins by itself", async () => {
@@ -232,5 +217,23 @@ describe.skipIf(!labIsUp())('writes survive a member (galera: two members and an
     } finally {
       await run('ip', ['link', 'set', 'fbl-12', 'up']).catch(() => undefined)
     }
+  })
+
+  test('the whole cluster stopped: provision starts it again on the most advanced member (not the primary), once', async () => {
+    // web1 stops first; web2 (with the arbitrator, still a quorum) takes one more write, then stops too.
+    await sshOk('web1', 'sudo systemctl stop mariadb')
+    await mysql('web2', "REPLACE INTO foobar_health.galera VALUES (2, 'only-on-web2')")
+    await sshOk('web2', 'sudo systemctl stop mariadb')
+    const seqno = async (h: string) => Number((await sshOk(h, "sudo sed -n 's/^seqno: *//p' /var/lib/mysql/grastate.dat")).trim())
+    const [s1, s2] = [await seqno('web1'), await seqno('web2')]
+    expect(s2).toBeGreaterThan(s1)
+    const r = foobar(['provision', '-i', GALERA, '--yes'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout + r.stderr).toMatch(/web2.*starting a new cluster here: the most advanced member \(seqno/)
+    expect((r.stdout + r.stderr).match(/starting a new cluster here/g)).toHaveLength(1)
+    await waitClusterOk()
+    // web1 joined the cluster web2 started: the last write is on both.
+    for (const h of MEMBERS) expect((await mysql(h, 'SELECT v FROM foobar_health.galera WHERE id = 2')).trim()).toBe('only-on-web2')
+    console.log(`galera cluster stopped (web1 seqno ${s1}, web2 ${s2}): started again on web2, web1 joined`)
   })
 })

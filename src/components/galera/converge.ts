@@ -6,6 +6,7 @@ import {
   type MemberFacts,
   type Position,
   chooseBootstrap,
+  galeraArbitrator,
   galeraMembers,
   inPrimary,
   memberFactsScript,
@@ -174,6 +175,29 @@ export async function convergeGalera(
       failed[h.name] = error instanceof Error ? error.message : String(error)
       // The rest waits: a second member down could cost the quorum.
       break
+    }
+  }
+
+  // The arbitrator: garbd that lost its cluster (every member stopped) does not find the new one by itself.
+  const arb = galeraArbitrator(inv)
+  const synced1 = members.find((m) => !failed[m.name] && facts.get(m.name) && synced(facts.get(m.name)!))
+  if (arb && synced1 && Object.keys(failed).length === 0) {
+    const want = members.length + 1
+    const size = async () => Number((await memberFacts(conns.get(synced1.name)!, o.files)).status.wsrep_cluster_size ?? 0)
+    if ((await size()) < want) {
+      try {
+        const a = await connect(arb)
+        o.step(arb.name, 'restarting the arbitrator: it is not in the cluster')
+        await a.run('systemctl restart garb')
+        const deadline = Date.now() + 30_000
+        while ((await size()) < want) {
+          if (Date.now() > deadline)
+            throw new Failure(`the arbitrator ${arb.name} did not join the cluster in 30 s; see journalctl -u garb on ${arb.name}`)
+          await new Promise((r) => setTimeout(r, 500))
+        }
+      } catch (error) {
+        failed[arb.name] = error instanceof Error ? error.message : String(error)
+      }
     }
   }
 
