@@ -25,11 +25,11 @@ const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status
 /** A checker that is missing skips, except under CI (which installs them: scripts/setup.sh). */
 const needs = (bin: string) => !has(bin) && !CI
 
-function stack(alerting = '', tls = ''): Inventory {
+function stack(alerting = '', tls = '', mysql = '{primary: web1, replicas: [web2], replication_password: {env: REPL}}'): Inventory {
   const text = `site: {domain: www.example.com, email: admin@example.com}
 firewall: {admin_cidrs: [192.0.2.0/24]}
 tls: {${tls}source: {type: self-signed, state_dir: ${join(TMP, 'state')}}}
-mysql: {primary: web1, replicas: [web2], replication_password: {env: REPL}}
+mysql: ${mysql}
 ${alerting}
 hosts:
   - {name: lb1, address: 10.0.0.11, roles: [lb]}
@@ -108,6 +108,23 @@ describe('alert rules', () => {
     expect(bad.stdout + bad.stderr).toMatch(/alertname: DiskFull/)
     expect(bad.stdout + bad.stderr).toMatch(/alertname: MultipleWriters/)
   })
+
+  test.skipIf(needs('promtool'))(
+    "galera: every member takes writes, so MultipleWriters and the replication rules give way to the cluster's own; promtool tests them",
+    () => {
+      const galera = alertRules(stack('', '', '{topology: galera, primary: web1, replicas: [web2], arbitrator: lb1}'))
+      const names = ruleNames(galera)
+      expect(names).toEqual(expect.arrayContaining(['GaleraMemberNotReady', 'GaleraClusterShrunk']))
+      expect(names).not.toEqual(expect.arrayContaining(['MultipleWriters']))
+      expect(names.filter((n) => n.startsWith('Replication'))).toEqual([])
+      writeFileSync(join(TMP, 'foobar-alerts.yml'), galera)
+      const fixture = readFileSync(join(import.meta.dirname, 'fixtures', 'alerting', 'rules.galera.test.yml'), 'utf8')
+      const t = join(TMP, 'rules.galera.test.yml')
+      writeFileSync(t, `rule_files: [foobar-alerts.yml]\n${fixture}`)
+      const r = run('promtool', ['test', 'rules', t])
+      expect(r.status, r.stdout + r.stderr).toBe(0)
+    },
+  )
 
   test('thresholds and durations come from the inventory', () => {
     const custom = alertRules(

@@ -1,6 +1,8 @@
 import type {Host, Inventory} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {Failure} from '../../util/errors.js'
+import {shq} from '../../util/shell.js'
+import {DB_ENDPOINT_PATHS} from '../db-endpoint/index.js'
 import {
   GALERA_STATE_FILE,
   type MemberFacts,
@@ -73,6 +75,36 @@ async function recoverPosition(conn: Runner): Promise<{uuid: string; seqno: numb
   )
   const m = /Recovered position: ([0-9a-f-]+):(-?\d+)/.exec(r.stdout)
   return m ? {uuid: m[1]!, seqno: Number(m[2])} : undefined
+}
+
+/** How long in-flight transactions get to finish on a member the endpoints stopped sending new connections to. */
+const DRAIN_MS = 2000
+
+/**
+ * Sets `member`'s state in every web server's database endpoint (its HAProxy runtime API): `maint` sends new
+ * connections to the next synced member, `ready` hands it back to the health checks. Returns how many endpoints
+ * took it; one that cannot be reached is left to its health checks.
+ */
+async function setEndpoints(
+  inv: Inventory,
+  connect: (h: Host) => Promise<Runner>,
+  member: string,
+  state: 'maint' | 'ready',
+): Promise<number> {
+  if (!inv.mysql?.endpoint) return 0
+  let n = 0
+  for (const web of inv.hosts.filter((h) => h.roles.includes('web'))) {
+    try {
+      const c = await connect(web)
+      const r = await c.run(`echo ${shq(`set server writer/${member} state ${state}`)} | socat stdio ${DB_ENDPOINT_PATHS.socket}`, {
+        check: false,
+      })
+      if (r.code === 0 && r.stdout.trim() === '') n++
+    } catch {
+      // Unreachable: its endpoint's health checks still see the member go and come back.
+    }
+  }
+  return n
 }
 
 export interface GaleraConvergeOptions {
@@ -168,8 +200,18 @@ export async function convergeGalera(
         // Only with every other reachable member synced: the restart must not cost the quorum.
         const others = members.filter((m) => m !== h && !unreachable.includes(m.name))
         for (const m of others) await waitSynced(conns.get(m.name)!, o.files, 120_000)
-        step('restarting to load the changed config')
-        facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
+        // The endpoints stop sending it new connections first (in-flight ones finish), and take it back once synced.
+        const drained = await setEndpoints(inv, connect, h.name, 'maint')
+        try {
+          if (drained) {
+            step(`the database endpoints on ${drained} web server${drained > 1 ? 's' : ''} send new connections elsewhere`)
+            await new Promise((r) => setTimeout(r, DRAIN_MS))
+          }
+          step('restarting to load the changed config')
+          facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
+        } finally {
+          if (drained) await setEndpoints(inv, connect, h.name, 'ready')
+        }
       }
     } catch (error) {
       failed[h.name] = error instanceof Error ? error.message : String(error)
