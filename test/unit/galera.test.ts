@@ -266,3 +266,23 @@ describe('rendered for galera', () => {
     expect(cfg).toMatch(/server web1 10\.77\.0\.12:3306 verifyhost web1\n\s+server web2 10\.77\.0\.13:3306 backup verifyhost web2/)
   })
 })
+
+describe('inventories/foobar-galera.yml: three database hosts, no arbitrator', () => {
+  const file = join(ROOT, 'inventories', 'foobar-galera.yml')
+  const inv = parseInventory(readFileSync(file, 'utf8'), file)
+  const files = renderAll(inv)
+
+  test('every member lists all three; the web servers reach the first synced one; nobody but members gets the transfer ports', () => {
+    for (const h of ['db1', 'db2', 'db3']) {
+      expect(fileOf(files, h, '/etc/mysql/mariadb.conf.d/60-foobar.cnf')).toMatch(
+        /wsrep_cluster_address = gcomm:\/\/203\.0\.113\.21,203\.0\.113\.22,203\.0\.113\.23/,
+      )
+      const rules = fileOf(files, h, '/etc/foobar/firewall/ufw.rules')
+      expect(rules).not.toMatch(/from 203\.0\.113\.1[0-2]\/\d+ to any port (4444|4567|4568)/)
+    }
+    expect(fileOf(files, 'web1', '/etc/foobar/db-endpoint/haproxy.cfg')).toMatch(
+      /server db1 [^\n]*\n\s+server db2 [^\n]* backup[^\n]*\n\s+server db3 [^\n]* backup/,
+    )
+    expect(inv.hosts.some((h) => files.get(h.name)!.some((f) => f.path === '/etc/default/garb'))).toBe(false)
+  })
+})
