@@ -1,4 +1,6 @@
+import {createHash} from 'node:crypto'
 import {shq} from '../util/shell.js'
+import {unitLinesScript} from './units.js'
 
 /** What the plan needs to know about a host, gathered in one round trip. */
 export interface FileFact {
@@ -44,7 +46,12 @@ export interface FactQuery {
   live?: Array<{component: string; script: string}>
 }
 
-/** One shell script whose output parseFacts reads. Every value is quoted. */
+/**
+ * One shell script whose output parseFacts reads. Every value is quoted. A fixed number of processes, whatever the
+ * number of files and services (it used to fork ~5 per file and 2 per service; issue 20): the files are sorted by
+ * the shell's own tests (no process), then one `stat`, one `sha256sum` and one `find | cat | base64` over all of
+ * them; the services in two `systemctl` calls (units.ts).
+ */
 export function factsScript(q: FactQuery): string {
   const lines = [
     'echo "@@os $( . /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID")"',
@@ -56,18 +63,13 @@ export function factsScript(q: FactQuery): string {
   if (q.versions?.length) {
     lines.push(`dpkg-query -W -f='@@ver \${Package} \${Version}\\n' ${q.versions.map(shq).join(' ')} 2>/dev/null || true`)
   }
-  for (const f of q.files) {
-    const p = shq(f.path)
-    const content = f.secret ? '' : `; [ "$(stat -c %s ${p})" -le ${MAX_CONTENT} ] && echo "@@content $(base64 -w0 < ${p})"`
-    lines.push(
-      `if [ -f ${p} ] && [ ! -L ${p} ]; then echo "@@file ${f.path} $(stat -c '%a %U %G' ${p}) $(sha256sum < ${p} | cut -d' ' -f1)"${content}; ` +
-        `elif [ -e ${p} ] || [ -L ${p} ]; then echo "@@other ${f.path}"; else echo "@@nofile ${f.path}"; fi`,
-    )
-  }
-  for (const s of q.services) {
-    const u = shq(s)
-    lines.push(`echo "@@svc ${s} $(systemctl is-enabled ${u} 2>/dev/null || true) $(systemctl is-active ${u} 2>/dev/null || true)"`)
-  }
+  if (q.files.length) lines.push(filesScript(q.files))
+  lines.push(
+    unitLinesScript(
+      q.services.map((s) => ({unit: s, prefix: `@@svc ${s}`})),
+      'empty',
+    ),
+  )
   lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
   for (const l of q.live ?? []) {
     if (!/^[a-z][a-z0-9-]*$/.test(l.component))
@@ -75,7 +77,46 @@ export function factsScript(q: FactQuery): string {
     // Tagged by the engine, so a component's lines can never be mistaken for another's (or for a core fact).
     lines.push(`{\n${l.script}\ntrue\n} 2>/dev/null | sed 's/^/@@live ${l.component} /'`)
   }
-  return lines.join('\n')
+  return lines.filter(Boolean).join('\n')
+}
+
+/**
+ * The files' part of factsScript. Per path, by test builtins: a regular file (not a symlink) joins the list;
+ * anything else that exists (a symlink, even dangling, a directory, a FIFO) is `@@other`, nothing there `@@nofile`.
+ * Then over the regular files: `@@stat MODE OWNER GROUP SIZE PATH`, `@@sha HEX  PATH` (sha256sum's line: a leading
+ * backslash when it escaped the name), and `@@blob` the base64 of the non-secret ones of at most MAX_CONTENT bytes,
+ * concatenated in query order (parseFacts cuts it by the sizes and checks each piece against its hash). A FIFO or
+ * device is never read. Paths must be absolute and without a newline (stat and sha256sum print one line per file).
+ */
+function filesScript(files: FactQuery['files']): string {
+  for (const f of files) {
+    if (!f.path.startsWith('/') || /[\n\r]/.test(f.path))
+      throw new Error(`file path ${JSON.stringify(f.path)}: must be absolute, without a line break`)
+  }
+  const sort = files.map((f) => {
+    const p = shq(f.path)
+    return (
+      `if [ -f ${p} ] && [ ! -L ${p} ]; then set -- "$@" ${p}; ` +
+      `elif [ -e ${p} ] || [ -L ${p} ]; then printf '@@other %s\\n' ${p}; else printf '@@nofile %s\\n' ${p}; fi`
+    )
+  })
+  const open = [...new Set(files.filter((f) => !f.secret).map((f) => f.path))]
+  return [
+    'fb_files() {',
+    'set --',
+    ...sort,
+    '[ $# -gt 0 ] || return 0',
+    `stat -c '@@stat %a %U %G %s %n' -- "$@" 2>/dev/null`,
+    `sha256sum -- "$@" 2>/dev/null | sed 's/^/@@sha /'`,
+    '}',
+    'fb_files',
+    ...(open.length
+      ? [
+          // Operands in query order; -type f and -size look at the file itself (no symlink followed) when find reads it.
+          `printf '@@blob '; find ${open.map(shq).join(' ')} -maxdepth 0 -type f -size -${MAX_CONTENT + 1}c -exec cat -- {} + 2>/dev/null | base64 -w0; echo`,
+        ]
+      : []),
+  ].join('\n')
 }
 
 /**
@@ -117,6 +158,11 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
   for (const l of q.live ?? []) facts.live[l.component] = []
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
+  // factsScript's file lines, put together after the loop.
+  const kinds = new Map<string, 'other' | 'nofile'>()
+  const stats = new Map<string, {mode: number; owner?: string; group?: string; size: number}>()
+  const shas = new Map<string, string>()
+  let blob: Buffer | undefined
   for (const line of output.split('\n')) {
     const [tag, ...rest] = line.split(' ')
     switch (tag) {
@@ -148,12 +194,28 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         break
       case '@@other':
         // A directory or symlink where a file belongs: treat as different so it gets replaced.
-        facts.files[rest[0]!] = {exists: true, sha256: 'not-a-regular-file'}
+        facts.files[rest.join(' ')] = {exists: true, sha256: 'not-a-regular-file'}
+        kinds.set(rest.join(' '), 'other')
         last = undefined
         break
       case '@@nofile':
-        facts.files[rest[0]!] = {exists: false}
+        facts.files[rest.join(' ')] = {exists: false}
+        kinds.set(rest.join(' '), 'nofile')
         last = undefined
+        break
+      case '@@stat': {
+        const [mode, owner, group, size, ...path] = rest
+        stats.set(path.join(' '), {mode: parseInt(mode ?? '0', 8), owner, group, size: Number(size)})
+        break
+      }
+      case '@@sha': {
+        // sha256sum's own line: "HEX  PATH", or "\\HEX  PATH" with \\ and \n escaped in PATH.
+        const m = /^(\\?)([0-9a-f]{64}) {2}(.*)$/.exec(rest.join(' '))
+        if (m) shas.set(m[1] ? m[3]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c === 'r' ? '\r' : c)) : m[3]!, m[2]!)
+        break
+      }
+      case '@@blob':
+        blob = Buffer.from(rest[0] ?? '', 'base64')
         break
       case '@@svc': {
         const [name, enabled, active] = rest
@@ -171,6 +233,39 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
       default:
     }
   }
+  if (stats.size || kinds.size) fileFacts(facts, q, kinds, stats, shas, blob)
   facts.pendingReloads = [...new Set(facts.pendingReloads)].sort()
   return facts
+}
+
+/**
+ * The files as the per-file script reported them: each query entry in order (a later entry for the same path wins,
+ * as its line did). The blob holds the non-secret regular files of at most MAX_CONTENT bytes, each path once, in
+ * query order; a piece whose hash is not the file's (the file changed between the reads) is no content.
+ */
+function fileFacts(
+  facts: HostFacts,
+  q: FactQuery,
+  kinds: Map<string, 'other' | 'nofile'>,
+  stats: Map<string, {mode: number; owner?: string; group?: string; size: number}>,
+  shas: Map<string, string>,
+  blob: Buffer | undefined,
+): void {
+  const contents = new Map<string, string>()
+  let at = 0
+  for (const path of new Set(q.files.filter((f) => !f.secret).map((f) => f.path))) {
+    const st = stats.get(path)
+    if (kinds.has(path) || !st || !(st.size <= MAX_CONTENT) || !blob) continue
+    const piece = blob.subarray(at, at + st.size)
+    at += st.size
+    if (piece.length === st.size && createHash('sha256').update(piece).digest('hex') === shas.get(path))
+      contents.set(path, piece.toString('utf8'))
+  }
+  for (const f of q.files) {
+    const st = stats.get(f.path)
+    if (kinds.has(f.path) || !st) continue
+    const fact: FileFact = {exists: true, mode: st.mode, owner: st.owner, group: st.group, sha256: shas.get(f.path)}
+    if (!f.secret && contents.has(f.path)) fact.content = contents.get(f.path)
+    facts.files[f.path] = fact
+  }
 }

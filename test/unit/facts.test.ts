@@ -10,6 +10,7 @@ import {userInfo, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {type FactQuery, PENDING_FILE, factsScript, parseFacts} from '../../src/engine/facts.js'
+import {shq} from '../../src/util/shell.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-facts-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
@@ -176,5 +177,215 @@ describe('factsScript run for real with /bin/sh', () => {
     expect(facts.live).toEqual({firewall: ['status inactive']})
     const pending = existsSync(PENDING_FILE) ? [...new Set(readFileSync(PENDING_FILE, 'utf8').split('\n').filter(Boolean))].sort() : []
     expect(facts.pendingReloads).toEqual(pending)
+  })
+})
+
+/**
+ * The per-file / per-service script factsScript replaced (issue 20), verbatim but for its name: the reference the
+ * batched script must match, parsed by the same parseFacts.
+ */
+function perFileFactsScript(q: FactQuery): string {
+  const MAX_CONTENT = 256 * 1024
+  const lines = [
+    'echo "@@os $( . /etc/os-release 2>/dev/null; echo "$ID $VERSION_ID")"',
+    'echo "@@virt $(systemd-detect-virt 2>/dev/null || true)"',
+  ]
+  if (q.packages.length) {
+    lines.push(`dpkg-query -W -f='@@pkg \${Package} \${db:Status-Abbrev}\\n' ${q.packages.map(shq).join(' ')} 2>/dev/null || true`)
+  }
+  for (const f of q.files) {
+    const p = shq(f.path)
+    const content = f.secret ? '' : `; [ "$(stat -c %s ${p})" -le ${MAX_CONTENT} ] && echo "@@content $(base64 -w0 < ${p})"`
+    lines.push(
+      `if [ -f ${p} ] && [ ! -L ${p} ]; then echo "@@file ${f.path} $(stat -c '%a %U %G' ${p}) $(sha256sum < ${p} | cut -d' ' -f1)"${content}; ` +
+        `elif [ -e ${p} ] || [ -L ${p} ]; then echo "@@other ${f.path}"; else echo "@@nofile ${f.path}"; fi`,
+    )
+  }
+  for (const s of q.services) {
+    const u = shq(s)
+    lines.push(`echo "@@svc ${s} $(systemctl is-enabled ${u} 2>/dev/null || true) $(systemctl is-active ${u} 2>/dev/null || true)"`)
+  }
+  lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
+  for (const l of q.live ?? []) lines.push(`{\n${l.script}\ntrue\n} 2>/dev/null | sed 's/^/@@live ${l.component} /'`)
+  return lines.join('\n')
+}
+
+/**
+ * A systemctl for these tests, as systemd 252's behaves (checked on the lab): is-enabled prints one state per unit
+ * and stops at the first unit it does not know (exit 1); is-active prints one line per unit, "inactive" for an
+ * unknown one; exit statuses as the real one's. A unit's state comes from $FAKE_UNITS ("name=enabled/active ...").
+ */
+const FAKE_SYSTEMCTL = `#!/bin/sh
+verb=$1; shift
+echo "$verb $*" >> "$FAKE_LOG"
+rc=1; [ "$verb" = is-enabled ] && rc=4
+for u in "$@"; do
+  case $u in *.*) ;; *) u=$u.service ;; esac
+  st=
+  for kv in $FAKE_UNITS; do [ "\${kv%%=*}" = "$u" ] && st=\${kv#*=}; done
+  if [ "$verb" = is-enabled ]; then
+    [ -n "$st" ] || { echo "Failed to get unit file state for $u: No such file or directory" >&2; exit 1; }
+    echo "\${st%/*}"
+    case \${st%/*} in enabled|enabled-runtime|static|alias|indirect|generated) rc=0 ;; esac
+  else
+    a=\${st#*/}; [ -n "$st" ] || a=inactive
+    echo "$a"; [ "$a" = active ] && rc=0
+  fi
+done
+exit $rc
+`
+
+describe('the batched facts script gives what the per-file one gave (run for real with /bin/sh)', () => {
+  const dir = join(TMP, 'compare')
+  const bin = join(TMP, 'fake-bin')
+  mkdirSync(dir)
+  mkdirSync(bin)
+  writeFileSync(join(bin, 'systemctl'), FAKE_SYSTEMCTL)
+  chmodSync(join(bin, 'systemctl'), 0o755)
+  const put = (name: string, content: string | Buffer, mode = 0o644) => {
+    writeFileSync(join(dir, name), content)
+    chmodSync(join(dir, name), mode)
+    return join(dir, name)
+  }
+  const conf = put('site.conf', 'server {\n  listen 443 ssl; # déjà ✓\n}\n', 0o640)
+  const key = put('site.key', '-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n', 0o600)
+  const empty = put('empty', '')
+  const exact = put('exactly-the-limit', Buffer.alloc(256 * 1024, 'a'))
+  const over = put('over-the-limit', Buffer.alloc(256 * 1024 + 1, 'b'))
+  const binary = put('binary', Buffer.from([0, 1, 2, 255, 254, 10, 13]))
+  const odd = put("it's a $name \\ with `quotes`", 'odd\n')
+  const link = join(dir, 'link.conf')
+  symlinkSync(conf, link)
+  const dangling = join(dir, 'dangling')
+  symlinkSync(join(dir, 'nowhere'), dangling)
+  const subdir = join(dir, 'a-directory')
+  mkdirSync(subdir)
+  const fifo = join(dir, 'fifo')
+  execFileSync('mkfifo', [fifo])
+  const missing = join(dir, 'missing.conf')
+  const inMissingDir = join(dir, 'no-dir', 'x.conf')
+
+  const files: FactQuery['files'] = [
+    {path: conf},
+    {path: key, secret: true},
+    {path: empty},
+    {path: exact},
+    {path: over},
+    {path: binary},
+    {path: link},
+    {path: dangling},
+    {path: subdir},
+    {path: fifo},
+    {path: missing},
+    {path: inMissingDir},
+    // The same path again, secret: the later entry wins (no content), as its line did.
+    {path: empty, secret: true},
+    {path: conf},
+  ]
+  const services = ['nginx', 'ssh.service', 'gone', 'mariadb', 'also-gone.service', 'foobar-lynis.timer', 'masked-one']
+  const FAKE_UNITS =
+    'nginx.service=enabled/active ssh.service=alias/active mariadb.service=disabled/inactive foobar-lynis.timer=static/active masked-one.service=masked/failed'
+  const run = (script: string, units = FAKE_UNITS) => {
+    const log = join(TMP, `systemctl-${Math.random().toString(36).slice(2)}.log`)
+    writeFileSync(log, '')
+    const stdout = execFileSync('/bin/sh', ['-c', script], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      env: {PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, LC_ALL: 'C', FAKE_UNITS: units, FAKE_LOG: log},
+    })
+    return {stdout, calls: readFileSync(log, 'utf8').split('\n').filter(Boolean)}
+  }
+  const q: FactQuery = {packages: ['coreutils'], files, services, live: [{component: 'firewall', script: 'echo "status active"'}]}
+  const before = run(perFileFactsScript(q))
+  const after = run(factsScript(q))
+  const old = parseFacts(before.stdout, q)
+  const now = parseFacts(after.stdout, q)
+
+  test('the same facts, file by file and service by service', () => {
+    expect(now).toStrictEqual(old)
+    // What the reference says, so that the comparison compares something.
+    expect(Object.keys(now.files)).toHaveLength(12)
+    expect(now.files[conf]!.content).toContain('déjà ✓')
+    expect(now.files[exact]!.content).toHaveLength(256 * 1024)
+    expect(now.files[over]).not.toHaveProperty('content')
+    expect(now.files[empty]).not.toHaveProperty('content')
+    expect(now.files[binary]!.content).toBe(Buffer.from([0, 1, 2, 255, 254, 10, 13]).toString('utf8'))
+    expect(now.files[key]).toEqual({
+      exists: true,
+      mode: 0o600,
+      owner: expect.any(String),
+      group: expect.any(String),
+      sha256: sha(readFileSync(key, 'utf8')),
+    })
+    for (const p of [link, dangling, subdir, fifo]) expect(now.files[p]).toEqual({exists: true, sha256: 'not-a-regular-file'})
+    expect(now.files[missing]).toEqual({exists: false})
+    expect(now.files[inMissingDir]).toEqual({exists: false})
+    expect(now.services).toEqual({
+      nginx: {enabled: 'enabled', active: 'active'},
+      'ssh.service': {enabled: 'alias', active: 'active'},
+      gone: {enabled: 'not-found', active: 'inactive'},
+      mariadb: {enabled: 'disabled', active: 'inactive'},
+      'also-gone.service': {enabled: 'not-found', active: 'inactive'},
+      'foobar-lynis.timer': {enabled: 'static', active: 'active'},
+      'masked-one': {enabled: 'masked', active: 'failed'},
+    })
+  })
+
+  test('a secret file content never leaves the host', () => {
+    expect(after.stdout).not.toContain('SECRET')
+    expect(after.stdout).not.toContain(Buffer.from('SECRET').toString('base64').slice(0, 6))
+    expect(after.stdout).not.toContain(Buffer.from(readFileSync(key)).toString('base64').slice(0, 20))
+  })
+
+  test('a fixed number of systemctl calls: two, plus one more per unit it did not know', () => {
+    expect(before.calls).toHaveLength(2 * services.length)
+    // is-active once; is-enabled from the start, then after each unknown unit.
+    expect(after.calls.filter((c) => c.startsWith('is-active'))).toEqual([`is-active ${services.join(' ')}`])
+    expect(after.calls.filter((c) => c.startsWith('is-enabled'))).toEqual([
+      `is-enabled ${services.join(' ')}`,
+      `is-enabled ${services.slice(3).join(' ')}`,
+      `is-enabled ${services.slice(5).join(' ')}`,
+    ])
+  })
+
+  test('no systemd at all (systemctl fails for everything): not-found / inactive, as before', () => {
+    const none = parseFacts(run(factsScript(q), '').stdout, q)
+    expect(none.services).toStrictEqual(parseFacts(run(perFileFactsScript(q), '').stdout, q).services)
+    expect(Object.values(none.services).every((s) => s.enabled === 'not-found' && s.active === 'inactive')).toBe(true)
+  })
+
+  test('the path with quotes, $ and a backslash is read as itself (the old script broke on it)', () => {
+    // The old line was `echo "@@file PATH ..."`: its $name and backquotes ran in the remote shell.
+    expect(now.files[odd]).toBeUndefined()
+    const withOdd: FactQuery = {...q, files: [{path: odd}, {path: conf}]}
+    const f = parseFacts(run(factsScript(withOdd)).stdout, withOdd)
+    expect(f.files[odd]).toEqual({
+      exists: true,
+      mode: 0o644,
+      owner: expect.any(String),
+      group: expect.any(String),
+      sha256: sha('odd\n'),
+      content: 'odd\n',
+    })
+    expect(f.files[conf]!.content).toBe(old.files[conf]!.content)
+  })
+
+  test('a path with a line break, or not absolute, is refused', () => {
+    expect(() => factsScript({...q, files: [{path: '/etc/a\nb'}]})).toThrow(/line break/)
+    expect(() => factsScript({...q, files: [{path: 'etc/a'}]})).toThrow(/absolute/)
+  })
+
+  test("a file that changed between the reads gets no content (never another file's)", () => {
+    // The blob holds a piece that is not what the hash says: no content, and the next file's piece is still its own.
+    const out = [
+      `@@stat 644 root root 3 /a`,
+      `@@stat 644 root root 2 /b`,
+      `@@sha ${sha('xyz')}  /a`,
+      `@@sha ${sha('hi')}  /b`,
+      `@@blob ${Buffer.from('XYZhi').toString('base64')}`,
+    ].join('\n')
+    const f = parseFacts(out, {packages: [], files: [{path: '/a'}, {path: '/b'}], services: []})
+    expect(f.files['/a']).toEqual({exists: true, mode: 0o644, owner: 'root', group: 'root', sha256: sha('xyz')})
+    expect(f.files['/b']!.content).toBe('hi')
   })
 })

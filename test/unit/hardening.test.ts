@@ -226,7 +226,8 @@ describe('plan against hand-made facts', () => {
   test('the fact script asks for every key, path and unit, quoted', () => {
     const script = hardeningFactsScript(hardeningSpec(only().host))
     for (const k of Object.keys(SYSCTL)) expect(script).toContain(`sysctl -n ${k}`)
-    expect(script).toContain("stat -c '%a %U %G' /etc/crontab")
+    expect(script).toContain("stat -c 'mode %n %a %U %G'")
+    expect(script).toContain('if [ -e /etc/crontab ]; then set -- "$@" /etc/crontab; fi')
     for (const u of NEEDLESS_UNITS) expect(script).toContain(`systemctl is-enabled ${u}`)
   })
 

@@ -10,6 +10,7 @@ import {
   MYSQL,
   type DbFacts,
   dbFactsScript,
+  dbFactsScriptPerQuery,
   nativePasswordHash,
   parseDbFacts,
   planReplication,
@@ -71,13 +72,15 @@ describe('the database facts script, run for real', () => {
       '                   Gtid_IO_Pos: 0-1-100,1-2-7',
     ]
     const f = dbHost(
+      // Each query asked for, in the order asked (one client per query, or all in one); with column names (no -N),
+      // batch mode puts a header line before each result, as the real client does.
       [
-        'case "$*" in',
-        `  *"SHOW SLAVE STATUS"*) printf '%s\\n' ${status.map((l) => `'${l}'`).join(' ')} ;;`,
-        `  *"CONCAT('user '"*) echo "user repl ${web1.address} ${HASH} ANY"; echo "user repl ${web3.address} ${HASH} ANY"; echo "user other 10.0.0.1 *X ANY" ;;`,
-        `  *"CONCAT('userdbs '"*) echo "userdbs 2" ;;`,
-        `  *"CONCAT('vars '"*) echo "vars 1 2 0-2-5 0-1-100,1-2-7" ;;`,
-        'esac',
+        'h() { case "$*" in *-N*) ;; *) echo fb ;; esac; }',
+        `case "$*" in *"CONCAT('user '"*) h "$@"; echo "user repl ${web1.address} ${HASH} ANY"; echo "user repl ${web3.address} ${HASH} ANY"; echo "user other 10.0.0.1 *X ANY" ;; esac`,
+        `case "$*" in *"writer"*) echo "ERROR 1146 (42S02): Table 'foobar_meta.writer' doesn't exist" >&2; case "$*" in *--force*) ;; *) exit 1 ;; esac ;; esac`,
+        `case "$*" in *"SHOW SLAVE STATUS"*) printf '%s\\n' ${status.map((l) => `'${l}'`).join(' ')} ;; esac`,
+        `case "$*" in *"CONCAT('userdbs '"*) h "$@"; echo "userdbs 2" ;; esac`,
+        `case "$*" in *"CONCAT('vars '"*) h "$@"; echo "vars 1 2 0-2-5 0-1-100,1-2-7" ;; esac`,
       ].join('\n'),
     )
     const got = await read(f)
@@ -95,6 +98,9 @@ describe('the database facts script, run for real', () => {
       gtidSlavePos: '0-1-100,1-2-7',
     })
     expect(planReplication(inv, web2, got, PASSWORD)).toEqual([])
+    // One client for all the queries; the per-query form it replaced reads the same.
+    const perQuery = parseDbFacts((await f.run(dbFactsScriptPerQuery('repl'))).stdout.split('\n').filter(Boolean), 'repl')
+    expect(got).toEqual(perQuery)
   })
 
   test('no database server installed, or one that does not answer: down', async () => {

@@ -2,6 +2,7 @@ import {shq} from '../../util/shell.js'
 import type {HardeningSpec} from './spec.js'
 import {isContainer} from '../../util/virt.js'
 import {sysctlSkipReason} from './sysctl.js'
+import {unitLinesScript} from '../../engine/units.js'
 
 /** One step of the hardening beyond files and packages, as planned against the live host. */
 export type HardeningAction =
@@ -11,18 +12,38 @@ export type HardeningAction =
   | {kind: 'sysctl'; set: Record<string, string>; skipped: Record<string, string>}
   | {kind: 'sshd'; reason: string}
 
-/** Live state, in one round trip with the other facts (the engine tags the lines). */
+/**
+ * Live state, in one round trip with the other facts (the engine tags the lines). The lines are those of the
+ * per-key form (`echo "sysctl K $(sysctl -n K || echo -)"`, `echo "mode P $(stat -c '%a %U %G' P)"` for each path
+ * that exists, units.ts for the units) with a fixed number of processes: a key that names a file under /proc/sys
+ * is read by the shell itself (first line; `-` when it cannot be opened), the paths take one `stat`.
+ */
 export function hardeningFactsScript(spec: HardeningSpec): string {
-  const lines = Object.keys(spec.sysctl).map((k) => `echo "sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`)
-  for (const {path} of spec.modes) {
-    const p = shq(path)
-    lines.push(`[ -e ${p} ] && echo "mode ${path} $(stat -c '%a %U %G' ${p})" || true`)
+  const lines = Object.keys(spec.sysctl).map((k) => {
+    const file = `/proc/sys/${k.replace(/\./g, '/')}`
+    const slow = `echo "sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`
+    if (!/^[a-z0-9_]+(\.[a-z0-9_]+)+$/.test(k)) return slow
+    return `if [ -f ${file} ]; then fb_v=-; { IFS= read -r fb_v || :; } 2>/dev/null < ${file}; echo "sysctl ${k} $fb_v"; else ${slow}; fi`
+  })
+  if (spec.modes.length) {
+    lines.push(
+      [
+        'fb_modes() {',
+        'set --',
+        ...spec.modes.map(({path}) => `if [ -e ${shq(path)} ]; then set -- "$@" ${shq(path)}; fi`),
+        `if [ $# -gt 0 ]; then stat -c 'mode %n %a %U %G' -- "$@"; fi`,
+        '}',
+        'fb_modes',
+      ].join('\n'),
+    )
   }
-  for (const unit of [...spec.disable, ...spec.hostOnly]) {
-    const u = shq(unit)
-    lines.push(`echo "unit ${unit} $(systemctl is-enabled ${u} 2>/dev/null || echo none) $(systemctl is-active ${u} 2>/dev/null || true)"`)
-  }
-  return lines.join('\n')
+  lines.push(
+    unitLinesScript(
+      [...spec.disable, ...spec.hostOnly].map((unit) => ({unit, prefix: `unit ${unit}`})),
+      'none',
+    ),
+  )
+  return lines.filter(Boolean).join('\n')
 }
 
 export interface HardeningFacts {

@@ -4,6 +4,7 @@ import {type Host, type Inventory, type UpgradeWindow, clock, describeWindow, up
 import {renderTemplate} from '../../render/templates.js'
 import {hostCidr} from '../../util/address.js'
 import {shq} from '../../util/shell.js'
+import {unitLinesScript} from '../../engine/units.js'
 import {PORTS} from '../ports.js'
 
 /*
@@ -103,10 +104,11 @@ export function renderUpgrades(inventory: Inventory, host: Host, services: Servi
 const LIVE_UNITS = [...TIMERS, BOOT_SERVICE]
 
 export function upgradesFactsScript(): string {
-  return LIVE_UNITS.map(
-    (u) =>
-      `echo "unit ${u} $(systemctl is-enabled ${shq(u)} 2>/dev/null || echo none) $(systemctl is-active ${shq(u)} 2>/dev/null || true)"`,
-  ).join('\n')
+  // The lines of `echo "unit U $(systemctl is-enabled U || echo none) $(systemctl is-active U || true)"`, in two calls.
+  return unitLinesScript(
+    LIVE_UNITS.map((unit) => ({unit, prefix: `unit ${unit}`})),
+    'none',
+  )
 }
 
 /** Pure: the live step from the units' state and whether the timers' drop-ins change (or an earlier run owes it). */

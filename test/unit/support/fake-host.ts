@@ -101,7 +101,8 @@ function sh(strings: TemplateStringsArray): string {
   return strings.raw.join('').replaceAll('\\${', '${')
 }
 
-const PATH_ROOTS = ['etc', 'var', 'opt', 'run', 'srv', 'boot', 'root', 'home', 'usr']
+// proc: the hardening facts read /proc/sys/KEY themselves when it exists (here it never does: the sysctl stub answers).
+const PATH_ROOTS = ['etc', 'var', 'opt', 'run', 'srv', 'boot', 'root', 'home', 'usr', 'proc']
 /** An absolute path at the start of a word (after a space, quote, `=`, a redirection, `(`, `;`, `|`, `&` or a backquote). */
 const ABSOLUTE = new RegExp(`(^|[\\s'"=<>(|;&\`])/(${PATH_ROOTS.join('|')})(?=/|$|[\\s'"\`;|&<>)])`, 'gm')
 /** writeFileScript: its stdin is the file's content, which must arrive byte for byte. */
@@ -163,12 +164,19 @@ start() {
   unit_set "$1" active active
 }
 case $verb in
+  # Several units as systemd 252: a line each; is-enabled stops at the first unit it does not know.
   is-active)
-    s=$(unit_get "$(unit_name "$1")" active); s=\${s:-inactive}; echo "$s"; [ "$s" = active ] || exit 3 ;;
+    rc=3
+    for x; do s=$(unit_get "$(unit_name "$x")" active); s=\${s:-inactive}; echo "$s"; [ "$s" = active ] && rc=0; done
+    exit $rc ;;
   is-enabled)
-    u=$(unit_name "$1")
-    if ! known "$u"; then echo "Failed to get unit file state for $1: No such file or directory" >&2; exit 1; fi
-    s=$(unit_get "$u" enabled); s=\${s:-disabled}; echo "$s"; [ "$s" = enabled ] || exit 1 ;;
+    rc=1
+    for x; do
+      u=$(unit_name "$x")
+      if ! known "$u"; then echo "Failed to get unit file state for $x: No such file or directory" >&2; exit 1; fi
+      s=$(unit_get "$u" enabled); s=\${s:-disabled}; echo "$s"; [ "$s" = enabled ] && rc=0
+    done
+    exit $rc ;;
   enable|disable)
     for x; do
       u=$(unit_name "$x")
@@ -268,12 +276,17 @@ if [ "$1" = -c ] && [ "$2" = '%a %U %G' ] && [ $# -eq 3 ]; then
   [ -f "$FAKE_STATE/owner/$2" ] && read -r u g < "$FAKE_STATE/owner/$2"
   echo "$1 $u $g"; exit 0
 fi
-if [ "$1" = -c ] && [ $# -eq 3 ]; then
+if [ "$1" = -c ] && [ $# -ge 3 ]; then
   case $2 in *%U*|*%G*)
-    ino=$("$FAKE_REAL_STAT" -c %i "$3") || exit 1
-    u=root; g=root
-    [ -f "$FAKE_STATE/owner/$ino" ] && read -r u g < "$FAKE_STATE/owner/$ino"
-    exec "$FAKE_REAL_STAT" -c "$(printf '%s' "$2" | sed -e "s/%U/$u/g" -e "s/%G/$g/g")" "$3" ;;
+    fmt=$2; shift 2; [ "$1" = -- ] && shift
+    rc=0
+    for f; do
+      ino=$("$FAKE_REAL_STAT" -c %i -- "$f") || { rc=1; continue; }
+      u=root; g=root
+      [ -f "$FAKE_STATE/owner/$ino" ] && read -r u g < "$FAKE_STATE/owner/$ino"
+      "$FAKE_REAL_STAT" -c "$(printf '%s' "$fmt" | sed -e "s/%U/$u/g" -e "s/%G/$g/g")" -- "$f" || rc=1
+    done
+    exit $rc ;;
   esac
 fi
 exec "$FAKE_REAL_STAT" "$@"
