@@ -6,7 +6,7 @@ import {hostPort} from '../../util/address.js'
 import {hostGroup} from '../firewall/rules.js'
 import {shq} from '../../util/shell.js'
 import {isUp, parseServersState} from '../haproxy/runtime.js'
-import {mysqlService} from '../mysql/index.js'
+import {mysqlService} from '../mysql/fence.js'
 import {galeraMembers, isGalera} from '../galera/cluster.js'
 import {tlsView} from '../tls/profile.js'
 
