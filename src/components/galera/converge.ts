@@ -27,7 +27,7 @@ import {
 const SYNC_TIMEOUT_MS = 600_000
 
 export async function memberFacts(conn: Runner, files: string[]): Promise<MemberFacts> {
-  const r = await conn.run(memberFactsScript(files), {check: false})
+  const r = await conn.run(memberFactsScript(files), {check: false, timeoutMs: 60_000})
   return parseMemberFacts(r.stdout.split('\n').filter(Boolean))
 }
 
@@ -37,10 +37,12 @@ async function waitSynced(conn: Runner, files: string[], timeoutMs = SYNC_TIMEOU
   for (;;) {
     const f = await memberFacts(conn, files)
     if (synced(f)) return f
-    if (Date.now() > deadline)
+    if (Date.now() > deadline) {
+      const why = await journal(conn)
       throw new Failure(
-        `${conn.host.name}: not synced in the cluster after ${timeoutMs / 1000} s (${f.up ? `${f.status.wsrep_cluster_status ?? '?'}, ${f.status.wsrep_local_state_comment ?? '?'}` : `database ${f.service}`}); see journalctl -u mariadb on ${conn.host.name}`,
+        `${conn.host.name}: not synced in the cluster after ${timeoutMs / 1000} s (${f.up ? `${f.status.wsrep_cluster_status ?? '?'}, ${f.status.wsrep_local_state_comment ?? '?'}` : `database ${f.service}`})${why ? `: ${why.split('\n').join(' | ')}` : `; see journalctl -u mariadb on ${conn.host.name}`}`,
       )
+    }
     await new Promise((r) => setTimeout(r, 500))
   }
 }
