@@ -331,7 +331,9 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     const active = (await runner.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
     if (!active) {
       step(`starting ${spec.name}`)
-      await runner.run(`systemctl start ${shq(spec.name)}`, {check: false})
+      // A unit that failed earlier (its restarts at boot hit the start limit) refuses a plain start ("Start request
+      // repeated too quickly") until its failed state is reset.
+      await runner.run(`systemctl reset-failed ${shq(spec.name)} 2>/dev/null; systemctl start ${shq(spec.name)}`, {check: false})
     } else if (reload) {
       step(`${reload.how}ing ${spec.name}`)
       await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})

@@ -244,7 +244,12 @@ describe('the health gate waits only where the daemon makes it (issue 20: no idl
     const {fleet, run} = setUp(inv)
     const web1 = fleet.hosts.web1!
     const at: Array<[string, number]> = []
-    web1.on(/^systemctl (start|reload|is-active) (foobar-app|nginx)$/, (c) => void at.push([c.script, Date.now()]))
+    // (A start resets the unit's failed state first: `systemctl reset-failed X 2>/dev/null; systemctl start X`.)
+    const RESET = /^systemctl reset-failed \S+ 2>\/dev\/null; /
+    web1.on(
+      /^(?:systemctl reset-failed \S+ 2>\/dev\/null; )?systemctl (start|reload|is-active) (foobar-app|nginx)$/,
+      (c) => void at.push([c.script.replace(RESET, ''), Date.now()]),
+    )
     const settleMs = 1500
     const r = await run(['web1'], true, {health: {settleMs, everyMs: 5, timeoutMs: 5000}})
     expect(r.hosts[0]!.status, r.hosts[0]!.error).toBe('changed')
@@ -260,5 +265,23 @@ describe('the health gate waits only where the daemon makes it (issue 20: no idl
     expect(gap('systemctl start foobar-app')).toBeLessThan(settleMs)
     // nginx was running (the package starts it): reloaded, then the settle before the first probe.
     expect(gap('systemctl reload nginx')).toBeGreaterThanOrEqual(settleMs)
+  })
+})
+
+describe('a service that failed before the run', () => {
+  const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'])
+  const {fleet, run} = setUp(inv)
+  const web1 = fleet.hosts.web1!
+
+  test('provisioned', async () => {
+    expect((await run(['web1'], true)).hosts.map((h) => h.status)).toEqual(['changed'])
+  })
+
+  test('a service left failed at its start limit (restarts at boot) is started again: its failed state reset first', async () => {
+    web1.setUnit('nginx', 'enabled', 'failed')
+    web1.startLimited('nginx')
+    const again = await run(['web1'], true)
+    expect(again.hosts.map((h) => [h.host, h.status, h.error])).toEqual([['web1', 'changed', undefined]])
+    expect(web1.unit('nginx').active).toBe('active')
   })
 })

@@ -161,6 +161,7 @@ start() {
   journal "systemctl $2 $1"
   if ! known "$1"; then echo "Failed to $2 $1.service: Unit $1.service not found." >&2; exit 5; fi
   if [ -f "$FAKE_STATE/fail/unit-$1" ]; then unit_set "$1" active failed; echo "Job for $1.service failed because the control process exited with error code." >&2; exit 1; fi
+  if [ -f "$FAKE_STATE/startlimit/unit-$1" ]; then echo "Job for $1.service failed. See 'systemctl status $1.service' (Start request repeated too quickly)." >&2; exit 1; fi
   unit_set "$1" active active
 }
 case $verb in
@@ -201,7 +202,7 @@ case $verb in
       unit_set "$u" active inactive; journal "systemctl stop $u"
     done ;;
   reset-failed)
-    for x; do u=$(unit_name "$x"); [ "$(unit_get "$u" active)" = failed ] && unit_set "$u" active inactive; done; true ;;
+    for x; do u=$(unit_name "$x"); rm -f "$FAKE_STATE/startlimit/unit-$u"; [ "$(unit_get "$u" active)" = failed ] && unit_set "$u" active inactive; done; true ;;
   daemon-reload) journal "systemctl daemon-reload" ;;
   *) journal "systemctl $verb $*" ;;
 esac
@@ -723,6 +724,11 @@ export class FakeHost implements Runner {
   /** Makes the stubbed command (or `unit-NAME` for a unit, `haproxy-down-NAME` for a backend) fail with `message`. */
   fail(name: string, message = `${name}: failed (fake)`): void {
     put(join(this.state, 'fail', name), `${message}\n`)
+  }
+
+  /** Makes systemd refuse to start `unit` ("Start request repeated too quickly") until its failed state is reset. */
+  startLimited(unit: string): void {
+    put(join(this.state, 'startlimit', `unit-${unit}`), '1\n')
   }
 
   heal(name: string): void {
