@@ -3,7 +3,7 @@ import {FoobarCommand} from '../../cli/base.js'
 import {ExitCode, UserError} from '../../util/errors.js'
 import {connectFlags, limitFlag} from '../../cli/run-flags.js'
 import {type DbHostStatus, dbFacts, dbHostStatus} from '../../components/mysql/replicate.js'
-import {type Topology, assessTopology} from '../../components/mysql/topology.js'
+import {type Topology, type TopologyProblem, assessTopology} from '../../components/mysql/topology.js'
 import {pool} from '../../util/pool.js'
 import {loadInventory} from '../../inventory/index.js'
 import {type Runner, sshTransport} from '../../remote/connection.js'
@@ -75,28 +75,35 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
           ? `designated writer: ${topology.writer.name} (generation ${topology.writer.generation}); taking writes: ${topology.writable.join(', ') || 'none'}`
           : `no designated writer recorded yet (foobar provision records ${inv.mysql.primary}); taking writes: ${topology.writable.join(', ') || 'none'}`,
       )
-      for (const p of topology.problems) this.log(`PROBLEM ${p.hosts.join(', ')}: ${p.problem}\n  -> ${p.advice}`)
     }
     const result = {hosts: statuses, ...topology}
-    if (topology.problems.length) {
-      const concerned = new Set(topology.problems.flatMap((p) => p.hosts))
-      const failed = Object.fromEntries(
-        [...concerned].map((h) => [
-          h,
-          topology.problems
-            .filter((p) => p.hosts.includes(h))
-            .map((p) => p.problem)
-            .join('; '),
-        ]),
-      )
-      this.outcome(
-        result,
-        concerned.size >= statuses.length ? ExitCode.failure : ExitCode.partial,
-        `database topology not right: ${topology.problems.map((p) => p.problem).join('; ')}`,
-        {failed, quiet: true},
-      )
-    }
+    this.problems(result, topology.problems, statuses.length, 'database topology not right')
     return result
+  }
+
+  /** Prints each problem with its advice; any problem: exit 1 when every host is concerned, else 3. */
+  private problems<T>(result: T, problems: TopologyProblem[], hosts: number, what: string): void {
+    if (!this.jsonEnabled()) for (const p of problems) this.log(`PROBLEM ${p.hosts.join(', ')}: ${p.problem}\n  -> ${p.advice}`)
+    if (problems.length === 0) return
+    const concerned = new Set(problems.flatMap((p) => p.hosts))
+    const failed = Object.fromEntries(
+      [...concerned].map((h) => [
+        h,
+        problems
+          .filter((p) => p.hosts.includes(h))
+          .map((p) => p.problem)
+          .join('; '),
+      ]),
+    )
+    this.outcome(
+      result,
+      concerned.size >= hosts ? ExitCode.failure : ExitCode.partial,
+      `${what}: ${problems.map((p) => p.problem).join('; ')}`,
+      {
+        failed,
+        quiet: true,
+      },
+    )
   }
 
   /** topology: galera: each member's state in the cluster. */
@@ -131,27 +138,9 @@ export default class DbStatus extends FoobarCommand<typeof DbStatus> {
           .map((h) => h.name)
           .join(', ')} that is synced)`,
       )
-      for (const p of cluster.problems) this.log(`PROBLEM ${p.hosts.join(', ')}: ${p.problem}\n  -> ${p.advice}`)
     }
     const result = {topology: 'galera' as const, hosts: statuses, writable: cluster.writable, problems: cluster.problems}
-    if (cluster.problems.length) {
-      const concerned = new Set(cluster.problems.flatMap((p) => p.hosts))
-      const failed = Object.fromEntries(
-        [...concerned].map((h) => [
-          h,
-          cluster.problems
-            .filter((p) => p.hosts.includes(h))
-            .map((p) => p.problem)
-            .join('; '),
-        ]),
-      )
-      this.outcome(
-        result,
-        concerned.size >= statuses.length ? ExitCode.failure : ExitCode.partial,
-        `galera cluster not right: ${cluster.problems.map((p) => p.problem).join('; ')}`,
-        {failed, quiet: true},
-      )
-    }
+    this.problems(result, cluster.problems, statuses.length, 'galera cluster not right')
     return result
   }
 }

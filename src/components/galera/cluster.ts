@@ -1,5 +1,6 @@
 import type {Host, Inventory} from '../../inventory/index.js'
 import {Failure} from '../../util/errors.js'
+import type {TopologyProblem} from '../mysql/topology.js'
 
 /*
  * The Galera topology (issue 17, item 6) as pure logic: which hosts are members, what a member's live state says,
@@ -219,11 +220,8 @@ export function memberStatus(host: string, f: MemberFacts): MemberStatus {
  * Pure: is the Galera cluster right? Every member synced in one primary component whose size counts every member
  * and the arbitrator. Each problem says what to do. (`writable`: the members that take writes now.)
  */
-export function assessGalera(
-  inv: Inventory,
-  statuses: MemberStatus[],
-): {writable: string[]; problems: Array<{hosts: string[]; problem: string; advice: string}>} {
-  const problems: Array<{hosts: string[]; problem: string; advice: string}> = []
+export function assessGalera(inv: Inventory, statuses: MemberStatus[]): {writable: string[]; problems: TopologyProblem[]} {
+  const problems: TopologyProblem[] = []
   const want = galeraMembers(inv).length + (galeraArbitrator(inv) ? 1 : 0)
   const writable = statuses.filter((s) => s.up && s.clusterStatus === 'Primary' && s.ready).map((s) => s.host)
   for (const s of statuses) {
