@@ -100,7 +100,9 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
   const planners = preparePlanners(stack, inventory, hosts, options.only)
   const locks = options.apply && options.lock ? await lockHosts(hosts, options.transport, options.lock, options.concurrency) : []
   try {
-    return await runBatches(stack, inventory, hosts, options, material, planners, started)
+    // The connection holding a host's lock is the run's connection to it: one SSH handshake a host, not two.
+    const kept = new Map(locks.map((l) => [l.host, l.runner]))
+    return await runBatches(stack, inventory, hosts, options, material, planners, started, kept)
   } finally {
     for (const l of locks) l.release()
   }
@@ -118,9 +120,9 @@ async function lockHosts(
   transport: Transport,
   lock: {info: string; waitMs: number},
   concurrency: number,
-): Promise<Array<{release: () => void}>> {
+): Promise<Array<{host: string; runner: Runner; release: () => void}>> {
   const deadline = Date.now() + lock.waitMs
-  const held: Array<{release: () => void}> = []
+  const held: Array<{host: string; runner: Runner; release: () => void}> = []
   const busy: Record<string, string> = {}
   await pool(hosts, concurrency, async (host) => {
     let runner: Runner
@@ -133,7 +135,7 @@ async function lockHosts(
     for (;;) {
       const h = await runner.hold(holdScript(HOST_LOCK, lock.info)).catch((e: Error) => ({line: '', code: -1, release: () => {}, error: e}))
       if (h.line === 'locked') {
-        held.push({release: () => (h.release(), runner.close())})
+        held.push({host: host.name, runner, release: () => (h.release(), runner.close())})
         return
       }
       if (h.code !== BUSY) {
@@ -169,6 +171,7 @@ async function runBatches(
   material: TlsMaterial,
   planners: Map<string, LivePlanner>,
   started: number,
+  kept: ReadonlyMap<string, Runner>,
 ): Promise<RunReport> {
   // Rolling batches: the hosts sharing a floating address that do not hold it come first (each batch in turn).
   const ordered = options.apply && options.serial ? await standbyFirst(stack, inventory, hosts, options.transport) : hosts
@@ -189,10 +192,10 @@ async function runBatches(
       )
       continue
     }
-    const cache = runnerCache(options.transport)
+    const cache = runnerCache(options.transport, undefined, kept)
     try {
       const planned = await pool(batch, options.concurrency, async (host) =>
-        planOne(stack, inventory, host, material, planners, options, cache.runners),
+        planOne(stack, inventory, host, material, planners, options, (h) => cache.get(h)),
       )
       let proceed = options.apply
       if (proceed && options.beforeApply) {
@@ -660,15 +663,17 @@ async function planOne(
   material: TlsMaterial,
   planners: Map<string, LivePlanner>,
   options: RunOptions,
-  runners: Map<string, Runner>,
+  connect: (h: Host) => Promise<Runner>,
 ): Promise<Planned> {
   const t0 = Date.now()
   try {
     options.onStep?.(host.name, 'connecting')
-    const runner = await options.transport.open(host)
-    runners.set(host.name, runner)
-    const controlAddress = await runner.clientAddress()
-    const discovered = await discoverHost(stack, inventory, host, runner, options.only)
+    const runner = await connect(host)
+    // Two round trips at once on the one connection.
+    const [controlAddress, discovered] = await Promise.all([
+      runner.clientAddress(),
+      discoverHost(stack, inventory, host, runner, options.only),
+    ])
     const desired = desiredState(stack, inventory, host, {material, controlAddress, only: options.only, planners, discovered})
     options.onStep?.(host.name, 'gathering facts')
     const facts = await gatherFacts(runner, desired)

@@ -54,8 +54,11 @@ export interface Transport {
   open(host: Host): Promise<Runner>
 }
 
-/** Opens each host's runner once and hands the same one out again (closeAll ends them). */
-export function runnerCache(transport: Transport, runners = new Map<string, Runner>()) {
+/**
+ * Opens each host's runner once and hands the same one out again (closeAll ends them). `kept`: runners opened before
+ * (the connections holding the run's host locks), handed out first and left open by closeAll: their owner closes them.
+ */
+export function runnerCache(transport: Transport, runners = new Map<string, Runner>(), kept?: ReadonlyMap<string, Runner>) {
   // Callers that ask at the same time share one opening: a second connection would be left open (and keep the
   // process alive) once the first one took its place.
   const opening = new Map<string, Promise<Runner>>()
@@ -64,6 +67,11 @@ export function runnerCache(transport: Transport, runners = new Map<string, Runn
     get(host: Host): Promise<Runner> {
       const ready = runners.get(host.name)
       if (ready) return Promise.resolve(ready)
+      const held = kept?.get(host.name)
+      if (held) {
+        runners.set(host.name, held)
+        return Promise.resolve(held)
+      }
       let p = opening.get(host.name)
       if (!p) {
         p = transport.open(host).then(
@@ -82,7 +90,7 @@ export function runnerCache(transport: Transport, runners = new Map<string, Runn
       return p
     },
     closeAll(): void {
-      for (const r of runners.values()) r.close()
+      for (const [name, r] of runners) if (kept?.get(name) !== r) r.close()
       runners.clear()
     },
   }

@@ -35,10 +35,12 @@ describe('the fake host', () => {
 
   test('only stubs and harmless tools are on PATH; as root, scripts run as nobody', async () => {
     const h = fake()
-    for (const cmd of ['mysql -e "select 1"', 'iptables -L', 'sudo true', 'reboot', 'useradd x']) {
+    for (const cmd of ['mysql -e "select 1"', 'nft list ruleset', 'sudo true', 'reboot', 'useradd x']) {
       const r = await h.run(cmd, {check: false})
       expect(r.code, cmd).toBe(127)
     }
+    // iptables is a stub that lists chains (-S) and does nothing else.
+    expect((await h.run('iptables -F', {check: false})).stderr).toMatch(/fake: unsupported/)
     expect((await h.run('command -v systemctl')).stdout).toMatch(/\/stubs\/systemctl\n$/)
     expect((await h.run('id -u')).stdout.trim()).toBe(String(process.getuid?.() === 0 ? 65534 : process.getuid?.()))
   })

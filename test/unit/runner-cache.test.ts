@@ -40,4 +40,15 @@ describe('runnerCache', () => {
     await expect(cache.get(host('down'))).rejects.toThrow('refused')
     expect(t.opened).toEqual(['down', 'down'])
   })
+
+  test("a kept runner (the one holding a host's lock) is handed out without a connection, and closeAll leaves it to its owner", async () => {
+    const t = slowTransport()
+    const lockConnection = {host: host('web1'), close: () => t.closed.push('web1 (lock)')} as unknown as Runner
+    const cache = runnerCache(t.transport, undefined, new Map([['web1', lockConnection]]))
+    expect(await cache.get(host('web1'))).toBe(lockConnection)
+    await cache.get(host('web2'))
+    expect(t.opened).toEqual(['web2'])
+    cache.closeAll()
+    expect(t.closed).toEqual(['web2'])
+  })
 })

@@ -13,7 +13,9 @@ export const APPLIED_DIR = '/var/lib/foobar/firewall'
 export function firewallFactsScript(host: Host): string {
   if (host.firewall.backend === 'ufw') {
     return [
-      `echo "status $(ufw status 2>/dev/null | head -1 | sed 's/^Status: //')"`,
+      // What `ufw status` says on its first line, without its Python start (77 of a facts round trip's 130 ms, measured):
+      // ufw calls itself active when its user chains are loaded (backend_iptables.get_status), read here in one call.
+      `if command -v ufw >/dev/null; then [ "$(iptables -S 2>/dev/null | grep -c -E '^-N ufw-user-(input|output|forward)$')" = 3 ] && echo "status active" || echo "status inactive"; else echo "status "; fi`,
       `echo "policy $(sed -n 's/^DEFAULT_INPUT_POLICY="\\(.*\\)"/\\1/p' /etc/default/ufw 2>/dev/null)"`,
       `cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null | sed -n 's/^### tuple ### /tuple /p'`,
     ].join('\n')
