@@ -143,7 +143,8 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
    * are not needed by every command).
    */
   protected async requireLocalFiles(inventory: Inventory, hosts: Host[], needs: LocalNeeds = {}): Promise<void> {
-    const {LocalFilesError, localReads, runReads} = await import('./local-files.js')
+    const {LocalFilesError, loadRoutes, localReads, runReads} = await import('./local-files.js')
+    await loadRoutes(hosts, needs.ssh)
     const {problems, warnings} = runReads(localReads(inventory, hosts, needs))
     for (const w of warnings) this.warn(w)
     if (problems.length > 0)

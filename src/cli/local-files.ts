@@ -2,7 +2,9 @@ import {checkTlsSource} from '../components/tls/index.js'
 import type {Stack} from '../engine/desired.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import type {SecretRef} from '../inventory/primitives.js'
-import {type ConnectOptions, type LocalRead, connectionReads} from '../remote/connection.js'
+import {type ConnectOptions, type LocalRead, connectionReads, loadRoutes} from '../remote/connection.js'
+
+export {loadRoutes}
 import {checkSecret} from '../secrets/index.js'
 import {UserError} from '../util/errors.js'
 

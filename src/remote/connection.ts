@@ -10,7 +10,7 @@ import {shq} from '../util/shell.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
 import {COMMAND_TIMEOUT_MS, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
 import {LocalFileError, readLocalFile, readableByOthers} from './local-file.js'
-import {type SshConfigEntry, resolveSshConfig} from './ssh-config.js'
+import {type SshConfigEntry, loadSshConfig, resolveSshConfig} from './ssh-config.js'
 
 export type {RunOptions, RunResult, Runner, Transport} from './runner.js'
 
@@ -215,6 +215,11 @@ export interface LocalRead {
   check: () => string[]
 }
 
+/** Every host's ssh_config asked at once, without blocking (connectionReads and resolveRoute then find it). */
+export async function loadRoutes(hosts: Host[], options: ConnectOptions = {}): Promise<void> {
+  await Promise.all(hosts.map((h) => loadSshConfig(h.name, options.sshConfigFile)))
+}
+
 /**
  * What connecting to `host` reads on this machine, to be checked before any host is contacted (a bad local file is
  * bad input, exit 2, not a failed host): ssh_config as resolved for it (its warnings), every hop's identity file,
@@ -260,6 +265,7 @@ export class Connection implements Runner {
   ) {}
 
   static async open(host: Host, options: ConnectOptions = {}): Promise<Connection> {
+    await loadSshConfig(host.name, options.sshConfigFile)
     const route = resolveRoute(host, options)
     const warnings = [...route.warnings]
     const knownFiles = knownHostsFiles(host)

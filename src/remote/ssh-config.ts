@@ -1,4 +1,4 @@
-import {spawnSync} from 'node:child_process'
+import {execFile, spawnSync} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
 import {homedir, userInfo} from 'node:os'
 import {resolve} from 'node:path'
@@ -77,12 +77,14 @@ export function parseSshG(text: string): Map<string, string[]> {
 
 const SSH_G_TIMEOUT_MS = 10_000
 
-function sshG(args: string[], what: string): Map<string, string[]> | undefined {
-  const r = spawnSync('ssh', ['-G', ...args], {encoding: 'utf8', timeout: SSH_G_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe']})
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+type SshGResult = {error?: Error & {code?: unknown; killed?: boolean}; status: number | null; stdout: string; stderr: string}
+
+/** Its output, undefined without an `ssh` binary; a failure is a UserError naming the command. */
+function readSshG(args: string[], what: string, r: SshGResult): Map<string, string[]> | undefined {
+  if (r.error && r.error.code === 'ENOENT') return undefined
   if (r.error || r.status !== 0) {
     const why =
-      r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT'
+      r.error && (r.error.code === 'ETIMEDOUT' || r.error.killed === true)
         ? `did not answer within ${SSH_G_TIMEOUT_MS / 1000}s`
         : (r.stderr || String(r.error ?? `exit ${r.status}`))
             .split('\n')
@@ -97,6 +99,34 @@ function sshG(args: string[], what: string): Map<string, string[]> | undefined {
   return parseSshG(r.stdout)
 }
 
+function sshG(args: string[], what: string): Map<string, string[]> | undefined {
+  const r = spawnSync('ssh', ['-G', ...args], {encoding: 'utf8', timeout: SSH_G_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe']})
+  return readSshG(args, what, {error: r.error, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? ''})
+}
+
+/** The same, without blocking: a run resolves every host's configuration at once. */
+function sshGAsync(args: string[], what: string): Promise<Map<string, string[]> | undefined> {
+  return new Promise((done, fail) => {
+    const child = execFile('ssh', ['-G', ...args], {encoding: 'utf8', timeout: SSH_G_TIMEOUT_MS}, (error, stdout, stderr) => {
+      // A non-zero exit comes as an error whose code is the exit status: a status, not a failure to run.
+      const exited = error !== null && typeof error.code === 'number'
+      try {
+        done(
+          readSshG(args, what, {
+            error: error && !exited ? error : undefined,
+            status: exited ? Number(error.code) : error ? null : 0,
+            stdout,
+            stderr,
+          }),
+        )
+      } catch (e) {
+        fail(e)
+      }
+    })
+    child.stdin?.end()
+  })
+}
+
 /** Expands the tokens an IdentityFile may hold (~, %d, %u, %h, %r, %%). */
 function expandPath(p: string, vars: {host: string; user: string}): string {
   const home = homedir()
@@ -107,22 +137,68 @@ function expandPath(p: string, vars: {host: string; user: string}): string {
 }
 
 const cache = new Map<string, SshConfigEntry>()
+/**
+ * ssh's own defaults (`ssh -G -F /dev/null`): the same for every name but the HostName, which defaults to the name
+ * (lower-cased). Asked once a process: each `ssh -G` costs about 11 ms of CPU, and a run over 50 hosts asked 100.
+ */
+let defaultsOnce: Map<string, string[]> | undefined
+const DEFAULTS_ARGS = ['-F', '/dev/null', '--', 'foobar-defaults.invalid']
 
 /**
  * What OpenSSH's configuration says about `name`, as `ssh -G` resolves it (Host and Match blocks, Include,
  * tokens, first value wins): `ssh -G -F FILE NAME` with `file`, else `ssh -G NAME` (~/.ssh/config, then
- * /etc/ssh/ssh_config). Only the values the configuration SETS are returned: ssh's own defaults (resolved for the
- * same name with an empty configuration) are left out, so the inventory's settings and foobar's defaults apply
- * where the configuration says nothing. Without an `ssh` binary, the hand-written reader of ~/.ssh/config.
+ * /etc/ssh/ssh_config). Only the values the configuration SETS are returned: ssh's own defaults (resolved with an
+ * empty configuration) are left out, so the inventory's settings and foobar's defaults apply where the
+ * configuration says nothing. Without an `ssh` binary, the hand-written reader of ~/.ssh/config. `loadSshConfig`
+ * asks the same without blocking, for resolveSshConfig to find.
  */
 export function resolveSshConfig(name: string, file?: string): SshConfigEntry {
   const key = `${file ?? ''}\0${name}`
   const known = cache.get(key)
   if (known) return known
   if (file !== undefined && !existsSync(file)) return {}
-  const args = [...(file !== undefined ? ['-F', file] : []), '--', name]
-  const got = sshG(args, 'reading the ssh configuration')
-  let out: SshConfigEntry
+  const got = sshG(sshGArgs(name, file), 'reading the ssh configuration')
+  defaultsOnce ??= got ? (sshG(DEFAULTS_ARGS, 'ssh defaults') ?? new Map()) : undefined
+  const out = entryOf(name, file, got, defaultsOnce)
+  cache.set(key, out)
+  return out
+}
+
+const loading = new Map<string, Promise<void>>()
+let defaultsLoading: Promise<Map<string, string[]>> | undefined
+
+/** resolveSshConfig's answer for `name`, asked without blocking the event loop (hosts connect at once). */
+export function loadSshConfig(name: string, file?: string): Promise<void> {
+  const key = `${file ?? ''}\0${name}`
+  if (cache.has(key) || (file !== undefined && !existsSync(file))) return Promise.resolve()
+  let p = loading.get(key)
+  if (!p) {
+    defaultsLoading ??= defaultsOnce
+      ? Promise.resolve(defaultsOnce)
+      : sshGAsync(DEFAULTS_ARGS, 'ssh defaults').then((d) => (defaultsOnce ??= d ?? new Map()))
+    const settled = defaultsLoading
+    // A failed read is left to resolveSshConfig, which says it again where the caller handles it.
+    p = Promise.all([sshGAsync(sshGArgs(name, file), 'reading the ssh configuration'), settled])
+      .then(([got, defaults]) => void (got && !cache.has(key) && cache.set(key, entryOf(name, file, got, defaults))))
+      .catch(() => {
+        if (!defaultsOnce) defaultsLoading = undefined
+      })
+      .finally(() => loading.delete(key))
+    loading.set(key, p)
+  }
+  return p
+}
+
+function sshGArgs(name: string, file?: string): string[] {
+  return [...(file !== undefined ? ['-F', file] : []), '--', name]
+}
+
+function entryOf(
+  name: string,
+  file: string | undefined,
+  got: Map<string, string[]> | undefined,
+  defaultsMap?: Map<string, string[]>,
+): SshConfigEntry {
   if (!got) {
     const fallback = file ?? resolve(homedir(), '.ssh', 'config')
     let text = ''
@@ -131,30 +207,29 @@ export function resolveSshConfig(name: string, file?: string): SshConfigEntry {
     } catch {
       text = ''
     }
-    out = parseSshConfig(text, name)
-  } else {
-    const defaults = sshG(['-F', '/dev/null', '--', name], 'ssh defaults') ?? new Map<string, string[]>()
-    const set = (k: string): string | undefined => {
-      const v = got.get(k)?.[0]
-      return v !== undefined && v !== defaults.get(k)?.[0] && v !== 'none' ? v : undefined
-    }
-    out = {}
-    const hostName = set('hostname')
-    if (hostName) out.hostName = hostName
-    const user = set('user')
-    if (user) out.user = user
-    const port = set('port')
-    if (port) out.port = Number(port)
-    const proxyJump = set('proxyjump')
-    if (proxyJump) out.proxyJump = proxyJump
-    const defaultIds = new Set(defaults.get('identityfile') ?? [])
-    const ids = (got.get('identityfile') ?? []).filter((f) => !defaultIds.has(f))
-    if (ids.length)
-      out.identityFile = ids.map((f) => expandPath(f, {host: got.get('hostname')?.[0] ?? name, user: got.get('user')?.[0] ?? ''}))
-    const unsupported = ['proxycommand', 'hostkeyalias', 'userknownhostsfile', 'certificatefile'].filter((k) => set(k) !== undefined)
-    if (unsupported.length)
-      out.unsupported = unsupported.map((k) => `ssh configuration for ${name}: ${k} is not supported by foobar (ignored)`)
+    return parseSshConfig(text, name)
   }
-  cache.set(key, out)
+  const defaults = new Map(defaultsMap ?? [])
+  defaults.set('hostname', [name.toLowerCase()])
+  const set = (k: string): string | undefined => {
+    const v = got.get(k)?.[0]
+    return v !== undefined && v !== defaults.get(k)?.[0] && v !== 'none' && !(k === 'hostname' && v === name) ? v : undefined
+  }
+  const out: SshConfigEntry = {}
+  const hostName = set('hostname')
+  if (hostName) out.hostName = hostName
+  const user = set('user')
+  if (user) out.user = user
+  const port = set('port')
+  if (port) out.port = Number(port)
+  const proxyJump = set('proxyjump')
+  if (proxyJump) out.proxyJump = proxyJump
+  const defaultIds = new Set(defaults.get('identityfile') ?? [])
+  const ids = (got.get('identityfile') ?? []).filter((f) => !defaultIds.has(f))
+  if (ids.length)
+    out.identityFile = ids.map((f) => expandPath(f, {host: got.get('hostname')?.[0] ?? name, user: got.get('user')?.[0] ?? ''}))
+  const unsupported = ['proxycommand', 'hostkeyalias', 'userknownhostsfile', 'certificatefile'].filter((k) => set(k) !== undefined)
+  if (unsupported.length)
+    out.unsupported = unsupported.map((k) => `ssh configuration for ${name}: ${k} is not supported by foobar (ignored)`)
   return out
 }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {FoobarCommand} from '../../cli/base.js'
-import {LocalFilesError, localReads, runReads, secretRead} from '../../cli/local-files.js'
+import {LocalFilesError, loadRoutes, localReads, runReads, secretRead} from '../../cli/local-files.js'
 import {STACK} from '../../components/index.js'
 import {type Inventory, loadInventory} from '../../inventory/index.js'
 
@@ -20,7 +20,7 @@ export default class InventoryCheck extends FoobarCommand<typeof InventoryCheck>
   async run(): Promise<{file: string; valid: true; hosts: number}> {
     const inv = await loadInventory(this.flags.inventory)
     for (const w of inv.warnings ?? []) this.warn(w)
-    if (this.flags.files) this.checkFiles(inv)
+    if (this.flags.files) await this.checkFiles(inv)
     this.say(
       `${this.flags.inventory}: valid (${inv.hosts.length} hosts: ${inv.hosts.map((h) => `${h.name} [${h.roles.join(',')}]`).join(', ')})`,
     )
@@ -31,7 +31,8 @@ export default class InventoryCheck extends FoobarCommand<typeof InventoryCheck>
    * Every problem at once (exit 2), reading each file the way the commands that use it do (src/cli/local-files.ts,
    * the same check and the same message as theirs); nothing is created.
    */
-  private checkFiles(inv: Inventory): void {
+  private async checkFiles(inv: Inventory): Promise<void> {
+    await loadRoutes(inv.hosts)
     const reads = [
       // What the commands read for every host: SSH files (ssh_config resolved), the components' secrets, tls.source.
       ...localReads(inv, inv.hosts, {stack: STACK}),
