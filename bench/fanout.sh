@@ -52,6 +52,9 @@ foobar lab status --json | node -e "let s='';process.stdin.on('data',d=>s+=d).on
 t=$(now)
 foobar provision -i "$INV" --yes --json >/dev/null
 echo "first provision of $N bare hosts:       $(since "$t") s   (load $(load))"
+# The hosts settle after their first provision (units starting, triggers): the no-op runs are timed once the machine
+# is quiet again (1-minute load under 3, or after 3 minutes).
+for _ in $(seq 36); do awk '{exit !($1 < 3)}' /proc/loadavg && break; sleep 5; done
 echo "memory per provisioned host (PSS):    $(foobar lab status --json | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const h=JSON.parse(s).result.hosts.slice(3).map(h=>h.memoryMiB).filter(Boolean);console.log(Math.min(...h) + '-' + Math.max(...h) + ' MiB')})")"
 
 declare -A median

@@ -1,4 +1,6 @@
 import {spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {createRequire} from 'node:module'
 import {mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -11,8 +13,9 @@ import {type Host, parseInventory, type Inventory, sshPort} from '../../src/inve
 import {assertSafeView} from '../../src/render/safe.js'
 import {shq} from '../../src/util/shell.js'
 import {renderTemplate} from '../../src/render/templates.js'
-import {EXAMPLES, ROOT, fileOf, iptablesVariant, loadExample, renderAll} from './support/render.js'
+import {EXAMPLES, OTHER_EXAMPLES, ROOT, fileOf, iptablesVariant, loadExample, renderAll} from './support/render.js'
 
+const require = createRequire(import.meta.url)
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-render-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
 
@@ -154,6 +157,30 @@ describe('rendered files (snapshots)', () => {
       }
     }
     expect(readdirSync(outs[0]!).sort()).toEqual(['lb1', 'mon1', 'web1', 'web2'])
+  })
+
+  test("the build's precompiled templates (what the CLI renders with) give the sources' bytes, for every example", () => {
+    const built = require(join(ROOT, 'dist/render/templates.precompiled.cjs')) as Record<string, {sha256: string}>
+    const sources = (readdirSync(join(ROOT, 'templates'), {recursive: true}) as string[]).filter((f) => f.endsWith('.hbs')).sort()
+    // Every template precompiled from its current source: none is compiled at run time.
+    expect(Object.keys(built).sort()).toEqual(sources.map((f) => f.slice(0, -'.hbs'.length)).sort())
+    for (const f of sources) {
+      const sha = createHash('sha256')
+        .update(readFileSync(join(ROOT, 'templates', f)))
+        .digest('hex')
+      expect(built[f.slice(0, -'.hbs'.length)]!.sha256, f).toBe(sha)
+    }
+    for (const name of [...EXAMPLES, ...OTHER_EXAMPLES]) {
+      const out = join(TMP, `cli-pre-${name}`)
+      const run = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'render', '-i', `inventories/${name}.yml`, '--out', out], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      })
+      expect(run.status, run.stderr).toBe(0)
+      for (const [host, files] of renderAll(loadExample(name))) {
+        for (const f of files) expect(readFileSync(join(out, host, f.path), 'utf8'), `${name} ${host}${f.path}`).toBe(f.content)
+      }
+    }
   })
 
   test('--host renders only that host', () => {

@@ -8,8 +8,11 @@ export const ROOT = resolve(import.meta.dirname, '..', '..', '..')
 export const EXAMPLES = ['foobar', 'lab'] as const
 export type Example = (typeof EXAMPLES)[number]
 
-/** An example inventory (also lab-ha.yml and lab-monitoring.yml, whose renderings have no snapshots), optionally with its text changed first. */
-export function loadExample(name: Example | 'lab-ha' | 'lab-monitoring', patch: (text: string) => string = (t) => t): Inventory {
+/** Example inventories whose renderings have no snapshots. */
+export const OTHER_EXAMPLES = ['lab-ha', 'lab-monitoring', 'foobar-split', 'foobar-galera'] as const
+
+/** An example inventory (also the OTHER_EXAMPLES), optionally with its text changed first. */
+export function loadExample(name: Example | (typeof OTHER_EXAMPLES)[number], patch: (text: string) => string = (t) => t): Inventory {
   const file = join(ROOT, 'inventories', `${name}.yml`)
   return parseInventory(patch(readFileSync(file, 'utf8')), file)
 }
