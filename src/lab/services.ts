@@ -93,13 +93,6 @@ function waitService<T>(s: ServiceInfo, probe: () => Promise<T | undefined>, tim
  * archive and its security archive (ForceManaged: anything else is refused), listens on the bridge only, and runs as
  * Debian's apt-cacher-ng user. Its own config directory: the machine's /etc/apt-cacher-ng is not read.
  */
-/**
- * How long the index files (InRelease, Packages) fetched once are served without asking the mirror again (the
- * default is 27 s). Every first converge runs `apt-get update`: with the default, each lab run waited on the mirror
- * for them, and a stalled mirror held a CI run's first provision for 280 s although every package was cached.
- */
-const INDEX_FRESH_S = 12 * 3600
-
 async function startAptCache(paths: LabPaths): Promise<void> {
   const s = service(paths, 'apt-cache')
   const c = paths.aptCache
@@ -122,8 +115,6 @@ Remap-debrep: deb.debian.org/debian /debian ; http://deb.debian.org/debian
 Remap-secdeb: deb.debian.org/debian-security /debian-security ; http://deb.debian.org/debian-security
 ForceManaged: 1
 ExThreshold: 4
-FreshIndexMaxAge: ${INDEX_FRESH_S}
-ResponseFreezeDetectTime: 60
 ReportPage:
 `,
   )
