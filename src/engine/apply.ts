@@ -245,8 +245,28 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   ]
   if (recorded.length) await runner.run(addPendingScript(recorded))
 
+  const written: string[] = []
+  const writeOne = async (c: Of<'file'>) => {
+    step(`writing ${c.path}`)
+    const res = await runner.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
+    if (res.code !== 0) {
+      if (written.length) await runner.run(restoreScript(written), {check: false})
+      // Nothing was reloaded: the host is as it was, so this run's reloads are not owed any more.
+      if (touchedPending) await runner.run(keepPendingScript(earlier))
+      throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}${rejectedElsewhere(res.stderr, c.path)}`)
+    }
+    written.push(c.path)
+  }
   const pkgs = plan.changes.find((c): c is Of<'packages'> => c.kind === 'packages')
+  /** Written before the packages (a drop-in their maintainer scripts must find), so not again after them. */
+  const early = new Set<string>()
   if (pkgs) {
+    for (const c of plan.changes) {
+      if (c.kind !== 'file' || c.action === 'attributes' || !c.file.beforePackages) continue
+      await writeOne(c)
+      early.add(c.path)
+    }
+    if ([...early].some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload')
     step(`installing ${pkgs.install.join(' ')}`)
     // Through a proxy without HTTP pipelining: a proxy that closed a pipelined connection left apt-get update waiting
     // forever (seen with the lab's apt-cacher-ng: the socket in CLOSE_WAIT, apt polling on).
@@ -291,24 +311,17 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     }
   }
 
-  const written: string[] = []
   for (const c of plan.changes) {
     if (c.kind === 'file') {
-      step(`${c.action === 'attributes' ? 'fixing' : 'writing'} ${c.path}`)
+      if (early.has(c.path)) continue
       if (c.action === 'attributes') {
+        step(`fixing ${c.path}`)
         await runner.run(
           `chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`,
         )
         continue
       }
-      const res = await runner.run(writeFileScript(c.file), {stdin: c.file.content, check: false})
-      if (res.code !== 0) {
-        if (written.length) await runner.run(restoreScript(written), {check: false})
-        // Nothing was reloaded: the host is as it was, so this run's reloads are not owed any more.
-        if (touchedPending) await runner.run(keepPendingScript(earlier))
-        throw new Failure(`${host.name}: ${res.stderr.trim().split('\n').slice(-6).join('\n  ')}${rejectedElsewhere(res.stderr, c.path)}`)
-      }
-      written.push(c.path)
+      await writeOne(c)
     } else if (c.kind === 'remove') {
       step(`removing ${c.path}`)
       await runner.run(

@@ -25,6 +25,11 @@ export interface DesiredFile {
    * file is put back if it fails.
    */
   validate?: {mode: 'candidate' | 'config'; command: string}
+  /**
+   * Written before the package transaction (systemd told of it): a unit's drop-in that must be in place when the
+   * package's maintainer scripts start the unit. Only for files that need nothing the packages bring.
+   */
+  beforePackages?: boolean
   /** The component that wants it (filled in by the engine). */
   component?: string
 }

@@ -87,6 +87,17 @@ describe('provisioning a bare host', () => {
     expect(web1.journal().at(-1)).toBe('systemctl stop foobar-firewall-revert.timer')
   })
 
+  test("a drop-in the packages' maintainer scripts must find is written before them, and systemd told, once", () => {
+    const scripts = web1.log.map((c) => c.script)
+    const dropIn = '/etc/systemd/system/usbguard.service.d/60-foobar.conf'
+    const writes = scripts.flatMap((s, i) => (s.startsWith('set -e\numask 022;') && s.includes(dropIn) ? [i] : []))
+    const install = scripts.findIndex((s) => s.includes('apt-get') && s.includes(' install '))
+    expect(writes).toHaveLength(1)
+    expect(writes[0]).toBeLessThan(install)
+    expect(scripts.slice(writes[0], install).some((s) => s === 'systemctl daemon-reload')).toBe(true)
+    expect(web1.file(dropIn)).toContain('ConditionVirtualization=!container')
+  })
+
   test('the reloads are recorded on the host before anything changes, and the record is gone at the end', () => {
     const scripts = web1.log.map((c) => c.script)
     const recorded = scripts.findIndex((s) => s.includes(PENDING_FILE) && s.includes('sort -u'))

@@ -36,15 +36,17 @@ const BANNER =
   'Authorized access only. This system is private and monitored: activity is logged and recorded, and may be\nused as evidence. Unauthorized use is prohibited and subject to criminal and civil law.\n'
 
 /**
- * A drop-in that keeps a unit from starting in a container, where it cannot work. Its package may have started
- * it (failing, or still running) before the drop-in existed: the plan stops it there (HardeningSpec.hostOnly).
+ * A drop-in that keeps a unit from starting in a container, where it cannot work. Written before the packages: when
+ * usbguard's postinst started it in the lab anyway, systemd lost track of its forked daemon and foobar's stop of it
+ * waited out both stop timeouts (over 3 minutes of a first provision). Where the package started it before the
+ * drop-in existed (an earlier foobar), the plan stops it there (HardeningSpec.hostOnly).
  */
 const hostOnly = (item: HardeningItem): DesiredFile[] =>
   HOST_ONLY.filter((u) => u.item === item).map(({unit, why, notify}) =>
     file(
       `/etc/systemd/system/${unit}.d/60-foobar.conf`,
       `# Managed by foobar: not started in a container (${why}).\n[Unit]\nConditionVirtualization=!container\n`,
-      notify ? {notify} : {},
+      {beforePackages: true, ...(notify ? {notify} : {})},
     ),
   )
 
