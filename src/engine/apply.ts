@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
 import {Failure} from '../util/errors.js'
-import {type Runner, TIMED_OUT} from '../remote/runner.js'
+import {type RunResult, type Runner, TIMED_OUT} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
 import {type Change, type DesiredFile, type HostApply, type HostPlan, type LiveAction, PENDING_REASON} from './contract.js'
@@ -14,6 +14,8 @@ export const BACKUP_DIR = '/var/lib/foobar/backup'
 const APT_TIMEOUT_MS = 60 * 60_000
 /** apt-get update: index files only, so a few minutes at most on any mirror; a hung fetch is tried again. */
 const APT_UPDATE_LIMIT_S = 300
+/** A mirror (or the proxy before it) that sends nothing for this long fails the fetch, and the update is tried again. */
+const APT_STALL_S = 30
 
 export type Step = (title: string) => void
 
@@ -271,19 +273,26 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     // Through a proxy without HTTP pipelining: a proxy that closed a pipelined connection left apt-get update waiting
     // forever (seen with the lab's apt-cacher-ng: the socket in CLOSE_WAIT, apt polling on).
     const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)} -o Acquire::http::Pipeline-Depth=0` : ''
-    // The index update is bounded on the host itself (killed there, its lock freed) and tried a second time.
+    // The index update is bounded on the host itself (killed there, its lock freed) and tried a second time. A
+    // fetch that receives nothing for APT_STALL_S fails (apt's own default waits 120 s): a stalled mirror once held
+    // the lab's update for 280 s, and the second attempt then took a second.
     const updateOnce = () =>
-      runner.run(`timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q update 2>&1`, {
-        check: false,
-        timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000,
-      })
+      runner.run(
+        `timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -o Acquire::http::Timeout=${APT_STALL_S} -q update 2>&1`,
+        {check: false, timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000},
+      )
+    // Offline apt-get update exits 0 with only warnings: check for them.
+    const updateFailed = (u: RunResult) => u.code !== 0 || /^(W: Failed to fetch|E: )/m.test(u.stdout)
     let update = await updateOnce()
-    if (update.code === TIMED_OUT) {
-      step(`apt-get update did not finish in ${APT_UPDATE_LIMIT_S} s: trying again`)
+    if (updateFailed(update)) {
+      step(
+        update.code === TIMED_OUT
+          ? `apt-get update did not finish in ${APT_UPDATE_LIMIT_S} s: trying again`
+          : 'apt-get update failed: trying again',
+      )
       update = await updateOnce()
     }
-    // Offline apt-get update exits 0 with only warnings: check for them.
-    if (update.code !== 0 || /^(W: Failed to fetch|E: )/m.test(update.stdout)) {
+    if (updateFailed(update)) {
       throw new Failure(
         `${host.name}: apt-get update failed: ${update.stdout
           .split('\n')

@@ -296,3 +296,29 @@ describe('a service that failed before the run', () => {
     expect(web1.unit('nginx').active).toBe('active')
   })
 })
+
+describe('apt-get update against a mirror that fails', () => {
+  const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'])
+  const {fleet, run} = setUp(inv)
+
+  test('a failed index update is tried once more (a stalled fetch fails after 30 s of silence), then the install goes on', async () => {
+    const web1 = fleet.hosts.web1!
+    web1.fail('apt-get', 'E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Connection timed out', {once: true})
+    const r = await run(['web1'], true)
+    expect(r.hosts.map((h) => [h.host, h.status, h.error])).toEqual([['web1', 'changed', undefined]])
+    const updates = web1.log.filter((c) => c.script.includes('apt-get') && c.script.includes(' update'))
+    expect(updates).toHaveLength(2)
+    expect(updates[0]!.script).toContain('-o Acquire::http::Timeout=30')
+    expect(web1.journal().filter((l) => l.startsWith('apt-get install'))).toHaveLength(1)
+  })
+
+  test('one that fails twice fails the host, naming apt-get update and its error, with nothing installed', async () => {
+    const lb1 = fleet.hosts.lb1!
+    lb1.fail('apt-get', 'E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Connection timed out')
+    const r = await run(['lb1'], true)
+    expect(r.hosts[0]!.status).toBe('failed')
+    expect(r.hosts[0]!.error).toMatch(/lb1: apt-get update failed: E: Failed to fetch .*InRelease/)
+    expect(lb1.log.filter((c) => c.script.includes('apt-get') && c.script.includes(' update'))).toHaveLength(2)
+    expect(lb1.journal().some((l) => l.startsWith('apt-get install'))).toBe(false)
+  })
+})

@@ -143,7 +143,7 @@ function put(path: string, content: string, mode = 0o644): void {
 const LIB = sh`
 journal() { printf '%s\n' "$*" >> "$FAKE_STATE/journal"; }
 # failing NAME [CODE]: the test made NAME fail: its message on stderr, and exit.
-failing() { [ -f "$FAKE_STATE/fail/$1" ] || return 0; cat "$FAKE_STATE/fail/$1" >&2; exit "\${2:-1}"; }
+failing() { [ -f "$FAKE_STATE/fail/$1" ] || return 0; cat "$FAKE_STATE/fail/$1" >&2; [ -f "$FAKE_STATE/fail/$1.once" ] && rm -f "$FAKE_STATE/fail/$1" "$FAKE_STATE/fail/$1.once"; exit "\${2:-1}"; }
 # Builtins only where the facts script calls a stub hundreds of times.
 unit_get() { _v=; [ -f "$FAKE_STATE/units/$1.$2" ] && read -r _v < "$FAKE_STATE/units/$1.$2"; echo "$_v"; }
 unit_set() { [ -d "$FAKE_STATE/units" ] || mkdir -p "$FAKE_STATE/units"; printf '%s\n' "$3" > "$FAKE_STATE/units/$1.$2"; }
@@ -730,8 +730,9 @@ export class FakeHost implements Runner {
   }
 
   /** Makes the stubbed command (or `unit-NAME` for a unit, `haproxy-down-NAME` for a backend) fail with `message`. */
-  fail(name: string, message = `${name}: failed (fake)`): void {
+  fail(name: string, message = `${name}: failed (fake)`, opts: {once?: boolean} = {}): void {
     put(join(this.state, 'fail', name), `${message}\n`)
+    if (opts.once) put(join(this.state, 'fail', `${name}.once`), '1\n')
   }
 
   /** Makes systemd refuse to start `unit` ("Start request repeated too quickly") until its failed state is reset. */
