@@ -270,42 +270,51 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     }
     if ([...early].some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload')
     step(`installing ${pkgs.install.join(' ')}`)
-    // Through a proxy without HTTP pipelining: a proxy that closed a pipelined connection left apt-get update waiting
-    // forever (seen with the lab's apt-cacher-ng: the socket in CLOSE_WAIT, apt polling on).
-    const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)} -o Acquire::http::Pipeline-Depth=0` : ''
-    // The index update is bounded on the host itself (killed there, its lock freed) and tried a second time. A
-    // fetch that receives nothing for APT_STALL_S fails (apt's own default waits 120 s): a stalled mirror once held
-    // the lab's update for 280 s, and the second attempt then took a second.
-    const updateOnce = () =>
-      runner.run(
-        `timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -o Acquire::http::Timeout=${APT_STALL_S} -q update 2>&1`,
-        {check: false, timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000},
+    try {
+      // Through a proxy without HTTP pipelining: a proxy that closed a pipelined connection left apt-get update waiting
+      // forever (seen with the lab's apt-cacher-ng: the socket in CLOSE_WAIT, apt polling on).
+      const proxy = host.apt.proxy ? ` -o Acquire::http::Proxy=${shq(host.apt.proxy)} -o Acquire::http::Pipeline-Depth=0` : ''
+      // The index update is bounded on the host itself (killed there, its lock freed) and tried a second time. A
+      // fetch that receives nothing for APT_STALL_S fails (apt's own default waits 120 s): a stalled mirror once held
+      // the lab's update for 280 s, and the second attempt then took a second.
+      const updateOnce = () =>
+        runner.run(
+          `timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -o Acquire::http::Timeout=${APT_STALL_S} -q update 2>&1`,
+          {check: false, timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000},
+        )
+      // Offline apt-get update exits 0 with only warnings: check for them.
+      const updateFailed = (u: RunResult) => u.code !== 0 || /^(W: Failed to fetch|E: )/m.test(u.stdout)
+      let update = await updateOnce()
+      if (updateFailed(update)) {
+        step(
+          update.code === TIMED_OUT
+            ? `apt-get update did not finish in ${APT_UPDATE_LIMIT_S} s: trying again`
+            : 'apt-get update failed: trying again',
+        )
+        update = await updateOnce()
+      }
+      if (updateFailed(update)) {
+        throw new Failure(
+          `${host.name}: apt-get update failed: ${update.stdout
+            .split('\n')
+            .filter((l) => /^(W|E):/.test(l))
+            .slice(0, 3)
+            .join(' | ')}`,
+        )
+      }
+      await runner.run(
+        // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
+        `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
+        {timeoutMs: APT_TIMEOUT_MS},
       )
-    // Offline apt-get update exits 0 with only warnings: check for them.
-    const updateFailed = (u: RunResult) => u.code !== 0 || /^(W: Failed to fetch|E: )/m.test(u.stdout)
-    let update = await updateOnce()
-    if (updateFailed(update)) {
-      step(
-        update.code === TIMED_OUT
-          ? `apt-get update did not finish in ${APT_UPDATE_LIMIT_S} s: trying again`
-          : 'apt-get update failed: trying again',
-      )
-      update = await updateOnce()
+    } catch (error) {
+      // The files written for the packages are taken back with them: a failed install leaves the host's files as they were.
+      if (written.length) {
+        await runner.run(restoreScript(written), {check: false})
+        if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload', {check: false})
+      }
+      throw error
     }
-    if (updateFailed(update)) {
-      throw new Failure(
-        `${host.name}: apt-get update failed: ${update.stdout
-          .split('\n')
-          .filter((l) => /^(W|E):/.test(l))
-          .slice(0, 3)
-          .join(' | ')}`,
-      )
-    }
-    await runner.run(
-      // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
-      `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
-      {timeoutMs: APT_TIMEOUT_MS},
-    )
     // Packages bring files and services of their own (nginx's default site): plan the rest against what is now there.
     if (o.replan) {
       const next = await o.replan()

@@ -312,6 +312,22 @@ describe('apt-get update against a mirror that fails', () => {
     expect(web1.journal().filter((l) => l.startsWith('apt-get install'))).toHaveLength(1)
   })
 
+  test("a failed install takes back the drop-in written for it: the host has none of the run's files", async () => {
+    const fresh = setUp(inv)
+    const web1 = fresh.fleet.hosts.web1!
+    web1.fail('apt-get-install', 'E: Unable to fetch some archives')
+    const r = await fresh.run(['web1'], true)
+    expect(r.hosts[0]!.status).toBe('failed')
+    const scripts = web1.log.map((c) => c.script)
+    expect(
+      scripts.some((s) => s.startsWith('set -e\numask 022;') && s.includes('/etc/systemd/system/usbguard.service.d/60-foobar.conf')),
+    ).toBe(true)
+    expect(web1.exists('/etc/systemd/system/usbguard.service.d/60-foobar.conf')).toBe(false)
+    // systemd is told again, after the failed install.
+    const install = scripts.findIndex((s) => s.includes('apt-get') && s.includes(' install '))
+    expect(scripts.slice(install + 1)).toContain('systemctl daemon-reload')
+  })
+
   test('one that fails twice fails the host, naming apt-get update and its error, with nothing installed', async () => {
     const lb1 = fleet.hosts.lb1!
     lb1.fail('apt-get', 'E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Connection timed out')
