@@ -3,10 +3,10 @@ import type {Stack} from '../engine/desired.js'
 import type {Host, Inventory} from '../inventory/index.js'
 import type {SecretRef} from '../inventory/primitives.js'
 import {type ConnectOptions, type LocalRead, connectionReads, loadRoutes} from '../remote/connection.js'
-
-export {loadRoutes}
 import {checkSecret} from '../secrets/index.js'
 import {UserError} from '../util/errors.js'
+
+export {loadRoutes}
 
 /*
  * The local files and secrets foobar reads on the control machine (identity files, known_hosts, ssh_config, secret

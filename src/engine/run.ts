@@ -115,14 +115,17 @@ export const HOST_LOCK = '/var/lib/foobar/run.lock'
  * in its plan). A lock taken elsewhere: wait up to `waitMs`, then release what was taken and refuse, naming each
  * holder. Nothing has changed on any host at that point.
  */
+/** A host's lock, held on a connection that the run then uses for that host. */
+type HeldLock = {host: string; runner: Runner; release: () => void}
+
 async function lockHosts(
   hosts: Host[],
   transport: Transport,
   lock: {info: string; waitMs: number},
   concurrency: number,
-): Promise<Array<{host: string; runner: Runner; release: () => void}>> {
+): Promise<HeldLock[]> {
   const deadline = Date.now() + lock.waitMs
-  const held: Array<{host: string; runner: Runner; release: () => void}> = []
+  const held: HeldLock[] = []
   const busy: Record<string, string> = {}
   await pool(hosts, concurrency, async (host) => {
     let runner: Runner

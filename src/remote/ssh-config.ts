@@ -153,7 +153,7 @@ const DEFAULTS_ARGS = ['-F', '/dev/null', '--', 'foobar-defaults.invalid']
  * asks the same without blocking, for resolveSshConfig to find.
  */
 export function resolveSshConfig(name: string, file?: string): SshConfigEntry {
-  const key = `${file ?? ''}\0${name}`
+  const key = configKey(name, file)
   const known = cache.get(key)
   if (known) return known
   if (file !== undefined && !existsSync(file)) return {}
@@ -169,7 +169,7 @@ let defaultsLoading: Promise<Map<string, string[]>> | undefined
 
 /** resolveSshConfig's answer for `name`, asked without blocking the event loop (hosts connect at once). */
 export function loadSshConfig(name: string, file?: string): Promise<void> {
-  const key = `${file ?? ''}\0${name}`
+  const key = configKey(name, file)
   if (cache.has(key) || (file !== undefined && !existsSync(file))) return Promise.resolve()
   let p = loading.get(key)
   if (!p) {
@@ -188,6 +188,8 @@ export function loadSshConfig(name: string, file?: string): Promise<void> {
   }
   return p
 }
+
+const configKey = (name: string, file?: string) => `${file ?? ''}\0${name}`
 
 function sshGArgs(name: string, file?: string): string[] {
   return [...(file !== undefined ? ['-F', file] : []), '--', name]

@@ -36,7 +36,7 @@ type Precompiled = Record<string, {sha256: string; spec: Parameters<typeof Handl
 let precompiled: Precompiled | undefined
 
 /**
- * What `npm run build` precompiled (scripts/precompile-templates.cjs), next to this module in dist/; nothing when run
+ * What `npm run build` precompiled (scripts/precompile-templates.mjs), next to this module in dist/; nothing when run
  * from the sources (the tests) or when FOOBAR_COMPILE_TEMPLATES is set (to compare both ways).
  */
 function precompiledTemplates(): Precompiled {
@@ -48,6 +48,9 @@ function precompiledTemplates(): Precompiled {
   }
   return precompiled
 }
+
+/** How every template is compiled: here, and by the build's precompile step (scripts/precompile-templates.mjs). */
+export const COMPILE_OPTIONS = {strict: true, noEscape: true} as const
 
 const cache = new Map<string, Handlebars.TemplateDelegate>()
 
@@ -65,7 +68,7 @@ export function renderTemplate(name: string, view: Record<string, unknown>): str
     template =
       built && built.sha256 === createHash('sha256').update(source).digest('hex')
         ? runtime().template(built.spec)
-        : handlebars().compile(source, {strict: true, noEscape: true})
+        : handlebars().compile(source, COMPILE_OPTIONS)
     cache.set(name, template)
   }
   return template(view)
