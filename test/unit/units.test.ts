@@ -41,7 +41,13 @@ writeFileSync(join(bin, 'systemctl'), FAKE_SYSTEMCTL)
 chmodSync(join(bin, 'systemctl'), 0o755)
 
 const UNITS =
-  'apt-daily.timer=masked/inactive apt-daily-upgrade.timer=enabled/active avahi-daemon.socket=disabled/inactive cups.service=static/active foobar-upgrade-boot.service=indirect/inactive'
+  'apt-daily.timer=masked/inactive apt-daily-upgrade.timer=enabled/active avahi-daemon.socket=disabled/inactive cups.service=static/active foobar-upgrade-boot.service=indirect/inactive getty@tty1.service=enabled/active'
+/** The unit files of the units the stand-in systemctl knows (getty@tty1 from its template), in a directory of the test's. */
+const UNIT_DIR = join(TMP, 'units')
+mkdirSync(UNIT_DIR)
+for (const f of ['apt-daily.timer', 'apt-daily-upgrade.timer', 'avahi-daemon.socket', 'cups.service', 'foobar-upgrade-boot.service', 'getty@.service'])
+  writeFileSync(join(UNIT_DIR, f), '[Unit]\n')
+const script = (units: UnitLine[], fallback: 'empty' | 'none') => unitLinesScript(units, fallback, [UNIT_DIR])
 function run(script: string, units = UNITS) {
   const log = join(TMP, `log-${Math.random().toString(36).slice(2)}`)
   writeFileSync(log, '')
@@ -61,20 +67,43 @@ describe('unitLinesScript', () => {
     'cups',
     'gone',
     'foobar-upgrade-boot.service',
+    'getty@tty1.service',
+    'getty@tty2.service',
   ].map((unit) => ({unit, prefix: `unit ${unit}`}))
   for (const fallback of ['none', 'empty'] as const) {
     test(`the per-unit lines, byte for byte (${fallback === 'none' ? '|| echo none: a failing state gets a "none" line' : '|| true'})`, () => {
       const old = run(units.map((u) => unitLineSolo(u, fallback)).join('\n'))
-      const now = run(unitLinesScript(units, fallback))
+      const now = run(script(units, fallback))
       expect(now.stdout).toBe(old.stdout)
       expect(old.stdout.split('\n').length).toBeGreaterThan(units.length)
-      expect(now.calls.length).toBeLessThan(old.calls.length)
+      // One call each: the units without a unit file (nope, gone) are not asked.
       expect(now.calls.filter((c) => c.startsWith('is-active'))).toHaveLength(1)
+      expect(now.calls.filter((c) => c.startsWith('is-enabled'))).toEqual([
+        'is-enabled apt-daily.timer apt-daily-upgrade.timer avahi-daemon.socket cups foobar-upgrade-boot.service getty@tty1.service getty@tty2.service',
+      ])
     })
   }
 
+  test('a unit file that systemctl does not know after all: the same lines (asked again after it)', () => {
+    writeFileSync(join(UNIT_DIR, 'stale.service'), '[Unit]\n')
+    try {
+      const some = [...units.slice(0, 2), {unit: 'stale', prefix: 'unit stale'}, ...units.slice(2)]
+      const old = run(some.map((u) => unitLineSolo(u, 'none')).join('\n'))
+      const now = run(script(some, 'none'))
+      expect(now.stdout).toBe(old.stdout)
+      expect(now.calls.filter((c) => c.startsWith('is-enabled'))).toHaveLength(2)
+    } finally {
+      rmSync(join(UNIT_DIR, 'stale.service'))
+    }
+  })
+
+  test("the host's unit directories by default, generators' output included", () => {
+    const s = unitLinesScript(units, 'none')
+    for (const d of ['/etc/systemd/system', '/lib/systemd/system', '/run/systemd/generator']) expect(s).toContain(shq(d))
+  })
+
   test('no systemd (everything fails): the same lines', () => {
-    expect(run(unitLinesScript(units, 'none'), '').stdout).toBe(run(units.map((u) => unitLineSolo(u, 'none')).join('\n'), '').stdout)
+    expect(run(script(units, 'none'), '').stdout).toBe(run(units.map((u) => unitLineSolo(u, 'none')).join('\n'), '').stdout)
   })
 
   test('a name systemctl would refuse in a batch (a template, odd characters) is asked alone, quoted', () => {
@@ -84,10 +113,12 @@ describe('unitLinesScript', () => {
       {unit: 'cups', prefix: 'unit cups'},
       {unit: 'getty@tty1.service', prefix: 'unit getty@tty1.service'},
     ]
-    const script = unitLinesScript(odd, 'empty')
-    expect(script).toContain(`systemctl is-enabled ${shq('serial-getty@.service')} `)
-    expect(script).toContain(`systemctl is-enabled 'a b' `)
-    expect(script).toContain(`"$(fb_en cups getty@tty1.service)`)
+    const s = script(odd, 'empty')
+    expect(s).toContain(`systemctl is-enabled ${shq('serial-getty@.service')} `)
+    expect(s).toContain(`systemctl is-enabled 'a b' `)
+    expect(s).toContain(`fb_K="$fb_K cups"`)
+    expect(s).toContain('fb_has getty@tty1.service || fb_has getty@.service')
+    expect(run(s).stdout).toBe(run(odd.map((u) => unitLineSolo(u, 'empty')).join('\n')).stdout)
   })
 })
 
