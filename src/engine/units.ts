@@ -92,7 +92,11 @@ export function unitLinesScript(
   // Which units have a unit file: only those are given to is-enabled (names here are plain: no quoting needed).
   const known = units.flatMap((u, i) =>
     batchableUnit(u.unit)
-      ? [`if ${unitFileNames(u.unit).map((f) => `fb_has ${shq(f)}`).join(' || ')}; then fb_k${i}=1; fb_K="$fb_K ${u.unit}"; else fb_k${i}=; fi`]
+      ? [
+          `if ${unitFileNames(u.unit)
+            .map((f) => `fb_has ${shq(f)}`)
+            .join(' || ')}; then fb_k${i}=1; fb_K="$fb_K ${u.unit}"; else fb_k${i}=; fi`,
+        ]
       : [],
   )
   const perUnit = units.map((u, i) => {

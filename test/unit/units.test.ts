@@ -45,7 +45,14 @@ const UNITS =
 /** The unit files of the units the stand-in systemctl knows (getty@tty1 from its template), in a directory of the test's. */
 const UNIT_DIR = join(TMP, 'units')
 mkdirSync(UNIT_DIR)
-for (const f of ['apt-daily.timer', 'apt-daily-upgrade.timer', 'avahi-daemon.socket', 'cups.service', 'foobar-upgrade-boot.service', 'getty@.service'])
+for (const f of [
+  'apt-daily.timer',
+  'apt-daily-upgrade.timer',
+  'avahi-daemon.socket',
+  'cups.service',
+  'foobar-upgrade-boot.service',
+  'getty@.service',
+])
   writeFileSync(join(UNIT_DIR, f), '[Unit]\n')
 const script = (units: UnitLine[], fallback: 'empty' | 'none') => unitLinesScript(units, fallback, [UNIT_DIR])
 function run(script: string, units = UNITS) {
