@@ -149,7 +149,7 @@ async function bootAll(paths: LabPaths, hosts: LabHost[], spec: LabSpec, publicK
   }
   const deadline = Date.now() + timeoutMs
   const left = () => Math.max(1000, deadline - Date.now())
-  const servicesStarted = startServices(paths, dnsRecords(spec, hosts))
+  const servicesStarted = startServices(paths, dnsRecords(spec, hosts), undefined, log)
   const ready = (async () => {
     const keys: string[][] = []
     await settleAll(hosts.map(async (h, i) => (keys[i] = await waitHostKeys(paths, h, left()))))

@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, stat, writeFile} from 'node:fs/promises'
 import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
@@ -87,13 +87,34 @@ function waitService<T>(s: ServiceInfo, probe: () => Promise<T | undefined>, tim
   )
 }
 
+/** How long the cached archive indexes are served without asking the mirror. */
+export const APT_INDEX_MAX_AGE_DAYS = 7
+/** The suites' signed indexes, relative to the cache (the hosts' sources: see image.ts). */
+export const APT_INDEXES = ['debrep/dists/bookworm', 'debrep/dists/bookworm-updates', 'secdeb/dists/bookworm-security'].map(
+  (d) => `${d}/InRelease`,
+)
+/**
+ * Whether the cache may serve its archive indexes as they are (apt-cacher-ng's SPfilePatternEx), given their
+ * modification times (undefined: not cached). An index apt-cacher-ng treats as volatile (its default) is asked of the
+ * mirror on every `apt-get update`, however warm the cache: a slow or stalled mirror then decides how long a lab
+ * run takes. Frozen, the InRelease files name by-hash index files and packages the cache already holds, so a lab
+ * run needs no mirror. Once any is older than the limit (or missing), they are volatile again for that run, and
+ * the first update fetches them afresh (which sets their time).
+ */
+export function aptIndexesFrozen(mtimes: (Date | undefined)[], now: Date, maxAgeDays = APT_INDEX_MAX_AGE_DAYS): boolean {
+  return mtimes.length > 0 && mtimes.every((t) => t !== undefined && now.getTime() - t.getTime() < maxAgeDays * 86_400_000)
+}
+/** apt-cacher-ng's pattern (extended regex on the cached path) for the suites' signed indexes. */
+export const FROZEN_INDEX_PATTERN = '(^|/)dists/[^/]+/(InRelease|Release|Release\\.gpg)$'
+
 /**
  * The hosts' apt proxy is a cache (apt-cacher-ng) on the bridge address: the first lab run fills it from the Debian
  * mirror, later runs (and `lab down --purge` + `up`) are served from ${APT_CACHE_DIR}. It only serves the Debian
  * archive and its security archive (ForceManaged: anything else is refused), listens on the bridge only, and runs as
- * Debian's apt-cacher-ng user. Its own config directory: the machine's /etc/apt-cacher-ng is not read.
+ * Debian's apt-cacher-ng user. Its own config directory: the machine's /etc/apt-cacher-ng is not read. Its indexes
+ * are served without asking the mirror while they are under a week old (aptIndexesFrozen).
  */
-async function startAptCache(paths: LabPaths): Promise<void> {
+async function startAptCache(paths: LabPaths, log: (l: string) => void): Promise<void> {
   const s = service(paths, 'apt-cache')
   const c = paths.aptCache
   await mkdir(c.dir, {recursive: true})
@@ -102,6 +123,21 @@ async function startAptCache(paths: LabPaths): Promise<void> {
   await mkdir(logDir, {recursive: true})
   const user = 'apt-cacher-ng'
   await run('chown', ['-R', `${user}:${user}`, APT_CACHE_DIR, logDir], {what: 'apt cache: own its directories'})
+  const mtimes = await Promise.all(
+    APT_INDEXES.map((f) =>
+      stat(path.join(APT_CACHE_DIR, f)).then(
+        (st) => st.mtime,
+        () => undefined,
+      ),
+    ),
+  )
+  const frozen = aptIndexesFrozen(mtimes, new Date())
+  const oldest = mtimes.every((t) => t !== undefined) ? new Date(Math.min(...mtimes.map((t) => t!.getTime()))) : undefined
+  log(
+    frozen
+      ? `apt cache: the archive indexes of ${oldest!.toISOString().slice(0, 16)}Z are served without asking the mirror (for ${APT_INDEX_MAX_AGE_DAYS} days from then)`
+      : `apt cache: the archive indexes are ${oldest ? `older than ${APT_INDEX_MAX_AGE_DAYS} days` : 'not all cached'}: this run fetches them from the mirror`,
+  )
   await writeFile(
     c.config,
     `CacheDir: ${APT_CACHE_DIR}
@@ -116,7 +152,7 @@ Remap-secdeb: deb.debian.org/debian-security /debian-security ; http://deb.debia
 ForceManaged: 1
 ExThreshold: 4
 ReportPage:
-`,
+${frozen ? `SPfilePatternEx: ${FROZEN_INDEX_PATTERN}\n` : ''}`,
   )
   await start(s, 'setpriv', ['--reuid', user, '--regid', user, '--clear-groups', 'apt-cacher-ng', '-c', c.dir])
   await waitService(s, async () => ((await tcpOpen(PORTS.proxy)) ? true : undefined))
@@ -236,11 +272,16 @@ async function startPebble(paths: LabPaths): Promise<void> {
  * Starts the lab services (all, or only those named: a restart of what stopped while the hosts run). Pebble asks
  * challtestsrv for DNS, so a restarted challtestsrv gets the hosts' records again.
  */
-export async function startServices(paths: LabPaths, records: Array<{name: string; address: string}>, only?: ServiceName[]) {
+export async function startServices(
+  paths: LabPaths,
+  records: Array<{name: string; address: string}>,
+  only?: ServiceName[],
+  log: (l: string) => void = () => {},
+) {
   await mkdir(paths.run, {recursive: true})
   await mkdir(paths.logs, {recursive: true})
   const wanted = (name: ServiceName) => only === undefined || only.includes(name)
-  if (wanted('apt-cache')) await startAptCache(paths)
+  if (wanted('apt-cache')) await startAptCache(paths, log)
   if (wanted('pebble-challtestsrv')) await startChalltestsrv(paths, records)
   if (wanted('pebble')) await startPebble(paths)
 }
