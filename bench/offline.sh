@@ -6,12 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 script=${1:-bench/provision.sh}
-rule=(OUTPUT -m owner --uid-owner apt-cacher-ng ! -o foobar-br0 ! -o lo -m comment --comment foobar-bench-offline -j REJECT)
-trap 'iptables -D "${rule[@]}" 2>/dev/null || true' EXIT
-iptables -I "${rule[@]}"
+chain=foobar-bench-offline
+cleanup() {
+  iptables -D OUTPUT -m owner --uid-owner apt-cacher-ng -j "$chain" 2>/dev/null || true
+  iptables -F "$chain" 2>/dev/null || true
+  iptables -X "$chain" 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+iptables -N "$chain"
+iptables -A "$chain" -o lo -j RETURN
+iptables -A "$chain" -o foobar-br0 -j RETURN
+iptables -A "$chain" -j REJECT
+iptables -I OUTPUT -m owner --uid-owner apt-cacher-ng -j "$chain"
 echo "apt cache cut off from the mirror; running $script"
 status=0
 bash "$script" || status=$?
-packets=$(iptables -L OUTPUT -v -n -x | awk '/foobar-bench-offline/ {print $1}')
+packets=$(iptables -L "$chain" -v -n -x | awk '$3 == "REJECT" {print $1}')
 echo "packets the apt cache tried to send to the mirror: ${packets:-?} (exit status of $script: $status)"
 exit "$status"

@@ -5,7 +5,7 @@
  */
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {userInfo, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
@@ -295,9 +295,24 @@ describe('the batched facts script gives what the per-file one gave (run for rea
     })
     return {stdout, calls: readFileSync(log, 'utf8').split('\n').filter(Boolean)}
   }
-  const q: FactQuery = {packages: ['coreutils'], files, services, live: [{component: 'firewall', script: 'echo "status active"'}]}
+  // The unit files of the units the stand-in systemctl knows, in a directory of the test's.
+  const unitDir = join(TMP, 'unit-files')
+  mkdirSync(unitDir)
+  for (const f of ['nginx.service', 'ssh.service', 'mariadb.service', 'foobar-lynis.timer', 'masked-one.service'])
+    writeFileSync(join(unitDir, f), '')
+  const script = (query: FactQuery) => factsScript(query, {unitDirs: [unitDir]})
+  const q: FactQuery = {
+    packages: ['coreutils'],
+    files,
+    services,
+    live: [
+      {component: 'firewall', script: 'echo "status active"\necho "tuple allow tcp 22"'},
+      // Slower than the core facts, and in the background: its lines still come whole, after them.
+      {component: 'replication', script: 'sleep 0.2; echo up; echo "vars 0 1"'},
+    ],
+  }
   const before = run(perFileFactsScript(q))
-  const after = run(factsScript(q))
+  const after = run(script(q))
   const old = parseFacts(before.stdout, q)
   const now = parseFacts(after.stdout, q)
 
@@ -337,19 +352,51 @@ describe('the batched facts script gives what the per-file one gave (run for rea
     expect(after.stdout).not.toContain(Buffer.from(readFileSync(key)).toString('base64').slice(0, 20))
   })
 
-  test('a fixed number of systemctl calls: two, plus one more per unit it did not know', () => {
+  test('two systemctl calls: is-enabled only for the units that have a unit file', () => {
     expect(before.calls).toHaveLength(2 * services.length)
-    // is-active once; is-enabled from the start, then after each unknown unit.
     expect(after.calls.filter((c) => c.startsWith('is-active'))).toEqual([`is-active ${services.join(' ')}`])
     expect(after.calls.filter((c) => c.startsWith('is-enabled'))).toEqual([
-      `is-enabled ${services.join(' ')}`,
-      `is-enabled ${services.slice(3).join(' ')}`,
-      `is-enabled ${services.slice(5).join(' ')}`,
+      `is-enabled ${services.filter((u) => !u.includes('gone')).join(' ')}`,
     ])
   })
 
+  test('the live-state scripts run at once: their lines whole and in order, and their temporary directory removed', () => {
+    expect(now.live).toEqual({firewall: ['status active', 'tuple allow tcp 22'], replication: ['up', 'vars 0 1']})
+    const tmp = join(TMP, 'live-tmp')
+    const meet = join(TMP, 'live-meet')
+    mkdirSync(tmp)
+    mkdirSync(meet)
+    // Each script leaves its mark, then waits (up to 5 s) for the others': only scripts that run at once all see them.
+    const waitFor = (me: string, others: string[]) =>
+      `: > ${meet}/${me}; i=0; while [ $i -lt 50 ] && ! { ${others.map((o) => `[ -e ${meet}/${o} ]`).join(' && ')}; }; do sleep 0.1; i=$((i+1)); done; ` +
+      `if ${others.map((o) => `[ -e ${meet}/${o} ]`).join(' && ')}; then echo ${me}-met-all; else echo ${me}-alone; fi; echo ${me}2`
+    const names = ['a', 'b', 'c']
+    const together: FactQuery = {
+      packages: [],
+      files: [],
+      services: [],
+      live: names.map((c) => ({
+        component: c,
+        script: waitFor(
+          c,
+          names.filter((o) => o !== c),
+        ),
+      })),
+    }
+    const out = execFileSync('/bin/sh', ['-c', script(together)], {encoding: 'utf8', env: {PATH: '/usr/bin:/bin', TMPDIR: tmp}})
+    expect(parseFacts(out, together).live).toEqual({a: ['a-met-all', 'a2'], b: ['b-met-all', 'b2'], c: ['c-met-all', 'c2']})
+    expect(readdirSync(tmp)).toEqual([])
+    // No temporary directory to be had: one by one, the same lines as the per-script form.
+    const plain: FactQuery = {...together, live: names.map((c) => ({component: c, script: `echo ${c}1; echo ${c}2`}))}
+    const seq = execFileSync('/bin/sh', ['-c', script(plain)], {
+      encoding: 'utf8',
+      env: {PATH: '/usr/bin:/bin', TMPDIR: join(TMP, 'no-such-dir')},
+    })
+    expect(parseFacts(seq, plain).live).toEqual({a: ['a1', 'a2'], b: ['b1', 'b2'], c: ['c1', 'c2']})
+  })
+
   test('no systemd at all (systemctl fails for everything): not-found / inactive, as before', () => {
-    const none = parseFacts(run(factsScript(q), '').stdout, q)
+    const none = parseFacts(run(script(q), '').stdout, q)
     expect(none.services).toStrictEqual(parseFacts(run(perFileFactsScript(q), '').stdout, q).services)
     expect(Object.values(none.services).every((s) => s.enabled === 'not-found' && s.active === 'inactive')).toBe(true)
   })
@@ -358,7 +405,7 @@ describe('the batched facts script gives what the per-file one gave (run for rea
     // The old line was `echo "@@file PATH ..."`: its $name and backquotes ran in the remote shell.
     expect(now.files[odd]).toBeUndefined()
     const withOdd: FactQuery = {...q, files: [{path: odd}, {path: conf}]}
-    const f = parseFacts(run(factsScript(withOdd)).stdout, withOdd)
+    const f = parseFacts(run(script(withOdd)).stdout, withOdd)
     expect(f.files[odd]).toEqual({
       exists: true,
       mode: 0o644,

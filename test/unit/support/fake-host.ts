@@ -146,7 +146,9 @@ journal() { printf '%s\n' "$*" >> "$FAKE_STATE/journal"; }
 failing() { [ -f "$FAKE_STATE/fail/$1" ] || return 0; cat "$FAKE_STATE/fail/$1" >&2; [ -f "$FAKE_STATE/fail/$1.once" ] && rm -f "$FAKE_STATE/fail/$1" "$FAKE_STATE/fail/$1.once"; exit "\${2:-1}"; }
 # Builtins only where the facts script calls a stub hundreds of times.
 unit_get() { _v=; [ -f "$FAKE_STATE/units/$1.$2" ] && read -r _v < "$FAKE_STATE/units/$1.$2"; echo "$_v"; }
-unit_set() { [ -d "$FAKE_STATE/units" ] || mkdir -p "$FAKE_STATE/units"; printf '%s\n' "$3" > "$FAKE_STATE/units/$1.$2"; }
+unit_set() { [ -d "$FAKE_STATE/units" ] || mkdir -p "$FAKE_STATE/units"; printf '%s\n' "$3" > "$FAKE_STATE/units/$1.$2"; [ "$2" = enabled ] && unit_file "$1"; true; }
+# A unit systemctl knows has a unit file (what the facts script looks for before asking is-enabled).
+unit_file() { case $1 in *.*) _f=$1 ;; *) _f=$1.service ;; esac; [ -d "$FAKE_ROOT/usr/lib/systemd/system" ] || mkdir -p "$FAKE_ROOT/usr/lib/systemd/system"; [ -e "$FAKE_ROOT/usr/lib/systemd/system/$_f" ] || : > "$FAKE_ROOT/usr/lib/systemd/system/$_f"; }
 unit_name() { case $1 in *.service) echo "\${1%.service}" ;; *) echo "$1" ;; esac; }
 `
 
@@ -617,7 +619,7 @@ export class FakeHost implements Runner {
     this.addAddress(`${host.address}/${host.family === 4 ? 24 : 64}`)
     this.put('/etc/crontab', '# /etc/crontab: system-wide crontab\n')
     for (const d of ['d', 'daily', 'hourly', 'weekly', 'monthly']) this.mkdir(`/etc/cron.${d}`)
-    for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', '/var/lib', '/run', '/opt', '/root']) this.mkdir(d)
+    for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', '/var/lib', '/run', '/opt', '/root', '/tmp']) this.mkdir(d)
     put(join(this.state, 'virt'), `${o.virt ?? 'kvm'}\n`)
     for (const [name, image] of Object.entries(DEBIAN_PACKAGES)) put(join(this.state, 'postinst', name), postinst(image))
     for (const p of ['openssh-server', ...(o.packages ?? [])]) this.install(p)
@@ -932,6 +934,7 @@ export class FakeHost implements Runner {
           LC_ALL: 'C',
           LANG: 'C',
           HOME: this.path('/root'),
+          TMPDIR: this.path('/tmp'),
           FAKE_ROOT: this.root,
           FAKE_STATE: this.state,
           FAKE_LIB: lib,
