@@ -198,7 +198,7 @@ describe('db promote with the old primary’s database dead', () => {
     fakes.push(f)
     const state = {...s, fenced: undefined as string | undefined, stopped: false}
     f.on(
-      (c) => c.script.includes('mysqladmin --connect-timeout=3 ping'),
+      (c) => c.script.includes('mysqladmin --loose-skip-ssl --connect-timeout=3 ping'),
       () => ({
         code: 0,
         stdout: [

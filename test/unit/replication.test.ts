@@ -211,7 +211,7 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
   peers.set(h.address, state)
   const ok = (stdout = '') => ({code: 0, stdout, stderr: ''})
   fake.on(
-    (c) => c.script.includes('mysqladmin --connect-timeout=3 ping'),
+    (c) => c.script.includes('mysqladmin --loose-skip-ssl --connect-timeout=3 ping'),
     () => {
       const marker = state.fenced ? [`fenced ${state.fenced}`] : []
       if (!state.up) return ok(['down', ...marker, ''].join('\n'))

@@ -33,7 +33,7 @@ export const tableSql = (db: string) =>
 /** The privileges the app has, and the only ones: `<db>.notes SELECT` and `<db>.notes INSERT`. */
 export const wantedPrivileges = (db: string) => [`${db}.${TABLE} INSERT`, `${db}.${TABLE} SELECT`]
 
-const SOCKET = 'mysql --protocol=socket -N -B'
+const SOCKET = 'mysql --protocol=socket --loose-skip-ssl -N -B'
 
 /** Read-only: up or down, read_only, whether the database and table exist, the user's accounts and privileges. */
 export function appDbFactsScript(s: AppDbSettings): string {
@@ -51,7 +51,7 @@ export function appDbFactsScript(s: AppDbSettings): string {
     `SELECT 'priv', ${host}, CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, '.', COLUMN_NAME), PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.COLUMN_PRIVILEGES WHERE ${grantee};`,
   ].join(' ')
   return [
-    `if command -v mysql >/dev/null 2>&1 && mysqladmin --connect-timeout=3 ping >/dev/null 2>&1; then`,
+    `if command -v mysql >/dev/null 2>&1 && mysqladmin --loose-skip-ssl --connect-timeout=3 ping >/dev/null 2>&1; then`,
     `  echo up`,
     // Tab-separated columns (mysql -B escapes tabs inside values): a value cannot pose as another column.
     `  ${SOCKET} -e ${shq(sql)} || echo 'error'`,

@@ -26,7 +26,7 @@ const CATCH_UP_MS = 15_000
 async function waitCaughtUp(replica: Runner, position: string): Promise<void> {
   const deadline = Date.now() + CATCH_UP_MS
   while (Date.now() < deadline) {
-    const r = await replica.run(`mysql --protocol=socket -N -B -e 'SELECT @@gtid_slave_pos'`, {check: false})
+    const r = await replica.run(`mysql --protocol=socket --loose-skip-ssl -N -B -e 'SELECT @@gtid_slave_pos'`, {check: false})
     if (r.code === 0 && gtidCovers(r.stdout.trim(), position)) return
     await new Promise((res) => setTimeout(res, 200))
   }
@@ -54,9 +54,10 @@ export async function convergeAppDb(
       if (actions.some((a) => a.kind === 'read-only')) throw new Failure(describeAppDb({kind: 'read-only'}, s, host))
       if (actions.length) {
         for (const a of actions) step(host.name, describeAppDb(a, s, host))
-        await conn.run('mysql --protocol=socket -N -B', {stdin: appDbSql(actions, s, password, replica)})
+        await conn.run('mysql --protocol=socket --loose-skip-ssl -N -B', {stdin: appDbSql(actions, s, password, replica)})
       }
-      if (!replica) position = (await conn.run(`mysql --protocol=socket -N -B -e 'SELECT @@gtid_binlog_pos'`)).stdout.trim()
+      if (!replica)
+        position = (await conn.run(`mysql --protocol=socket --loose-skip-ssl -N -B -e 'SELECT @@gtid_binlog_pos'`)).stdout.trim()
     } catch (error) {
       failed[host.name] = error instanceof Error ? error.message : String(error)
     }

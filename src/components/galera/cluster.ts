@@ -68,15 +68,15 @@ const STATUS = [
 /** Read-only shell lines: the member's state. `files`: the config and TLS files whose change needs a restart. */
 export function memberFactsScript(files: string[], service = 'mariadb'): string {
   // Every client call bounded: a joiner's server can accept a connection and not answer until its transfer is done.
-  const M = 'timeout 10 mysql --protocol=socket --connect-timeout=3 -N -B'
+  const M = 'timeout 10 mysql --protocol=socket --loose-skip-ssl --connect-timeout=3 -N -B'
   const list = STATUS.map((s) => `'${s.toUpperCase()}'`).join(',')
   return [
     `echo "service $(systemctl is-active ${service} 2>/dev/null || true)"`,
-    `if command -v mysql >/dev/null 2>&1 && timeout 10 mysqladmin --connect-timeout=3 ping >/dev/null 2>&1; then`,
+    `if command -v mysql >/dev/null 2>&1 && timeout 10 mysqladmin --loose-skip-ssl --connect-timeout=3 ping >/dev/null 2>&1; then`,
     '  echo up',
     `  ${M} -e "SELECT CONCAT('wsrep_on ', @@wsrep_on)" 2>/dev/null || true`,
     `  ${M} -e "SELECT CONCAT('status ', LOWER(VARIABLE_NAME), ' ', VARIABLE_VALUE) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN (${list})" 2>/dev/null || true`,
-    `  timeout 10 mysql --protocol=socket --connect-timeout=3 -e 'SHOW ALL SLAVES STATUS\\G' 2>/dev/null | grep -q 'Master_Host:' && echo slave`,
+    `  timeout 10 mysql --protocol=socket --loose-skip-ssl --connect-timeout=3 -e 'SHOW ALL SLAVES STATUS\\G' 2>/dev/null | grep -q 'Master_Host:' && echo slave`,
     // Started before the newest of its files changed: it runs with the old ones (seconds since the epoch both).
     `  started=$(date -d "$(systemctl show -p ExecMainStartTimestamp --value ${service})" +%s 2>/dev/null || echo 0)`,
     `  newest=$(stat -c %Y ${files.map((f) => `'${f}'`).join(' ')} 2>/dev/null | sort -n | tail -1)`,

@@ -249,7 +249,7 @@ export async function convergeGalera(
   for (const [name, f] of facts) {
     if (f.slaveConfigured && !failed[name]) {
       log(name)('removing replication from outside the cluster')
-      await conns.get(name)!.run("mysql --protocol=socket -e 'STOP ALL SLAVES; RESET SLAVE ALL'", {check: false})
+      await conns.get(name)!.run("mysql --protocol=socket --loose-skip-ssl -e 'STOP ALL SLAVES; RESET SLAVE ALL'", {check: false})
     }
   }
   return failed

@@ -53,7 +53,7 @@ export function databaseChecks(ctx: CheckContext): Check[] {
         const {probePassword} = await setup()
         // The password goes on stdin as an option file, never on a command line.
         const write = await c.run(
-          `mysql --defaults-extra-file=/dev/stdin --protocol=socket -u ${VERIFY_USER} -e "INSERT INTO foobar_health.heartbeat (id, token) VALUES (2, 'replica')" 2>&1`,
+          `mysql --defaults-extra-file=/dev/stdin --protocol=socket --loose-skip-ssl -u ${VERIFY_USER} -e "INSERT INTO foobar_health.heartbeat (id, token) VALUES (2, 'replica')" 2>&1`,
           {
             check: false,
             stdin: `[client]\npassword=${probePassword}\n`,

@@ -117,7 +117,7 @@ export const mysql: Component = {
       // Galera: the primary/replica fence goes (its unit is stopped by the galera step).
       absent: galera ? [FENCE.script, FENCE.unit, FENCE.cnf] : [],
       services: [
-        ...(galera ? [] : [{name: svc, onChange: 'restart' as const, health: 'mysqladmin --connect-timeout=5 ping'}]),
+        ...(galera ? [] : [{name: svc, onChange: 'restart' as const, health: 'mysqladmin --loose-skip-ssl --connect-timeout=5 ping'}]),
         ...fence.services,
         ...(exporter?.services ?? []),
       ],
