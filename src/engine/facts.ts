@@ -90,9 +90,7 @@ export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): str
   )
   lines.push(`[ -f ${PENDING_FILE} ] && sed 's/^/@@pending /' ${PENDING_FILE} || true`)
   if (live.length)
-    lines.push(
-      `if [ -n "$fb_lt" ]; then wait; for fb_i in ${live.map((_, i) => i).join(' ')}; do cat "$fb_lt/$fb_i" 2>/dev/null; done; rm -rf "$fb_lt"; fi`,
-    )
+    lines.push(`if [ -n "$fb_lt" ]; then wait; cat ${live.map((_, i) => `"$fb_lt/${i}"`).join(' ')} 2>/dev/null; rm -rf "$fb_lt"; fi`)
   return lines.filter(Boolean).join('\n')
 }
 
