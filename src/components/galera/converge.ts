@@ -79,8 +79,43 @@ async function recoverPosition(conn: Runner): Promise<{uuid: string; seqno: numb
   return m ? {uuid: m[1]!, seqno: Number(m[2])} : undefined
 }
 
-/** How long in-flight transactions get to finish on a member the endpoints stopped sending new connections to. */
-const DRAIN_MS = 2000
+/**
+ * How long in-flight transactions get to finish on a member the endpoints stopped sending new connections to: until
+ * no endpoint has a session to it (polled), at least DRAIN_MIN_MS and at most DRAIN_MAX_MS.
+ */
+const DRAIN_MIN_MS = 1000
+const DRAIN_MAX_MS = 15_000
+
+/** Sessions each web server's endpoint holds to `member` (HAProxy's scur), summed; undefined where unknown. */
+async function endpointSessions(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<number | undefined> {
+  let total = 0
+  for (const web of inv.hosts.filter((h) => h.roles.includes('web'))) {
+    try {
+      const c = await connect(web)
+      const r = await c.run(`echo 'show stat' | socat stdio ${DB_ENDPOINT_PATHS.socket}`, {check: false})
+      const line = r.stdout.split('\n').find((l) => l.startsWith(`writer,${member},`))
+      const scur = Number(line?.split(',')[4])
+      if (r.code !== 0 || !Number.isInteger(scur)) return undefined
+      total += scur
+    } catch {
+      return undefined
+    }
+  }
+  return total
+}
+
+/** Waits until the endpoints hold no session to `member` (see DRAIN_MIN_MS). */
+async function drain(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<void> {
+  const started = Date.now()
+  await new Promise((r) => setTimeout(r, DRAIN_MIN_MS))
+  while (Date.now() - started < DRAIN_MAX_MS) {
+    const n = await endpointSessions(inv, connect, member)
+    if (n === 0) return
+    // Not readable: the fixed wait this replaced (2 s).
+    if (n === undefined) return void (await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (Date.now() - started)))))
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
 
 /**
  * Sets `member`'s state in every web server's database endpoint (its HAProxy runtime API): `maint` sends new
@@ -207,7 +242,7 @@ export async function convergeGalera(
         try {
           if (drained) {
             step(`the database endpoints on ${drained} web server${drained > 1 ? 's' : ''} send new connections elsewhere`)
-            await new Promise((r) => setTimeout(r, DRAIN_MS))
+            await drain(inv, connect, h.name)
           }
           step('restarting to load the changed config')
           facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
