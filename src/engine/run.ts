@@ -7,7 +7,15 @@ import {sleep} from '../util/wait.js'
 import {type Applied, type HealthTiming, applyHost, revertApplied} from './apply.js'
 import {type CanaryJudgement, type CanaryThresholds, CANARY_THRESHOLDS, describeFigures, judgeCanary} from './canary.js'
 import type {Change, HostPlan, LivePlanner, TlsMaterial} from './contract.js'
-import {type HostDesired, type Stack, desiredState, discoveryParts, prepareMaterial, preparePlanners} from './desired.js'
+import {
+  type DesiredOptions,
+  type HostDesired,
+  type Stack,
+  desiredState,
+  discoveryParts,
+  prepareMaterial,
+  preparePlanners,
+} from './desired.js'
 import {type HostFacts, discoveryScript, factsScript, parseDiscovery, parseFacts} from './facts.js'
 import {factQuery, planHost} from './plan.js'
 
@@ -83,6 +91,43 @@ export async function discoverHost(stack: Stack, inventory: Inventory, host: Hos
   if (parts.length === 0) return {}
   const res = await runner.run(discoveryScript(parts))
   return parseDiscovery(res.stdout, parts)
+}
+
+/**
+ * A host's desired state (which holds the control address, as the host sees it) and its facts. The control address
+ * takes a round trip of its own; the facts do not wait for it when this end of the connection knows its address
+ * (a direct connection): the desired state is made with that address and the facts gathered at once, while the host
+ * is asked. When the host names another address (NAT), the desired state is made again with it, and the facts
+ * gathered again if that changes what is asked of the host.
+ */
+export async function desiredAndFacts(
+  stack: Stack,
+  inventory: Inventory,
+  host: Host,
+  runner: Runner,
+  options: Omit<DesiredOptions, 'controlAddress' | 'discovered'>,
+  step?: (s: string) => void,
+): Promise<{desired: HostDesired; facts: HostFacts}> {
+  const asked = runner.clientAddress()
+  // Left unhandled it would end the process if the discovery failed first; awaited below.
+  asked.catch(() => undefined)
+  const discovered = await discoverHost(stack, inventory, host, runner, options.only)
+  const make = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered})
+  const guess = runner.localAddress?.()
+  if (guess === undefined) {
+    const desired = make(await asked)
+    step?.('gathering facts')
+    return {desired, facts: await gatherFacts(runner, desired)}
+  }
+  const early = make(guess)
+  step?.('gathering facts')
+  const gathering = gatherFacts(runner, early)
+  gathering.catch(() => undefined)
+  const controlAddress = await asked
+  if (controlAddress === guess) return {desired: early, facts: await gathering}
+  const desired = make(controlAddress)
+  const same = JSON.stringify(factQuery(desired)) === JSON.stringify(factQuery(early))
+  return {desired, facts: same ? await gathering : await gatherFacts(runner, desired)}
 }
 
 export type Planned = {plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}
@@ -672,14 +717,9 @@ async function planOne(
   try {
     options.onStep?.(host.name, 'connecting')
     const runner = await connect(host)
-    // Two round trips at once on the one connection.
-    const [controlAddress, discovered] = await Promise.all([
-      runner.clientAddress(),
-      discoverHost(stack, inventory, host, runner, options.only),
-    ])
-    const desired = desiredState(stack, inventory, host, {material, controlAddress, only: options.only, planners, discovered})
-    options.onStep?.(host.name, 'gathering facts')
-    const facts = await gatherFacts(runner, desired)
+    const {desired, facts} = await desiredAndFacts(stack, inventory, host, runner, {material, only: options.only, planners}, (s) =>
+      options.onStep?.(host.name, s),
+    )
     const plan = planHost(desired, facts)
     options.onStep?.(host.name, plan.changes.length ? `${plan.changes.length} changes planned` : 'no changes')
     return {plan, desired, ms: Date.now() - t0}

@@ -262,6 +262,7 @@ export class Connection implements Runner {
     private readonly jumps: NodeSSH[] = [],
     /** For the caller to show (stderr, the JSON envelope): a private key others can read, ssh_config it ignored. */
     readonly warnings: readonly string[] = [],
+    private readonly local?: string,
   ) {}
 
   static async open(host: Host, options: ConnectOptions = {}): Promise<Connection> {
@@ -360,7 +361,10 @@ export class Connection implements Runner {
     ssh.connection?.setMaxListeners(64)
     // Small request/answer packets: without TCP_NODELAY, Nagle's algorithm and delayed ACKs cost ~40 ms a command.
     ssh.connection?.setNoDelay(true)
-    return new Connection(host, route.target.user, ssh, clients, warnings)
+    // ssh2 keeps the TCP socket it opened (not public API; a jump host's hop has none): read defensively.
+    const local =
+      route.jumps.length === 0 ? (ssh.connection as unknown as {_sock?: {localAddress?: unknown}} | null)?._sock?.localAddress : undefined
+    return new Connection(host, route.target.user, ssh, clients, warnings, typeof local === 'string' && local ? local : undefined)
   }
 
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
@@ -459,6 +463,11 @@ export class Connection implements Runner {
   async readFile(path: string): Promise<string | undefined> {
     const r = await this.run(`cat ${shq(path)}`, {check: false})
     return r.code === 0 ? r.stdout : undefined
+  }
+
+  /** This end's address of a direct connection (the host sees another behind NAT): see Runner.localAddress. */
+  localAddress(): string | undefined {
+    return this.local
   }
 
   /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */

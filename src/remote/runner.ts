@@ -41,6 +41,12 @@ export interface Runner {
   /** The address this connection comes from, as the host sees it. */
   clientAddress(): Promise<string | undefined>
   /**
+   * This end's address of the connection, known without asking the host: what clientAddress() answers unless an
+   * address is translated on the way (NAT) or the connection goes through a jump host (then undefined). Only ever a
+   * guess to start work early with, checked against clientAddress().
+   */
+  localAddress?(): string | undefined
+  /**
    * Starts a command (as root) that keeps running while its standard input stays open: resolves with its first line
    * of output, or with its exit code when it ends before printing one. `release` closes its input. For locks held
    * for as long as this connection lives (util/lock.ts). Absent: the transport cannot hold a lock.

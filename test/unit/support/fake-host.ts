@@ -85,6 +85,8 @@ export interface FakeHostOptions {
   answer?: Answer
   /** What clientAddress() returns: foobar's address as the host sees it. */
   clientAddress?: string
+  /** What localAddress() returns: this end's address (default: clientAddress's; null: none known, as over a jump host). */
+  localAddress?: string | null
   /** systemd-detect-virt's answer. */
   virt?: string
   /** Packages installed before foobar ever ran (openssh-server always is: foobar came in over SSH). */
@@ -675,6 +677,11 @@ export class FakeHost implements Runner {
 
   async clientAddress(): Promise<string | undefined> {
     return this.clientAddr
+  }
+
+  localAddress(): string | undefined {
+    const o = this.options.localAddress
+    return o === null ? undefined : (o ?? this.clientAddr)
   }
 
   close(): void {
