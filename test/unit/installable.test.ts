@@ -24,7 +24,7 @@ describe('npm pack + npm install -g', () => {
     for (const f of [
       'bin/run.js',
       'oclif.manifest.json',
-      'dist/commands/provision.js',
+      'dist/app/commands/provision.js',
       'templates/nginx/site.conf.hbs',
       'inventories/lab.yml',
     ])

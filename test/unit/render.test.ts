@@ -160,7 +160,8 @@ describe('rendered files (snapshots)', () => {
   })
 
   test("the build's precompiled templates (what the CLI renders with) give the sources' bytes, for every example", () => {
-    const built = require(join(ROOT, 'dist/render/templates.precompiled.cjs')) as Record<string, {sha256: string}>
+    // The copy next to the bundle's chunks (dist/app/, what bin/run.js runs): templates.ts requires it from its folder.
+    const built = require(join(ROOT, 'dist/app/templates.precompiled.cjs')) as Record<string, {sha256: string}>
     const sources = (readdirSync(join(ROOT, 'templates'), {recursive: true}) as string[]).filter((f) => f.endsWith('.hbs')).sort()
     // Every template precompiled from its current source: none is compiled at run time.
     expect(Object.keys(built).sort()).toEqual(sources.map((f) => f.slice(0, -'.hbs'.length)).sort())
