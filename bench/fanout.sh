@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fan-out: a no-op provision over 5, 20 and 50 hosts (issue 20: the 50-host figure at most 3x the 5-host one).
 # Boots the lab with 50 extra hosts (extra1..extra50, web role, monitoring and hardening off), provisions them once,
-# then times no-op runs over the first 5, 20 and 50 of them (--limit). Prints the median of 3 runs, the machine's CPU
-# time per run (the lab's hosts share this machine's cores with foobar: a run over 50 hosts is bounded by CPU here,
-# not by foobar's waiting), the memory per host and the load average. Needs root and a build (`npm run build`);
+# then times no-op runs over the first 5, 20 and 50 of them (--limit). Prints the median of 3 runs, the CPU time per
+# run of foobar, of the lab's hosts (bench/lab-cpu.sh) and of the whole machine, other tenants included (the lab's
+# hosts share this machine's cores with foobar: a run over 50 hosts is bounded by CPU here, not by foobar's waiting),
+# the memory per host and the load average. Needs root and a build (`npm run build`);
 # brings up its own lab and leaves none running. HOSTS=N changes the largest size (at most 57: the lab's 60 hosts
 # include lb1, web1 and web2).
 set -euo pipefail
@@ -15,6 +16,8 @@ since() { echo "$(now) $1" | awk '{printf "%.2f", $1 - $2}'; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # The machine's busy CPU time so far, in seconds (every process: foobar, ssh, the hosts' sshd and shells).
 cpu() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8) / hz}' /proc/stat; }
+# The lab's hosts alone (their sshd, sudo and shells), apart from this machine's other tenants.
+. bench/lab-cpu.sh
 N=${HOSTS:-50}
 SIZES="5 20 $N"
 
@@ -62,11 +65,12 @@ for n in $SIZES; do
   limit=$(seq -s, -f 'extra%g' 1 "$n")
   runs=()
   for i in 1 2 3; do
-    c=$(cpu); t=$(now)
-    out=$(foobar provision -i "$INV" --limit "$limit" --yes --json)
-    wall=$(since "$t"); used=$(echo "$(cpu) $c" | awk '{printf "%.1f", $1 - $2}')
+    c=$(cpu); h=$(lab_cpu); t=$(now)
+    out=$(/usr/bin/time -f '%U %S' -o "$dir/time" node bin/run.js provision -i "$INV" --limit "$limit" --yes --json)
+    wall=$(since "$t"); used=$(echo "$(cpu) $c" | awk '{printf "%.1f", $1 - $2}'); hosts=$(echo "$(lab_cpu) $h" | awk '{printf "%.1f", $1 - $2}')
+    own=$(awk '{printf "%.1f", $1 + $2}' "$dir/time")
     changes=$(echo "$out" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).result.summary.changes))")
-    echo "no-op provision, $n hosts, run $i: $wall s, machine CPU $used s, $changes changes   (load $(load))"
+    echo "no-op provision, $n hosts, run $i: $wall s; CPU: foobar $own s, the hosts $hosts s, machine $used s; $changes changes   (load $(load))"
     runs+=("$wall")
   done
   median[$n]=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
