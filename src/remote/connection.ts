@@ -45,6 +45,30 @@ function trace(host: string, ms: number, what: string): void {
 
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
 
+/**
+ * Scripts at least this long reach the shell on its stdin, not on the command line (when they have no stdin of their
+ * own). sudo logs every command line it runs to the journal, in pieces of about 1 KB: the facts script of a
+ * full-stack host (77 KB) made about 80 journal entries a run and cost journald about 20 ms of CPU; sshd, the login
+ * shell and sudo each copied it too. Shorter commands stay on the command line, where the log shows them whole.
+ */
+export const STDIN_SCRIPT_BYTES = 4096
+
+/**
+ * The one place a command line is built: `sh -c` with the fixed environment, through `sudo -n` for root unless
+ * logged in as root. A long script without stdin of its own goes on stdin: the command line then names it by its
+ * first line (scripts carry no secret: those come on stdin) and the shell runs what it reads, to the last byte.
+ */
+export function commandFor(
+  script: string,
+  o: {root: boolean; user: string; stdin?: string | import('node:stream').Readable},
+): {command: string; stdin?: string | import('node:stream').Readable} {
+  const long = o.stdin === undefined && Buffer.byteLength(script) >= STDIN_SCRIPT_BYTES
+  const label = script.split('\n', 1)[0]!.slice(0, 60)
+  const body = long ? `: ${shq(label)}; fb_script=$(cat; echo x); eval "\${fb_script%x}"` : script
+  const inner = `/bin/sh -c ${shq(PRELUDE + body)}`
+  return {command: o.root && o.user !== 'root' ? `sudo -n -- ${inner}` : inner, stdin: long ? script : o.stdin}
+}
+
 export class HostKeyError extends UserError {
   constructor(host: string, verdict: HostKeyVerdict, blob: Buffer, knownHostsFile: string) {
     const fp = fingerprint(blob)
@@ -400,13 +424,12 @@ export class Connection implements Runner {
     return {dump: await dump, load: await load}
   }
 
-  /** The one place a command line is built: `sh -c` with the fixed environment, through `sudo -n` when needed. */
+  /** Runs a script over a channel of its own (commandFor builds its command line). */
   private async exec(
     script: string,
     o: {root: boolean; stdin?: string | import('node:stream').Readable; onStdout?: (chunk: Buffer) => void; timeoutMs?: number},
   ): Promise<RunResult> {
-    const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
-    const command = o.root && this.user !== 'root' ? `sudo -n -- ${inner}` : inner
+    const {command, stdin} = commandFor(script, {root: o.root, user: this.user, stdin: o.stdin})
     const timeoutMs = o.timeoutMs ?? COMMAND_TIMEOUT_MS
     await this.channel()
     try {
@@ -417,7 +440,7 @@ export class Connection implements Runner {
         const timer = timeoutMs > 0 ? setTimeout(() => expire?.(), timeoutMs) : undefined
         try {
           const running = this.ssh.execCommand(command, {
-            stdin: o.stdin,
+            stdin,
             onStdout: o.onStdout,
             noTrim: true,
             onChannel: (c) => (channel = c),

@@ -3,16 +3,17 @@
  * MAX_CHANNELS commands at once (sshd's MaxSessions refuses the next one), first come first served, a channel
  * that sshd refused in its close race opened again, any other error passed on untouched.
  */
+import {spawnSync} from 'node:child_process'
 import {describe, expect, test} from 'vitest'
-import {Connection, MAX_CHANNELS} from '../../src/remote/connection.js'
+import {Connection, MAX_CHANNELS, STDIN_SCRIPT_BYTES} from '../../src/remote/connection.js'
 import {loadExample} from './support/render.js'
 
-type Exec = (command: string) => Promise<{code: number; stdout: string; stderr: string}>
+type Exec = (command: string, ...rest: unknown[]) => Promise<{code: number; stdout: string; stderr: string}>
 
 /** A Connection whose "SSH library" is `exec`; commands are recognised by the text they echo. */
 function connection(exec: Exec): Connection {
   const host = loadExample('lab').hosts[0]!
-  const fake = {execCommand: (command: string) => exec(command), dispose() {}}
+  const fake = {execCommand: (command: string, options?: unknown) => exec(command, options), dispose() {}}
   // The user it logged in as (the lab's deploy: commands as root go through sudo -n).
   return new (Connection as unknown as new (...a: unknown[]) => Connection)(host, host.ssh.user, fake)
 }
@@ -71,5 +72,52 @@ describe('Connection: commands on one connection', () => {
       'ok',
       'ok',
     ])
+  })
+})
+
+describe('Connection: a long script goes to the shell on stdin, not on the command line', () => {
+  /** Runs the command line as the login shell would, locally (sudo left out): what the host would print. */
+  function local(seen: Array<{command: string; stdin?: unknown}>): Connection {
+    return connection(async (command, ...rest) => {
+      const o = (rest[0] ?? {}) as {stdin?: string}
+      seen.push({command, stdin: o.stdin})
+      const r = spawnSync('/bin/sh', ['-c', command.replace(/^sudo -n -- /, '')], {input: o.stdin ?? '', encoding: 'utf8'})
+      return {code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr}
+    })
+  }
+  // Over STDIN_SCRIPT_BYTES; ends in a here-doc and in blank lines of output, reads stdin, and fails with its own code.
+  const long = [
+    "echo 'first line'",
+    ...Array.from({length: 300}, (_, i) => `v${i}='${'x'.repeat(10)}'; [ -n "$v${i}" ] || exit 9`),
+    'printf "stdin: [%s]\\n" "$(cat)"',
+    'cat <<FB_EOF',
+    'last $v299',
+    '',
+    '',
+    'FB_EOF',
+    'exit 3',
+  ].join('\n')
+
+  test('the same output and exit code as on the command line; sudo logs a short line that names the script', async () => {
+    expect(Buffer.byteLength(long)).toBeGreaterThan(STDIN_SCRIPT_BYTES)
+    const seen: Array<{command: string; stdin?: unknown}> = []
+    const r = await local(seen).run(long, {check: false})
+    const direct = spawnSync('/bin/sh', ['-c', long], {input: '', encoding: 'utf8'})
+    expect(r.code).toBe(3)
+    expect(r.stdout).toBe(direct.stdout)
+    expect(r.stdout).toBe(`first line\nstdin: []\nlast ${'x'.repeat(10)}\n\n\n`)
+    expect(seen[0]!.command.length).toBeLessThan(400)
+    expect(seen[0]!.command).toMatch(/^sudo -n -- \/bin\/sh -c .*first line/)
+    expect(seen[0]!.stdin).toBe(long)
+  })
+
+  test('a short script, or one with stdin of its own, stays on the command line', async () => {
+    const seen: Array<{command: string; stdin?: unknown}> = []
+    const conn = local(seen)
+    expect((await conn.run('echo short')).stdout).toBe('short\n')
+    expect(seen[0]!.command).toContain('echo short')
+    const withInput = await conn.run(`${long.replace('exit 3', 'exit 0')}`, {stdin: 'given'})
+    expect(withInput.stdout).toContain('stdin: [given]')
+    expect(seen[1]!.command.length).toBeGreaterThan(STDIN_SCRIPT_BYTES)
   })
 })
