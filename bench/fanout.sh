@@ -55,9 +55,16 @@ foobar lab status --json | node -e "let s='';process.stdin.on('data',d=>s+=d).on
 t=$(now)
 foobar provision -i "$INV" --yes --json >/dev/null
 echo "first provision of $N bare hosts:       $(since "$t") s   (load $(load))"
-# The hosts settle after their first provision (units starting, triggers): the no-op runs are timed once the machine
-# is quiet again (1-minute load under 3, or after 3 minutes).
-for _ in $(seq 36); do awk '{exit !($1 < 3)}' /proc/loadavg && break; sleep 5; done
+# The hosts settle after their first provision (units starting, triggers): the no-op runs are timed once the hosts
+# are quiet again (their CPU under 10 % of one core over 10 s, or after 5 minutes), whatever the machine's other
+# tenants do (the load average counts them too).
+t=$(now)
+for _ in $(seq 30); do
+  h=$(lab_cpu); sleep 10
+  busy=$(echo "$(lab_cpu) $h" | awk '{printf "%.2f", ($1 - $2) / 10}')
+  awk -v b="$busy" 'BEGIN {exit !(b < 0.1)}' && break
+done
+echo "hosts settled after:                  $(since "$t") s (their CPU then $busy of a core; load $(load))"
 echo "memory per provisioned host (PSS):    $(foobar lab status --json | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const h=JSON.parse(s).result.hosts.slice(3).map(h=>h.memoryMiB).filter(Boolean);console.log(Math.min(...h) + '-' + Math.max(...h) + ' MiB')})")"
 
 declare -A median
