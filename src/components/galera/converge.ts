@@ -2,7 +2,9 @@ import type {Host, Inventory} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {Failure} from '../../util/errors.js'
 import {shq} from '../../util/shell.js'
+import {sleep} from '../../util/wait.js'
 import {DB_ENDPOINT_PATHS} from '../db-endpoint/index.js'
+import {parseStat} from '../haproxy/runtime.js'
 import {
   GALERA_STATE_FILE,
   type MemberFacts,
@@ -43,7 +45,7 @@ async function waitSynced(conn: Runner, files: string[], timeoutMs = SYNC_TIMEOU
         `${conn.host.name}: not synced in the cluster after ${timeoutMs / 1000} s (${f.up ? `${f.status.wsrep_cluster_status ?? '?'}, ${f.status.wsrep_local_state_comment ?? '?'}` : `database ${f.service}`})${why ? `: ${why.split('\n').join(' | ')}` : `; see journalctl -u mariadb on ${conn.host.name}`}`,
       )
     }
-    await new Promise((r) => setTimeout(r, 500))
+    await sleep(500)
   }
 }
 
@@ -93,9 +95,9 @@ async function endpointSessions(inv: Inventory, connect: (h: Host) => Promise<Ru
     try {
       const c = await connect(web)
       const r = await c.run(`echo 'show stat' | socat stdio ${DB_ENDPOINT_PATHS.socket}`, {check: false})
-      const line = r.stdout.split('\n').find((l) => l.startsWith(`writer,${member},`))
-      const scur = Number(line?.split(',')[4])
-      if (r.code !== 0 || !Number.isInteger(scur)) return undefined
+      const row = r.code === 0 ? parseStat(r.stdout).find((s) => s.pxname === 'writer' && s.svname === member) : undefined
+      const scur = Number(row?.scur)
+      if (row?.scur === undefined || !Number.isInteger(scur)) return undefined
       total += scur
     } catch {
       return undefined
@@ -107,13 +109,16 @@ async function endpointSessions(inv: Inventory, connect: (h: Host) => Promise<Ru
 /** Waits until the endpoints hold no session to `member` (see DRAIN_MIN_MS). */
 async function drain(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<void> {
   const started = Date.now()
-  await new Promise((r) => setTimeout(r, DRAIN_MIN_MS))
+  await sleep(DRAIN_MIN_MS)
   while (Date.now() - started < DRAIN_MAX_MS) {
     const n = await endpointSessions(inv, connect, member)
     if (n === 0) return
-    // Not readable: the fixed wait this replaced (2 s).
-    if (n === undefined) return void (await new Promise((r) => setTimeout(r, Math.max(0, 2000 - (Date.now() - started)))))
-    await new Promise((r) => setTimeout(r, 250))
+    if (n === undefined) {
+      // Not readable: the fixed wait this replaced (2 s).
+      await sleep(Math.max(0, 2000 - (Date.now() - started)))
+      return
+    }
+    await sleep(250)
   }
 }
 
@@ -272,7 +277,7 @@ export async function convergeGalera(
         while ((await size()) < want) {
           if (Date.now() > deadline)
             throw new Failure(`the arbitrator ${arb.name} did not join the cluster in 30 s; see journalctl -u garb on ${arb.name}`)
-          await new Promise((r) => setTimeout(r, 500))
+          await sleep(500)
         }
       } catch (error) {
         failed[arb.name] = error instanceof Error ? error.message : String(error)
