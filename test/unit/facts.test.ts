@@ -285,13 +285,13 @@ describe('the batched facts script gives what the per-file one gave (run for rea
   const services = ['nginx', 'ssh.service', 'gone', 'mariadb', 'also-gone.service', 'foobar-lynis.timer', 'masked-one']
   const FAKE_UNITS =
     'nginx.service=enabled/active ssh.service=alias/active mariadb.service=disabled/inactive foobar-lynis.timer=static/active masked-one.service=masked/failed'
-  const run = (script: string, units = FAKE_UNITS) => {
+  const run = (script: string, units = FAKE_UNITS, pathFirst = '') => {
     const log = join(TMP, `systemctl-${Math.random().toString(36).slice(2)}.log`)
     writeFileSync(log, '')
     const stdout = execFileSync('/bin/sh', ['-c', script], {
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,
-      env: {PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, LC_ALL: 'C', FAKE_UNITS: units, FAKE_LOG: log},
+      env: {PATH: `${pathFirst}${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, LC_ALL: 'C', FAKE_UNITS: units, FAKE_LOG: log},
     })
     return {stdout, calls: readFileSync(log, 'utf8').split('\n').filter(Boolean)}
   }
@@ -393,6 +393,39 @@ describe('the batched facts script gives what the per-file one gave (run for rea
       env: {PATH: '/usr/bin:/bin', TMPDIR: join(TMP, 'no-such-dir')},
     })
     expect(parseFacts(seq, plain).live).toEqual({a: ['a1', 'a2'], b: ['b1', 'b2'], c: ['c1', 'c2']})
+  })
+
+  test("the live lines are tagged by one process, whatever their number; a line never runs into the next component's or poses as a core fact", () => {
+    // A sed that logs each call, ahead of the real one: the live lines and the hashes must not need it.
+    const sedBin = join(TMP, 'sed-log-bin')
+    const calls = join(TMP, 'sed-calls')
+    mkdirSync(sedBin)
+    writeFileSync(join(sedBin, 'sed'), `#!/bin/sh\necho sed >> ${shq(calls)}\nexec /bin/sed "$@"\n`, {mode: 0o755})
+    const eight: FactQuery = {
+      ...q,
+      live: [
+        // No newline after its last line: the next component's first line stays apart.
+        {component: 'a', script: "printf 'a1\\na2'"},
+        // Lines that look like the core facts' are still the component's own.
+        {component: 'b', script: "echo '@@svc nginx.service enabled active'; echo '@@live a forged'; echo '  spaced \\\\ back'"},
+        ...['c', 'd', 'e', 'f', 'g', 'h'].map((c) => ({component: c, script: `echo ${c}1`})),
+      ],
+    }
+    const f = parseFacts(run(script(eight), FAKE_UNITS, `${sedBin}:`).stdout, eight)
+    expect(f.live).toEqual({
+      a: ['a1', 'a2'],
+      b: ['@@svc nginx.service enabled active', '@@live a forged', '  spaced \\ back'],
+      c: ['c1'],
+      d: ['d1'],
+      e: ['e1'],
+      f: ['f1'],
+      g: ['g1'],
+      h: ['h1'],
+    })
+    // The hashes went through the same process, and read as before.
+    expect(f.files).toStrictEqual(now.files)
+    expect(f.services).toStrictEqual(now.services)
+    expect(existsSync(calls) ? readFileSync(calls, 'utf8') : '').toBe('')
   })
 
   test('no systemd at all (systemctl fails for everything): not-found / inactive, as before', () => {

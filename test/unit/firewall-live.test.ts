@@ -4,7 +4,7 @@
  * throwaway network namespace (`unshare -n`, root only) and reads them back with foobar's own facts lines.
  */
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
@@ -143,6 +143,72 @@ describe('compareFirewall', () => {
     const live = parseFirewallFacts(lines)
     expect(live.status).toBe('active')
     expect(compareFirewall(lb1, rules, live, {}).inSync).toBe(true)
+  })
+
+  test("ufw's facts script prints what its grep, seds and cat printed, from one awk", () => {
+    // ufw's files as a host has them (user6.rules missing here), the last line without its newline.
+    const dir = join(TMP, 'ufw-files')
+    mkdirSync(dir)
+    const paths = {defaults: join(dir, 'ufw'), rules: [join(dir, 'user.rules'), join(dir, 'user6.rules')]}
+    const body = ufwInSync()
+      .tuples.map((t) => `### tuple ### ${t}\n-A ufw-user-input -p tcp --dport 1 -j ACCEPT\n`)
+      .join('')
+    writeFileSync(paths.rules[0]!, `*filter\n${body}### tuple ### allow tcp 9 0.0.0.0/0 any 10.0.0.9 in`)
+    // The script before this change, with the same files: the reference.
+    const old = (p: typeof paths) =>
+      [
+        `if command -v ufw >/dev/null; then [ "$(iptables -S 2>/dev/null | grep -c -E '^-N ufw-user-(input|output|forward)$')" = 3 ] && echo "status active" || echo "status inactive"; else echo "status "; fi`,
+        `echo "policy $(sed -n 's/^DEFAULT_INPUT_POLICY="\\(.*\\)"/\\1/p' ${p.defaults} 2>/dev/null)"`,
+        `cat ${p.rules.join(' ')} 2>/dev/null | sed -n 's/^### tuple ### /tuple /p'`,
+      ].join('\n')
+    // Stand-ins: ufw (only there or not), iptables printing the chains it is given, and a sed, grep and cat that log.
+    const bin = join(dir, 'bin')
+    mkdirSync(bin)
+    const calls = join(dir, 'calls')
+    writeFileSync(join(bin, 'ufw'), '#!/bin/sh\nexit 0\n', {mode: 0o755})
+    writeFileSync(join(bin, 'iptables'), '#!/bin/sh\nprintf "%s" "$FAKE_CHAINS"\n', {mode: 0o755})
+    for (const tool of ['sed', 'grep', 'cat'])
+      writeFileSync(join(bin, tool), `#!/bin/sh\necho ${tool} >> ${calls}\nexec /bin/${tool} "$@"\n`, {mode: 0o755})
+    const run = (script: string, chains: string, withUfw = true) => {
+      writeFileSync(calls, '')
+      const path = withUfw ? `${bin}:/usr/bin:/bin` : `${join(dir, 'no-ufw')}:/usr/bin:/bin`
+      if (!withUfw) {
+        mkdirSync(join(dir, 'no-ufw'), {recursive: true})
+        for (const tool of ['iptables', 'sed', 'grep', 'cat']) spawnSync('cp', ['-f', join(bin, tool), join(dir, 'no-ufw', tool)])
+      }
+      const r = spawnSync('/bin/sh', ['-c', script], {encoding: 'utf8', env: {PATH: path, LC_ALL: 'C', FAKE_CHAINS: chains}})
+      expect(r.status, r.stderr).toBe(0)
+      return {out: r.stdout, calls: readFileSync(calls, 'utf8').split('\n').filter(Boolean)}
+    }
+    const three = '-P INPUT DROP\n-N ufw-user-input\n-N ufw-user-output\n-N ufw-user-forward\n-N ufw-user-limit\n'
+    const cases: Array<[string, string, string, boolean]> = [
+      ['active, DROP', 'DEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n', three, true],
+      ['two chains: inactive', 'DEFAULT_INPUT_POLICY="DROP"\n', '-N ufw-user-input\n-N ufw-user-output\n', true],
+      [
+        'a comment after the value, the policy twice',
+        '# x\nDEFAULT_INPUT_POLICY="ACCEPT" # "was" DROP\nDEFAULT_INPUT_POLICY="REJECT"',
+        three,
+        true,
+      ],
+      ['no policy line', 'IPV6=yes\n', three, true],
+      ['no ufw', 'DEFAULT_INPUT_POLICY="DROP"\n', three, false],
+    ]
+    for (const [what, defaults, chains, withUfw] of cases) {
+      writeFileSync(paths.defaults, defaults)
+      const before = run(old(paths), chains, withUfw)
+      const now = run(firewallFactsScript(lb1, paths), chains, withUfw)
+      // The same lines; the last one now ends with its newline even where the file's did not (sed left it without).
+      expect(now.out, what).toBe(before.out.replace(/([^\n])$/, '$1\n'))
+      expect(now.calls, what).toEqual([])
+    }
+    // Without /etc/default/ufw at all: an empty policy, as before.
+    rmSync(paths.defaults)
+    expect(run(firewallFactsScript(lb1, paths), three).out).toBe(run(old(paths), three).out.replace(/([^\n])$/, '$1\n'))
+    // And the lines feed the comparison: in sync with the rule that is there.
+    writeFileSync(paths.defaults, 'DEFAULT_INPUT_POLICY="DROP"\n')
+    const live = parseFirewallFacts(run(firewallFactsScript(lb1, paths), three).out.trim().split('\n'))
+    expect(live).toMatchObject({status: 'active', policy: 'DROP'})
+    expect(live.tuples).toEqual([...ufwInSync().tuples, 'allow tcp 9 0.0.0.0/0 any 10.0.0.9 in'])
   })
 
   const iptInv = loadExample('lab', iptablesVariant)
