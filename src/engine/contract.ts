@@ -213,6 +213,13 @@ export interface ConvergeContext {
 export interface LivePlanner {
   /** Read-only shell lines whose output the engine hands back to `plan` (one round trip with the other facts). */
   script: (ctx: HostContext) => string
+  /**
+   * systemd units whose state the planner needs. The engine asks systemd once a host for every component's units
+   * and its own services (two systemctl calls in all, not two a component: issue 20), and hands each unit back
+   * among the script's lines as `echo "unit U $(systemctl is-enabled U || echo none) $(systemctl is-active U || true)"`
+   * would print it (a state that makes is-enabled fail, such as disabled, is followed by a line `none ACTIVE`).
+   */
+  units?: (ctx: HostContext) => string[]
   /** Pure: the script's output lines -> the actions that bring the host to the desired state. */
   plan: (ctx: PlanContext, lines: string[]) => LiveAction[]
   /** Applies, across hosts, the actions without their own `apply`; returns failures by host name. */

@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import {shq} from '../util/shell.js'
-import {unitLinesScript} from './units.js'
+import {ENABLED_OK, unitLinesScript} from './units.js'
 
 /** What the plan needs to know about a host, gathered in one round trip. */
 export interface FileFact {
@@ -42,8 +42,23 @@ export interface FactQuery {
   versions?: string[]
   files: Array<{path: string; secret?: boolean}>
   services: string[]
-  /** The components' live-state scripts: their output goes back to each component untouched. */
-  live?: Array<{component: string; script: string}>
+  /**
+   * The components' live-state scripts: their output goes back to each component untouched, followed by a line for
+   * each of its `units` (LivePlanner.units: asked with the services, in one query).
+   */
+  live?: Array<{component: string; script: string; units?: string[]}>
+}
+
+/** A component's unit as `echo "unit U $(systemctl is-enabled U || echo none) $(systemctl is-active U || true)"` printed it. */
+export function unitLines(unit: string, enabled: string, active: string): string[] {
+  if (ENABLED_OK.includes(enabled)) return [`unit ${unit} ${enabled} ${active}`]
+  if (enabled === '') return [`unit ${unit} none ${active}`]
+  return [`unit ${unit} ${enabled}`, `none ${active}`]
+}
+
+/** Every unit the facts ask systemd about: the services, then the components' units not among them. */
+function allUnits(q: FactQuery): string[] {
+  return [...new Set([...q.services, ...(q.live ?? []).flatMap((l) => l.units ?? [])])]
 }
 
 /**
@@ -54,11 +69,12 @@ export interface FactQuery {
  * background. `unitDirs`: where unit files are looked for (a test's own directory; the host's by default).
  */
 export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): string {
-  const live = q.live ?? []
-  for (const l of live) {
+  for (const l of q.live ?? []) {
     if (!/^[a-z][a-z0-9-]*$/.test(l.component))
       throw new Error(`component name ${JSON.stringify(l.component)}: lowercase letters, digits, -`)
   }
+  // A component that only asks about units has no script to run.
+  const live = (q.live ?? []).filter((l) => l.script.trim() !== '')
   // The components' live-state scripts run at once, in the background, each into a file of its own (a database
   // client, systemctl and iptables wait on other processes: on a lab web server they took 140 of the script's 200 ms
   // one after the other); their files are printed after the core facts. Tagged by the engine, so a component's
@@ -84,7 +100,7 @@ export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): str
   if (q.files.length) lines.push(filesScript(q.files, live.length > 0))
   lines.push(
     unitLinesScript(
-      q.services.map((s) => ({unit: s, prefix: `@@svc ${s}`})),
+      allUnits(q).map((s) => ({unit: s, prefix: `@@svc ${s}`})),
       'empty',
       opts.unitDirs,
     ),
@@ -188,6 +204,8 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
     live: {},
   }
   for (const l of q.live ?? []) facts.live[l.component] = []
+  // Every unit's two states as systemctl printed them ('' where it printed nothing).
+  const units = new Map<string, {enabled: string; active: string}>()
   for (const p of q.packages) facts.packages[p] = 'absent'
   let last: FileFact | undefined
   // factsScript's file lines, put together after the loop.
@@ -251,7 +269,7 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         break
       case '@@svc': {
         const [name, enabled, active] = rest
-        facts.services[name!] = {enabled: enabled || 'not-found', active: active || 'inactive'}
+        if (name) units.set(name, {enabled: enabled ?? '', active: active ?? ''})
         break
       }
       case '@@live': {
@@ -263,6 +281,16 @@ export function parseFacts(output: string, q: FactQuery): HostFacts {
         if (rest[0]) facts.pendingReloads.push(rest[0])
         break
       default:
+    }
+  }
+  for (const name of q.services) {
+    const u = units.get(name)
+    if (u) facts.services[name] = {enabled: u.enabled || 'not-found', active: u.active || 'inactive'}
+  }
+  for (const l of q.live ?? []) {
+    for (const name of l.units ?? []) {
+      const u = units.get(name) ?? {enabled: '', active: ''}
+      facts.live[l.component]!.push(...unitLines(name, u.enabled, u.active))
     }
   }
   if (stats.size || kinds.size) fileFacts(facts, q, kinds, stats, shas, blob)

@@ -19,7 +19,11 @@ export function factQuery(d: HostDesired): FactQuery {
       ...d.absent.map((path) => ({path, secret: true})),
     ],
     services: [...new Set(d.services.map((s) => s.name))],
-    live: d.live.map(({component, planner}) => ({component, script: planner.script({inventory: d.inventory, host: d.host})})),
+    live: d.live.map(({component, planner}) => {
+      const ctx = {inventory: d.inventory, host: d.host}
+      const units = planner.units?.(ctx)
+      return {component, script: planner.script(ctx), ...(units?.length ? {units} : {})}
+    }),
   }
 }
 

@@ -57,6 +57,9 @@ export function unitFileNames(unit: string): string[] {
   return template === file ? [file] : [file, template]
 }
 
+/** The states for which `systemctl is-enabled` exits 0. */
+export const ENABLED_OK = ['enabled', 'enabled-runtime', 'static', 'alias', 'indirect', 'generated']
+
 /** Whether a unit name can be asked together with others (see unitLinesScript). */
 export const batchableUnit = (unit: string) => PLAIN_UNIT.test(unit) && !unit.endsWith('.') && unit.length <= 255
 
@@ -88,7 +91,7 @@ export function unitLinesScript(
       return `if [ -e ${shq(`/etc/init.d/${base}`)} ] && ! { ${native}; }; then fb_sysv=1; fi`
     })
   const names = batch.map((u) => shq(u.unit)).join(' ')
-  const okStates = 'enabled|enabled-runtime|static|alias|indirect|generated'
+  const okStates = ENABLED_OK.join('|')
   // Which units have a unit file: only those are given to is-enabled (names here are plain: no quoting needed).
   const known = units.flatMap((u, i) =>
     batchableUnit(u.unit)

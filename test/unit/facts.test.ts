@@ -10,6 +10,7 @@ import {userInfo, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {type FactQuery, PENDING_FILE, factsScript, parseFacts} from '../../src/engine/facts.js'
+import {unitLinesScript} from '../../src/engine/units.js'
 import {shq} from '../../src/util/shell.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-facts-'))
@@ -426,6 +427,45 @@ describe('the batched facts script gives what the per-file one gave (run for rea
     expect(f.files).toStrictEqual(now.files)
     expect(f.services).toStrictEqual(now.services)
     expect(existsSync(calls) ? readFileSync(calls, 'utf8') : '').toBe('')
+  })
+
+  test("the components' units come back with the services' two systemctl calls, as each component's own query printed them", () => {
+    // Enabled, alias, static, disabled (is-enabled fails), masked, no unit file, and one that is also a service.
+    const hardening = ['nginx', 'ssh.service', 'foobar-lynis.timer', 'mariadb', 'masked-one', 'gone', 'never-there.socket']
+    const upgrades = ['foobar-lynis.timer', 'mariadb', 'also-gone.service']
+    const withUnits: FactQuery = {
+      ...q,
+      live: [
+        {component: 'hardening', script: 'echo "sysctl kernel.sysrq 0"', units: hardening},
+        {component: 'upgrades', script: '', units: upgrades},
+      ],
+    }
+    const r = run(script(withUnits))
+    const f = parseFacts(r.stdout, withUnits)
+    // What each component's query printed on its own (the per-component form these lines replace).
+    const own = (units: string[]) =>
+      run(
+        unitLinesScript(
+          units.map((unit) => ({unit, prefix: `unit ${unit}`})),
+          'none',
+          [unitDir],
+        ),
+      )
+        .stdout.split('\n')
+        .filter(Boolean)
+    expect(f.live.hardening).toEqual(['sysctl kernel.sysrq 0', ...own(hardening)])
+    expect(f.live.upgrades).toEqual(own(upgrades))
+    // Among them the forms the parsers rely on: a failing is-enabled state, then "none" and the active state.
+    expect(f.live.upgrades).toEqual([
+      'unit foobar-lynis.timer static active',
+      'unit mariadb disabled',
+      'none inactive',
+      'unit also-gone.service none inactive',
+    ])
+    // The services read as before, and systemd asked twice in all, not twice a component.
+    expect(f.services).toStrictEqual(now.services)
+    expect(r.calls.filter((c) => c.startsWith('is-enabled')).length).toBe(1)
+    expect(r.calls.filter((c) => c.startsWith('is-active')).length).toBe(1)
   })
 
   test('no systemd at all (systemctl fails for everything): not-found / inactive, as before', () => {

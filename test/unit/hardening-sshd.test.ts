@@ -77,6 +77,8 @@ const freePort = () =>
 describe('the sshd drop-in against the real OpenSSH', () => {
   test("sshd -t accepts the full configuration: the drop-in, then Debian's sshd_config", (ctx) => {
     const {sshd} = need(ctx, ['sshd'])
+    // sshd -t wants its privilege-separation directory (systemd makes it when sshd runs; nothing has on a fresh machine).
+    mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
     const r = spawnSync(sshd, ['-t', '-f', config([])], {encoding: 'utf8'})
     expect(r.status, r.stderr).toBe(0)
     const effective = spawnSync(sshd, ['-T', '-f', config([])], {encoding: 'utf8'}).stdout

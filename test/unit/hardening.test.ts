@@ -20,11 +20,11 @@ import {
   USBGUARD_RULES,
   hardeningSpec,
 } from '../../src/components/hardening/index.js'
-import {hardeningFactsScript} from '../../src/components/hardening/live.js'
+import {hardeningFactsScript, hardeningUnits} from '../../src/components/hardening/live.js'
 import {SYSCTL} from '../../src/components/hardening/sysctl.js'
 import {type HostDesired, preparePlanners} from '../../src/engine/desired.js'
-import type {HostFacts} from '../../src/engine/facts.js'
-import {type Change, describe as describeChange, planHost, sha256} from '../../src/engine/plan.js'
+import {type HostFacts, factsScript} from '../../src/engine/facts.js'
+import {type Change, describe as describeChange, factQuery, planHost, sha256} from '../../src/engine/plan.js'
 import {InventoryError, parseInventory} from '../../src/inventory/index.js'
 import {ROOT, loadExample} from './support/render.js'
 
@@ -228,7 +228,13 @@ describe('plan against hand-made facts', () => {
     for (const k of Object.keys(SYSCTL)) expect(script).toContain(`sysctl -n ${k}`)
     expect(script).toContain("stat -c 'mode %n %a %U %G'")
     expect(script).toContain('if [ -e /etc/crontab ]; then set -- "$@" /etc/crontab; fi')
-    for (const u of NEEDLESS_UNITS) expect(script).toContain(`systemctl is-enabled ${u}`)
+    // The units are asked by the engine, with the other facts' (one systemctl query a host).
+    const d = only()
+    const hostScript = factsScript(factQuery(d))
+    for (const u of NEEDLESS_UNITS) {
+      expect(hardeningUnits(hardeningSpec(d.host))).toContain(u)
+      expect(hostScript).toContain(`fb_K="$fb_K ${u}"`)
+    }
   })
 
   test('a VM: every kernel setting that differs is set, in one step', () => {

@@ -5,7 +5,7 @@ import {PENDING_REASON, emptyState, file} from '../../engine/contract.js'
 import {applyHardening, reloadSshdGuarded} from './activate.js'
 import {hardeningChecks} from './checks.js'
 import {lynisState} from './lynis.js'
-import {type HardeningAction, describeHardening, hardeningFactsScript, parseHardeningFacts, planHardening} from './live.js'
+import {type HardeningAction, describeHardening, hardeningFactsScript, hardeningUnits, parseHardeningFacts, planHardening} from './live.js'
 import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
 import {SYSCTL_FILE, renderSysctl} from './sysctl.js'
 import {HOST_ONLY, NO_USB, hardeningSpec} from './spec.js'
@@ -154,6 +154,7 @@ export const hardening: Component = {
   live: {
     prepare: () => ({
       script: ({host}) => hardeningFactsScript(hardeningSpec(host)),
+      units: ({host}) => hardeningUnits(hardeningSpec(host)),
       plan: (ctx, lines) => {
         const dropIn = ctx.notified.has(SSHD_GUARDED) ? 'config changed' : ctx.pending.includes(SSHD_GUARDED) ? PENDING_REASON : undefined
         return planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn).map((a) =>

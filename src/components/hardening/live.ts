@@ -2,7 +2,6 @@ import {shq} from '../../util/shell.js'
 import type {HardeningSpec} from './spec.js'
 import {isContainer} from '../../util/virt.js'
 import {sysctlSkipReason} from './sysctl.js'
-import {unitLinesScript} from '../../engine/units.js'
 
 /** One step of the hardening beyond files and packages, as planned against the live host. */
 export type HardeningAction =
@@ -37,14 +36,11 @@ export function hardeningFactsScript(spec: HardeningSpec): string {
       ].join('\n'),
     )
   }
-  lines.push(
-    unitLinesScript(
-      [...spec.disable, ...spec.hostOnly].map((unit) => ({unit, prefix: `unit ${unit}`})),
-      'none',
-    ),
-  )
   return lines.filter(Boolean).join('\n')
 }
+
+/** The units hardening turns off or stops: their `unit` lines come with the facts (LivePlanner.units). */
+export const hardeningUnits = (spec: HardeningSpec): string[] => [...spec.disable, ...spec.hostOnly]
 
 export interface HardeningFacts {
   sysctl: Record<string, string | undefined>

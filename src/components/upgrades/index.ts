@@ -4,7 +4,6 @@ import {type Host, type Inventory, type UpgradeWindow, clock, describeWindow, up
 import {renderTemplate} from '../../render/templates.js'
 import {hostCidr} from '../../util/address.js'
 import {shq} from '../../util/shell.js'
-import {unitLinesScript} from '../../engine/units.js'
 import {PORTS} from '../ports.js'
 
 /*
@@ -103,13 +102,8 @@ export function renderUpgrades(inventory: Inventory, host: Host, services: Servi
 /** Units the live step keeps enabled (the boot check only enabled: it runs when a reboot is owed a check). */
 const LIVE_UNITS = [...TIMERS, BOOT_SERVICE]
 
-export function upgradesFactsScript(): string {
-  // The lines of `echo "unit U $(systemctl is-enabled U || echo none) $(systemctl is-active U || true)"`, in two calls.
-  return unitLinesScript(
-    LIVE_UNITS.map((unit) => ({unit, prefix: `unit ${unit}`})),
-    'none',
-  )
-}
+/** The units the live step reads: their `unit` lines come with the facts (LivePlanner.units), no script of its own. */
+export const upgradesUnits = (): string[] => [...LIVE_UNITS]
 
 /** Pure: the live step from the units' state and whether the timers' drop-ins change (or an earlier run owes it). */
 export function planUpgradeUnits(lines: string[], timersChanged: string | undefined): LiveAction[] {
@@ -265,7 +259,8 @@ export const upgrades: Component = {
   },
   live: {
     prepare: () => ({
-      script: () => upgradesFactsScript(),
+      script: () => '',
+      units: () => upgradesUnits(),
       plan: (ctx, lines) =>
         planUpgradeUnits(
           lines,
