@@ -276,12 +276,15 @@ export interface CheckContext extends HostContext {
 export interface Balancer {
   /** Hosts that this host's balancer sends traffic to, and that must be drained before they change. */
   isBackend: (host: Host) => boolean
-  serving: (lb: Runner) => Promise<boolean>
+  /**
+   * In one look at the balancer: whether it serves traffic now (nothing to drain before the first provision), and
+   * the backends foobar drained and did not enable again (a roll that stopped), which the run enables again once
+   * their hosts have converged.
+   */
+  state: (lb: Runner) => Promise<{serving: boolean; drained: string[]}>
   drain: (lb: Runner, backend: string) => Promise<void>
   /** Back in rotation once the balancer's own health check sees it up (the LB side of the health gate). */
   enable: (lb: Runner, backend: string, timeoutMs?: number) => Promise<void>
-  /** Backends foobar drained and did not enable again (a roll that stopped). */
-  drained: (lb: Runner) => Promise<string[]>
   /** Each backend's traffic counters on this balancer (canary changes compare them); absent: no canary possible. */
   counters?: (lb: Runner) => Promise<BackendCounters[]>
 }

@@ -337,7 +337,8 @@ export async function applyBatch(
     balancer.isBackend(p.desired!.host) &&
     p.plan.changes.some((c) => drains(stack, c))
   const hasBackends = balancer !== undefined && planned.some((p) => p.desired && balancer.isBackend(p.desired.host))
-  const lbs = proceed && hasBackends ? await servingLbs(inventory, (h) => lbComponent!.appliesTo(h, inventory), balancer!, connect) : []
+  const serving = proceed && hasBackends ? await servingLbs(inventory, (h) => lbComponent!.appliesTo(h, inventory), balancer!, connect) : []
+  const lbs = serving.map((s) => s.runner)
   // Hosts sharing a floating address change one at a time, the standby first (the others in parallel meanwhile).
   const applyAll = (list: Planned[]) => applyWithFailover(stack, inventory, list, applyOne, proceed, options, connect)
   const notRun = (reason: string) => {
@@ -494,15 +495,14 @@ export async function applyBatch(
   const lbHosts = planned.filter((p) => !isRolling(p) && isLb(p))
   if (stoppedAt) skip(lbHosts, stopped())
   else for (const r of await applyAll(lbHosts)) byHost.set(r.host, r)
-  // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again.
-  for (const lb of lbs) {
-    const drained = await balancer.drained(lb).catch((e: Error) => {
-      options.onStep?.(lb.host.name, `cannot list the servers left drained: ${e.message}`)
-      return [] as string[]
-    })
+  // A server left drained by an earlier stopped roll comes back once its host is healthy and converged again. The
+  // list was read before this run changed anything; a server this run rolled is left as its roll left it (enabled
+  // when it passed its gates, drained when it failed one).
+  const rolled = new Set(planned.filter(isRolling).map((p) => p.plan!.host))
+  for (const {runner: lb, drained} of serving) {
     for (const name of drained) {
       const r = byHost.get(name)
-      if (r && (r.status === 'unchanged' || r.status === 'changed')) {
+      if (r && !rolled.has(name) && (r.status === 'unchanged' || r.status === 'changed')) {
         options.onStep?.(name, `enabling again in ${lb.host.name}`)
         await balancer.enable(lb, name, options.lbGateMs).catch((e: Error) => {
           r.status = 'failed'
@@ -685,18 +685,22 @@ async function convergePhase(
   }
 }
 
-/** The load balancers whose balancer is serving now (nothing to drain before the first provision). */
+/**
+ * The load balancers whose balancer is serving now (nothing to drain before the first provision), each with the
+ * servers an earlier stopped roll left drained there.
+ */
 async function servingLbs(
   inventory: Inventory,
   isLb: (h: Host) => boolean,
   balancer: NonNullable<Stack['components'][number]['balancer']>,
   connect: (h: Host) => Promise<Runner>,
-): Promise<Runner[]> {
-  const out: Runner[] = []
+): Promise<Array<{runner: Runner; drained: string[]}>> {
+  const out: Array<{runner: Runner; drained: string[]}> = []
   for (const lb of inventory.hosts.filter(isLb)) {
     try {
       const runner = await connect(lb)
-      if (await balancer.serving(runner)) out.push(runner)
+      const state = await balancer.state(runner)
+      if (state.serving) out.push({runner, drained: state.drained})
     } catch {
       // An unreachable LB sends no traffic to drain; its own failure is reported where it is in the run.
     }

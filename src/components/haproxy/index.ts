@@ -6,7 +6,7 @@ import {BACKEND_HEALTH_PATH} from '../nginx/index.js'
 import {PORTS} from '../ports.js'
 import {TLS_PATHS, tlsView} from '../tls/profile.js'
 import {webTierChecks} from './checks.js'
-import {counters, drain, drainedByFoobar, enable, haproxyServing} from './runtime.js'
+import {counters, drain, enable, haproxyState} from './runtime.js'
 
 export const HAPROXY_CFG = '/etc/haproxy/haproxy.cfg'
 
@@ -73,10 +73,9 @@ export const haproxy: Component = {
   balancer: {
     // An LB that is also a web server is not drained from itself.
     isBackend: (h) => isWeb(h) && !h.roles.includes('lb'),
-    serving: haproxyServing,
+    state: haproxyState,
     drain: (lb, backend) => drain(lb, backend),
     enable: (lb, backend, timeoutMs) => enable(lb, backend, timeoutMs),
-    drained: drainedByFoobar,
     counters,
   },
 }

@@ -56,9 +56,16 @@ export async function serverStates(conn: Runner): Promise<ServerState[]> {
   return parseServersState(await api(conn, `show servers state ${BACKEND}`))
 }
 
-export async function haproxyServing(conn: Runner): Promise<boolean> {
-  const r = await conn.run(`systemctl is-active haproxy && test -S ${ADMIN_SOCKET} && command -v socat`, {check: false})
-  return r.code === 0
+/**
+ * Whether HAProxy serves and can be driven (active, its admin socket there, socat installed), and the servers
+ * foobar drained and has not enabled again (a roll that stopped at a failed health gate): one command.
+ */
+export async function haproxyState(conn: Runner): Promise<{serving: boolean; drained: string[]}> {
+  const r = await conn.run(
+    `if systemctl is-active haproxy >/dev/null && test -S ${ADMIN_SOCKET} && command -v socat >/dev/null; then echo serving; else echo off; fi; ls ${DRAINED_DIR} 2>/dev/null || true`,
+  )
+  const [first, ...drained] = r.stdout.split('\n')
+  return {serving: first === 'serving', drained: drained.filter(Boolean)}
 }
 
 async function waitState(conn: Runner, server: string, want: (s: ServerState) => boolean, what: string, timeoutMs: number): Promise<void> {
@@ -129,10 +136,4 @@ export async function enable(conn: Runner, server: string, timeoutMs = 30_000): 
   await api(conn, `set server ${BACKEND}/${server} state ready`)
   await waitState(conn, server, isUp, 'UP', timeoutMs)
   await conn.run(`rm -f ${shq(`${DRAINED_DIR}/${server}`)}`)
-}
-
-/** Servers that foobar drained and has not enabled again (a roll that stopped at a failed health gate). */
-export async function drainedByFoobar(conn: Runner): Promise<string[]> {
-  const r = await conn.run(`ls ${DRAINED_DIR} 2>/dev/null || true`)
-  return r.stdout.split('\n').filter(Boolean)
 }
