@@ -122,6 +122,37 @@ async function drain(inv: Inventory, connect: (h: Host) => Promise<Runner>, memb
   }
 }
 
+/** How long the endpoints get to see a restarted member UP again (their checks: inter 1 s, rise 2). */
+const ENDPOINT_UP_MS = 30_000
+
+/** Whether every endpoint that can be read sees `member` UP (one that cannot be read is left to its health checks). */
+async function endpointsSeeUp(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<boolean> {
+  for (const web of inv.hosts.filter((h) => h.roles.includes('web'))) {
+    try {
+      const c = await connect(web)
+      const r = await c.run(`echo 'show stat' | socat stdio ${DB_ENDPOINT_PATHS.socket}`, {check: false})
+      const row = r.code === 0 ? parseStat(r.stdout).find((s) => s.pxname === 'writer' && s.svname === member) : undefined
+      if (row && !(row.status ?? '').startsWith('UP')) return false
+    } catch {
+      // Unreachable: its health checks decide.
+    }
+  }
+  return true
+}
+
+/**
+ * Waits until the endpoints send connections to `member` again: after `ready` HAProxy's checks take it back (about
+ * 2 s). Until then the next member must not be drained: the endpoints would have no server to send writes to.
+ */
+async function waitEndpointsUp(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<boolean> {
+  const deadline = Date.now() + ENDPOINT_UP_MS
+  for (;;) {
+    if (await endpointsSeeUp(inv, connect, member)) return true
+    if (Date.now() > deadline) return false
+    await sleep(250)
+  }
+}
+
 /**
  * Sets `member`'s state in every web server's database endpoint (its HAProxy runtime API): `maint` sends new
  * connections to the next synced member, `ready` hands it back to the health checks. Returns how many endpoints
@@ -253,6 +284,13 @@ export async function convergeGalera(
           facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
         } finally {
           if (drained) await setEndpoints(inv, connect, h.name, 'ready')
+        }
+        if (drained) {
+          step('waiting for the database endpoints to send it connections again')
+          if (!(await waitEndpointsUp(inv, connect, h.name)))
+            throw new Failure(
+              `${h.name}: synced, but the database endpoints did not see it UP within ${ENDPOINT_UP_MS / 1000} s; the other members are not restarted`,
+            )
         }
       }
     } catch (error) {
