@@ -259,7 +259,10 @@ describe('rendered for galera', () => {
         {encoding: 'utf8'},
       ).trim()
     expect(judge('0 Primary Synced ON')).toBe('writer')
-    expect(judge('0 Primary Donor/Desynced ON')).toBe('not-synced')
+    // A donor keeps taking writes (its transfers do not block it); a joiner still catching up does not.
+    expect(judge('0 Primary Donor/Desynced ON')).toBe('writer')
+    expect(judge('0 Primary Joiner ON')).toBe('not-synced')
+    expect(judge('0 Primary Joined ON')).toBe('not-synced')
     expect(judge('0 non-Primary Synced OFF')).toBe('not-synced')
     expect(judge('1 Primary Synced ON')).toBe('read-only')
     const cfg = fileOf(files, 'web1', '/etc/foobar/db-endpoint/haproxy.cfg')
