@@ -31,6 +31,16 @@ export const LYNIS_MAX_AGE_HOURS = 25
 const RUN_LIMIT_S = 2 * 3600
 const WAITING = 'foobar: waiting for the foobar run on this host to end'
 
+/**
+ * foobar's Lynis profile. Lynis checks only certificates that no package installed (ssl-certificate-include-packages
+ * is no by default), but finds that out by asking dpkg about each file: the ~140 CA certificates under
+ * /usr/share/ca-certificates (all from the ca-certificates package) cost 15-22 % of a run on the lab hosts, for no
+ * check. Ignoring that directory gives the same findings and hardening index; the report's `certificates=` count
+ * drops to the files Lynis looks at. The default list's /etc/letsencrypt/archive is kept.
+ */
+export const LYNIS_PROFILE = 'ssl-certificate-paths-to-ignore=/etc/letsencrypt/archive:/usr/share/ca-certificates'
+const LYNIS_PROFILE_WHY = 'CA certificates installed by a package: Lynis skips them anyway, after a dpkg query each.'
+
 /** The run itself: Lynis' options are the ones verify always used, so scores compare with earlier ones. */
 export function lynisScript(): string {
   const dir = shq(LYNIS_DIR)
@@ -47,7 +57,9 @@ echo ${shq(WAITING)} > ${dir}/lynis.log
 if [ -e ${lock} ] && command -v flock >/dev/null; then flock -w 3600 ${lock} true || true; fi
 started=$(date +%s.%N)
 rm -f ${dir}/report.new
-lynis audit system --quick --no-colors --report-file ${dir}/report.new --log-file ${dir}/lynis.log >/dev/null 2>&1
+# Added to Lynis' own default.prf and custom.prf. ${LYNIS_PROFILE_WHY}
+printf '%s\\n' ${shq(LYNIS_PROFILE)} > ${dir}/foobar.prf
+lynis audit system --quick --no-colors --profile ${dir}/foobar.prf --report-file ${dir}/report.new --log-file ${dir}/lynis.log >/dev/null 2>&1
 code=$?
 if ! grep -q '^hardening_index=' ${dir}/report.new 2>/dev/null; then
   echo "lynis exited $code without a hardening index (see ${LYNIS_LOG})" >&2
