@@ -64,7 +64,13 @@ export function jsonChanges(changes: Change[]) {
     kind: c.kind,
     description: describe(c),
     ...(c.kind === 'file' ? {path: c.path, diff: c.diff} : {}),
-    ...(c.kind === 'packages' ? {install: c.install, ...(c.versions ? {versions: c.versions} : {})} : {}),
+    ...(c.kind === 'packages'
+      ? {
+          install: c.install,
+          ...(c.versions ? {versions: c.versions} : {}),
+          ...(c.guards ? {guards: c.guards.map(({package: p, path}) => ({package: p, path}))} : {}),
+        }
+      : {}),
     ...(c.kind === 'live' ? {component: c.component, action: c.action.kind, ...(c.action.data ? {data: c.action.data} : {})} : {}),
   }))
 }

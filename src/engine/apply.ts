@@ -4,7 +4,15 @@ import {Failure} from '../util/errors.js'
 import {type RunResult, type Runner, TIMED_OUT} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
-import {type Change, type DesiredFile, type HostApply, type HostPlan, type LiveAction, PENDING_REASON} from './contract.js'
+import {
+  type Change,
+  type DesiredFile,
+  type HostApply,
+  type HostPlan,
+  type InstallGuard,
+  type LiveAction,
+  PENDING_REASON,
+} from './contract.js'
 import type {HostDesired} from './desired.js'
 import {LAST_APPLY, PENDING_FILE} from './facts.js'
 
@@ -173,6 +181,25 @@ export interface ApplyOptions {
   health?: HealthTiming
 }
 
+/**
+ * Pure: `command` (the package transaction) run with the install guards in place. Each is written only where no
+ * file is, and removed when the shell ends, however it ends (the transaction's failure, or a connection that drops:
+ * sshd hangs the shell up). The transaction's exit status is the script's.
+ */
+export function guardedInstall(guards: InstallGuard[], command: string): string {
+  if (!guards.length) return command
+  const lines = ['fb_made=']
+  lines.push('fb_clean() { for fb_f in $fb_made; do rm -f "$fb_f"; done; }')
+  lines.push("trap 'fb_clean' EXIT", "trap 'exit 129' HUP", "trap 'exit 130' INT", "trap 'exit 143' TERM")
+  for (const g of guards) {
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(g.path)) throw new Error(`install guard path not allowed: ${g.path}`)
+    const p = shq(g.path)
+    lines.push(`if [ ! -e ${p} ] && [ ! -L ${p} ]; then printf '%s' ${shq(g.content)} > ${p} && fb_made="$fb_made ${g.path}"; fi`)
+  }
+  lines.push(command)
+  return lines.join('\n')
+}
+
 /** apt-get install's arguments: a pinned package as `name=version` (versions are validated by the inventory). */
 export function installArgs(c: {install: string[]; versions?: Array<{name: string; from?: string; to: string}>}): string[] {
   const to = new Map((c.versions ?? []).map((v) => [v.name, v.to]))
@@ -303,8 +330,11 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
         )
       }
       await runner.run(
-        // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
-        `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
+        guardedInstall(
+          pkgs.guards ?? [],
+          // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
+          `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
+        ),
         {timeoutMs: APT_TIMEOUT_MS},
       )
     } catch (error) {

@@ -46,8 +46,22 @@ export interface ServiceSpec {
   component?: string
 }
 
+/**
+ * A file present only while a package transaction that installs `package` runs (Debian's policy-rc.d pattern): it
+ * steers that package's maintainer scripts, e.g. keeps minutes of postinst work out of the transaction so the
+ * component can do it later. Written only where no file is at `path` (an operator's own file is left alone, and
+ * the maintainer script then does what it always does), removed when the transaction ends, however it ends.
+ */
+export interface InstallGuard {
+  package: string
+  path: string
+  content: string
+}
+
 /** Everything one component wants on one host. */
 export interface ComponentState {
+  /** Files present only during the package transaction that installs their package. */
+  installGuards?: InstallGuard[]
   packages: string[]
   /** Packages held at a version (installed as `name=version`, downgrades included); each is also in `packages`. */
   versions?: Record<string, string>
@@ -384,6 +398,8 @@ export type Change =
       install: string[]
       /** The pinned among them: installed as `name=to` (`from`: the version on the host, absent when not installed). */
       versions?: Array<{name: string; from?: string; to: string}>
+      /** Present during this transaction only: the guards of the packages it installs. */
+      guards?: InstallGuard[]
     }
   | {
       kind: 'file'

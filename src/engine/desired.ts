@@ -180,6 +180,7 @@ export function desiredState(stack: Stack, inventory: Inventory, host: Host, opt
       }
       out.files.push(...s.files.map((f) => ({...f, component: c.name})))
       out.absent.push(...s.absent)
+      if (s.installGuards?.length) (out.installGuards ??= []).push(...s.installGuards)
       out.services.push(...s.services.map((sv) => ({...sv, component: c.name})))
     }
     const planner = planners?.get(c.name)

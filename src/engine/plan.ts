@@ -39,7 +39,11 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     .filter((p) => facts.packages[p] !== 'installed' || facts.versions?.[p] !== pinned[p])
     .map((p) => ({name: p, ...(facts.packages[p] === 'installed' && facts.versions?.[p] ? {from: facts.versions[p]} : {}), to: pinned[p]!}))
   const missing = d.packages.filter((p) => facts.packages[p] !== 'installed' || versions.some((v) => v.name === p))
-  if (missing.length) changes.push({kind: 'packages', install: missing, ...(versions.length ? {versions} : {})})
+  // Only for a first install: an upgrade's maintainer scripts do what they always do.
+  const guards = (d.installGuards ?? []).filter((g) => missing.includes(g.package) && facts.packages[g.package] !== 'installed')
+  if (missing.length) {
+    changes.push({kind: 'packages', install: missing, ...(versions.length ? {versions} : {}), ...(guards.length ? {guards} : {})})
+  }
 
   const notify = new Set<string>()
   for (const desired of d.files) {
@@ -134,6 +138,7 @@ export function describe(change: Change): string {
         ...(change.versions ?? []).map((v) =>
           v.from ? `package ${v.name} ${v.from} -> ${v.to} (pinned)` : `install package ${v.name} ${v.to} (pinned)`,
         ),
+        ...(change.guards ?? []).map((g) => `${g.path} during the install only (for ${g.package}; unless a file is there)`),
       ].join('\n  ~ ')
     }
     case 'file':

@@ -38,6 +38,28 @@ describe.skipIf(!labIsUp())('hardening', () => {
     expect(json(r.stdout).summary).toMatchObject({ok: 3, changed: 0, failed: 0, changes: 0})
   })
 
+  test("rkhunter's file properties database is built after the package transaction, in the background; its install guard is gone", async () => {
+    for (const h of HOSTS) {
+      // foobar's guard is only there during the transaction that installs rkhunter.
+      expect(await sshOk(h, 'test -e /etc/rkhunter.conf.local && echo left || echo gone'), h).toBe('gone\n')
+      const ms = await waitFor(
+        `${h}: rkhunter's database`,
+        async () => (await sshOk(h, 'sudo -n test -e /var/lib/rkhunter/db/rkhunter.dat && echo yes || echo no')) === 'yes\n',
+        10 * 60_000,
+      )
+      console.log(`${h}: rkhunter's database there ${(ms / 1000).toFixed(0)} s after this test started looking`)
+      // Built by rkhunter itself, with the files it always records.
+      expect(Number(await sshOk(h, 'sudo -n grep -c "^File:" /var/lib/rkhunter/db/rkhunter.dat')), h).toBeGreaterThan(50)
+      expect(await sshOk(h, 'systemctl show -p Result --value foobar-rkhunter-propupd.service'), h).toBe('success\n')
+    }
+    const v = verify(['--no-lynis'])
+    const checks = v.checks.filter((c) => c.check === 'hardening rkhunter')
+    expect(checks.map((c) => c.host).sort()).toEqual(HOSTS)
+    for (const c of checks) expect(c, v.raw).toMatchObject({ok: true, detail: 'file properties database built'})
+    // And a provision now has nothing to start.
+    expect(foobar(['plan', '-i', LAB_INVENTORY, '--detailed-exitcode']).code).toBe(0)
+  })
+
   test('ssh-audit from the control machine: 0 fail and 0 warn on every host', () => {
     const v = verify(['--no-lynis'])
     const audits = v.checks.filter((c) => c.check === 'ssh-audit')

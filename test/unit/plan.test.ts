@@ -116,6 +116,28 @@ group('planHost', () => {
     expect(planHost(d, facts).changes).toEqual([{kind: 'packages', install: ['nginx', 'ufw']}])
   })
 
+  test("rkhunter's first install carries its install guard (shown by plan); an upgrade or another package's does not", () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.packages.rkhunter = 'absent'
+    facts.packages.ufw = 'absent'
+    const [change] = planHost(d, facts).changes
+    expect(change).toMatchObject({
+      kind: 'packages',
+      install: ['rkhunter', 'ufw'],
+      guards: [{package: 'rkhunter', path: '/etc/rkhunter.conf.local'}],
+    })
+    expect(describe(change!)).toBe(
+      'install packages: rkhunter ufw\n  ~ /etc/rkhunter.conf.local during the install only (for rkhunter; unless a file is there)',
+    )
+    expect(jsonChanges([change!])[0]).toMatchObject({guards: [{package: 'rkhunter', path: '/etc/rkhunter.conf.local'}]})
+    facts.packages.rkhunter = 'installed'
+    expect(planHost(d, facts).changes).toEqual([{kind: 'packages', install: ['ufw']}])
+    // Pinned to another version (an upgrade): installed again, its maintainer scripts left to do what they always do.
+    const pinned = {...d, versions: {rkhunter: '1.4.6-11'}}
+    expect(planHost(pinned, {...facts, versions: {rkhunter: '1.4.6-10'}}).changes[0]).not.toHaveProperty('guards')
+  })
+
   test('a missing config file is created (diff of all its lines) and its service reloaded once', () => {
     const d = desired('web1')
     const facts = converged(d)

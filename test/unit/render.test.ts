@@ -72,6 +72,7 @@ describe('rendered files (snapshots)', () => {
       // Lynis on the host's own schedule (after every change by foobar, daily): verify reads its latest report.
       '644 /etc/systemd/system/foobar-lynis.service',
       '644 /etc/systemd/system/foobar-lynis.timer',
+      '644 /etc/systemd/system/foobar-rkhunter-propupd.service',
       '755 /usr/local/lib/foobar/lynis',
       // Staggered automatic upgrades: this host's window, origins, and the gate around each upgrade.
       '644 /etc/apt/apt.conf.d/52foobar-unattended-upgrades',
@@ -144,7 +145,7 @@ describe('rendered files (snapshots)', () => {
         encoding: 'utf8',
       })
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('140 files for 4 hosts')
+      expect(run.stdout).toContain('144 files for 4 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {

@@ -138,6 +138,7 @@ describe('hardening facts: the sysctl keys read by the shell give what sysctl -n
       disable: [],
       hostOnly: [],
       skipped: {},
+      rkhunter: false,
     })
     expect(script).toContain('read -r fb_v')
     const old = keys.map((k) => `echo "sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`).join('\n')

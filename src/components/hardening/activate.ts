@@ -19,6 +19,10 @@ export async function applyHardening(conn: Runner, actions: HardeningAction[], s
     } else if (a.kind === 'stop') {
       step(`stopping ${a.unit} (container)`)
       await conn.run(`systemctl stop ${shq(a.unit)}; systemctl reset-failed ${shq(a.unit)} 2>/dev/null; true`)
+    } else if (a.kind === 'rkhunter') {
+      // Minutes of work on a small host: started, not waited for (verify says when it is done).
+      step(`building rkhunter's file properties database in the background (${a.unit})`)
+      await conn.run(`systemctl start --no-block ${shq(a.unit)}`)
     } else if (a.kind === 'sysctl') {
       step('setting kernel parameters')
       // Keys come from foobar's own list and values are digits; the file in sysctl.d makes them last across boots.

@@ -7,6 +7,7 @@ import {LYNIS_MAX_AGE_HOURS, lynisCheck} from './lynis.js'
 import {type HardeningSpec, hardeningSpec} from './spec.js'
 import {parseHardeningFacts, planHardening} from './live.js'
 import {sysctlSkipReason} from './sysctl.js'
+import {RKHUNTER_DB, RKHUNTER_UNIT, rkhunterDbState} from './rkhunter.js'
 
 /** sshd's effective settings (`sshd -T`, lowercase) that keep the door shut. */
 const EFFECTIVE = {
@@ -40,6 +41,7 @@ export function hardeningChecks(ctx: CheckContext): Check[] {
   const on = (item: HardeningItem) => spec.skipped[item] === undefined
   if (on('ssh')) checks.push({name: 'hardening ssh', run: () => sshdEffective(host, conn)})
   if (on('sysctl')) checks.push(...sysctlChecks(options.facts, spec))
+  if (spec.rkhunter) checks.push({name: 'hardening rkhunter', run: () => rkhunterCheck(options.facts)})
   checks.push({name: 'ssh-audit', run: () => sshAudit(host, spec)})
   checks.push(
     options.lynis
@@ -80,9 +82,26 @@ interface LiveFacts {
   drop: () => void
 }
 
+/** rkhunter's file properties database: built, being built in the background, or missing. */
+async function rkhunterCheck(live: LiveFacts) {
+  const facts = parseHardeningFacts((await live.get()).hardening)
+  switch (rkhunterDbState(facts.rkhunter, facts.units[RKHUNTER_UNIT])) {
+    case 'built':
+      return {ok: true, detail: 'file properties database built'}
+    case 'building':
+      return {ok: true, detail: `file properties database being built in the background (${RKHUNTER_UNIT})`}
+    case 'missing':
+      live.drop()
+      return {ok: false, detail: `no file properties database (${RKHUNTER_DB}): foobar provision builds it`}
+    default:
+      live.drop()
+      return {ok: false, detail: 'rkhunter is not installed: foobar provision installs it'}
+  }
+}
+
 /** Live kernel settings; in a container the keys it cannot set are their own, skipped, line. */
 function sysctlChecks(live: LiveFacts, spec: HardeningSpec): Check[] {
-  const kernelOnly: HardeningSpec = {...spec, modes: [], disable: [], hostOnly: []}
+  const kernelOnly: HardeningSpec = {...spec, modes: [], disable: [], hostOnly: [], rkhunter: false}
   const state = async () => {
     const {virt, hardening} = await live.get()
     const facts = parseHardeningFacts(hardening)

@@ -5,6 +5,7 @@ import {PENDING_REASON, emptyState, file} from '../../engine/contract.js'
 import {applyHardening, reloadSshdGuarded} from './activate.js'
 import {hardeningChecks} from './checks.js'
 import {lynisState} from './lynis.js'
+import {rkhunterState} from './rkhunter.js'
 import {type HardeningAction, describeHardening, hardeningFactsScript, hardeningUnits, parseHardeningFacts, planHardening} from './live.js'
 import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
 import {SYSCTL_FILE, renderSysctl} from './sysctl.js'
@@ -99,6 +100,10 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     // What auditors look for (Lynis PKGS-7370/7394, ACCT-9622/9626, FINT-4350, HRDN-7230).
     s.packages.push(...AUDIT_PACKAGES)
     s.files.push(...hostOnly('audit_tools'))
+    // rkhunter's file properties database: built after the package transaction, not inside it.
+    const rkhunter = rkhunterState()
+    s.files.push(...rkhunter.files)
+    s.installGuards = rkhunter.guards
     // Lynis on the host's own schedule (after every change by foobar, and daily): verify reads its latest report.
     const lynis = lynisState()
     s.packages.push('lynis')

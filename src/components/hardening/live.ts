@@ -2,6 +2,7 @@ import {shq} from '../../util/shell.js'
 import type {HardeningSpec} from './spec.js'
 import {isContainer} from '../../util/virt.js'
 import {sysctlSkipReason} from './sysctl.js'
+import {RKHUNTER_UNIT, rkhunterDbState, rkhunterFactsScript} from './rkhunter.js'
 
 /** One step of the hardening beyond files and packages, as planned against the live host. */
 export type HardeningAction =
@@ -10,6 +11,7 @@ export type HardeningAction =
   | {kind: 'stop'; unit: string; was: string}
   | {kind: 'sysctl'; set: Record<string, string>; skipped: Record<string, string>}
   | {kind: 'sshd'; reason: string}
+  | {kind: 'rkhunter'; unit: string}
 
 /**
  * Live state, in one round trip with the other facts (the engine tags the lines). The lines are those of the
@@ -36,16 +38,23 @@ export function hardeningFactsScript(spec: HardeningSpec): string {
       ].join('\n'),
     )
   }
+  if (spec.rkhunter) lines.push(rkhunterFactsScript())
   return lines.filter(Boolean).join('\n')
 }
 
 /** The units hardening turns off or stops: their `unit` lines come with the facts (LivePlanner.units). */
-export const hardeningUnits = (spec: HardeningSpec): string[] => [...spec.disable, ...spec.hostOnly]
+export const hardeningUnits = (spec: HardeningSpec): string[] => [
+  ...spec.disable,
+  ...spec.hostOnly,
+  ...(spec.rkhunter ? [RKHUNTER_UNIT] : []),
+]
 
 export interface HardeningFacts {
   sysctl: Record<string, string | undefined>
   modes: Record<string, {mode: number; owner: string; group: string}>
   units: Record<string, {enabled: string; active: string}>
+  /** rkhunter's file properties database: `built` or `missing` (absent: rkhunter is not installed). */
+  rkhunter?: string
 }
 
 /** Pure parser of the hardening facts lines. */
@@ -57,6 +66,7 @@ export function parseHardeningFacts(lines: string[]): HardeningFacts {
     if (kind === 'sysctl') out.sysctl[name] = rest[0] === '-' || rest[0] === undefined ? undefined : rest.join(' ')
     else if (kind === 'mode') out.modes[name] = {mode: parseInt(rest[0] ?? '0', 8), owner: rest[1] ?? '', group: rest[2] ?? ''}
     else if (kind === 'unit') out.units[name] = {enabled: rest[0] ?? 'none', active: rest[1] ?? ''}
+    else if (kind === 'rkhunter') out.rkhunter = name
   }
   return out
 }
@@ -96,6 +106,9 @@ export function planHardening(spec: HardeningSpec, facts: HardeningFacts, virt: 
     else if (live !== value) set[key] = value
   }
   if (Object.keys(set).length) actions.push({kind: 'sysctl', set, skipped})
+  if (spec.rkhunter && rkhunterDbState(facts.rkhunter, facts.units[RKHUNTER_UNIT]) === 'missing') {
+    actions.push({kind: 'rkhunter', unit: RKHUNTER_UNIT})
+  }
   if (sshd) actions.push({kind: 'sshd', reason: sshd})
   return actions
 }
@@ -116,5 +129,7 @@ export function describeHardening(a: HardeningAction): string {
     }
     case 'sshd':
       return `reload ssh, confirmed by a fresh SSH connection (${a.reason})`
+    case 'rkhunter':
+      return `build rkhunter's file properties database in the background (${a.unit})`
   }
 }

@@ -12,6 +12,8 @@ export interface HardeningSpec {
   hostOnly: string[]
   /** Items switched off in the inventory, with the reason (verify reports them as skipped). */
   skipped: Partial<Record<HardeningItem, string>>
+  /** rkhunter is installed by foobar: its file properties database is built after the package transaction (rkhunter.ts). */
+  rkhunter: boolean
 }
 
 /** cron runs as root what these hold (CIS Debian 5.1); sshd's config names who may log in. */
@@ -56,5 +58,6 @@ export function hardeningSpec(host: Host): HardeningSpec {
     disable: on('services') ? NEEDLESS_UNITS : [],
     hostOnly: HOST_ONLY.filter((u) => on(u.item)).map((u) => u.unit),
     skipped: host.hardening.skip,
+    rkhunter: on('audit_tools'),
   }
 }
