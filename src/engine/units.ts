@@ -71,7 +71,11 @@ export function unitLineSolo(u: UnitLine, fallback: 'empty' | 'none'): string {
   return `echo ${shq(u.prefix)}" $(systemctl is-enabled ${q} 2>/dev/null || ${fb}) $(systemctl is-active ${q} 2>/dev/null || true)"`
 }
 
-/** A shell fragment printing one line per unit (see the interface's comment). Uses variables named fb_*. */
+/**
+ * A shell fragment printing one line per unit (see the interface's comment). Uses variables named fb_*. The engine
+ * asks with `'empty'`; `'none'` has no caller in src (facts.ts' unitLines builds the components' `|| echo none`
+ * lines from the empty form's output) and stays as the reference those lines are checked against (facts.test).
+ */
 export function unitLinesScript(
   units: UnitLine[],
   fallback: 'empty' | 'none',

@@ -88,20 +88,36 @@ async function recoverPosition(conn: Runner): Promise<{uuid: string; seqno: numb
 const DRAIN_MIN_MS = 1000
 const DRAIN_MAX_MS = 15_000
 
-/** Sessions each web server's endpoint holds to `member` (HAProxy's scur), summed; undefined where unknown. */
-async function endpointSessions(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<number | undefined> {
-  let total = 0
+/**
+ * `member`'s row in each web server's database endpoint (HAProxy's `show stat`), one entry per web server:
+ * `unreadable` where the endpoint could not be reached or read, `absent` where it has no such server.
+ */
+async function endpointRows(
+  inv: Inventory,
+  connect: (h: Host) => Promise<Runner>,
+  member: string,
+): Promise<Array<ReturnType<typeof parseStat>[number] | 'unreadable' | 'absent'>> {
+  const rows: Array<ReturnType<typeof parseStat>[number] | 'unreadable' | 'absent'> = []
   for (const web of inv.hosts.filter((h) => h.roles.includes('web'))) {
     try {
       const c = await connect(web)
       const r = await c.run(`echo 'show stat' | socat stdio ${DB_ENDPOINT_PATHS.socket}`, {check: false})
-      const row = r.code === 0 ? parseStat(r.stdout).find((s) => s.pxname === 'writer' && s.svname === member) : undefined
-      const scur = Number(row?.scur)
-      if (row?.scur === undefined || !Number.isInteger(scur)) return undefined
-      total += scur
+      if (r.code !== 0) rows.push('unreadable')
+      else rows.push(parseStat(r.stdout).find((s) => s.pxname === 'writer' && s.svname === member) ?? 'absent')
     } catch {
-      return undefined
+      rows.push('unreadable')
     }
+  }
+  return rows
+}
+
+/** Sessions each web server's endpoint holds to `member` (HAProxy's scur), summed; undefined where unknown. */
+async function endpointSessions(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<number | undefined> {
+  let total = 0
+  for (const row of await endpointRows(inv, connect, member)) {
+    const scur = typeof row === 'string' ? NaN : Number(row.scur)
+    if (typeof row === 'string' || row.scur === undefined || !Number.isInteger(scur)) return undefined
+    total += scur
   }
   return total
 }
@@ -127,17 +143,7 @@ const ENDPOINT_UP_MS = 30_000
 
 /** Whether every endpoint that can be read sees `member` UP (one that cannot be read is left to its health checks). */
 async function endpointsSeeUp(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<boolean> {
-  for (const web of inv.hosts.filter((h) => h.roles.includes('web'))) {
-    try {
-      const c = await connect(web)
-      const r = await c.run(`echo 'show stat' | socat stdio ${DB_ENDPOINT_PATHS.socket}`, {check: false})
-      const row = r.code === 0 ? parseStat(r.stdout).find((s) => s.pxname === 'writer' && s.svname === member) : undefined
-      if (row && !(row.status ?? '').startsWith('UP')) return false
-    } catch {
-      // Unreachable: its health checks decide.
-    }
-  }
-  return true
+  return (await endpointRows(inv, connect, member)).every((row) => typeof row === 'string' || (row.status ?? '').startsWith('UP'))
 }
 
 /**
