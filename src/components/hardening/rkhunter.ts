@@ -17,7 +17,11 @@ import {file} from '../../engine/contract.js'
 export const RKHUNTER_DB = '/var/lib/rkhunter/db/rkhunter.dat'
 export const RKHUNTER_UNIT = 'foobar-rkhunter-propupd.service'
 const RKHUPD = '/usr/share/rkhunter/scripts/rkhupd.sh'
-/** Written when the build ran (rkhupd.sh builds nothing where an operator switched the properties tests off). */
+/**
+ * Written when the build ran (rkhupd.sh builds nothing where an operator switched the properties tests off). By the
+ * same process, not an ExecStartPost: in the lab's containers systemd failed to place that second process in the
+ * unit's control group (219/CGROUP) and marked a unit whose build had succeeded as failed.
+ */
 export const RKHUNTER_DONE = '/var/lib/foobar/rkhunter-propupd.done'
 
 export const RKHUNTER_GUARD: InstallGuard = {
@@ -38,8 +42,7 @@ ConditionPathExists=${RKHUPD}
 
 [Service]
 Type=oneshot
-ExecStart=${RKHUPD}
-ExecStartPost=/bin/sh -c 'mkdir -p /var/lib/foobar && touch ${RKHUNTER_DONE}'
+ExecStart=/bin/sh -c '${RKHUPD} && mkdir -p /var/lib/foobar && touch ${RKHUNTER_DONE}'
 Nice=19
 IOSchedulingClass=idle
 `
