@@ -88,16 +88,15 @@ async function recoverPosition(conn: Runner): Promise<{uuid: string; seqno: numb
 const DRAIN_MIN_MS = 1000
 const DRAIN_MAX_MS = 15_000
 
+/** One endpoint's row for a member, or why there is none. */
+type EndpointRow = ReturnType<typeof parseStat>[number] | 'unreadable' | 'absent'
+
 /**
  * `member`'s row in each web server's database endpoint (HAProxy's `show stat`), one entry per web server:
  * `unreadable` where the endpoint could not be reached or read, `absent` where it has no such server.
  */
-async function endpointRows(
-  inv: Inventory,
-  connect: (h: Host) => Promise<Runner>,
-  member: string,
-): Promise<Array<ReturnType<typeof parseStat>[number] | 'unreadable' | 'absent'>> {
-  const rows: Array<ReturnType<typeof parseStat>[number] | 'unreadable' | 'absent'> = []
+async function endpointRows(inv: Inventory, connect: (h: Host) => Promise<Runner>, member: string): Promise<EndpointRow[]> {
+  const rows: EndpointRow[] = []
   for (const web of inv.hosts.filter((h) => h.roles.includes('web'))) {
     try {
       const c = await connect(web)
