@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
-import {Failure} from '../util/errors.js'
+import {Failure, RemoteError} from '../util/errors.js'
 import {type RunResult, type Runner, TIMED_OUT} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
@@ -24,6 +24,12 @@ const APT_TIMEOUT_MS = 60 * 60_000
 const APT_UPDATE_LIMIT_S = 300
 /** A mirror (or the proxy before it) that sends nothing for this long fails the fetch, and the update is tried again. */
 const APT_STALL_S = 30
+/**
+ * How long package work waits for apt's or dpkg's lock while another process holds it: apt-daily's index update
+ * (seconds to minutes), unattended-upgrades (minutes), an operator's apt-get.
+ */
+export const APT_LOCK_WAIT_S = 15 * 60
+const APT_LOCK_POLL_MS = 2000
 
 export type Step = (title: string) => void
 
@@ -172,6 +178,51 @@ async function waitHealthy(
   }
 }
 
+/** Which lock a failed apt or dpkg command could not get, and who holds it (as apt names it), from its output. */
+export function aptLockHeld(output: string): {lock: string; holder: string} | undefined {
+  // apt 2.x: "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 65032 (apt-get)"
+  const apt = /Could not get lock (\/\S+?)\.?(?:\s+It is held by process (\d+)(?: \(([^)\n]*)\))?)?(?:\s|$)/.exec(output)
+  if (apt) return {lock: apt[1]!, holder: apt[2] ? `process ${apt[2]}${apt[3] ? ` (${apt[3]})` : ''}` : 'another process'}
+  // dpkg 1.21: "dpkg: error: dpkg frontend lock was locked by another process with pid 1570"
+  const dpkg = /dpkg: error: dpkg (frontend lock|status database|lock)\b.*?(?:is|was) locked by another process(?: with pid (\d+))?/.exec(
+    output,
+  )
+  if (dpkg)
+    return {
+      lock: dpkg[1] === 'status database' ? '/var/lib/dpkg/lock' : '/var/lib/dpkg/lock-frontend',
+      holder: dpkg[2] ? `process ${dpkg[2]}` : 'another process',
+    }
+  return undefined
+}
+
+/**
+ * Runs an apt or dpkg command, and again while it fails only because another process holds apt's or dpkg's lock
+ * (apt-daily, unattended-upgrades, an operator's apt-get): apt's own DPkg::Lock::Timeout does not cover the index
+ * lock, and dpkg has none. Says who holds it while it waits; after `waitS` fails the host naming the lock and holder.
+ * A lock failure changes nothing, so the command is safe to run again.
+ */
+export async function whileAptLocked(
+  run: () => Promise<RunResult>,
+  o: {host: string; step: Step; waitS?: number; everyMs?: number},
+): Promise<RunResult> {
+  const waitS = o.waitS ?? APT_LOCK_WAIT_S
+  const started = Date.now()
+  for (;;) {
+    const res = await run()
+    if (res.code === 0) return res
+    const held = aptLockHeld(`${res.stdout}\n${res.stderr}`)
+    if (!held) return res
+    const waited = Math.round((Date.now() - started) / 1000)
+    if (Date.now() - started >= waitS * 1000) {
+      throw new Failure(
+        `${o.host}: ${held.lock} still held by ${held.holder} after ${waited} s of waiting (apt-daily or unattended-upgrades?): no package was changed; run again when it has finished`,
+      )
+    }
+    o.step(`waiting for ${held.lock}: held by ${held.holder}${waited ? ` (${waited} s)` : ''}`)
+    await sleep(o.everyMs ?? APT_LOCK_POLL_MS)
+  }
+}
+
 export interface ApplyOptions {
   step?: Step
   /** Plans again after packages are installed (they bring files and services of their own). */
@@ -305,9 +356,13 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
       // fetch that receives nothing for APT_STALL_S fails (apt's own default waits 120 s): a stalled mirror once held
       // the lab's update for 280 s, and the second attempt then took a second.
       const updateOnce = () =>
-        runner.run(
-          `timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -o Acquire::http::Timeout=${APT_STALL_S} -q update 2>&1`,
-          {check: false, timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000},
+        whileAptLocked(
+          () =>
+            runner.run(
+              `timeout -k 10 ${APT_UPDATE_LIMIT_S} env DEBIAN_FRONTEND=noninteractive apt-get${proxy} -o Acquire::http::Timeout=${APT_STALL_S} -q update 2>&1`,
+              {check: false, timeoutMs: (APT_UPDATE_LIMIT_S + 30) * 1000},
+            ),
+          {host: host.name, step},
         )
       // Offline apt-get update exits 0 with only warnings: check for them.
       const updateFailed = (u: RunResult) => u.code !== 0 || /^(W: Failed to fetch|E: )/m.test(u.stdout)
@@ -329,14 +384,27 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
             .join(' | ')}`,
         )
       }
-      await runner.run(
-        guardedInstall(
-          pkgs.guards ?? [],
-          // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
-          `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
-        ),
-        {timeoutMs: APT_TIMEOUT_MS},
+      const install = await whileAptLocked(
+        () =>
+          runner.run(
+            guardedInstall(
+              pkgs.guards ?? [],
+              // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
+              `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
+            ),
+            {timeoutMs: APT_TIMEOUT_MS, check: false},
+          ),
+        {host: host.name, step},
       )
+      if (install.code !== 0) {
+        const what = `apt-get install ${installArgs(pkgs).join(' ')}`
+        throw new RemoteError(
+          host.name,
+          what.length > 120 ? `${what.slice(0, 117)}...` : what,
+          install.code,
+          install.stderr || install.stdout,
+        )
+      }
     } catch (error) {
       // The files written for the packages are taken back with them: a failed install leaves the host's files as they were.
       if (written.length) {

@@ -5,6 +5,7 @@
  */
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {foobar, variant} from './support/cli.js'
+import {shq} from '../../src/util/shell.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
 const mysql = (host: string, sql: string) => sshOk(host, `sudo mysql -N -B -e ${JSON.stringify(sql)}`)
@@ -31,8 +32,23 @@ describe.skipIf(!labIsUp())('database endpoint on the web servers', () => {
   const inv = variant('endpoint', (t) => t.replace('  replication_user: repl\n', '  replication_user: repl\n  endpoint: {}\n'))
 
   beforeAll(async () => {
+    // apt-daily's index update once held web2's apt lock as a CI run provisioned it, and the host failed. Here a
+    // process holds that lock (as apt does: an fcntl lock) for the provision's first 30 s: web2 waits, says who holds
+    // it, and converges.
+    await sshOk(
+      'web2',
+      `sudo systemd-run --unit=foobar-test-aptlock --collect perl -e ${shq(
+        'use Fcntl; open(my $f, ">>", "/var/lib/apt/lists/lock") or die; my $s = pack("ssx4qqix4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $s) or die; sleep 30',
+      )}`,
+    )
     const r = foobar(['provision', '-i', inv, '--yes'])
+    await ssh('web2', 'sudo systemctl stop foobar-test-aptlock 2>/dev/null; true')
     expect(r.code, r.stdout + r.stderr).toBe(0)
+    const waits = [
+      ...(r.stdout + r.stderr).matchAll(/web2: waiting for \/var\/lib\/apt\/lists\/lock: held by process \d+ \(perl\)(?: \((\d+) s\))?/g),
+    ]
+    console.log(`apt lock held on web2 for the provision's first 30 s: ${waits.length} waiting lines, last at ${waits.at(-1)?.[1] ?? 0} s`)
+    expect(waits.length, r.stderr).toBeGreaterThan(0)
     // An ordinary application account, made on the primary (it replicates): allowed from the web servers.
     await mysql(
       'web1',

@@ -12,6 +12,7 @@ import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {UFW_RULES_FILE} from '../../src/components/firewall/index.js'
 import {SSHD_DROPIN} from '../../src/components/hardening/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
+import {aptLockHeld, whileAptLocked} from '../../src/engine/apply.js'
 import {LAST_APPLY, PENDING_FILE} from '../../src/engine/facts.js'
 import {type RunOptions, runPlan} from '../../src/engine/run.js'
 import type {Inventory} from '../../src/inventory/index.js'
@@ -336,5 +337,97 @@ describe('apt-get update against a mirror that fails', () => {
     expect(r.hosts[0]!.error).toMatch(/lb1: apt-get update failed: E: Failed to fetch .*InRelease/)
     expect(lb1.log.filter((c) => c.script.includes('apt-get') && c.script.includes(' update'))).toHaveLength(2)
     expect(lb1.journal().some((l) => l.startsWith('apt-get install'))).toBe(false)
+  })
+})
+
+describe("apt's or dpkg's lock held by another process (apt-daily, unattended-upgrades)", () => {
+  const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'])
+
+  test('the index update and the install wait for it, saying who holds it, and the host converges', async () => {
+    const {fleet, run} = setUp(inv)
+    const web1 = fleet.hosts.web1!
+    web1.fail(
+      'apt-get',
+      'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 65032 (apt-get)\nE: Unable to lock directory /var/lib/apt/lists/',
+      {once: true},
+    )
+    web1.fail(
+      'apt-get-install',
+      'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?',
+      {once: true},
+    )
+    const steps: string[] = []
+    const restore = fastTimers()
+    try {
+      const r = await run(['web1'], true, {onStep: (h, s) => steps.push(`${h}: ${s}`)})
+      expect(r.hosts.map((h) => [h.host, h.status, h.error])).toEqual([['web1', 'changed', undefined]])
+    } finally {
+      restore()
+    }
+    expect(steps).toContain('web1: waiting for /var/lib/apt/lists/lock: held by process 65032 (apt-get)')
+    expect(steps).toContain('web1: waiting for /var/lib/dpkg/lock-frontend: held by process 4242 (unattended-upgr)')
+    // Waiting is not the update's own retry: one update that failed on the lock, one that ran.
+    expect(web1.journal().filter((l) => l === 'apt-get update')).toHaveLength(1)
+    expect(web1.journal().filter((l) => l.startsWith('apt-get install'))).toHaveLength(1)
+  })
+
+  test('a lock held past the wait fails the host, naming the lock and its holder, with nothing installed', async () => {
+    const {fleet} = setUp(inv)
+    const lb1 = fleet.hosts.lb1!
+    const runner = await fleet.transport.open(inv.hosts.find((h) => h.name === 'lb1')!)
+    lb1.fail('apt-get', 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 77 (apt-get)')
+    const steps: string[] = []
+    const attempt = whileAptLocked(() => runner.run('apt-get -q update 2>&1', {check: false}), {
+      host: 'lb1',
+      step: (s) => steps.push(s),
+      waitS: 0.05,
+      everyMs: 10,
+    })
+    await expect(attempt).rejects.toThrow(
+      /^lb1: \/var\/lib\/apt\/lists\/lock still held by process 77 \(apt-get\) after 0 s of waiting .*no package was changed/,
+    )
+    expect(steps.length).toBeGreaterThan(1)
+    expect(lb1.journal().some((l) => l.startsWith('apt-get'))).toBe(false)
+  })
+
+  test('any other failure is returned at once, not waited on', async () => {
+    let calls = 0
+    const res = await whileAptLocked(
+      async () => {
+        calls++
+        return {code: 100, stdout: 'E: Unable to locate package nginxx', stderr: ''}
+      },
+      {host: 'web1', step: () => {}},
+    )
+    expect([res.code, calls]).toEqual([100, 1])
+  })
+})
+
+describe('aptLockHeld: the lock and its holder from what apt and dpkg print', () => {
+  test.each([
+    [
+      'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 65032 (apt-get)\nE: Unable to lock directory /var/lib/apt/lists/',
+      {lock: '/var/lib/apt/lists/lock', holder: 'process 65032 (apt-get)'},
+    ],
+    [
+      'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)',
+      {lock: '/var/lib/dpkg/lock-frontend', holder: 'process 4242 (unattended-upgr)'},
+    ],
+    [
+      'E: Could not get lock /var/cache/apt/archives/lock - open (11: Resource temporarily unavailable)',
+      {lock: '/var/cache/apt/archives/lock', holder: 'another process'},
+    ],
+    [
+      'dpkg: error: dpkg frontend lock was locked by another process with pid 1570\nNote: removing the lock file is always wrong',
+      {lock: '/var/lib/dpkg/lock-frontend', holder: 'process 1570'},
+    ],
+    ['dpkg: error: dpkg status database is locked by another process', {lock: '/var/lib/dpkg/lock', holder: 'another process'}],
+  ])('%s', (output, expected) => {
+    expect(aptLockHeld(output)).toEqual(expected)
+  })
+
+  test('not a lock: undefined', () => {
+    expect(aptLockHeld('E: Unable to fetch some archives, maybe run apt-get update')).toBeUndefined()
+    expect(aptLockHeld('E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease')).toBeUndefined()
   })
 })
