@@ -5,12 +5,12 @@
  * Root only (chown to root:root, backups under /var/lib/foobar/backup); cleans up what it creates there.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeEach, describe, expect, test} from 'vitest'
 import type {DesiredFile} from '../../src/engine/contract.js'
-import {BACKUP_DIR, restoreScript, writeFileScript} from '../../src/engine/apply.js'
+import {BACKUP_DIR, batchInput, restoreScript, writeFileScript, writeFilesScript, wroteCount} from '../../src/engine/apply.js'
 
 const IS_ROOT = process.getuid?.() === 0
 if (!IS_ROOT)
@@ -170,5 +170,52 @@ describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
     expect(write(desired('now\n')).status).toBe(0)
     run(restoreScript([path]))
     expect(readFileSync(path, 'utf8')).toBe('from an earlier run\n')
+  })
+})
+
+describe.skipIf(!IS_ROOT)('writeFilesScript: several files in one round trip (root)', () => {
+  const at = (name: string, content: string, extra: Partial<DesiredFile> = {}): DesiredFile => ({
+    path: join(TMP, `batch-${n}`, name),
+    content,
+    mode: 0o640,
+    owner: 'root',
+    group: 'root',
+    ...extra,
+  })
+  const writeAll = (files: DesiredFile[], stdin = batchInput(files)) => run(writeFilesScript(files), stdin)
+
+  test('each file gets exactly its own bytes (multi-byte characters, no final newline, empty), its mode, and is reported', () => {
+    const files = [at('a.conf', 'première ligne\n€ deux'), at('empty.conf', ''), at('c.conf', 'x'.repeat(70_000) + '\n', {mode: 0o600})]
+    const r = writeAll(files)
+    expect(r.status, r.stderr).toBe(0)
+    for (const f of files) expect(readFileSync(f.path, 'utf8'), f.path).toBe(f.content)
+    expect(mode(files[2]!.path)).toBe(0o600)
+    expect(wroteCount(r.stdout)).toBe(3)
+  })
+
+  test('a file its checker rejects stops the batch: those before it are in place and reported, it and those after are not', () => {
+    const files = [
+      at('ok.conf', 'good\n'),
+      at('bad.conf', 'bad\n', {validate: {mode: 'candidate', command: 'grep -q good {}'}}),
+      at('after.conf', 'after\n'),
+    ]
+    const r = writeAll(files)
+    expect(r.status).toBe(3)
+    expect(r.stderr).toMatch(/validation failed: .*bad\.conf \(previous file kept\)/)
+    expect(wroteCount(r.stdout)).toBe(1)
+    expect(readFileSync(files[0]!.path, 'utf8')).toBe('good\n')
+    expect(existsSync(files[1]!.path)).toBe(false)
+    expect(existsSync(files[2]!.path)).toBe(false)
+  })
+
+  test('content cut short (a connection that dropped mid-stdin): the short file is not moved in place', () => {
+    const files = [at('one.conf', 'one\n'), at('two.conf', 'v2 of two, long enough\n')]
+    mkdirSync(dirname(files[1]!.path), {recursive: true})
+    writeFileSync(files[1]!.path, 'v1\n')
+    const r = writeAll(files, batchInput(files).slice(0, 10))
+    expect(r.status).toBe(4)
+    expect(r.stderr).toMatch(/two\.conf: content cut short \(previous file kept\)/)
+    expect(readFileSync(files[1]!.path, 'utf8')).toBe('v1\n')
+    expect(readdirSync(dirname(files[1]!.path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))).toEqual([])
   })
 })

@@ -117,6 +117,16 @@ describe('provisioning a bare host', () => {
     expect(Math.abs(written - Date.now() / 1000)).toBeLessThan(60)
   })
 
+  test('the files go in a round trip per batch, not one each (issue 20): the drop-ins before the packages, the rest after', () => {
+    const writes = web1.log.filter((c) => c.script.startsWith('set -e\numask 022;'))
+    const files = writes.reduce((n, c) => n + (c.script.match(/^mv -fT /gm)?.length ?? 0), 0)
+    console.log(`bare web1: ${files} files written in ${writes.length} round trips`)
+    expect(files).toBeGreaterThan(20)
+    expect(writes.length).toBeLessThanOrEqual(3)
+    // Every file of the plan is on the host with its content.
+    for (const p of [NGINX_SITE, UFW_RULES_FILE, SSHD_DROPIN]) expect(web1.exists(p), p).toBe(true)
+  })
+
   test('no service is touched before the last file is written', () => {
     const scripts = web1.log.map((c) => c.script)
     const writes = scripts.flatMap((s, i) => (s.startsWith('set -e\numask 022;') || s.includes('cp -P ') ? [i] : []))
