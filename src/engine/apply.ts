@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
-import {Failure, RemoteError} from '../util/errors.js'
+import {Failure, RemoteError, shownCommand} from '../util/errors.js'
 import {type RunResult, type Runner, TIMED_OUT} from '../remote/runner.js'
 import {shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
@@ -28,7 +28,7 @@ const APT_STALL_S = 30
  * How long package work waits for apt's or dpkg's lock while another process holds it: apt-daily's index update
  * (seconds to minutes), unattended-upgrades (minutes), an operator's apt-get.
  */
-export const APT_LOCK_WAIT_S = 15 * 60
+const APT_LOCK_WAIT_S = 15 * 60
 const APT_LOCK_POLL_MS = 2000
 
 export type Step = (title: string) => void
@@ -244,8 +244,9 @@ export async function whileAptLocked(
     if (res.code === 0) return res
     const held = aptLockHeld(`${res.stdout}\n${res.stderr}`)
     if (!held) return res
-    const waited = Math.round((Date.now() - started) / 1000)
-    if (Date.now() - started >= waitS * 1000) {
+    const elapsedMs = Date.now() - started
+    const waited = Math.round(elapsedMs / 1000)
+    if (elapsedMs >= waitS * 1000) {
       throw new Failure(
         `${o.host}: ${held.lock} still held by ${held.holder} after ${waited} s of waiting (apt-daily or unattended-upgrades?): no package was changed; run again when it has finished`,
       )
@@ -437,10 +438,9 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
         {host: host.name, step},
       )
       if (install.code !== 0) {
-        const what = `apt-get install ${installArgs(pkgs).join(' ')}`
         throw new RemoteError(
           host.name,
-          what.length > 120 ? `${what.slice(0, 117)}...` : what,
+          shownCommand(`apt-get install ${installArgs(pkgs).join(' ')}`),
           install.code,
           install.stderr || install.stdout,
         )
@@ -480,12 +480,9 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     }
     if (c.kind === 'file' || c.kind === 'remove') await flush()
     if (c.kind === 'file') {
-      if (c.action === 'attributes') {
-        step(`fixing ${c.path}`)
-        await runner.run(
-          `chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`,
-        )
-      }
+      // Only an attribute fix gets here: writes are batched above.
+      step(`fixing ${c.path}`)
+      await runner.run(`chown ${shq(`${c.file.owner}:${c.file.group}`)} ${shq(c.path)} && chmod ${c.file.mode.toString(8)} ${shq(c.path)}`)
     } else if (c.kind === 'remove') {
       step(`removing ${c.path}`)
       await runner.run(

@@ -3,7 +3,7 @@ import {homedir} from 'node:os'
 import {dirname, resolve} from 'node:path'
 import {NodeSSH, type Config} from 'node-ssh'
 import ssh2 from 'ssh2'
-import {RemoteError, UserError} from '../util/errors.js'
+import {RemoteError, UserError, shownCommand} from '../util/errors.js'
 import type {Host} from '../inventory/index.js'
 import {SSH_DEFAULTS} from '../inventory/defaults.js'
 import {shq} from '../util/shell.js'
@@ -397,12 +397,7 @@ export class Connection implements Runner {
     const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin, timeoutMs: options.timeoutMs})
     trace(this.host.name, Date.now() - started, script)
     if ((options.check ?? true) && result.code !== 0) {
-      throw new RemoteError(
-        this.host.name,
-        script.length > 120 ? `${script.slice(0, 117)}...` : script,
-        result.code,
-        result.stderr || result.stdout,
-      )
+      throw new RemoteError(this.host.name, shownCommand(script), result.code, result.stderr || result.stdout)
     }
     return result
   }

@@ -51,6 +51,9 @@ export class UserError extends Error {
 }
 
 /** A remote command failed on a host. */
+/** A remote command as an error shows it: a long script cut to its first 117 characters. */
+export const shownCommand = (script: string) => (script.length > 120 ? `${script.slice(0, 117)}...` : script)
+
 export class RemoteError extends Error {
   readonly exitCode: ExitCodeValue = ExitCode.failure
   constructor(
