@@ -278,7 +278,8 @@ export function guardedInstall(guards: InstallGuard[], command: string): string 
   for (const g of guards) {
     if (!/^\/[A-Za-z0-9._/-]+$/.test(g.path)) throw new Error(`install guard path not allowed: ${g.path}`)
     const p = shq(g.path)
-    lines.push(`if [ ! -e ${p} ] && [ ! -L ${p} ]; then printf '%s' ${shq(g.content)} > ${p} && fb_made="$fb_made ${g.path}"; fi`)
+    const chmod = g.mode !== undefined ? ` && chmod ${g.mode.toString(8)} ${p}` : ''
+    lines.push(`if [ ! -e ${p} ] && [ ! -L ${p} ]; then fb_made="$fb_made ${g.path}"; printf '%s' ${shq(g.content)} > ${p}${chmod}; fi`)
   }
   lines.push(command)
   return lines.join('\n')

@@ -56,6 +56,10 @@ export interface InstallGuard {
   package: string
   path: string
   content: string
+  /** Default 0644 (a program such as policy-rc.d: 0755). */
+  mode?: number
+  /** What plan says it is for, in place of "for PACKAGE". */
+  note?: string
 }
 
 /** Everything one component wants on one host. */

@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import {type Change, type HostPlan, PENDING_REASON, type PlanContext, type ServiceSpec} from './contract.js'
+import {type Change, type HostPlan, type InstallGuard, PENDING_REASON, type PlanContext, type ServiceSpec} from './contract.js'
 import {type HostDesired, PRIVATE_KEY_BLOCK, secretIfPrivateKey} from './desired.js'
 import {unifiedDiff} from './diff.js'
 import {isContainer} from '../util/virt.js'
@@ -8,6 +8,33 @@ import type {FactQuery, HostFacts} from './facts.js'
 export type {Change, HostPlan} from './contract.js'
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
+
+export const POLICY_RC_D = '/usr/sbin/policy-rc.d'
+
+/**
+ * Pure: Debian's policy-rc.d for one package transaction (invoke-rc.d and deb-systemd-invoke ask it before they
+ * start, stop or restart a service): these units are left alone (101: not run), every other service as always.
+ * invoke-rc.d may pass `--quiet` first; deb-systemd-invoke passes the unit with its `.service`.
+ */
+export function startGuard(forPackage: string, units: string[]): InstallGuard {
+  const names = [...new Set(units.map((u) => u.replace(/\.service$/, '')))].sort()
+  for (const n of names) if (!/^[A-Za-z0-9@._-]+$/.test(n)) throw new Error(`service name not allowed in policy-rc.d: ${n}`)
+  return {
+    package: forPackage,
+    path: POLICY_RC_D,
+    mode: 0o755,
+    note: `services foobar starts itself once configured: ${names.join(', ')}`,
+    content: `#!/bin/sh
+# Written by foobar for its package transaction only, and removed after it: the maintainer scripts do not start
+# these services with the distribution's defaults; foobar starts them once their configuration is in place.
+[ "$1" = --quiet ] && shift
+case "\${1%.service}" in
+  ${names.join('|')}) exit 101 ;;
+esac
+exit 0
+`,
+  }
+}
 
 /** The facts a host's plan needs. */
 export function factQuery(d: HostDesired): FactQuery {
@@ -41,6 +68,10 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
   const missing = d.packages.filter((p) => facts.packages[p] !== 'installed' || versions.some((v) => v.name === p))
   // Only for a first install: an upgrade's maintainer scripts do what they always do.
   const guards = (d.installGuards ?? []).filter((g) => missing.includes(g.package) && facts.packages[g.package] !== 'installed')
+  // Units this transaction brings (none on the host yet) are started by foobar once their files are in place, not
+  // first by the packages' maintainer scripts with the distribution's defaults and then again.
+  const newUnits = d.services.map((s) => s.name).filter((n) => (facts.services[n]?.enabled ?? 'not-found') === 'not-found')
+  if (missing.length && newUnits.length) guards.push(startGuard(missing[0]!, newUnits))
   if (missing.length) {
     changes.push({kind: 'packages', install: missing, ...(versions.length ? {versions} : {}), ...(guards.length ? {guards} : {})})
   }
@@ -138,7 +169,7 @@ export function describe(change: Change): string {
         ...(change.versions ?? []).map((v) =>
           v.from ? `package ${v.name} ${v.from} -> ${v.to} (pinned)` : `install package ${v.name} ${v.to} (pinned)`,
         ),
-        ...(change.guards ?? []).map((g) => `${g.path} during the install only (for ${g.package}; unless a file is there)`),
+        ...(change.guards ?? []).map((g) => `${g.path} during the install only (${g.note ?? `for ${g.package}`}; unless a file is there)`),
       ].join('\n  ~ ')
     }
     case 'file':

@@ -8,6 +8,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {guardedInstall} from '../../src/engine/apply.js'
+import {startGuard} from '../../src/engine/plan.js'
 import {
   describeHardening,
   hardeningFactsScript,
@@ -47,6 +48,25 @@ describe('guardedInstall', () => {
     const r = sh(guardedInstall([g], `test -f ${g.path} && kill -HUP $$; sleep 5`))
     expect(r.status).toBe(129)
     expect(existsSync(g.path)).toBe(false)
+  })
+
+  test('policy-rc.d: only the named services are refused (101), as invoke-rc.d and deb-systemd-invoke ask; it is executable while there', () => {
+    const g = {...startGuard('mariadb-server', ['nginx', 'mariadb', 'foobar-lynis.timer']), path: join(dir, 'policy-rc.d')}
+    const r = sh(
+      guardedInstall(
+        [g],
+        [
+          `test -x ${g.path} && echo executable`,
+          ...['mariadb start', '--quiet mariadb start', 'mariadb.service start', 'nginx.service restart', 'foobar-lynis.timer start'].map(
+            (a) => `${g.path} ${a}; echo "$?"`,
+          ),
+          ...['ssh.service restart', 'nginx-extra start', '--quiet cron start', 'mariadbx start'].map((a) => `${g.path} ${a}; echo "$?"`),
+        ].join('\n'),
+      ),
+    )
+    expect(r.stdout.trim().split('\n')).toEqual(['executable', '101', '101', '101', '101', '101', '0', '0', '0', '0'])
+    expect(existsSync(g.path)).toBe(false)
+    expect(() => startGuard('p', ['ok', 'bad;name'])).toThrow(/service name not allowed in policy-rc.d: bad;name/)
   })
 
   test('no guards: the command as it was; a path with shell characters is refused', () => {

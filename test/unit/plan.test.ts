@@ -11,7 +11,7 @@ import {type HostDesired, preparePlanners} from '../../src/engine/desired.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
 import type {HostFacts} from '../../src/engine/facts.js'
-import {type Change, describe, factQuery, planHost, sha256} from '../../src/engine/plan.js'
+import {type Change, POLICY_RC_D, describe, factQuery, planHost, sha256} from '../../src/engine/plan.js'
 import {jsonChanges} from '../../src/cli/plan-output.js'
 import {iptablesVariant, loadExample} from './support/render.js'
 
@@ -136,6 +136,27 @@ group('planHost', () => {
     // Pinned to another version (an upgrade): installed again, its maintainer scripts left to do what they always do.
     const pinned = {...d, versions: {rkhunter: '1.4.6-11'}}
     expect(planHost(pinned, {...facts, versions: {rkhunter: '1.4.6-10'}}).changes[0]).not.toHaveProperty('guards')
+  })
+
+  test("a transaction that brings a declared service's unit keeps the maintainer scripts from starting it (policy-rc.d); an existing unit is left to them", () => {
+    const d = desired('web1')
+    const facts = converged(d)
+    facts.packages.nginx = 'absent'
+    facts.packages['mariadb-server'] = 'absent'
+    delete facts.services.nginx
+    facts.services.mariadb = {enabled: 'not-found', active: 'inactive'}
+    const [change] = planHost(d, facts).changes
+    expect(change).toMatchObject({kind: 'packages', install: ['mariadb-server', 'nginx']})
+    const guard = change!.kind === 'packages' ? change.guards?.find((g) => g.path === POLICY_RC_D) : undefined
+    expect(guard).toMatchObject({mode: 0o755, note: 'services foobar starts itself once configured: mariadb, nginx'})
+    expect(guard!.content).toMatch(/^ {2}mariadb\|nginx\) exit 101 ;;$/m)
+    expect(describe(change!)).toContain(
+      '/usr/sbin/policy-rc.d during the install only (services foobar starts itself once configured: mariadb, nginx; unless a file is there)',
+    )
+    // The units already there (a pinned version's upgrade, say): their maintainer scripts restart them as always.
+    facts.services.nginx = {enabled: 'enabled', active: 'active'}
+    facts.services.mariadb = {enabled: 'disabled', active: 'inactive'}
+    expect(planHost(d, facts).changes[0]).toEqual({kind: 'packages', install: ['mariadb-server', 'nginx']})
   })
 
   test('a missing config file is created (diff of all its lines) and its service reloaded once', () => {
