@@ -3,12 +3,12 @@ import {readdir, readFile, rm, rmdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {Failure, UserError} from '../util/errors.js'
 import {run, sleep} from './exec.js'
-import {bootHost, hostProcesses, labMounts, prepareHost, stopHost, waitHostKeys, waitSsh} from './hosts.js'
+import {bootHost, hostProcesses, labMounts, prepareHost, stopHost, unmountHost, waitHostKeys, waitSsh, writeEtcHosts} from './hosts.js'
 import {ensureImage, type ImageResult} from './image.js'
-import {addHostNetwork, ensureBridge, labLinks, labNetns, netnsPids, removeNetwork} from './network.js'
+import {addHostNetwork, ensureBridge, labLinks, labNetns, netnsPids, removeHostNetwork, removeNetwork} from './network.js'
 import {labPaths, NAME_PREFIX, type LabPaths} from './paths.js'
 import {allProcesses, childrenOf, killNow, stopProcess, type ProcessInfo} from './process.js'
-import {type ServiceName, servicePid, services, startServices, stopServices} from './services.js'
+import {type ServiceName, servicePid, services, setRecords, startServices, stopServices} from './services.js'
 import {dnsRecords, planHosts, type LabHost, type LabSpec} from './spec.js'
 import {
   assertLabSupported,
@@ -43,6 +43,8 @@ export interface UpResult {
   seconds: number
   /** Absent when the lab was already up. */
   image?: ImageResult
+  /** A lab that was up with other hosts: the hosts booted and stopped (the others untouched). */
+  resized?: {added: string[]; stopped: string[]}
   /** Lab services found stopped on a lab that was up, and started again (its hosts untouched). */
   restarted?: ServiceName[]
   sshKey: string
@@ -90,12 +92,17 @@ export async function up(spec: LabSpec, opts: UpOptions = {}): Promise<UpResult>
     const current = await readState(paths)
     if (current?.status === 'up' && (await hostsRunning(paths, current))) {
       if (!sameHosts(current.hosts, hosts)) {
-        const names = current.hosts.map((h) => h.name).join(', ')
-        throw new UserError(
-          `the lab is already up with ${current.hosts.length} hosts (${names})`,
-          [],
-          ['foobar lab down', `foobar lab up --hosts ${hosts.length}`],
-        )
+        const moved = hosts.filter((h) => current.hosts.some((c) => c.name === h.name && c.address !== h.address))
+        if (moved.length > 0) {
+          const names = current.hosts.map((h) => `${h.name} ${h.address}`).join(', ')
+          throw new UserError(
+            `the lab is already up with ${current.hosts.length} hosts (${names}): ${moved.map((h) => `${h.name} is wanted on ${h.address}`).join(', ')}`,
+            [],
+            ['foobar lab down', `foobar lab up --hosts ${hosts.length}`],
+          )
+        }
+        const resized = await resize(paths, current, hosts, spec, opts.readyTimeoutMs, log)
+        return {...base, alreadyUp: true, resized, seconds: (Date.now() - started) / 1000}
       }
       // Its hosts run: a lab service that stopped (pebble killed, say) is started again, the hosts left as they are.
       const stopped = await stoppedServices(paths)
@@ -157,6 +164,60 @@ async function bootAll(paths: LabPaths, hosts: LabHost[], spec: LabSpec, publicK
     await settleAll(hosts.map((h) => waitSsh(paths, h, left())))
   })()
   await settleAll([servicesStarted, ready])
+}
+
+/**
+ * A running lab given another set of hosts (a test file that needs a 4th host, `lab up --hosts N`): the hosts it no
+ * longer has are stopped (their disks kept, as by `lab down`), the new ones booted; the hosts in both are not
+ * touched but for their /etc/hosts, and the lab's services go on (the DNS records follow). A few seconds, where
+ * taking the whole lab down and up again took a minute and more with provisioned hosts.
+ */
+async function resize(
+  paths: LabPaths,
+  current: LabState,
+  hosts: LabHost[],
+  spec: LabSpec,
+  readyTimeoutMs: number | undefined,
+  log: (l: string) => void,
+): Promise<{added: string[]; stopped: string[]}> {
+  const has = (list: LabHost[], h: LabHost) => list.some((x) => x.name === h.name)
+  const gone = current.hosts.filter((h) => !has(hosts, h))
+  const added = hosts.filter((h) => !has(current.hosts, h))
+  log(
+    [
+      added.length ? `booting ${added.map((h) => `${h.name} ${h.address}`).join(', ')}` : '',
+      gone.length ? `stopping ${gone.map((h) => h.name).join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join('; ') + ' (the other hosts untouched)',
+  )
+  await writeState(paths, {...current, status: 'starting', hosts: [...current.hosts, ...added]})
+  await settleAll(gone.map((h) => stopHost(paths, h.name)))
+  for (const h of gone) {
+    await unmountHost(paths, h.name)
+    await removeHostNetwork(h)
+  }
+  await ensureInotifyInstances(hosts.length, log)
+  const publicKey = await ensureKey(paths)
+  for (const host of added) {
+    await addHostNetwork(host)
+    await prepareHost(paths, host, hosts, publicKey)
+    await bootHost(paths, host)
+  }
+  for (const host of hosts.filter((h) => !has(added, h))) await writeEtcHosts(paths, host, hosts)
+  await setRecords(
+    dnsRecords(spec, hosts),
+    gone.map((h) => `${h.name}.lab.foobar.test`),
+  )
+  const timeoutMs = readyTimeoutMs ?? Math.max(120_000, added.length * 4000)
+  const deadline = Date.now() + timeoutMs
+  const left = () => Math.max(1000, deadline - Date.now())
+  const keys: string[][] = []
+  await settleAll(hosts.map(async (h, i) => (keys[i] = await waitHostKeys(paths, h, left()))))
+  await writeKnownHosts(paths, keys.flat())
+  await settleAll(added.map((h) => waitSsh(paths, h, left())))
+  await writeState(paths, {...current, status: 'up', hosts, domain: spec.domain, aliases: spec.aliases})
+  return {added: added.map((h) => h.name), stopped: gone.map((h) => h.name)}
 }
 
 /** Processes this lab (or a crashed earlier one) started: supervisors, nspawns and the lab services. */

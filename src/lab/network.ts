@@ -35,6 +35,14 @@ export async function addHostNetwork(host: {name: string; address: string}): Pro
   await ip(what('eth0 up'), '-n', ns, 'link', 'set', 'eth0', 'up')
 }
 
+/** A host's namespace and veth gone (the guest stopped first); the bridge and the other hosts' left as they are. */
+export async function removeHostNetwork(host: {name: string; address: string}): Promise<void> {
+  const ns = netnsOf(host.name)
+  if ((await labNetns()).includes(ns)) await ip(`${host.name}: network: delete netns ${ns}`, 'netns', 'delete', ns)
+  const veth = vethOf(host.address)
+  if ((await labLinks()).includes(veth)) await run('ip', ['link', 'delete', veth], {what: `link ${veth}: delete`, allowFailure: true})
+}
+
 export async function labNetns(): Promise<string[]> {
   const out = await run('ip', ['netns', 'list'], {what: 'list network namespaces'})
   return out.stdout

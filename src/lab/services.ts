@@ -227,14 +227,22 @@ async function startChalltestsrv(paths: LabPaths, records: Array<{name: string; 
     '',
   ])
   await waitService(s, async () => ((await tcpOpen(PORTS.dnsManagement)) ? true : undefined))
-  for (const r of records) {
-    const res = await fetch(`${URLS.dnsManagement}/add-a`, {
+  await setRecords(records)
+}
+
+/** The lab DNS's A records: each name set to its address alone, each of `clear` removed. */
+export async function setRecords(records: Array<{name: string; address: string}>, clear: string[] = []): Promise<void> {
+  const call = async (what: string, name: string, body: object) => {
+    const res = await fetch(`${URLS.dnsManagement}/${what}`, {
       method: 'POST',
-      body: JSON.stringify({host: `${r.name}.`, addresses: [r.address]}),
+      body: JSON.stringify(body),
       signal: AbortSignal.timeout(5000),
     })
-    if (!res.ok) throw new Failure(`pebble-challtestsrv: registering ${r.name} failed: HTTP ${res.status}`)
+    if (!res.ok) throw new Failure(`pebble-challtestsrv: ${what} ${name} failed: HTTP ${res.status}`)
   }
+  // add-a adds to what a name has: cleared first, so that a name moved (the site to a floating address) has one.
+  for (const name of new Set([...clear, ...records.map((r) => r.name)])) await call('clear-a', name, {host: `${name}.`})
+  for (const r of records) await call('add-a', r.name, {host: `${r.name}.`, addresses: [r.address]})
 }
 
 async function startPebble(paths: LabPaths): Promise<void> {

@@ -8,7 +8,7 @@ import {beforeAll, describe, expect, it} from 'vitest'
 import {up, type LabHost, type LabStatus} from '../../src/lab/index.js'
 import {waitSsh} from '../../src/lab/hosts.js'
 import {json} from './support/cli.js'
-import {APT, labHosts, labIsUp, labSpec, paths, pebble, ssh, sshOk} from './support/lab.js'
+import {APT, URLS, labHosts, labIsUp, labSpec, paths, pebble, ssh, sshOk} from './support/lab.js'
 
 const run = promisify(execFile)
 
@@ -160,6 +160,29 @@ describe.skipIf(!labIsUp())('the lab', () => {
     expect(stdout).toContain('the lab is already up (3 hosts): started pebble again, the hosts untouched')
     expect(await pids()).toEqual(before)
     expect((await pebble.get(pebble.directory)).status).toBe(200)
+  })
+
+  it('`lab up --hosts 4` on the running lab boots extra1 beside the three, untouched; `lab up` again stops it, disk kept', async () => {
+    const pids = () => Promise.all(hosts.map((h) => readFile(paths.host(h.name).pid, 'utf8')))
+    const before = await pids()
+    const dns = new Resolver()
+    dns.setServers([`${URLS.dns}`])
+    const grown = await run('node', ['bin/run.js', 'lab', 'up', '--hosts', '4'])
+    expect(grown.stdout).toMatch(/the lab was up with other hosts: booted extra1 in [\d.]+ s, the others untouched/)
+    expect(await pids()).toEqual(before)
+    expect(await sshOk('extra1', 'hostname; getent hosts web1')).toBe('extra1\n10.77.0.12      web1 web1.lab.foobar.test\n')
+    expect(await sshOk('web1', 'getent hosts extra1')).toBe('10.77.0.14      extra1 extra1.lab.foobar.test\n')
+    expect(await dns.resolve4('extra1.lab.foobar.test')).toEqual(['10.77.0.14'])
+    expect(await dns.resolve4('www.foobar.test')).toEqual(['10.77.0.11'])
+    const shrunk = await run('node', ['bin/run.js', 'lab', 'up'])
+    expect(shrunk.stdout).toMatch(/the lab was up with other hosts: stopped extra1 \(disk kept\) in [\d.]+ s, the others untouched/)
+    expect(await pids()).toEqual(before)
+    expect((await labHosts()).map((h) => h.name)).toEqual(['lb1', 'web1', 'web2'])
+    expect((await sshOk('web1', 'getent hosts extra1 || echo none')).trim()).toBe('none')
+    await expect(dns.resolve4('extra1.lab.foobar.test')).rejects.toThrow()
+    const status = json<LabStatus>((await run('node', ['bin/run.js', 'lab', 'status', '--json'])).stdout)
+    expect(status.hosts.map((h) => h.name)).toEqual(['lb1', 'web1', 'web2'])
+    expect(await readFile(paths.knownHosts, 'utf8')).not.toContain('10.77.0.14 ')
   })
 
   it('`lab ssh HOST -- COMMAND` runs it there as deploy and exits with its status; lab status says how to enter a host', async () => {

@@ -20,7 +20,9 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
     'Needs root on Linux. Builds and caches a bare Debian 12 image on first use (a minute or two), boots the',
     "inventory's hosts (lb1, web1, web2 for inventories/lab.yml), writes their real SSH host keys to the lab's",
     `known_hosts, and starts an apt cache (apt-cacher-ng, ${URLS.proxy}), pebble (${URLS.acmeDirectory}) and its DNS.`,
-    'Running it on a lab that is up starts any lab service that stopped, and touches no host.',
+    'Running it on a lab that is up starts any lab service that stopped, and touches no host; with other hosts',
+    '(--hosts, another inventory), it boots the new ones and stops those no longer wanted (their disks kept), the',
+    'hosts in both left running.',
   ].join(' ')
 
   static examples = ['<%= config.bin %> lab up', '<%= config.bin %> lab up --hosts 6 --json']
@@ -44,7 +46,14 @@ export default class LabUp extends FoobarCommand<typeof LabUp> {
       vip: inv.hosts.find((h) => h.roles.includes('lb') && h.lb.vip !== undefined)?.lb.vip,
     }
     const result = await up(spec, {hosts: this.flags.hosts, log: (line) => this.say(line)})
-    if (result.alreadyUp) {
+    if (result.resized) {
+      const {added, stopped} = result.resized
+      const what = [added.length ? `booted ${added.join(', ')}` : '', stopped.length ? `stopped ${stopped.join(', ')} (disk kept)` : '']
+      this.say(
+        `the lab was up with other hosts: ${what.filter(Boolean).join(', ')} in ${result.seconds.toFixed(1)} s, the others untouched`,
+      )
+      for (const h of result.hosts) this.say(`  ${h.name.padEnd(8)} ${h.address}`)
+    } else if (result.alreadyUp) {
       this.say(
         result.restarted
           ? `the lab is already up (${result.hosts.length} hosts): started ${result.restarted.join(', ')} again, the hosts untouched`
