@@ -67,3 +67,13 @@ describe('oclif manifest', () => {
     expect(readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n')).toContain('/oclif.manifest.json')
   })
 })
+
+describe('foobar --version', () => {
+  test("answers without oclif, with exactly the line oclif's own --version prints (its userAgent)", async () => {
+    const {spawnSync} = await import('node:child_process')
+    const {Config} = await import('@oclif/core')
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'run.js'), '--version'], {encoding: 'utf8'})
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toBe(`${(await Config.load(ROOT)).userAgent}\n`)
+  })
+})
