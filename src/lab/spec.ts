@@ -42,6 +42,9 @@ function lastOctet(address: string): number {
   return Number(address.split('.').pop())
 }
 
+/** A lab host's name in the lab DNS. */
+export const hostRecordName = (host: string) => `${host}.lab.foobar.test`
+
 /**
  * DNS names the lab registers: the site on the floating address when the load balancers share one, else on the
  * first `lb` host (else the first host); every host by name.
@@ -49,5 +52,5 @@ function lastOctet(address: string): number {
 export function dnsRecords(spec: LabSpec, hosts: LabHost[]): Array<{name: string; address: string}> {
   const front = spec.vip ?? (spec.hosts.find((h) => h.roles.includes('lb')) ?? spec.hosts[0])?.address
   const site = front ? [spec.domain, ...spec.aliases].map((name) => ({name, address: front})) : []
-  return [...site, ...hosts.map((h) => ({name: `${h.name}.lab.foobar.test`, address: h.address}))]
+  return [...site, ...hosts.map((h) => ({name: hostRecordName(h.name), address: h.address}))]
 }
