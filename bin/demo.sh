@@ -7,8 +7,8 @@ foobar() { node bin/run.js "$@"; }
 foobar lab up
 # The lab's hosts are new: their host keys were recorded by `lab up` in the lab's known_hosts.
 foobar provision -i inventories/lab.yml --yes
-# ssh-audit from this machine, and Lynis' score of each host: the hosts started their own Lynis run when the
-# provision ended, and verify shows it going (test group, seconds) until it is done; --no-lynis skips it.
+# ssh-audit from this machine, and Lynis' score of each host: no report is newer than the provision, so verify runs
+# Lynis on every host at once and shows it going (test group, seconds) until it is done; --no-lynis skips it.
 foobar verify -i inventories/lab.yml
 cat <<'MSG'
 
