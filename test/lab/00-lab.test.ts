@@ -113,13 +113,16 @@ describe.skipIf(!labIsUp())('the lab', () => {
     // /run/nologin is how a booting Debian refuses ordinary logins until systemd-user-sessions has run.
     await sshOk(host, 'echo "System is booting up." | sudo tee /run/nologin >/dev/null')
     try {
-      const error = await waitSsh(paths, host, 2000).then(
+      // Long enough for a few refused logins on a loaded machine (one ssh round can take a second or two here).
+      const error = await waitSsh(paths, host, 5000).then(
         () => undefined,
         (e: Error) => e,
       )
       expect(error?.message).toMatch(new RegExp(`^${host.name}: sshd not ready after [\\d.]+ s: .*Connection closed by ${host.address}`))
-      expect(error?.message).toContain(`inside ${host.name}: state: running | /run/nologin present`)
-      expect(error?.message).toContain(`${host.name} login:`)
+      // The guest's own state, whatever it is (the reboot test just before may leave it starting or degraded: a unit
+      // that hit the containers' 219/CGROUP), then what keeps logins out.
+      expect(error?.message).toMatch(new RegExp(`inside ${host.name}: state: [a-z]+ \\| /run/nologin present`))
+      expect(error?.message).toContain(`console (${paths.host(host.name).log}): `)
     } finally {
       await sshOk(host, 'rm -f /run/nologin', {user: 'root'})
     }
@@ -183,6 +186,8 @@ describe.skipIf(!labIsUp())('the lab', () => {
     const status = json<LabStatus>((await run('node', ['bin/run.js', 'lab', 'status', '--json'])).stdout)
     expect(status.hosts.map((h) => h.name)).toEqual(['lb1', 'web1', 'web2'])
     expect(await readFile(paths.knownHosts, 'utf8')).not.toContain('10.77.0.14 ')
+    // Its disk was kept (as by `lab down`); nothing of it is left for the files that follow.
+    await rm(paths.host('extra1').dir, {recursive: true, force: true})
   })
 
   it('`lab ssh HOST -- COMMAND` runs it there as deploy and exits with its status; lab status says how to enter a host', async () => {
