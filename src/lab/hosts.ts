@@ -74,7 +74,6 @@ async function authorize(rootDir: string, home: string, user: string, publicKey:
   await chown(path.join(dir, 'authorized_keys'), uid, gid)
 }
 
-/** Mount the host's overlay and give it its name, the lab's /etc/hosts and the lab key (root and deploy). */
 /** A running host's /etc/hosts, rewritten for the lab's new set of hosts (written from outside, into its disk). */
 export async function writeEtcHosts(paths: LabPaths, host: LabHost, all: LabHost[]): Promise<void> {
   await writeFile(path.join(paths.host(host.name).root, 'etc/hosts'), etcHosts(all))
@@ -96,6 +95,7 @@ export async function unmountHost(paths: LabPaths, name: string): Promise<void> 
   }
 }
 
+/** Mount the host's overlay and give it its name, the lab's /etc/hosts and the lab key (root and deploy). */
 export async function prepareHost(paths: LabPaths, host: LabHost, all: LabHost[], publicKey: string): Promise<void> {
   await mountOverlay(paths, host.name)
   const rootDir = paths.host(host.name).root
