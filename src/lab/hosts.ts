@@ -79,22 +79,6 @@ export async function writeEtcHosts(paths: LabPaths, host: LabHost, all: LabHost
   await writeFile(path.join(paths.host(host.name).root, 'etc/hosts'), etcHosts(all))
 }
 
-/** A stopped host's disk unmounted (kept, as after `lab down`). */
-export async function unmountHost(paths: LabPaths, name: string): Promise<void> {
-  const dir = paths.host(name).dir + '/'
-  for (let attempt = 0; ; attempt++) {
-    const mounts = (await labMounts(paths))
-      .filter((m) => m.startsWith(dir))
-      .sort()
-      .reverse()
-    if (mounts.length === 0) return
-    for (const m of mounts) {
-      await run('umount', [...(attempt >= 10 ? ['-l'] : []), m], {what: `${name}: umount ${m}`, allowFailure: attempt < 11})
-    }
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
-
 /** Mount the host's overlay and give it its name, the lab's /etc/hosts and the lab key (root and deploy). */
 export async function prepareHost(paths: LabPaths, host: LabHost, all: LabHost[], publicKey: string): Promise<void> {
   await mountOverlay(paths, host.name)

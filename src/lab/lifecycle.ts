@@ -3,7 +3,7 @@ import {readdir, readFile, rm, rmdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {Failure, UserError} from '../util/errors.js'
 import {run, sleep} from './exec.js'
-import {bootHost, hostProcesses, labMounts, prepareHost, stopHost, unmountHost, waitHostKeys, waitSsh, writeEtcHosts} from './hosts.js'
+import {bootHost, hostProcesses, labMounts, prepareHost, stopHost, waitHostKeys, waitSsh, writeEtcHosts} from './hosts.js'
 import {ensureImage, type ImageResult} from './image.js'
 import {addHostNetwork, ensureBridge, labLinks, labNetns, netnsPids, removeHostNetwork, removeNetwork} from './network.js'
 import {labPaths, NAME_PREFIX, type LabPaths} from './paths.js'
@@ -194,7 +194,7 @@ async function resize(
   await writeState(paths, {...current, status: 'starting', hosts: [...current.hosts, ...added]})
   await settleAll(gone.map((h) => stopHost(paths, h.name)))
   for (const h of gone) {
-    await unmountHost(paths, h.name)
+    await unmountUnder(paths, paths.host(h.name).dir + '/')
     await removeHostNetwork(h)
   }
   await ensureInotifyInstances(hosts.length, log)
@@ -276,7 +276,7 @@ async function cleanup(paths: LabPaths, state: LabState | undefined): Promise<st
   )
   // A guest whose nspawn died keeps running inside its namespace.
   for (const ns of await labNetns()) killNow(await netnsPids(ns))
-  await unmountAll(paths)
+  await unmountUnder(paths)
   await removeNetwork()
   for (const dir of await propagateDirs()) await rmdir(dir).catch(() => rm(dir, {recursive: true, force: true}))
   for (const name of names) {
@@ -288,9 +288,16 @@ async function cleanup(paths: LabPaths, state: LabState | undefined): Promise<st
   return names
 }
 
-async function unmountAll(paths: LabPaths): Promise<void> {
+/**
+ * Every lab mount under `prefix` (the whole lab by default, or one host's directory) unmounted, deepest first; again
+ * while some remain, lazily after 10 rounds.
+ */
+async function unmountUnder(paths: LabPaths, prefix = paths.root + '/'): Promise<void> {
   for (let attempt = 0; ; attempt++) {
-    const mounts = (await labMounts(paths)).sort().reverse()
+    const mounts = (await labMounts(paths))
+      .filter((m) => m.startsWith(prefix))
+      .sort()
+      .reverse()
     if (mounts.length === 0) return
     for (const m of mounts) {
       const lazy = attempt >= 10 ? ['-l'] : []
