@@ -109,6 +109,7 @@ describe('compareFirewall', () => {
     ),
     v4: [],
     v6: [],
+    foreign: [],
   })
 
   test('ufw in sync', () => {
@@ -167,16 +168,21 @@ describe('compareFirewall', () => {
     const calls = join(dir, 'calls')
     writeFileSync(join(bin, 'ufw'), '#!/bin/sh\nexit 0\n', {mode: 0o755})
     writeFileSync(join(bin, 'iptables'), '#!/bin/sh\nprintf "%s" "$FAKE_CHAINS"\n', {mode: 0o755})
+    writeFileSync(join(bin, 'ip6tables'), '#!/bin/sh\nprintf "%s" "$FAKE_CHAINS6"\n', {mode: 0o755})
     for (const tool of ['sed', 'grep', 'cat'])
       writeFileSync(join(bin, tool), `#!/bin/sh\necho ${tool} >> ${calls}\nexec /bin/${tool} "$@"\n`, {mode: 0o755})
-    const run = (script: string, chains: string, withUfw = true) => {
+    const run = (script: string, chains: string, withUfw = true, chains6 = '') => {
       writeFileSync(calls, '')
       const path = withUfw ? `${bin}:/usr/bin:/bin` : `${join(dir, 'no-ufw')}:/usr/bin:/bin`
       if (!withUfw) {
         mkdirSync(join(dir, 'no-ufw'), {recursive: true})
-        for (const tool of ['iptables', 'sed', 'grep', 'cat']) spawnSync('cp', ['-f', join(bin, tool), join(dir, 'no-ufw', tool)])
+        for (const tool of ['iptables', 'ip6tables', 'sed', 'grep', 'cat'])
+          spawnSync('cp', ['-f', join(bin, tool), join(dir, 'no-ufw', tool)])
       }
-      const r = spawnSync('/bin/sh', ['-c', script], {encoding: 'utf8', env: {PATH: path, LC_ALL: 'C', FAKE_CHAINS: chains}})
+      const r = spawnSync('/bin/sh', ['-c', script], {
+        encoding: 'utf8',
+        env: {PATH: path, LC_ALL: 'C', FAKE_CHAINS: chains, FAKE_CHAINS6: chains6},
+      })
       expect(r.status, r.stderr).toBe(0)
       return {out: r.stdout, calls: readFileSync(calls, 'utf8').split('\n').filter(Boolean)}
     }
@@ -209,6 +215,20 @@ describe('compareFirewall', () => {
     const live = parseFirewallFacts(run(firewallFactsScript(lb1, paths), three).out.trim().split('\n'))
     expect(live).toMatchObject({status: 'active', policy: 'DROP'})
     expect(live.tuples).toEqual([...ufwInSync().tuples, 'allow tcp 9 0.0.0.0/0 any 10.0.0.9 in'])
+    expect(live.foreign).toEqual([])
+
+    // A host switched from the iptables backend: its ACCEPT rules are still in INPUT, ahead of ufw's jumps. ufw's
+    // own jumps and the loopback rules ufw puts in the v6 built-ins (IPv6 off) are not foreign.
+    const left = '-A INPUT -s 10.77.0.1/32 -p tcp -m tcp --dport 22 -m comment --comment ssh -j ACCEPT'
+    const switched = `${three}-A INPUT -i lo -j ACCEPT\n${left}\n-A INPUT -j ufw-before-logging-input\n-A OUTPUT -j ufw-before-output\n`
+    const v6 =
+      '-P INPUT DROP\n-A INPUT -i lo -j ACCEPT\n-A OUTPUT -o lo -j ACCEPT\n-A INPUT -j ufw6-before-input\n-A FORWARD -p tcp -j ACCEPT\n'
+    const got = parseFirewallFacts(run(firewallFactsScript(lb1, paths), switched, true, v6).out.trim().split('\n'))
+    expect(got.foreign).toEqual([`v4 ${left}`, 'v6 -A FORWARD -p tcp -j ACCEPT'])
+    const drift = compareFirewall(lb1, rules, {...ufwInSync(), foreign: got.foreign}, {})
+    expect(drift.inSync).toBe(false)
+    expect(drift.notes).toEqual(['2 rules in the built-in chains outside ufw'])
+    expect(drift.extra).toEqual([`v4 ${left}`, 'v6 -A FORWARD -p tcp -j ACCEPT'])
   })
 
   const iptInv = loadExample('lab', iptablesVariant)
@@ -218,7 +238,7 @@ describe('compareFirewall', () => {
   const files = {v4: iptWanted.v4!, v6: iptWanted.v6!}
   /** As iptables-save prints it after loading the files: counters stripped by the facts script, one-word comments bare. */
   const saved = (text: string) => normaliseRules(text).map((l) => l.replace(/--comment "([A-Za-z0-9_-]+)"/, '--comment $1'))
-  const iptInSync = (): LiveFirewall => ({tuples: [], v4: saved(files.v4), v6: saved(files.v6)})
+  const iptInSync = (): LiveFirewall => ({tuples: [], v4: saved(files.v4), v6: saved(files.v6), foreign: []})
 
   test('iptables in sync; the rendered rules really are opened', () => {
     expect(files.v4).toContain('--dport 3306')
@@ -237,7 +257,7 @@ describe('compareFirewall', () => {
       extra: ['v6 -A INPUT -p tcp -m tcp --dport 23 -j ACCEPT'],
       notes: [],
     })
-    const empty = compareFirewall(web1, iptWanted.rules, {tuples: [], v4: [], v6: []}, files)
+    const empty = compareFirewall(web1, iptWanted.rules, {tuples: [], v4: [], v6: [], foreign: []}, files)
     expect(empty.inSync).toBe(false)
     expect(empty.notes).toEqual(['no iptables rules loaded'])
     expect(empty.missing.length).toBe(normaliseRules(files.v4).length + normaliseRules(files.v6).length)

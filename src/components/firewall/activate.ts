@@ -6,36 +6,40 @@ import {APPLIED_DIR} from './live.js'
 import {SYSCTL_FILE} from '../hardening/sysctl.js'
 
 export const REVERT_UNIT = 'foobar-firewall-revert'
-/** Files the activation depends on; the revert puts their previous versions back too. */
-function ruleFiles(host: Host, files: string[]): string[] {
-  return files.filter((f) => (host.firewall.backend === 'ufw' ? f.includes('/firewall/') : f.startsWith('/etc/iptables/')))
+/**
+ * Files the activation depends on, whichever the backend: the revert puts their previous versions back too (a switch
+ * from iptables to ufw removes /etc/iptables/rules.v4, which the revert must bring back with the old rules).
+ */
+function ruleFiles(files: string[]): string[] {
+  return files.filter((f) => f.startsWith('/etc/foobar/firewall/') || f.startsWith('/etc/iptables/'))
 }
 
-/** Saves the live firewall and writes the script that restores it. */
-function saveScript(host: Host, files: string[], restore: (paths: string[]) => string): string {
+/** An all-open filter table, for a host where iptables-save prints nothing (no rules were ever loaded). */
+const OPEN = `*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n`
+
+/**
+ * Saves the live firewall and writes the script that restores it. Both backends save the same snapshot: the filter
+ * tables as iptables-save prints them (ufw's chains included when it is active) and ufw's configuration. The revert
+ * restores exactly that, so a failed switch between backends goes back to the other backend's rules, not to an open
+ * host. (ufw and netfilter-persistent exclude each other as packages: the package switch itself is not reverted.)
+ */
+function saveScript(files: string[], restore: (paths: string[]) => string): string {
   const d = APPLIED_DIR
-  const revert =
-    host.firewall.backend === 'ufw'
-      ? [
-          `ufw --force disable >/dev/null 2>&1 || true`,
-          `if [ -f ${d}/prev/ufw.tar ]; then rm -rf /etc/ufw && tar -C /etc -xf ${d}/prev/ufw.tar; fi`,
-          `if [ "$(cat ${d}/prev/state)" = active ]; then ufw --force enable; fi`,
-          // ufw's enable loads its own sysctl.conf (log_martians off): the hardening values go back on, as after activation.
-          `if [ -f ${SYSCTL_FILE} ]; then sysctl -q -p ${SYSCTL_FILE} >/dev/null 2>&1 || true; fi`,
-        ]
-      : [`iptables-restore < ${d}/prev/v4`, `ip6tables-restore < ${d}/prev/v6`]
-  const open = `*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n`
-  const save =
-    host.firewall.backend === 'ufw'
-      ? [
-          `if [ -d /etc/ufw ]; then tar -C /etc -cf ${d}/prev/ufw.tar ufw; fi`,
-          `if ufw status 2>/dev/null | grep -q '^Status: active'; then echo active; else echo inactive; fi > ${d}/prev/state`,
-        ]
-      : [
-          // An empty ruleset saves as nothing: record "all open" explicitly so the revert really reverts.
-          `iptables-save -t filter > ${d}/prev/v4 2>/dev/null || true; [ -s ${d}/prev/v4 ] || printf '${open}' > ${d}/prev/v4`,
-          `ip6tables-save -t filter > ${d}/prev/v6 2>/dev/null || true; [ -s ${d}/prev/v6 ] || printf '${open}' > ${d}/prev/v6`,
-        ]
+  const save = [
+    `if [ -f /etc/ufw/ufw.conf ]; then tar -C /etc -cf ${d}/prev/ufw.tar ufw $(test -f /etc/default/ufw && echo default/ufw); fi`,
+    ...([4, 6] as const).map((f) => {
+      const cmd = f === 4 ? 'iptables' : 'ip6tables'
+      return `if command -v ${cmd}-save >/dev/null; then ${cmd}-save -t filter > ${d}/prev/v${f} 2>/dev/null || true; [ -s ${d}/prev/v${f} ] || printf '${OPEN}' > ${d}/prev/v${f}; fi`
+    }),
+  ]
+  const revert = [
+    // The files first (ufw's configuration, foobar's rule files): the tables below are loaded from the snapshot.
+    `if [ -f ${d}/prev/ufw.tar ]; then rm -rf /etc/ufw && tar -C /etc -xf ${d}/prev/ufw.tar; fi`,
+    restore(ruleFiles(files)),
+    // iptables-restore replaces the whole filter table in one commit: ufw's chains come back as they were, or go.
+    `if [ -f ${d}/prev/v4 ]; then iptables-restore < ${d}/prev/v4; fi`,
+    `if [ -f ${d}/prev/v6 ]; then ip6tables-restore < ${d}/prev/v6; fi`,
+  ]
   return [
     `mkdir -p ${d} && chmod 700 ${d} && rm -rf ${d}/prev && mkdir ${d}/prev`,
     ...save,
@@ -43,11 +47,22 @@ function saveScript(host: Host, files: string[], restore: (paths: string[]) => s
     '#!/bin/sh',
     '# Written by foobar: puts back the firewall as it was before a change that was not confirmed in time.',
     ...revert,
-    restore(ruleFiles(host, files)),
     `logger -t foobar 'firewall change not confirmed: previous rules restored' || true`,
     'FOOBAR_EOF',
   ].join('\n')
 }
+
+/**
+ * Empties the filter table of both families, chains included (policies stay): rules another tool or foobar's iptables
+ * backend left in INPUT would still accept ahead of ufw's jumps, which ufw appends and never flushes (Debian's
+ * MANAGE_BUILTINS=no). ufw keeps its primary chains when it stops and adds its jumps only when it creates them, so its
+ * chains go too: the enable that follows builds the whole table again.
+ */
+const EMPTY_FILTER = [
+  'iptables -F && iptables -X',
+  // A kernel without IPv6 has no table to empty.
+  'if ip6tables -S INPUT >/dev/null 2>&1; then ip6tables -F && ip6tables -X; fi',
+]
 
 function activateScript(host: Host): string {
   if (host.firewall.backend === 'ufw') {
@@ -55,6 +70,7 @@ function activateScript(host: Host): string {
       'ufw --force reset >/dev/null',
       // reset keeps timestamped copies of the old rules; the saved state above is the one that matters.
       'rm -f /etc/ufw/*.rules.[0-9]*_[0-9]*',
+      ...EMPTY_FILTER,
       // Each line of the rendered file is a ufw command (values were validated; the file is foobar's own).
       `grep -v -e '^#' -e '^$' /etc/foobar/firewall/ufw.rules | sed 's/^/ufw /' | sh -e >/dev/null`,
       'ufw --force enable >/dev/null',
@@ -85,7 +101,7 @@ export async function activateFirewall(
   const guard: RevertGuard = {unit: REVERT_UNIT, script: `${APPLIED_DIR}/revert.sh`, seconds: host.firewall.revertAfter, what: 'firewall'}
   await assertNoPendingRevert(conn, guard)
   step('saving the live firewall')
-  await conn.run(saveScript(host, changedFiles, restore))
+  await conn.run(saveScript(changedFiles, restore))
   await armRevert(conn, guard)
   step(`activating (${host.firewall.backend}); automatic revert in ${host.firewall.revertAfter}s unless confirmed`)
   const act = await conn.run(`set -e\n${activateScript(host)}`, {check: false})

@@ -32,7 +32,8 @@ export function renderFirewall(host: Host, rules: FirewallRule[]): ComponentStat
       files: [
         file(UFW_RULES_FILE, renderTemplate('firewall/ufw.rules', {...common, rules: expand(rules)}), {mode: 0o640, notify: [FIREWALL]}),
       ],
-      absent: [],
+      // The iptables backend's files (a host switched from it): netfilter-persistent would load them again at boot.
+      absent: [IPTABLES_V4_FILE, IPTABLES_V6_FILE],
       services: [],
     }
   }

@@ -13,14 +13,16 @@ export const APPLIED_DIR = '/var/lib/foobar/firewall'
 /**
  * ufw's facts from `iptables -S` on stdin, then /etc/default/ufw and ufw's rule files (those that exist; awk's variable `defaults` names the first): "status"
  * (active when ufw's three user chains are loaded, as ufw itself decides; empty without ufw), "policy" (the value
- * of DEFAULT_INPUT_POLICY="..."), then a "tuple" line for each `### tuple ###` line, in the files' order.
+ * of DEFAULT_INPUT_POLICY="..."), then a "tuple" line for each `### tuple ###` line, in the files' order, then a
+ * "foreign v4|v6" line for each rule in a built-in chain that is not ufw's (ufw leaves them, ahead of its own).
  */
 const UFW_AWK = [
-  `FILENAME == "-" { if ($0 ~ /^-N ufw-user-(input|output|forward)$/) n++; next }`,
+  // stdin: iptables -S, a "-- v6" line, ip6tables -S.
+  `FILENAME == "-" { if ($0 == "-- v6") { fam = 6; next } if ($0 ~ /^-N ufw-user-(input|output|forward)$/) n++; if ($0 ~ /^-A (INPUT|FORWARD|OUTPUT) / && $0 !~ / -j ufw6?-/ && $0 != "-A INPUT -i lo -j ACCEPT" && $0 != "-A OUTPUT -o lo -j ACCEPT") f[++m] = "foreign v" (fam ? fam : 4) " " $0; next }`,
   // The value between the opening quote and the line's last quote (what sed's greedy \(.*\)" took), with what follows it.
   `FILENAME == defaults { if ($0 ~ /^DEFAULT_INPUT_POLICY=".*"/) { v = substr($0, 23); i = length(v); while (substr(v, i, 1) != "\\"") i--; p = p (d++ ? "\\n" : "") substr(v, 1, i - 1) substr(v, i + 1) } next }`,
   `/^### tuple ### / { t[++k] = "tuple " substr($0, 15) }`,
-  `END { print "status " (u == "" ? "" : n == 3 ? "active" : "inactive"); print "policy " p; for (j = 1; j <= k; j++) print t[j] }`,
+  `END { print "status " (u == "" ? "" : n == 3 ? "active" : "inactive"); print "policy " p; for (j = 1; j <= k; j++) print t[j]; for (j = 1; j <= m; j++) print f[j] }`,
 ].join('\n')
 
 /** ufw's files read for its facts (a test gives its own). */
@@ -36,7 +38,7 @@ export function firewallFactsScript(host: Host, files: {defaults: string; rules:
       // a grep, two seds and a cat before, each process about 8 ms of a lab host's CPU (issue 20).
       `if command -v ufw >/dev/null; then fb_u=1; else fb_u=; fi`,
       `set --; for fb_f in ${[files.defaults, ...files.rules].map(shq).join(' ')}; do if [ -f "$fb_f" ]; then set -- "$@" "$fb_f"; fi; done`,
-      `{ [ -z "$fb_u" ] || iptables -S 2>/dev/null; } | awk -v u="$fb_u" -v defaults=${shq(files.defaults)} ${shq(UFW_AWK)} - "$@" 2>/dev/null`,
+      `{ ! command -v iptables >/dev/null || { iptables -S; echo '-- v6'; ip6tables -S; } 2>/dev/null; } | awk -v u="$fb_u" -v defaults=${shq(files.defaults)} ${shq(UFW_AWK)} - "$@" 2>/dev/null`,
     ].join('\n')
   }
   return [
@@ -52,10 +54,12 @@ export interface LiveFirewall {
   tuples: string[]
   v4: string[]
   v6: string[]
+  /** ufw backend: rules in the built-in chains that are not ufw's jumps (`v4 -A INPUT ...`). */
+  foreign: string[]
 }
 
 export function parseFirewallFacts(lines: string[]): LiveFirewall {
-  const live: LiveFirewall = {tuples: [], v4: [], v6: []}
+  const live: LiveFirewall = {tuples: [], v4: [], v6: [], foreign: []}
   for (const line of lines) {
     const [kind, ...rest] = line.split(' ')
     const value = rest.join(' ')
@@ -64,6 +68,7 @@ export function parseFirewallFacts(lines: string[]): LiveFirewall {
     else if (kind === 'tuple') live.tuples.push(value)
     else if (kind === 'v4') live.v4.push(value)
     else if (kind === 'v6') live.v6.push(value)
+    else if (kind === 'foreign') live.foreign.push(value)
   }
   return live
 }
@@ -135,6 +140,9 @@ export function compareFirewall(
     const have = liveUfwKeys(live.tuples)
     missing = want.filter((k) => !have.includes(k))
     extra = have.filter((k) => !want.includes(k))
+    // Rules ahead of ufw's jumps decide first: left by the iptables backend (or another tool), they still accept.
+    if (live.foreign.length) notes.push(`${live.foreign.length} rules in the built-in chains outside ufw`)
+    extra.push(...live.foreign)
   } else {
     const want = [
       ...normaliseRules(desiredFiles.v4 ?? '').map((l) => `v4 ${l}`),
