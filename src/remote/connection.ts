@@ -10,7 +10,7 @@ import {shq} from '../util/shell.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
 import {COMMAND_TIMEOUT_MS, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
 import {LocalFileError, readLocalFile, readableByOthers} from './local-file.js'
-import {type SshConfigEntry, loadSshConfig, resolveSshConfig} from './ssh-config.js'
+import {type SshConfigEntry, loadSshConfig, loadSshConfigs, resolveSshConfig} from './ssh-config.js'
 
 export type {RunOptions, RunResult, Runner, Transport} from './runner.js'
 
@@ -241,7 +241,10 @@ export interface LocalRead {
 
 /** Every host's ssh_config asked at once, without blocking (connectionReads and resolveRoute then find it). */
 export async function loadRoutes(hosts: Host[], options: ConnectOptions = {}): Promise<void> {
-  await Promise.all(hosts.map((h) => loadSshConfig(h.name, options.sshConfigFile)))
+  await loadSshConfigs(
+    hosts.map((h) => h.name),
+    options.sshConfigFile,
+  )
 }
 
 /**

@@ -20,8 +20,9 @@ writeFileSync(LOG, '')
 writeFileSync(
   join(TMP, 'ssh'),
   `#!/bin/sh
-echo "$*" >> ${LOG}
+echo "$PPID $*" >> ${LOG}
 for last; do :; done
+case $last in bad*) echo "$last: line 3: Bad configuration option: frobnicate" >&2; exit 255 ;; esac
 lower=$(printf '%s' "$last" | tr A-Z a-z)
 if [ "$3" = /dev/null ]; then
   printf 'user root\\nhostname %s\\nport 22\\nidentityfile ~/.ssh/id_rsa\\nidentityfile ~/.ssh/id_ed25519\\nproxyjump none\\n' "$lower"
@@ -50,6 +51,10 @@ describe('ssh -G', () => {
     await loadRoutes(names.map(host), {sshConfigFile: CONFIG})
     expect(calls().filter((c) => c.includes('/dev/null'))).toHaveLength(1)
     expect(calls()).toHaveLength(6)
+    // All six from one child process, not each spawned by foobar's own (a spawn costs it ~25 ms of CPU).
+    const parents = new Set(calls().map((c) => Number(c.split(' ')[0])))
+    expect(parents.size).toBe(1)
+    expect(parents.has(process.pid)).toBe(false)
     expect(resolveSshConfig('web2', CONFIG)).toEqual({hostName: '10.0.0.2', user: 'deploy'})
     // No HostName of its own: ssh's default (the name, lower-cased) is not taken for one.
     expect(resolveSshConfig('DB1', CONFIG)).toEqual({})
@@ -63,5 +68,14 @@ describe('ssh -G', () => {
     expect(resolveSshConfig('web8', CONFIG)).toEqual({hostName: '10.0.0.8', user: 'deploy'})
     expect(calls()).toHaveLength(8)
     expect(calls().filter((c) => c.includes('/dev/null'))).toHaveLength(1)
+  })
+
+  test('a configuration ssh refuses for one host: the others are known, that one is a clear error when resolved', async () => {
+    await loadRoutes([host('web9'), host('bad1')], {sshConfigFile: CONFIG})
+    expect(calls()).toHaveLength(10)
+    expect(resolveSshConfig('web9', CONFIG)).toEqual({hostName: '10.0.0.9', user: 'deploy'})
+    expect(() => resolveSshConfig('bad1', CONFIG)).toThrow(
+      /ssh -G -F .* -- bad1` \(reading the ssh configuration\) failed: bad1: line 3: Bad configuration option/,
+    )
   })
 })
