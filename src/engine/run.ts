@@ -531,8 +531,10 @@ async function watchCanary(
     .filter((p) => p.desired && balancer.isBackend(p.desired.host) && !canary.includes(p.desired.host.name))
     .map((p) => p.desired!.host.name)
   const thresholds = o.thresholds ?? CANARY_THRESHOLDS
-  const started = Date.now()
   const before = await read()
+  // The window opens once the baseline is read: a slow read (a loaded balancer) must not eat the wait, or leave no
+  // sample after it at all (the canary then "answered 0 requests").
+  const started = Date.now()
   let after = before
   for (;;) {
     const left = o.waitMs - (Date.now() - started)
