@@ -21,7 +21,7 @@ import {prepareMaterial} from '../../src/components/index.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {BIN, envelope, foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
-import {LAB_INVENTORY, labIsUp, labSpec, paths, powerCycle, ssh, sshOk} from './support/lab.js'
+import {LAB_INVENTORY, labIsUp, labSpec, setLabHosts, ssh, sshOk} from './support/lab.js'
 import {probe} from './support/probe.js'
 import {type Notification, firstMatching, webhookReceiver} from './support/webhook.js'
 
@@ -101,8 +101,8 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   let hook: Awaited<ReturnType<typeof webhookReceiver>> | undefined
 
   beforeAll(async () => {
-    // A 4th lab host: the lab boots exactly the hosts it is given, so it comes down (host state kept) and up again.
-    await powerCycle(await labSpec(), {hosts: 4})
+    // A 4th lab host, booted beside the running three.
+    await setLabHosts(await labSpec(), {hosts: 4})
     secrets = mkdtempSync(join(tmpdir(), 'foobar-mon-'))
     writeFileSync(join(secrets, 'monitor_password'), `${randomBytes(18).toString('base64url')}\n`, {mode: 0o600})
     // The webhook receiver: on the lab bridge's address, where the monitoring host's Alertmanager reaches it.
@@ -120,7 +120,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
   afterAll(async () => {
     await hook?.close()
     // Back to lab.yml's three hosts, with nothing of extra1 left for the files that follow.
-    await powerCycle(await labSpec(), {}, () => rmSync(paths.host('extra1').dir, {recursive: true, force: true}))
+    await setLabHosts(await labSpec(), {}, ['extra1'])
     if (secrets) rmSync(secrets, {recursive: true, force: true})
   })
 

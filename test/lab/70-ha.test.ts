@@ -23,7 +23,7 @@ import {NAME_PREFIX} from '../../src/lab/paths.js'
 import {run} from '../../src/lab/exec.js'
 import {httpsProbe} from '../../src/util/probes.js'
 import {foobar, foobarAsync, json, sleep, waitFor} from './support/cli.js'
-import {labIsUp, labSpec, paths, powerCycle, ssh, sshOk} from './support/lab.js'
+import {labIsUp, labSpec, paths, setLabHosts, ssh, sshOk} from './support/lab.js'
 import {type LoadResult, pacedLoad} from './support/load.js'
 
 const HA = 'inventories/lab-ha.yml'
@@ -147,7 +147,7 @@ describe.skipIf(!labIsUp())('two load balancers sharing a floating address', () 
     const same =
       state?.status === 'up' &&
       state.hosts.map((h) => `${h.name}=${h.address}`).join() === want.hosts.map((h) => `${h.name}=${h.address}`).join()
-    if (!same) await powerCycle(want)
+    if (!same) await setLabHosts(want)
     // lab up writes it; a lab booted by an older foobar may have none (VRRPv2: at most 8 characters).
     if (!existsSync(paths.vrrpPassword)) {
       mkdirSync(dirname(paths.vrrpPassword), {recursive: true, mode: 0o700})
@@ -165,7 +165,7 @@ describe.skipIf(!labIsUp())('two load balancers sharing a floating address', () 
     // Back to lab.yml's three hosts, with nothing of lb2 left for the files that follow; lb1's keepalived off (lab.yml
     // has no floating address).
     await ssh('lb1', 'sudo systemctl disable --now keepalived 2>/dev/null; true')
-    await powerCycle(await labSpec(), {}, () => rmSync(paths.host('lb2').dir, {recursive: true, force: true}))
+    await setLabHosts(await labSpec(), {}, ['lb2'])
   })
 
   test('provisioned: keepalived on both, exactly one holds the address, the site answers through it; verify and monitor status name the holder; a second provision changes nothing', async () => {

@@ -2,10 +2,11 @@
  * Helpers for lab tests: the lab's paths, SSH to a host (system `ssh`, lab key, host key verified against the
  * lab's known_hosts), pebble's URLs and CA. The lab itself is brought up once by test/lab/global-setup.ts.
  */
+import {rmSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {inject} from 'vitest'
 import {loadInventory} from '../../../src/inventory/index.js'
-import {down, httpsGet, labPaths, readState, sshRun, up, URLS, type LabHost, type LabSpec, type SshOptions} from '../../../src/lab/index.js'
+import {httpsGet, labPaths, readState, sshRun, up, URLS, type LabHost, type LabSpec, type SshOptions} from '../../../src/lab/index.js'
 
 export const LAB_INVENTORY = 'inventories/lab.yml'
 export const paths = labPaths()
@@ -74,36 +75,16 @@ export const pebble = {
 }
 
 /**
- * The lab down (host state kept) and up again with `spec`: for a file that needs another set of hosts. The
- * database is stopped first, on every host that runs one, so that it never dies in a guest being halted (CI saw
- * mariadb refuse to start after such a power cycle, twice). A database that is not active after the boot has its
- * error lines printed: what the next person looking at such a failure needs.
- *
- * Not `lab up`'s resize (which boots only the new hosts): tried in stop 24, and lab 55's lockout test then saw the
- * fresh SSH connection succeed through rules it should have been refused by. The power cycle gives every host a new
- * network namespace, so netfilter starts empty; without it, rules left by an earlier file (lab 20's iptables
- * backend, most likely) stayed in force under ufw's. Until that is understood and fixed, the files keep the cycle.
+ * The lab with `spec`'s hosts, for a file that needs another set (a 4th host): `lab up` on the running lab boots the
+ * new hosts and stops those no longer wanted, the hosts in both untouched. `forget`: stopped hosts whose disks are
+ * removed, so that nothing of them is left for the files that follow.
  */
-export async function powerCycle(spec: LabSpec, options: Parameters<typeof up>[1] = {}, whileDown?: () => void): Promise<void> {
-  const state = await readState(paths)
-  if (state?.status === 'up') {
-    await Promise.all(
-      state.hosts.map((h) => sshRun(paths, h.address, 'sudo systemctl stop mariadb 2>/dev/null || true', {}).catch(() => undefined)),
-    )
-  }
-  await down()
-  whileDown?.()
-  await up(spec, options)
-  for (const h of (await readState(paths))?.hosts ?? []) {
-    const r = await sshRun(paths, h.address, 'systemctl is-enabled mariadb >/dev/null 2>&1 || exit 0; systemctl is-active mariadb', {})
-    if (r.code !== 0) {
-      const why = await sshRun(
-        paths,
-        h.address,
-        "sudo journalctl -u mariadb --no-pager -o cat -n 200 | grep -E 'ERROR|Aborting|Shutdown complete|crash' | tail -12",
-        {},
-      )
-      console.log(`${h.name}: mariadb is ${r.stdout.trim()} after the lab came up again:\n  ${why.stdout.trim().split('\n').join('\n  ')}`)
-    }
+export async function setLabHosts(spec: LabSpec, options: Parameters<typeof up>[1] = {}, forget: string[] = []): Promise<void> {
+  const r = await up(spec, options)
+  if (r.resized)
+    console.log(`lab: booted [${r.resized.added.join(', ')}], stopped [${r.resized.stopped.join(', ')}] in ${r.seconds.toFixed(1)} s`)
+  for (const name of forget) {
+    if (r.hosts.some((h) => h.name === name)) throw new Error(`${name} is still one of the lab's hosts: not removing its disk`)
+    rmSync(paths.host(name).dir, {recursive: true, force: true})
   }
 }
