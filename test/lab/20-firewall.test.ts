@@ -45,6 +45,19 @@ async function portMatrix(): Promise<string[]> {
   return wrong
 }
 
+/** `systemctl reboot` in the host, back when systemd says the boot is over; /run is a tmpfs: a marker proves it rebooted. */
+async function rebooted(host: string): Promise<void> {
+  await sshOk(host, 'sudo touch /run/foobar-test-before-reboot')
+  await ssh(host, 'sudo systemctl reboot')
+  await sleep(3000)
+  await waitFor(
+    `${host} back after reboot`,
+    async () => (await ssh(host, 'systemctl is-system-running --wait >/dev/null 2>&1; true')).code === 0,
+    120_000,
+  )
+  expect((await ssh(host, 'test -e /run/foobar-test-before-reboot')).code).toBe(1)
+}
+
 describe.skipIf(!labIsUp())('firewall: ufw', () => {
   beforeAll(() => {
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
@@ -129,16 +142,7 @@ describe.skipIf(!labIsUp())('firewall: iptables', () => {
   })
 
   test('after `systemctl reboot` of a host, its iptables rules are still in force', async () => {
-    // /run is a tmpfs: the marker is gone only if the host really rebooted.
-    await sshOk('lb1', 'sudo touch /run/foobar-test-before-reboot')
-    await ssh('lb1', 'sudo systemctl reboot')
-    await sleep(3000)
-    await waitFor(
-      'lb1 back after reboot',
-      async () => (await ssh('lb1', 'systemctl is-system-running --wait >/dev/null 2>&1; true')).code === 0,
-      120_000,
-    )
-    expect((await ssh('lb1', 'test -e /run/foobar-test-before-reboot')).code).toBe(1)
+    await rebooted('lb1')
     expect(await sshOk('lb1', 'sudo iptables -S INPUT | head -1')).toMatch(/^-P INPUT DROP/)
     expect(await probe('control', LB, 443)).toBe('open')
     expect(await probe('web1', LB, 22)).toBe('filtered')
@@ -178,15 +182,7 @@ describe.skipIf(!labIsUp())('firewall: from iptables back to ufw', () => {
     const again = foobar(['firewall', 'apply', '-i', LAB_INVENTORY, '--limit', 'lb1', '--yes', '--json'])
     expect(json(again.stdout).summary).toMatchObject({changed: 0, changes: 0})
 
-    await sshOk('lb1', 'sudo touch /run/foobar-test-before-reboot')
-    await ssh('lb1', 'sudo systemctl reboot')
-    await sleep(3000)
-    await waitFor(
-      'lb1 back after reboot',
-      async () => (await ssh('lb1', 'systemctl is-system-running --wait >/dev/null 2>&1; true')).code === 0,
-      120_000,
-    )
-    expect((await ssh('lb1', 'test -e /run/foobar-test-before-reboot')).code).toBe(1)
+    await rebooted('lb1')
     expect(await probe('control', LB, 9999)).toBe('filtered')
     expect(await probe('control', LB, 443)).toBe('open')
     const status = foobar(['firewall', 'status', '-i', LAB_INVENTORY, '--limit', 'lb1'])
