@@ -134,7 +134,12 @@ describe.skipIf(!labIsUp())('database replication', () => {
 
   test('a replica that cannot reach the primary: a clear error, and the replica is left as it was', async () => {
     await mysql('web2', 'STOP SLAVE; RESET SLAVE ALL')
-    await sshOk('web2', 'sudo iptables -I OUTPUT -d 10.77.0.12 -p tcp --dport 3306 -j DROP')
+    // The network between them drops it: a table of its own (nftables), outside the iptables filter table that
+    // foobar owns and empties when it finds rules there that are not its firewall's (the provision would lift it).
+    await sshOk(
+      'web2',
+      "sudo nft add table inet foobar_test && sudo nft add chain inet foobar_test out '{ type filter hook output priority 0; }' && sudo nft add rule inet foobar_test out ip daddr 10.77.0.12 tcp dport 3306 drop",
+    )
     try {
       const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
       expect(r.code, r.stdout + r.stderr).toBe(3)
@@ -143,7 +148,7 @@ describe.skipIf(!labIsUp())('database replication', () => {
       )
       expect(await slave('web2')).toBe('')
     } finally {
-      await ssh('web2', 'sudo iptables -D OUTPUT -d 10.77.0.12 -p tcp --dport 3306 -j DROP')
+      await ssh('web2', 'sudo nft delete table inet foobar_test')
     }
     const fixed = foobar(['provision', '-i', LAB_INVENTORY, '--yes'])
     expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0)
