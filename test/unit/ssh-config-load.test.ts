@@ -71,9 +71,25 @@ describe('ssh -G', () => {
     expect(calls().filter((c) => c.includes('/dev/null'))).toHaveLength(1)
   })
 
+  test('no temporary directory for the batch: nothing fails, each host is asked when it is resolved', async () => {
+    const before = calls().length
+    const tmp = process.env.TMPDIR
+    process.env.TMPDIR = join(TMP, 'missing')
+    try {
+      await loadRoutes([host('web11')], {sshConfigFile: CONFIG})
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = tmp
+    }
+    expect(calls()).toHaveLength(before)
+    expect(resolveSshConfig('web11', CONFIG)).toEqual({hostName: '10.0.0.11', user: 'deploy'})
+    expect(calls()).toHaveLength(before + 1)
+  })
+
   test('a configuration ssh refuses for one host: the others are known, that one is a clear error when resolved', async () => {
+    const before = calls().length
     await loadRoutes([host('web9'), host('bad1')], {sshConfigFile: CONFIG})
-    expect(calls()).toHaveLength(10)
+    expect(calls()).toHaveLength(before + 2)
     expect(resolveSshConfig('web9', CONFIG)).toEqual({hostName: '10.0.0.9', user: 'deploy'})
     expect(() => resolveSshConfig('bad1', CONFIG)).toThrow(
       /ssh -G -F .* -- bad1` \(reading the ssh configuration\) failed: bad1: line 3: Bad configuration option/,
