@@ -138,15 +138,15 @@ function sshGBatch(list: Array<{args: string[]; what: string}>): Promise<Asked[]
       const out = list.map(({args, what}, i): Asked => {
         const status = read(`${i}.status`)
         const stderr = read(`${i}.err`) ?? ''
+        // No status: killed before this one ended, so it did not answer in time.
+        const r: SshGResult =
+          status === undefined
+            ? {error: Object.assign(new Error('timeout'), {killed: true}), status: null, stdout: '', stderr}
+            : {status: Number(status), stdout: read(`${i}.out`) ?? '', stderr}
+        // The shell's "not found": no ssh on this machine (spawn's ENOENT).
+        if (r.status === 127 && /not found/.test(stderr)) return {value: undefined}
         try {
-          // Killed before this one ended: it did not answer in time.
-          if (status === undefined)
-            return {
-              error: readSshG(args, what, {error: Object.assign(new Error('timeout'), {killed: true}), status: null, stdout: '', stderr}),
-            }
-          // The shell's "not found": no ssh on this machine (spawn's ENOENT).
-          if (Number(status) === 127 && /not found/.test(stderr)) return {value: undefined}
-          return {value: readSshG(args, what, {status: Number(status), stdout: read(`${i}.out`) ?? '', stderr})}
+          return {value: readSshG(args, what, r)}
         } catch (e) {
           return {error: e}
         }

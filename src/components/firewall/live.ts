@@ -11,7 +11,8 @@ import {shq} from '../../util/shell.js'
 export const APPLIED_DIR = '/var/lib/foobar/firewall'
 
 /**
- * ufw's facts from `iptables -S` on stdin, then /etc/default/ufw and ufw's rule files (those that exist; awk's variable `defaults` names the first): "status"
+ * ufw's facts from `iptables -S` and `ip6tables -S` on stdin, then /etc/default/ufw and ufw's rule files (those
+ * that exist; awk's variable `defaults` names the first): "status"
  * (active when ufw's three user chains are loaded, as ufw itself decides; empty without ufw), "policy" (the value
  * of DEFAULT_INPUT_POLICY="..."), then a "tuple" line for each `### tuple ###` line, in the files' order, then a
  * "foreign v4|v6" line for each rule in a built-in chain that is not ufw's (ufw leaves them, ahead of its own).
