@@ -3,7 +3,7 @@
  * the roll (applyBatch in src/engine/run.ts) through the fake hosts with the real haproxy component, whose `show
  * stat` the fake LB answers from the traffic each test gives a server.
  */
-import {afterAll, describe, expect, test} from 'vitest'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {STACK} from '../../src/components/index.js'
 import {backendCounters} from '../../src/components/haproxy/runtime.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
@@ -141,6 +141,12 @@ async function serving() {
 }
 
 describe('provision --canary through the real load balancer (fake hosts)', () => {
+  // The provisioned fleet every test clones: a whole provision of four fake hosts (about 6 s alone, 30 s on a loaded
+  // machine), made once here with its own time limit rather than inside the first test's.
+  beforeAll(async () => {
+    await serving()
+  }, 300_000)
+
   test('a canary as good as the others: watched, then the rest roll one at a time', async () => {
     const {fleet, lb1} = await serving()
     for (const w of ['web1', 'web2', 'web3']) lb1.haproxyTraffic(w, 20, 0, 8)
