@@ -15,7 +15,7 @@ import {
   parseDbFacts,
   planReplication,
 } from '../../src/components/mysql/replication.js'
-import {convergeReplication, gtidCovers, promote} from '../../src/components/mysql/replicate.js'
+import {convergeReplication, gtidCovers, noReplicaWaitScript, promote} from '../../src/components/mysql/replicate.js'
 import {fencePassword} from '../../src/components/mysql/fence.js'
 import type {Host} from '../../src/inventory/index.js'
 import {type Command, FakeHost, fastTimers, testInventory} from './support/fake-host.js'
@@ -193,6 +193,10 @@ interface Db {
   fenced?: string
   /** Runs before each read of the replication status (a replica catching up). */
   tick?: () => void
+  /** Semi-sync's replicas connected to this host (Rpl_semi_sync_master_clients); not reported when undefined. */
+  semiSyncClients?: number
+  /** The statements run with semi-sync's wait for an absent replica switched off (noReplicaWaitScript). */
+  withoutReplicaWait?: string[]
 }
 
 function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: FakeHost; db: Db} {
@@ -222,6 +226,7 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
           'up',
           ...s.users.map((u) => `user ${u.user} ${u.host} ${u.hash} ${u.ssl}`),
           ...(s.writer ? [`writer ${s.writer.generation} ${s.writer.name}`] : []),
+          ...(s.semiSyncClients === undefined ? [] : [`semisync rpl_semi_sync_master_clients ${s.semiSyncClients}`]),
           ...Object.entries(s.slave ?? {}).map(([k, v]) => `slave ${k} ${v}`),
           `userdbs ${s.databases.length}`,
           `vars ${s.readOnly ? 1 : 0} ${s.serverId} ${s.binlogPos} ${s.slavePos}`,
@@ -254,8 +259,9 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
     ),
   )
   fake.on(
-    (c) => c.stdin !== undefined && c.script.startsWith(MYSQL),
+    (c) => c.stdin !== undefined && (c.script.startsWith(MYSQL) || c.script === noReplicaWaitScript()),
     (c: Command) => {
+      if (c.script === noReplicaWaitScript()) (state.withoutReplicaWait ??= []).push(c.stdin!.trim())
       let out = ''
       const text = (c.stdin ?? '')
         .split('\n')
@@ -360,6 +366,77 @@ describe('convergeReplication through scripted databases (the primary first)', (
     const created = p.fake.log.find((c) => c.stdin?.includes('CREATE USER'))!.seq
     const changed = fresh.fake.log.find((c) => c.stdin?.includes('CHANGE MASTER'))!.seq
     expect(created).toBeLessThan(changed)
+  })
+
+  test.each([
+    ['no replica connected (a first convergence): its accounts and writer record wait for none', 0, true],
+    ['a replica connected: its accounts and writer record run as any statement', 1, false],
+  ])('semi-sync on the primary with %s', async (_, clients, unwaited) => {
+    const peers = new Map<string, Db>()
+    const p = database(web1, {binlogPos: '0-1-5', semiSyncClients: clients}, peers)
+    const replicas = [web2, web3].map((h) => database(h, {}, peers))
+    const byName = new Map([p, ...replicas].map((x) => [x.fake.host.name, x.fake]))
+    const failed = await convergeReplication(
+      inv,
+      [web1, web2, web3],
+      async (h) => byName.get(h.name)!,
+      PASSWORD,
+      () => {},
+    )
+    expect(failed).toEqual({})
+    expect(p.db).toMatchObject({writer: {generation: 1, name: 'web1'}, readOnly: false})
+    // Without a replica to acknowledge them, the binlogged statements would each wait the whole semi-sync timeout.
+    const binlogged = sqlOf(p.fake).filter((st) => /CREATE USER IF NOT EXISTS 'repl'|INSERT IGNORE INTO foobar_meta\.writer/.test(st))
+    expect(binlogged).toHaveLength(2)
+    expect(p.db.withoutReplicaWait ?? []).toEqual(unwaited ? binlogged : [])
+    // The replicas' statements never go through it.
+    for (const r of replicas) expect(r.db.withoutReplicaWait).toBeUndefined()
+  })
+
+  test.each([
+    ['the statements succeed', 'exit 0', 0],
+    ['the statements fail', 'echo "ERROR 1007 (HY000): database exists" >&2; exit 1', 1],
+  ])(
+    'the wait for an absent replica is off for the statements only and put back as it was (%s), run for real',
+    async (_, statements, code) => {
+      // A stand-in mysql client: logs what it is asked (-e or stdin) and keeps the variable in a file.
+      const f = new FakeHost(web1)
+      fakes.push(f)
+      f.put('/var/tmp/wait', '0\n')
+      f.command(
+        'mysql',
+        [
+          'for a; do case $a in -e) e=1 ;; *) if [ -n "$e" ]; then q=$a; e=; fi ;; esac; done',
+          'if [ -z "$q" ]; then echo "stdin $(cat | tr "\\n" " ")" >> "$FAKE_ROOT/var/tmp/log"; ' + statements + '; fi',
+          'echo "e $q" >> "$FAKE_ROOT/var/tmp/log"',
+          'case $q in SELECT*) cat "$FAKE_ROOT/var/tmp/wait" ;; "SET "*" = "*) echo "${q##* = }" > "$FAKE_ROOT/var/tmp/wait" ;; esac',
+        ].join('\n'),
+      )
+      const r = await f.run(noReplicaWaitScript(), {stdin: 'CREATE DATABASE d;\n', check: false})
+      expect(r.code, r.stderr).toBe(code)
+      const v = '@@GLOBAL.rpl_semi_sync_master_wait_no_slave'
+      expect(f.file('/var/tmp/log')!.trim().split('\n')).toEqual([
+        `e SELECT ${v}`,
+        `e SET ${v} = OFF`,
+        'stdin CREATE DATABASE d; ',
+        // The operator's own setting (OFF here) comes back, not the default.
+        `e SET ${v} = 0`,
+      ])
+      expect(f.file('/var/tmp/wait')).toBe('0\n')
+    },
+  )
+
+  test('a server without the variable: the statements run once, as they are', async () => {
+    const f = new FakeHost(web1)
+    fakes.push(f)
+    f.command(
+      'mysql',
+      'case "$*" in *" -e "*) echo "ERROR 1193 (HY000): Unknown system variable" >&2; exit 1 ;; esac\necho "stdin $(cat)" >> "$FAKE_ROOT/var/tmp/log"',
+    )
+    f.put('/var/tmp/log', '')
+    const r = await f.run(noReplicaWaitScript(), {stdin: 'SELECT 1;'})
+    expect(r.code, r.stderr).toBe(0)
+    expect(f.file('/var/tmp/log')).toBe('stdin SELECT 1;\n')
   })
 
   test('a replica with data of its own is configured without a dump', async () => {

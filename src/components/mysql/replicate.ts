@@ -30,6 +30,32 @@ async function sql(conn: Runner, statements: string): Promise<string> {
   return (await conn.run(`${MYSQL}`, {stdin: statements})).stdout
 }
 
+/**
+ * A primary's own binlogged statements (its replication accounts, the writer record) while no replica is connected to
+ * it, as on a first convergence: without this, the first commit waits the whole semi-sync timeout for an
+ * acknowledgement no replica can give (10 s of every first converge), then goes on asynchronously anyway. Semi-sync's
+ * wait for an absent replica is switched off for the statements only and put back as it was, by the host's shell,
+ * whatever the statements do and even if foobar's connection drops meanwhile (SIGHUP ignored).
+ */
+export function noReplicaWaitScript(): string {
+  const v = '@@GLOBAL.rpl_semi_sync_master_wait_no_slave'
+  return [
+    "trap '' HUP",
+    // A server without the variable (no semi-sync) runs the statements as they are.
+    `if fb_was=$(${MYSQL} -e ${shq(`SELECT ${v}`)} 2>/dev/null) && ${MYSQL} -e ${shq(`SET ${v} = OFF`)} 2>/dev/null; then`,
+    '  case $fb_was in 0 | 1) ;; *) fb_was=1 ;; esac',
+    `  ${MYSQL}; fb_rc=$?`,
+    `  ${MYSQL} -e "SET ${v} = $fb_was"`,
+    '  exit $fb_rc',
+    'fi',
+    `exec ${MYSQL}`,
+  ].join('\n')
+}
+
+/** What a primary's statements run with: see noReplicaWaitScript. */
+type SqlOn = (conn: Runner, statements: string) => Promise<string>
+const withoutReplicaWait: SqlOn = async (conn, statements) => (await conn.run(noReplicaWaitScript(), {stdin: statements})).stdout
+
 /** Streams a dump from the primary into the replica over the two SSH connections: no copy of the data on disk. */
 async function seed(primary: Runner, replica: Runner, step: (s: string) => void): Promise<void> {
   const dbs = (await primary.run(LIST_DATABASES)).stdout.split('\n').filter(Boolean)
@@ -78,12 +104,13 @@ export async function applyReplication(
   connect: (h: Host) => Promise<Runner>,
   password: string,
   step: (s: string) => void,
+  primarySql: SqlOn = sql,
 ): Promise<void> {
   const mysql = inv.mysql!
   for (const a of actions) {
     if (a.kind === 'users') {
       step(`replication user ${mysql.replicationUser} for ${a.hosts.join(', ')} (TLS required)`)
-      await sql(conn, usersSql(mysql.replicationUser, password, a.hosts))
+      await primarySql(conn, usersSql(mysql.replicationUser, password, a.hosts))
       continue
     }
     const primary = inv.hosts.find((h) => h.name === a.from)!
@@ -110,6 +137,7 @@ async function applyFencing(
   password: string,
   records: Records,
   step: (s: string) => void,
+  primarySql: SqlOn = sql,
 ) {
   for (const a of actions) {
     if (a.kind === 'fence-users') {
@@ -117,7 +145,7 @@ async function applyFencing(
       await sql(conn, fenceUsersSql(password, a.hosts))
     } else if (a.kind === 'designate') {
       step(`recording ${a.writer} as the designated writer (generation 1)`)
-      await sql(conn, writerRecordSql(a.writer, 1, 'create'))
+      await primarySql(conn, writerRecordSql(a.writer, 1, 'create'))
     } else if (a.kind === 'unfence') {
       for (const [other, w] of records) {
         if (other !== host.name && w && (w.generation > a.generation || (w.generation === a.generation && w.name !== host.name)))
@@ -164,9 +192,11 @@ export async function convergeReplication(
       const fencing = planFencing(inv, host, facts, password)
       const actions = planReplication(inv, host, facts, password)
       const log = (s: string) => step(host.name, s)
+      // A primary with semi-sync on and no replica connected (a first convergence): see noReplicaWaitScript.
+      const primarySql = facts.semiSync?.rpl_semi_sync_master_clients === '0' ? withoutReplicaWait : sql
       // The primary's accounts and record before a replica is seeded from it; a replica's fence once it replicates.
-      if (host.db!.role === 'primary') await applyFencing(host, fencing, conn, password, records, log)
-      if (actions.length) await applyReplication(inv, host, actions, conn, connect, password, log)
+      if (host.db!.role === 'primary') await applyFencing(host, fencing, conn, password, records, log, primarySql)
+      if (actions.length) await applyReplication(inv, host, actions, conn, connect, password, log, primarySql)
       if (host.db!.role !== 'primary') await applyFencing(host, fencing, conn, password, records, log)
     } catch (error) {
       failed[host.name] = error instanceof Error ? error.message : String(error)
