@@ -64,15 +64,50 @@ const EMPTY_FILTER = [
   'if ip6tables -S INPUT >/dev/null 2>&1; then ip6tables -F && ip6tables -X; fi',
 ]
 
+/**
+ * Every line of the rendered rules file through ufw's own command parser and frontend, in one Python process: what
+ * `ufw <line>` does for each, without starting ufw (Python and its modules) once a rule. A web server's eleven rules
+ * took about 0.3 s of the host's CPU each that way. Exit 3, before anything is changed, when this ufw's modules are
+ * not as expected (another version), or 127 without python3: the shell then runs `ufw <line>` for each line.
+ */
+const UFW_BATCH = `import gettext, shlex, sys
+try:
+    import ufw.common, ufw.frontend
+    from ufw.common import UFWError
+    from ufw.util import create_lock, release_lock
+    gettext.install(ufw.common.programName)
+    ui = ufw.frontend.UFWFrontend(False)
+except Exception as e:
+    sys.stderr.write("ufw's modules: %s\\n" % e)
+    sys.exit(3)
+lines = [l.strip() for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
+lock = create_lock(lockfile="/run/ufw.lock", dryrun=False)
+try:
+    for line in lines:
+        pr = ufw.frontend.parse_command(["ufw"] + shlex.split(line))
+        if "rule" in pr.data:
+            ui.do_action(pr.action, pr.data["rule"], pr.data["iptype"], True)
+        else:
+            ui.do_action(pr.action, "", "", True)
+except UFWError as e:
+    sys.stderr.write("ufw %s: %s\\n" % (line, e.value))
+    sys.exit(1)
+finally:
+    release_lock(lock)`
+
 function activateScript(host: Host): string {
   if (host.firewall.backend === 'ufw') {
+    const rules = '/etc/foobar/firewall/ufw.rules'
     return [
       'ufw --force reset >/dev/null',
       // reset keeps timestamped copies of the old rules; the saved state above is the one that matters.
       'rm -f /etc/ufw/*.rules.[0-9]*_[0-9]*',
       ...EMPTY_FILTER,
       // Each line of the rendered file is a ufw command (values were validated; the file is foobar's own).
-      `grep -v -e '^#' -e '^$' /etc/foobar/firewall/ufw.rules | sed 's/^/ufw /' | sh -e >/dev/null`,
+      `fb_rc=0; python3 - ${rules} >/dev/null <<'FOOBAR_PY' || fb_rc=$?`,
+      UFW_BATCH,
+      'FOOBAR_PY',
+      `if [ "$fb_rc" = 3 ] || [ "$fb_rc" = 127 ]; then grep -v -e '^#' -e '^$' ${rules} | sed 's/^/ufw /' | sh -e >/dev/null; elif [ "$fb_rc" != 0 ]; then exit "$fb_rc"; fi`,
       'ufw --force enable >/dev/null',
       // ufw's own /etc/ufw/sysctl.conf turns log_martians off on every enable: put the hardening values back.
       `if [ -f ${SYSCTL_FILE} ]; then sysctl -q -p ${SYSCTL_FILE} >/dev/null 2>&1 || true; fi`,
