@@ -21,8 +21,12 @@ export const MYSQL = 'mysql --protocol=socket --loose-skip-ssl -N -B'
 
 /**
  * The database's live state: the lines of the per-query form (a `mysqladmin ping`, then one `mysql` per query),
- * with one client run for all the queries (issue 20: 7 clients took ~250-400 ms on a lab host). `--force` goes on
- * past a query that fails (the fence's table not created yet), as each separate client did; column names stay on
+ * with one client run for all the queries (issue 20: 7 clients took ~250-400 ms on a lab host). The queries reach
+ * the client on its standard input, where `--force` goes on past a query that fails (the fence's table not created
+ * yet), as each separate client did. Given with `-e`, the client stops at the first failing query whatever
+ * `--force` says (MariaDB 10.11): on a first convergence the facts then lost everything after the writer record
+ * (semi-sync, user databases, read_only, GTID positions), and a replica with databases of its own but no fence table
+ * yet was planned as empty (seeded, not configured). Column names stay on
  * (SHOW SLAVE STATUS\G prints its fields' names only with them), and the filter keeps the tagged rows and turns the
  * vertical fields into `slave NAME VALUE` lines. Nothing at all from the client (not running, or no login): the
  * ping decides up or down, as before.
@@ -41,7 +45,7 @@ export function dbFactsScript(replUser: string): string {
   return [
     `fb_db=`,
     `if command -v mysql >/dev/null 2>&1; then`,
-    `  fb_db=$(mysql --protocol=socket --loose-skip-ssl --connect-timeout=3 --force -B -e ${shq(sql)} 2>/dev/null | sed -n -e 's/^ *\\([A-Za-z_]*\\): \\(.*\\)$/slave \\1 \\2/p' -e '/^\\(user\\|writer\\|semisync\\|userdbs\\|vars\\) /p')`,
+    `  fb_db=$(printf '%s\\n' ${shq(sql)} | mysql --protocol=socket --loose-skip-ssl --connect-timeout=3 --force -B 2>/dev/null | sed -n -e 's/^ *\\([A-Za-z_]*\\): \\(.*\\)$/slave \\1 \\2/p' -e '/^\\(user\\|writer\\|semisync\\|userdbs\\|vars\\) /p')`,
     `fi`,
     `if [ -n "$fb_db" ]; then echo "up"; printf '%s\\n' "$fb_db"`,
     `elif command -v mysql >/dev/null 2>&1 && mysqladmin --loose-skip-ssl --connect-timeout=3 ping >/dev/null 2>&1; then echo "up"`,
