@@ -12,6 +12,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {type FactQuery, PENDING_FILE, factsScript, parseFacts} from '../../src/engine/facts.js'
 import {unitLinesScript} from '../../src/engine/units.js'
 import {shq} from '../../src/util/shell.js'
+import {FakeHost, testInventory} from './support/fake-host.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-facts-'))
 afterAll(() => rmSync(TMP, {recursive: true, force: true}))
@@ -507,5 +508,25 @@ describe('the batched facts script gives what the per-file one gave (run for rea
     const f = parseFacts(out, {packages: [], files: [{path: '/a'}, {path: '/b'}], services: []})
     expect(f.files['/a']).toEqual({exists: true, mode: 0o644, owner: 'root', group: 'root', sha256: sha('xyz')})
     expect(f.files['/b']!.content).toBe('hi')
+  })
+})
+
+describe('the virtualisation fact', () => {
+  test("a container's type is read from /run/systemd/container, without starting systemd-detect-virt; elsewhere that is asked", async () => {
+    const f = new FakeHost(testInventory(['web1 10.77.0.12 web'], {lean: true}).hosts[0]!)
+    try {
+      // A stand-in that says when it is started.
+      f.put('/var/tmp/detect-virt', '')
+      f.command('systemd-detect-virt', 'echo started >> "$FAKE_ROOT/var/tmp/detect-virt"; echo kvm')
+      const q: FactQuery = {packages: [], files: [], services: []}
+      const virt = async () => parseFacts((await f.run(factsScript(q))).stdout, q).virt
+      expect(await virt()).toBe('kvm')
+      expect(f.file('/var/tmp/detect-virt')).toBe('started\n')
+      f.put('/run/systemd/container', 'lxc\n')
+      expect(await virt()).toBe('lxc')
+      expect(f.file('/var/tmp/detect-virt')).toBe('started\n')
+    } finally {
+      f.cleanup()
+    }
   })
 })
