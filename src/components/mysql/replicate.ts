@@ -193,7 +193,7 @@ export async function convergeReplication(
       const actions = planReplication(inv, host, facts, password)
       const log = (s: string) => step(host.name, s)
       // A primary with semi-sync on and no replica connected (a first convergence): see noReplicaWaitScript.
-      const primarySql = facts.semiSync?.rpl_semi_sync_master_clients === '0' ? withoutReplicaWait : sql
+      const primarySql = host.db!.role === 'primary' && facts.semiSync?.rpl_semi_sync_master_clients === '0' ? withoutReplicaWait : sql
       // The primary's accounts and record before a replica is seeded from it; a replica's fence once it replicates.
       if (host.db!.role === 'primary') await applyFencing(host, fencing, conn, password, records, log, primarySql)
       if (actions.length) await applyReplication(inv, host, actions, conn, connect, password, log, primarySql)
