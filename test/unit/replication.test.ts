@@ -597,6 +597,14 @@ describe('db promote through scripted databases', () => {
     const fenced = c.old.fake.log.find((x) => x.stdin === 'SET GLOBAL read_only = ON;')!.seq
     const promoted = c.target.fake.log.find((x) => x.stdin?.startsWith('STOP SLAVE; RESET SLAVE ALL'))!.seq
     expect(fenced).toBeLessThan(promoted)
+    // No replica replicates from the new writer yet: its record and accounts wait for none (a whole semi-sync timeout
+    // each promotion otherwise); read_only is lifted after them, for the application's writes, which wait as before.
+    expect(c.target.db.withoutReplicaWait).toHaveLength(1)
+    expect(c.target.db.withoutReplicaWait![0]).toMatch(
+      /^STOP SLAVE; RESET SLAVE ALL;\nCREATE DATABASE IF NOT EXISTS foobar_meta;[\s\S]*INSERT INTO foobar_meta\.writer [\s\S]*CREATE USER IF NOT EXISTS 'repl'/,
+    )
+    const lifted = c.target.fake.log.find((x) => x.stdin === 'SET GLOBAL read_only = OFF;')!.seq
+    expect(promoted).toBeLessThan(lifted)
     expect(c.steps).toEqual([
       'fencing web1: read-only',
       'waiting for web2 to reach 0-1-100',

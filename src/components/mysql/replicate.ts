@@ -376,18 +376,20 @@ export async function promote(
     }
   }
   o.step(`promoting ${target.name} (designated writer, generation ${generation})`)
-  await sql(replica, `STOP SLAVE; RESET SLAVE ALL;\n${writerRecordSql(target.name, generation, 'set')}`)
-  await replica.run(`rm -f ${shq(FENCE.marker)}`)
-  await sql(replica, 'SET GLOBAL read_only = OFF;')
-  // The new topology: the new primary needs replication users for every other database host (old primary too).
-  await sql(
+  // No replica replicates from the new writer yet: its record and the replication users (the new topology: every
+  // other database host, the old primary too) are written without semi-sync's wait for one (noReplicaWaitScript),
+  // which cost every promotion the whole timeout (10 s). The application's writes come after read_only is lifted,
+  // with the setting back: they wait for a replica as before, and the others are repointed next.
+  await withoutReplicaWait(
     replica,
-    usersSql(
+    `STOP SLAVE; RESET SLAVE ALL;\n${writerRecordSql(target.name, generation, 'set')}\n${usersSql(
       mysql.replicationUser,
       password,
       others.map((h) => h.address),
-    ),
+    )}`,
   )
+  await replica.run(`rm -f ${shq(FENCE.marker)}`)
+  await sql(replica, 'SET GLOBAL read_only = OFF;')
   const repointed: string[] = []
   for (const h of others) {
     if (h === old && (!oldConn || oldStopped)) continue
