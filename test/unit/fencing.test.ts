@@ -306,6 +306,10 @@ describe('assessTopology (db status)', () => {
     expect(problems([{...w1!, semiSync: {master: 'OFF'}}, w2!, w3!])).toEqual([
       'web1: semi-synchronous replication fell back to asynchronous on web1 (no replica acknowledged within 10000 ms): a failover now may lose acknowledged writes',
     ])
+    expect(problems([{...w1!, semiSync: {master: 'ON', clients: 0}}, w2!, w3!])).toEqual([
+      'web1: no replica is connected to the writer web1 for semi-synchronous replication: its next write waits 10000 ms for one, then goes on asynchronously (a failover now may lose acknowledged writes)',
+    ])
+    expect(problems([{...w1!, semiSync: {master: 'ON', clients: 2}}, w2!, w3!])).toEqual([])
     expect(problems([w1!, {host: 'web2', role: 'replica', up: false, error: 'connect ECONNREFUSED'}, w3!])).toEqual([
       'web2: unreachable: connect ECONNREFUSED',
     ])

@@ -83,11 +83,19 @@ export function assessTopology(inv: Inventory, statuses: DbHostStatus[], o: {max
       })
   }
   const semi = d?.semiSync
-  if (inv.mysql?.semiSync.enabled && inv.mysql.engine === 'mariadb' && d && !d.readOnly && semi?.master === 'OFF' && statuses.length > 1)
+  const semiSync = inv.mysql?.semiSync.enabled && inv.mysql.engine === 'mariadb' && d && !d.readOnly && statuses.length > 1
+  if (semiSync && semi?.master === 'OFF')
     problems.push({
       hosts: [d.host],
-      problem: `semi-synchronous replication fell back to asynchronous on ${d.host} (no replica acknowledged within ${inv.mysql.semiSync.timeoutMs} ms): a failover now may lose acknowledged writes`,
+      problem: `semi-synchronous replication fell back to asynchronous on ${d.host} (no replica acknowledged within ${inv.mysql!.semiSync.timeoutMs} ms): a failover now may lose acknowledged writes`,
       advice: 'bring a replica back (it switches back on its own once one catches up)',
+    })
+  // Not fallen back yet only because nothing was written since (a new writer after db promote): the next write waits.
+  else if (semiSync && semi?.master === 'ON' && semi.clients === 0)
+    problems.push({
+      hosts: [d.host],
+      problem: `no replica is connected to the writer ${d.host} for semi-synchronous replication: its next write waits ${inv.mysql!.semiSync.timeoutMs} ms for one, then goes on asynchronously (a failover now may lose acknowledged writes)`,
+      advice: 'bring a replica back (foobar provision repoints the replicas to the writer)',
     })
   return {writer, writable, problems}
 }
