@@ -94,11 +94,12 @@ describe('secrets never on a command line: a full plan and provision of the lab 
       fake.command(
         'mysql',
         [
-          'case "$*" in',
-          '  *"SHOW SLAVE STATUS"*) [ -f "$FAKE_STATE/replica" ] && printf "%s\\n" "Slave_IO_Running: Yes" "Slave_SQL_Running: Yes" "Master_SSL_Allowed: Yes" "Master_Host: 10.77.0.12" "Using_Gtid: Slave_Pos"; exit 0 ;;',
-          '  *" -e "*) exit 0 ;;',
+          // The queries: with -e, or on stdin (the facts' queries and every statement).
+          'case " $* " in *" -e "*) q=$* ;; *) q=$(cat) ;; esac',
+          'case "$q" in',
+          '  *"SHOW SLAVE STATUS"*) [ -f "$FAKE_STATE/replica" ] && printf "%s\\n" "Slave_IO_Running: Yes" "Slave_SQL_Running: Yes" "Master_SSL_Allowed: Yes" "Master_Host: 10.77.0.12" "Using_Gtid: Slave_Pos" ;;',
+          '  *"CHANGE MASTER"*) : > "$FAKE_STATE/replica" ;;',
           'esac',
-          'case "$(cat)" in *"CHANGE MASTER"*) : > "$FAKE_STATE/replica" ;; esac',
           'exit 0',
         ].join('\n'),
       )
