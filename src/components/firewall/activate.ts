@@ -2,7 +2,7 @@ import {Failure} from '../../util/errors.js'
 import type {Host} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
-import {APPLIED_DIR} from './live.js'
+import {APPLIED_DIR, UFW_RULES_FILE} from './live.js'
 import {SYSCTL_FILE} from '../hardening/sysctl.js'
 
 export const REVERT_UNIT = 'foobar-firewall-revert'
@@ -97,7 +97,7 @@ finally:
 
 function activateScript(host: Host): string {
   if (host.firewall.backend === 'ufw') {
-    const rules = '/etc/foobar/firewall/ufw.rules'
+    const rules = UFW_RULES_FILE
     return [
       'ufw --force reset >/dev/null',
       // reset keeps timestamped copies of the old rules; the saved state above is the one that matters.

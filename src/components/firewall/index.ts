@@ -3,7 +3,7 @@ import {file} from '../../engine/contract.js'
 import type {Host} from '../../inventory/index.js'
 import {renderTemplate} from '../../render/templates.js'
 import {activateFirewall} from './activate.js'
-import {type FirewallDrift, compareFirewall, firewallFactsScript, parseFirewallFacts} from './live.js'
+import {type FirewallDrift, UFW_RULES_FILE, compareFirewall, firewallFactsScript, parseFirewallFacts} from './live.js'
 import {type FirewallRule, firewallRules, sourcesFor} from './rules.js'
 
 export {firewallRules, type FirewallRule} from './rules.js'
@@ -11,7 +11,7 @@ export {firewallRules, type FirewallRule} from './rules.js'
 /** Pseudo-service notified by rule files: activation is the firewall's own step (with the automatic revert). */
 export const FIREWALL = 'firewall'
 
-export const UFW_RULES_FILE = '/etc/foobar/firewall/ufw.rules'
+export {UFW_RULES_FILE} from './live.js'
 export const IPTABLES_V4_FILE = '/etc/iptables/rules.v4'
 export const IPTABLES_V6_FILE = '/etc/iptables/rules.v6'
 

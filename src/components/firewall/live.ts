@@ -9,6 +9,8 @@ import {shq} from '../../util/shell.js'
  */
 
 export const APPLIED_DIR = '/var/lib/foobar/firewall'
+/** The rendered ufw rules, a ufw command a line: written by the component, read by the activation. */
+export const UFW_RULES_FILE = '/etc/foobar/firewall/ufw.rules'
 
 /**
  * ufw's facts from `iptables -S` and `ip6tables -S` on stdin, then /etc/default/ufw and ufw's rule files (those
