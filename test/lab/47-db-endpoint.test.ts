@@ -81,6 +81,33 @@ describe.skipIf(!labIsUp())('database endpoint on the web servers', () => {
     expect(noCert.code).not.toBe(0)
   })
 
+  test('a writer check started while its database is down comes back by itself once the database is up', async () => {
+    // What the endpoints get from web2's check, asked as they ask it (mutual TLS, web2's name verified).
+    const answer = async () =>
+      (
+        await ssh(
+          'web1',
+          'sudo curl -sS -m 3 --cacert /etc/foobar/db-endpoint/ca.pem --cert /etc/foobar/db-endpoint/client.pem --resolve web2:9200:10.77.0.13 https://web2:9200/writer',
+        )
+      ).stdout.trim()
+    expect(await answer()).toBe('read-only')
+    // The check (re)starts while the database is down, for longer than five quick tries would last.
+    await sshOk('web2', 'sudo systemctl stop mariadb && sudo systemctl restart --no-block foobar-db-writer-check')
+    await new Promise((r) => setTimeout(r, 15_000))
+    const meanwhile = (await ssh('web2', 'systemctl is-failed foobar-db-writer-check')).stdout.trim()
+    await sshOk('web2', 'sudo systemctl start mariadb')
+    const t0 = Date.now()
+    let got = await answer()
+    while (got !== 'read-only' && Date.now() - t0 < 30_000) {
+      await new Promise((r) => setTimeout(r, 500))
+      got = await answer()
+    }
+    console.log(`db writer check: answering again ${((Date.now() - t0) / 1000).toFixed(1)} s after its database started (state while it was down: ${meanwhile})`)
+    expect(meanwhile).not.toBe('failed')
+    expect(got).toBe('read-only')
+    expect(await sshOk('web2', 'systemctl --failed --no-legend --plain')).toBe('')
+  })
+
   test('after db promote, the endpoint follows the new writer on its own (no provision, no app change)', async () => {
     const promote = foobar(['db', 'promote', 'web2', '-i', inv, '--yes', '--write'])
     expect(promote.code, promote.stdout + promote.stderr).toBe(0)
