@@ -159,15 +159,16 @@ async function waitEndpointsUp(inv: Inventory, connect: (h: Host) => Promise<Run
 }
 
 /**
- * Sets `member`'s state in every web server's database endpoint (its HAProxy runtime API): `maint` sends new
- * connections to the next synced member, `ready` hands it back to the health checks. Returns how many endpoints
- * took it; one that cannot be reached is left to its health checks.
+ * Sets `member`'s state in every web server's database endpoint (its HAProxy runtime API): `drain` sends new
+ * connections to the next synced member and lets its sessions finish, `maint` takes it out of the health checks' hands
+ * (and cuts what sessions it still has), `ready` hands it back to the checks. Returns how many endpoints took it; one
+ * that cannot be reached is left to its health checks.
  */
 async function setEndpoints(
   inv: Inventory,
   connect: (h: Host) => Promise<Runner>,
   member: string,
-  state: 'maint' | 'ready',
+  state: 'drain' | 'maint' | 'ready',
 ): Promise<number> {
   if (!inv.mysql?.endpoint) return 0
   let n = 0
@@ -279,11 +280,15 @@ export async function convergeGalera(
         const others = members.filter((m) => m !== h && !unreachable.includes(m.name))
         for (const m of others) await waitSynced(conns.get(m.name)!, o.files, 120_000)
         // The endpoints stop sending it new connections first (in-flight ones finish), and take it back once synced.
-        const drained = await setEndpoints(inv, connect, h.name, 'maint')
+        // Drain, not maintenance, for that: with `on-marked-down shutdown-sessions` HAProxy cuts the sessions a server
+        // going into maintenance still has, a write in flight among them. Maintenance comes once none is left (so
+        // that the restart's failing checks change nothing).
+        const drained = await setEndpoints(inv, connect, h.name, 'drain')
         try {
           if (drained) {
             step(`the database endpoints on ${drained} web server${drained > 1 ? 's' : ''} send new connections elsewhere`)
             await drain(inv, connect, h.name)
+            await setEndpoints(inv, connect, h.name, 'maint')
           }
           step('restarting to load the changed config')
           facts.set(h.name, await start(c, 'systemctl restart mariadb', o.files, step))
