@@ -102,7 +102,9 @@ describe.skipIf(!labIsUp())('database endpoint on the web servers', () => {
       await new Promise((r) => setTimeout(r, 500))
       got = await answer()
     }
-    console.log(`db writer check: answering again ${((Date.now() - t0) / 1000).toFixed(1)} s after its database started (state while it was down: ${meanwhile})`)
+    console.log(
+      `db writer check: answering again ${((Date.now() - t0) / 1000).toFixed(1)} s after its database started (state while it was down: ${meanwhile})`,
+    )
     expect(meanwhile).not.toBe('failed')
     expect(got).toBe('read-only')
     expect(await sshOk('web2', 'systemctl --failed --no-legend --plain')).toBe('')

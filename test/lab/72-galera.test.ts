@@ -154,7 +154,9 @@ describe.skipIf(!labIsUp())('writes survive a member (galera: two members and an
     )
     // When a write failed: when it was sent, and what the provision was doing then (its steps, in order).
     if (result.failTimes.length > 0)
-      console.log(`failed writes sent at ${result.failTimes.map((t) => new Date(t).toISOString()).join(', ')}; provision from ${new Date(t0).toISOString()}:\n${r.out}`)
+      console.log(
+        `failed writes sent at ${result.failTimes.map((t) => new Date(t).toISOString()).join(', ')}; provision from ${new Date(t0).toISOString()}:\n${r.out}`,
+      )
     expect(r.code, r.out).toBe(0)
     expect(r.out).toMatch(/restarting to load the changed config/)
     expect(lost).toEqual([])
