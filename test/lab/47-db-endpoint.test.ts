@@ -4,7 +4,7 @@
  * that takes writes; after `db promote` it follows the new writer with no change to the app and no provision.
  */
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
-import {foobar, variant} from './support/cli.js'
+import {foobar, sleep, variant} from './support/cli.js'
 import {shq} from '../../src/util/shell.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
@@ -23,7 +23,7 @@ async function secondsUntil(host: string, want: string, timeoutMs = 30_000): Pro
   const t0 = Date.now()
   while (Date.now() - t0 < timeoutMs) {
     if ((await writerSeenFrom(host)) === want) return (Date.now() - t0) / 1000
-    await new Promise((r) => setTimeout(r, 200))
+    await sleep(200)
   }
   return -1
 }
@@ -93,13 +93,13 @@ describe.skipIf(!labIsUp())('database endpoint on the web servers', () => {
     expect(await answer()).toBe('read-only')
     // The check (re)starts while the database is down, for longer than five quick tries would last.
     await sshOk('web2', 'sudo systemctl stop mariadb && sudo systemctl restart --no-block foobar-db-writer-check')
-    await new Promise((r) => setTimeout(r, 15_000))
+    await sleep(15_000)
     const meanwhile = (await ssh('web2', 'systemctl is-failed foobar-db-writer-check')).stdout.trim()
     await sshOk('web2', 'sudo systemctl start mariadb')
     const t0 = Date.now()
     let got = await answer()
     while (got !== 'read-only' && Date.now() - t0 < 30_000) {
-      await new Promise((r) => setTimeout(r, 500))
+      await sleep(500)
       got = await answer()
     }
     console.log(
