@@ -462,7 +462,9 @@ export class Connection implements Runner {
           // sshd frees a finished session's slot a moment after the client sees it close: a channel opened right
           // then is refused. Nothing ran, so it is safe to open it again.
           if (attempt >= 8 || !/Channel open failure/i.test(String(error))) throw error
-          await new Promise((r) => setTimeout(r, 5 * 2 ** (attempt - 1)))
+          const wait = 5 * 2 ** (attempt - 1)
+          trace(this.host.name, wait, `channel refused (sshd's MaxSessions), try ${attempt + 1} after the wait: ${script}`)
+          await new Promise((r) => setTimeout(r, wait))
         } finally {
           clearTimeout(timer)
         }
