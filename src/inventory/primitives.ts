@@ -1,6 +1,6 @@
 import {isIP} from 'node:net'
 import ipaddr from 'ipaddr.js'
-import {z} from 'zod'
+import * as z from 'zod'
 
 /*
  * Every string that can reach a config file or a shell command is checked against a whitelist here, so a hostile

@@ -1,7 +1,7 @@
 import {isIP} from 'node:net'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, resolve} from 'node:path'
-import {z} from 'zod'
+import * as z from 'zod'
 import {SSH_DEFAULTS} from './defaults.js'
 import type {SecretRef} from './primitives.js'
 import {

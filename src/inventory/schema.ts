@@ -1,5 +1,5 @@
 import {isIP} from 'node:net'
-import {z} from 'zod'
+import * as z from 'zod'
 import {cidr, dnsName, email, healthPath, hostName, httpUrl, ipAddress, localPath, port, secretRef, urlPath} from './primitives.js'
 
 // An inventory is parsed once a run: compiling zod's fast path for each object schema (new Function, then V8's
