@@ -13,6 +13,7 @@ import {
   type LiveAction,
   PENDING_REASON,
 } from './contract.js'
+import {oneDaemonReload} from './daemon-reload.js'
 import type {HostDesired} from './desired.js'
 import {LAST_APPLY, PENDING_FILE} from './facts.js'
 
@@ -432,7 +433,10 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
             guardedInstall(
               pkgs.guards ?? [],
               // A run cut off mid-install leaves dpkg interrupted: finish that first (a no-op otherwise).
-              `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
+              oneDaemonReload(
+                (dpkgPath) =>
+                  `DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a && DEBIAN_FRONTEND=noninteractive apt-get${proxy} -o DPkg::Path=${dpkgPath} -q -y --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io${pkgs.versions?.length ? ' --allow-downgrades' : ''} install ${installArgs(pkgs).map(shq).join(' ')}`,
+              ),
             ),
             {timeoutMs: APT_TIMEOUT_MS, check: false},
           ),
