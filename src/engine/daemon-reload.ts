@@ -3,7 +3,7 @@
  *
  * Debian's maintainer scripts reload systemd once per package that ships a unit (`systemctl --system daemon-reload`
  * in debhelper's snippet): a full-stack install on a lab web server reloaded it 37 times, each ~0.65 s of a busy
- * host (generators and all units read again), about a third of the configure phase. For the transaction only, a
+ * host (generators and all units read again), about half of its 50 s configure phase. For the transaction only, a
  * `systemctl` first in PATH (the maintainer scripts call it by name) records a reload as due instead, and runs the
  * real reload before the next call that acts on the manager (a start, a stop, an enable...): what systemd has loaded
  * when anything is asked of it is what it would have had. The queries that read only unit files or runtime state
