@@ -12,11 +12,13 @@
  * recognise goes to the real systemctl after the due reload: as before.
  */
 
+import {shq} from '../util/shell.js'
+
 /** apt's default DPkg::Path: the PATH it gives dpkg and the maintainer scripts. */
 const APT_DPKG_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
 
 /** The shim itself: `$d/real` holds the real systemctl's path. */
-export const SYSTEMCTL_SHIM = `#!/bin/sh
+const SYSTEMCTL_SHIM = `#!/bin/sh
 # Written by foobar for one package transaction, and removed after it: systemd reloads once, when next asked.
 d=\${0%/*}
 IFS= read -r real < "$d/real" || exit 1
@@ -55,7 +57,7 @@ export function oneDaemonReload(command: (dpkgPath: string) => string, o: {syste
     'fb_sd=',
     'fb_sc=$(command -v systemctl 2>/dev/null) || fb_sc=',
     `if [ -n "$fb_sc" ] && [ -d ${running} ] && fb_sd=$(mktemp -d 2>/dev/null); then`,
-    `  printf '%s\\n' "$fb_sc" > "$fb_sd/real" && printf '%s' '${SYSTEMCTL_SHIM.replaceAll("'", `'\\''`)}' > "$fb_sd/systemctl" && chmod 755 "$fb_sd/systemctl" || { rm -rf "$fb_sd"; fb_sd=; }`,
+    `  printf '%s\\n' "$fb_sc" > "$fb_sd/real" && printf '%s' ${shq(SYSTEMCTL_SHIM)} > "$fb_sd/systemctl" && chmod 755 "$fb_sd/systemctl" || { rm -rf "$fb_sd"; fb_sd=; }`,
     'fi',
     'fb_reload() { if [ -n "$fb_sd" ]; then if [ -e "$fb_sd/reload-due" ]; then "$fb_sc" daemon-reload || :; fi; rm -rf "$fb_sd"; fb_sd=; fi; }',
     "trap 'fb_reload' EXIT",
