@@ -16,7 +16,7 @@ import {
   parseHardeningFacts,
   planHardening,
 } from '../../src/components/hardening/live.js'
-import {RKHUNTER_DB, RKHUNTER_GUARD, RKHUNTER_UNIT, rkhunterDbState} from '../../src/components/hardening/rkhunter.js'
+import {RKHUNTER_DB, RKHUNTER_GUARD, RKHUNTER_UNIT, rkhunterDbState, rkhunterState} from '../../src/components/hardening/rkhunter.js'
 import type {HardeningSpec} from '../../src/components/hardening/spec.js'
 
 const sh = (script: string) => spawnSync('sh', ['-c', script], {encoding: 'utf8'})
@@ -102,6 +102,25 @@ describe("rkhunter's file properties database after the transaction", () => {
     expect(rkhunterDbState('missing', {enabled: 'static', active: 'failed'})).toBe('missing')
     expect(rkhunterDbState(undefined, undefined)).toBeUndefined()
   })
+
+  // The kernel groups processes by session (autogroup) here as on Debian's kernels: a nice value counts only within
+  // a session, and every service is one. The unit's command, with rkhupd.sh swapped for a script that reports its
+  // session's nice value and fails (so nothing is recorded as built), run in a session of its own as systemd would.
+  test.skipIf(!existsSync('/proc/self/autogroup'))(
+    "the build yields to the host's other work: its session is niced, not only its process",
+    () => {
+      const unit = rkhunterState().files.find((f) => f.path === `/etc/systemd/system/${RKHUNTER_UNIT}`)!.content
+      const exec = /^ExecStart=\/bin\/sh -c '(.*)'$/m.exec(unit)![1]!
+      const dir = mkdtempSync(join(tmpdir(), 'fb-rkh-'))
+      const fake = join(dir, 'rkhupd.sh')
+      writeFileSync(fake, '#!/bin/sh\ncat /proc/self/autogroup\nexit 1\n', {mode: 0o755})
+      const r = spawnSync('setsid', ['-w', 'sh', '-c', exec.replaceAll('/usr/share/rkhunter/scripts/rkhupd.sh', fake)], {encoding: 'utf8'})
+      expect(r.stdout, r.stderr).toMatch(/^\/autogroup-\d+ nice 19$/m)
+      expect(r.status).toBe(1)
+      // The session of the test itself is left as it was.
+      expect(readFileSync('/proc/self/autogroup', 'utf8')).not.toMatch(/nice 19/)
+    },
+  )
 
   test('the facts line, run by a shell against files', () => {
     const script = hardeningFactsScript(spec)

@@ -3,10 +3,17 @@
  * (a pure decision), that a stale one is never used, a run on the host when needed (its test group as progress),
  * and the progress lines on stderr, through the fake hosts (test/unit/support/fake-host.ts).
  */
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {afterAll, afterEach, describe, expect, test} from 'vitest'
 import {hardening} from '../../src/components/hardening/index.js'
 import {
   LYNIS_LOG,
+  LYNIS_LOG_PLUGIN,
+  LYNIS_LOG_PLUGIN_NAME,
+  LYNIS_PROFILE,
   LYNIS_REPORT,
   LYNIS_UNIT,
   ago,
@@ -96,6 +103,40 @@ describe('which Lynis report verify may use (pure)', () => {
     expect(unit('timer')).toMatch(/OnCalendar=daily/)
     expect(unit('service')).toMatch(/Type=oneshot[\s\S]*Nice=19[\s\S]*IOSchedulingClass=idle/)
     expect(services.map((s) => s.name)).toEqual([`${LYNIS_UNIT}.timer`])
+  })
+
+  test("foobar's Lynis plugin: found and enabled as Lynis looks for plugins, loaded before the Debian plugin", () => {
+    const plugin = lynisState().files.find((f) => f.path === LYNIS_LOG_PLUGIN)!
+    // Lynis: `find PLUGINDIR -type f -name "plugin_[a-z]*_phase1" | sort`, the name from "# PLUGIN_NAME=", the file
+    // plugin_NAME_phase1 sourced when a profile has "plugin=NAME", and only with safe permissions (644 and stricter).
+    const name = /^# PLUGIN_NAME=(.*)$/m.exec(plugin.content)?.[1]
+    expect(name).toBe(LYNIS_LOG_PLUGIN_NAME)
+    expect(LYNIS_LOG_PLUGIN).toBe(`/etc/lynis/plugins/plugin_${name}_phase1`)
+    expect(`plugin_${name}_phase1`).toMatch(/^plugin_[a-z]/)
+    expect([`plugin_${name}_phase1`, 'plugin_debian_phase1'].sort()[0]).toBe(`plugin_${name}_phase1`)
+    expect(LYNIS_PROFILE.split('\n')).toContain(`plugin=${name}`)
+    expect(plugin.mode).toBe(0o644)
+  })
+
+  test("the plugin's LogText, sourced by a real shell: each line stamped with the last separator's time, no date run", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fb-lynis-'))
+    const log = join(dir, 'lynis.log')
+    const plugin = lynisState().files.find((f) => f.path === LYNIS_LOG_PLUGIN)!.content
+    writeFileSync(join(dir, 'plugin'), plugin)
+    // Lynis' own LogTextBreak sets CDATE; with PATH emptied, a `date` the plugin asked for would fail loudly.
+    const script = [
+      `LOGFILE=${log}; LOGTEXT=1; CDATE='2026-12-04 05:00:00'`,
+      `. ${dir}/plugin`,
+      'PATH=/nonexistent',
+      'LogText "Performing test ID KRNL-5622 (Determine Linux default run level)"',
+      'LogText "Result: found runlevel 5"',
+      'LOGTEXT=0; LogText "not logged"',
+    ].join('\n')
+    const r = spawnSync('sh', ['-c', script], {encoding: 'utf8'})
+    expect(r.stderr).toBe('')
+    expect(readFileSync(log, 'utf8')).toBe(
+      '2026-12-04 05:00:00 Performing test ID KRNL-5622 (Determine Linux default run level)\n2026-12-04 05:00:00 Result: found runlevel 5\n',
+    )
   })
 })
 

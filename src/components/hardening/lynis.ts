@@ -38,8 +38,41 @@ const WAITING = 'foobar: waiting for the foobar run on this host to end'
  * check. Ignoring that directory gives the same findings and hardening index; the report's `certificates=` count
  * drops to the files Lynis looks at. The default list's /etc/letsencrypt/archive is kept.
  */
-export const LYNIS_PROFILE = 'ssl-certificate-paths-to-ignore=/etc/letsencrypt/archive:/usr/share/ca-certificates'
-const LYNIS_PROFILE_WHY = 'CA certificates installed by a package: Lynis skips them anyway, after a dpkg query each.'
+/**
+ * foobar's Lynis plugin, enabled by foobar's profile only (an operator's own `lynis audit system` does not load it).
+ * Lynis' LogText starts a `date` process for every line of its log: some 6,000 a run on a lab web server, a third of
+ * the processes a run starts (strace: 6,528 of 19,618), 1,683 of them in the Debian plugin's DEB-0001 alone (one line
+ * per binary). Sourced into Lynis' shell before the Debian plugin (plugins run in name order), it defines LogText
+ * again, the same but for the stamp: each line gets the time of the log's last separator (LogTextBreak, which still
+ * asks `date`: at each test and section), a resolution of one test instead of one line. The tests, findings and
+ * hardening index are the same (lab web server: 257 tests, index 87, the same 29 warnings and suggestions with and
+ * without it); a run took 0.89 of the CPU time without it (4 runs each, in turn).
+ */
+export const LYNIS_LOG_PLUGIN_NAME = 'cached-log-time'
+/** Lynis' Debian package keeps its plugins here (and finds none of the directories it looks at first). */
+export const LYNIS_LOG_PLUGIN = `/etc/lynis/plugins/plugin_${LYNIS_LOG_PLUGIN_NAME}_phase1`
+const LOG_PLUGIN = `#!/bin/sh
+# Managed by foobar, enabled only by foobar's profile (plugin=${LYNIS_LOG_PLUGIN_NAME}): Lynis' log lines stamped with
+# the time of the log's last separator instead of a \`date\` process each. Loaded before the Debian plugin.
+#-----------------------------------------------------
+# PLUGIN_AUTHOR=foobar
+# PLUGIN_CATEGORY=performance
+# PLUGIN_DESC=Log lines stamped with the time of the last separator, without a date process each
+# PLUGIN_NAME=${LYNIS_LOG_PLUGIN_NAME}
+# PLUGIN_VERSION=1.0
+# PLUGIN_REQUIRED_TESTS=
+#-----------------------------------------------------
+    LogText() {
+        if [ ! "\${LOGFILE}" = "" -a \${LOGTEXT} -eq 1 ]; then echo "\${CDATE} $1" >> \${LOGFILE}; fi
+    }
+`
+
+export const LYNIS_PROFILE = [
+  'ssl-certificate-paths-to-ignore=/etc/letsencrypt/archive:/usr/share/ca-certificates',
+  `plugin=${LYNIS_LOG_PLUGIN_NAME}`,
+].join('\n')
+const LYNIS_PROFILE_WHY =
+  "CA certificates installed by a package: Lynis skips them anyway, after a dpkg query each. foobar's plugin: a log without a date process a line."
 
 /** The run itself: Lynis' options are the ones verify always used, so scores compare with earlier ones. */
 export function lynisScript(): string {
@@ -102,7 +135,12 @@ export function lynisState(): {files: DesiredFile[]; services: ServiceSpec[]} {
   const unit = (suffix: string, content: string, notify: string[] = []) =>
     file(`/etc/systemd/system/${LYNIS_UNIT}.${suffix}`, content, notify.length ? {notify} : {})
   return {
-    files: [file(LYNIS_SCRIPT, lynisScript(), {mode: 0o755}), unit('service', SERVICE), unit('timer', TIMER, [`${LYNIS_UNIT}.timer`])],
+    files: [
+      file(LYNIS_SCRIPT, lynisScript(), {mode: 0o755}),
+      file(LYNIS_LOG_PLUGIN, LOG_PLUGIN, {mode: 0o644}),
+      unit('service', SERVICE),
+      unit('timer', TIMER, [`${LYNIS_UNIT}.timer`]),
+    ],
     services: [{name: `${LYNIS_UNIT}.timer`, onChange: 'restart'}],
   }
 }
