@@ -70,6 +70,7 @@ describe('rendered files (snapshots)', () => {
       '644 /etc/systemd/system/usbguard-dbus.service.d/60-foobar.conf',
       '644 /etc/systemd/system/acct.service.d/60-foobar.conf',
       // Lynis on the host's own schedule (after every change by foobar, daily): verify reads its latest report.
+      '644 /etc/lynis/plugins/plugin_cached-log-time_phase1',
       '644 /etc/systemd/system/foobar-lynis.service',
       '644 /etc/systemd/system/foobar-lynis.timer',
       '644 /etc/systemd/system/foobar-rkhunter-propupd.service',
@@ -145,7 +146,7 @@ describe('rendered files (snapshots)', () => {
         encoding: 'utf8',
       })
       expect(run.status, run.stderr).toBe(0)
-      expect(run.stdout).toContain('144 files for 4 hosts')
+      expect(run.stdout).toContain('148 files for 4 hosts')
     }
     const expected = renderAll(loadExample('foobar'))
     for (const [host, files] of expected) {
