@@ -68,16 +68,20 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
  * Runs the CLI without blocking this process, so a client loop or load generator can run meanwhile (spawnSync
- * would stall the event loop). `out` is stdout and stderr interleaved as they arrived.
+ * would stall the event loop). `out` is stdout and stderr interleaved as they arrived; `onOutput` is called with
+ * all of it so far each time more arrives (a test acting on what the CLI said).
  */
-export function foobarAsync(args: string[]): Promise<{code: number; stdout: string; stderr: string; out: string}> {
+export function foobarAsync(
+  args: string[],
+  o: {onOutput?: (out: string) => void} = {},
+): Promise<{code: number; stdout: string; stderr: string; out: string}> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
     let out = ''
-    child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), (out += d.toString())))
-    child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), (out += d.toString())))
+    child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), (out += d.toString()), o.onOutput?.(out)))
+    child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), (out += d.toString()), o.onOutput?.(out)))
     child.on('exit', (code) => resolve({code: code ?? -1, stdout, stderr, out}))
   })
 }
