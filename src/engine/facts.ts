@@ -9,7 +9,9 @@ export interface FileFact {
   owner?: string
   group?: string
   sha256?: string
-  /** Present for small non-secret files, for diffs. */
+  /** Bytes (a regular file). */
+  size?: number
+  /** Present for small non-secret files, for diffs (with `contents: false`, only once asked: contentsScript). */
   content?: string
 }
 
@@ -34,7 +36,8 @@ export const PENDING_FILE = '/var/lib/foobar/pending-reloads'
  * an earlier look (a Lynis report) must be younger than this.
  */
 export const LAST_APPLY = '/var/lib/foobar/last-apply'
-const MAX_CONTENT = 256 * 1024
+/** The largest file whose content the facts carry for a diff. */
+export const MAX_CONTENT = 256 * 1024
 
 export interface FactQuery {
   packages: string[]
@@ -47,6 +50,12 @@ export interface FactQuery {
    * each of its `units` (LivePlanner.units: asked with the services, in one query).
    */
   live?: Array<{component: string; script: string; units?: string[]}>
+  /**
+   * false: the files' mode, owner, hash and size, without their contents. The contents serve only the diffs of files
+   * that differ, which are asked for afterwards (contentsScript): a no-op run reads none (a full-stack web host's
+   * facts carried ~46 KB of contents in base64, issue 20). Default true.
+   */
+  contents?: boolean
 }
 
 /** A component's unit as `echo "unit U $(systemctl is-enabled U || echo none) $(systemctl is-active U || true)"` printed it. */
@@ -64,8 +73,8 @@ function allUnits(q: FactQuery): string[] {
 /**
  * One shell script whose output parseFacts reads. Every value is quoted. A fixed number of processes, whatever the
  * number of files and services (it used to fork ~5 per file and 2 per service; issue 20): the files are sorted by
- * the shell's own tests (no process), then one `stat`, one `sha256sum` and one `find | cat | base64` over all of
- * them; the services in two `systemctl` calls (units.ts). The components' live-state scripts run meanwhile, in the
+ * the shell's own tests (no process), then one `stat`, one `sha256sum` and (unless `contents: false`) one
+ * `find | cat | base64` over all of them; the services in two `systemctl` calls (units.ts). The components' live-state scripts run meanwhile, in the
  * background. `unitDirs`: where unit files are looked for (a test's own directory; the host's by default).
  */
 export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): string {
@@ -101,7 +110,7 @@ export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): str
   if (q.versions?.length) {
     lines.push(`dpkg-query -W -f='@@ver \${Package} \${Version}\\n' ${q.versions.map(shq).join(' ')} 2>/dev/null || true`)
   }
-  if (q.files.length) lines.push(filesScript(q.files, live.length > 0))
+  if (q.files.length) lines.push(filesScript(q.files, live.length > 0, q.contents !== false))
   lines.push(
     unitLinesScript(
       allUnits(q).map((s) => ({unit: s, prefix: `@@svc ${s}`})),
@@ -122,7 +131,7 @@ export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): str
  * concatenated in query order (parseFacts cuts it by the sizes and checks each piece against its hash). A FIFO or
  * device is never read. Paths must be absolute and without a newline (stat and sha256sum print one line per file).
  */
-function filesScript(files: FactQuery['files'], tempDir: boolean): string {
+function filesScript(files: FactQuery['files'], tempDir: boolean, contents: boolean): string {
   for (const f of files) {
     if (!f.path.startsWith('/') || /[\n\r]/.test(f.path))
       throw new Error(`file path ${JSON.stringify(f.path)}: must be absolute, without a line break`)
@@ -134,7 +143,7 @@ function filesScript(files: FactQuery['files'], tempDir: boolean): string {
       `elif [ -e ${p} ] || [ -L ${p} ]; then printf '@@other %s\\n' ${p}; else printf '@@nofile %s\\n' ${p}; fi`
     )
   })
-  const open = [...new Set(files.filter((f) => !f.secret).map((f) => f.path))]
+  const open = contents ? [...new Set(files.filter((f) => !f.secret).map((f) => f.path))] : []
   return [
     'fb_files() {',
     'set --',
@@ -154,6 +163,19 @@ function filesScript(files: FactQuery['files'], tempDir: boolean): string {
         ]
       : []),
   ].join('\n')
+}
+
+/**
+ * The contents of these (non-secret) files, for the diffs of a plan gathered with `contents: false`: the files' part
+ * of factsScript alone, read with parseFacts and the query contentsQuery(paths) gives. A file's content counts only
+ * where its hash is the one the facts saw (it may have changed in between).
+ */
+export function contentsScript(paths: string[]): string {
+  return filesScript(contentsQuery(paths).files, false, true)
+}
+
+export function contentsQuery(paths: string[]): FactQuery {
+  return {packages: [], files: paths.map((path) => ({path})), services: []}
 }
 
 /**
@@ -328,7 +350,7 @@ function fileFacts(
   for (const f of q.files) {
     const st = stats.get(f.path)
     if (kinds.has(f.path) || !st) continue
-    const fact: FileFact = {exists: true, mode: st.mode, owner: st.owner, group: st.group, sha256: shas.get(f.path)}
+    const fact: FileFact = {exists: true, mode: st.mode, owner: st.owner, group: st.group, sha256: shas.get(f.path), size: st.size}
     if (!f.secret && contents.has(f.path)) fact.content = contents.get(f.path)
     facts.files[f.path] = fact
   }

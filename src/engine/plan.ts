@@ -3,7 +3,7 @@ import {type Change, type HostPlan, type InstallGuard, PENDING_REASON, type Plan
 import {type HostDesired, PRIVATE_KEY_BLOCK, secretIfPrivateKey} from './desired.js'
 import {unifiedDiff} from './diff.js'
 import {isContainer} from '../util/virt.js'
-import type {FactQuery, HostFacts} from './facts.js'
+import {type FactQuery, type HostFacts, MAX_CONTENT} from './facts.js'
 
 export type {Change, HostPlan} from './contract.js'
 
@@ -52,6 +52,21 @@ export function factQuery(d: HostDesired): FactQuery {
       return {component, script: planner.script(ctx), ...(units?.length ? {units} : {})}
     }),
   }
+}
+
+/**
+ * Pure: the files whose content a plan's diffs need and the facts lack: the non-secret desired files that differ
+ * from the host's regular file of at most MAX_CONTENT bytes. None on a host that has every file as desired.
+ */
+export function contentsWanted(d: HostDesired, facts: HostFacts): string[] {
+  const wanted = new Set<string>()
+  for (const desired of d.files) {
+    const f = secretIfPrivateKey(desired)
+    const fact = facts.files[f.path]
+    if (f.secret || !fact?.exists || fact.content !== undefined || fact.size === undefined || fact.size > MAX_CONTENT) continue
+    if (fact.sha256 !== sha256(f.content)) wanted.add(f.path)
+  }
+  return [...wanted]
 }
 
 /**

@@ -16,8 +16,8 @@ import {
   prepareMaterial,
   preparePlanners,
 } from './desired.js'
-import {type HostFacts, discoveryScript, factsScript, parseDiscovery, parseFacts} from './facts.js'
-import {factQuery, planHost} from './plan.js'
+import {type HostFacts, contentsQuery, contentsScript, discoveryScript, factsScript, parseDiscovery, parseFacts} from './facts.js'
+import {contentsWanted, factQuery, planHost} from './plan.js'
 
 export type HostStatus = 'unchanged' | 'changed' | 'pending' | 'failed' | 'skipped'
 
@@ -76,10 +76,24 @@ export interface RunReport {
   canary?: CanaryReport
 }
 
-export async function gatherFacts(runner: Runner, desired: HostDesired): Promise<HostFacts> {
-  const q = factQuery(desired)
-  const res = await runner.run(factsScript(q))
-  return parseFacts(res.stdout, q)
+/**
+ * A host's facts for its desired state. The files' contents come only for the diffs: those of the files that differ,
+ * in a second round trip when there are any (none on a converged host). `learnClient`: the round trip also tells the
+ * runner the address it comes from (Runner.clientAddress then answers without asking).
+ */
+export async function gatherFacts(runner: Runner, desired: HostDesired, o: {learnClient?: boolean} = {}): Promise<HostFacts> {
+  const q = {...factQuery(desired), contents: false}
+  const res = await runner.run(factsScript(q), o.learnClient ? {learnClient: true} : undefined)
+  const facts = parseFacts(res.stdout, q)
+  const wanted = contentsWanted(desired, facts)
+  if (wanted.length === 0) return facts
+  const read = parseFacts((await runner.run(contentsScript(wanted))).stdout, contentsQuery(wanted))
+  for (const path of wanted) {
+    const got = read.files[path]
+    // Only the content the facts' hash describes: the file may have changed between the two reads.
+    if (got?.content !== undefined && got.sha256 === facts.files[path]!.sha256) facts.files[path]!.content = got.content
+  }
+  return facts
 }
 
 /**
@@ -94,11 +108,12 @@ export async function discoverHost(stack: Stack, inventory: Inventory, host: Hos
 }
 
 /**
- * A host's desired state (which holds the control address, as the host sees it) and its facts. The control address
- * takes a round trip of its own; the facts do not wait for it when this end of the connection knows its address
- * (a direct connection): the desired state is made with that address and the facts gathered at once, while the host
- * is asked. When the host names another address (NAT), the desired state is made again with it, and the facts
- * gathered again if that changes what is asked of the host.
+ * A host's desired state (which holds the control address, as the host sees it) and its facts. When this end of the
+ * connection knows its address (a direct connection), the desired state is made with that address and the facts
+ * gathered at once; their round trip also learns the address the host sees (no channel of its own where the runner
+ * can: a changing run's connection already holds its lock on one of sshd's two sessions). When the host names another
+ * address (NAT), the desired state is made again with it, and the facts gathered again if that changes what is asked
+ * of the host. Over a jump host (no guess) the address is asked first, beside the discovery.
  */
 export async function desiredAndFacts(
   stack: Stack,
@@ -108,26 +123,25 @@ export async function desiredAndFacts(
   options: Omit<DesiredOptions, 'controlAddress' | 'discovered'>,
   step?: (s: string) => void,
 ): Promise<{desired: HostDesired; facts: HostFacts}> {
-  const asked = runner.clientAddress()
+  const guess = runner.localAddress?.()
+  const asked = guess === undefined ? runner.clientAddress() : undefined
   // Left unhandled it would end the process if the discovery failed first; awaited below.
-  asked.catch(() => undefined)
+  asked?.catch(() => undefined)
   const discovered = await discoverHost(stack, inventory, host, runner, options.only)
   const make = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered})
-  const guess = runner.localAddress?.()
-  if (guess === undefined) {
+  if (asked) {
     const desired = make(await asked)
     step?.('gathering facts')
     return {desired, facts: await gatherFacts(runner, desired)}
   }
   const early = make(guess)
   step?.('gathering facts')
-  const gathering = gatherFacts(runner, early)
-  gathering.catch(() => undefined)
-  const controlAddress = await asked
-  if (controlAddress === guess) return {desired: early, facts: await gathering}
+  const facts = await gatherFacts(runner, early, {learnClient: true})
+  const controlAddress = await runner.clientAddress()
+  if (controlAddress === guess) return {desired: early, facts}
   const desired = make(controlAddress)
   const same = JSON.stringify(factQuery(desired)) === JSON.stringify(factQuery(early))
-  return {desired, facts: same ? await gathering : await gatherFacts(runner, desired)}
+  return {desired, facts: same ? facts : await gatherFacts(runner, desired)}
 }
 
 export type Planned = {plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}

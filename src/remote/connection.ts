@@ -53,6 +53,20 @@ const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  */
 export const STDIN_SCRIPT_BYTES = 4096
 
+/** The first line of a command run with `client` (commandFor): the connection's SSH_CONNECTION. */
+const CLIENT_LINE = '@@client '
+
+/**
+ * Takes the line commandFor's `client` put first off a command's output: the address the connection comes from
+ * (SSH_CONNECTION's first word; null when it is empty) and the command's own output. undefined: no such line.
+ */
+export function splitClientLine(stdout: string): {client: string | null; stdout: string} | undefined {
+  if (!stdout.startsWith(CLIENT_LINE)) return undefined
+  const end = stdout.indexOf('\n')
+  const line = end < 0 ? stdout : stdout.slice(0, end)
+  return {client: line.slice(CLIENT_LINE.length).trim().split(' ')[0] || null, stdout: end < 0 ? '' : stdout.slice(end + 1)}
+}
+
 /**
  * The one place a command line is built: `sh -c` with the fixed environment, through `sudo -n` for root unless
  * logged in as root. A long script without stdin of its own goes on stdin: the command line then names it by its
@@ -60,12 +74,15 @@ export const STDIN_SCRIPT_BYTES = 4096
  */
 export function commandFor(
   script: string,
-  o: {root: boolean; user: string; stdin?: string | import('node:stream').Readable},
+  o: {root: boolean; user: string; stdin?: string | import('node:stream').Readable; client?: boolean},
 ): {command: string; stdin?: string | import('node:stream').Readable} {
   const long = o.stdin === undefined && Buffer.byteLength(script) >= STDIN_SCRIPT_BYTES
   const label = script.split('\n', 1)[0]!.slice(0, 60)
   const body = long ? `: ${shq(label)}; fb_script=$(cat; echo x); eval "\${fb_script%x}"` : script
-  const inner = `/bin/sh -c ${shq(PRELUDE + body)}`
+  // `client`: the login shell expands SSH_CONNECTION into the script's $1 (sudo's env_reset would drop the variable
+  // itself); the script prints it first, then runs with no positional parameters.
+  const client = o.client ? `printf '${CLIENT_LINE}%s\\n' "$1"; set --; ` : ''
+  const inner = `/bin/sh -c ${shq(PRELUDE + client + body)}${o.client ? ' fb "$SSH_CONNECTION"' : ''}`
   return {command: o.root && o.user !== 'root' ? `sudo -n -- ${inner}` : inner, stdin: long ? script : o.stdin}
 }
 
@@ -279,6 +296,8 @@ export function sshTransport(options: ConnectOptions = {}): Transport {
 export class Connection implements Runner {
   private channelsOpen = 0
   private readonly queue: Array<() => void> = []
+  /** The address the host sees this connection come from, once known (null: SSH_CONNECTION was empty). */
+  private client: string | null | undefined
 
   private constructor(
     readonly host: Host,
@@ -397,7 +416,12 @@ export class Connection implements Runner {
   /** Runs a shell snippet. Values inside it must already be quoted with shq(). */
   async run(script: string, options: RunOptions = {}): Promise<RunResult> {
     const started = Date.now()
-    const result = await this.exec(script, {root: options.root ?? true, stdin: options.stdin, timeoutMs: options.timeoutMs})
+    const result = await this.exec(script, {
+      root: options.root ?? true,
+      stdin: options.stdin,
+      timeoutMs: options.timeoutMs,
+      client: options.learnClient,
+    })
     trace(this.host.name, Date.now() - started, script)
     if ((options.check ?? true) && result.code !== 0) {
       throw new RemoteError(this.host.name, shownCommand(script), result.code, result.stderr || result.stdout)
@@ -425,9 +449,17 @@ export class Connection implements Runner {
   /** Runs a script over a channel of its own (commandFor builds its command line). */
   private async exec(
     script: string,
-    o: {root: boolean; stdin?: string | import('node:stream').Readable; onStdout?: (chunk: Buffer) => void; timeoutMs?: number},
+    o: {
+      root: boolean
+      stdin?: string | import('node:stream').Readable
+      onStdout?: (chunk: Buffer) => void
+      timeoutMs?: number
+      /** Learn the client address from this command (not with onStdout): see RunOptions.learnClient. */
+      client?: boolean
+    },
   ): Promise<RunResult> {
-    const {command, stdin} = commandFor(script, {root: o.root, user: this.user, stdin: o.stdin})
+    const client = Boolean(o.client && !o.onStdout)
+    const {command, stdin} = commandFor(script, {root: o.root, user: this.user, stdin: o.stdin, client})
     const timeoutMs = o.timeoutMs ?? COMMAND_TIMEOUT_MS
     await this.channel()
     try {
@@ -457,7 +489,9 @@ export class Connection implements Runner {
             const said = `timed out after ${timeoutMs / 1000} s (foobar stopped waiting; the command may still be running on ${this.host.name})`
             return {code: TIMED_OUT, stdout: '', stderr: `${said}\n`}
           }
-          return {code: res.code ?? -1, stdout: o.onStdout ? '' : res.stdout, stderr: res.stderr}
+          const learned = client ? splitClientLine(res.stdout) : undefined
+          if (learned) this.client = learned.client
+          return {code: res.code ?? -1, stdout: o.onStdout ? '' : (learned?.stdout ?? res.stdout), stderr: res.stderr}
         } catch (error) {
           // sshd frees a finished session's slot a moment after the client sees it close: a channel opened right
           // then is refused. Nothing ran, so it is safe to open it again.
@@ -493,10 +527,16 @@ export class Connection implements Runner {
     return this.local
   }
 
-  /** The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it). */
+  /**
+   * The address this connection comes from, as the host sees it (SSH_CONNECTION; sudo would drop it): asked once a
+   * connection, or learned by a command run with `learnClient`.
+   */
   async clientAddress(): Promise<string | undefined> {
-    const r = await this.run('echo "$SSH_CONNECTION"', {root: false, check: false})
-    return r.stdout.trim().split(' ')[0] || undefined
+    if (this.client === undefined) {
+      const r = await this.run('echo "$SSH_CONNECTION"', {root: false, check: false})
+      this.client = r.stdout.trim().split(' ')[0] || null
+    }
+    return this.client ?? undefined
   }
 
   async hold(script: string): Promise<{line: string; code?: number; release: () => void}> {

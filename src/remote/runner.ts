@@ -22,6 +22,11 @@ export interface RunOptions {
    * says so. Long by design — apt and first starts take minutes — but a hung command never hangs foobar.
    */
   timeoutMs?: number
+  /**
+   * Also learn, in this round trip, the address the connection comes from: clientAddress() then answers without
+   * asking. For a command run at the start anyway (the facts). A runner that cannot ignores it (and asks later).
+   */
+  learnClient?: boolean
 }
 
 /** How long a remote command may run by default (package installs pass their own, longer, limit). */

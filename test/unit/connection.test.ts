@@ -77,11 +77,15 @@ describe('Connection: commands on one connection', () => {
 
 describe('Connection: a long script goes to the shell on stdin, not on the command line', () => {
   /** Runs the command line as the login shell would, locally (sudo left out): what the host would print. */
-  function local(seen: Array<{command: string; stdin?: unknown}>): Connection {
+  function local(seen: Array<{command: string; stdin?: unknown}>, env: Record<string, string> = {}): Connection {
     return connection(async (command, ...rest) => {
       const o = (rest[0] ?? {}) as {stdin?: string}
       seen.push({command, stdin: o.stdin})
-      const r = spawnSync('/bin/sh', ['-c', command.replace(/^sudo -n -- /, '')], {input: o.stdin ?? '', encoding: 'utf8'})
+      const r = spawnSync('/bin/sh', ['-c', command.replace(/^sudo -n -- /, '')], {
+        input: o.stdin ?? '',
+        encoding: 'utf8',
+        env: {...process.env, ...env},
+      })
       return {code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr}
     })
   }
@@ -119,5 +123,46 @@ describe('Connection: a long script goes to the shell on stdin, not on the comma
     const withInput = await conn.run(`${long.replace('exit 3', 'exit 0')}`, {stdin: 'given'})
     expect(withInput.stdout).toContain('stdin: [given]')
     expect(seen[1]!.command.length).toBeGreaterThan(STDIN_SCRIPT_BYTES)
+  })
+
+  // The login shell has SSH_CONNECTION; sudo's env_reset would drop it, so it reaches the script as an argument.
+  const SSH_CONNECTION = '198.51.100.7 50022 10.77.0.12 22'
+
+  test.each([
+    ['a short script', 'echo "args: $#"; echo out', 'args: 0\nout\n'],
+    [
+      'a long one, on stdin',
+      `${long.replace('exit 3', 'echo "args: $#"')}`,
+      `first line\nstdin: []\nlast ${'x'.repeat(10)}\n\n\nargs: 0\n`,
+    ],
+  ])(
+    "learnClient, %s: the address the host sees comes with the output, which is the script's own; no second round trip",
+    async (_, script, output) => {
+      const seen: Array<{command: string; stdin?: unknown}> = []
+      const conn = local(seen, {SSH_CONNECTION})
+      const r = await conn.run(script, {learnClient: true})
+      expect(r.stdout).toBe(output)
+      expect(seen).toHaveLength(1)
+      expect(await conn.clientAddress()).toBe('198.51.100.7')
+      expect(seen).toHaveLength(1)
+    },
+  )
+
+  test('without learnClient the address is asked once, on a channel of its own, and kept', async () => {
+    const seen: Array<{command: string; stdin?: unknown}> = []
+    const conn = local(seen, {SSH_CONNECTION})
+    expect((await conn.run('echo "args: $#"')).stdout).toBe('args: 0\n')
+    expect(seen[0]!.command).not.toContain('SSH_CONNECTION')
+    expect(await conn.clientAddress()).toBe('198.51.100.7')
+    expect(await conn.clientAddress()).toBe('198.51.100.7')
+    expect(seen).toHaveLength(2)
+  })
+
+  test('learnClient where SSH_CONNECTION is empty: no address, and none asked again', async () => {
+    const seen: Array<{command: string; stdin?: unknown}> = []
+    const conn = local(seen, {SSH_CONNECTION: ''})
+    expect((await conn.run('echo out', {learnClient: true})).stdout).toBe('out\n')
+    expect(await conn.clientAddress()).toBeUndefined()
+    expect(seen).toHaveLength(1)
   })
 })

@@ -5,7 +5,18 @@
  */
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import {userInfo, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
@@ -144,11 +155,13 @@ describe('factsScript run for real with /bin/sh', () => {
   })
 
   test('a regular file: mode, owner, group, sha256 and its exact (UTF-8) content', () => {
-    expect(facts.files[small]).toEqual({exists: true, mode: 0o640, owner: me, group: myGroup, sha256: sha(utf8), content: utf8})
+    const size = Buffer.byteLength(utf8)
+    expect(facts.files[small]).toEqual({exists: true, mode: 0o640, owner: me, group: myGroup, sha256: sha(utf8), size, content: utf8})
   })
 
   test('a secret file: hash and mode but never its content', () => {
-    expect(facts.files[secret]).toEqual({exists: true, mode: 0o600, owner: me, group: myGroup, sha256: sha('PRIVATE KEY MATERIAL\n')})
+    const [sha256, size] = [sha('PRIVATE KEY MATERIAL\n'), 'PRIVATE KEY MATERIAL\n'.length]
+    expect(facts.files[secret]).toEqual({exists: true, mode: 0o600, owner: me, group: myGroup, sha256, size})
     expect(out).not.toContain(b64('PRIVATE KEY MATERIAL\n'))
   })
 
@@ -318,8 +331,16 @@ describe('the batched facts script gives what the per-file one gave (run for rea
   const old = parseFacts(before.stdout, q)
   const now = parseFacts(after.stdout, q)
 
-  test('the same facts, file by file and service by service', () => {
-    expect(now).toStrictEqual(old)
+  test("the same facts, file by file and service by service (and the regular files' sizes, which it had not)", () => {
+    const sizes = Object.fromEntries(Object.entries(now.files).map(([path, f]) => [path, f.size]))
+    expect(sizes[conf]).toBe(statSync(conf).size)
+    expect(sizes[exact]).toBe(256 * 1024)
+    expect(sizes[over]).toBe(256 * 1024 + 1)
+    expect(sizes[missing]).toBeUndefined()
+    expect(sizes[subdir]).toBeUndefined()
+    const sizeless = structuredClone(now)
+    for (const f of Object.values(sizeless.files)) delete f.size
+    expect(sizeless).toStrictEqual(old)
     // What the reference says, so that the comparison compares something.
     expect(Object.keys(now.files)).toHaveLength(12)
     expect(now.files[conf]!.content).toContain('déjà ✓')
@@ -333,6 +354,7 @@ describe('the batched facts script gives what the per-file one gave (run for rea
       owner: expect.any(String),
       group: expect.any(String),
       sha256: sha(readFileSync(key, 'utf8')),
+      size: statSync(key).size,
     })
     for (const p of [link, dangling, subdir, fifo]) expect(now.files[p]).toEqual({exists: true, sha256: 'not-a-regular-file'})
     expect(now.files[missing]).toEqual({exists: false})
@@ -486,6 +508,7 @@ describe('the batched facts script gives what the per-file one gave (run for rea
       owner: expect.any(String),
       group: expect.any(String),
       sha256: sha('odd\n'),
+      size: 4,
       content: 'odd\n',
     })
     expect(f.files[conf]!.content).toBe(old.files[conf]!.content)
@@ -506,7 +529,7 @@ describe('the batched facts script gives what the per-file one gave (run for rea
       `@@blob ${Buffer.from('XYZhi').toString('base64')}`,
     ].join('\n')
     const f = parseFacts(out, {packages: [], files: [{path: '/a'}, {path: '/b'}], services: []})
-    expect(f.files['/a']).toEqual({exists: true, mode: 0o644, owner: 'root', group: 'root', sha256: sha('xyz')})
+    expect(f.files['/a']).toEqual({exists: true, mode: 0o644, owner: 'root', group: 'root', sha256: sha('xyz'), size: 3})
     expect(f.files['/b']!.content).toBe('hi')
   })
 })

@@ -11,7 +11,7 @@ import {type HostDesired, preparePlanners} from '../../src/engine/desired.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {HAPROXY_CFG} from '../../src/components/haproxy/index.js'
 import type {HostFacts} from '../../src/engine/facts.js'
-import {type Change, POLICY_RC_D, describe, factQuery, planHost, sha256} from '../../src/engine/plan.js'
+import {type Change, POLICY_RC_D, contentsWanted, describe, factQuery, planHost, sha256} from '../../src/engine/plan.js'
 import {jsonChanges} from '../../src/cli/plan-output.js'
 import {iptablesVariant, loadExample} from './support/render.js'
 
@@ -194,6 +194,25 @@ group('planHost', () => {
 
     delete facts.files[HAPROXY_CFG]!.content
     expect((planHost(d, facts).changes[0] as Extract<Change, {kind: 'file'}>).diff).toBe('(content differs)')
+  })
+
+  test('contentsWanted: the content a diff needs and the facts lack, of differing non-secret regular files only', () => {
+    const d = desired('lb1')
+    // The facts as gathered without contents: hashes and sizes.
+    const facts = converged(d)
+    for (const f of Object.values(facts.files)) if (f.exists) [f.size, f.content] = [100, undefined]
+    expect(contentsWanted(d, facts)).toEqual([])
+    const secret = d.files.find((f) => f.secret)!
+    facts.files[HAPROXY_CFG]!.sha256 = sha256('old')
+    facts.files[secret.path]!.sha256 = sha256('old key')
+    expect(contentsWanted(d, facts)).toEqual([HAPROXY_CFG])
+    facts.files[HAPROXY_CFG]!.size = 256 * 1024 + 1
+    expect(contentsWanted(d, facts)).toEqual([])
+    // Not a regular file (a directory where the file belongs), or already read: nothing to ask.
+    facts.files[HAPROXY_CFG] = {exists: true, sha256: 'not-a-regular-file'}
+    expect(contentsWanted(d, facts)).toEqual([])
+    facts.files[HAPROXY_CFG] = {exists: true, sha256: sha256('old'), size: 3, content: 'old'}
+    expect(contentsWanted(d, facts)).toEqual([])
   })
 
   test('only mode or owner wrong: fixed in place, no reload', () => {

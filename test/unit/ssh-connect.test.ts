@@ -288,3 +288,24 @@ describe('a remote command that hangs', () => {
     }
   })
 })
+
+describe("the address the host sees foobar's connection come from", () => {
+  test('learned by a command run with learnClient (sshd sets SSH_CONNECTION): the same address as asked alone', async (ctx) => {
+    need(ctx)
+    const h = host('web1', '127.0.0.1', {
+      port: target.port,
+      identityFile: lab.clientKey,
+      knownHosts: knownHosts([line(target.port, target.hostKey)]),
+    })
+    const [learning, asking] = [await open(h), await open(h)]
+    try {
+      const r = await learning.run('echo "args: $#"', {learnClient: true})
+      expect(r.stdout).toBe('args: 0\n')
+      expect(await learning.clientAddress()).toBe('127.0.0.1')
+      expect(await asking.clientAddress()).toBe('127.0.0.1')
+    } finally {
+      learning.close()
+      asking.close()
+    }
+  })
+})
