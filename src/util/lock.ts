@@ -29,11 +29,16 @@ export const BUSY = 75
 
 /**
  * The shell command that takes `path`'s lock without waiting, records the holder, says `locked` and holds the
- * lock until its standard input closes.
+ * lock until its standard input closes. The shell opens the file on descriptor 9 and flock(1) locks that
+ * descriptor; the shell then becomes `cat`, which keeps it open: two processes fewer than flock running a shell
+ * (issue 20: every changing run takes this lock on every host), the same lock (flock on the same file).
  */
 export function holdScript(path: string, info: string): string {
-  const holder = `${path}.holder`
-  return `mkdir -p ${shq(dirname(path))} && exec flock -n -E ${BUSY} ${shq(path)} sh -c ${shq(`printf '%s\\n' ${shq(info)} > ${shq(holder)}; echo locked; exec cat >/dev/null`)}`
+  const dir = shq(dirname(path))
+  return [
+    `{ [ -d ${dir} ] || mkdir -p ${dir}; } && exec 9>>${shq(path)} && flock -n -E ${BUSY} 9 || exit`,
+    `printf '%s\\n' ${shq(info)} > ${shq(`${path}.holder`)}; echo locked; exec cat >/dev/null`,
+  ].join('; ')
 }
 
 export interface Held {
