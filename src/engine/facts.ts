@@ -74,8 +74,8 @@ function allUnits(q: FactQuery): string[] {
  * One shell script whose output parseFacts reads. Every value is quoted. A fixed number of processes, whatever the
  * number of files and services (it used to fork ~5 per file and 2 per service; issue 20): the files are sorted by
  * the shell's own tests (no process), then one `stat`, one `sha256sum` and (unless `contents: false`) one
- * `find | cat | base64` over all of them; the services in two `systemctl` calls (units.ts). The components' live-state scripts run meanwhile, in the
- * background. `unitDirs`: where unit files are looked for (a test's own directory; the host's by default).
+ * `find | cat | base64` over all of them; the services in two `systemctl` calls (units.ts). The components'
+ * live-state scripts run meanwhile, in the background. `unitDirs`: where unit files are looked for (a test's own directory; the host's by default).
  */
 export function factsScript(q: FactQuery, opts: {unitDirs?: string[]} = {}): string {
   for (const l of q.live ?? []) {
