@@ -502,15 +502,12 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   const services = only(plan.changes, 'service')
   /** Services started or reloaded in this run, in order: a rollback reloads them on the restored files. */
   const touched: Array<{spec: (typeof desired.services)[number]; wasActive: boolean}> = []
-  // Enabled in one call: systemctl reloads systemd after each enable (0.5-1 s each on a busy lab host, 6 on a
-  // full-stack web server's first run), once for all of them here. Quiet unless it fails, then said by a second try.
-  const enable = desired.services.filter((spec) => services.some((s) => s.name === spec.name && s.enable)).map((s) => shq(s.name))
-  if (enable.length) await runner.run(`systemctl enable ${enable.join(' ')} >/dev/null 2>&1 || systemctl enable ${enable.join(' ')}`)
   // In component order: the app is up before nginx's health check asks it.
   for (const spec of desired.services) {
     const svc = services.find((s) => s.name === spec.name)
     const reload = reloads.find((r) => r.name === spec.name)
     if (!svc && !reload) continue
+    if (svc?.enable) await runner.run(`systemctl enable ${shq(spec.name)} >/dev/null 2>&1 || systemctl enable ${shq(spec.name)}`)
     const active = (await runner.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
     if (!active) {
       step(`starting ${spec.name}`)

@@ -88,18 +88,6 @@ describe('provisioning a bare host', () => {
     expect(web1.journal().at(-1)).toBe('systemctl stop foobar-firewall-revert.timer')
   })
 
-  test('the services to enable are enabled by one systemctl call (systemd reloaded once, not once each), before any starts', () => {
-    const scripts = web1.log.map((c) => c.script)
-    // The services' enable (the upgrades component enables its boot unit in a live step of its own).
-    const enables = scripts.filter((s) => /^systemctl enable .* \|\| systemctl enable /.test(s))
-    expect(enables).toHaveLength(1)
-    // The app (its unit is new) and the Lynis timer, each enabled on the host by that one call.
-    const names = /^systemctl enable (.*?) >\/dev\/null/.exec(enables[0]!)![1]!.split(' ')
-    expect(names).toEqual(['foobar-app', 'foobar-lynis.timer'])
-    for (const n of names) expect(web1.journal()).toContain(`systemctl enable ${n}`)
-    expect(scripts.indexOf(enables[0]!)).toBeLessThan(scripts.findIndex((s) => s.includes('systemctl start ')))
-  })
-
   test("a drop-in the packages' maintainer scripts must find is written before them, and systemd told, once", () => {
     const scripts = web1.log.map((c) => c.script)
     const dropIn = '/etc/systemd/system/usbguard.service.d/60-foobar.conf'

@@ -126,9 +126,8 @@ export function planUpgradeUnits(lines: string[], timersChanged: string | undefi
       apply: async (h) => {
         h.step('starting the upgrade timers in their window')
         const all = TIMERS.map(shq).join(' ')
-        // The lab's image (and some images) mask them; foobar's hardening wants them. unmask and enable each reload
-        // systemd: the unmask leaves it to the enable (which works on the unit files), one reload before the restart.
-        await h.runner.run(`systemctl --no-reload unmask ${all} >/dev/null 2>&1; systemctl enable ${all} 2>&1 && systemctl restart ${all}`)
+        // The lab's image (and some images) mask them; foobar's hardening wants them.
+        await h.runner.run(`systemctl unmask ${all} >/dev/null 2>&1; systemctl enable ${all} 2>&1 && systemctl restart ${all}`)
       },
     })
   }
