@@ -267,14 +267,19 @@ describe('the identity file', () => {
   })
 })
 
+/** web1 on the target sshd: its host key known, the lab's client key. */
+function webOnTarget(): Host {
+  return host('web1', '127.0.0.1', {
+    port: target.port,
+    identityFile: lab.clientKey,
+    knownHosts: knownHosts([line(target.port, target.hostKey)]),
+  })
+}
+
 describe('a remote command that hangs', () => {
   test('ends at its time limit with code 124 and says so; the connection keeps working', async (ctx) => {
     need(ctx)
-    const h = host('web1', '127.0.0.1', {
-      port: target.port,
-      identityFile: lab.clientKey,
-      knownHosts: knownHosts([line(target.port, target.hostKey)]),
-    })
+    const h = webOnTarget()
     const c = await open(h)
     try {
       const t0 = Date.now()
@@ -292,11 +297,7 @@ describe('a remote command that hangs', () => {
 describe("the address the host sees foobar's connection come from", () => {
   test('learned by a command run with learnClient (sshd sets SSH_CONNECTION): the same address as asked alone', async (ctx) => {
     need(ctx)
-    const h = host('web1', '127.0.0.1', {
-      port: target.port,
-      identityFile: lab.clientKey,
-      knownHosts: knownHosts([line(target.port, target.hostKey)]),
-    })
+    const h = webOnTarget()
     const [learning, asking] = [await open(h), await open(h)]
     try {
       const r = await learning.run('echo "args: $#"', {learnClient: true})
