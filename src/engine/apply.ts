@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
 import {Failure, RemoteError, shownCommand} from '../util/errors.js'
 import {type RunResult, type Runner, TIMED_OUT} from '../remote/runner.js'
-import {shq} from '../util/shell.js'
+import {SIGNALS_EXIT, shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
 import {
   type Change,
@@ -51,8 +51,13 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path), bytes?
     'set -e',
     // New directories are world-readable (daemons running as other users read them); the temp file is not.
     `umask 022; mkdir -p ${shq(dirname(f.path))}; umask 077; mkdir -p ${shq(dirname(backupOf(f.path)))}`,
-    // A failure from here on leaves no temp file behind.
+    // A failure from here on leaves no temp file behind, a dropped connection's signals included: dash runs no EXIT
+    // trap when a signal ends it, and the first write to the closed pipes (the "cut short" message) raises SIGPIPE.
     `trap 'rm -f ${tmp}' EXIT`,
+    ...SIGNALS_EXIT,
+    // A temp file an earlier write left (its shell SIGKILLed, the host down mid-write) goes now: the host lock keeps
+    // any other foobar from writing here.
+    `for fb_t in ${shq(`${dirname(f.path)}/.${f.path.split('/').pop()}.foobar-`)}????????????; do if [ -f "$fb_t" ] && [ "$fb_t" != ${tmp} ]; then rm -f -- "$fb_t"; fi; done`,
     // In a batch the contents come one after the other: exactly this file's bytes (GNU head reads no more), and all
     // of them (a connection that dropped mid-content must not leave a short file to move in place).
     ...(bytes === undefined
@@ -275,7 +280,7 @@ export function guardedInstall(guards: InstallGuard[], command: string): string 
   if (!guards.length) return command
   const lines = ['fb_made=']
   lines.push('fb_clean() { for fb_f in $fb_made; do rm -f "$fb_f"; done; }')
-  lines.push("trap 'fb_clean' EXIT", "trap 'exit 129' HUP", "trap 'exit 130' INT", "trap 'exit 143' TERM")
+  lines.push("trap 'fb_clean' EXIT", ...SIGNALS_EXIT)
   for (const g of guards) {
     if (!/^\/[A-Za-z0-9._/-]+$/.test(g.path)) throw new Error(`install guard path not allowed: ${g.path}`)
     const p = shq(g.path)

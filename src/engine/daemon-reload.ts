@@ -12,7 +12,7 @@
  * recognise goes to the real systemctl after the due reload: as before.
  */
 
-import {shq} from '../util/shell.js'
+import {SIGNALS_EXIT, shq} from '../util/shell.js'
 
 /** apt's default DPkg::Path: the PATH it gives dpkg and the maintainer scripts. */
 const APT_DPKG_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
@@ -61,9 +61,7 @@ export function oneDaemonReload(command: (dpkgPath: string) => string, o: {syste
     'fi',
     'fb_reload() { if [ -n "$fb_sd" ]; then if [ -e "$fb_sd/reload-due" ]; then "$fb_sc" daemon-reload || :; fi; rm -rf "$fb_sd"; fb_sd=; fi; }',
     "trap 'fb_reload' EXIT",
-    "trap 'exit 129' HUP",
-    "trap 'exit 130' INT",
-    "trap 'exit 143' TERM",
+    ...SIGNALS_EXIT,
     // apt's configured DPkg::Path (apt-config quotes what it prints for the shell).
     `fb_ap=; eval "$(apt-config shell fb_ap DPkg::Path 2>/dev/null)" 2>/dev/null; [ -n "$fb_ap" ] || fb_ap=${APT_DPKG_PATH}`,
     'if [ -n "$fb_sd" ]; then PATH="$fb_sd:$PATH"; fb_ap="$fb_sd:$fb_ap"; fi',

@@ -4,3 +4,10 @@ export function shq(value: string | number): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s
   return `'${s.replace(/'/g, `'\\''`)}'`
 }
+
+/**
+ * The traps that turn a hangup, an interrupt, a closed pipe or a TERM into an exit, so the shell's EXIT trap runs (dash
+ * runs none when a signal ends it). SIGPIPE matters most: sshd closes the pipes when the connection drops, and the
+ * next write to them raises it.
+ */
+export const SIGNALS_EXIT = ["trap 'exit 129' HUP", "trap 'exit 130' INT", "trap 'exit 141' PIPE", "trap 'exit 143' TERM"]

@@ -148,6 +148,8 @@ describe.skipIf(!labIsUp())('engine on the lab', () => {
       const content = await sshOk('web2', `sudo cat ${f}`)
       expect(content.startsWith('# Managed by foobar')).toBe(true)
     }
+    // Nor a temp file beside them (CI on 9d95860: .80foobar-proxy.foobar-… left on web2, found by 55-faults).
+    expect(await sshOk('web2', "sudo find /etc /opt /usr/local/lib -name '.*.foobar-*' 2>/dev/null")).toBe('')
     const r = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])
     expect(r.code, r.stderr).toBe(0)
     const again = foobar(['provision', '-i', LAB_INVENTORY, '--yes', '--json'])

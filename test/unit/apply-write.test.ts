@@ -4,7 +4,8 @@
  * validator failing (candidate: old file untouched; config: previous file put back, a new one removed).
  * Root only (chown to root:root, backups under /var/lib/foobar/backup); cleans up what it creates there.
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
+import {once} from 'node:events'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -217,5 +218,41 @@ describe.skipIf(!IS_ROOT)('writeFilesScript: several files in one round trip (ro
     expect(r.stderr).toMatch(/two\.conf: content cut short \(previous file kept\)/)
     expect(readFileSync(files[1]!.path, 'utf8')).toBe('v1\n')
     expect(readdirSync(dirname(files[1]!.path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))).toEqual([])
+  })
+
+  test('the connection dropped mid-content (stdin ends, stdout and stderr closed): no temp file left, the previous file kept', async () => {
+    // What sshd does to the remote shell when foobar is killed: the pipes close. The first write to them (the "cut
+    // short" message) raises SIGPIPE, and a signal ends dash without its EXIT trap unless the script turns it into an exit.
+    const files = [at('one.conf', 'v2 of one, long enough\n'), at('two.conf', 'two\n')]
+    mkdirSync(dirname(files[0]!.path), {recursive: true})
+    writeFileSync(files[0]!.path, 'v1\n')
+    const child = spawn('/bin/sh', ['-c', writeFilesScript(files)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {PATH: '/usr/sbin:/usr/bin:/sbin:/bin'},
+    })
+    child.stdout.destroy()
+    child.stderr.destroy()
+    child.stdin.end(batchInput(files).slice(0, 10))
+    const [code] = (await once(child, 'exit')) as [number | null]
+    expect(code).not.toBe(0)
+    expect(readFileSync(files[0]!.path, 'utf8')).toBe('v1\n')
+    expect(readdirSync(dirname(files[0]!.path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))).toEqual([])
+    expect(existsSync(files[1]!.path)).toBe(false)
+  })
+
+  test("a temp file an earlier write left (its shell SIGKILLed) goes with the next write of that file; another file's stays", () => {
+    const files = [at('a.conf', 'a\n'), at('b.conf', 'b\n')]
+    const dir = dirname(files[0]!.path)
+    mkdirSync(dir, {recursive: true})
+    writeFileSync(join(dir, '.a.conf.foobar-0123456789ab'), 'half')
+    writeFileSync(join(dir, '.c.conf.foobar-0123456789ab'), 'another file of the directory')
+    const r = writeAll(files)
+    expect(r.status, r.stderr).toBe(0)
+    expect(
+      readdirSync(dir)
+        .filter((e) => e.startsWith('.'))
+        .sort(),
+    ).toEqual(['.c.conf.foobar-0123456789ab'])
+    expect(readFileSync(files[0]!.path, 'utf8')).toBe('a\n')
   })
 })
