@@ -1,5 +1,13 @@
 import {createHash} from 'node:crypto'
-import {type Change, type HostPlan, type InstallGuard, PENDING_REASON, type PlanContext, type ServiceSpec} from './contract.js'
+import {
+  type Change,
+  type DesiredFile,
+  type HostPlan,
+  type InstallGuard,
+  PENDING_REASON,
+  type PlanContext,
+  type ServiceSpec,
+} from './contract.js'
 import {type HostDesired, PRIVATE_KEY_BLOCK, secretIfPrivateKey} from './desired.js'
 import {unifiedDiff} from './diff.js'
 import {isContainer} from '../util/virt.js'
@@ -8,6 +16,14 @@ import {type FactQuery, type HostFacts, MAX_CONTENT} from './facts.js'
 export type {Change, HostPlan} from './contract.js'
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
+
+/** A desired file's content hash, computed once however many times a run compares it (contentsWanted, planHost, a replan). */
+const contentHashes = new WeakMap<DesiredFile, string>()
+function contentSha(f: DesiredFile): string {
+  let h = contentHashes.get(f)
+  if (h === undefined) contentHashes.set(f, (h = sha256(f.content)))
+  return h
+}
 
 export const POLICY_RC_D = '/usr/sbin/policy-rc.d'
 
@@ -64,7 +80,7 @@ export function contentsWanted(d: HostDesired, facts: HostFacts): string[] {
     const f = secretIfPrivateKey(desired)
     const fact = facts.files[f.path]
     if (f.secret || !fact?.exists || fact.content !== undefined || fact.size === undefined || fact.size > MAX_CONTENT) continue
-    if (fact.sha256 !== sha256(f.content)) wanted.add(f.path)
+    if (fact.sha256 !== contentSha(desired)) wanted.add(f.path)
   }
   return [...wanted]
 }
@@ -96,7 +112,7 @@ export function planHost(d: HostDesired, facts: HostFacts): HostPlan {
     // A private key is secret whatever was declared (desiredState does this too; a plan built from other input as well).
     const f = secretIfPrivateKey(desired)
     const fact = facts.files[f.path] ?? {exists: false}
-    const wantSha = sha256(f.content)
+    const wantSha = contentSha(desired)
     let change: Change | undefined
     if (!fact.exists) {
       change = {

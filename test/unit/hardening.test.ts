@@ -225,7 +225,8 @@ describe('plan against hand-made facts', () => {
 
   test('the fact script asks for every key, path and unit, quoted', () => {
     const script = hardeningFactsScript(hardeningSpec(only().host))
-    for (const k of Object.keys(SYSCTL)) expect(script).toContain(`sysctl -n ${k}`)
+    // Read by the shell from /proc/sys (units.test checks the lines against `sysctl -n`'s for real).
+    for (const k of Object.keys(SYSCTL)) expect(script).toContain(`< /proc/sys/${k.replaceAll('.', '/')}; fi; echo "sysctl ${k} $fb_v"`)
     expect(script).toContain("stat -c 'mode %n %a %U %G'")
     expect(script).toContain('if [ -e /etc/crontab ]; then set -- "$@" /etc/crontab; fi')
     // The units are asked by the engine, with the other facts' (one systemctl query a host).

@@ -16,15 +16,17 @@ export type HardeningAction =
 /**
  * Live state, in one round trip with the other facts (the engine tags the lines). The lines are those of the
  * per-key form (`echo "sysctl K $(sysctl -n K || echo -)"`, `echo "mode P $(stat -c '%a %U %G' P)"` for each path
- * that exists, units.ts for the units) with a fixed number of processes: a key that names a file under /proc/sys
- * is read by the shell itself (first line; `-` when it cannot be opened), the paths take one `stat`.
+ * that exists, units.ts for the units) with a fixed number of processes: a plain key is read by the shell itself
+ * from its file under /proc/sys (first line; `-` when there is none or it cannot be opened), the paths take one `stat`.
  */
 export function hardeningFactsScript(spec: HardeningSpec): string {
   const lines = Object.keys(spec.sysctl).map((k) => {
     const file = `/proc/sys/${k.replace(/\./g, '/')}`
     const slow = `echo "sysctl ${k} $(sysctl -n ${shq(k)} 2>/dev/null || echo -)"`
     if (!/^[a-z0-9_]+(\.[a-z0-9_]+)+$/.test(k)) return slow
-    return `if [ -f ${file} ]; then fb_v=-; { IFS= read -r fb_v || :; } 2>/dev/null < ${file}; echo "sysctl ${k} $fb_v"; else ${slow}; fi`
+    // No file: sysctl -n reads the same file (dots to slashes), so it could only answer `-` too (a container hides
+    // kernel.sysrq and kernel.yama.ptrace_scope: two processes a run saved there).
+    return `fb_v=-; if [ -f ${file} ]; then { IFS= read -r fb_v || :; } 2>/dev/null < ${file}; fi; echo "sysctl ${k} $fb_v"`
   })
   if (spec.modes.length) {
     lines.push(

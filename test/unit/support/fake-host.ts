@@ -41,6 +41,7 @@ import {type Server, createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll} from 'vitest'
+import {SYSCTL} from '../../../src/components/hardening/sysctl.js'
 import {RemoteError} from '../../../src/util/errors.js'
 import type {HealthTiming} from '../../../src/engine/apply.js'
 import type {TlsMaterial} from '../../../src/engine/contract.js'
@@ -103,7 +104,7 @@ function sh(strings: TemplateStringsArray): string {
   return strings.raw.join('').replaceAll('\\${', '${')
 }
 
-// proc: the hardening facts read /proc/sys/KEY themselves when it exists (here it never does: the sysctl stub answers).
+// proc: the hardening facts read /proc/sys/KEY themselves (the fake's kernel keys are files there; see the sysctl stub).
 const PATH_ROOTS = ['etc', 'var', 'opt', 'run', 'srv', 'boot', 'root', 'home', 'usr', 'proc']
 /** An absolute path at the start of a word (after a space, quote, `=`, a redirection, `(`, `;`, `|`, `&` or a backquote). */
 const ABSOLUTE = new RegExp(`(^|[\\s'"=<>(|;&\`])/(${PATH_ROOTS.join('|')})(?=/|$|[\\s'"\`;|&<>)])`, 'gm')
@@ -297,7 +298,9 @@ fi
 exec "$FAKE_REAL_STAT" "$@"
 `,
   sysctl: sh`
-d=$FAKE_STATE/sysctl
+# The kernel's keys are files under the fake root's /proc/sys (the facts read them there), as on a host.
+sc_key() { echo "$FAKE_ROOT/proc/sys/$(echo "$1" | tr . /)"; }
+sc_put() { f=$(sc_key "$1"); [ -d "\${f%/*}" ] || mkdir -p "\${f%/*}"; echo "$2" > "$f"; }
 mode=get
 for a; do
   case $a in
@@ -305,9 +308,9 @@ for a; do
     -w) mode=set ;;
     -p) mode=load ;;
     *) case $mode in
-         get) if [ -f "$d/$a" ]; then read -r v < "$d/$a"; echo "$v"; elif [ -f "$FAKE_STATE/sysctl-absent/$a" ]; then echo "sysctl: cannot stat /proc/sys/$(echo "$a" | tr . /): No such file or directory" >&2; exit 255; else echo 0; fi ;;
-         set) failing sysctl; [ -d "$d" ] || mkdir -p "$d"; echo "\${a#*=}" > "$d/\${a%%=*}"; journal "sysctl \${a%%=*}=\${a#*=}" ;;
-         load) [ -d "$d" ] || mkdir -p "$d"; sed -n 's/^ *\([A-Za-z0-9._-]*\) *= *\(.*\)$/\1 \2/p' "$a" | while read -r k v; do echo "$v" > "$d/$k"; done; journal "sysctl -p $a" ;;
+         get) f=$(sc_key "$a"); if [ -f "$f" ]; then read -r v < "$f"; echo "$v"; else echo "sysctl: cannot stat /proc/sys/$(echo "$a" | tr . /): No such file or directory" >&2; exit 255; fi ;;
+         set) failing sysctl; sc_put "\${a%%=*}" "\${a#*=}"; journal "sysctl \${a%%=*}=\${a#*=}" ;;
+         load) sed -n 's/^ *\([A-Za-z0-9._-]*\) *= *\(.*\)$/\1 \2/p' "$a" | while read -r k v; do sc_put "$k" "$v"; done; journal "sysctl -p $a" ;;
        esac ;;
   esac
 done
@@ -623,6 +626,8 @@ export class FakeHost implements Runner {
     for (const d of ['d', 'daily', 'hourly', 'weekly', 'monthly']) this.mkdir(`/etc/cron.${d}`)
     for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', '/var/lib', '/run', '/opt', '/root', '/tmp']) this.mkdir(d)
     put(join(this.state, 'virt'), `${o.virt ?? 'kvm'}\n`)
+    // The kernel's keys that hardening sets, each 0 to begin with.
+    for (const k of Object.keys(SYSCTL)) this.put(`/proc/sys/${k.replaceAll('.', '/')}`, '0\n')
     for (const [name, image] of Object.entries(DEBIAN_PACKAGES)) put(join(this.state, 'postinst', name), postinst(image))
     for (const p of ['openssh-server', ...(o.packages ?? [])]) this.install(p)
   }
@@ -861,7 +866,7 @@ export class FakeHost implements Runner {
   }
 
   sysctl(key: string): string | undefined {
-    return this.file(join(this.state, 'sysctl', key), true)?.trim()
+    return this.file(`/proc/sys/${key.replaceAll('.', '/')}`)?.trim()
   }
 
   /** The kernel's live iptables rules (as iptables-restore loaded them). */
