@@ -35,7 +35,9 @@ const APT_LOCK_POLL_MS = 2000
 export type Step = (title: string) => void
 
 /** A temp name of its own per write (same directory, so the rename is atomic): two runs never share one. */
-const tempOf = (path: string) => `${dirname(path)}/.${path.split('/').pop()}.foobar-${randomBytes(6).toString('hex')}`
+const tempPrefix = (path: string) => `${dirname(path)}/.${path.split('/').pop()}.foobar-`
+const TEMP_RANDOM_BYTES = 6
+const tempOf = (path: string) => `${tempPrefix(path)}${randomBytes(TEMP_RANDOM_BYTES).toString('hex')}`
 const backupOf = (path: string) => `${BACKUP_DIR}${path}`
 
 /**
@@ -57,7 +59,7 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path), bytes?
     ...SIGNALS_EXIT,
     // A temp file an earlier write left (its shell SIGKILLed, the host down mid-write) goes now: the host lock keeps
     // any other foobar from writing here.
-    `for fb_t in ${shq(`${dirname(f.path)}/.${f.path.split('/').pop()}.foobar-`)}????????????; do if [ -f "$fb_t" ] && [ "$fb_t" != ${tmp} ]; then rm -f -- "$fb_t"; fi; done`,
+    `for fb_t in ${shq(tempPrefix(f.path))}${'?'.repeat(2 * TEMP_RANDOM_BYTES)}; do if [ -f "$fb_t" ] && [ "$fb_t" != ${tmp} ]; then rm -f -- "$fb_t"; fi; done`,
     // In a batch the contents come one after the other: exactly this file's bytes (GNU head reads no more), and all
     // of them (a connection that dropped mid-content must not leave a short file to move in place).
     ...(bytes === undefined

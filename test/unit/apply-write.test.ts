@@ -61,7 +61,8 @@ const desired = (content: string, extra: Partial<DesiredFile> = {}): DesiredFile
 /** Runs the script for `f` with its content on stdin, as provision does. */
 const write = (f: DesiredFile) => run(writeFileScript(f), f.content)
 /** No temp file (`.<name>.foobar-<12 hex>`) left beside the target. */
-const strays = () => readdirSync(dirname(path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))
+const straysIn = (dir: string) => readdirSync(dir).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))
+const strays = () => straysIn(dirname(path))
 
 describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
   test('a new file: exactly the content (no newline added) and the mode; a new directory is world-readable', () => {
@@ -217,7 +218,7 @@ describe.skipIf(!IS_ROOT)('writeFilesScript: several files in one round trip (ro
     expect(r.status).toBe(4)
     expect(r.stderr).toMatch(/two\.conf: content cut short \(previous file kept\)/)
     expect(readFileSync(files[1]!.path, 'utf8')).toBe('v1\n')
-    expect(readdirSync(dirname(files[1]!.path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))).toEqual([])
+    expect(straysIn(dirname(files[1]!.path))).toEqual([])
   })
 
   test('the connection dropped mid-content (stdin ends, stdout and stderr closed): no temp file left, the previous file kept', async () => {
@@ -236,7 +237,7 @@ describe.skipIf(!IS_ROOT)('writeFilesScript: several files in one round trip (ro
     const [code] = (await once(child, 'exit')) as [number | null]
     expect(code).not.toBe(0)
     expect(readFileSync(files[0]!.path, 'utf8')).toBe('v1\n')
-    expect(readdirSync(dirname(files[0]!.path)).filter((e) => /\.foobar-[0-9a-f]{12}$/.test(e))).toEqual([])
+    expect(straysIn(dirname(files[0]!.path))).toEqual([])
     expect(existsSync(files[1]!.path)).toBe(false)
   })
 
