@@ -6,7 +6,7 @@
 import {beforeAll, describe, expect, test} from 'vitest'
 import {foobar, json, sleep, variant, waitFor} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
-import {type PortState, probe} from './support/probe.js'
+import {type PortState, probe, probeMatrix} from './support/probe.js'
 
 const LB = '10.77.0.11'
 const WEB1 = '10.77.0.12'
@@ -36,14 +36,7 @@ const MATRIX: Array<[string, string, number, PortState]> = [
   ['control', LB, 8404, 'filtered'],
 ]
 
-async function portMatrix(): Promise<string[]> {
-  const wrong: string[] = []
-  for (const [from, to, port, want] of MATRIX) {
-    const got = await probe(from, to, port)
-    if (got !== want) wrong.push(`${from} -> ${to}:${port}: ${got}, want ${want}`)
-  }
-  return wrong
-}
+const portMatrix = (): Promise<string[]> => probeMatrix(MATRIX)
 
 /** `systemctl reboot` in the host, back when systemd says the boot is over; /run is a tmpfs: a marker proves it rebooted. */
 async function rebooted(host: string): Promise<void> {

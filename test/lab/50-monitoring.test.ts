@@ -22,7 +22,7 @@ import {httpsProbe} from '../../src/util/probes.js'
 import {loadInventory} from '../../src/inventory/index.js'
 import {BIN, envelope, foobar, foobarAsync, json, sleep, variant} from './support/cli.js'
 import {LAB_INVENTORY, labIsUp, labSpec, setLabHosts, ssh, sshOk} from './support/lab.js'
-import {probe} from './support/probe.js'
+import {type PortState, probeMatrix} from './support/probe.js'
 import {type Notification, firstMatching, webhookReceiver} from './support/webhook.js'
 
 const LB = '10.77.0.11'
@@ -181,22 +181,14 @@ describe.skipIf(!labIsUp())('monitoring', () => {
       ['web1', WEB1, 9113],
       ['web1', WEB1, 9104],
     ]
-    const wrong: string[] = []
-    for (const [, address, port] of ports) {
-      for (const [from, want] of [
-        ['extra1', 'open'],
-        ['web2', 'filtered'],
-        [address === LB ? 'web1' : 'lb1', 'filtered'],
-      ] as const) {
-        const got = await probe(from, address, port)
-        if (got !== want) wrong.push(`${from} -> ${address}:${port}: ${got}, want ${want}`)
-      }
-    }
-    // Prometheus and the collector: not open to the other hosts beyond what they need.
-    if ((await probe('web1', MON, 9090)) !== 'filtered') wrong.push('web1 -> extra1:9090 not filtered')
-    if ((await probe('web1', MON, 9093)) !== 'filtered') wrong.push('web1 -> extra1:9093 (Alertmanager) not filtered')
-    if ((await probe('web1', MON, 6514)) !== 'open') wrong.push('web1 -> extra1:6514 not open (log forwarding)')
-    expect(wrong).toEqual([])
+    const matrix: Array<[string, string, number, PortState]> = ports.flatMap(([, address, port]) => [
+      ['extra1', address, port, 'open'],
+      ['web2', address, port, 'filtered'],
+      [address === LB ? 'web1' : 'lb1', address, port, 'filtered'],
+    ])
+    // Prometheus and Alertmanager: not open to the other hosts; the collector: open for log forwarding.
+    matrix.push(['web1', MON, 9090, 'filtered'], ['web1', MON, 9093, 'filtered'], ['web1', MON, 6514, 'open'])
+    expect(await probeMatrix(matrix)).toEqual([])
     // Bound to the private address: nothing on localhost.
     for (const [host, , port] of ports) {
       expect((await ssh(host, `curl -fsS -o /dev/null http://127.0.0.1:${port}/metrics`)).code, `${host} 127.0.0.1:${port}`).not.toBe(0)
