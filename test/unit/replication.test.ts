@@ -17,6 +17,7 @@ import {
 } from '../../src/components/mysql/replication.js'
 import {convergeReplication, gtidCovers, noReplicaWaitScript, promote} from '../../src/components/mysql/replicate.js'
 import {fencePassword} from '../../src/components/mysql/fence.js'
+import {replicaWriteVerdict} from '../../src/components/mysql/checks.js'
 import type {Host} from '../../src/inventory/index.js'
 import {type Command, FakeHost, fastTimers, testInventory} from './support/fake-host.js'
 
@@ -643,5 +644,29 @@ describe('db promote through scripted databases', () => {
       generation: 1,
     })
     expect(c.other.db.slave).toMatchObject({Master_Host: web2.address})
+  })
+})
+
+describe("verify's 'writes on the replica refused'", () => {
+  test('read-only passes; an accepted write fails; a login refused because the account has not replicated yet says so', () => {
+    const readOnly =
+      'ERROR 1290 (HY000) at line 1: The MariaDB server is running with the --read-only option so it cannot execute this statement\n'
+    expect(replicaWriteVerdict(1, readOnly)).toEqual({ok: true, detail: 'read-only'})
+    expect(replicaWriteVerdict(0, '')).toEqual({ok: false, detail: 'a write was ACCEPTED on a replica'})
+    // What the demo's verify showed while the account was on its way: it read like the check's failure.
+    const denied = "ERROR 1698 (28000): Access denied for user 'foobar_verify'@'localhost'\n"
+    const waiting = replicaWriteVerdict(1, denied)
+    expect(waiting.ok).toBe(false)
+    expect(waiting.detail).toBe(
+      "the verify account has not reached this replica yet (made on the primary, it comes by replication): ERROR 1698 (28000): Access denied for user 'foobar_verify'@'localhost'",
+    )
+    expect(
+      replicaWriteVerdict(1, "ERROR 1045 (28000): Access denied for user 'foobar_verify'@'localhost' (using password: YES)\n").detail,
+    ).toMatch(/^the verify account has not reached this replica yet/)
+    // Anything else is shown as the client said it.
+    expect(replicaWriteVerdict(1, "ERROR 2002 (HY000): Can't connect to local server through socket\n")).toEqual({
+      ok: false,
+      detail: "ERROR 2002 (HY000): Can't connect to local server through socket",
+    })
   })
 })

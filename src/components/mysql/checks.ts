@@ -7,6 +7,25 @@ import {dbFacts} from './replicate.js'
 const VERIFY_USER = 'foobar_verify'
 
 /**
+ * Pure: the 'writes on the replica refused' verdict from the probe write's exit code and output. The probe's account
+ * is made on the primary and reaches a replica by replication: until it has, the replica refuses the login (ERROR
+ * 1045 or 1698), which says nothing yet about read-only; verify tries again, and its progress line says it waits for
+ * the account instead of showing a bare "Access denied" that reads like the failure.
+ */
+export function replicaWriteVerdict(code: number, output: string): {ok: boolean; detail: string} {
+  if (code !== 0 && /read-only|read_only/i.test(output)) return {ok: true, detail: 'read-only'}
+  if (code === 0) return {ok: false, detail: 'a write was ACCEPTED on a replica'}
+  const said = output.trim()
+  if (/^ERROR (1045|1698) /m.test(said)) {
+    return {
+      ok: false,
+      detail: `the verify account has not reached this replica yet (made on the primary, it comes by replication): ${said}`,
+    }
+  }
+  return {ok: false, detail: said}
+}
+
+/**
  * The database as the application would notice it, on each replica: a row written on the primary (once per verify
  * run) reaches it, a write on it is refused (as an ordinary user: root may bypass read_only), and it replicates
  * over TLS.
@@ -59,9 +78,7 @@ export function databaseChecks(ctx: CheckContext): Check[] {
             stdin: `[client]\npassword=${probePassword}\n`,
           },
         )
-        return write.code !== 0 && /read-only|read_only/i.test(write.stdout)
-          ? {ok: true, detail: 'read-only'}
-          : {ok: false, detail: write.code === 0 ? 'a write was ACCEPTED on a replica' : write.stdout.trim()}
+        return replicaWriteVerdict(write.code, write.stdout)
       },
     },
     {
