@@ -658,11 +658,11 @@ describe("verify's 'writes on the replica refused'", () => {
     const waiting = replicaWriteVerdict(1, denied)
     expect(waiting.ok).toBe(false)
     expect(waiting.detail).toBe(
-      "the verify account has not reached this replica yet (made on the primary, it comes by replication): ERROR 1698 (28000): Access denied for user 'foobar_verify'@'localhost'",
+      "the replica refused verify's account at login (made on the primary, it comes by replication: not there yet, or with another password): ERROR 1698 (28000): Access denied for user 'foobar_verify'@'localhost'",
     )
     expect(
       replicaWriteVerdict(1, "ERROR 1045 (28000): Access denied for user 'foobar_verify'@'localhost' (using password: YES)\n").detail,
-    ).toMatch(/^the verify account has not reached this replica yet/)
+    ).toMatch(/^the replica refused verify's account at login \(/)
     // Anything else is shown as the client said it.
     expect(replicaWriteVerdict(1, "ERROR 2002 (HY000): Can't connect to local server through socket\n")).toEqual({
       ok: false,

@@ -9,8 +9,8 @@ const VERIFY_USER = 'foobar_verify'
 /**
  * Pure: the 'writes on the replica refused' verdict from the probe write's exit code and output. The probe's account
  * is made on the primary and reaches a replica by replication: until it has, the replica refuses the login (ERROR
- * 1045 or 1698), which says nothing yet about read-only; verify tries again, and its progress line says it waits for
- * the account instead of showing a bare "Access denied" that reads like the failure.
+ * 1045 or 1698), which says nothing yet about read-only; verify tries again, and its progress line says why the login
+ * was refused instead of showing a bare "Access denied" that reads like the check failing.
  */
 export function replicaWriteVerdict(code: number, output: string): {ok: boolean; detail: string} {
   if (code !== 0 && /read-only|read_only/i.test(output)) return {ok: true, detail: 'read-only'}
@@ -19,7 +19,7 @@ export function replicaWriteVerdict(code: number, output: string): {ok: boolean;
   if (/^ERROR (1045|1698) /m.test(said)) {
     return {
       ok: false,
-      detail: `the verify account has not reached this replica yet (made on the primary, it comes by replication): ${said}`,
+      detail: `the replica refused verify's account at login (made on the primary, it comes by replication: not there yet, or with another password): ${said}`,
     }
   }
   return {ok: false, detail: said}
