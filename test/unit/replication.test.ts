@@ -648,7 +648,7 @@ describe('db promote through scripted databases', () => {
 })
 
 describe("verify's 'writes on the replica refused'", () => {
-  test('read-only passes; an accepted write fails; a login refused because the account has not replicated yet says so', () => {
+  test('read-only passes; an accepted write fails; a login refused at the replica says why it can be', () => {
     const readOnly =
       'ERROR 1290 (HY000) at line 1: The MariaDB server is running with the --read-only option so it cannot execute this statement\n'
     expect(replicaWriteVerdict(1, readOnly)).toEqual({ok: true, detail: 'read-only'})

@@ -1,4 +1,5 @@
 import {Socket} from 'node:net'
+import {pool} from '../../../src/util/pool.js'
 import {ssh} from './lab.js'
 
 export type PortState = 'open' | 'closed' | 'filtered'
@@ -33,19 +34,11 @@ export async function probe(from: string, address: string, port: number): Promis
 const PROBES_AT_ONCE = 8
 
 /**
- * Every [from, to, port, expected] probed, several at once: a filtered port costs the probe's whole timeout, so one
- * after the other a 15-probe matrix took 25 s, most of it waiting. Returns what differed, in the matrix's order.
+ * Every [from, to, port, expected] probed, several at once (util/pool): a filtered port costs the probe's whole
+ * timeout, so one after the other a 15-probe matrix took 25 s, most of it waiting. Returns what differed, in the
+ * matrix's order.
  */
 export async function probeMatrix(matrix: ReadonlyArray<readonly [string, string, number, PortState]>): Promise<string[]> {
-  const got: PortState[] = new Array(matrix.length)
-  let next = 0
-  const worker = async () => {
-    while (next < matrix.length) {
-      const i = next++
-      const [from, to, port] = matrix[i]!
-      got[i] = await probe(from, to, port)
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(PROBES_AT_ONCE, matrix.length)}, worker))
+  const got = await pool([...matrix], PROBES_AT_ONCE, ([from, to, port]) => probe(from, to, port))
   return matrix.flatMap(([from, to, port, want], i) => (got[i] === want ? [] : [`${from} -> ${to}:${port}: ${got[i]}, want ${want}`]))
 }
