@@ -21,18 +21,30 @@ for h in lb1 web1 web2; do
   while [ "$(foobar lab ssh "$h" -- systemctl is-active foobar-rkhunter-propupd.service 2>/dev/null)" = activating ]; do sleep 5; done
 done
 echo "the hosts' background work after it (rkhunter's databases) ended $(since "$t") s later; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# With each run: the CPU time it cost foobar (node: user + system) and the three hosts (sshd, sudo, the facts' shells
+# and the processes they start, systemd answering them). On 2 cores shared with the hosts, the sum bounds the run.
+. bench/lab-cpu.sh
+TIMEFORMAT='%U %S'
+timed() {
+  local t h cpu
+  h=$(lab_cpu)
+  t=$(now)
+  cpu=$({ time "$@" >/dev/null 2>&1; } 2>&1 | awk '{printf "%.2f", $1 + $2}')
+  printf '%s s (CPU: foobar %s s, hosts %s s)' "$(since "$t")" "$cpu" "$(echo "$h $(lab_cpu)" | awk '{printf "%.2f", $2 - $1}')"
+}
 for i in 1 2 3; do
-  t=$(now); foobar provision -i inventories/lab.yml --yes --json >/dev/null
-  echo "no-op provision #$i (whole CLI run, node start included):     $(since "$t") s"
+  echo "no-op provision #$i (whole CLI run, node start included):     $(timed foobar provision -i inventories/lab.yml --yes --json)"
 done
-t=$(now); foobar plan -i inventories/lab.yml --detailed-exitcode --json >/dev/null
-echo "plan with nothing to do:                                       $(since "$t") s"
+echo "plan with nothing to do:                                       $(timed foobar plan -i inventories/lab.yml --json)"
 
-# Where a no-op provision spends its time: every SSH connection and remote command (FOOBAR_TRACE), the slowest first.
+# Where a no-op provision spends its time: every SSH connection and remote command (FOOBAR_TRACE), the slowest first,
+# then the run's own steps (lines `trace +T - - step`: node and oclif start, ssh_config, locks, desired states, plans).
 trace=$(mktemp)
 t=$(now); FOOBAR_TRACE=1 foobar provision -i inventories/lab.yml --yes --json 2>"$trace" >/dev/null
-echo "traced no-op provision: $(since "$t") s; $(grep -c '^trace ' "$trace") remote steps; the slowest:"
-grep '^trace ' "$trace" | sort -k4,4 -n -r | head -12 | sed 's/^/  /'
-echo "  last remote step ended at $(grep '^trace ' "$trace" | tail -1 | awk '{print $2}') after the CLI started"
+remote=$(grep '^trace ' "$trace" | grep -v '^trace +[0-9.]*s - - ' || true)
+echo "traced no-op provision: $(since "$t") s; $(printf '%s\n' "$remote" | grep -c .) remote steps; the slowest:"
+printf '%s\n' "$remote" | sort -k4,4 -n -r | head -12 | sed 's/^/  /'
+echo "  last remote step ended at $(printf '%s\n' "$remote" | tail -1 | awk '{print $2}') after the CLI started; the run's own steps:"
+grep '^trace +[0-9.]*s - - ' "$trace" | sed 's/^trace \(+[0-9.]*s\) - - /  \1 /'
 rm -f "$trace"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -3,6 +3,7 @@ import {ChangesPending, ExitCode, Failure, Outcome, PartialFailure, UserError, e
 import {type Host, type Inventory, ROLES, selectHosts} from '../inventory/index.js'
 import type {LocalNeeds} from './local-files.js'
 import {closest} from './suggest.js'
+import {mark} from '../util/trace.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   Omit<(typeof FoobarCommand)['baseFlags'], keyof T['flags']> & T['flags']
@@ -66,6 +67,7 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
+    mark(`command ${this.id ?? ''} started`)
   }
 
   /** Print for humans only (suppressed under --json). */
@@ -143,8 +145,10 @@ export abstract class FoobarCommand<T extends typeof Command> extends Command {
    * are not needed by every command).
    */
   protected async requireLocalFiles(inventory: Inventory, hosts: Host[], needs: LocalNeeds = {}): Promise<void> {
+    mark('inventory loaded')
     const {LocalFilesError, loadRoutes, localReads, runReads} = await import('./local-files.js')
     await loadRoutes(hosts, needs.ssh)
+    mark('ssh_config resolved')
     const {problems, warnings} = runReads(localReads(inventory, hosts, needs))
     for (const w of warnings) this.warn(w)
     if (problems.length > 0)

@@ -9,7 +9,9 @@ import {STACK} from '../components/index.js'
 import {type HostPlan, describe} from '../engine/plan.js'
 import {type RunOptions, type RunReport, runPlan} from '../engine/run.js'
 import {sshTransport} from '../remote/connection.js'
+import {type Transport, preopened} from '../remote/runner.js'
 import {type Held, holderInfo, lockLocal} from '../util/lock.js'
+import {mark} from '../util/trace.js'
 
 export interface SessionOptions {
   apply: boolean
@@ -57,13 +59,17 @@ export async function runSession(inventory: Inventory, hosts: Host[], o: Session
   // One run at a time changes an inventory's hosts: a second one names the holder and refuses (or waits).
   const info = holderInfo(`foobar ${process.argv.slice(2).join(' ')}`)
   const waitMs = (o.waitSeconds ?? 0) * 1000
-  const held: Held | undefined = o.apply
-    ? await lockLocal(inventoryLockPath(inventory.file), info, `inventory ${inventory.file}`, waitMs)
-    : undefined
+  // Connections begin now, while the local lock is taken and the material prepared (no host needed for either).
+  const transport = preopened(sshTransport({acceptNewHostKeys: o.acceptNewHostKeys}), hosts, o.concurrency)
+  let held: Held | undefined
   try {
+    held = o.apply ? await lockLocal(inventoryLockPath(inventory.file), info, `inventory ${inventory.file}`, waitMs) : undefined
+    mark('local lock taken')
     if (o.apply) await o.prepare?.()
-    return await runLocked(inventory, hosts, o, interactive, drawable, {info, waitMs})
+    mark('prepared')
+    return await runLocked(inventory, hosts, o, interactive, drawable, {info, waitMs}, transport)
   } finally {
+    transport.close()
     held?.release()
   }
 }
@@ -75,6 +81,7 @@ async function runLocked(
   interactive: boolean,
   drawable: boolean,
   lock: {info: string; waitMs: number},
+  transport: Transport,
 ): Promise<{report: RunReport; summary: Summary}> {
   const mode = o.json ? 'silent' : drawable && (o.yes || !o.apply) ? 'tty' : 'plain'
   const progress = await HostProgress.open(
@@ -87,7 +94,7 @@ async function runLocked(
     concurrency: o.concurrency,
     serial: o.serial,
     canary: o.canary,
-    transport: sshTransport({acceptNewHostKeys: o.acceptNewHostKeys}),
+    transport,
     only: o.only,
     lock: o.apply ? lock : undefined,
     onStep: (h, s) => progress.step(h, s),
@@ -114,6 +121,7 @@ async function runLocked(
     await progress.abort(error)
     throw error
   }
+  mark('run done')
   for (const r of report.hosts) progress.finish(r.host, r)
   await progress.close()
   const summary = summarize(report)

@@ -18,6 +18,7 @@ import {
 } from './desired.js'
 import {type HostFacts, contentsQuery, contentsScript, discoveryScript, factsScript, parseDiscovery, parseFacts} from './facts.js'
 import {contentsWanted, factQuery, planHost} from './plan.js'
+import {mark} from '../util/trace.js'
 
 export type HostStatus = 'unchanged' | 'changed' | 'pending' | 'failed' | 'skipped'
 
@@ -135,6 +136,7 @@ export async function desiredAndFacts(
     return {desired, facts: await gatherFacts(runner, desired)}
   }
   const early = make(guess)
+  mark(`${host.name}: desired state made`)
   step?.('gathering facts')
   const facts = await gatherFacts(runner, early, {learnClient: true})
   const controlAddress = await runner.clientAddress()
@@ -157,9 +159,11 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
   const material = options.material ?? prepareMaterial(stack, inventory)
   // Read before anything is touched: a missing secret is bad input (exit 2) and changes nothing.
   const planners = preparePlanners(stack, inventory, hosts, options.only)
+  mark('material and planners ready')
   const locks = options.apply && options.lock ? await lockHosts(hosts, options.transport, options.lock, options.concurrency) : []
   try {
     // The connection holding a host's lock is the run's connection to it: one SSH handshake a host, not two.
+    if (locks.length) mark('host locks held')
     const kept = new Map(locks.map((l) => [l.host, l.runner]))
     return await runBatches(stack, inventory, hosts, options, material, planners, started, kept)
   } finally {
@@ -741,6 +745,7 @@ async function planOne(
       options.onStep?.(host.name, s),
     )
     const plan = planHost(desired, facts)
+    mark(`${host.name}: planned`)
     options.onStep?.(host.name, plan.changes.length ? `${plan.changes.length} changes planned` : 'no changes')
     return {plan, desired, ms: Date.now() - t0}
   } catch (error) {

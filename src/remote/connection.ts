@@ -7,6 +7,7 @@ import {RemoteError, UserError, shownCommand} from '../util/errors.js'
 import type {Host} from '../inventory/index.js'
 import {SSH_DEFAULTS} from '../inventory/defaults.js'
 import {shq} from '../util/shell.js'
+import {trace} from '../util/trace.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
 import {COMMAND_TIMEOUT_MS, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
 import {LocalFileError, readLocalFile, readableByOthers} from './local-file.js'
@@ -32,17 +33,6 @@ const DEFAULT_USER: string = SSH_DEFAULTS.user
 const DEFAULT_PORT: number = SSH_DEFAULTS.port
 
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
-/**
- * `FOOBAR_TRACE=1`: each SSH connection and remote command with its duration, on stderr (what a slow run spends its
- * time on). The first line of the script only, cut at 100 characters: secrets never reach a command line (stdin).
- */
-const TRACE = Boolean(process.env.FOOBAR_TRACE)
-function trace(host: string, ms: number, what: string): void {
-  if (!TRACE) return
-  const line = what.split('\n')[0]!.replace(/\s+/g, ' ')
-  process.stderr.write(`trace +${process.uptime().toFixed(3)}s ${host} ${ms} ms ${line.length > 100 ? `${line.slice(0, 97)}...` : line}\n`)
-}
-
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
 
 /**

@@ -106,3 +106,31 @@ export function runnerCache(transport: Transport, runners = new Map<string, Runn
     },
   }
 }
+
+/**
+ * A transport that has already begun connecting to `hosts` (the first `limit` of them): a run connects while it still
+ * takes its local lock and prepares its material, work that needs no host. Connecting changes nothing on a host. The
+ * first open() of such a host takes the connection begun early (or its failure); later ones open anew. close() closes
+ * the early connections never taken (a run refused before it used them).
+ */
+export function preopened(transport: Transport, hosts: Host[], limit: number): Transport & {close(): void} {
+  const early = new Map(hosts.slice(0, limit).map((h) => [h.name, transport.open(h)]))
+  // Failures are the taker's to report; one never taken must not end the process as an unhandled rejection.
+  for (const p of early.values()) p.catch(() => undefined)
+  return {
+    open(host: Host): Promise<Runner> {
+      const p = early.get(host.name)
+      if (!p) return transport.open(host)
+      early.delete(host.name)
+      return p
+    },
+    close(): void {
+      for (const p of early.values())
+        p.then(
+          (r) => r.close(),
+          () => undefined,
+        )
+      early.clear()
+    },
+  }
+}

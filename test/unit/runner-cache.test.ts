@@ -1,6 +1,6 @@
 import {describe, expect, test} from 'vitest'
 import type {Host} from '../../src/inventory/index.js'
-import {type Runner, type Transport, runnerCache} from '../../src/remote/runner.js'
+import {type Runner, type Transport, preopened, runnerCache} from '../../src/remote/runner.js'
 
 /** A transport whose opens take a moment, counting what was opened and closed. */
 function slowTransport() {
@@ -50,5 +50,49 @@ describe('runnerCache', () => {
     expect(t.opened).toEqual(['web2'])
     cache.closeAll()
     expect(t.closed).toEqual(['web2'])
+  })
+})
+
+describe('preopened', () => {
+  test('connects at once to the first `limit` hosts; the first open of each takes that connection, later ones open anew', async () => {
+    const t = slowTransport()
+    const early = preopened(t.transport, [host('lb1'), host('web1'), host('web2')], 2)
+    // Before anyone asks: the first two hosts, not the third (--concurrency bounds the connections begun early).
+    expect(t.opened).toEqual(['lb1', 'web1'])
+    const a = await early.open(host('lb1'))
+    expect(t.opened).toEqual(['lb1', 'web1'])
+    const b = await early.open(host('lb1'))
+    expect(b).not.toBe(a)
+    await early.open(host('web2'))
+    expect(t.opened).toEqual(['lb1', 'web1', 'lb1', 'web2'])
+    // web1's early connection was never taken: close() ends it (a run refused by the local lock leaves nothing open).
+    early.close()
+    await new Promise((r) => setTimeout(r, 30))
+    expect(t.closed).toEqual(['web1'])
+    // Taken connections are their taker's to close.
+    expect(t.closed).not.toContain('lb1')
+  })
+
+  test('an early connection that fails is reported to whoever takes it (and only then), without an unhandled rejection', async () => {
+    const t = slowTransport()
+    const early = preopened(t.transport, [host('down')], 10)
+    await new Promise((r) => setTimeout(r, 30))
+    await expect(early.open(host('down'))).rejects.toThrow('refused')
+    // The next open tries again.
+    await expect(early.open(host('down'))).rejects.toThrow('refused')
+    expect(t.opened).toEqual(['down', 'down'])
+    early.close()
+  })
+
+  test('close() before an early connection is made closes it once it is', async () => {
+    const t = slowTransport()
+    const early = preopened(t.transport, [host('web1')], 10)
+    early.close()
+    expect(t.closed).toEqual([])
+    await new Promise((r) => setTimeout(r, 30))
+    expect(t.closed).toEqual(['web1'])
+    // Nothing is handed out from it afterwards: a later open connects anew.
+    await early.open(host('web1'))
+    expect(t.opened).toEqual(['web1', 'web1'])
   })
 })
