@@ -188,6 +188,54 @@ async function journalTail(runner: Runner, name: string, lines = 8): Promise<str
   return kept.length ? `; its journal ends:\n    ${kept.join('\n    ')}` : ''
 }
 
+export const PROBE_LINE = '@@probe '
+
+/**
+ * One health probe in one round trip: the unit's state (a line of its own), then, only when it is active, its health
+ * check, in a subshell: the script's exit status is the check's. Two round trips a probe before (issue 20).
+ */
+export function probeScript(name: string, health: string | undefined): string {
+  const state = `fb_state=$(systemctl is-active ${shq(name)}); echo "${PROBE_LINE}$fb_state"`
+  return health ? `${state}\n[ "$fb_state" = active ] || exit 0\n(\n${health}\n)` : state
+}
+
+/** What probeScript printed: the unit's state, and the health check's result (undefined when it did not run). */
+export function readProbe(r: RunResult): {state: string; check?: RunResult} | undefined {
+  const at = r.stdout.indexOf(PROBE_LINE)
+  if (at < 0) return undefined
+  const end = r.stdout.indexOf('\n', at)
+  const state = r.stdout.slice(at + PROBE_LINE.length, end < 0 ? undefined : end).trim()
+  if (state !== 'active') return {state}
+  return {state, check: {code: r.code, stdout: end < 0 ? '' : r.stdout.slice(end + 1), stderr: r.stderr}}
+}
+
+const WAS_LINE = '@@was '
+
+/**
+ * A changed service brought up in one round trip (issue 20: a first start took three): enabled when the plan says so
+ * (a failure there ends the script first, with enable's status and words), its state before (a line of its own),
+ * then, when it was not active, started (its failed state reset first: a unit that hit its start limit refuses a
+ * plain start). An active service is left as it is: its reload or restart, when its config changed, is a step of its
+ * own. The health probes follow (waitHealthy), at once after a start: a start is over when systemctl returns.
+ */
+export function bringUpScript(name: string, o: {enable: boolean}): string {
+  const n = shq(name)
+  return [
+    ...(o.enable ? [`systemctl enable ${n} >/dev/null 2>&1 || systemctl enable ${n} || exit`] : []),
+    `fb_was=$(systemctl is-active ${n}); echo "${WAS_LINE}$fb_was"`,
+    `[ "$fb_was" != active ] || exit 0`,
+    `systemctl reset-failed ${n} 2>/dev/null; systemctl start ${n}; exit 0`,
+  ].join('\n')
+}
+
+/** Whether the service was active before bringUpScript (undefined: the script ended first, enable failed). */
+export function readBringUp(r: RunResult): {wasActive: boolean} | undefined {
+  const at = r.stdout.indexOf(WAS_LINE)
+  if (at < 0) return undefined
+  const end = r.stdout.indexOf('\n', at)
+  return {wasActive: r.stdout.slice(at + WAS_LINE.length, end < 0 ? undefined : end).trim() === 'active'}
+}
+
 async function waitHealthy(
   runner: Runner,
   name: string,
@@ -200,9 +248,9 @@ async function waitHealthy(
   let passes = 0
   if (reloaded) await sleep(t.settleMs)
   for (;;) {
-    const active = await runner.run(`systemctl is-active ${shq(name)}`, {check: false})
-    if (active.stdout.trim() === 'active') {
-      const h = health ? await runner.run(health, {check: false}) : {code: 0, stdout: '', stderr: ''}
+    const probe = readProbe(await runner.run(probeScript(name, health), {check: false})) ?? {state: ''}
+    if (probe.state === 'active') {
+      const h = probe.check ?? {code: 0, stdout: '', stderr: ''}
       if (h.code === 0) {
         if (++passes >= 2) return undefined
       } else {
@@ -211,9 +259,9 @@ async function waitHealthy(
       }
     } else {
       passes = 0
-      last = `${name} is ${active.stdout.trim() || 'not active'}`
+      last = `${name} is ${probe.state || 'not active'}`
     }
-    if (Date.now() > deadline) return active.stdout.trim() === 'active' ? last : `${last}${await journalTail(runner, name)}`
+    if (Date.now() > deadline) return probe.state === 'active' ? last : `${last}${await journalTail(runner, name)}`
     await sleep(t.everyMs)
   }
 }
@@ -514,14 +562,15 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     const svc = services.find((s) => s.name === spec.name)
     const reload = reloads.find((r) => r.name === spec.name)
     if (!svc && !reload) continue
-    if (svc?.enable) await runner.run(`systemctl enable ${shq(spec.name)} >/dev/null 2>&1 || systemctl enable ${shq(spec.name)}`)
-    const active = (await runner.run(`systemctl is-active ${shq(spec.name)}`, {check: false})).stdout.trim() === 'active'
-    if (!active) {
-      step(`starting ${spec.name}`)
-      // A unit that failed earlier (its restarts at boot hit the start limit) refuses a plain start ("Start request
-      // repeated too quickly") until its failed state is reset.
-      await runner.run(`systemctl reset-failed ${shq(spec.name)} 2>/dev/null; systemctl start ${shq(spec.name)}`, {check: false})
-    } else if (reload) {
+    // Said before the round trip, from the plan (a service the host started meanwhile is only reloaded, if at all).
+    if (svc?.start) step(`starting ${spec.name}`)
+    const r = await runner.run(bringUpScript(spec.name, {enable: Boolean(svc?.enable)}), {check: false})
+    const up = readBringUp(r)
+    if (!up) throw new RemoteError(host.name, shownCommand(`systemctl enable ${spec.name}`), r.code, r.stderr || r.stdout)
+    const active = up.wasActive
+    // Stopped since it was planned (a reload was due): it was started instead.
+    if (!active && !svc?.start) step(`starting ${spec.name}`)
+    if (active && reload) {
       step(`${reload.how}ing ${spec.name}`)
       await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
     }

@@ -273,6 +273,14 @@ describe('the health gate waits only where the daemon makes it (issue 20: no idl
       /^(?:systemctl reset-failed \S+ 2>\/dev\/null; )?systemctl (start|reload|is-active) (foobar-app|nginx)$/,
       (c) => void at.push([c.script.replace(RESET, ''), Date.now()]),
     )
+    // A health probe asks the unit's state in the same round trip as its check (apply.ts probeScript); a service is
+    // enabled and started, when it is not running, in one round trip (bringUpScript).
+    const unitOf = (script: string) => /is-active '?([\w-]+)/.exec(script)![1]
+    web1.on(
+      /^fb_state=\$\(systemctl is-active '?(foobar-app|nginx)'?\)/,
+      (c) => void at.push([`systemctl is-active ${unitOf(c.script)}`, Date.now()]),
+    )
+    web1.on(/fb_was=\$\(systemctl is-active '?(foobar-app|nginx)'?\)/, (c) => void at.push([`bring up ${unitOf(c.script)}`, Date.now()]))
     const settleMs = 1500
     const r = await run(['web1'], true, {health: {settleMs, everyMs: 5, timeoutMs: 5000}})
     expect(r.hosts[0]!.status, r.hosts[0]!.error).toBe('changed')
@@ -285,7 +293,14 @@ describe('the health gate waits only where the daemon makes it (issue 20: no idl
       return probe[1] - at[i]![1]
     }
     // foobar-app was not running: started, then probed without a pause.
-    expect(gap('systemctl start foobar-app')).toBeLessThan(settleMs)
+    expect(gap('bring up foobar-app')).toBeLessThan(settleMs)
+    expect(web1.journal()).toContain('systemctl start foobar-app')
+    // Round trips for a service started and healthy at once: one to enable and start it, one per probe (two passes).
+    expect(at.filter(([s]) => s.endsWith(' foobar-app')).map(([s]) => s)).toEqual([
+      'bring up foobar-app',
+      'systemctl is-active foobar-app',
+      'systemctl is-active foobar-app',
+    ])
     // nginx was running (the package starts it): reloaded, then the settle before the first probe.
     expect(gap('systemctl reload nginx')).toBeGreaterThanOrEqual(settleMs)
   })

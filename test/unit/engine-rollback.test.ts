@@ -12,7 +12,7 @@ import {NGINX_SITE} from '../../src/components/nginx/index.js'
 import {TLS_PATHS} from '../../src/components/tls/profile.js'
 import {LAST_APPLY, PENDING_FILE} from '../../src/engine/facts.js'
 import {type RunOptions, runPlan} from '../../src/engine/run.js'
-import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, testInventory} from './support/fake-host.js'
+import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, failingCheck, fakeFleet, testInventory} from './support/fake-host.js'
 
 const APP = '/opt/foobar-app/app.py'
 const fleets: FakeFleet[] = []
@@ -162,7 +162,7 @@ describe('the health gate', () => {
     web1.put(APP, editedApp)
     web1.put(NGINX_SITE, editedSite)
     // nginx answers 502 through its new config.
-    web1.on(/curl -fsSk -o \/dev\/null --resolve/, () => ({code: 22, stderr: 'curl: (22) The requested URL returned error: 502\n'}))
+    web1.on(/curl -fsSk -o \/dev\/null --resolve/, () => failingCheck('curl: (22) The requested URL returned error: 502\n'))
 
     let r: Awaited<ReturnType<typeof run>> | undefined
     const journal = await journalOf(web1, async () => (r = await run(true)))

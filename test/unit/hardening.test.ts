@@ -8,6 +8,9 @@ import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {STACK, desiredState} from '../../src/components/index.js'
 import {parseSshAudit} from '../../src/components/hardening/audit.js'
+import {applyHardening} from '../../src/components/hardening/activate.js'
+import type {HardeningAction} from '../../src/components/hardening/live.js'
+import type {Runner} from '../../src/remote/runner.js'
 import {
   AUTO_UPGRADES,
   FAIL2BAN_JAIL,
@@ -371,5 +374,38 @@ describe('scores', () => {
       ignored: ['kex kex-strict-s-v00@openssh.com: unknown algorithm'],
     })
     expect(parseSshAudit('[exception] cannot connect to 10.0.0.1 port 22').banner).toBeUndefined()
+  })
+})
+
+describe('applyHardening', () => {
+  /** A runner that records each round trip and runs nothing (the modes' commands are plain chown/chmod). */
+  const recorder = () => {
+    const scripts: string[] = []
+    const runner = {
+      host: {name: 'web1'},
+      run: async (script: string) => (scripts.push(script), {code: 0, stdout: '', stderr: ''}),
+    } as unknown as Runner
+    return {runner, scripts}
+  }
+
+  test('the modes next to each other go in one round trip, in order, each only if the one before it succeeded', async () => {
+    const {runner, scripts} = recorder()
+    const steps: string[] = []
+    await applyHardening(
+      runner,
+      [
+        {kind: 'mode', path: '/etc/cron.d', mode: 0o700, was: '755 root:root'},
+        {kind: 'mode', path: '/etc/ssh/sshd_config', mode: 0o600, was: '644 root:root'},
+        {kind: 'sysctl', set: {'kernel.kptr_restrict': '2'}, skipped: {}},
+        {kind: 'mode', path: '/etc/cron.daily', mode: 0o700, was: '755 root:root'},
+      ] as HardeningAction[],
+      (s) => steps.push(s),
+    )
+    expect(scripts).toEqual([
+      'chown root:root /etc/cron.d && chmod 700 /etc/cron.d && chown root:root /etc/ssh/sshd_config && chmod 600 /etc/ssh/sshd_config',
+      'sysctl -q -w kernel.kptr_restrict=2',
+      'chown root:root /etc/cron.daily && chmod 700 /etc/cron.daily',
+    ])
+    expect(steps[0]).toBe('tightening /etc/cron.d, /etc/ssh/sshd_config')
   })
 })

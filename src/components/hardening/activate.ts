@@ -9,10 +9,15 @@ const STATE_DIR = '/var/lib/foobar/sshd'
 
 /** Modes, units and kernel settings: each is plain and safe to apply on the existing connection. */
 export async function applyHardening(conn: Runner, actions: HardeningAction[], step: (s: string) => void): Promise<void> {
-  for (const a of actions) {
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!
     if (a.kind === 'mode') {
-      step(`tightening ${a.path}`)
-      await conn.run(`chown root:root ${shq(a.path)} && chmod ${a.mode.toString(8)} ${shq(a.path)}`)
+      // The modes next to each other in one round trip (issue 20: one each before), in order; the first that fails
+      // stops the rest, as before.
+      const modes: Array<HardeningAction & {kind: 'mode'}> = [a]
+      while (actions[i + 1]?.kind === 'mode') modes.push(actions[++i] as HardeningAction & {kind: 'mode'})
+      step(`tightening ${modes.map((m) => m.path).join(', ')}`)
+      await conn.run(modes.map((m) => `chown root:root ${shq(m.path)} && chmod ${m.mode.toString(8)} ${shq(m.path)}`).join(' && '))
     } else if (a.kind === 'disable') {
       step(`disabling ${a.unit}`)
       await conn.run(`systemctl disable --now ${shq(a.unit)}`)

@@ -43,7 +43,7 @@ import {dirname, join} from 'node:path'
 import {afterAll} from 'vitest'
 import {SYSCTL} from '../../../src/components/hardening/sysctl.js'
 import {RemoteError} from '../../../src/util/errors.js'
-import type {HealthTiming} from '../../../src/engine/apply.js'
+import {type HealthTiming, PROBE_LINE} from '../../../src/engine/apply.js'
 import type {TlsMaterial} from '../../../src/engine/contract.js'
 import {type Host, type Inventory, parseInventory, sshPort, sshUser} from '../../../src/inventory/index.js'
 import type {RunOptions, RunResult, Runner, Transport} from '../../../src/remote/runner.js'
@@ -1085,6 +1085,14 @@ export const TEST_MATERIAL: TlsMaterial = {
 }
 
 /** Health gates without the real settle and probe intervals (a failing gate gives up after 80 ms). */
+/**
+ * A handler's answer for a health probe whose service is active but whose health check fails (the probe runs both in
+ * one script: apply.ts probeScript), as the check's command printed it.
+ */
+export function failingCheck(stderr: string, code = 22): {code: number; stdout: string; stderr: string} {
+  return {code, stdout: `${PROBE_LINE}active\n`, stderr}
+}
+
 export const FAST_HEALTH: HealthTiming = {settleMs: 0, everyMs: 5, timeoutMs: 80}
 
 /**
