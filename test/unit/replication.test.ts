@@ -17,7 +17,7 @@ import {
 } from '../../src/components/mysql/replication.js'
 import {convergeReplication, gtidCovers, noReplicaWaitScript, promote} from '../../src/components/mysql/replicate.js'
 import {fencePassword} from '../../src/components/mysql/fence.js'
-import {replicaWriteVerdict} from '../../src/components/mysql/checks.js'
+import {heartbeatSql, replicaWriteVerdict} from '../../src/components/mysql/checks.js'
 import type {Host} from '../../src/inventory/index.js'
 import {type Command, FakeHost, fastTimers, testInventory} from './support/fake-host.js'
 
@@ -648,6 +648,16 @@ describe('db promote through scripted databases', () => {
 })
 
 describe("verify's 'writes on the replica refused'", () => {
+  test("verify's account gets the password of the current secret even when it exists (a rotated secret: not refused at login)", () => {
+    const sql = heartbeatSql('new-probe-password', 'abc123').split('\n')
+    const create = sql.indexOf("CREATE USER IF NOT EXISTS 'foobar_verify'@'localhost' IDENTIFIED BY 'new-probe-password';")
+    const alter = sql.indexOf("ALTER USER 'foobar_verify'@'localhost' IDENTIFIED BY 'new-probe-password';")
+    // CREATE USER IF NOT EXISTS leaves an existing account's old password: the ALTER after it sets the current one.
+    expect(create).toBeGreaterThanOrEqual(0)
+    expect(alter).toBeGreaterThan(create)
+    expect(sql.at(-1)).toBe("REPLACE INTO foobar_health.heartbeat (id, token) VALUES (1, 'abc123');")
+  })
+
   test('read-only passes; an accepted write fails; a login refused at the replica says why it can be', () => {
     const readOnly =
       'ERROR 1290 (HY000) at line 1: The MariaDB server is running with the --read-only option so it cannot execute this statement\n'

@@ -30,6 +30,24 @@ export function replicaWriteVerdict(code: number, output: string): {ok: boolean;
  * run) reaches it, a write on it is refused (as an ordinary user: root may bypass read_only), and it replicates
  * over TLS.
  */
+/**
+ * What verify runs on the primary before its replication checks (it all replicates): the heartbeat table and row, and
+ * its own ordinary account, whose password derives from the replication secret. The account gets that password
+ * every time, not only when it is created: after the secret is rotated, an account made with the old one would be
+ * refused at the replica's login (ERROR 1045) and the check would fail for a reason that is not the replica's.
+ */
+export function heartbeatSql(probePassword: string, token: string): string {
+  const account = `${sqlString(VERIFY_USER)}@'localhost'`
+  return [
+    'CREATE DATABASE IF NOT EXISTS foobar_health;',
+    'CREATE TABLE IF NOT EXISTS foobar_health.heartbeat (id INT PRIMARY KEY, token VARCHAR(32), at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);',
+    `CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY ${sqlString(probePassword)};`,
+    `ALTER USER ${account} IDENTIFIED BY ${sqlString(probePassword)};`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON foobar_health.* TO ${account};`,
+    `REPLACE INTO foobar_health.heartbeat (id, token) VALUES (1, '${token}');`,
+  ].join('\n')
+}
+
 export function databaseChecks(ctx: CheckContext): Check[] {
   const inv = ctx.inventory
   const mysql = inv.mysql
@@ -44,15 +62,7 @@ export function databaseChecks(ctx: CheckContext): Check[] {
       const probePassword = createHmac('sha256', password).update('foobar-verify').digest('hex').slice(0, 32)
       const token = randomBytes(8).toString('hex')
       const p = await ctx.connect(primary)
-      await p.run(MYSQL, {
-        stdin: [
-          'CREATE DATABASE IF NOT EXISTS foobar_health;',
-          'CREATE TABLE IF NOT EXISTS foobar_health.heartbeat (id INT PRIMARY KEY, token VARCHAR(32), at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);',
-          `CREATE USER IF NOT EXISTS ${sqlString(VERIFY_USER)}@'localhost' IDENTIFIED BY ${sqlString(probePassword)};`,
-          `GRANT SELECT, INSERT, UPDATE, DELETE ON foobar_health.* TO ${sqlString(VERIFY_USER)}@'localhost';`,
-          `REPLACE INTO foobar_health.heartbeat (id, token) VALUES (1, '${token}');`,
-        ].join('\n'),
-      })
+      await p.run(MYSQL, {stdin: heartbeatSql(probePassword, token)})
       return {token, probePassword, at: Date.now()}
     })
   return [
