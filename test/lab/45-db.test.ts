@@ -2,6 +2,10 @@
  * The database tier (issue 8): GTID replication over TLS from bare hosts on seeded data, idempotent
  * re-provisioning, `db promote` without losing a committed row, and bad input that changes nothing.
  */
+import {randomBytes} from 'node:crypto'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {beforeAll, describe, expect, test} from 'vitest'
 import {foobar, json, variant} from './support/cli.js'
 import {dbStatus} from './support/db.js'
@@ -88,6 +92,31 @@ describe.skipIf(!labIsUp())('database replication', () => {
     expect(status.code, status.stdout).toBe(0)
     const web2 = json(status.stdout).hosts.find((h: {host: string}) => h.host === 'web2')
     expect(web2).toMatchObject({role: 'replica', ioThread: 'Yes', sqlThread: 'Yes', tls: true, lagSeconds: 0, readOnly: true})
+  })
+
+  test('a rotated replication secret: provision moves both ends to it, verify passes on it, and back again', async () => {
+    // The same lab, its replication secret read from another file: what an operator does to rotate it.
+    const dir = mkdtempSync(join(tmpdir(), 'foobar-rotated-'))
+    const secret = join(dir, 'repl_password')
+    writeFileSync(secret, `rotated-${randomBytes(12).toString('hex')}\n`, {mode: 0o600})
+    const rotated = variant('rotated', (t) => t.replace(/replication_password: \{file: [^}]+\}/, `replication_password: {file: ${secret}}`))
+    for (const inv of [rotated, LAB_INVENTORY]) {
+      const p = foobar(['provision', '-i', inv, '--yes'])
+      expect(p.code, p.stdout + p.stderr).toBe(0)
+      // The replica logs in with the new password (its IO thread reconnects within seconds).
+      let s = ''
+      for (let i = 0; i < 40 && !/Slave_IO_Running: Yes/.test(s); i++) {
+        s = await slave('web2')
+        if (!/Slave_IO_Running: Yes/.test(s)) await new Promise((r) => setTimeout(r, 500))
+      }
+      expect(s).toMatch(/Slave_IO_Running: Yes/)
+      // verify's own database account follows the secret too (before, made once, it kept the first password and the
+      // replica refused it at login: 'writes on the replica refused' failed after every rotation).
+      const v = foobar(['verify', '-i', inv, '--limit', 'web1,web2', '--json', '--no-lynis'])
+      expect(v.code, v.stdout + v.stderr).toBe(0)
+      const write = json(v.stdout).checks.find((c: {host: string; check: string}) => c.check === 'writes on the replica refused')
+      expect(write).toMatchObject({host: 'web2', ok: true})
+    }
   })
 
   test('db promote switches the roles and no committed row is lost', async () => {
