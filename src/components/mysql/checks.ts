@@ -26,11 +26,6 @@ export function replicaWriteVerdict(code: number, output: string): {ok: boolean;
 }
 
 /**
- * The database as the application would notice it, on each replica: a row written on the primary (once per verify
- * run) reaches it, a write on it is refused (as an ordinary user: root may bypass read_only), and it replicates
- * over TLS.
- */
-/**
  * What verify runs on the primary before its replication checks (it all replicates): the heartbeat table and row, and
  * its own ordinary account, whose password derives from the replication secret. The account gets that password
  * every time, not only when it is created: after the secret is rotated, an account made with the old one would be
@@ -48,6 +43,11 @@ export function heartbeatSql(probePassword: string, token: string): string {
   ].join('\n')
 }
 
+/**
+ * The database as the application would notice it, on each replica: a row written on the primary (once per verify
+ * run) reaches it, a write on it is refused (as an ordinary user: root may bypass read_only), and it replicates
+ * over TLS.
+ */
 export function databaseChecks(ctx: CheckContext): Check[] {
   const inv = ctx.inventory
   const mysql = inv.mysql
