@@ -199,14 +199,20 @@ export function probeScript(name: string, health: string | undefined): string {
   return health ? `${state}\n[ "$fb_state" = active ] || exit 0\n(\n${health}\n)` : state
 }
 
+/** The value on the line `marker` starts (probeScript's, bringUpScript's), and what the script printed after it. */
+function markedLine(stdout: string, marker: string): {value: string; after: string} | undefined {
+  const at = stdout.indexOf(marker)
+  if (at < 0) return undefined
+  const end = stdout.indexOf('\n', at)
+  return {value: stdout.slice(at + marker.length, end < 0 ? undefined : end).trim(), after: end < 0 ? '' : stdout.slice(end + 1)}
+}
+
 /** What probeScript printed: the unit's state, and the health check's result (undefined when it did not run). */
 export function readProbe(r: RunResult): {state: string; check?: RunResult} | undefined {
-  const at = r.stdout.indexOf(PROBE_LINE)
-  if (at < 0) return undefined
-  const end = r.stdout.indexOf('\n', at)
-  const state = r.stdout.slice(at + PROBE_LINE.length, end < 0 ? undefined : end).trim()
-  if (state !== 'active') return {state}
-  return {state, check: {code: r.code, stdout: end < 0 ? '' : r.stdout.slice(end + 1), stderr: r.stderr}}
+  const line = markedLine(r.stdout, PROBE_LINE)
+  if (!line) return undefined
+  if (line.value !== 'active') return {state: line.value}
+  return {state: line.value, check: {code: r.code, stdout: line.after, stderr: r.stderr}}
 }
 
 const WAS_LINE = '@@was '
@@ -230,10 +236,8 @@ export function bringUpScript(name: string, o: {enable: boolean}): string {
 
 /** Whether the service was active before bringUpScript (undefined: the script ended first, enable failed). */
 export function readBringUp(r: RunResult): {wasActive: boolean} | undefined {
-  const at = r.stdout.indexOf(WAS_LINE)
-  if (at < 0) return undefined
-  const end = r.stdout.indexOf('\n', at)
-  return {wasActive: r.stdout.slice(at + WAS_LINE.length, end < 0 ? undefined : end).trim() === 'active'}
+  const line = markedLine(r.stdout, WAS_LINE)
+  return line && {wasActive: line.value === 'active'}
 }
 
 async function waitHealthy(
