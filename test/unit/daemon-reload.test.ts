@@ -83,6 +83,33 @@ describe('oneDaemonReload', () => {
     expect(calls()).toEqual(['daemon-reload', '-p ActiveState show x', 'daemon-reload', '--user daemon-reload', 'stop y'])
   })
 
+  test("a postinst's own enable (unattended-upgrades') makes no reload of its own: one is due; --now and --global as asked", () => {
+    const r = sh(
+      oneDaemonReload(
+        () =>
+          [
+            'systemctl enable unattended-upgrades; echo "enable said $?"',
+            'systemctl --quiet mask x.service',
+            'systemctl --global enable y.service',
+            'systemctl enable --now z.timer',
+            'systemctl disable w.service',
+          ].join('\n'),
+        {systemdDir: running},
+      ),
+    )
+    expect(r.stdout).toBe('enable said 0\n')
+    expect(calls()).toEqual([
+      '--no-reload enable unattended-upgrades',
+      '--no-reload --quiet mask x.service',
+      // Not recognised (a user unit's, a start's): the reload due first, then the call as asked, with its own reload.
+      'daemon-reload',
+      '--global enable y.service',
+      'enable --now z.timer',
+      '--no-reload disable w.service',
+      'daemon-reload',
+    ])
+  })
+
   test('no reload asked: none run; a transaction cut off (hung up) still runs the one due', () => {
     expect(sh(oneDaemonReload(() => 'systemctl is-enabled x', {systemdDir: running})).status).toBe(0)
     expect(calls()).toEqual(['is-enabled x'])
@@ -103,5 +130,49 @@ describe('oneDaemonReload', () => {
     sh(oneDaemonReload(() => 'systemctl daemon-reload\nsystemctl daemon-reload', {systemdDir: join(dir, 'absent')}))
     expect(calls()).toEqual(['daemon-reload', 'daemon-reload'])
     expect(() => oneDaemonReload(() => 'true', {systemdDir: '/run/x;rm -rf /'})).toThrow(/not a plain path/)
+    expect(() => oneDaemonReload(() => 'true', {policyRcD: '/usr/sbin/policy rc'})).toThrow(/not a plain path/)
+  })
+})
+
+describe('the starts a transaction asks for', () => {
+  // The "real" deb-systemd-invoke logs to the same file as systemctl (the order of the two counts); policy-rc.d
+  // refuses foobar's own service, as the install guard does.
+  const invoke = join(dir, 'dsi-bin')
+  const policy = join(dir, 'policy-rc.d')
+  mkdirSync(invoke)
+  writeFileSync(join(invoke, 'deb-systemd-invoke'), `#!/bin/sh\necho "dsi $*" >> ${log}\n`, {mode: 0o755})
+  writeFileSync(policy, '#!/bin/sh\n[ "${1%.service}" = mine ] && exit 101\nexit 0\n', {mode: 0o755})
+  const run = (script: string) =>
+    spawnSync('/bin/sh', ['-c', oneDaemonReload(() => script, {systemdDir: running, policyRcD: policy})], {
+      encoding: 'utf8',
+      env: {PATH: `${invoke}:${bin}:/usr/bin:/bin`, TMPDIR: tmp},
+    })
+  beforeEach(() => writeFileSync(log, ''))
+
+  test("a first install's starts are made once, together, after the last reload; restarts and stops at once; policy-rc.d still obeyed", () => {
+    const r = run(
+      [
+        "deb-systemd-invoke start 'a.service' 'a.timer' >/dev/null || true",
+        'systemctl --system daemon-reload',
+        'deb-systemd-invoke start mine.service; echo "refused start said $?"',
+        'deb-systemd-invoke restart b.service',
+        'systemctl --system daemon-reload',
+        'deb-systemd-invoke start c.service a.timer; echo "start said $?"',
+        'exit 4',
+      ].join('\n'),
+    )
+    expect(r.status).toBe(4)
+    expect(r.stdout).toBe('refused start said 0\nstart said 0\n')
+    expect(calls()).toEqual(['dsi restart b.service', 'daemon-reload', 'dsi start a.service a.timer c.service'])
+    expect(readdirSync(tmp)).toEqual([])
+  })
+
+  test('a transaction cut off (hung up) still starts what it asked for; none asked, none made', () => {
+    const r = run("deb-systemd-invoke start x.service\nsh -c 'kill -HUP $PPID'; sleep 5")
+    expect(r.status).toBe(129)
+    expect(calls()).toEqual(['dsi start x.service'])
+    writeFileSync(log, '')
+    expect(run('deb-systemd-invoke start mine.service').status).toBe(0)
+    expect(calls()).toEqual([])
   })
 })

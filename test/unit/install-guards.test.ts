@@ -16,6 +16,7 @@ import {
   parseHardeningFacts,
   planHardening,
 } from '../../src/components/hardening/live.js'
+import {APT_SHOW_VERSIONS_GUARD} from '../../src/components/hardening/apt-show-versions.js'
 import {RKHUNTER_DB, RKHUNTER_GUARD, RKHUNTER_UNIT, rkhunterDbState, rkhunterState} from '../../src/components/hardening/rkhunter.js'
 import type {HardeningSpec} from '../../src/components/hardening/spec.js'
 
@@ -67,6 +68,16 @@ describe('guardedInstall', () => {
     expect(r.stdout.trim().split('\n')).toEqual(['executable', '101', '101', '101', '101', '101', '0', '0', '0', '0'])
     expect(existsSync(g.path)).toBe(false)
     expect(() => startGuard('p', ['ok', 'bad;name'])).toThrow(/service name not allowed in policy-rc.d: bad;name/)
+  })
+
+  test("apt-show-versions' guard skips only the postinst's cache build (-i) and passes every other call on", () => {
+    expect(APT_SHOW_VERSIONS_GUARD.path).toBe('/usr/sbin/apt-show-versions')
+    const shim = join(dir, 'asv')
+    writeFileSync(shim, APT_SHOW_VERSIONS_GUARD.content.replace('/usr/bin/apt-show-versions', 'echo real:'), {mode: 0o755})
+    expect(sh(`${shim} -i; echo "rc=$?"`).stdout).toBe('rc=0\n')
+    expect(sh(`${shim} -u`).stdout).toBe('real: -u\n')
+    expect(sh(`${shim} -i -v`).stdout).toBe('real: -i -v\n')
+    expect(sh(`${shim}`).stdout).toBe('real:\n')
   })
 
   test('no guards: the command as it was; a path with shell characters is refused', () => {

@@ -6,6 +6,7 @@ import {applyHardening, reloadSshdGuarded} from './activate.js'
 import {hardeningChecks} from './checks.js'
 import {lynisState} from './lynis.js'
 import {rkhunterState} from './rkhunter.js'
+import {APT_SHOW_VERSIONS_GUARD} from './apt-show-versions.js'
 import {type HardeningAction, describeHardening, hardeningFactsScript, hardeningUnits, parseHardeningFacts, planHardening} from './live.js'
 import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
 import {SYSCTL_FILE, renderSysctl} from './sysctl.js'
@@ -103,7 +104,8 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
     // rkhunter's file properties database: built after the package transaction, not inside it.
     const rkhunter = rkhunterState()
     s.files.push(...rkhunter.files)
-    s.installGuards = rkhunter.guards
+    // apt-show-versions' cache: built at its first use, not inside the package transaction.
+    s.installGuards = [...rkhunter.guards, APT_SHOW_VERSIONS_GUARD]
     // Lynis on the host's own schedule (after every change by foobar, and daily): verify reads its latest report.
     const lynis = lynisState()
     s.packages.push('lynis')

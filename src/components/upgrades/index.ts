@@ -127,7 +127,7 @@ export function planUpgradeUnits(lines: string[], timersChanged: string | undefi
         h.step('starting the upgrade timers in their window')
         const all = TIMERS.map(shq).join(' ')
         // The lab's image (and some images) mask them; foobar's hardening wants them.
-        await h.runner.run(`systemctl unmask ${all} >/dev/null 2>&1; systemctl enable ${all} 2>&1 && systemctl restart ${all}`)
+        await h.runner.run(`systemctl unmask ${all} >/dev/null 2>&1; systemctl enable --no-reload ${all} 2>&1 && systemctl restart ${all}`)
       },
     })
   }
@@ -137,7 +137,7 @@ export function planUpgradeUnits(lines: string[], timersChanged: string | undefi
       summary: `enable ${BOOT_SERVICE} (the health check owed after a reboot an upgrade asked for)`,
       data: {unit: BOOT_SERVICE},
       apply: async (h) => {
-        await h.runner.run(`systemctl enable ${shq(BOOT_SERVICE)} 2>&1`)
+        await h.runner.run(`systemctl enable --no-reload ${shq(BOOT_SERVICE)} 2>&1`)
       },
     })
   }
