@@ -14,6 +14,7 @@ import type {Runner} from '../../src/remote/runner.js'
 import {
   AUTO_UPGRADES,
   FAIL2BAN_JAIL,
+  DEBIAN_LYNIS_TIMER,
   NEEDLESS_UNITS,
   PROFILE_FILE,
   SSHD_DROPIN,
@@ -319,6 +320,19 @@ describe('plan against hand-made facts', () => {
       'stop and disable rpcbind.socket (was enabled, inactive)',
       'stop and disable rpcbind.service (was enabled, active)',
     ])
+  })
+
+  test("Debian's own daily Lynis timer is stopped and disabled where foobar's runs; left alone when the audit tools are skipped", () => {
+    const d = only()
+    const units = {[DEBIAN_LYNIS_TIMER]: 'enabled active'}
+    expect(hardeningChanges(planHost(d, facts(d, hardFacts(d, {units}))).changes).map(describeChange)).toEqual([
+      'stop and disable lynis.timer (was enabled, active)',
+    ])
+    // Once off, nothing; with the audit tools skipped, not foobar's business.
+    expect(hardeningOf(planHost(d, facts(d, hardFacts(d, {units: {[DEBIAN_LYNIS_TIMER]: 'disabled inactive'}}))).changes)).toEqual([])
+    const skipped = only(withHardening('  skip: {audit_tools: "audited elsewhere"}'))
+    expect(hardeningSpec(skipped.host).disable).not.toContain(DEBIAN_LYNIS_TIMER)
+    expect(hardeningOf(planHost(skipped, facts(skipped, hardFacts(skipped, {units}))).changes)).toEqual([])
   })
 
   test('sshd: a changed drop-in plans the guarded reload (not a plain one); so does one left pending', () => {

@@ -12,7 +12,7 @@ import {SSHD_DROPIN, SSHD_GUARDED, SSHD_VALIDATE, renderSshd} from './sshd.js'
 import {SYSCTL_FILE, renderSysctl} from './sysctl.js'
 import {HOST_ONLY, NO_USB, hardeningSpec} from './spec.js'
 
-export {type HardeningSpec, NEEDLESS_UNITS, hardeningSpec} from './spec.js'
+export {type HardeningSpec, DEBIAN_LYNIS_TIMER, NEEDLESS_UNITS, hardeningSpec} from './spec.js'
 
 export {SSHD_DROPIN, SSHD_GUARDED} from './sshd.js'
 export {SYSCTL_FILE} from './sysctl.js'

@@ -41,6 +41,13 @@ export const NEEDLESS_UNITS = [
   'rpcbind.service',
 ]
 
+/**
+ * Debian's lynis package enables a timer of its own (`lynis audit system --cronjob`, daily): beside foobar's, every host
+ * ran a full audit twice a day (~100 s of a lab host's CPU each, niced only within its own session). foobar's run (lynis.ts)
+ * replaces it, so hardening stops and disables it where foobar's is set up (a disabled unit stays so on upgrades).
+ */
+export const DEBIAN_LYNIS_TIMER = 'lynis.timer'
+
 export const NO_USB = 'in a container the host machine owns the USB devices'
 
 /** Units that cannot work in a container, by the item that installs them: one list for the drop-ins and the plan. */
@@ -55,7 +62,8 @@ export function hardeningSpec(host: Host): HardeningSpec {
   return {
     sysctl: on('sysctl') ? SYSCTL : {},
     modes: on('permissions') ? MODES : [],
-    disable: on('services') ? NEEDLESS_UNITS : [],
+    // Debian's daily Lynis timer where foobar's own runs.
+    disable: [...(on('services') ? NEEDLESS_UNITS : []), ...(on('audit_tools') ? [DEBIAN_LYNIS_TIMER] : [])],
     hostOnly: HOST_ONLY.filter((u) => on(u.item)).map((u) => u.unit),
     skipped: host.hardening.skip,
     rkhunter: on('audit_tools'),
