@@ -38,6 +38,24 @@ describe.skipIf(!labIsUp())('hardening', () => {
     expect(json(r.stdout).summary).toMatchObject({ok: 3, changed: 0, failed: 0, changes: 0})
   })
 
+  test("after the package transaction: the packages' own services started at its end, Debian's Lynis timer off, no shim or guard left", async () => {
+    for (const h of HOSTS) {
+      // Started when the transaction ended (deb-systemd-invoke, once), not one by one inside it.
+      expect(await sshOk(h, 'systemctl is-active unattended-upgrades.service apt-show-versions.timer foobar-lynis.timer'), h).toBe(
+        'active\nactive\nactive\n',
+      )
+      // foobar's own Lynis timer replaces Debian's.
+      expect(await ssh(h, 'systemctl is-enabled lynis.timer; systemctl is-active lynis.timer'), h).toMatchObject({
+        stdout: 'disabled\ninactive\n',
+      })
+      // Present during the transaction only.
+      expect(
+        await sshOk(h, 'for p in /usr/sbin/policy-rc.d /usr/sbin/apt-show-versions; do test -e $p && echo "$p left"; done; true'),
+        h,
+      ).toBe('')
+    }
+  })
+
   test("rkhunter's file properties database is built after the package transaction, in the background; its install guard is gone", async () => {
     for (const h of HOSTS) {
       // foobar's guard is only there during the transaction that installs rkhunter.
