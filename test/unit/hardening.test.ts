@@ -11,6 +11,7 @@ import {parseSshAudit} from '../../src/components/hardening/audit.js'
 import {applyHardening} from '../../src/components/hardening/activate.js'
 import type {HardeningAction} from '../../src/components/hardening/live.js'
 import type {Runner} from '../../src/remote/runner.js'
+import type {HostApply} from '../../src/engine/contract.js'
 import {
   AUTO_UPGRADES,
   FAIL2BAN_JAIL,
@@ -286,6 +287,23 @@ describe('plan against hand-made facts', () => {
     expect(actions).toEqual([
       {kind: 'mode', path: '/etc/crontab', mode: 0o600, was: '644 root:root'},
       {kind: 'mode', path: '/etc/cron.daily', mode: 0o700, was: '755 root:root'},
+    ])
+  })
+
+  test('the planned modes, one line each in the plan, are applied in one round trip when the host is provisioned', async () => {
+    const d = only()
+    const modes = {'/etc/crontab': '644 root root', '/etc/cron.daily': '755 root root', '/etc/ssh/sshd_config': '644 root root'}
+    const changes = hardeningChanges(planHost(d, facts(d, hardFacts(d, {modes}))).changes)
+    expect(changes.map(describeChange)).toEqual([
+      'tighten /etc/crontab to 600 root:root (was 644 root:root)',
+      'tighten /etc/cron.daily to 700 root:root (was 755 root:root)',
+      'tighten /etc/ssh/sshd_config to 600 root:root (was 644 root:root)',
+    ])
+    const scripts: string[] = []
+    const runner = {run: async (script: string) => (scripts.push(script), {code: 0, stdout: '', stderr: ''})} as unknown as Runner
+    for (const c of changes) if (c.kind === 'live') await c.action.apply!({runner, step: () => {}} as unknown as HostApply)
+    expect(scripts).toEqual([
+      'chown root:root /etc/crontab && chmod 600 /etc/crontab && chown root:root /etc/cron.daily && chmod 700 /etc/cron.daily && chown root:root /etc/ssh/sshd_config && chmod 600 /etc/ssh/sshd_config',
     ])
   })
 

@@ -127,6 +127,27 @@ export function renderHardening(host: Host, controlAddress?: string): ComponentS
   return s
 }
 
+/**
+ * The planned hardening steps as live actions, one each (one line each in the plan). The modes next to each other
+ * are applied together, in one round trip (issue 20: seven round trips on a first provision before): the first of
+ * them applies the whole run of modes, the others find it done (or its failure, which ends the host's apply anyway).
+ */
+function toActions(actions: HardeningAction[], revertAfter: number): LiveAction[] {
+  const out: LiveAction[] = []
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!
+    if (a.kind !== 'mode') {
+      out.push(toAction(a, revertAfter))
+      continue
+    }
+    const run: HardeningAction[] = [a]
+    while (actions[i + 1]?.kind === 'mode') run.push(actions[++i]!)
+    let applied: Promise<void> | undefined
+    for (const m of run) out.push({...toAction(m, revertAfter), apply: (h) => (applied ??= applyHardening(h.runner, run, h.step))})
+  }
+  return out
+}
+
 /** A planned hardening step as a live action: plain steps on the existing connection, sshd's reload guarded. */
 function toAction(a: HardeningAction, revertAfter: number): LiveAction {
   const base = {kind: a.kind, summary: describeHardening(a), data: {...a}}
@@ -164,8 +185,9 @@ export const hardening: Component = {
       units: ({host}) => hardeningUnits(hardeningSpec(host)),
       plan: (ctx, lines) => {
         const dropIn = ctx.notified.has(SSHD_GUARDED) ? 'config changed' : ctx.pending.includes(SSHD_GUARDED) ? PENDING_REASON : undefined
-        return planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn).map((a) =>
-          toAction(a, ctx.host.hardening.revertAfter),
+        return toActions(
+          planHardening(hardeningSpec(ctx.host), parseHardeningFacts(lines), ctx.virt, dropIn),
+          ctx.host.hardening.revertAfter,
         )
       },
     }),
