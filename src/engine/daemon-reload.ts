@@ -23,6 +23,7 @@
  */
 
 import {SIGNALS_EXIT, shq} from '../util/shell.js'
+import {POLICY_RC_D} from './plan.js'
 
 /** apt's default DPkg::Path: the PATH it gives dpkg and the maintainer scripts. */
 const APT_DPKG_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
@@ -82,7 +83,7 @@ exec "$real" "$@"
  */
 export function oneDaemonReload(command: (dpkgPath: string) => string, o: {systemdDir?: string; policyRcD?: string} = {}): string {
   const running = o.systemdDir ?? '/run/systemd/system'
-  const policy = o.policyRcD ?? '/usr/sbin/policy-rc.d'
+  const policy = o.policyRcD ?? POLICY_RC_D
   for (const p of [running, policy]) if (!/^\/[A-Za-z0-9._/-]+$/.test(p)) throw new Error(`not a plain path: ${p}`)
   return [
     '(',

@@ -7,7 +7,7 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {beforeAll, describe, expect, test} from 'vitest'
-import {foobar, json, variant} from './support/cli.js'
+import {foobar, json, variant, waitFor} from './support/cli.js'
 import {dbStatus} from './support/db.js'
 import {LAB_INVENTORY, labIsUp, ssh, sshOk} from './support/lab.js'
 
@@ -104,12 +104,7 @@ describe.skipIf(!labIsUp())('database replication', () => {
       const p = foobar(['provision', '-i', inv, '--yes'])
       expect(p.code, p.stdout + p.stderr).toBe(0)
       // The replica logs in with the new password (its IO thread reconnects within seconds).
-      let s = ''
-      for (let i = 0; i < 40 && !/Slave_IO_Running: Yes/.test(s); i++) {
-        s = await slave('web2')
-        if (!/Slave_IO_Running: Yes/.test(s)) await new Promise((r) => setTimeout(r, 500))
-      }
-      expect(s).toMatch(/Slave_IO_Running: Yes/)
+      await waitFor("web2's replication IO thread", async () => /Slave_IO_Running: Yes/.test(await slave('web2')), 20_000)
       // verify's own database account follows the secret too (before, made once, it kept the first password and the
       // replica refused it at login: 'writes on the replica refused' failed after every rotation).
       const v = foobar(['verify', '-i', inv, '--limit', 'web1,web2', '--json', '--no-lynis'])
