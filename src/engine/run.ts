@@ -1,5 +1,5 @@
 import type {Host, Inventory} from '../inventory/index.js'
-import {type Runner, type Transport, runnerCache} from '../remote/runner.js'
+import {type Held, type RunResult, type Runner, type Transport, runnerCache} from '../remote/runner.js'
 import {LockedError} from '../util/errors.js'
 import {BUSY, holdScript} from '../util/lock.js'
 import {chunk, pool} from '../util/pool.js'
@@ -82,9 +82,14 @@ export interface RunReport {
  * in a second round trip when there are any (none on a converged host). `learnClient`: the round trip also tells the
  * runner the address it comes from (Runner.clientAddress then answers without asking).
  */
-export async function gatherFacts(runner: Runner, desired: HostDesired, o: {learnClient?: boolean} = {}): Promise<HostFacts> {
+export async function gatherFacts(
+  runner: Runner,
+  desired: HostDesired,
+  o: {learnClient?: boolean; first?: RunResult} = {},
+): Promise<HostFacts> {
   const q = {...factQuery(desired), contents: false}
-  const res = await runner.run(factsScript(q), o.learnClient ? {learnClient: true} : undefined)
+  // `first`: the facts script's result already (run in the host lock's round trip); run again only to say why it failed.
+  const res = o.first?.code === 0 ? o.first : await runner.run(factsScript(q), o.learnClient ? {learnClient: true} : undefined)
   const facts = parseFacts(res.stdout, q)
   const wanted = contentsWanted(desired, facts)
   if (wanted.length === 0) return facts
@@ -123,27 +128,77 @@ export async function desiredAndFacts(
   runner: Runner,
   options: Omit<DesiredOptions, 'controlAddress' | 'discovered'>,
   step?: (s: string) => void,
+  early?: EarlyFacts,
 ): Promise<{desired: HostDesired; facts: HostFacts}> {
   const guess = runner.localAddress?.()
+  const make = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered: {}})
+  if (early && early.guess === guess) {
+    step?.('gathering facts')
+    return checkAddress(runner, early.desired, guess, await gatherFacts(runner, early.desired, {first: early.result}), make)
+  }
   const asked = guess === undefined ? runner.clientAddress() : undefined
   // Left unhandled it would end the process if the discovery failed first; awaited below.
   asked?.catch(() => undefined)
   const discovered = await discoverHost(stack, inventory, host, runner, options.only)
-  const make = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered})
+  const made = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered})
   if (asked) {
-    const desired = make(await asked)
+    const desired = made(await asked)
     step?.('gathering facts')
     return {desired, facts: await gatherFacts(runner, desired)}
   }
-  const early = make(guess)
+  const first = made(guess)
   mark(`${host.name}: desired state made`)
   step?.('gathering facts')
-  const facts = await gatherFacts(runner, early, {learnClient: true})
+  return checkAddress(runner, first, guess, await gatherFacts(runner, first, {learnClient: true}), made)
+}
+
+/**
+ * Facts gathered with the desired state made for this end's address (`guess`): kept when the host names the same
+ * address (the round trip learnt it), else the desired state is made again with the one it names, and the facts
+ * gathered again if that changes what is asked of the host.
+ */
+async function checkAddress(
+  runner: Runner,
+  first: HostDesired,
+  guess: string | undefined,
+  facts: HostFacts,
+  make: (controlAddress: string | undefined) => HostDesired,
+): Promise<{desired: HostDesired; facts: HostFacts}> {
   const controlAddress = await runner.clientAddress()
-  if (controlAddress === guess) return {desired: early, facts}
+  if (controlAddress === guess) return {desired: first, facts}
   const desired = make(controlAddress)
-  const same = JSON.stringify(factQuery(desired)) === JSON.stringify(factQuery(early))
+  const same = JSON.stringify(factQuery(desired)) === JSON.stringify(factQuery(first))
   return {desired, facts: same ? facts : await gatherFacts(runner, desired)}
+}
+
+/** A host's facts gathered in its lock's round trip (lockHosts), with the desired state and address they were asked for. */
+export interface EarlyFacts {
+  guess: string
+  desired: HostDesired
+  result: RunResult
+}
+
+/**
+ * The facts script a changing run sends with a host's lock (one round trip for both: issue 20), when what it asks
+ * depends on nothing the host has to answer first: no component there discovers anything, and this end knows the
+ * address the host sees (desiredAndFacts' guess). undefined otherwise, and on any error: planning the host the
+ * usual way then says what is wrong.
+ */
+export function earlyFactsScript(
+  stack: Stack,
+  inventory: Inventory,
+  host: Host,
+  runner: Runner,
+  options: Omit<DesiredOptions, 'controlAddress' | 'discovered'>,
+): {guess: string; desired: HostDesired; script: string} | undefined {
+  try {
+    const guess = runner.localAddress?.()
+    if (guess === undefined || discoveryParts(stack, inventory, host, options.only).length > 0) return undefined
+    const desired = desiredState(stack, inventory, host, {...options, controlAddress: guess, discovered: {}})
+    return {guess, desired, script: factsScript({...factQuery(desired), contents: false})}
+  } catch {
+    return undefined
+  }
 }
 
 export type Planned = {plan?: HostPlan; desired?: HostDesired; result?: HostResult; ms: number}
@@ -160,12 +215,15 @@ export async function runPlan(stack: Stack, inventory: Inventory, hosts: Host[],
   // Read before anything is touched: a missing secret is bad input (exit 2) and changes nothing.
   const planners = preparePlanners(stack, inventory, hosts, options.only)
   mark('material and planners ready')
-  const locks = options.apply && options.lock ? await lockHosts(hosts, options.transport, options.lock, options.concurrency) : []
+  const facts = (host: Host, runner: Runner) => earlyFactsScript(stack, inventory, host, runner, {material, only: options.only, planners})
+  const locks = options.apply && options.lock ? await lockHosts(hosts, options.transport, options.lock, options.concurrency, facts) : []
   try {
-    // The connection holding a host's lock is the run's connection to it: one SSH handshake a host, not two.
+    // The connection holding a host's lock is the run's connection to it: one SSH handshake a host, not two; its
+    // round trip brought the host's facts too.
     if (locks.length) mark('host locks held')
     const kept = new Map(locks.map((l) => [l.host, l.runner]))
-    return await runBatches(stack, inventory, hosts, options, material, planners, started, kept)
+    const early = new Map(locks.flatMap((l) => (l.early ? [[l.host, l.early] as const] : [])))
+    return await runBatches(stack, inventory, hosts, options, material, planners, started, kept, early)
   } finally {
     for (const l of locks) l.release()
   }
@@ -178,14 +236,15 @@ export const HOST_LOCK = '/var/lib/foobar/run.lock'
  * in its plan). A lock taken elsewhere: wait up to `waitMs`, then release what was taken and refuse, naming each
  * holder. Nothing has changed on any host at that point.
  */
-/** A host's lock, held on a connection that the run then uses for that host. */
-type HeldLock = {host: string; runner: Runner; release: () => void}
+/** A host's lock, held on a connection that the run then uses for that host (and the facts gathered with it). */
+type HeldLock = {host: string; runner: Runner; release: () => void; early?: EarlyFacts}
 
 async function lockHosts(
   hosts: Host[],
   transport: Transport,
   lock: {info: string; waitMs: number},
   concurrency: number,
+  facts?: (host: Host, runner: Runner) => {guess: string; desired: HostDesired; script: string} | undefined,
 ): Promise<HeldLock[]> {
   const deadline = Date.now() + lock.waitMs
   const held: HeldLock[] = []
@@ -198,10 +257,14 @@ async function lockHosts(
       return
     }
     if (!runner.hold) return runner.close()
+    const asked = facts?.(host, runner)
     for (;;) {
-      const h = await runner.hold(holdScript(HOST_LOCK, lock.info)).catch((e: Error) => ({line: '', code: -1, release: () => {}, error: e}))
+      const h: Held = await runner
+        .hold(holdScript(HOST_LOCK, lock.info), asked && {script: asked.script, learnClient: true})
+        .catch(() => ({line: '', code: -1, release: () => {}}))
       if (h.line === 'locked') {
-        held.push({host: host.name, runner, release: () => (h.release(), runner.close())})
+        const early = asked && h.then ? {guess: asked.guess, desired: asked.desired, result: h.then} : undefined
+        held.push({host: host.name, runner, release: () => (h.release(), runner.close()), early})
         return
       }
       if (h.code !== BUSY) {
@@ -238,6 +301,7 @@ async function runBatches(
   planners: Map<string, LivePlanner>,
   started: number,
   kept: ReadonlyMap<string, Runner>,
+  early: ReadonlyMap<string, EarlyFacts> = new Map(),
 ): Promise<RunReport> {
   // Rolling batches: the hosts sharing a floating address that do not hold it come first (each batch in turn).
   const ordered = options.apply && options.serial ? await standbyFirst(stack, inventory, hosts, options.transport) : hosts
@@ -245,7 +309,7 @@ async function runBatches(
   const results: HostResult[] = []
   let canary: CanaryReport | undefined
   let stopped = false
-  for (const batch of batches) {
+  for (const [index, batch] of batches.entries()) {
     if (stopped) {
       results.push(
         ...batch.map((h) => ({
@@ -260,8 +324,9 @@ async function runBatches(
     }
     const cache = runnerCache(options.transport, undefined, kept)
     try {
+      // The facts that came with the locks describe the hosts as the run began: later batches (--serial) ask again.
       const planned = await pool(batch, options.concurrency, async (host) =>
-        planOne(stack, inventory, host, material, planners, options, (h) => cache.get(h)),
+        planOne(stack, inventory, host, material, planners, options, (h) => cache.get(h), index === 0 ? early.get(host.name) : undefined),
       )
       let proceed = options.apply
       if (proceed && options.beforeApply) {
@@ -736,13 +801,20 @@ async function planOne(
   planners: Map<string, LivePlanner>,
   options: RunOptions,
   connect: (h: Host) => Promise<Runner>,
+  early?: EarlyFacts,
 ): Promise<Planned> {
   const t0 = Date.now()
   try {
     options.onStep?.(host.name, 'connecting')
     const runner = await connect(host)
-    const {desired, facts} = await desiredAndFacts(stack, inventory, host, runner, {material, only: options.only, planners}, (s) =>
-      options.onStep?.(host.name, s),
+    const {desired, facts} = await desiredAndFacts(
+      stack,
+      inventory,
+      host,
+      runner,
+      {material, only: options.only, planners},
+      (s) => options.onStep?.(host.name, s),
+      early,
     )
     const plan = planHost(desired, facts)
     mark(`${host.name}: planned`)

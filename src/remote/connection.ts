@@ -1,15 +1,18 @@
+import {randomBytes} from 'node:crypto'
 import {appendFileSync, existsSync, mkdirSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, resolve} from 'node:path'
-import {NodeSSH, type Config} from 'node-ssh'
-import ssh2 from 'ssh2'
+import {createRequire} from 'node:module'
+import type {Config, NodeSSH} from 'node-ssh'
+import type ssh2 from 'ssh2'
 import {RemoteError, UserError, shownCommand} from '../util/errors.js'
 import type {Host} from '../inventory/index.js'
 import {SSH_DEFAULTS} from '../inventory/defaults.js'
+import {THEN_SLOT} from '../util/lock.js'
 import {shq} from '../util/shell.js'
 import {trace} from '../util/trace.js'
 import {type HostKeyVerdict, checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseKnownHosts} from './known-hosts.js'
-import {COMMAND_TIMEOUT_MS, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
+import {COMMAND_TIMEOUT_MS, type Held, type RunOptions, type RunResult, type Runner, TIMED_OUT, type Transport} from './runner.js'
 import {LocalFileError, readLocalFile, readableByOthers} from './local-file.js'
 import {type SshConfigEntry, loadSshConfig, loadSshConfigs, resolveSshConfig} from './ssh-config.js'
 
@@ -33,6 +36,22 @@ const DEFAULT_USER: string = SSH_DEFAULTS.user
 const DEFAULT_PORT: number = SSH_DEFAULTS.port
 
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
+/**
+ * node-ssh (and ssh2 under it) loaded when a connection is first opened: a command that only reads the inventory
+ * does not pay for them (about 50 ms of every start here, issue 20). Commands that connect start it early
+ * (cli/base.ts, beside ssh_config's resolution, which waits on child processes).
+ */
+let nodeSsh: Promise<typeof import('node-ssh')> | undefined
+export function loadSsh(): Promise<typeof import('node-ssh')> {
+  return (nodeSsh ??= import('node-ssh'))
+}
+
+/** ssh2's key parser alone (what ssh2.utils.parseKey is): reading a key file needs no SSH client. */
+function parseKey(text: string): ReturnType<typeof ssh2.utils.parseKey> {
+  const parser = createRequire(import.meta.url)('ssh2/lib/protocol/keyParser.js') as {parseKey: typeof ssh2.utils.parseKey}
+  return parser.parseKey(text)
+}
+
 const PRELUDE = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; LANG=C; export PATH LC_ALL LANG; '
 
 /**
@@ -55,6 +74,33 @@ export function splitClientLine(stdout: string): {client: string | null; stdout:
   const end = stdout.indexOf('\n')
   const line = end < 0 ? stdout : stdout.slice(0, end)
   return {client: line.slice(CLIENT_LINE.length).trim().split(' ')[0] || null, stdout: end < 0 ? '' : stdout.slice(end + 1)}
+}
+
+/**
+ * Runner.hold's `then`, put in holdScript's THEN_SLOT: reads the script's `bytes` from stdin (the rest of stdin keeps
+ * the lock), runs it in a subshell (stdin /dev/null, without the lock's descriptor, so that nothing it starts keeps
+ * the lock) without positional parameters, then prints its exit status on a line `end` starts (after a newline of
+ * its own). `client`: the connection's address first, as commandFor's `client` prints it.
+ */
+export function thenFragment(bytes: number, end: string, client: boolean): string {
+  return [
+    ...(client ? [`printf '${CLIENT_LINE}%s\\n' "$1";`] : []),
+    `fb_then=$(head -c ${bytes}; echo x); (set --; eval "\${fb_then%x}") </dev/null 9>&-; printf '\\n${end}%s\\n' "$?";`,
+  ].join(' ')
+}
+
+/**
+ * What a `then` printed, from the output after the hold's first line: its exit status and output (the client line
+ * taken off when `client`), once its end line has arrived; undefined until then.
+ */
+export function readThen(rest: string, end: string, client: boolean): {code: number; stdout: string; client?: string | null} | undefined {
+  const at = rest.indexOf(`\n${end}`)
+  const eol = at < 0 ? -1 : rest.indexOf('\n', at + 1)
+  if (eol < 0) return undefined
+  const code = Number(rest.slice(at + 1 + end.length, eol))
+  const stdout = rest.slice(0, at)
+  const split = client ? splitClientLine(stdout) : undefined
+  return split ? {code, stdout: split.stdout, client: split.client} : {code: Number.isFinite(code) ? code : -1, stdout}
 }
 
 /**
@@ -231,7 +277,7 @@ function readKnownHosts(files: Array<{file: string; field: string}>) {
  */
 function readIdentity(hop: Hop & {identityFile: string}): {key: string; warning?: string} {
   const file = readLocalFile(hop.identityFile, hop.identityField, {maxBytes: MAX_KEY_BYTES})
-  const parsed = ssh2.utils.parseKey(file.text)
+  const parsed = parseKey(file.text)
   if (parsed instanceof Error)
     throw new LocalFileError(hop.identityField, hop.identityFile, `is not a usable SSH private key (${parsed.message})`, [
       'Point it at an unencrypted private key (or leave it out and use ssh-agent).',
@@ -360,6 +406,7 @@ export class Connection implements Runner {
     // Keys are read (and refused) before any connection is made.
     for (const hop of hops) keyOf(hop)
 
+    const {NodeSSH} = await loadSsh()
     const clients: NodeSSH[] = []
     let current = route.target
     const opened = Date.now()
@@ -529,8 +576,15 @@ export class Connection implements Runner {
     return this.client ?? undefined
   }
 
-  async hold(script: string): Promise<{line: string; code?: number; release: () => void}> {
-    const inner = `/bin/sh -c ${shq(PRELUDE + script)}`
+  async hold(script: string, then?: {script: string; learnClient?: boolean}): Promise<Held> {
+    const started = Date.now()
+    const client = Boolean(then?.learnClient)
+    // Its own nonce: the end line cannot be part of what the script prints.
+    const end = `@@then-end-${randomBytes(6).toString('hex')} `
+    // A function, not a string: a replacement string would read `$'` and the like as patterns.
+    const body = then ? script.replace(THEN_SLOT, () => thenFragment(Buffer.byteLength(then.script), end, client)) : script
+    if (then && body === script) throw new Error('hold: the script has no place for `then` (util/lock.ts THEN_SLOT)')
+    const inner = `/bin/sh -c ${shq(PRELUDE + body)}${client ? ' fb "$SSH_CONNECTION"' : ''}`
     const command = this.user !== 'root' ? `sudo -n -- ${inner}` : inner
     const connection = this.ssh.connection
     if (!connection) throw new Error(`${this.host.name}: not connected`)
@@ -538,21 +592,33 @@ export class Connection implements Runner {
       connection.exec(command, (error, stream) => {
         if (error) return reject(error)
         let out = ''
+        let err = ''
         let settled = false
         const release = () => stream.end()
+        const settle = (held: Held) => {
+          settled = true
+          if (then) trace(this.host.name, Date.now() - started, `(lock taken: ${held.line === 'locked' ? 'yes' : 'no'}) ${then.script}`)
+          resolve(held)
+        }
+        if (then) stream.write(then.script)
         stream.on('data', (d: Buffer) => {
           out += d.toString()
-          if (!settled && out.includes('\n')) {
-            settled = true
-            resolve({line: out.split('\n')[0]!, release})
-          }
+          if (settled) return
+          const nl = out.indexOf('\n')
+          if (nl < 0) return
+          const line = out.slice(0, nl)
+          if (!then || line !== 'locked') return settle({line, release})
+          const done = readThen(out.slice(nl + 1), end, client)
+          if (!done) return
+          if (done.client !== undefined) this.client = done.client
+          settle({line, release, then: {code: done.code, stdout: done.stdout, stderr: err}})
         })
-        stream.stderr.on('data', () => undefined)
+        stream.stderr.on('data', (d: Buffer) => {
+          if (!settled && err.length < 65536) err += d.toString()
+        })
         stream.on('close', (code: number | null) => {
-          if (!settled) {
-            settled = true
-            resolve({line: out.trim(), code: code ?? -1, release})
-          }
+          // Ended before it said what `then` did (the connection dropped): whatever it said, no lock is held.
+          if (!settled) settle({line: then && out.startsWith('locked\n') ? '' : out.trim(), code: code ?? -1, release})
         })
       })
     })

@@ -55,9 +55,21 @@ export interface Runner {
    * Starts a command (as root) that keeps running while its standard input stays open: resolves with its first line
    * of output, or with its exit code when it ends before printing one. `release` closes its input. For locks held
    * for as long as this connection lives (util/lock.ts). Absent: the transport cannot hold a lock.
+   *
+   * `then`: a script run as root once the first line is `locked`, in the same round trip, while the lock is held (at
+   * holdScript's THEN_SLOT); `then` in the answer is its result, as `run` would give it (undefined when the lock was
+   * not taken or the channel ended first). `learnClient` as in RunOptions.
    */
-  hold?(script: string): Promise<{line: string; code?: number; release: () => void}>
+  hold?(script: string, then?: {script: string; learnClient?: boolean}): Promise<Held>
   close(): void
+}
+
+/** A command holding a lock (Runner.hold). */
+export interface Held {
+  line: string
+  code?: number
+  release: () => void
+  then?: RunResult
 }
 
 /** Opens runners: SSH in real runs, the fake in unit tests. */

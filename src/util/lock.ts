@@ -37,9 +37,15 @@ export function holdScript(path: string, info: string): string {
   const dir = shq(dirname(path))
   return [
     `{ [ -d ${dir} ] || mkdir -p ${dir}; } && exec 9>>${shq(path)} && flock -n -E ${BUSY} 9 || exit`,
-    `printf '%s\\n' ${shq(info)} > ${shq(`${path}.holder`)}; echo locked; exec cat >/dev/null`,
+    `printf '%s\\n' ${shq(info)} > ${shq(`${path}.holder`)}; echo locked; ${THEN_SLOT} exec cat >/dev/null`,
   ].join('; ')
 }
+
+/**
+ * Where holdScript's shell, once it holds the lock, runs what a transport puts there (Runner.hold's `then`: a host's
+ * facts in the lock's own round trip); a no-op as it stands.
+ */
+export const THEN_SLOT = ': fb-then;'
 
 export interface Held {
   release(): void

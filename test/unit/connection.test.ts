@@ -3,9 +3,14 @@
  * MAX_CHANNELS commands at once (sshd's MaxSessions refuses the next one), first come first served, a channel
  * that sshd refused in its close race opened again, any other error passed on untouched.
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
+import {EventEmitter} from 'node:events'
+import {existsSync, mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
-import {Connection, MAX_CHANNELS, STDIN_SCRIPT_BYTES} from '../../src/remote/connection.js'
+import {Connection, MAX_CHANNELS, STDIN_SCRIPT_BYTES, readThen} from '../../src/remote/connection.js'
+import {BUSY, holdScript, lockLocal} from '../../src/util/lock.js'
 import {loadExample} from './support/render.js'
 
 type Exec = (command: string, ...rest: unknown[]) => Promise<{code: number; stdout: string; stderr: string}>
@@ -164,5 +169,85 @@ describe('Connection: a long script goes to the shell on stdin, not on the comma
     expect((await conn.run('echo out', {learnClient: true})).stdout).toBe('out\n')
     expect(await conn.clientAddress()).toBeUndefined()
     expect(seen).toHaveLength(1)
+  })
+})
+
+describe("Connection.hold: a host's lock and a script in one round trip (issue 20)", () => {
+  /**
+   * A Connection whose SSH channel is a local shell running the command line as the login shell would (sudo left
+   * out): stdin stays open until `release`, as the lock's does over SSH.
+   */
+  function holding(env: Record<string, string> = {}): {conn: Connection; commands: string[]} {
+    const commands: string[] = []
+    const host = loadExample('lab').hosts[0]!
+    const exec = (command: string, cb: (error: Error | undefined, stream: unknown) => void) => {
+      commands.push(command)
+      const child = spawn('/bin/sh', ['-c', command.replace(/^sudo -n -- /, '')], {env: {...process.env, ...env}})
+      const stream = Object.assign(new EventEmitter(), {
+        stderr: child.stderr,
+        write: (s: string) => child.stdin.write(s),
+        end: () => child.stdin.end(),
+      })
+      child.stdout.on('data', (d: Buffer) => stream.emit('data', d))
+      child.on('close', (code) => stream.emit('close', code))
+      cb(undefined, stream)
+    }
+    const fake = {connection: {exec}, execCommand: () => Promise.reject(new Error('no command expected')), dispose() {}}
+    const conn = new (Connection as unknown as new (...a: unknown[]) => Connection)(host, host.ssh.user, fake)
+    return {conn, commands}
+  }
+  const SSH_CONNECTION = '198.51.100.7 50022 10.77.0.12 22'
+  // Long (it reaches the shell as the hold's stdin too), reads stdin, ends in blank lines, fails with a code of its own.
+  const script = [
+    'echo "@@os test"',
+    ...Array.from({length: 300}, (_, i) => `v${i}='${'x'.repeat(10)}'`),
+    'printf "stdin: [%s]\\n" "$(cat)"',
+    'echo "args: $#"',
+    `echo "its own end line: @@then-end 0"`,
+    'printf "last %s\\n\\n\\n" "$v299"',
+    'exit 3',
+  ].join('\n')
+
+  test("once locked, the script's output and exit code, the address the host sees; the lock held until released", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'foobar-hold-')), 'run.lock')
+    const {conn, commands} = holding({SSH_CONNECTION})
+    const held = await conn.hold!(holdScript(path, 'run A'), {script, learnClient: true})
+    expect(held.line).toBe('locked')
+    expect(held.then).toEqual({
+      code: 3,
+      stdout: `@@os test\nstdin: []\nargs: 0\nits own end line: @@then-end 0\nlast ${'x'.repeat(10)}\n\n\n`,
+      stderr: '',
+    })
+    // Learnt in the same round trip: no command asks for it.
+    expect(await conn.clientAddress()).toBe('198.51.100.7')
+    expect(commands).toHaveLength(1)
+    expect(commands[0]!.length).toBeLessThan(2000)
+    // Still held after the script: a second run is refused, naming the holder; free once released.
+    await expect(lockLocal(path, 'run B', 'the host')).rejects.toThrow(/locked by another foobar run: run A/)
+    held.release()
+    const again = await lockLocal(path, 'run B', 'the host', 5000)
+    again.release()
+  })
+
+  test('a lock taken elsewhere: BUSY, and the script does not run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'foobar-hold-'))
+    const path = join(dir, 'run.lock')
+    const other = await lockLocal(path, 'run A', 'the host')
+    const {conn} = holding()
+    const marker = join(dir, 'ran')
+    const held = await conn.hold!(holdScript(path, 'run B'), {script: `touch ${marker}; echo done`})
+    other.release()
+    expect(held).toMatchObject({line: '', code: BUSY})
+    expect(held.then).toBeUndefined()
+    expect(existsSync(marker)).toBe(false)
+  })
+
+  test.each([
+    ['nothing printed yet', '', undefined],
+    ['its end line not complete', 'out\n\n@@then-end-ab 0', undefined],
+    ['output, then its end line', 'a\nb\n\n@@then-end-ab 7\n', {code: 7, stdout: 'a\nb\n'}],
+    ['no output at all', '\n@@then-end-ab 0\n', {code: 0, stdout: ''}],
+  ])('readThen: %s', (_, rest, expected) => {
+    expect(readThen(rest, '@@then-end-ab ', false)).toEqual(expected)
   })
 })

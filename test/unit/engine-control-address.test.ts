@@ -16,17 +16,24 @@ afterAll(() => fleets.forEach((f) => f.cleanup()))
 const inv = testInventory(['web1 10.77.0.12 web'], {lean: true})
 const HOST_SEES = '198.51.100.7'
 
-async function provisionTwice(localAddress: string | null) {
-  const fleet = fakeFleet(inv, {clientAddress: HOST_SEES, localAddress})
+async function provisionTwice(localAddress: string | null, o: {locks?: boolean} = {}) {
+  const fleet = fakeFleet(inv, {clientAddress: HOST_SEES, localAddress, holds: o.locks})
   fleets.push(fleet)
   const run = () =>
-    runPlan(STACK, inv, inv.hosts, {transport: fleet.transport, apply: true, concurrency: 4, material: TEST_MATERIAL, health: FAST_HEALTH})
+    runPlan(STACK, inv, inv.hosts, {
+      transport: fleet.transport,
+      apply: true,
+      concurrency: 4,
+      material: TEST_MATERIAL,
+      health: FAST_HEALTH,
+      ...(o.locks ? {lock: {info: 'test run', waitMs: 0}} : {}),
+    })
   const web1 = fleet.hosts.web1!
-  const facts = () => web1.log.filter((c) => c.script.startsWith('echo "@@os')).length
+  const facts = () => web1.log.filter((c) => c.script.startsWith('echo "@@os'))
   const first = await run()
-  const factsFirst = facts()
+  const factsFirst = facts().length
   const second = await run()
-  return {web1, first, second, factsFirst, factsSecond: facts() - factsFirst}
+  return {web1, first, second, factsFirst, factsSecond: facts().length - factsFirst, secondFacts: facts().slice(factsFirst)}
 }
 
 describe('the control address in the firewall', () => {
@@ -43,5 +50,25 @@ describe('the control address in the firewall', () => {
     expect(second.hosts.map((h) => [h.status, h.changes.length])).toEqual([['unchanged', 0]])
     // The facts of the no-op run: one script, whichever address was guessed (the query does not depend on it).
     expect(factsSecond).toBe(1)
+  })
+
+  test.each([
+    ['this end knows the address the host sees: the facts come with the lock', HOST_SEES, true],
+    [
+      'an address translated on the way (NAT): the facts come with the lock all the same (what they ask does not depend on it)',
+      '10.77.0.99',
+      true,
+    ],
+    ['no address known at this end (a jump host): nothing to ask with the lock', null, false],
+  ])('a changing run with host locks, %s', async (_, local, inHold) => {
+    const {web1, first, second, factsSecond, secondFacts} = await provisionTwice(local, {locks: true})
+    expect(first.hosts.map((h) => [h.status, h.error])).toEqual([['changed', undefined]])
+    expect(web1.file(UFW_RULES_FILE)).toContain(`${HOST_SEES}/32`)
+    expect(web1.file(UFW_RULES_FILE)).not.toContain('10.77.0.99')
+    expect(second.hosts.map((h) => [h.status, h.changes.length])).toEqual([['unchanged', 0]])
+    expect(factsSecond).toBe(1)
+    expect(secondFacts[0]!.inHold ?? false).toBe(inHold)
+    // Every run took the lock first, on the connection it then used.
+    expect(web1.log.filter((c) => c.script.includes('flock -n')).length).toBe(2)
   })
 })

@@ -60,6 +60,8 @@ export interface Command {
   lost?: boolean
   /** How long it took. */
   ms?: number
+  /** Run as the `then` of a hold (Runner.hold): in the lock's round trip. */
+  inHold?: boolean
 }
 
 export interface Answer {
@@ -94,6 +96,11 @@ export interface FakeHostOptions {
   packages?: string[]
   /** An empty root (clone() fills it). */
   bare?: boolean
+  /**
+   * The host can hold a run's lock (Runner.hold; without it a run takes no host lock): always free at once, a `then`
+   * script run as run() runs it (its command marked `inHold`). The shell side is tested in connection.test.ts.
+   */
+  holds?: boolean
 }
 
 /**
@@ -606,6 +613,7 @@ export class FakeHost implements Runner {
     private readonly options: FakeHostOptions = {},
   ) {
     const o = options
+    if (o.holds) this.hold = (script, then) => this.holdLock(script, then)
     this.shell = o.shell ?? true
     this.answer = o.answer ?? {code: 0, stdout: '', stderr: ''}
     this.clientAddr = o.clientAddress ?? '10.77.0.1'
@@ -691,6 +699,18 @@ export class FakeHost implements Runner {
 
   close(): void {
     this.closes++
+  }
+
+  hold?: Runner['hold']
+
+  /** Runner.hold of a host that `holds`. */
+  private async holdLock(script: string, then?: {script: string}): ReturnType<NonNullable<Runner['hold']>> {
+    this.log.push({host: this.host.name, seq: ++sequence, script, root: true})
+    if (!then) return {line: 'locked', release: () => {}}
+    const at = this.log.length
+    const result = await this.run(then.script, {check: false})
+    this.log[at]!.inHold = true
+    return {line: 'locked', release: () => {}, then: result}
   }
 
   /**
