@@ -242,6 +242,68 @@ export function readBringUp(r: RunResult): {wasActive: boolean} | undefined {
   return line && {wasActive: line.value === 'active'}
 }
 
+const WAS_OF = '@@was-of '
+
+/**
+ * Services that were not running brought up in one round trip, one after the other in the order given (issue 20: a
+ * first converge started a web server's nine services a round trip and two probes each): each enabled when asked
+ * (a failure ends the script there, with enable's words), its state before on a line of its own, then started
+ * unless it was active, as bringUpScript does for one.
+ */
+export function bringUpAllScript(services: Array<{name: string; enable: boolean}>): string {
+  return services
+    .flatMap(({name, enable}) => {
+      const n = shq(name)
+      return [
+        ...(enable ? [`systemctl enable --no-reload ${n} >/dev/null 2>&1 || systemctl enable --no-reload ${n} || exit`] : []),
+        `fb_was=$(systemctl is-active ${n}); echo "${WAS_OF}${name} $fb_was"`,
+        `if [ "$fb_was" != active ]; then systemctl reset-failed ${n} 2>/dev/null; systemctl start ${n}; fi`,
+      ]
+    })
+    .concat('exit 0')
+    .join('\n')
+}
+
+/** What bringUpAllScript said of each service: whether it was active (absent: the script ended before it). */
+export function readBringUpAll(r: RunResult): Map<string, {wasActive: boolean}> {
+  const out = new Map<string, {wasActive: boolean}>()
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith(WAS_OF)) continue
+    const [name, state] = line.slice(WAS_OF.length).trim().split(' ')
+    if (name) out.set(name, {wasActive: state === 'active'})
+  }
+  return out
+}
+
+const PROBE_OF = '@@probe-of '
+const PROBE_RC = '@@probe-rc '
+
+/**
+ * One probe of each service in one round trip (probeScript's, each in a subshell with its output and errors
+ * together), each service's part between its own marker lines.
+ */
+export function probeAllScript(services: Array<{name: string; health?: string}>): string {
+  return services
+    .map(({name, health}) => `echo '${PROBE_OF}${name}'\n(\n${probeScript(name, health)}\n) 2>&1\necho "${PROBE_RC}$?"`)
+    .join('\n')
+}
+
+/** What probeAllScript printed, per service (readProbe's answer; absent when its part is missing). */
+export function readProbeAll(r: RunResult): Map<string, {state: string; check?: RunResult}> {
+  const out = new Map<string, {state: string; check?: RunResult}>()
+  for (const part of r.stdout.split(PROBE_OF).slice(1)) {
+    const nl = part.indexOf('\n')
+    const name = part.slice(0, nl < 0 ? undefined : nl).trim()
+    const body = nl < 0 ? '' : part.slice(nl + 1)
+    const rcAt = body.lastIndexOf(PROBE_RC)
+    if (!name || rcAt < 0) continue
+    const code = Number(body.slice(rcAt + PROBE_RC.length).split('\n')[0])
+    const probe = readProbe({code, stdout: body.slice(0, rcAt), stderr: ''})
+    if (probe) out.set(name, probe)
+  }
+  return out
+}
+
 async function waitHealthy(
   runner: Runner,
   name: string,
@@ -268,6 +330,48 @@ async function waitHealthy(
       last = `${name} is ${probe.state || 'not active'}`
     }
     if (Date.now() > deadline) return probe.state === 'active' ? last : `${last}${await journalTail(runner, name)}`
+    await sleep(t.everyMs)
+  }
+}
+
+/**
+ * waitHealthy for services started together: every probe round is one round trip for all of them that have not yet
+ * passed twice in a row. The first of them (in order) still failing at the deadline, and why.
+ */
+async function waitHealthyAll(
+  runner: Runner,
+  services: Array<{name: string; health?: string}>,
+  t: HealthTiming,
+): Promise<{name: string; problem: string} | undefined> {
+  const deadline = Date.now() + t.timeoutMs
+  const passes = new Map(services.map((s) => [s.name, 0]))
+  const last = new Map<string, string>()
+  for (;;) {
+    const pending = services.filter((s) => passes.get(s.name)! < 2)
+    const probes = readProbeAll(await runner.run(probeAllScript(pending), {check: false}))
+    for (const s of pending) {
+      const probe = probes.get(s.name) ?? {state: ''}
+      if (probe.state === 'active') {
+        const h = probe.check ?? {code: 0, stdout: '', stderr: ''}
+        if (h.code === 0) passes.set(s.name, passes.get(s.name)! + 1)
+        else {
+          passes.set(s.name, 0)
+          last.set(s.name, `health check failed: ${(h.stderr || h.stdout).trim().split('\n').pop()}`)
+        }
+      } else {
+        passes.set(s.name, 0)
+        last.set(s.name, `${s.name} is ${probe.state || 'not active'}`)
+      }
+    }
+    const failing = services.filter((s) => passes.get(s.name)! < 2)
+    if (failing.length === 0) return undefined
+    if (Date.now() > deadline) {
+      // As waitHealthy: one that has passed every probe so far (not yet twice) is not held against it.
+      const s = failing.find((f) => last.has(f.name))
+      if (!s) return undefined
+      const active = probes.get(s.name)?.state === 'active'
+      return {name: s.name, problem: active ? last.get(s.name)! : `${last.get(s.name)}${await journalTail(runner, s.name)}`}
+    }
     await sleep(t.everyMs)
   }
 }
@@ -563,11 +667,58 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   const services = only(plan.changes, 'service')
   /** Services started or reloaded in this run, in order: a rollback reloads them on the restored files. */
   const touched: Array<{spec: (typeof desired.services)[number]; wasActive: boolean}> = []
-  // In component order: the app is up before nginx's health check asks it.
-  for (const spec of desired.services) {
+  /** A service unhealthy after the change: the previous config back, every service touched on it again. */
+  const unhealthy = async (name: string, problem: string): Promise<never> => {
+    // Put the previous config back and reload again every service this run touched, so each runs on the
+    // restored files (not only the one that failed); their reloads are then no longer owed.
+    if (written.length) {
+      step(`rolling back ${name}`)
+      await runner.run(restoreScript(written), {check: false})
+      if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload', {check: false})
+      for (const t of touched) {
+        await runner.run(`systemctl ${t.spec.onChange === 'reload' && t.wasActive ? 'reload' : 'restart'} ${shq(t.spec.name)}`, {
+          check: false,
+        })
+      }
+      if (touchedPending) await runner.run(keepPendingScript(earlier))
+    }
+    throw new Failure(`${host.name}: ${name} unhealthy after the change (${problem}); previous config restored`)
+  }
+  // In component order: the app is up before nginx's health check asks it. Services that were not running (all of
+  // a first converge's) start one after the other in one round trip and are gated together: none of them served
+  // anything before. (Their reloads for changed files are due only if the host started them meanwhile.)
+  const due = desired.services.filter((spec) => services.some((s) => s.name === spec.name) || reloads.some((r) => r.name === spec.name))
+  const notRunning = (spec: (typeof due)[number]) => Boolean(services.find((s) => s.name === spec.name)?.start)
+  for (let i = 0; i < due.length;) {
+    let end = i
+    while (end < due.length && notRunning(due[end]!)) end++
+    if (end - i >= 2) {
+      const group = due.slice(i, end)
+      i = end
+      step(`starting ${group.map((g) => g.name).join(', ')}`)
+      const enable = (name: string) => Boolean(services.find((s) => s.name === name)?.enable)
+      const r = await runner.run(bringUpAllScript(group.map((g) => ({name: g.name, enable: enable(g.name)}))), {check: false})
+      const ups = readBringUpAll(r)
+      let settle = false
+      for (const spec of group) {
+        const up = ups.get(spec.name)
+        if (!up) throw new RemoteError(host.name, shownCommand(`systemctl enable ${spec.name}`), r.code, r.stderr || r.stdout)
+        const reload = reloads.find((x) => x.name === spec.name)
+        if (up.wasActive && reload) {
+          step(`${reload.how}ing ${spec.name}`)
+          await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
+          settle ||= reload.how === 'reload'
+        }
+        touched.push({spec, wasActive: up.wasActive})
+      }
+      if (settle) await sleep(timing.settleMs)
+      const bad = await waitHealthyAll(runner, group, timing)
+      if (bad) await unhealthy(bad.name, bad.problem)
+      continue
+    }
+    const spec = due[i++]!
     const svc = services.find((s) => s.name === spec.name)
     const reload = reloads.find((r) => r.name === spec.name)
-    if (!svc && !reload) continue
     // Said before the round trip, from the plan (a service the host started meanwhile is only reloaded, if at all).
     if (svc?.start) step(`starting ${spec.name}`)
     const r = await runner.run(bringUpScript(spec.name, {enable: Boolean(svc?.enable)}), {check: false})
@@ -582,22 +733,7 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
     }
     touched.push({spec, wasActive: active})
     const problem = await waitHealthy(runner, spec.name, spec.health, timing, active && reload?.how === 'reload')
-    if (problem) {
-      // Put the previous config back and reload again every service this run touched, so each runs on the
-      // restored files (not only the one that failed); their reloads are then no longer owed.
-      if (written.length) {
-        step(`rolling back ${spec.name}`)
-        await runner.run(restoreScript(written), {check: false})
-        if (written.some((p) => p.startsWith('/etc/systemd/'))) await runner.run('systemctl daemon-reload', {check: false})
-        for (const t of touched) {
-          await runner.run(`systemctl ${t.spec.onChange === 'reload' && t.wasActive ? 'reload' : 'restart'} ${shq(t.spec.name)}`, {
-            check: false,
-          })
-        }
-        if (touchedPending) await runner.run(keepPendingScript(earlier))
-      }
-      throw new Failure(`${host.name}: ${spec.name} unhealthy after the change (${problem}); previous config restored`)
-    }
+    if (problem) await unhealthy(spec.name, problem)
   }
 
   const live = only(plan.changes, 'live').map((c) => c.action)

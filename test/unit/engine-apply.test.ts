@@ -16,13 +16,22 @@ import {aptLockHeld, whileAptLocked} from '../../src/engine/apply.js'
 import {LAST_APPLY, PENDING_FILE} from '../../src/engine/facts.js'
 import {type RunOptions, runPlan} from '../../src/engine/run.js'
 import type {Inventory} from '../../src/inventory/index.js'
-import {FAST_HEALTH, type FakeFleet, type FakeHost, TEST_MATERIAL, fakeFleet, fastTimers, testInventory} from './support/fake-host.js'
+import {
+  FAST_HEALTH,
+  type FakeFleet,
+  type FakeHost,
+  type FakeHostOptions,
+  TEST_MATERIAL,
+  fakeFleet,
+  fastTimers,
+  testInventory,
+} from './support/fake-host.js'
 
 const fleets: FakeFleet[] = []
 afterAll(() => fleets.forEach((f) => f.cleanup()))
 
-function setUp(inv: Inventory) {
-  const fleet = fakeFleet(inv)
+function setUp(inv: Inventory, o: FakeHostOptions = {}) {
+  const fleet = fakeFleet(inv, o)
   fleets.push(fleet)
   const run = (names: string[], apply: boolean, extra: Partial<RunOptions> = {}) =>
     runPlan(
@@ -69,11 +78,12 @@ describe('provisioning a bare host', () => {
       /^sshd -t$/,
       // The app's unit file is new.
       /^systemctl daemon-reload$/,
-      // Services: the app is up before nginx's health check asks it; then the hardening's.
+      // Services, none of which the packages started (foobar's policy-rc.d): the app is up before nginx's health
+      // check asks it; then the hardening's.
       /^systemctl start foobar-app$/,
-      /^systemctl reload nginx$/,
-      /^systemctl reload fail2ban$/,
-      /^systemctl restart usbguard$/,
+      /^systemctl start nginx$/,
+      /^systemctl start fail2ban$/,
+      /^systemctl start usbguard$/,
       // Live steps (kernel settings) on the existing connection.
       /^sysctl kernel\.kptr_restrict=2$/,
       // Guarded: sshd first (hardening comes before the firewall), each behind a revert timer cancelled only
@@ -131,7 +141,7 @@ describe('provisioning a bare host', () => {
     const scripts = web1.log.map((c) => c.script)
     const writes = scripts.flatMap((s, i) => (s.startsWith('set -e\numask 022;') || s.includes('cp -P ') ? [i] : []))
     const lastWrite = writes.at(-1) ?? -1
-    const firstService = scripts.findIndex((s) => /^systemctl (start|reload|restart) /.test(s))
+    const firstService = scripts.findIndex((s) => /^systemctl (start|reload|restart) |systemctl start /m.test(s))
     expect(lastWrite).toBeGreaterThan(0)
     expect(firstService).toBeGreaterThan(lastWrite)
   })
@@ -264,7 +274,8 @@ describe('a guarded step whose fresh connection fails', () => {
 describe('the health gate waits only where the daemon makes it (issue 20: no idle waits)', () => {
   test('after a start it probes at once; after a reload (a signal systemctl does not wait for) it settles first', async () => {
     const inv = testInventory(['lb1 10.77.0.11 lb', 'web1 10.77.0.12 web'], {lean: true})
-    const {fleet, run} = setUp(inv)
+    // nginx installed and running before foobar came: its config changes, so it is reloaded.
+    const {fleet, run} = setUp(inv, {packages: ['nginx']})
     const web1 = fleet.hosts.web1!
     const at: Array<[string, number]> = []
     // (A start resets the unit's failed state first: `systemctl reset-failed X 2>/dev/null; systemctl start X`.)
@@ -301,7 +312,7 @@ describe('the health gate waits only where the daemon makes it (issue 20: no idl
       'systemctl is-active foobar-app',
       'systemctl is-active foobar-app',
     ])
-    // nginx was running (the package starts it): reloaded, then the settle before the first probe.
+    // nginx was running (installed before): reloaded, then the settle before the first probe.
     expect(gap('systemctl reload nginx')).toBeGreaterThanOrEqual(settleMs)
   })
 })

@@ -579,7 +579,13 @@ function postinst(image: PackageImage): string {
   for (const [path, content] of Object.entries(image.files ?? {})) {
     lines.push(`mkdir -p "$FAKE_ROOT${dirname(path)}"`, `cat > "$FAKE_ROOT${path}" <<'FAKE_EOF'`, content.replace(/\n$/, ''), 'FAKE_EOF')
   }
-  for (const u of image.units ?? []) lines.push(`unit_set ${u} enabled enabled`, `unit_set ${u} active active`)
+  // Started as deb-systemd-invoke starts them: unless a policy-rc.d refuses (101), as foobar's does in its transaction.
+  for (const u of image.units ?? [])
+    lines.push(
+      `unit_set ${u} enabled enabled`,
+      `fb_p=0; [ ! -f "$FAKE_ROOT/usr/sbin/policy-rc.d" ] || sh "$FAKE_ROOT/usr/sbin/policy-rc.d" ${u} start || fb_p=$?`,
+      `[ "$fb_p" = 101 ] || unit_set ${u} active active`,
+    )
   for (const u of image.known ?? []) lines.push(`[ -n "$(unit_get ${u} enabled)" ] || unit_set ${u} enabled disabled`)
   return `${lines.join('\n')}\n`
 }
@@ -632,7 +638,8 @@ export class FakeHost implements Runner {
     this.addAddress(`${host.address}/${host.family === 4 ? 24 : 64}`)
     this.put('/etc/crontab', '# /etc/crontab: system-wide crontab\n')
     for (const d of ['d', 'daily', 'hourly', 'weekly', 'monthly']) this.mkdir(`/etc/cron.${d}`)
-    for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', '/var/lib', '/run', '/opt', '/root', '/tmp']) this.mkdir(d)
+    for (const d of ['/etc/ssh/sshd_config.d', '/etc/systemd/system', '/var/lib', '/run', '/opt', '/root', '/tmp', '/usr/sbin'])
+      this.mkdir(d)
     put(join(this.state, 'virt'), `${o.virt ?? 'kvm'}\n`)
     // The kernel's keys that hardening sets, each 0 to begin with.
     for (const k of Object.keys(SYSCTL)) this.put(`/proc/sys/${k.replaceAll('.', '/')}`, '0\n')
