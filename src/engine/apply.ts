@@ -280,12 +280,23 @@ const PROBE_RC = '@@probe-rc '
 
 /**
  * One probe of each service in one round trip (probeScript's, each in a subshell with its output and errors
- * together), each service's part between its own marker lines.
+ * together), all at once (they only read: a probe round takes its slowest probe's time, not their sum; fail2ban's
+ * client alone is a Python start), each service's part printed between its own marker lines, in the order given.
+ * Without a temp directory they run one after the other.
  */
 export function probeAllScript(services: Array<{name: string; health?: string}>): string {
-  return services
-    .map(({name, health}) => `echo '${PROBE_OF}${name}'\n(\n${probeScript(name, health)}\n) 2>&1\necho "${PROBE_RC}$?"`)
-    .join('\n')
+  const probe = ({name, health}: {name: string; health?: string}) => `(\n${probeScript(name, health)}\n) 2>&1`
+  return [
+    'fb_pd=$(mktemp -d 2>/dev/null) || fb_pd=',
+    'if [ -n "$fb_pd" ]; then',
+    ...services.map((s, i) => `{ ${probe(s)}\necho "${PROBE_RC}$?"; } > "$fb_pd/${i}" &`),
+    'wait',
+    ...services.map((s, i) => `echo '${PROBE_OF}${s.name}'; cat "$fb_pd/${i}"`),
+    'rm -rf "$fb_pd"',
+    'else',
+    ...services.map((s) => `echo '${PROBE_OF}${s.name}'\n${probe(s)}\necho "${PROBE_RC}$?"`),
+    'fi',
+  ].join('\n')
 }
 
 /** What probeAllScript printed, per service (readProbe's answer; absent when its part is missing). */

@@ -4,6 +4,10 @@
  * not come up healthy fails the host as before, naming it, with the previous files back and every started service
  * restarted on them.
  */
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 import {STACK} from '../../src/components/index.js'
 import {NGINX_SITE} from '../../src/components/nginx/index.js'
@@ -108,5 +112,29 @@ describe('the scripts', () => {
       ]),
     )
     expect(readProbeAll({code: 255, stdout: `@@probe-of a\n${PROBE_LINE}active\n`, stderr: ''}).size).toBe(0)
+  })
+})
+
+describe('probeAllScript on a shell', () => {
+  test("the probes run at once, each service's output, errors and status apart, in the order given", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'foobar-probes-'))
+    // systemctl: b has failed, the others are active.
+    writeFileSync(join(dir, 'systemctl'), '#!/bin/sh\n[ "$2" = b ] && { echo failed; exit 3; }\necho active\n', {mode: 0o755})
+    const script = probeAllScript([
+      // a passes only once c's probe has run: one after the other, a would wait for c and fail.
+      {name: 'a', health: `echo out-a; echo err-a >&2; for i in $(seq 50); do [ -e ${dir}/c-ran ] && exit 0; sleep 0.1; done; exit 9`},
+      {name: 'b', health: 'echo never'},
+      {name: 'c', health: `touch ${dir}/c-ran; echo out-c; exit 4`},
+    ])
+    const r = spawnSync('/bin/sh', ['-c', script], {encoding: 'utf8', env: {...process.env, PATH: `${dir}:${process.env.PATH}`}})
+    expect(readProbeAll({code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr})).toEqual(
+      new Map([
+        ['a', {state: 'active', check: {code: 0, stdout: 'out-a\nerr-a\n', stderr: ''}}],
+        ['b', {state: 'failed'}],
+        ['c', {state: 'active', check: {code: 4, stdout: 'out-c\n', stderr: ''}}],
+      ]),
+    )
+    // Its temp directory is gone.
+    expect(r.stdout).not.toMatch(/tmp\./)
   })
 })
