@@ -38,8 +38,8 @@ const DEFAULT_PORT: number = SSH_DEFAULTS.port
 /** A fixed environment, so that remote commands never depend on the user's shell rc files or locale. */
 /**
  * node-ssh (and ssh2 under it) loaded when a connection is first opened: a command that only reads the inventory
- * does not pay for them (about 50 ms of every start here, issue 20). Commands that connect start it early
- * (cli/base.ts, beside ssh_config's resolution, which waits on child processes).
+ * loads ssh2's key parser alone, to check key files (about 50 ms less of every start here, issue 20). Commands that
+ * connect start the load early (cli/base.ts, beside ssh_config's resolution, which waits on child processes).
  */
 let nodeSsh: Promise<typeof import('node-ssh')> | undefined
 export function loadSsh(): Promise<typeof import('node-ssh')> {
@@ -97,10 +97,11 @@ export function readThen(rest: string, end: string, client: boolean): {code: num
   const at = rest.indexOf(`\n${end}`)
   const eol = at < 0 ? -1 : rest.indexOf('\n', at + 1)
   if (eol < 0) return undefined
-  const code = Number(rest.slice(at + 1 + end.length, eol))
+  const said = Number(rest.slice(at + 1 + end.length, eol))
+  const code = Number.isFinite(said) ? said : -1
   const stdout = rest.slice(0, at)
   const split = client ? splitClientLine(stdout) : undefined
-  return split ? {code, stdout: split.stdout, client: split.client} : {code: Number.isFinite(code) ? code : -1, stdout}
+  return split ? {code, stdout: split.stdout, client: split.client} : {code, stdout}
 }
 
 /**
