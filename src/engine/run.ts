@@ -131,16 +131,18 @@ export async function desiredAndFacts(
   early?: EarlyFacts,
 ): Promise<{desired: HostDesired; facts: HostFacts}> {
   const guess = runner.localAddress?.()
-  const make = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered: {}})
+  const desiredWith = (discovered: Record<string, string[]>) => (controlAddress: string | undefined) =>
+    desiredState(stack, inventory, host, {...options, controlAddress, discovered})
+  // Early facts were asked only where nothing is discovered (earlyFactsScript).
   if (early && early.guess === guess) {
     step?.('gathering facts')
-    return checkAddress(runner, early.desired, guess, await gatherFacts(runner, early.desired, {first: early.result}), make)
+    return checkAddress(runner, early.desired, guess, await gatherFacts(runner, early.desired, {first: early.result}), desiredWith({}))
   }
   const asked = guess === undefined ? runner.clientAddress() : undefined
   // Left unhandled it would end the process if the discovery failed first; awaited below.
   asked?.catch(() => undefined)
   const discovered = await discoverHost(stack, inventory, host, runner, options.only)
-  const made = (controlAddress: string | undefined) => desiredState(stack, inventory, host, {...options, controlAddress, discovered})
+  const made = desiredWith(discovered)
   if (asked) {
     const desired = made(await asked)
     step?.('gathering facts')

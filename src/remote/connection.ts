@@ -64,6 +64,8 @@ export const STDIN_SCRIPT_BYTES = 4096
 
 /** The first line of a command run with `client` (commandFor): the connection's SSH_CONNECTION. */
 const CLIENT_LINE = '@@client '
+/** The shell that prints that line: the connection's SSH_CONNECTION, which the command line passed in as $1. */
+const PRINT_CLIENT = `printf '${CLIENT_LINE}%s\\n' "$1";`
 
 /**
  * Takes the line commandFor's `client` put first off a command's output: the address the connection comes from
@@ -84,7 +86,7 @@ export function splitClientLine(stdout: string): {client: string | null; stdout:
  */
 export function thenFragment(bytes: number, end: string, client: boolean): string {
   return [
-    ...(client ? [`printf '${CLIENT_LINE}%s\\n' "$1";`] : []),
+    ...(client ? [PRINT_CLIENT] : []),
     `fb_then=$(head -c ${bytes}; echo x); (set --; eval "\${fb_then%x}") </dev/null 9>&-; printf '\\n${end}%s\\n' "$?";`,
   ].join(' ')
 }
@@ -118,7 +120,7 @@ export function commandFor(
   const body = long ? `: ${shq(label)}; fb_script=$(cat; echo x); eval "\${fb_script%x}"` : script
   // `client`: the login shell expands SSH_CONNECTION into the script's $1 (sudo's env_reset would drop the variable
   // itself); the script prints it first, then runs with no positional parameters.
-  const client = o.client ? `printf '${CLIENT_LINE}%s\\n' "$1"; set --; ` : ''
+  const client = o.client ? `${PRINT_CLIENT} set --; ` : ''
   const inner = `/bin/sh -c ${shq(PRELUDE + client + body)}${o.client ? ' fb "$SSH_CONNECTION"' : ''}`
   return {command: o.root && o.user !== 'root' ? `sudo -n -- ${inner}` : inner, stdin: long ? script : o.stdin}
 }
