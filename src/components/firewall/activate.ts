@@ -1,4 +1,5 @@
 import {Failure} from '../../util/errors.js'
+import {shq} from '../../util/shell.js'
 import type {Host} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {type RevertGuard, armRevert, assertNoPendingRevert, confirmOrRevert, revertNow} from '../guard.js'
@@ -65,32 +66,47 @@ const EMPTY_FILTER = [
 ]
 
 /**
- * Every line of the rendered rules file through ufw's own command parser and frontend, in one Python process: what
- * `ufw <line>` does for each, without starting ufw (Python and its modules) once a rule. A web server's eleven rules
- * took about 0.3 s of the host's CPU each that way. Exit 3, before anything is changed, when this ufw's modules are
- * not as expected (another version), or 127 without python3: the shell then runs `ufw <line>` for each line.
+ * ufw's whole activation in one Python process (issue 20: three before, each a Python start with ufw's modules, ~0.1 s
+ * of an idle host's CPU and seconds of a first converge's): `ufw --force reset`, the filter table emptied (argv[2], a
+ * shell script), every line of the rendered rules file through ufw's own command parser and frontend (what
+ * `ufw <line>` does for each: a web server's eleven rules took about 0.3 s of the host's CPU each as separate `ufw`
+ * runs), then `ufw --force enable`; each of reset, the rules and enable on a frontend of its own, made when it starts,
+ * as a new `ufw` would read ufw's files then; ufw's lock held throughout, as each `ufw` holds it. Exit 3, before
+ * anything is changed, when this ufw's modules are not as expected (another version), or 127 without python3: the
+ * shell then runs the same steps with `ufw` itself.
  */
-const UFW_BATCH = `import gettext, shlex, sys
+const UFW_ACTIVATE = `import gettext, shlex, subprocess, sys
 try:
     import ufw.common, ufw.frontend
     from ufw.common import UFWError
     from ufw.util import create_lock, release_lock
     gettext.install(ufw.common.programName)
-    ui = ufw.frontend.UFWFrontend(False)
+    frontend = ufw.frontend.UFWFrontend(False)
 except Exception as e:
     sys.stderr.write("ufw's modules: %s\\n" % e)
     sys.exit(3)
 lines = [l.strip() for l in open(sys.argv[1]) if l.strip() and not l.startswith("#")]
 lock = create_lock(lockfile="/run/ufw.lock", dryrun=False)
+step = "--force reset"
 try:
+    frontend.do_action("reset", "", "", True)
+    step = "(emptying the filter table)"
+    subprocess.check_call(["/bin/sh", "-ec", sys.argv[2]], stdout=subprocess.DEVNULL)
+    ui = ufw.frontend.UFWFrontend(False)
     for line in lines:
+        step = line
         pr = ufw.frontend.parse_command(["ufw"] + shlex.split(line))
         if "rule" in pr.data:
             ui.do_action(pr.action, pr.data["rule"], pr.data["iptype"], True)
         else:
             ui.do_action(pr.action, "", "", True)
+    step = "--force enable"
+    ufw.frontend.UFWFrontend(False).do_action("enable", "", "", True)
 except UFWError as e:
-    sys.stderr.write("ufw %s: %s\\n" % (line, e.value))
+    sys.stderr.write("ufw %s: %s\\n" % (step, e.value))
+    sys.exit(1)
+except subprocess.CalledProcessError as e:
+    sys.stderr.write("%s: exit status %d\\n" % (step, e.returncode))
     sys.exit(1)
 finally:
     release_lock(lock)`
@@ -99,16 +115,18 @@ function activateScript(host: Host): string {
   if (host.firewall.backend === 'ufw') {
     const rules = UFW_RULES_FILE
     return [
+      // Each line of the rendered file is a ufw command (values were validated; the file is foobar's own).
+      `fb_rc=0; python3 - ${rules} ${shq(EMPTY_FILTER.join('\n'))} >/dev/null <<'FOOBAR_PY' || fb_rc=$?`,
+      UFW_ACTIVATE,
+      'FOOBAR_PY',
+      'if [ "$fb_rc" = 3 ] || [ "$fb_rc" = 127 ]; then',
       'ufw --force reset >/dev/null',
+      ...EMPTY_FILTER,
+      `grep -v -e '^#' -e '^$' ${rules} | sed 's/^/ufw /' | sh -e >/dev/null`,
+      'ufw --force enable >/dev/null',
+      'elif [ "$fb_rc" != 0 ]; then exit "$fb_rc"; fi',
       // reset keeps timestamped copies of the old rules; the saved state above is the one that matters.
       'rm -f /etc/ufw/*.rules.[0-9]*_[0-9]*',
-      ...EMPTY_FILTER,
-      // Each line of the rendered file is a ufw command (values were validated; the file is foobar's own).
-      `fb_rc=0; python3 - ${rules} >/dev/null <<'FOOBAR_PY' || fb_rc=$?`,
-      UFW_BATCH,
-      'FOOBAR_PY',
-      `if [ "$fb_rc" = 3 ] || [ "$fb_rc" = 127 ]; then grep -v -e '^#' -e '^$' ${rules} | sed 's/^/ufw /' | sh -e >/dev/null; elif [ "$fb_rc" != 0 ]; then exit "$fb_rc"; fi`,
-      'ufw --force enable >/dev/null',
       // ufw's own /etc/ufw/sysctl.conf turns log_martians off on every enable: put the hardening values back.
       `if [ -f ${SYSCTL_FILE} ]; then sysctl -q -p ${SYSCTL_FILE} >/dev/null 2>&1 || true; fi`,
     ].join('\n')

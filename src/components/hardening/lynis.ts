@@ -47,23 +47,40 @@ const WAITING = 'foobar: waiting for the foobar run on this host to end'
  * asks `date`: at each test and section), a resolution of one test instead of one line. The tests, findings and
  * hardening index are the same (lab web server: 257 tests, index 87, the same 29 warnings and suggestions with and
  * without it); with it, a run took 0.89 of the CPU time of a run without it (4 runs each, in turn).
+ *
+ * It also defines `expr` as a shell function for the one form Lynis uses, `expr N + 1` (the Debian plugin's count of
+ * the binaries it scans: 1,618 `expr` processes a run on a lab web server, 20 s of a 110 s run there), answered by the
+ * shell's own arithmetic; any other use runs the real expr. Lynis itself uses expr nowhere else (3.0.8). With it and
+ * `--quiet` (LYNIS_ARGS), the report is the same but for its times (lab web server: index 87, the same 2 warnings
+ * and 27 suggestions, the same tests run and skipped).
  */
 export const LYNIS_LOG_PLUGIN_NAME = 'cached-log-time'
 /** Lynis' Debian package keeps its plugins here (and finds none of the directories it looks at first). */
 export const LYNIS_LOG_PLUGIN = `/etc/lynis/plugins/plugin_${LYNIS_LOG_PLUGIN_NAME}_phase1`
 const LOG_PLUGIN = `#!/bin/sh
 # Managed by foobar, enabled only by foobar's profile (plugin=${LYNIS_LOG_PLUGIN_NAME}): Lynis' log lines stamped with
-# the time of the log's last separator instead of a \`date\` process each. Loaded before the Debian plugin.
+# the time of the log's last separator instead of a \`date\` process each, and \`expr N + 1\` counted by the shell
+# instead of an expr process each. Loaded before the Debian plugin.
 #-----------------------------------------------------
 # PLUGIN_AUTHOR=foobar
 # PLUGIN_CATEGORY=performance
-# PLUGIN_DESC=Log lines stamped with the time of the last separator, without a date process each
+# PLUGIN_DESC=Log lines stamped with the time of the last separator, without a date process each; expr N + 1 by the shell
 # PLUGIN_NAME=${LYNIS_LOG_PLUGIN_NAME}
-# PLUGIN_VERSION=1.0
+# PLUGIN_VERSION=1.1
 # PLUGIN_REQUIRED_TESTS=
 #-----------------------------------------------------
     LogText() {
         if [ ! "\${LOGFILE}" = "" -a \${LOGTEXT} -eq 1 ]; then echo "\${CDATE} $1" >> \${LOGFILE}; fi
+    }
+    expr() {
+        if [ $# -eq 3 ] && [ "$2" = "+" ] && [ "$3" = "1" ]; then
+            case $1 in
+                "" | *[!0-9]* | ?????????*) command expr "$@" ;;
+                *) echo $(($1 + 1)) ;;
+            esac
+        else
+            command expr "$@"
+        fi
     }
 `
 
@@ -72,9 +89,17 @@ export const LYNIS_PROFILE = [
   `plugin=${LYNIS_LOG_PLUGIN_NAME}`,
 ].join('\n')
 const LYNIS_PROFILE_WHY =
-  "CA certificates installed by a package: Lynis skips them anyway, after a dpkg query each. foobar's plugin: a log without a date process a line."
+  "CA certificates installed by a package: Lynis skips them anyway, after a dpkg query each. foobar's plugin: a log without a date process a line, expr N + 1 by the shell."
 
-/** The run itself: Lynis' options are the ones verify always used, so scores compare with earlier ones. */
+/**
+ * Lynis' options: the ones verify always used (so scores compare with earlier ones), and --quiet: its screen output
+ * goes nowhere (progress is read from its log), and quiet it skips the work of showing it (a `wc` and a `tr` for
+ * every line it would print, and the summary of warnings and suggestions at its end: some 2,000 processes a run);
+ * the report is the same, and the log has the same tests and test groups (the progress verify shows).
+ */
+export const LYNIS_ARGS = '--quick --quiet --no-colors'
+
+/** The run itself. */
 export function lynisScript(): string {
   const dir = shq(LYNIS_DIR)
   const lock = shq(HOST_LOCK)
@@ -92,7 +117,7 @@ started=$(date +%s.%N)
 rm -f ${dir}/report.new
 # Added to Lynis' own default.prf and custom.prf. ${LYNIS_PROFILE_WHY}
 printf '%s\\n' ${shq(LYNIS_PROFILE)} > ${dir}/foobar.prf
-lynis audit system --quick --no-colors --profile ${dir}/foobar.prf --report-file ${dir}/report.new --log-file ${dir}/lynis.log >/dev/null 2>&1
+lynis audit system ${LYNIS_ARGS} --profile ${dir}/foobar.prf --report-file ${dir}/report.new --log-file ${dir}/lynis.log >/dev/null 2>&1
 code=$?
 if ! grep -q '^hardening_index=' ${dir}/report.new 2>/dev/null; then
   echo "lynis exited $code without a hardening index (see ${LYNIS_LOG})" >&2
