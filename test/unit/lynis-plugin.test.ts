@@ -23,7 +23,9 @@ function dash(script: string) {
 describe("foobar's Lynis plugin, in dash", () => {
   test('`expr N + 1` in backquotes, as the Debian plugin counts: the same numbers as expr, without an expr process', () => {
     // A PATH where expr is missing: the counting must not need it.
-    const r = dash('PATH=/nonexistent; N=0; for i in a b c d e f g h i j k; do N=`expr ${N} + 1`; done; echo "$N"; N=`expr 41 + 1`; echo "$N"')
+    const r = dash(
+      'PATH=/nonexistent; N=0; for i in a b c d e f g h i j k; do N=`expr ${N} + 1`; done; echo "$N"; N=`expr 41 + 1`; echo "$N"',
+    )
     expect(r).toMatchObject({stdout: '11\n42\n', status: 0})
   })
 
