@@ -199,7 +199,7 @@ export function probeScript(name: string, health: string | undefined): string {
   return health ? `${state}\n[ "$fb_state" = active ] || exit 0\n(\n${health}\n)` : state
 }
 
-/** The value on the line `marker` starts (probeScript's, bringUpScript's), and what the script printed after it. */
+/** The value on the line `marker` starts (probeScript's), and what the script printed after it. */
 function markedLine(stdout: string, marker: string): {value: string; after: string} | undefined {
   const at = stdout.indexOf(marker)
   if (at < 0) return undefined
@@ -215,40 +215,17 @@ export function readProbe(r: RunResult): {state: string; check?: RunResult} | un
   return {state: line.value, check: {code: r.code, stdout: line.after, stderr: r.stderr}}
 }
 
-const WAS_LINE = '@@was '
-
-/**
- * A changed service brought up in one round trip (issue 20: a first start took three): enabled when the plan says so
- * (a failure there ends the script first, with enable's status and words; without the full systemd reload enable
- * does by default, ~0.5 s of a busy host's CPU each: the unit's own file is loaded when it starts, and its
- * `[Install]` links matter only at boot, when everything is read anew), its state before (a line of its own),
- * then, when it was not active, started (its failed state reset first: a unit that hit its start limit refuses a
- * plain start). An active service is left as it is: its reload or restart, when its config changed, is a step of its
- * own. The health probes follow (waitHealthy), at once after a start: a start is over when systemctl returns.
- */
-export function bringUpScript(name: string, o: {enable: boolean}): string {
-  const n = shq(name)
-  return [
-    ...(o.enable ? [`systemctl enable --no-reload ${n} >/dev/null 2>&1 || systemctl enable --no-reload ${n} || exit`] : []),
-    `fb_was=$(systemctl is-active ${n}); echo "${WAS_LINE}$fb_was"`,
-    `[ "$fb_was" != active ] || exit 0`,
-    `systemctl reset-failed ${n} 2>/dev/null; systemctl start ${n}; exit 0`,
-  ].join('\n')
-}
-
-/** Whether the service was active before bringUpScript (undefined: the script ended first, enable failed). */
-export function readBringUp(r: RunResult): {wasActive: boolean} | undefined {
-  const line = markedLine(r.stdout, WAS_LINE)
-  return line && {wasActive: line.value === 'active'}
-}
-
 const WAS_OF = '@@was-of '
 
 /**
- * Services that were not running brought up in one round trip, one after the other in the order given (issue 20: a
- * first converge started a web server's nine services a round trip and two probes each): each enabled when asked
- * (a failure ends the script there, with enable's words), its state before on a line of its own, then started
- * unless it was active, as bringUpScript does for one.
+ * Changed services brought up in one round trip, one after the other in the order given (issue 20: a first converge
+ * started a web server's nine services a round trip and two probes each): each enabled when the plan says so (a
+ * failure there ends the script first, with enable's status and words; without the full systemd reload enable does
+ * by default, ~0.5 s of a busy host's CPU each: the unit's own file is loaded when it starts, and its `[Install]`
+ * links matter only at boot, when everything is read anew), its state before on a line of its own, then, when it was
+ * not active, started (its failed state reset first: a unit that hit its start limit refuses a plain start). An
+ * active service is left as it is: its reload or restart, when its config changed, is a step of its own. The health
+ * probes follow (waitHealthyAll), at once after a start: a start is over when systemctl returns.
  */
 export function bringUpAllScript(services: Array<{name: string; enable: boolean}>): string {
   return services
@@ -275,17 +252,20 @@ export function readBringUpAll(r: RunResult): Map<string, {wasActive: boolean}> 
   return out
 }
 
-const PROBE_OF = '@@probe-of '
-const PROBE_RC = '@@probe-rc '
+export const PROBE_OF = '@@probe-of '
+export const PROBE_RC = '@@probe-rc '
 
 /**
  * One probe of each service in one round trip (probeScript's, each in a subshell with its output and errors
  * together), all at once (they only read: a probe round takes its slowest probe's time, not their sum; fail2ban's
  * client alone is a Python start), each service's part printed between its own marker lines, in the order given.
- * Without a temp directory they run one after the other.
+ * Without a temp directory, or for one service, they run one after the other.
  */
 export function probeAllScript(services: Array<{name: string; health?: string}>): string {
   const probe = ({name, health}: {name: string; health?: string}) => `(\n${probeScript(name, health)}\n) 2>&1`
+  const inTurn = services.map((s) => `echo '${PROBE_OF}${s.name}'\n${probe(s)}\necho "${PROBE_RC}$?"`)
+  // One alone needs no temp directory.
+  if (services.length === 1) return inTurn[0]!
   return [
     'fb_pd=$(mktemp -d 2>/dev/null) || fb_pd=',
     'if [ -n "$fb_pd" ]; then',
@@ -294,7 +274,7 @@ export function probeAllScript(services: Array<{name: string; health?: string}>)
     ...services.map((s, i) => `echo '${PROBE_OF}${s.name}'; cat "$fb_pd/${i}"`),
     'rm -rf "$fb_pd"',
     'else',
-    ...services.map((s) => `echo '${PROBE_OF}${s.name}'\n${probe(s)}\necho "${PROBE_RC}$?"`),
+    ...inTurn,
     'fi',
   ].join('\n')
 }
@@ -315,39 +295,11 @@ export function readProbeAll(r: RunResult): Map<string, {state: string; check?: 
   return out
 }
 
-async function waitHealthy(
-  runner: Runner,
-  name: string,
-  health: string | undefined,
-  t: HealthTiming,
-  reloaded: boolean,
-): Promise<string | undefined> {
-  const deadline = Date.now() + t.timeoutMs
-  let last = ''
-  let passes = 0
-  if (reloaded) await sleep(t.settleMs)
-  for (;;) {
-    const probe = readProbe(await runner.run(probeScript(name, health), {check: false})) ?? {state: ''}
-    if (probe.state === 'active') {
-      const h = probe.check ?? {code: 0, stdout: '', stderr: ''}
-      if (h.code === 0) {
-        if (++passes >= 2) return undefined
-      } else {
-        passes = 0
-        last = `health check failed: ${(h.stderr || h.stdout).trim().split('\n').pop()}`
-      }
-    } else {
-      passes = 0
-      last = `${name} is ${probe.state || 'not active'}`
-    }
-    if (Date.now() > deadline) return probe.state === 'active' ? last : `${last}${await journalTail(runner, name)}`
-    await sleep(t.everyMs)
-  }
-}
-
 /**
- * waitHealthy for services started together: every probe round is one round trip for all of them that have not yet
- * passed twice in a row. The first of them (in order) still failing at the deadline, and why.
+ * The health gate of services brought up or reloaded together: probe rounds (one round trip each, for all of them that
+ * have not yet passed twice in a row) until each has passed twice in a row, or the deadline. The first of them (in
+ * order) still failing at the deadline, and why: its state, or its health check's last words; its journal's last
+ * lines when it is not active. One that has passed every probe so far (not yet twice) is not held against it.
  */
 async function waitHealthyAll(
   runner: Runner,
@@ -377,7 +329,6 @@ async function waitHealthyAll(
     const failing = services.filter((s) => passes.get(s.name)! < 2)
     if (failing.length === 0) return undefined
     if (Date.now() > deadline) {
-      // As waitHealthy: one that has passed every probe so far (not yet twice) is not held against it.
       const s = failing.find((f) => last.has(f.name))
       if (!s) return undefined
       const active = probes.get(s.name)?.state === 'active'
@@ -511,8 +462,9 @@ export async function revertApplied(runner: Runner, desired: HostDesired, applie
       const how = active && spec.onChange === 'reload' ? 'reload' : 'restart'
       step(`${how}ing ${spec.name} on the previous configuration`)
       await runner.run(`systemctl ${how} ${shq(spec.name)}`, {check: false})
-      const problem = await waitHealthy(runner, spec.name, spec.health, timing, how === 'reload')
-      if (problem) throw new Failure(`${desired.host.name}: ${spec.name} unhealthy on the previous configuration (${problem})`)
+      if (how === 'reload') await sleep(timing.settleMs)
+      const bad = await waitHealthyAll(runner, [spec], timing)
+      if (bad) throw new Failure(`${desired.host.name}: ${spec.name} unhealthy on the previous configuration (${bad.problem})`)
     }
   } finally {
     await runner.run(markAppliedScript(), {check: false}).catch(() => undefined)
@@ -697,54 +649,41 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   }
   // In component order: the app is up before nginx's health check asks it. Services that were not running (all of
   // a first converge's) start one after the other in one round trip and are gated together: none of them served
-  // anything before. (Their reloads for changed files are due only if the host started them meanwhile.)
+  // anything before. (Their reloads for changed files are due only if the host started them meanwhile.) A running
+  // one is a group of its own: reloaded or restarted, then gated, before the next is touched.
   const due = desired.services.filter((spec) => services.some((s) => s.name === spec.name) || reloads.some((r) => r.name === spec.name))
   const notRunning = (spec: (typeof due)[number]) => Boolean(services.find((s) => s.name === spec.name)?.start)
   for (let i = 0; i < due.length;) {
     let end = i
     while (end < due.length && notRunning(due[end]!)) end++
-    if (end - i >= 2) {
-      const group = due.slice(i, end)
-      i = end
-      step(`starting ${group.map((g) => g.name).join(', ')}`)
-      const enable = (name: string) => Boolean(services.find((s) => s.name === name)?.enable)
-      const r = await runner.run(bringUpAllScript(group.map((g) => ({name: g.name, enable: enable(g.name)}))), {check: false})
-      const ups = readBringUpAll(r)
-      let settle = false
-      for (const spec of group) {
-        const up = ups.get(spec.name)
-        if (!up) throw new RemoteError(host.name, shownCommand(`systemctl enable ${spec.name}`), r.code, r.stderr || r.stdout)
-        const reload = reloads.find((x) => x.name === spec.name)
-        if (up.wasActive && reload) {
-          step(`${reload.how}ing ${spec.name}`)
-          await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
-          settle ||= reload.how === 'reload'
-        }
-        touched.push({spec, wasActive: up.wasActive})
-      }
-      if (settle) await sleep(timing.settleMs)
-      const bad = await waitHealthyAll(runner, group, timing)
-      if (bad) await unhealthy(bad.name, bad.problem)
-      continue
-    }
-    const spec = due[i++]!
-    const svc = services.find((s) => s.name === spec.name)
-    const reload = reloads.find((r) => r.name === spec.name)
+    const group = due.slice(i, Math.max(end, i + 1))
+    i += group.length
+    const planned = (name: string) => services.find((s) => s.name === name)
     // Said before the round trip, from the plan (a service the host started meanwhile is only reloaded, if at all).
-    if (svc?.start) step(`starting ${spec.name}`)
-    const r = await runner.run(bringUpScript(spec.name, {enable: Boolean(svc?.enable)}), {check: false})
-    const up = readBringUp(r)
-    if (!up) throw new RemoteError(host.name, shownCommand(`systemctl enable ${spec.name}`), r.code, r.stderr || r.stdout)
-    const active = up.wasActive
-    // Stopped since it was planned (a reload was due): it was started instead.
-    if (!active && !svc?.start) step(`starting ${spec.name}`)
-    if (active && reload) {
-      step(`${reload.how}ing ${spec.name}`)
-      await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
+    const starting = group.filter((g) => planned(g.name)?.start)
+    if (starting.length) step(`starting ${starting.map((g) => g.name).join(', ')}`)
+    const r = await runner.run(bringUpAllScript(group.map((g) => ({name: g.name, enable: Boolean(planned(g.name)?.enable)}))), {
+      check: false,
+    })
+    const ups = readBringUpAll(r)
+    let settle = false
+    for (const spec of group) {
+      const up = ups.get(spec.name)
+      if (!up) throw new RemoteError(host.name, shownCommand(`systemctl enable ${spec.name}`), r.code, r.stderr || r.stdout)
+      const reload = reloads.find((x) => x.name === spec.name)
+      // Stopped since it was planned (a reload was due): it was started instead.
+      if (!up.wasActive && !planned(spec.name)?.start) step(`starting ${spec.name}`)
+      if (up.wasActive && reload) {
+        step(`${reload.how}ing ${spec.name}`)
+        await runner.run(`systemctl ${reload.how} ${shq(spec.name)}`, {check: false})
+        // A reload is a signal systemctl does not wait for: the daemon is given time to act on it before the probes.
+        settle ||= reload.how === 'reload'
+      }
+      touched.push({spec, wasActive: up.wasActive})
     }
-    touched.push({spec, wasActive: active})
-    const problem = await waitHealthy(runner, spec.name, spec.health, timing, active && reload?.how === 'reload')
-    if (problem) await unhealthy(spec.name, problem)
+    if (settle) await sleep(timing.settleMs)
+    const bad = await waitHealthyAll(runner, group, timing)
+    if (bad) await unhealthy(bad.name, bad.problem)
   }
 
   const live = only(plan.changes, 'live').map((c) => c.action)

@@ -284,13 +284,10 @@ describe('the health gate waits only where the daemon makes it (issue 20: no idl
       /^(?:systemctl reset-failed \S+ 2>\/dev\/null; )?systemctl (start|reload|is-active) (foobar-app|nginx)$/,
       (c) => void at.push([c.script.replace(RESET, ''), Date.now()]),
     )
-    // A health probe asks the unit's state in the same round trip as its check (apply.ts probeScript); a service is
-    // enabled and started, when it is not running, in one round trip (bringUpScript).
+    // A probe round asks each unit's state in the same round trip as its check (apply.ts probeAllScript, one service
+    // alone in turn); services are enabled and started, when they are not running, in one round trip (bringUpAllScript).
     const unitOf = (script: string) => /is-active '?([\w-]+)/.exec(script)![1]
-    web1.on(
-      /^fb_state=\$\(systemctl is-active '?(foobar-app|nginx)'?\)/,
-      (c) => void at.push([`systemctl is-active ${unitOf(c.script)}`, Date.now()]),
-    )
+    web1.on(/^echo '@@probe-of (foobar-app|nginx)'\n/, (c) => void at.push([`systemctl is-active ${unitOf(c.script)}`, Date.now()]))
     web1.on(/fb_was=\$\(systemctl is-active '?(foobar-app|nginx)'?\)/, (c) => void at.push([`bring up ${unitOf(c.script)}`, Date.now()]))
     const settleMs = 1500
     const r = await run(['web1'], true, {health: {settleMs, everyMs: 5, timeoutMs: 5000}})

@@ -162,7 +162,7 @@ describe('the health gate', () => {
     web1.put(APP, editedApp)
     web1.put(NGINX_SITE, editedSite)
     // nginx answers 502 through its new config.
-    web1.on(/curl -fsSk -o \/dev\/null --resolve/, () => failingCheck('curl: (22) The requested URL returned error: 502\n'))
+    web1.on(/curl -fsSk -o \/dev\/null --resolve/, (c) => failingCheck(c.script, 'curl: (22) The requested URL returned error: 502\n'))
 
     let r: Awaited<ReturnType<typeof run>> | undefined
     const journal = await journalOf(web1, async () => (r = await run(true)))

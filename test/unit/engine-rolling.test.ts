@@ -89,8 +89,8 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
   test('a server that fails its health gate and is not healthy at the LB either stays drained and stops the roll; the ones done are back in rotation', async () => {
     const {fleet, lb1, provision} = await serving()
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
-    const broken = fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, () =>
-      failingCheck('curl: (22) The requested URL returned error: 502\n'),
+    const broken = fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, (c) =>
+      failingCheck(c.script, 'curl: (22) The requested URL returned error: 502\n'),
     )
     // HAProxy's own check of web2 fails too: it is not healthy on its previous configuration either.
     lb1.fail('haproxy-down-web2')
@@ -141,7 +141,9 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
     const {fleet, lb1, provision} = await serving()
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
     // The new config fails web2's own health gate; restored, HAProxy sees it UP again.
-    fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, () => failingCheck('curl: (22) The requested URL returned error: 502\n'))
+    fleet.hosts.web2!.on(/curl -fsSk -o \/dev\/null --resolve/, (c) =>
+      failingCheck(c.script, 'curl: (22) The requested URL returned error: 502\n'),
+    )
     const r = await provision()
     expect(r.web2).toMatchObject({status: 'failed'})
     expect(r.web2!.error).toMatch(/previous config restored; back in the load balancer on its previous configuration$/)
@@ -155,7 +157,7 @@ describe('a roll through the real load balancer (haproxy runtime API)', () => {
     for (const w of WEBS) fleet.hosts[w]!.put(NGINX_SITE, EDITED)
     const cfg = lb1.file('/etc/haproxy/haproxy.cfg')!
     lb1.put('/etc/haproxy/haproxy.cfg', `${cfg}# edited by hand\n`)
-    fleet.hosts.web1!.on(/curl -fsSk -o \/dev\/null --resolve/, () => failingCheck('curl: (22) 502\n'))
+    fleet.hosts.web1!.on(/curl -fsSk -o \/dev\/null --resolve/, (c) => failingCheck(c.script, 'curl: (22) 502\n'))
     const r = await provision()
     expect(r.web1).toMatchObject({status: 'failed'})
     expect(r.lb1).toMatchObject({status: 'skipped', error: 'not run: the roll stopped at web1'})

@@ -43,7 +43,7 @@ import {dirname, join} from 'node:path'
 import {afterAll} from 'vitest'
 import {SYSCTL} from '../../../src/components/hardening/sysctl.js'
 import {RemoteError} from '../../../src/util/errors.js'
-import {type HealthTiming, PROBE_LINE} from '../../../src/engine/apply.js'
+import {type HealthTiming, PROBE_LINE, PROBE_OF, PROBE_RC} from '../../../src/engine/apply.js'
 import type {TlsMaterial} from '../../../src/engine/contract.js'
 import {type Host, type Inventory, parseInventory, sshPort, sshUser} from '../../../src/inventory/index.js'
 import type {RunOptions, RunResult, Runner, Transport} from '../../../src/remote/runner.js'
@@ -1113,11 +1113,27 @@ export const TEST_MATERIAL: TlsMaterial = {
 
 /** Health gates without the real settle and probe intervals (a failing gate gives up after 80 ms). */
 /**
- * A handler's answer for a health probe whose service is active but whose health check fails (the probe runs both in
- * one script: apply.ts probeScript), as the check's command printed it.
+ * A handler's answer for a probe round (apply.ts probeAllScript, its services in turn: one service alone is probed so)
+ * in which each service is active and the health checks that `fails` matches fail, printing `words` and exiting
+ * `code`; the others pass.
  */
-export function failingCheck(stderr: string, code = 22): {code: number; stdout: string; stderr: string} {
-  return {code, stdout: `${PROBE_LINE}active\n`, stderr}
+export function failingCheck(
+  script: string,
+  words: string,
+  code = 22,
+  fails = /curl -fsSk -o \/dev\/null --resolve/,
+): {code: number; stdout: string; stderr: string} {
+  if (script.includes('mktemp')) throw new Error('failingCheck: a round of probes run at once; answer it in the test')
+  const stdout = script
+    .split(`echo '${PROBE_OF}`)
+    .slice(1)
+    .map((part) => {
+      const name = part.slice(0, part.indexOf("'"))
+      const check = fails.test(part) ? `${words}${PROBE_RC}${code}` : `${PROBE_RC}0`
+      return `${PROBE_OF}${name}\n${PROBE_LINE}active\n${check}\n`
+    })
+    .join('')
+  return {code: 0, stdout, stderr: ''}
 }
 
 export const FAST_HEALTH: HealthTiming = {settleMs: 0, everyMs: 5, timeoutMs: 80}
