@@ -49,10 +49,10 @@ const WAITING = 'foobar: waiting for the foobar run on this host to end'
  * without it); with it, a run took 0.89 of the CPU time of a run without it (4 runs each, in turn).
  *
  * It also defines `expr` as a shell function for the one form Lynis uses, `expr N + 1` (the Debian plugin's count of
- * the binaries it scans: 1,618 `expr` processes a run on a lab web server, 20 s of a 110 s run there), answered by the
- * shell's own arithmetic; any other use runs the real expr. Lynis itself uses expr nowhere else (3.0.8). With it and
- * `--quiet` (LYNIS_ARGS), the report is the same but for its times (lab web server: index 87, the same 2 warnings
- * and 27 suggestions, the same tests run and skipped).
+ * the binaries it scans: 1,679 `expr` processes a run on a lab web server, 20 s of a 110 s run there; strace of that
+ * run: every expr Lynis 3.0.8 started was of that form), answered by the shell's own arithmetic; any other use runs
+ * the real expr. With it and `--quiet` (LYNIS_ARGS), the report is the same but for its times (lab web server: index
+ * 87, the same 2 warnings and 27 suggestions, the same tests run and skipped).
  */
 export const LYNIS_LOG_PLUGIN_NAME = 'cached-log-time'
 /** Lynis' Debian package keeps its plugins here (and finds none of the directories it looks at first). */

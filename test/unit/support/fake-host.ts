@@ -1111,7 +1111,6 @@ export const TEST_MATERIAL: TlsMaterial = {
   leaves: {},
 }
 
-/** Health gates without the real settle and probe intervals (a failing gate gives up after 80 ms). */
 /**
  * A handler's answer for a probe round (apply.ts probeAllScript, its services in turn: one service alone is probed so)
  * in which each service is active and the health checks that `fails` matches fail, printing `words` and exiting
@@ -1136,6 +1135,7 @@ export function failingCheck(
   return {code: 0, stdout, stderr: ''}
 }
 
+/** Health gates without the real settle and probe intervals (a failing gate gives up after 80 ms). */
 export const FAST_HEALTH: HealthTiming = {settleMs: 0, everyMs: 5, timeoutMs: 80}
 
 /**
