@@ -652,13 +652,13 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   // anything before. (Their reloads for changed files are due only if the host started them meanwhile.) A running
   // one is a group of its own: reloaded or restarted, then gated, before the next is touched.
   const due = desired.services.filter((spec) => services.some((s) => s.name === spec.name) || reloads.some((r) => r.name === spec.name))
-  const notRunning = (spec: (typeof due)[number]) => Boolean(services.find((s) => s.name === spec.name)?.start)
+  const planned = (name: string) => services.find((s) => s.name === name)
+  const notRunning = (spec: (typeof due)[number]) => Boolean(planned(spec.name)?.start)
   for (let i = 0; i < due.length;) {
     let end = i
     while (end < due.length && notRunning(due[end]!)) end++
     const group = due.slice(i, Math.max(end, i + 1))
     i += group.length
-    const planned = (name: string) => services.find((s) => s.name === name)
     // Said before the round trip, from the plan (a service the host started meanwhile is only reloaded, if at all).
     const starting = group.filter((g) => planned(g.name)?.start)
     if (starting.length) step(`starting ${starting.map((g) => g.name).join(', ')}`)
