@@ -134,6 +134,11 @@ describe('the jump host: its key is verified like any host', () => {
   })
 })
 
+/** The target sshd logged a line matching `pattern` (from offset `from` on): what it logs arrives after the connection returns. */
+async function expectLogged(pattern: RegExp, from = 0) {
+  expect(await target.logged(pattern, from)).toMatch(pattern)
+}
+
 describe('~/.ssh/config as OpenSSH resolves it', () => {
   test('a host reached only through ssh_config: HostName, Port, User, IdentityFile (the inventory says none of them)', async (ctx) => {
     need(ctx)
@@ -144,7 +149,7 @@ describe('~/.ssh/config as OpenSSH resolves it', () => {
     const h = host('web7', '192.0.2.7', {knownHosts: knownHosts([line(target.port, target.hostKey)]), connectTimeout: 3})
     const c = await Connection.open(h, {sshConfigFile: cfg})
     c.close()
-    expect(target.log()).toMatch(/Accepted publickey for nobody from 127\.0\.0\.1/)
+    await expectLogged(/Accepted publickey for nobody from 127\.0\.0\.1/)
   })
 
   test('Include and Match, resolved by ssh -G; an inventory user and port that are set win', async (ctx) => {
@@ -157,7 +162,7 @@ describe('~/.ssh/config as OpenSSH resolves it', () => {
     const before = target.log().length
     const c = await Connection.open(host('web8', '192.0.2.8', {knownHosts: kh, connectTimeout: 3}), {sshConfigFile: cfg})
     c.close()
-    expect(target.log().slice(before)).toMatch(/Accepted publickey for nobody/)
+    await expectLogged(/Accepted publickey for nobody/, before)
     // ssh_config says nobody and the target's port; the inventory's deploy and port win.
     const kh2 = knownHosts([line(target.port, target.hostKey), line(jump.port, jump.hostKey)])
     const wrongPort = host('web8', '192.0.2.8', {knownHosts: kh2, port: jump.port, user: 'deploy', connectTimeout: 3})
@@ -185,7 +190,7 @@ describe('~/.ssh/config as OpenSSH resolves it', () => {
     } finally {
       c.close()
     }
-    expect(target.log().slice(before)).toMatch(/Accepted publickey for root from 127\.0\.0\.1/)
+    await expectLogged(/Accepted publickey for root from 127\.0\.0\.1/, before)
   })
 
   test('what the inventory leaves unset comes from ssh_config (User, Port)', async (ctx) => {
@@ -201,7 +206,7 @@ describe('~/.ssh/config as OpenSSH resolves it', () => {
     c.close()
     // The user it logged in as decides `sudo -n` for commands as root (nobody's shell runs none here: not asserted).
     expect(c.user).toBe('nobody')
-    expect(target.log().slice(before)).toMatch(/Accepted publickey for nobody from 127\.0\.0\.1/)
+    await expectLogged(/Accepted publickey for nobody from 127\.0\.0\.1/, before)
   })
 
   test('the precedence per setting: inventory (root and 22 included) > ssh_config > foobar default', (ctx) => {

@@ -8,15 +8,26 @@ export function dbStatus(inv: string) {
   return {code: r.code, out: r.stdout + r.stderr, body: r.stdout ? json(r.stdout) : undefined}
 }
 
-/** Polls db status until it exits 0 (the topology right), failing with its last words. */
+/**
+ * Polls db status until it exits 0 (the topology right), failing with its last words. When it was not right at
+ * once, says how long it took and the problems it named first (what a user running `db status` would have seen).
+ */
 export async function waitStatusOk(inv: string, timeoutMs = 60_000) {
   const t0 = Date.now()
   let s = dbStatus(inv)
+  const first = s.code === 0 ? undefined : problemsOf(s)
   while (s.code !== 0 && Date.now() - t0 < timeoutMs) {
     await sleep(2000)
     s = dbStatus(inv)
   }
+  if (first !== undefined)
+    console.log(`db status: exit 0 after ${((Date.now() - t0) / 1000).toFixed(1)} s of asking; first it said: ${first}`)
   expect(s.code, s.out).toBe(0)
+}
+
+function problemsOf(s: ReturnType<typeof dbStatus>): string {
+  const message = (s.body?.error as {message?: string} | undefined)?.message
+  return message ?? s.out.trim().split('\n').slice(0, 3).join(' | ')
 }
 
 /**

@@ -15,6 +15,11 @@ export interface TestSshd {
   hostKey: string
   /** What sshd logged (-e). */
   log: () => string
+  /**
+   * What sshd logged from offset `from` on, once it matches `pattern` (or after 5 s, as it is then): sshd's lines
+   * reach this process after the client's connection has returned (a test read the log too early on a loaded machine).
+   */
+  logged: (pattern: RegExp, from?: number) => Promise<string>
   stop: () => void
 }
 
@@ -103,7 +108,11 @@ export function sshdLab(): SshdLab {
       child.stderr!.on('data', (d) => (log += d))
       for (let i = 0; i < 100 && !(await listening(port)); i++) await new Promise((r) => setTimeout(r, 50))
       const pub = readFileSync(`${hostKeyFile}.pub`, 'utf8').trim().split(' ')
-      const server: TestSshd = {port, hostKey: `${pub[0]} ${pub[1]}`, log: () => log, stop: () => child.kill()}
+      const logged = async (pattern: RegExp, from = 0) => {
+        for (let i = 0; i < 250 && !pattern.test(log.slice(from)); i++) await new Promise((r) => setTimeout(r, 20))
+        return log.slice(from)
+      }
+      const server: TestSshd = {port, hostKey: `${pub[0]} ${pub[1]}`, log: () => log, logged, stop: () => child.kill()}
       servers.push(server)
       return server
     },
