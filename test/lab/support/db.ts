@@ -26,8 +26,9 @@ export async function waitStatusOk(inv: string, timeoutMs = 60_000) {
 }
 
 function problemsOf(s: ReturnType<typeof dbStatus>): string {
-  const message = (s.body?.error as {message?: string} | undefined)?.message
-  return message ?? s.out.trim().split('\n').slice(0, 3).join(' | ')
+  const problems = s.body?.problems as Array<{hosts: string[]; problem: string}> | undefined
+  if (problems?.length) return problems.map((p) => `${p.hosts.join(', ')}: ${p.problem}`).join('; ')
+  return s.out.trim().split('\n').slice(0, 3).join(' | ')
 }
 
 /**
