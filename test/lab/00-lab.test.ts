@@ -58,7 +58,7 @@ describe.skipIf(!labIsUp())('the lab', () => {
       expect(unknown.code).toBe(255)
       expect(unknown.stderr).toMatch(/Host key verification failed/)
     } finally {
-      await rm(dir, {recursive: true, force: true})
+      await rm(dir, {recursive: true, force: true, maxRetries: 5})
     }
   })
 
@@ -187,7 +187,7 @@ describe.skipIf(!labIsUp())('the lab', () => {
     expect(status.hosts.map((h) => h.name)).toEqual(['lb1', 'web1', 'web2'])
     expect(await readFile(paths.knownHosts, 'utf8')).not.toContain('10.77.0.14 ')
     // Its disk was kept (as by `lab down`); nothing of it is left for the files that follow.
-    await rm(paths.host('extra1').dir, {recursive: true, force: true})
+    await rm(paths.host('extra1').dir, {recursive: true, force: true, maxRetries: 5})
   })
 
   it('`lab ssh HOST -- COMMAND` runs it there as deploy and exits with its status; lab status says how to enter a host', async () => {

@@ -121,7 +121,7 @@ describe.skipIf(!labIsUp())('monitoring', () => {
     await hook?.close()
     // Back to lab.yml's three hosts, with nothing of extra1 left for the files that follow.
     await setLabHosts(await labSpec(), {}, ['extra1'])
-    if (secrets) rmSync(secrets, {recursive: true, force: true})
+    if (secrets) rmSync(secrets, {recursive: true, force: true, maxRetries: 5})
   })
 
   test('every client is scraped: Prometheus has all targets up, with versions', async () => {

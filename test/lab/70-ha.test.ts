@@ -302,7 +302,7 @@ describe.skipIf(!labIsUp())('two load balancers sharing a floating address', () 
       expect(out.failed).toBe(0)
       expect(await theHolder()).toBe(holder)
     }
-    rmSync(dirname(leastconn), {recursive: true, force: true})
+    rmSync(dirname(leastconn), {recursive: true, force: true, maxRetries: 5})
     const again = foobar(['plan', '-i', HA, '--detailed-exitcode'])
     expect(again.code, again.stdout + again.stderr).toBe(0)
   })

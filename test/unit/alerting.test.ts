@@ -19,7 +19,7 @@ import {type Inventory, InventoryError, parseInventory} from '../../src/inventor
 import {ago} from '../../src/commands/monitor/alerts.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-alerting-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 const CI = process.env.CI === 'true'
 const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0
 /** A checker that is missing skips, except under CI (which installs them: scripts/setup.sh). */

@@ -26,7 +26,7 @@ const TMP = mkdtempSync(join(tmpdir(), 'foobar-app-py-'))
 const children: ChildProcess[] = []
 afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
-  rmSync(TMP, {recursive: true, force: true})
+  rmSync(TMP, {recursive: true, force: true, maxRetries: 5})
 })
 
 function which(bin: string): string | undefined {

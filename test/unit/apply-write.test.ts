@@ -23,8 +23,8 @@ const BACKUP_ROOT = join(BACKUP_DIR, TMP)
 // Directories above our backups that did not exist before: removed again if we leave them empty.
 const created = ['/var/lib/foobar', BACKUP_DIR, ...ancestors(BACKUP_ROOT)].filter((d) => !existsSync(d))
 afterAll(() => {
-  rmSync(TMP, {recursive: true, force: true})
-  rmSync(BACKUP_ROOT, {recursive: true, force: true})
+  rmSync(TMP, {recursive: true, force: true, maxRetries: 5})
+  rmSync(BACKUP_ROOT, {recursive: true, force: true, maxRetries: 5})
   for (const d of [...new Set(created)].sort((a, b) => b.length - a.length)) {
     try {
       rmdirSync(d)

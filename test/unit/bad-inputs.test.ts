@@ -13,7 +13,7 @@ import {InventoryError, parseInventory} from '../../src/inventory/index.js'
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const BIN = join(ROOT, 'bin', 'run.js')
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-bad-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 /** A valid inventory that sets every string field that reaches a template or a command. */
 const BASE = `site:

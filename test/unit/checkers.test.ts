@@ -22,7 +22,7 @@ import {EXAMPLES, fileOf, iptablesVariant, loadExample, renderAll} from './suppo
 const CI = process.env.CI === 'true'
 const IS_ROOT = process.getuid?.() === 0
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-checkers-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 /** Full path of a binary on PATH or in the sbin directories (a non-root PATH often lacks them). */
 function which(bin: string): string | undefined {

@@ -16,7 +16,7 @@ import {runCli} from './support/run-cli.js'
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const INVENTORY = join(ROOT, 'inventories', 'foobar.yml')
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-envelope-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 interface Run {
   code: number | null

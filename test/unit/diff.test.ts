@@ -11,7 +11,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {unifiedDiff} from '../../src/engine/diff.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-diff-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 /** `diff -u` without its two header lines. */
 function gnuHunks(before: string, after: string): string[] {

@@ -26,7 +26,7 @@ import {shq} from '../../src/util/shell.js'
 import {FakeHost, testInventory} from './support/fake-host.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-facts-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
 const b64 = (s: string) => Buffer.from(s).toString('base64')

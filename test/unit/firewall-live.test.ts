@@ -25,7 +25,7 @@ import {factsScript, parseFacts} from '../../src/engine/facts.js'
 import {iptablesVariant, loadExample} from './support/render.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-fwlive-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 /** The firewall's desired rules and rule files for a host's desired state, as the plan compares them. */
 const wanted = (d: HostDesired) => desiredRules({inventory: d.inventory, host: d.host, ports: d.ports, controlAddress: d.controlAddress})

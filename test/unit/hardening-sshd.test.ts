@@ -24,7 +24,7 @@ const TMP = mkdtempSync(join(tmpdir(), 'foobar-sshd-'))
 const children: ChildProcess[] = []
 afterAll(() => {
   for (const c of children) c.kill()
-  rmSync(TMP, {recursive: true, force: true})
+  rmSync(TMP, {recursive: true, force: true, maxRetries: 5})
 })
 
 function which(bin: string): string | undefined {

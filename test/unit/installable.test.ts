@@ -11,7 +11,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {ROOT} from './support/run-cli.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'foobar-install-'))
-afterAll(() => rmSync(scratch, {recursive: true, force: true}))
+afterAll(() => rmSync(scratch, {recursive: true, force: true, maxRetries: 5}))
 
 describe('npm pack + npm install -g', () => {
   // dist/ is already built (npm test builds first): --ignore-scripts, so packing does not rebuild it under the other tests.

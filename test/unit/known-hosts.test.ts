@@ -12,7 +12,7 @@ import {checkHostKey, fingerprint, keyTypeOf, knownHostsLine, lookupName, parseK
 import {parseSshConfig} from '../../src/remote/ssh-config.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-kh-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 /** A syntactically real SSH public key blob of the given type (string type, then opaque key bytes). */
 function blob(type: string, seed: string): Buffer {

@@ -15,7 +15,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {runCli} from './support/run-cli.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-local-files-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 /** No ~/.ssh/known_hosts of the machine's user in the way. */
 const HOME = mkdtempSync(join(TMP, 'home-'))
 

@@ -26,7 +26,7 @@ import {prepareMaterial} from '../../src/components/index.js'
 import {type Inventory, parseInventory} from '../../src/inventory/index.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-monitoring-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0
 

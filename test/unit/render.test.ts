@@ -17,7 +17,7 @@ import {EXAMPLES, OTHER_EXAMPLES, ROOT, fileOf, iptablesVariant, loadExample, re
 
 const require = createRequire(import.meta.url)
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-render-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 describe('rendered files (snapshots)', () => {
   const variants = [

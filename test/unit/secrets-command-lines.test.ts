@@ -23,7 +23,7 @@ const TMP = mkdtempSync(join(tmpdir(), 'foobar-secrets-'))
 const fleets: FakeFleet[] = []
 afterAll(() => {
   fleets.forEach((f) => f.cleanup())
-  rmSync(TMP, {recursive: true, force: true})
+  rmSync(TMP, {recursive: true, force: true, maxRetries: 5})
   delete process.env.FOOBAR_SCAN_MONITOR_PASSWORD
 })
 

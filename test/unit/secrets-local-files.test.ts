@@ -12,7 +12,7 @@ import {MAX_SECRET_BYTES, checkSecret, readSecret} from '../../src/secrets/index
 import {exitCodeOf} from '../../src/util/errors.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-secretfiles-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 function error(f: () => unknown): Error {
   try {

@@ -39,7 +39,7 @@ const PATH = process.env.PATH
 process.env.PATH = `${TMP}:${PATH}`
 afterAll(() => {
   process.env.PATH = PATH
-  rmSync(TMP, {recursive: true, force: true})
+  rmSync(TMP, {recursive: true, force: true, maxRetries: 5})
 })
 
 const calls = () => readFileSync(LOG, 'utf8').split('\n').filter(Boolean)

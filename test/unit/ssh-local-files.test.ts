@@ -16,7 +16,7 @@ import {exitCodeOf} from '../../src/util/errors.js'
 import {testInventory} from './support/fake-host.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-localfiles-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 const FIFO = join(TMP, 'fifo')
 execFileSync('mkfifo', [FIFO])
 const DIR = join(TMP, 'a-directory')

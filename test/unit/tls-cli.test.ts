@@ -12,7 +12,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {runCli} from './support/run-cli.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-tls-cli-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 const cli = (args: string[]) => runCli(args)
 

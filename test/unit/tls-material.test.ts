@@ -27,7 +27,7 @@ const TMP = mkdtempSync(join(tmpdir(), 'foobar-tls-material-'))
 const fleets: FakeFleet[] = []
 afterAll(() => {
   fleets.forEach((f) => f.cleanup())
-  rmSync(TMP, {recursive: true, force: true})
+  rmSync(TMP, {recursive: true, force: true, maxRetries: 5})
 })
 
 const p = (name: string) => join(TMP, name)

@@ -12,7 +12,7 @@ import {withLock} from '../../src/components/tls/acme.js'
 import {installSchedule, removeSchedule, scheduleName, schedulePlan} from '../../src/components/tls/schedule.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-tls-schedule-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 const plan = (inventoryFile: string, dirs: {cronDir: string; unitDir: string}, systemd = false) =>
   schedulePlan({inventoryFile, domain: 'www.example.test', systemd, ...dirs, node: '/usr/bin/node', bin: '/opt/foobar/bin/run.js'})

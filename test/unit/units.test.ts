@@ -14,7 +14,7 @@ import {type UnitLine, unitLineSolo, unitLinesScript} from '../../src/engine/uni
 import {shq} from '../../src/util/shell.js'
 
 const TMP = mkdtempSync(join(tmpdir(), 'foobar-units-'))
-afterAll(() => rmSync(TMP, {recursive: true, force: true}))
+afterAll(() => rmSync(TMP, {recursive: true, force: true, maxRetries: 5}))
 
 const FAKE_SYSTEMCTL = `#!/bin/sh
 verb=$1; shift

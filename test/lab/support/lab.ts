@@ -85,6 +85,6 @@ export async function setLabHosts(spec: LabSpec, options: Parameters<typeof up>[
     console.log(`lab: booted [${r.resized.added.join(', ')}], stopped [${r.resized.stopped.join(', ')}] in ${r.seconds.toFixed(1)} s`)
   for (const name of forget) {
     if (r.hosts.some((h) => h.name === name)) throw new Error(`${name} is still one of the lab's hosts: not removing its disk`)
-    rmSync(paths.host(name).dir, {recursive: true, force: true})
+    rmSync(paths.host(name).dir, {recursive: true, force: true, maxRetries: 5})
   }
 }

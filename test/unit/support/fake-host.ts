@@ -125,7 +125,7 @@ let sequence = 0
 /** Every temp directory made here: removed after the test file that imported this module (workers may not exit). */
 const made: string[] = []
 const removeAll = () => {
-  for (const d of made.splice(0)) rmSync(d, {recursive: true, force: true})
+  for (const d of made.splice(0)) rmSync(d, {recursive: true, force: true, maxRetries: 5})
   shared = undefined
 }
 afterAll(removeAll)
@@ -875,7 +875,7 @@ export class FakeHost implements Runner {
   }
 
   remove(p: string): void {
-    rmSync(this.path(p), {recursive: true, force: true})
+    rmSync(this.path(p), {recursive: true, force: true, maxRetries: 5})
   }
 
   unit(name: string): {enabled?: string; active: string} {
@@ -947,7 +947,7 @@ export class FakeHost implements Runner {
   /** Removes the host's directories (also done when the process exits). */
   cleanup(): void {
     for (const s of this.servers) s.close()
-    rmSync(this.dir, {recursive: true, force: true})
+    rmSync(this.dir, {recursive: true, force: true, maxRetries: 5})
   }
 
   /* ---- The shell ---- */

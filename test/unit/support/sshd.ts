@@ -118,7 +118,7 @@ export function sshdLab(): SshdLab {
     },
     cleanup() {
       for (const s of servers) s.stop()
-      rmSync(dir, {recursive: true, force: true})
+      rmSync(dir, {recursive: true, force: true, maxRetries: 5})
     },
   }
 }
