@@ -286,11 +286,17 @@ describe('iptables-restore --test / ip6tables-restore --test (in a throwaway net
   const restoreTest = (tools: Record<string, string>, binary: 'iptables-restore' | 'ip6tables-restore', rules: string) =>
     run(tools.ip!, ['netns', 'exec', NETNS, tools[binary]!, '--test'], rules)
 
-  afterAll(() => {
+  afterAll(async () => {
     if (netnsState !== 'created') return
     const ip = which('ip')!
-    const r = run(ip, ['netns', 'delete', NETNS])
-    if (r.status !== 0) throw new Error(`could not delete network namespace ${NETNS}: ${r.output2}`)
+    // A namespace whose last process is still exiting can refuse deletion for a moment (a loaded machine): retried.
+    let r = run(ip, ['netns', 'delete', NETNS])
+    for (let i = 0; i < 10 && r.status !== 0 && run(ip, ['netns', 'list']).stdout.includes(NETNS); i++) {
+      await new Promise((done) => setTimeout(done, 200))
+      r = run(ip, ['netns', 'delete', NETNS])
+    }
+    if (r.status !== 0 && run(ip, ['netns', 'list']).stdout.includes(NETNS))
+      throw new Error(`could not delete network namespace ${NETNS}: ${r.output2}`)
     expect(run(ip, ['netns', 'list']).stdout).not.toContain(NETNS)
   })
 
