@@ -68,6 +68,20 @@ async function missingOn(host: string, ids: number[]): Promise<number[]> {
   return ids.filter((id) => !have.has(id))
 }
 
+/**
+ * Awaits a step and says so when it took more than 5 s: the writer-SIGKILL test took a minute longer in half of the CI
+ * runs, outside the figures it prints (db status was right at once), and this names the step.
+ */
+async function step<T>(name: string, work: Promise<T>): Promise<T> {
+  const t0 = Date.now()
+  try {
+    return await work
+  } finally {
+    const s = (Date.now() - t0) / 1000
+    if (s > 5) console.log(`slow step: ${name} took ${s.toFixed(1)} s`)
+  }
+}
+
 describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sync, fencing, endpoint)', () => {
   const secret = join(mkdtempSync(join(tmpdir(), 'foobar-failover-')), 'app_db_password')
   writeFileSync(secret, `${randomBytes(18).toString('base64url')}\n`, {mode: 0o600})
@@ -89,8 +103,8 @@ describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sy
   // Whatever a test left (a failed one included): web1 on the network, both databases up, web1 the writer again.
   afterEach(async () => {
     await run('ip', ['link', 'set', 'fbl-12', 'up']).catch(() => undefined)
-    for (const h of DB) await ssh(h, 'sudo systemctl start mariadb')
-    await restoreLabTopology(withApp)
+    for (const h of DB) await step(`after the test: systemctl start mariadb on ${h}`, ssh(h, 'sudo systemctl start mariadb'))
+    await step('after the test: the lab topology back', restoreLabTopology(withApp))
   })
 
   afterAll(async () => {
@@ -101,16 +115,16 @@ describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sy
   })
 
   test("the writer's mysqld SIGKILLed under 20 writes/s: no operator, 0 acknowledged writes lost, never two writers", async () => {
-    const watch = await writersWatch()
+    const watch = await step("the writers' watch starting", writersWatch())
     const load = writeLoad(domain, ca, 20, 60_000)
     await sleep(8000)
     const killedAt = Date.now()
-    await sshOk('web1', 'sudo pkill -KILL -x mariadbd')
+    await step('the kill', sshOk('web1', 'sudo pkill -KILL -x mariadbd'))
     await sleep(22_000)
-    const result = await load.finish()
-    const writers = await watch.finish()
+    const result = await step('the load finishing', load.finish())
+    const writers = await step("the writers' watch finishing", watch.finish())
     const back = secondsBack(result, killedAt)
-    const lost = await missingOn('web1', result.acked)
+    const lost = await step('the acknowledged ids read on web1', missingOn('web1', result.acked))
     console.log(
       `mysqld SIGKILL on the writer, 20 writes/s: ${result.sent} sent, ${result.acked.length} acknowledged, ${lost.length} acknowledged lost, writes back ${back === undefined ? 'never' : back.toFixed(1)} s after the kill (longest gap ${result.longestGapSeconds.toFixed(1)} s), two writers in ${writers.twoWriters} of the 200 ms windows (${writers.samples} samples on the hosts); failures: ${tally(result.errors)}`,
     )
@@ -118,8 +132,8 @@ describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sy
     expect(writers.twoWriters, writers.seen.join(', ')).toBe(0)
     expect(back).toBeDefined()
     // The replica has every acknowledged write too.
-    await waitStatusOk(inv)
-    expect(await missingOn('web2', result.acked)).toEqual([])
+    await step('db status right', waitStatusOk(inv))
+    expect(await step('the acknowledged ids read on web2', missingOn('web2', result.acked))).toEqual([])
   })
 
   test('the writer host gone under 20 writes/s: db promote --force; 0 acknowledged lost, never two writers; it rejoins as a replica', async () => {
