@@ -29,10 +29,10 @@ export default class SummaryReporter implements Reporter {
       for (const err of mod.errors()) errors.push(`error: ${file}: ${firstLine(err)}`)
     }
     for (const err of unhandledErrors) errors.push(`error: unhandled: ${firstLine(err)}`)
-    const counts = `${passed} passed, ${failed} failed, ${skipped} skipped, ${errors.length} errors`
-    process.stdout.write(`\n${counts}\n${errors.map((e) => e + '\n').join('')}`)
+    const named = errors.map((e) => `${e}\n`).join('')
+    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped, ${errors.length} errors\n${named}`)
     const summary = process.env.FOOBAR_TEST_SUMMARY
-    if (summary) appendFileSync(summary, `${passed} ${failed} ${skipped} ${errors.length}\n${errors.map((e) => e + '\n').join('')}`)
+    if (summary) appendFileSync(summary, `${passed} ${failed} ${skipped} ${errors.length}\n${named}`)
   }
 }
 
