@@ -160,6 +160,16 @@ describe('planReplication (pure)', () => {
     ).toMatchObject({kind: 'configure'})
   })
 
+  test('a former writer (its own record names it) that does not replicate rejoins: configured, re-seeded only if it diverged', () => {
+    expect(planReplication(inv, web2, facts({userDatabases: 3, writer: {generation: 4, name: 'web2'}}), PASSWORD)).toEqual([
+      {kind: 'rejoin', from: 'web1', why: 'a former writer (generation 4) rejoining'},
+    ])
+    // Another host's record (replicated from a writer): a replica like any other.
+    expect(planReplication(inv, web2, facts({userDatabases: 3, writer: {generation: 4, name: 'web1'}}), PASSWORD)).toEqual([
+      {kind: 'configure', from: 'web1', why: 'not replicating'},
+    ])
+  })
+
   test('a replica of the wrong primary, without GTID or without TLS is configured again, with every reason', () => {
     const wrong = {...RUNNING, Master_Host: '10.77.0.99', Using_Gtid: 'No', Master_SSL_Allowed: 'No'}
     expect(planReplication(inv, web2, facts({slave: wrong}), PASSWORD)).toEqual([
@@ -201,6 +211,8 @@ interface Db {
   semiSyncClients?: number
   /** The statements run with semi-sync's wait for an absent replica switched off (noReplicaWaitScript). */
   withoutReplicaWait?: string[]
+  /** A transaction in its binary log its primary never had: GTID strict mode stops the SQL thread on START SLAVE. */
+  errant?: string
 }
 
 function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: FakeHost; db: Db} {
@@ -279,15 +291,31 @@ function database(h: Host, db: Partial<Db>, peers: Map<string, Db>): {fake: Fake
         if ((m = /^SET GLOBAL read_only = (ON|OFF)$/.exec(st))) state.readOnly = m[1] === 'ON'
         else if (st === 'SELECT @@gtid_binlog_pos') out += `${state.binlogPos}\n`
         else if (st === 'STOP SLAVE') state.slave &&= {...state.slave, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
+        else if (st === 'STOP SLAVE IO_THREAD') state.slave &&= {...state.slave, Slave_IO_Running: 'No'}
         else if (st === 'RESET SLAVE ALL') state.slave = undefined
-        else if (st === 'RESET MASTER') state.binlogPos = ''
-        else if ((m = /^SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'$/.exec(st))) state.slavePos = m[1]!
-        else if ((m = /^CHANGE MASTER TO MASTER_HOST='([^']+)'.*MASTER_SSL=1.*MASTER_USE_GTID=slave_pos$/s.exec(st))) {
+        else if (st === 'RESET MASTER') {
+          state.binlogPos = ''
+          state.errant = undefined
+        } else if ((m = /^SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'$/.exec(st))) state.slavePos = m[1]!
+        else if (st === 'SELECT @@GLOBAL.gtid_slave_pos') out += `${state.slavePos}\n`
+        else if ((m = /^SET GLOBAL gtid_binlog_state = '([^']*)'$/.exec(st))) {
+          if (state.binlogPos) return {code: 1, stdout: '', stderr: 'ERROR 1940 (HY000): Binlog must be empty\n'}
+          state.binlogPos = m[1]!
+        } else if (st === 'SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos') {
+          // Its own last write (the binary log's position) is later than what it last replicated.
+          state.slavePos = state.binlogPos || state.slavePos
+        } else if ((m = /^CHANGE MASTER TO MASTER_HOST='([^']+)'.*MASTER_SSL=1.*MASTER_USE_GTID=slave_pos$/s.exec(st))) {
           state.slave = {...RUNNING, Master_Host: m[1]!, Slave_IO_Running: 'No', Slave_SQL_Running: 'No'}
         } else if (st === 'START SLAVE') {
           if (state.slave) state.slave = {...state.slave, Slave_IO_Running: 'Yes', Slave_SQL_Running: 'Yes'}
           const master = peers.get(state.slave?.Master_Host ?? '')
-          if (master) state.slavePos = master.binlogPos
+          if (state.errant && state.slave)
+            state.slave = {
+              ...state.slave,
+              Slave_SQL_Running: 'No',
+              Last_SQL_Error: `An attempt was made to binlog GTID 0-3-105 which would create an out-of-order sequence number with existing GTID ${state.errant}, and gtid strict mode is enabled`,
+            }
+          else if (master) state.slavePos = master.binlogPos
         } else if ((m = /^(?:CREATE USER IF NOT EXISTS|ALTER USER) '([^']+)'@'([^']+)' IDENTIFIED BY '([^']+)' REQUIRE SSL$/.exec(st))) {
           state.users = [
             ...state.users.filter((u) => !(u.user === m![1] && u.host === m![2])),
@@ -499,6 +527,64 @@ describe('convergeReplication through scripted databases (the primary first)', (
     expect(reset).toBeLessThan(load)
     expect(load).toBeLessThan(change)
     expect(old.db).toMatchObject({slavePos: '0-3-120', slave: {Master_Host: web1.address, Slave_SQL_Running: 'Yes'}})
+    // Its new binary log starts from the primary's history at the dump, for a host repointed to it later.
+    expect(old.db.binlogPos).toBe('0-3-120')
+  })
+})
+
+describe('a former writer rejoining after db promote --force (it was away)', () => {
+  function rejoining(errant?: string) {
+    const peers = new Map<string, Db>()
+    const users = [web2, web3].map((h) => ({user: 'repl', host: h.address, hash: HASH, ssl: 'ANY'}))
+    const p = database(web1, {binlogPos: '0-3-120', databases: ['shop'], users, writer: {generation: 3, name: 'web1'}}, peers)
+    // web2 wrote up to 0-2-104 as the writer of generation 2; web1 took over at 0-3-105 without it.
+    const old = database(web2, {binlogPos: errant ?? '0-2-104', databases: ['shop'], writer: {generation: 2, name: 'web2'}, errant}, peers)
+    const byName = new Map([p, old].map((x) => [x.fake.host.name, x.fake]))
+    const steps: string[] = []
+    const converge = () =>
+      convergeReplication(
+        inv,
+        [web1, web2],
+        async (h) => byName.get(h.name)!,
+        PASSWORD,
+        (h, s) => steps.push(`${h}: ${s}`),
+      )
+    return {p, old, steps, converge}
+  }
+
+  test('with a transaction the new primary never had: re-seeded in the same run, saying why, replicating', async () => {
+    const c = rejoining('0-2-105')
+    expect(await c.converge()).toEqual({})
+    const error =
+      'An attempt was made to binlog GTID 0-3-105 which would create an out-of-order sequence number with existing GTID 0-2-105, and gtid strict mode is enabled'
+    expect(c.steps.filter((s) => s.startsWith('web2: '))).toEqual([
+      'web2: replicating from web1 (GTID, TLS): a former writer (generation 2) rejoining',
+      `web2: re-seeding from web1: diverged from web1: ${error}`,
+      'web2: seeding from web1: shop',
+      'web2: fence account for 10.77.0.12, 10.77.0.14 (TLS required, reads the writer record only)',
+    ])
+    const sql = sqlOf(c.old.fake)
+    const reset = sql.indexOf('STOP SLAVE; RESET SLAVE ALL; RESET MASTER;')
+    const load = sql.findIndex((x) => x.startsWith('-- MariaDB dump'))
+    expect(reset).toBeGreaterThan(sql.findIndex((x) => x.includes('CHANGE MASTER')))
+    expect(load).toBeGreaterThan(reset)
+    expect(c.old.db).toMatchObject({errant: undefined, slavePos: '0-3-120', slave: {Master_Host: web1.address, Slave_SQL_Running: 'Yes'}})
+    expect(c.old.db.binlogPos).toBe('0-3-120')
+  })
+
+  test('without one: repointed, no dump, nothing reset', async () => {
+    const c = rejoining()
+    expect(await c.converge()).toEqual({})
+    expect(c.p.fake.commands(/mysqldump/)).toEqual([])
+    expect(sqlOf(c.old.fake).filter((x) => x.includes('RESET MASTER'))).toEqual([])
+    expect(c.old.db.slave).toMatchObject({Master_Host: web1.address, Slave_SQL_Running: 'Yes'})
+  })
+
+  test('a replica that was not a writer is never re-seeded in the run: its divergence is reported', async () => {
+    const c = rejoining('0-2-105')
+    c.old.db.writer = {generation: 3, name: 'web1'}
+    expect((await c.converge()).web2).toMatch(/^web2: replication did not start: An attempt was made to binlog GTID 0-3-105 /)
+    expect(c.p.fake.commands(/mysqldump/)).toEqual([])
   })
 })
 
@@ -594,6 +680,11 @@ describe('db promote through scripted databases', () => {
         readOnly: true,
         slave: {Master_Host: web2.address, Slave_IO_Running: 'Yes', Using_Gtid: 'Slave_Pos', Master_SSL_Allowed: 'Yes'},
       })
+    // The old primary asks the new writer for what follows its own last write, not its stale replication position.
+    const oldSql = sqlOf(c.old.fake)
+    expect(oldSql.indexOf('SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos;')).toBe(
+      oldSql.findIndex((x) => x.includes('CHANGE MASTER')) - 1,
+    )
     // Fenced before the position was read, promoted only after it was covered.
     const fenced = c.old.fake.log.find((x) => x.stdin === 'SET GLOBAL read_only = ON;')!.seq
     const promoted = c.target.fake.log.find((x) => x.stdin?.startsWith('STOP SLAVE; RESET SLAVE ALL'))!.seq
@@ -644,6 +735,32 @@ describe('db promote through scripted databases', () => {
       generation: 1,
     })
     expect(c.other.db.slave).toMatchObject({Master_Host: web2.address})
+  })
+
+  test('--force without the old primary: what the replica received is applied before its relay log goes', async () => {
+    const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-97', primaryDown: true})
+    c.target.db.slave = {...RUNNING, Gtid_IO_Pos: '0-1-100'}
+    let polls = 0
+    c.target.db.tick = () => {
+      if (c.target.db.slave?.Slave_IO_Running === 'No' && ++polls > 2) c.target.db.slavePos = '0-1-100'
+    }
+    expect(await c.run(true, 5000)).toMatchObject({newPrimary: 'web2', position: ''})
+    expect(c.steps.slice(0, 2)).toEqual([
+      'waiting for web2 to apply what it received from web1 (0-1-100)',
+      'promoting web2 (designated writer, generation 1)',
+    ])
+    const sql = sqlOf(c.target.fake)
+    expect(sql.indexOf('STOP SLAVE IO_THREAD;')).toBeLessThan(sql.findIndex((x) => x.startsWith('STOP SLAVE; RESET SLAVE ALL')))
+    expect(c.target.db.slavePos).toBe('0-1-100')
+  })
+
+  test('--force, the received transactions cannot be applied (SQL thread stopped): said, and promoted all the same', async () => {
+    const c = cluster({primaryPos: '0-1-100', replicaPos: '0-1-97', primaryDown: true})
+    c.target.db.slave = {...RUNNING, Gtid_IO_Pos: '0-1-100', Slave_SQL_Running: 'No', Last_SQL_Error: 'Duplicate entry'}
+    expect(await c.run(true, 5000)).toMatchObject({newPrimary: 'web2'})
+    expect(c.steps[0]).toBe(
+      'web2 did not apply all it received from web1 (0-1-97 of 0-1-100): its SQL thread stopped: Duplicate entry; promoting anyway (--force)',
+    )
   })
 })
 

@@ -146,7 +146,9 @@ function describeReplication(a: DbAction): string {
       ? `seed from ${a.from} and replicate (GTID, TLS)`
       : a.kind === 'reseed'
         ? `re-seed from ${a.from} (its unacknowledged transactions are discarded): ${a.why}`
-        : `replicate from ${a.from}: ${a.why}`
+        : a.kind === 'rejoin'
+          ? `replicate from ${a.from}: ${a.why} (re-seeded from ${a.from} if it has transactions ${a.from} never had: never acknowledged, discarded)`
+          : `replicate from ${a.from}: ${a.why}`
 }
 
 /**

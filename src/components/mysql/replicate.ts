@@ -10,6 +10,7 @@ import {
   fenceUsersSql,
   planFencing,
   writerRecordSql,
+  divergedError,
   dumpCommand,
   parseDbFacts,
   planReplication,
@@ -71,11 +72,17 @@ async function seed(primary: Runner, replica: Runner, step: (s: string) => void)
   if (load.code !== 0) throw new Failure(`seeding ${replica.host.name} failed: ${load.stderr.trim()}`)
 }
 
+/** Replication stopped because the replica's history has transactions its primary never had (see divergedError). */
+class Diverged extends Failure {}
+
 async function waitReplicating(replica: Runner, inv: Inventory, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const f = await dbFacts(replica, inv)
     if (f.slave.Slave_IO_Running === 'Yes' && f.slave.Slave_SQL_Running === 'Yes') return
+    // Not waited out: it does not go away by itself.
+    const diverged = divergedError(f.slave)
+    if (diverged) throw new Diverged(`${replica.host.name}: replication did not start: ${diverged}`)
     if (Date.now() > deadline) {
       const err = f.slave.Last_IO_Error || f.slave.Last_SQL_Error || `IO ${f.slave.Slave_IO_Running}, SQL ${f.slave.Slave_SQL_Running}`
       throw new Failure(`${replica.host.name}: replication did not start: ${err}`)
@@ -115,15 +122,31 @@ export async function applyReplication(
     }
     const primary = inv.hosts.find((h) => h.name === a.from)!
     await assertReachable(conn, primary, mysql.port)
-    if (a.kind === 'reseed') {
-      // Its own unreplicated transactions go (they were never acknowledged); its binary log starts again.
-      step(`re-seeding from ${primary.name}: ${a.why}`)
-      await sql(conn, 'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;')
+    const replicate = async () => {
+      await sql(conn, changeMasterSql(primary, mysql.replicationUser, password, mysql.port))
+      await waitReplicating(conn, inv)
     }
-    if (a.kind === 'seed' || a.kind === 'reseed') await seed(await connect(primary), conn, step)
-    step(`replicating from ${primary.name} (GTID, TLS)${a.kind === 'configure' ? `: ${a.why}` : ''}`)
-    await sql(conn, changeMasterSql(primary, mysql.replicationUser, password, mysql.port))
-    await waitReplicating(conn, inv)
+    const reseed = async (why: string) => {
+      // Its own unreplicated transactions go (they were never acknowledged); its binary log starts again, from the
+      // primary's history at the dump (gtid_binlog_state, allowed on an empty binary log): a host repointed to it
+      // later (db promote) asks for a position in that history, which its binary log would otherwise not know.
+      step(`re-seeding from ${primary.name}: ${why}`)
+      await sql(conn, 'STOP SLAVE; RESET SLAVE ALL; RESET MASTER;')
+      await seed(await connect(primary), conn, step)
+      const pos = (await sql(conn, 'SELECT @@GLOBAL.gtid_slave_pos;')).trim().replace(/[^0-9,-]/g, '')
+      await sql(conn, `SET GLOBAL gtid_binlog_state = '${pos}';`)
+    }
+    if (a.kind === 'reseed') await reseed(a.why)
+    if (a.kind === 'seed') await seed(await connect(primary), conn, step)
+    step(`replicating from ${primary.name} (GTID, TLS)${a.kind === 'configure' || a.kind === 'rejoin' ? `: ${a.why}` : ''}`)
+    try {
+      await replicate()
+    } catch (error) {
+      // A former writer whose binary log ends with transactions the new primary never had: what the plan said.
+      if (a.kind !== 'rejoin' || !(error instanceof Diverged)) throw error
+      await reseed(`diverged from ${primary.name}: ${error.message.replace(/^.*?replication did not start: /, '')}`)
+      await replicate()
+    }
   }
 }
 
@@ -294,6 +317,34 @@ export interface PromoteResult {
 }
 
 /**
+ * A forced promotion, the old primary's position unknown: what the replica received but has not applied yet (its
+ * relay log, which promoting deletes) can hold writes the old primary acknowledged, since semi-sync acknowledges on
+ * receipt. Its receiving stops (the old primary is gone or stopped), then the rest is applied, waited for up to the
+ * promotion's timeout; what cannot be (the SQL thread stopped on an error) is named and left, as --force says.
+ */
+async function applyReceived(replica: Runner, inv: Inventory, old: Host, o: PromoteOptions): Promise<void> {
+  if (Object.keys((await dbFacts(replica, inv)).slave).length === 0) return
+  await sql(replica, 'STOP SLAVE IO_THREAD;')
+  const deadline = Date.now() + o.timeoutMs
+  let waiting = false
+  for (;;) {
+    const f = await dbFacts(replica, inv)
+    const received = f.slave.Gtid_IO_Pos ?? ''
+    if (gtidCovers(f.gtidSlavePos ?? '', received)) return
+    const stopped = f.slave.Slave_SQL_Running !== 'Yes'
+    if (stopped || Date.now() > deadline) {
+      o.step(
+        `${replica.host.name} did not apply all it received from ${old.name} (${f.gtidSlavePos || 'nothing'} of ${received})${stopped ? `: its SQL thread stopped${f.slave.Last_SQL_Error ? `: ${f.slave.Last_SQL_Error}` : ''}` : ` after ${o.timeoutMs / 1000}s`}; promoting anyway (--force)`,
+      )
+      return
+    }
+    if (!waiting) o.step(`waiting for ${replica.host.name} to apply what it received from ${old.name} (${received})`)
+    waiting = true
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+/**
  * A controlled failover: fence the old primary (read-only and marked, or stopped if its database does not answer)
  * if its host is reachable, wait until the replica has every transaction the old primary committed, record the
  * replica as the designated writer with a higher generation, promote it, repoint the other database hosts (the old
@@ -375,6 +426,7 @@ export async function promote(
       }
     }
   }
+  if (!position) await applyReceived(replica, inv, old, o)
   o.step(`promoting ${target.name} (designated writer, generation ${generation})`)
   // No replica replicates from the new writer yet: its record and the replication users (the new topology: every
   // other database host, the old primary too) are written without semi-sync's wait for one (noReplicaWaitScript),
@@ -396,6 +448,9 @@ export async function promote(
     o.step(`repointing ${h.name} to ${target.name}`)
     const c = h === old ? oldConn! : await connect(h)
     await sql(c, 'SET GLOBAL read_only = ON;')
+    // The old primary's position is its own last write (covered by the new writer, waited for above), not the stale
+    // position it last replicated at, which the new writer's binary log may not have (a host re-seeded since).
+    if (h === old) await sql(c, 'SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos;')
     await sql(c, changeMasterSql(target, mysql.replicationUser, password, mysql.port))
     await waitReplicating(c, inv)
     repointed.push(h.name)

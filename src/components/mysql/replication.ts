@@ -131,12 +131,19 @@ export type DbAction =
   | {kind: 'seed'; from: string}
   | {kind: 'configure'; from: string; why: string}
   | {kind: 'reseed'; from: string; why: string}
+  | {kind: 'rejoin'; from: string; why: string}
 
 /**
  * A replica whose history has transactions the primary never had (an old primary that committed but never got its
  * last transactions acknowledged before it died): GTID strict mode stops its replication with one of these.
  */
 const DIVERGED = /out-of-order sequence number|not in the master's binlog|binlog on the master is missing the GTID/i
+
+/** The replication error of a replica whose history diverged from its primary's (see DIVERGED), if that is its error. */
+export function divergedError(slave: Record<string, string>): string | undefined {
+  const error = (slave.Last_SQL_Error || slave.Last_IO_Error || '').trim()
+  return DIVERGED.test(`${slave.Last_IO_Error ?? ''} ${slave.Last_SQL_Error ?? ''}`) ? error : undefined
+}
 
 /** Pure: what this database host needs for replication. A running replica is never re-seeded or reset. */
 export function planReplication(inv: Inventory, host: Host, facts: DbFacts, password: string): DbAction[] {
@@ -151,14 +158,18 @@ export function planReplication(inv: Inventory, host: Host, facts: DbFacts, pass
   const s = facts.slave
   if (Object.keys(s).length === 0) {
     // Never configured: a new or empty replica (no tables of its own) is seeded from the primary first.
-    return facts.userDatabases === 0 || !facts.up
-      ? [{kind: 'seed', from: primary.name}]
-      : [{kind: 'configure', from: primary.name, why: 'not replicating'}]
+    if (facts.userDatabases === 0 || !facts.up) return [{kind: 'seed', from: primary.name}]
+    // Its own writer record names it: a writer that was away during a failover (`db promote --force`). Its binary log
+    // can end with transactions the new primary never had (committed as it died, never acknowledged): known only once
+    // it replicates, and then re-seeded in the same run, as a diverged replica is.
+    if (facts.writer?.name === host.name)
+      return [{kind: 'rejoin', from: primary.name, why: `a former writer (generation ${facts.writer.generation}) rejoining`}]
+    return [{kind: 'configure', from: primary.name, why: 'not replicating'}]
   }
-  const error = `${s.Last_IO_Error ?? ''} ${s.Last_SQL_Error ?? ''}`
-  if (s.Master_Host === primary.address && DIVERGED.test(error)) {
+  const diverged = divergedError(s)
+  if (s.Master_Host === primary.address && diverged) {
     // Only unacknowledged transactions can be there (semi-sync acknowledges a commit once a replica has it).
-    return [{kind: 'reseed', from: primary.name, why: `diverged from ${primary.name}: ${(s.Last_SQL_Error || s.Last_IO_Error)!.trim()}`}]
+    return [{kind: 'reseed', from: primary.name, why: `diverged from ${primary.name}: ${diverged}`}]
   }
   const why: string[] = []
   if (s.Master_Host !== primary.address) why.push(`replicates from ${s.Master_Host}, not ${primary.address}`)
