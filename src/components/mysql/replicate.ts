@@ -73,7 +73,14 @@ async function seed(primary: Runner, replica: Runner, step: (s: string) => void)
 }
 
 /** Replication stopped because the replica's history has transactions its primary never had (see divergedError). */
-class Diverged extends Failure {}
+class Diverged extends Failure {
+  constructor(
+    host: string,
+    readonly reason: string,
+  ) {
+    super(`${host}: replication did not start: ${reason}`)
+  }
+}
 
 async function waitReplicating(replica: Runner, inv: Inventory, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -82,7 +89,7 @@ async function waitReplicating(replica: Runner, inv: Inventory, timeoutMs = 30_0
     if (f.slave.Slave_IO_Running === 'Yes' && f.slave.Slave_SQL_Running === 'Yes') return
     // Not waited out: it does not go away by itself.
     const diverged = divergedError(f.slave)
-    if (diverged) throw new Diverged(`${replica.host.name}: replication did not start: ${diverged}`)
+    if (diverged) throw new Diverged(replica.host.name, diverged)
     if (Date.now() > deadline) {
       const err = f.slave.Last_IO_Error || f.slave.Last_SQL_Error || `IO ${f.slave.Slave_IO_Running}, SQL ${f.slave.Slave_SQL_Running}`
       throw new Failure(`${replica.host.name}: replication did not start: ${err}`)
@@ -144,7 +151,7 @@ export async function applyReplication(
     } catch (error) {
       // A former writer whose binary log ends with transactions the new primary never had: what the plan said.
       if (a.kind !== 'rejoin' || !(error instanceof Diverged)) throw error
-      await reseed(`diverged from ${primary.name}: ${error.message.replace(/^.*?replication did not start: /, '')}`)
+      await reseed(`diverged from ${primary.name}: ${error.reason}`)
       await replicate()
     }
   }

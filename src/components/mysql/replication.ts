@@ -141,8 +141,7 @@ const DIVERGED = /out-of-order sequence number|not in the master's binlog|binlog
 
 /** The replication error of a replica whose history diverged from its primary's (see DIVERGED), if that is its error. */
 export function divergedError(slave: Record<string, string>): string | undefined {
-  const error = (slave.Last_SQL_Error || slave.Last_IO_Error || '').trim()
-  return DIVERGED.test(`${slave.Last_IO_Error ?? ''} ${slave.Last_SQL_Error ?? ''}`) ? error : undefined
+  return [slave.Last_SQL_Error, slave.Last_IO_Error].find((e) => e && DIVERGED.test(e))?.trim()
 }
 
 /** Pure: what this database host needs for replication. A running replica is never re-seeded or reset. */
