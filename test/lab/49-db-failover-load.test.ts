@@ -181,7 +181,7 @@ describe.skipIf(!labIsUp())('writes survive the writer (primary/replica, semi-sy
       await mysql('web1', "INSERT INTO foobar_app.notes (body, host) VALUES ('never acknowledged', 'test')")
       const p = foobar(['provision', '-i', inv, '--yes'])
       expect(p.code, p.stdout + p.stderr).toBe(0)
-      expect(p.stdout + p.stderr).toMatch(/web1: re-seeding from web2: diverged from web2: .*out-of-order/)
+      expect(p.stdout + p.stderr).toMatch(/web1: re-seeding from web2: diverged from web2: /)
       expect((await mysql('web1', "SELECT COUNT(*) FROM foobar_app.notes WHERE body = 'never acknowledged'")).trim()).toBe('0')
       await waitStatusOk(inv)
       // Every acknowledged write reaches it: it applies up to web2's position (waited for, bounded), then has each id.
