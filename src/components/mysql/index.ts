@@ -140,15 +140,18 @@ function describeFencing(a: FenceAction): string {
 }
 
 function describeReplication(a: DbAction): string {
-  return a.kind === 'users'
-    ? `replication user for ${a.hosts.join(', ')} (TLS required)`
-    : a.kind === 'seed'
-      ? `seed from ${a.from} and replicate (GTID, TLS)`
-      : a.kind === 'reseed'
-        ? `re-seed from ${a.from} (its unacknowledged transactions are discarded): ${a.why}`
-        : a.kind === 'rejoin'
-          ? `replicate from ${a.from}: ${a.why} (re-seeded from ${a.from} if it has transactions ${a.from} never had: never acknowledged, discarded)`
-          : `replicate from ${a.from}: ${a.why}`
+  switch (a.kind) {
+    case 'users':
+      return `replication user for ${a.hosts.join(', ')} (TLS required)`
+    case 'seed':
+      return `seed from ${a.from} and replicate (GTID, TLS)`
+    case 'reseed':
+      return `re-seed from ${a.from} (its unacknowledged transactions are discarded): ${a.why}`
+    case 'rejoin':
+      return `replicate from ${a.from}: ${a.why} (re-seeded from ${a.from} if it has transactions ${a.from} never had: never acknowledged, discarded)`
+    case 'configure':
+      return `replicate from ${a.from}: ${a.why}`
+  }
 }
 
 /**

@@ -20,6 +20,7 @@ import {
 import type {Host, Inventory} from '../../inventory/index.js'
 import type {Runner} from '../../remote/runner.js'
 import {shq} from '../../util/shell.js'
+import {sleep} from '../../util/wait.js'
 import {FENCE, mysqlService} from './fence.js'
 
 export async function dbFacts(conn: Runner, inv: Inventory): Promise<DbFacts> {
@@ -95,7 +96,7 @@ async function waitReplicating(replica: Runner, inv: Inventory, timeoutMs = 30_0
       throw new Failure(`${replica.host.name}: replication did not start: ${err}`)
     }
     // Polled, not waited out: the threads usually run within a moment of START SLAVE.
-    await new Promise((r) => setTimeout(r, 250))
+    await sleep(250)
   }
 }
 
@@ -330,7 +331,6 @@ export interface PromoteResult {
  * promotion's timeout; what cannot be (the SQL thread stopped on an error) is named and left, as --force says.
  */
 async function applyReceived(replica: Runner, inv: Inventory, old: Host, o: PromoteOptions): Promise<void> {
-  if (Object.keys((await dbFacts(replica, inv)).slave).length === 0) return
   await sql(replica, 'STOP SLAVE IO_THREAD;')
   const deadline = Date.now() + o.timeoutMs
   let waiting = false
@@ -347,7 +347,7 @@ async function applyReceived(replica: Runner, inv: Inventory, old: Host, o: Prom
     }
     if (!waiting) o.step(`waiting for ${replica.host.name} to apply what it received from ${old.name} (${received})`)
     waiting = true
-    await new Promise((r) => setTimeout(r, 250))
+    await sleep(250)
   }
 }
 
@@ -429,11 +429,12 @@ export async function promote(
           }
           break
         }
-        await new Promise((r) => setTimeout(r, 500))
+        await sleep(500)
       }
     }
   }
-  if (!position) await applyReceived(replica, inv, old, o)
+  // A replica without replication configured (its facts read at the start) has received nothing.
+  if (!position && Object.keys(targetFacts.slave).length > 0) await applyReceived(replica, inv, old, o)
   o.step(`promoting ${target.name} (designated writer, generation ${generation})`)
   // No replica replicates from the new writer yet: its record and the replication users (the new topology: every
   // other database host, the old primary too) are written without semi-sync's wait for one (noReplicaWaitScript),
