@@ -5,7 +5,8 @@
 //
 // Left outside the bundle, loaded from node_modules as before: oclif (it finds its plugins and config by its package's
 // path), ssh2 (optional native parts), the ACME client and the prompts (loaded only by the commands that use them),
-// and Handlebars (loaded by templates.ts through createRequire, with the precompiled templates next to the chunks).
+// and Handlebars' compiler (loaded by templates.ts through createRequire when a template is not precompiled). The
+// Handlebars runtime the precompiled templates run on (next to the chunks) is bundled.
 import {copyFileSync, readdirSync} from 'node:fs'
 import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -31,7 +32,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@oclif/*', '@inquirer/*', 'ssh2', 'cpu-features', 'acme-client', 'handlebars', './templates.precompiled.cjs'],
+  external: ['@oclif/*', '@inquirer/*', 'ssh2', 'cpu-features', 'acme-client', './templates.precompiled.cjs'],
   // CommonJS dependencies inside an ES module bundle call require() for Node's built-ins.
   banner: {js: "import {createRequire as __foobarRequire} from 'node:module'; const require = __foobarRequire(import.meta.url);"},
   logLevel: 'warning',
