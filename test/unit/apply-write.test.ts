@@ -6,7 +6,19 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {once} from 'node:events'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeEach, describe, expect, test} from 'vitest'
@@ -138,6 +150,23 @@ describe.skipIf(!IS_ROOT)('writeFileScript (root)', () => {
     for (const t of temps) expect(t?.split('/').pop()).toMatch(/^\.site\.conf\.foobar-[0-9a-f]{12}$/)
     expect(temps[0]).not.toBe(temps[1])
     expect(dirname(temps[0]!)).toBe(dirname(path))
+  })
+
+  test("owner and group as desired: another user's file, and root's in a setgid directory of another group", () => {
+    // root:root files skip chown (a process less a file), except where a setgid directory would give them its group.
+    mkdirSync(dirname(path), {recursive: true})
+    chownSync(dirname(path), 0, 65534)
+    chmodSync(dirname(path), 0o2755)
+    const r = write(desired('in a setgid directory\n'))
+    expect(r.status, r.stderr).toBe(0)
+    expect([statSync(path).uid, statSync(path).gid]).toEqual([0, 0])
+    const other = write(desired('nobody:nogroup\n', {owner: 'nobody', group: 'nogroup'}))
+    expect(other.status, other.stderr).toBe(0)
+    expect([statSync(path).uid, statSync(path).gid]).toEqual([65534, 65534])
+    expect(mode(path)).toBe(0o640)
+    // Back to root's: written again, the owner changes with the file (a new temp file, root's).
+    expect(write(desired('root again\n')).status).toBe(0)
+    expect([statSync(path).uid, statSync(path).gid]).toEqual([0, 0])
   })
 
   test('no fixed-name file in /tmp is written (a local user could plant a symlink there)', () => {
