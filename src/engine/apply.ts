@@ -40,6 +40,12 @@ const TEMP_RANDOM_BYTES = 6
 const tempOf = (path: string) => `${tempPrefix(path)}${randomBytes(TEMP_RANDOM_BYTES).toString('hex')}`
 const backupOf = (path: string) => `${BACKUP_DIR}${path}`
 
+/**
+ * What follows each file's content in a batch's input (checked by writeFileScript: one process less a file than
+ * counting the bytes written, issue 20). A content that holds this line is still read by its length.
+ */
+const END_LINE = '@@foobar-end-of-content'
+
 /** `mkdir -p` only when the directory is not there (a test of the shell's own instead of a process). */
 const ensureDir = (dir: string) => `[ -d ${shq(dir)} ] || mkdir -p ${shq(dir)}`
 /** `rm -f` only when there is something to remove (a dangling symlink included). */
@@ -62,18 +68,21 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path), bytes?
     `umask 022; ${ensureDir(dirname(f.path))}; umask 077; ${ensureDir(dirname(backupOf(f.path)))}`,
     // A failure from here on leaves no temp file behind, a dropped connection's signals included: dash runs no EXIT
     // trap when a signal ends it, and the first write to the closed pipes (the "cut short" message) raises SIGPIPE.
-    `trap 'rm -f ${tmp}' EXIT`,
+    // (A test first: after the rename there is nothing to remove, and rm would be one more process a file.)
+    `trap 'if [ -e ${tmp} ]; then rm -f ${tmp}; fi' EXIT`,
     ...SIGNALS_EXIT,
     // A temp file an earlier write left (its shell SIGKILLed, the host down mid-write) goes now: the host lock keeps
     // any other foobar from writing here.
     `for fb_t in ${shq(tempPrefix(f.path))}${'?'.repeat(2 * TEMP_RANDOM_BYTES)}; do if [ -f "$fb_t" ] && [ "$fb_t" != ${tmp} ]; then rm -f -- "$fb_t"; fi; done`,
     // In a batch the contents come one after the other: exactly this file's bytes (GNU head reads no more), and all
-    // of them (a connection that dropped mid-content must not leave a short file to move in place).
+    // of them (a connection that dropped mid-content must not leave a short file to move in place): each content is
+    // followed by END_LINE, which the shell's own `read` (a byte at a time from a pipe) finds only after all of it.
     ...(bytes === undefined
       ? [`cat > ${tmp}`]
       : [
           `head -c ${bytes} > ${tmp}`,
-          `if [ "$(wc -c < ${tmp})" -ne ${bytes} ]; then echo "${f.path}: content cut short (previous file kept)" >&2; exit 4; fi`,
+          `IFS= read -r fb_end || fb_end=`,
+          `if [ "$fb_end" != ${shq(END_LINE)} ]; then echo "${f.path}: content cut short (previous file kept)" >&2; exit 4; fi`,
         ]),
     // Made by root, the temp file is root's and root's group's already, unless its directory is setgid (its group).
     f.owner === 'root' && f.group === 'root'
@@ -122,7 +131,7 @@ export function writeFilesScript(files: DesiredFile[], tmpPaths = files.map((f) 
   return lines.join('\n')
 }
 
-export const batchInput = (files: DesiredFile[]) => files.map((f) => f.content).join('')
+export const batchInput = (files: DesiredFile[]) => files.map((f) => `${f.content}${END_LINE}\n`).join('')
 
 /** How many files of a batch are in place, from its output. */
 export const wroteCount = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith(WROTE)).length

@@ -243,11 +243,28 @@ describe.skipIf(!IS_ROOT)('writeFilesScript: several files in one round trip (ro
     const files = [at('one.conf', 'one\n'), at('two.conf', 'v2 of two, long enough\n')]
     mkdirSync(dirname(files[1]!.path), {recursive: true})
     writeFileSync(files[1]!.path, 'v1\n')
-    const r = writeAll(files, batchInput(files).slice(0, 10))
+    const input = batchInput(files)
+    const r = writeAll(files, input.slice(0, input.indexOf(files[1]!.content) + 6))
     expect(r.status).toBe(4)
     expect(r.stderr).toMatch(/two\.conf: content cut short \(previous file kept\)/)
     expect(readFileSync(files[1]!.path, 'utf8')).toBe('v1\n')
     expect(straysIn(dirname(files[1]!.path))).toEqual([])
+  })
+
+  test('input that ends with a content but not what follows it, or that holds the end line inside a content', () => {
+    const files = [at('one.conf', 'one\n'), at('two.conf', 'two: all of it, and nothing after\n')]
+    const input = batchInput(files)
+    // Every byte of two.conf's content arrived, the line after it did not: not trusted to be whole.
+    const cut = writeAll(files, input.slice(0, input.indexOf(files[1]!.content) + files[1]!.content.length))
+    expect(cut.status).toBe(4)
+    expect(cut.stderr).toMatch(/two\.conf: content cut short \(previous file kept\)/)
+    expect(existsSync(files[1]!.path)).toBe(false)
+    expect(straysIn(dirname(files[1]!.path))).toEqual([])
+    // A content is read by its length: the end line inside it is content, whatever it looks like.
+    const tricky = [at('a.conf', `before\n${input.split('\n')[1]}\nafter\n`), at('b.conf', 'b\n')]
+    const r = writeAll(tricky)
+    expect(r.status, r.stderr).toBe(0)
+    for (const f of tricky) expect(readFileSync(f.path, 'utf8'), f.path).toBe(f.content)
   })
 
   test('the connection dropped mid-content (stdin ends, stdout and stderr closed): no temp file left, the previous file kept', async () => {
