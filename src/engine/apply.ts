@@ -115,6 +115,35 @@ export function writeFileScript(f: DesiredFile, tmpPath = tempOf(f.path), bytes?
 const WROTE = 'foobar-wrote '
 /** Files per batch: one round trip each, however many files a change has (a first provision writes ~40 a host). */
 const WRITE_BATCH = 64
+/**
+ * The largest batch script: it is one argument of the remote shell's command line, which Linux caps at 128 KiB
+ * (MAX_ARG_STRLEN: a longer one fails with "Argument list too long"). A file's part is 1.5-3 KB (its paths appear
+ * a dozen times), so 64 files in a deep directory would not fit.
+ */
+export const WRITE_BATCH_BYTES = 96 * 1024
+
+/**
+ * The files in batches of at most WRITE_BATCH files and WRITE_BATCH_BYTES of script, in order (a file whose own
+ * script is longer goes alone).
+ */
+export function writeBatches<T extends {file: DesiredFile}>(cs: T[]): T[][] {
+  const batches: T[][] = []
+  let size = 0
+  for (const c of cs) {
+    // Temp names are random but of one length: this is the length the batch's script will have for the file.
+    const bytes =
+      writeFileScript(c.file, tempOf(c.file.path), Buffer.byteLength(c.file.content)).length + WROTE.length + c.file.path.length + 16
+    const last = batches.at(-1)
+    if (last && last.length < WRITE_BATCH && size + bytes <= WRITE_BATCH_BYTES) {
+      last.push(c)
+      size += bytes
+    } else {
+      batches.push([c])
+      size = bytes
+    }
+  }
+  return batches
+}
 
 /**
  * Writes several files in one round trip, one after the other, each exactly as writeFileScript writes one (atomic,
@@ -510,10 +539,9 @@ async function applyChanges(runner: Runner, desired: HostDesired, initialPlan: H
   if (recorded.length) await runner.run(addPendingScript(recorded))
 
   const written: string[] = []
-  /** Files written in one round trip per WRITE_BATCH (one file: the plain single write). */
+  /** Files written in one round trip per batch (writeBatches; one file: the plain single write). */
   const writeAll = async (cs: Array<Of<'file'>>) => {
-    for (let i = 0; i < cs.length; i += WRITE_BATCH) {
-      const batch = cs.slice(i, i + WRITE_BATCH)
+    for (const batch of writeBatches(cs)) {
       step(`writing ${batch.map((c) => c.path).join(', ')}`)
       const one = batch.length === 1
       const files = batch.map((c) => c.file)

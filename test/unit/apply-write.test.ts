@@ -23,7 +23,17 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeEach, describe, expect, test} from 'vitest'
 import type {DesiredFile} from '../../src/engine/contract.js'
-import {BACKUP_DIR, batchInput, restoreScript, writeFileScript, writeFilesScript, wroteCount} from '../../src/engine/apply.js'
+import {
+  BACKUP_DIR,
+  WRITE_BATCH_BYTES,
+  batchInput,
+  restoreScript,
+  writeBatches,
+  writeFileScript,
+  writeFilesScript,
+  wroteCount,
+} from '../../src/engine/apply.js'
+import {commandFor} from '../../src/remote/connection.js'
 
 const IS_ROOT = process.getuid?.() === 0
 if (!IS_ROOT)
@@ -301,5 +311,33 @@ describe.skipIf(!IS_ROOT)('writeFilesScript: several files in one round trip (ro
         .sort(),
     ).toEqual(['.c.conf.foobar-0123456789ab'])
     expect(readFileSync(files[0]!.path, 'utf8')).toBe('a\n')
+  })
+})
+
+describe('writeBatches: each round trip within the command line a host accepts', () => {
+  // The batch script is one argument of the remote shell's command line: Linux refuses one over 128 KiB (E2BIG).
+  const inDir = (dir: string, n: number) =>
+    Array.from({length: n}, (_, i) => ({
+      file: {path: `${dir}/file-number-${i}.conf`, content: 'x\n', mode: 0o644, owner: 'root', group: 'root'} as DesiredFile,
+    }))
+  const commandOf = (cs: Array<{file: DesiredFile}>) =>
+    commandFor(writeFilesScript(cs.map((c) => c.file)), {root: true, user: 'deploy', stdin: 'x'}).command
+
+  test('64 files in a deep directory: several batches, each a command line exec accepts, every file once and in order', () => {
+    const files = inDir('/etc/systemd/system/prometheus-mysqld-exporter.service.d', 64)
+    // As one batch, the command line is too long for exec: the host's shell would never start.
+    expect(spawnSync('/bin/true', [commandOf(files)]).error).toMatchObject({code: 'E2BIG'})
+    const batches = writeBatches(files)
+    expect(batches.length).toBeGreaterThan(1)
+    expect(batches.flat()).toEqual(files)
+    for (const b of batches) {
+      expect(Buffer.byteLength(commandOf(b))).toBeLessThanOrEqual(WRITE_BATCH_BYTES + 4096)
+      expect(spawnSync('/bin/true', [commandOf(b)]).error).toBeUndefined()
+    }
+  })
+
+  test("a host's usual files go in one round trip", () => {
+    const files = inDir('/etc/foobar', 45)
+    expect(writeBatches(files)).toEqual([files])
   })
 })
