@@ -131,8 +131,8 @@ export function writeBatches<T extends {file: DesiredFile}>(cs: T[]): T[][] {
   let size = 0
   for (const c of cs) {
     // Temp names are random but of one length: this is the length the batch's script will have for the file.
-    const bytes =
-      writeFileScript(c.file, tempOf(c.file.path), Buffer.byteLength(c.file.content)).length + WROTE.length + c.file.path.length + 16
+    const script = writeFileScript(c.file, tempOf(c.file.path), Buffer.byteLength(c.file.content))
+    const bytes = Buffer.byteLength(script) + Buffer.byteLength(WROTE + c.file.path) + 16
     const last = batches.at(-1)
     if (last && last.length < WRITE_BATCH && size + bytes <= WRITE_BATCH_BYTES) {
       last.push(c)
