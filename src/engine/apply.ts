@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {dirname} from 'node:path'
 import {Failure, RemoteError, shownCommand} from '../util/errors.js'
 import {type RunResult, type Runner, TIMED_OUT} from '../remote/runner.js'
-import {SIGNALS_EXIT, shq} from '../util/shell.js'
+import {SIGNALS_EXIT, ensureDir, shq} from '../util/shell.js'
 import {sleep} from '../util/wait.js'
 import {
   type Change,
@@ -46,8 +46,6 @@ const backupOf = (path: string) => `${BACKUP_DIR}${path}`
  */
 const END_LINE = '@@foobar-end-of-content'
 
-/** `mkdir -p` only when the directory is not there (a test of the shell's own instead of a process). */
-const ensureDir = (dir: string) => `[ -d ${shq(dir)} ] || mkdir -p ${shq(dir)}`
 /** `rm -f` only when there is something to remove (a dangling symlink included). */
 const removeIfThere = (path: string) => `if [ -e ${shq(path)} ] || [ -L ${shq(path)} ]; then rm -f ${shq(path)}; fi`
 

@@ -3,7 +3,7 @@ import {mkdirSync, readFileSync} from 'node:fs'
 import {hostname, userInfo} from 'node:os'
 import {dirname} from 'node:path'
 import {LockedError} from './errors.js'
-import {shq} from './shell.js'
+import {ensureDir, shq} from './shell.js'
 import {sleep} from './wait.js'
 
 /*
@@ -34,9 +34,8 @@ export const BUSY = 75
  * (issue 20: every changing run takes this lock on every host), the same lock (flock on the same file).
  */
 export function holdScript(path: string, info: string): string {
-  const dir = shq(dirname(path))
   return [
-    `{ [ -d ${dir} ] || mkdir -p ${dir}; } && exec 9>>${shq(path)} && flock -n -E ${BUSY} 9 || exit`,
+    `{ ${ensureDir(dirname(path))}; } && exec 9>>${shq(path)} && flock -n -E ${BUSY} 9 || exit`,
     `printf '%s\\n' ${shq(info)} > ${shq(`${path}.holder`)}; echo locked; ${THEN_SLOT} exec cat >/dev/null`,
   ].join('; ')
 }

@@ -5,6 +5,9 @@ export function shq(value: string | number): string {
   return `'${s.replace(/'/g, `'\\''`)}'`
 }
 
+/** `mkdir -p` only when the directory is not there: a test of the shell's own instead of a process (issue 20). */
+export const ensureDir = (dir: string) => `[ -d ${shq(dir)} ] || mkdir -p ${shq(dir)}`
+
 /**
  * The traps that turn a hangup, an interrupt, a closed pipe or a TERM into an exit, so the shell's EXIT trap runs (dash
  * runs none when a signal ends it). SIGPIPE matters most: sshd closes the pipes when the connection drops, and the
